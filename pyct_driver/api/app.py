@@ -1,0 +1,272 @@
+"""The WSGI application: middleware stack, routing, dispatch.
+
+``create_app`` is the composition root of the API: it reads ``conf.api``
+and the allocation ratios once and hands plain values to the handlers via
+``Api``. Requests pass, outermost first: request id (every response gets
+``x-openstack-request-id``), body size limit (413), authentication
+(``auth.wrap``), then the router, which resolves ``/v2.1[/{project_id}]/…``
+and ``/image/…`` to a handler, answering 404 for unknown paths and 405 for
+known paths with another method.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Callable
+
+import webob
+
+from pyct_driver import exception
+from pyct_driver.api import (auth, faults, flavors, images, instance_actions,
+                             microversion, policy, scheduler, server_actions,
+                             servers, versions)
+from pyct_driver.api.request import ApiRequest, Result
+from pyct_driver.api.state import Api, Settings
+
+Handler = Callable[..., Result]
+
+_ID = r"(?P<{}>[^/]+)"
+
+# (method, path below /v2.1[/project], handler)
+COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "", versions.show_v21),
+    ("GET", "flavors", flavors.index),
+    ("POST", "flavors", flavors.create),
+    ("GET", "flavors/detail", flavors.detail),
+    ("GET", "flavors/{flavor_id}", flavors.show),
+    ("DELETE", "flavors/{flavor_id}", flavors.delete),
+    ("GET", "flavors/{flavor_id}/os-extra_specs", flavors.specs_index),
+    ("POST", "flavors/{flavor_id}/os-extra_specs", flavors.specs_create),
+    ("GET", "flavors/{flavor_id}/os-extra_specs/{key}", flavors.spec_show),
+    ("PUT", "flavors/{flavor_id}/os-extra_specs/{key}", flavors.spec_update),
+    ("DELETE", "flavors/{flavor_id}/os-extra_specs/{key}",
+     flavors.spec_delete),
+    ("GET", "servers", servers.index),
+    ("POST", "servers", servers.create),
+    ("GET", "servers/detail", servers.detail),
+    ("GET", "servers/{server_id}", servers.show),
+    ("PUT", "servers/{server_id}", servers.update),
+    ("DELETE", "servers/{server_id}", servers.delete),
+    ("POST", "servers/{server_id}/action", server_actions.action),
+    ("GET", "servers/{server_id}/os-instance-actions",
+     instance_actions.index),
+    ("GET", "servers/{server_id}/os-instance-actions/{request_id}",
+     instance_actions.show),
+]
+
+IMAGE_ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "v2/images", images.index),
+    ("GET", "v2/images/{image_id}", images.show),
+    ("GET", "v2/schemas/image", images.schema),
+]
+
+# first path segments that are collections, not a project id
+_COLLECTIONS = {"servers", "flavors", "images", "os-keypairs", "limits",
+                "extensions", "os-availability-zone", "os-hypervisors",
+                "os-services", "os-quota-sets", "os-server-groups"}
+
+
+def _compile(routes: list[tuple[str, str, Handler]]
+             ) -> list[tuple[re.Pattern, dict[str, Handler]]]:
+    table: dict[str, dict[str, Handler]] = {}
+    for method, path, handler in routes:
+        table.setdefault(path, {})[method] = handler
+    out = []
+    for path, methods in table.items():
+        regex = re.escape(path)
+        for name in re.findall(r"\\\{(\w+)\\\}", regex):
+            regex = regex.replace("\\{%s\\}" % name, _ID.format(name))
+        out.append((re.compile(f"^{regex}/?$"), methods))
+    return out
+
+
+class Router:
+    """Resolve a path to (handler, url params) or raise a 404/405 fault."""
+
+    def __init__(self, routes: list[tuple[str, str, Handler]]) -> None:
+        self._table = _compile(routes)
+
+    def match(self, method: str, path: str) -> tuple[Handler, dict]:
+        for regex, methods in self._table:
+            found = regex.match(path)
+            if found is None:
+                continue
+            if method == "HEAD" and "GET" in methods:
+                method = "GET"
+            if method not in methods:
+                raise _MethodNotAllowed(sorted(methods))
+            return methods[method], found.groupdict()
+        raise exception.NotFound("The resource could not be found.")
+
+
+class _MethodNotAllowed(Exception):
+    def __init__(self, allowed: list[str]) -> None:
+        super().__init__("The method specified is not allowed for this "
+                         "resource.")
+        self.allowed = allowed
+
+
+def _json_response(result: Result) -> webob.Response:
+    resp = webob.Response(status=result.status)
+    if result.body is not None:
+        resp.content_type = "application/json"
+        resp.charset = "UTF-8"
+        resp.text = json.dumps(result.body)
+    elif result.status == 204 or result.status == 202:
+        resp.content_type = None
+        resp.body = b""
+    for key, value in result.headers.items():
+        resp.headers[key] = value
+    return resp
+
+
+class ApiApp:
+    """The innermost WSGI app: versions, compute and image routing."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.compute = Router(COMPUTE_ROUTES)
+        self.image = Router(IMAGE_ROUTES)
+
+    def __call__(self, environ: dict, start_response: Callable):
+        req = webob.Request(environ)
+        resp = self._handle(req)
+        return resp(environ, start_response)
+
+    def _base_url(self, req: webob.Request) -> str:
+        return self.api.settings.public_endpoint or req.application_url
+
+    def _handle(self, req: webob.Request) -> webob.Response:
+        path = req.path_info
+        parts = [p for p in path.split("/") if p]
+        try:
+            if not parts:
+                return _json_response(versions.index(
+                    self._base_url(req)))
+            if parts[0] == "v2.1":
+                return self._compute(req, parts[1:])
+            if parts[0] == "image":
+                return self._image(req, parts[1:])
+            raise exception.NotFound("The resource could not be found.")
+        except _MethodNotAllowed as err:
+            return faults.fault_response(
+                405, str(err), {"Allow": ", ".join(err.allowed)})
+        except Exception as err:  # noqa: BLE001 - every error is a fault
+            return faults.from_exception(err)
+
+    def _context(self, req: webob.Request):
+        ctxt = auth.context_from_environ(
+            req.environ, req.environ["openstack.request_id"])
+        if ctxt is None:
+            raise exception.NotAuthorized()
+        return ctxt
+
+    def _compute(self, req: webob.Request, parts: list[str]
+                 ) -> webob.Response:
+        version = microversion.parse(req.headers)
+        headers = microversion.response_headers(version)
+        try:
+            resp = self._compute_dispatch(req, parts, version)
+        except _MethodNotAllowed as err:
+            resp = faults.fault_response(
+                405, str(err), {"Allow": ", ".join(err.allowed)})
+        except Exception as err:  # noqa: BLE001 - every error is a fault
+            resp = faults.from_exception(err)
+        for key, value in headers:
+            resp.headers[key] = value
+        return resp
+
+    def _compute_dispatch(self, req: webob.Request, parts: list[str],
+                          version: microversion.Version) -> webob.Response:
+        if not parts:
+            return _json_response(versions.show_v21(
+                None, base_url=self._base_url(req)))
+        project = None
+        if parts[0] not in _COLLECTIONS:
+            project, parts = parts[0], parts[1:]
+        handler, params = self.compute.match(req.method, "/".join(parts))
+        ctxt = self._context(req)
+        if project is not None and project != ctxt.project_id:
+            raise exception.Invalid(
+                f"Malformed request URL: URL's project_id '{project}' "
+                f"doesn't match Context's project_id "
+                f"'{ctxt.project_id}'")
+        areq = ApiRequest(req, ctxt, version, self._base_url(req), project)
+        return _json_response(handler(self.api, areq, **params))
+
+    def _image(self, req: webob.Request, parts: list[str]
+               ) -> webob.Response:
+        if not parts or parts == ["versions"]:
+            return _json_response(images.versions(self._base_url(req)))
+        handler, params = self.image.match(req.method, "/".join(parts))
+        ctxt = self._context(req)
+        areq = ApiRequest(req, ctxt, microversion.MIN_VERSION,
+                          self._base_url(req), None)
+        return _json_response(handler(self.api, areq, **params))
+
+
+class RequestIdMiddleware:
+    """Give every request an id and every response its headers."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Callable):
+        request_id = "req-" + str(uuid.uuid4())
+        environ["openstack.request_id"] = request_id
+
+        def _start(status, headers, exc_info=None):
+            headers = [(k, v) for k, v in headers if k.lower() not in (
+                "x-openstack-request-id", "x-compute-request-id")]
+            headers.append(("x-openstack-request-id", request_id))
+            headers.append(("x-compute-request-id", request_id))
+            return start_response(status, headers, exc_info)
+
+        try:
+            return self.app(environ, _start)
+        except Exception as err:  # noqa: BLE001 - never leak a traceback
+            resp = faults.from_exception(err)
+            return resp(environ, _start)
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies larger than ``limit`` bytes with a 413."""
+
+    def __init__(self, app: Callable, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    def __call__(self, environ: dict, start_response: Callable):
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > self.limit:
+            resp = faults.fault_response(413, "Request is too large.")
+            return resp(environ, start_response)
+        return self.app(environ, start_response)
+
+
+def create_app(conf, db, compute_client) -> Callable:
+    """Build the API's WSGI callable from configuration and its seams."""
+    settings = Settings(
+        max_limit=conf.api.max_limit,
+        max_instances_per_request=conf.api.max_instances_per_request,
+        public_endpoint=(conf.api.public_endpoint or "").rstrip("/") or None,
+        service_down_time=conf.service_down_time,
+    )
+    sched = scheduler.Scheduler(
+        db, cpu_allocation_ratio=conf.compute.cpu_allocation_ratio,
+        ram_allocation_ratio=conf.compute.ram_allocation_ratio,
+        disk_allocation_ratio=conf.compute.disk_allocation_ratio,
+        reserved_host_memory_mb=conf.compute.reserved_host_memory_mb,
+        service_down_time=conf.service_down_time)
+    api = Api(db=db, compute=compute_client, policy=policy.Policy(conf),
+              scheduler=sched, settings=settings)
+    app: Callable = ApiApp(api)
+    app = auth.wrap(conf.api.auth_strategy, app, conf.api.noauth_roles,
+                    conf.api.noauth_admin_users)
+    app = BodyLimitMiddleware(app, conf.api.max_request_body_size)
+    return RequestIdMiddleware(app)

@@ -1,0 +1,225 @@
+"""JSON schemas of request bodies, and validation with Nova's messages.
+
+Every object schema forbids additional properties. Schemas that changed
+across microversions are built by functions taking the request's version.
+A failure is a 400 whose message reads like Nova's
+("Invalid input for field/attribute name. Value: ... ").
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid as uuidlib
+from typing import Any
+
+import jsonschema
+from jsonschema import exceptions as js_exc
+
+from pyct_driver import exception
+
+_checker = jsonschema.FormatChecker()
+
+
+@_checker.checks("uuid")
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    try:
+        return str(uuidlib.UUID(value)) == value.lower() and len(value) == 36
+    except ValueError:
+        return False
+
+
+@_checker.checks("base64")
+def _is_base64(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+def _obj(properties: dict, required: tuple[str, ...] = ()) -> dict:
+    return {"type": "object", "properties": properties,
+            "required": list(required), "additionalProperties": False}
+
+
+NAME = {"type": "string", "minLength": 1, "maxLength": 255,
+        # no leading/trailing whitespace, so never only spaces
+        "pattern": r"^(?![\s])[\S\s]*(?<![\s])$"}
+POSITIVE_INT = {"type": ["integer", "string"], "pattern": r"^[0-9]*$",
+                "minimum": 1, "minLength": 1}
+NON_NEGATIVE_INT = {"type": ["integer", "string"], "pattern": r"^[0-9]*$",
+                    "minimum": 0, "minLength": 1}
+BOOLEAN = {"type": ["boolean", "string"],
+           "enum": [True, "True", "TRUE", "true", "1", "ON", "On", "on",
+                    "YES", "Yes", "yes", False, "False", "FALSE", "false",
+                    "0", "OFF", "Off", "off", "NO", "No", "no"]}
+UUID = {"type": "string", "format": "uuid"}
+_TAG = {"type": "string", "maxLength": 60, "pattern": r"^[^,/]*$"}
+METADATA = {"type": "object",
+            "patternProperties": {
+                r"^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string",
+                                                 "maxLength": 255}},
+            "additionalProperties": False}
+
+
+def _bdm(with_tag: bool) -> dict:
+    schema = _obj({
+        "source_type": {"type": "string",
+                        "enum": ["volume", "image", "snapshot", "blank"]},
+        "destination_type": {"type": "string", "enum": ["local", "volume"]},
+        "uuid": {"type": "string", "minLength": 1, "maxLength": 255},
+        "boot_index": {"type": ["integer", "string", "null"],
+                       "pattern": r"^-?[0-9]+$"},
+        "delete_on_termination": BOOLEAN,
+        "device_name": {"type": ["string", "null"], "maxLength": 255},
+        "volume_size": {"type": ["integer", "string", "null"],
+                        "pattern": r"^[0-9]+$"},
+        "guest_format": {"type": "string", "maxLength": 255},
+        "disk_bus": {"type": "string", "maxLength": 255},
+        "device_type": {"type": "string", "maxLength": 255},
+        "no_device": {},
+    })
+    if with_tag:
+        schema["properties"]["tag"] = _TAG
+    return schema
+
+
+def _network_item(with_tag: bool) -> dict:
+    schema = _obj({
+        "uuid": {"type": "string", "format": "uuid"},
+        "port": {"type": ["string", "null"], "format": "uuid"},
+        "fixed_ip": {"type": "string", "anyOf": [{"format": "ipv4"},
+                                                  {"format": "ipv6"}]},
+    })
+    if with_tag:
+        schema["properties"]["tag"] = _TAG
+    return schema
+
+
+def server_create(version: tuple[int, int]) -> dict:
+    # device tags on networks and BDMs came with 2.32
+    tagged = version >= (2, 32)
+    server = {
+        "name": NAME,
+        "imageRef": UUID,
+        "flavorRef": {"type": ["string", "integer"], "minLength": 1},
+        "adminPass": {"type": "string"},
+        "metadata": METADATA,
+        "networks": {"type": "array", "items": _network_item(tagged)},
+        "OS-DCF:diskConfig": {"type": "string",
+                              "enum": ["AUTO", "MANUAL"]},
+        "accessIPv4": {"type": "string", "format": "ipv4"},
+        "accessIPv6": {"type": "string", "format": "ipv6"},
+        "availability_zone": {"type": "string", "minLength": 1,
+                              "maxLength": 255},
+        "block_device_mapping_v2": {"type": "array",
+                                    "items": _bdm(tagged)},
+        "config_drive": BOOLEAN,
+        "key_name": {"type": "string", "minLength": 1, "maxLength": 255},
+        "min_count": POSITIVE_INT,
+        "max_count": POSITIVE_INT,
+        "return_reservation_id": BOOLEAN,
+        "security_groups": {"type": "array", "items": _obj(
+            {"name": {"type": "string", "minLength": 1,
+                      "maxLength": 255}})},
+        "user_data": {"type": "string", "format": "base64",
+                      "maxLength": 65535},
+    }
+    required = ["name", "flavorRef"]
+    if version >= (2, 19):
+        server["description"] = {"type": ["string", "null"],
+                                 "maxLength": 255}
+    if version >= (2, 37):
+        server["networks"] = {"oneOf": [
+            {"type": "array", "items": _network_item(tagged)},
+            {"type": "string", "enum": ["none", "auto"]}]}
+        required.append("networks")
+    return _obj({"server": _obj(server, tuple(required)),
+                 "os:scheduler_hints": {"type": "object"},
+                 "OS-SCH-HNT:scheduler_hints": {"type": "object"}},
+                ("server",))
+
+
+def server_update(version: tuple[int, int]) -> dict:
+    server = {"name": NAME,
+              "accessIPv4": {"type": "string", "format": "ipv4"},
+              "accessIPv6": {"type": "string", "format": "ipv6"},
+              "OS-DCF:diskConfig": {"type": "string",
+                                    "enum": ["AUTO", "MANUAL"]}}
+    if version >= (2, 19):
+        server["description"] = {"type": ["string", "null"],
+                                 "maxLength": 255}
+    return _obj({"server": _obj(server)}, ("server",))
+
+
+REBOOT = _obj({"reboot": _obj(
+    {"type": {"type": "string",
+              "enum": ["HARD", "Hard", "hard", "SOFT", "Soft", "soft"]}},
+    ("type",))}, ("reboot",))
+CONSOLE_OUTPUT = _obj({"os-getConsoleOutput": _obj(
+    {"length": {"type": ["integer", "string", "null"],
+                "pattern": r"^-?[0-9]+$", "minimum": -1}})},
+    ("os-getConsoleOutput",))
+
+
+def empty_action(name: str) -> dict:
+    return _obj({name: {"type": "null"}}, (name,))
+
+
+FLAVOR_ID = {"type": ["string", "null"], "minLength": 1, "maxLength": 255,
+             "pattern": r"^(?! )[a-zA-Z0-9. _-]+(?<! )$"}
+FLAVOR_CREATE = _obj({"flavor": _obj({
+    "name": NAME,
+    "id": FLAVOR_ID,
+    "ram": POSITIVE_INT,
+    "vcpus": POSITIVE_INT,
+    "disk": NON_NEGATIVE_INT,
+    "OS-FLV-EXT-DATA:ephemeral": NON_NEGATIVE_INT,
+    "swap": NON_NEGATIVE_INT,
+    "rxtx_factor": {"type": ["number", "string"],
+                    "pattern": r"^[0-9]+(\.[0-9]+)?$",
+                    "minimum": 0, "exclusiveMinimum": True,
+                    "maximum": 3.40282e+38},
+    "os-flavor-access:is_public": BOOLEAN,
+}, ("name", "ram", "vcpus", "disk"))}, ("flavor",))
+
+_SPEC_KEY = r"^[a-zA-Z0-9-_:. /]{1,255}$"
+_SPEC_VALUE = {"type": ["string", "number", "boolean"], "minLength": 0,
+               "maxLength": 255}
+EXTRA_SPECS_CREATE = _obj({"extra_specs": {
+    "type": "object", "patternProperties": {_SPEC_KEY: _SPEC_VALUE},
+    "additionalProperties": False}}, ("extra_specs",))
+EXTRA_SPEC_UPDATE = {"type": "object",
+                     "patternProperties": {_SPEC_KEY: _SPEC_VALUE},
+                     "additionalProperties": False,
+                     "minProperties": 1, "maxProperties": 1}
+
+
+def validate(schema: dict, body: Any) -> None:
+    """Raise Invalid (400) with a Nova-style message if ``body`` fails."""
+    validator = jsonschema.Draft4Validator(schema, format_checker=_checker)
+    error = js_exc.best_match(validator.iter_errors(body))
+    if error is None:
+        return
+    if error.path:
+        field = list(error.path)[-1]
+        message = (f"Invalid input for field/attribute {field}. Value: "
+                   f"{error.instance}. {error.message}")
+    else:
+        message = error.message
+    raise exception.Invalid(message)
+
+
+def to_int(value: Any) -> int:
+    return int(value)
+
+
+def to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).lower() in ("true", "1", "on", "yes")

@@ -1,0 +1,29 @@
+"""What every handler is given: the seams and settings of one API app.
+
+Built once by ``app.create_app``; handlers never read configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pyct_driver.api.policy import Policy
+from pyct_driver.db.engine import Database
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    max_limit: int = 1000
+    max_instances_per_request: int = 100
+    public_endpoint: str | None = None
+    service_down_time: int = 60
+
+
+@dataclasses.dataclass
+class Api:
+    db: Database
+    compute: Any           # rpc.client.ComputeClient or a test double
+    policy: Policy
+    scheduler: Any         # api.scheduler.Scheduler
+    settings: Settings

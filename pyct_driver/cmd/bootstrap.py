@@ -1,0 +1,65 @@
+"""What every pyct console script does first: config, logging, database.
+
+Parses ``--config-file``/``--config-dir`` (defaults: ``/etc/pyct/pyct.conf``
+when present), sets up oslo.log, and builds the ``Database`` handle and the
+RPC transport the services share.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Sequence
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from pyct_driver import conf as pyct_conf
+from pyct_driver.db.engine import Database
+from pyct_driver.rpc import transport as rpc_transport
+
+CONF = pyct_conf.CONF
+_logging_registered = False
+
+
+def parse_args(argv: Sequence[str], conf: cfg.ConfigOpts = CONF,
+               default_transport: str | None = None) -> cfg.ConfigOpts:
+    """Load configuration and logging for a service started with ``argv``."""
+    global _logging_registered
+    if not _logging_registered:
+        logging.register_options(conf)
+        _logging_registered = True
+    rpc_transport.register_opts(conf)
+    if default_transport:
+        # a config file's transport_url still wins over this default
+        conf.set_default("transport_url", default_transport)
+    conf(list(argv[1:]), project="pyct", prog=os.path.basename(
+        argv[0]) if argv else "pyct")
+    logging.setup(conf, "pyct")
+    return conf
+
+
+def database(conf: cfg.ConfigOpts = CONF) -> Database:
+    url = conf.database.connection
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////:"):
+        os.makedirs(os.path.dirname(url[len("sqlite:///"):]) or ".",
+                    exist_ok=True)
+    return Database(url, max_pool_size=conf.database.max_pool_size,
+                    debug=conf.database.connection_debug)
+
+
+def wait_for_signal() -> int:
+    """Block until SIGTERM or SIGINT; return the signal number."""
+    got: list[int] = []
+    done = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        got.append(signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    while not done.wait(1.0):
+        pass
+    return got[0]

@@ -1,0 +1,56 @@
+"""``pyct-compute``: the compute service of one host.
+
+Loads the configured virt driver, recovers this host's instances and serves
+the ``pyct-compute`` RPC topic as server ``[DEFAULT] host`` until SIGTERM.
+Guests keep running when it stops or dies.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from pyct_driver import plugins
+from pyct_driver.cmd import bootstrap
+from pyct_driver.compute.manager import ComputeManager
+from pyct_driver.compute.service import ComputeService
+from pyct_driver.db.engine import Database
+from pyct_driver.rpc import transport as rpc_transport
+
+LOG = logging.getLogger(__name__)
+
+
+def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
+    """Compose a compute service from configuration."""
+    driver = plugins.load_virt_driver(conf.virt_driver, conf)
+    manager = ComputeManager(db, driver, conf.host,
+                             shutdown_timeout=conf.compute.shutdown_timeout)
+    return ComputeService(
+        manager, rpc_transport.get_transport(conf),
+        report_interval=conf.report_interval,
+        sync_interval=conf.sync_power_state_interval,
+        allocation={
+            "cpu_allocation_ratio": conf.compute.cpu_allocation_ratio,
+            "ram_allocation_ratio": conf.compute.ram_allocation_ratio,
+            "disk_allocation_ratio": conf.compute.disk_allocation_ratio,
+            "reserved_host_memory_mb": conf.compute.reserved_host_memory_mb,
+        })
+
+
+def main(argv: list[str] | None = None) -> int:
+    conf = bootstrap.parse_args(argv if argv is not None else sys.argv)
+    db = bootstrap.database(conf)
+    service = build_service(conf, db)
+    service.start()
+    try:
+        bootstrap.wait_for_signal()
+    finally:
+        service.stop()
+        rpc_transport.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""The compute manager: the RPC endpoints that drive the virt driver.
+
+Each endpoint handles one instance: it takes that instance's lock (so a
+delete waits for a build in flight), records an instance-action event, calls
+the driver, and commits the result with a task-state compare-and-swap. The
+API already moved the instance into the operation's task state; the manager
+moves it out. A failure leaves a fault row and a consistent state (ERROR for
+a failed build or reboot; the previous state for a failed stop or start).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import traceback
+from typing import Callable, Iterator
+
+from oslo_log import log as logging
+
+from pyct_driver import exception, states
+from pyct_driver.context import RequestContext
+from pyct_driver.db import actions as db_actions
+from pyct_driver.db import catalog as db_catalog
+from pyct_driver.db import instances as db_instances
+from pyct_driver.db.engine import Database
+from pyct_driver.db.models import utcnow
+from pyct_driver.rpc.client import RPC_API_VERSION
+from pyct_driver.rpc.transport import messaging
+from pyct_driver.virt import base as virt_base
+
+LOG = logging.getLogger(__name__)
+
+
+def instance_spec(db: Database, instance: dict) -> virt_base.InstanceSpec:
+    """The driver's view of an instance row (image properties included)."""
+    flavor = instance["flavor"]
+    try:
+        image = db_catalog.image_get(db, instance["image_ref"])
+        image_props = dict(image.get("properties") or {})
+    except exception.ImageNotFound:
+        image_props = {}
+    return virt_base.InstanceSpec(
+        uuid=instance["uuid"], name=instance["name"],
+        hostname=instance["hostname"],
+        flavor=virt_base.FlavorSpec(
+            vcpus=int(flavor["vcpus"]), memory_mb=int(flavor["memory_mb"]),
+            root_gb=int(flavor["root_gb"]), swap_mb=int(flavor.get("swap")
+                                                        or 0),
+            ephemeral_gb=int(flavor.get("ephemeral_gb") or 0),
+            extra_specs=dict(flavor.get("extra_specs") or {})),
+        image_id=instance["image_ref"], image_properties=image_props,
+        user_data=instance.get("user_data"),
+        metadata=dict(instance.get("metadata") or {}),
+        key_data=instance.get("key_data"),
+        project_id=instance["project_id"])
+
+
+class ComputeManager:
+    """Endpoints of the ``pyct-compute`` RPC server on one host."""
+
+    target = messaging.Target(version=RPC_API_VERSION)
+
+    def __init__(self, db: Database, driver: virt_base.VirtDriver,
+                 host: str, shutdown_timeout: float = 60) -> None:
+        self.db = db
+        self.driver = driver
+        self.host = host
+        self.shutdown_timeout = shutdown_timeout
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @contextlib.contextmanager
+    def instance_lock(self, uuid: str) -> Iterator[None]:
+        with self._locks_guard:
+            lock = self._locks.setdefault(uuid, threading.Lock())
+        with lock:
+            yield
+
+    def _record_fault(self, uuid: str, err: BaseException) -> None:
+        code = getattr(err, "code", 500)
+        message = getattr(err, "message", None) or str(err) or type(
+            err).__name__
+        details = "".join(traceback.format_exception(err))
+        try:
+            db_actions.fault_create(self.db, uuid, code, message, details,
+                                    self.host)
+        except exception.PyctError:
+            LOG.exception("could not record fault for %s", uuid)
+
+    @contextlib.contextmanager
+    def _event(self, ctxt: RequestContext, uuid: str,
+               event: str) -> Iterator[None]:
+        """Wrap one step in an instance-action event (best effort)."""
+        request_id = ctxt.request_id
+        try:
+            db_actions.event_start(self.db, uuid, request_id, event,
+                                   self.host)
+        except exception.ActionNotFound:
+            request_id = None
+        try:
+            yield
+        except BaseException as err:
+            if request_id:
+                db_actions.event_finish(
+                    self.db, uuid, request_id, event, "Error",
+                    "".join(traceback.format_exception(err)))
+            raise
+        else:
+            if request_id:
+                db_actions.event_finish(self.db, uuid, request_id, event,
+                                        "Success")
+
+    def _get(self, uuid: str) -> dict | None:
+        try:
+            return db_instances.get(self.db, uuid)
+        except exception.InstanceNotFound:
+            LOG.info("instance %s is gone; nothing to do", uuid)
+            return None
+
+    def _finish(self, uuid: str, values: dict, expected_task) -> None:
+        try:
+            db_instances.update(self.db, uuid, values,
+                                expected_task_state=expected_task)
+        except (exception.InstanceInvalidState,
+                exception.InstanceNotFound) as err:
+            # another request (usually a delete) took over meanwhile
+            LOG.info("instance %s changed under us: %s", uuid, err)
+
+    # -- RPC endpoints ----------------------------------------------------
+
+    def build_and_run_instance(self, ctxt: RequestContext,
+                               instance_uuid: str) -> None:
+        with self.instance_lock(instance_uuid):
+            try:
+                instance = db_instances.update(
+                    self.db, instance_uuid, {"task_state": states.SPAWNING},
+                    expected_task_state=(states.SCHEDULING, states.NETWORKING),
+                    expected_vm_state=states.BUILDING, action="build")
+            except (exception.InstanceInvalidState,
+                    exception.InstanceNotFound) as err:
+                LOG.info("not building %s: %s", instance_uuid, err)
+                return
+            # the state flips only after the event closed, so a client that
+            # sees ACTIVE or ERROR also sees the finished event
+            try:
+                with self._event(ctxt, instance_uuid,
+                                 "compute_build_and_run_instance"):
+                    final = self._build(instance)
+            except Exception:  # logged and recorded as a fault by _build
+                final = {"vm_state": states.ERROR, "task_state": None,
+                         "power_state": states.NOSTATE}
+            self._finish(instance_uuid, final, states.SPAWNING)
+
+    def _build(self, instance: dict) -> dict:
+        """Spawn the guest; return the instance's final values."""
+        uuid = instance["uuid"]
+        spec = instance_spec(self.db, instance)
+        try:
+            image = db_catalog.image_get(self.db, instance["image_ref"])
+            if not image.get("location"):
+                raise exception.InvalidImage(image=image["id"],
+                                             reason="image has no data")
+            self.driver.import_image(image["id"], image["location"])
+            self.driver.spawn(spec)
+        except Exception as err:
+            LOG.warning("build of %s failed: %s", uuid, err)
+            self._record_fault(uuid, err)
+            with contextlib.suppress(Exception):
+                self.driver.destroy(spec)
+            raise
+        info = self.driver.get_info(spec)
+        return {"vm_state": states.ACTIVE, "task_state": None,
+                "power_state": info.power_state, "launched_at": utcnow()}
+
+    def terminate_instance(self, ctxt: RequestContext,
+                           instance_uuid: str) -> None:
+        with self.instance_lock(instance_uuid):
+            instance = self._get(instance_uuid)
+            if instance is None:
+                return
+            with contextlib.suppress(Exception):  # logged, fault recorded
+                with self._event(ctxt, instance_uuid,
+                                 "compute_terminate_instance"):
+                    self.delete_now(instance)
+
+    def delete_now(self, instance: dict) -> None:
+        """Destroy the guest and soft-delete its row (lock held)."""
+        try:
+            self.driver.destroy(instance_spec(self.db, instance))
+        except Exception as err:
+            LOG.warning("delete of %s failed: %s", instance["uuid"], err)
+            self._record_fault(instance["uuid"], err)
+            self._finish(instance["uuid"], {"vm_state": states.ERROR,
+                                            "task_state": None},
+                         states.DELETING)
+            raise
+        db_instances.soft_delete(self.db, instance["uuid"])
+
+    def _simple_op(self, ctxt: RequestContext, uuid: str, event: str,
+                   task_state: str, run: Callable[[virt_base.InstanceSpec],
+                                                  None],
+                   done: dict, failed: dict | None) -> None:
+        with self.instance_lock(uuid):
+            instance = self._get(uuid)
+            if instance is None or instance["task_state"] != task_state:
+                return
+            spec = instance_spec(self.db, instance)
+            values = dict(done)
+            try:
+                with self._event(ctxt, uuid, event):
+                    try:
+                        run(spec)
+                    except Exception as err:
+                        LOG.warning("%s of %s failed: %s", event, uuid, err)
+                        self._record_fault(uuid, err)
+                        raise
+            except Exception:
+                values = dict(failed or {})
+            values.update(task_state=None,
+                          power_state=self.driver.get_info(spec).power_state)
+            self._finish(uuid, values, task_state)
+
+    def reboot_instance(self, ctxt: RequestContext, instance_uuid: str,
+                        reboot_type: str) -> None:
+        hard = reboot_type.upper() == "HARD"
+        self._simple_op(
+            ctxt, instance_uuid, "compute_reboot_instance",
+            states.REBOOTING_HARD if hard else states.REBOOTING,
+            lambda spec: self.driver.reboot(spec, hard),
+            {"vm_state": states.ACTIVE}, {"vm_state": states.ERROR})
+
+    def stop_instance(self, ctxt: RequestContext,
+                      instance_uuid: str) -> None:
+        self._simple_op(
+            ctxt, instance_uuid, "compute_stop_instance",
+            states.POWERING_OFF,
+            lambda spec: self.driver.power_off(spec, self.shutdown_timeout),
+            {"vm_state": states.STOPPED}, None)
+
+    def start_instance(self, ctxt: RequestContext,
+                       instance_uuid: str) -> None:
+        self._simple_op(
+            ctxt, instance_uuid, "compute_start_instance",
+            states.POWERING_ON, self.driver.power_on,
+            {"vm_state": states.ACTIVE}, None)
+
+    def pause_instance(self, ctxt: RequestContext,
+                       instance_uuid: str) -> None:
+        self._simple_op(
+            ctxt, instance_uuid, "compute_pause_instance", states.PAUSING,
+            self.driver.pause, {"vm_state": states.PAUSED}, None)
+
+    def unpause_instance(self, ctxt: RequestContext,
+                         instance_uuid: str) -> None:
+        self._simple_op(
+            ctxt, instance_uuid, "compute_unpause_instance",
+            states.UNPAUSING, self.driver.unpause,
+            {"vm_state": states.ACTIVE}, None)
+
+    def get_console_output(self, ctxt: RequestContext, instance_uuid: str,
+                           length: int | None = None) -> str:
+        instance = db_instances.get(self.db, instance_uuid)
+        return self.driver.get_console_output(
+            instance_spec(self.db, instance), length)

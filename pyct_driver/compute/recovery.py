@@ -1,0 +1,136 @@
+"""Start-up recovery and the periodic power-state sync.
+
+RPC is at-most-once and the compute service can die at any point, so
+correctness comes from here: on start-up every instance of this host left in
+a transitional task state is driven to a stable state the way Nova does it
+(an interrupted build → ERROR with a fault; an interrupted delete is
+finished; an interrupted reboot/stop/start/pause is redone), and periodically
+the driver's view of each idle instance is reconciled with the database (a
+guest that stopped on its own is shown SHUTOFF). Guests the driver still has
+but the database deleted are destroyed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from oslo_log import log as logging
+
+from pyct_driver import exception, states
+from pyct_driver.context import RequestContext, get_admin_context
+from pyct_driver.db import instances as db_instances
+from pyct_driver.compute.manager import ComputeManager, instance_spec
+from pyct_driver.virt import base as virt_base
+
+LOG = logging.getLogger(__name__)
+
+_REDO = {
+    states.POWERING_OFF: "stop_instance",
+    states.POWERING_ON: "start_instance",
+    states.PAUSING: "pause_instance",
+    states.UNPAUSING: "unpause_instance",
+}
+
+
+def _ctxt() -> RequestContext:
+    return get_admin_context()
+
+
+def recover_host(manager: ComputeManager) -> None:
+    """Drive every instance of this host out of interrupted task states."""
+    for instance in db_instances.list_(manager.db, host=manager.host):
+        try:
+            _recover_one(manager, instance)
+        except Exception:  # one bad instance must not stop the others
+            LOG.exception("recovery of %s failed", instance["uuid"])
+    _reap_orphans(manager)
+
+
+def _recover_one(manager: ComputeManager, instance: dict) -> None:
+    uuid, task = instance["uuid"], instance["task_state"]
+    if task is None:
+        return
+    LOG.info("recovering %s from task_state %s", uuid, task)
+    if task in states.BUILD_TASK_STATES:
+        with manager.instance_lock(uuid):
+            err = exception.VirtError(
+                reason="build interrupted by a compute service restart")
+            manager._record_fault(uuid, err)
+            with contextlib.suppress(Exception):
+                manager.driver.destroy(instance_spec(manager.db, instance))
+            manager._finish(uuid, {"vm_state": states.ERROR,
+                                   "task_state": None,
+                                   "power_state": states.NOSTATE}, task)
+    elif task == states.DELETING:
+        manager.terminate_instance(_ctxt(), uuid)
+    elif task in states.REBOOT_TASK_STATES:
+        hard = "hard" in task
+        manager._finish(uuid, {"task_state": states.REBOOTING_HARD if hard
+                               else states.REBOOTING}, task)
+        manager.reboot_instance(_ctxt(), uuid, "HARD" if hard else "SOFT")
+    elif task in _REDO:
+        getattr(manager, _REDO[task])(_ctxt(), uuid)
+    else:
+        manager._finish(uuid, {"task_state": None}, task)
+
+
+def _reap_orphans(manager: ComputeManager) -> None:
+    known = {i["uuid"] for i in db_instances.list_(manager.db,
+                                                   host=manager.host)}
+    for uuid in manager.driver.list_instances():
+        if uuid in known:
+            continue
+        try:
+            row = db_instances.get(manager.db, uuid, read_deleted=True)
+        except exception.InstanceNotFound:
+            row = None
+        if row is not None and row["deleted"] == 0:
+            continue  # lives on another host's record; not ours to touch
+        LOG.warning("destroying guest %s that the database deleted", uuid)
+        with manager.instance_lock(uuid):
+            manager.driver.destroy(_bare_spec(uuid, row))
+
+
+def _bare_spec(uuid: str, row: dict | None) -> virt_base.InstanceSpec:
+    """Enough of a spec for destroy, which needs only the uuid."""
+    return virt_base.InstanceSpec(
+        uuid=uuid, name=uuid, hostname=uuid,
+        flavor=virt_base.FlavorSpec(vcpus=1, memory_mb=1, root_gb=0),
+        image_id=(row or {}).get("image_ref", ""))
+
+
+def sync_power_states(manager: ComputeManager) -> int:
+    """Reconcile idle instances with what the driver sees; return changes."""
+    changed = 0
+    for instance in db_instances.list_(manager.db, host=manager.host):
+        if instance["task_state"] is not None:
+            continue
+        uuid = instance["uuid"]
+        with manager.instance_lock(uuid):
+            try:
+                changed += _sync_one(manager, instance)
+            except Exception:
+                LOG.exception("power sync of %s failed", uuid)
+    return changed
+
+
+def _sync_one(manager: ComputeManager, instance: dict) -> int:
+    uuid, vm_state = instance["uuid"], instance["vm_state"]
+    power = manager.driver.get_info(
+        instance_spec(manager.db, instance)).power_state
+    values: dict = {}
+    if power != instance["power_state"]:
+        values["power_state"] = power
+    if vm_state == states.ACTIVE and power in (
+            states.SHUTDOWN, states.CRASHED, states.NOSTATE):
+        # the guest stopped by itself: show it as a VM that shut down
+        values["vm_state"] = states.STOPPED
+    elif vm_state == states.PAUSED and power == states.RUNNING:
+        values["vm_state"] = states.ACTIVE
+    elif vm_state == states.ACTIVE and power == states.PAUSED_POWER:
+        values["vm_state"] = states.PAUSED
+    if not values:
+        return 0
+    LOG.info("power sync: %s %s -> %s", uuid, vm_state, values)
+    manager._finish(uuid, values, None)
+    return 1

@@ -1,0 +1,109 @@
+"""The compute service: RPC server, heartbeat, resource report, power sync.
+
+``ComputeService`` is what ``pyct-compute`` and the all-in-one run: it
+recovers the host's instances, then serves the ``pyct-compute`` topic with
+this host's name as the RPC server (threaded executor) while one background
+thread beats the heartbeat, reports capacity and usage, and runs the
+power-state sync on their intervals.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from oslo_log import log as logging
+
+from pyct_driver.compute import recovery
+from pyct_driver.compute.manager import ComputeManager
+from pyct_driver.db import instances as db_instances
+from pyct_driver.db import services as db_services
+from pyct_driver.rpc import transport as rpc_transport
+from pyct_driver.rpc.transport import messaging
+
+LOG = logging.getLogger(__name__)
+
+BINARY = "pyct-compute"
+
+
+class ComputeService:
+    """One compute host's service loop."""
+
+    def __init__(self, manager: ComputeManager,
+                 transport: messaging.Transport, report_interval: float = 10,
+                 sync_interval: float = 60,
+                 allocation: dict | None = None) -> None:
+        self.manager = manager
+        self.transport = transport
+        self.report_interval = report_interval
+        self.sync_interval = sync_interval
+        self.allocation = allocation or {
+            "cpu_allocation_ratio": 16.0, "ram_allocation_ratio": 1.0,
+            "disk_allocation_ratio": 1.0, "reserved_host_memory_mb": 0}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._server: messaging.MessageHandlingServer | None = None
+
+    @property
+    def host(self) -> str:
+        return self.manager.host
+
+    def start(self) -> None:
+        self.manager.driver.init_host(self.host)
+        self.report()
+        recovery.recover_host(self.manager)
+        recovery.sync_power_states(self.manager)
+        target = messaging.Target(topic=rpc_transport.TOPIC,
+                                  server=self.host)
+        self._server = messaging.get_rpc_server(
+            self.transport, target, [self.manager], executor="threading",
+            serializer=rpc_transport.ContextSerializer())
+        self._server.start()
+        self._thread = threading.Thread(target=self._periodic, daemon=True,
+                                        name=f"periodic-{self.host}")
+        self._thread.start()
+        LOG.info("compute service on %s started", self.host)
+
+    def report(self) -> None:
+        """Heartbeat plus this host's capacity and usage."""
+        db = self.manager.db
+        db_services.heartbeat(db, self.host, BINARY, rpc_transport.TOPIC)
+        res = self.manager.driver.get_available_resource()
+        usage = db_instances.usage_by_host(db).get(self.host, {})
+        db_services.compute_node_report(db, self.host, dict(
+            vcpus=res.vcpus, memory_mb=res.memory_mb, local_gb=res.local_gb,
+            vcpus_used=usage.get("vcpus", 0),
+            memory_mb_used=usage.get("memory_mb", 0),
+            local_gb_used=usage.get("local_gb", 0),
+            running_vms=usage.get("instances", 0), **self.allocation))
+
+    def _periodic(self) -> None:
+        next_report = time.monotonic() + self.report_interval
+        next_sync = (time.monotonic() + self.sync_interval
+                     if self.sync_interval > 0 else None)
+        while not self._stop.is_set():
+            now = time.monotonic()
+            wake = min(t for t in (next_report, next_sync) if t is not None)
+            if self._stop.wait(max(0.0, wake - now)):
+                break
+            now = time.monotonic()
+            try:
+                if now >= next_report:
+                    next_report = now + self.report_interval
+                    self.report()
+                if next_sync is not None and now >= next_sync:
+                    next_sync = now + self.sync_interval
+                    recovery.sync_power_states(self.manager)
+            except Exception:  # keep beating; the next round may succeed
+                LOG.exception("periodic task failed on %s", self.host)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.stop()
+            self._server.wait()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        LOG.info("compute service on %s stopped", self.host)

@@ -1,0 +1,119 @@
+"""Every configuration option of pyct, in oslo.config groups.
+
+Options are declared here and registered on the global ``CONF`` when this
+module is imported; only composition roots (``cmd/*``, the API app factory,
+the compute manager, the container driver) read ``CONF`` — everything else
+gets its settings as constructor arguments. ``list_opts`` feeds
+``oslo-config-generator`` (namespace ``pyct``) so ``etc/pyct/pyct.conf.sample``
+always shows every option with its help.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from oslo_config import cfg
+
+CONF = cfg.CONF
+
+default_opts = [
+    cfg.StrOpt("host", default=socket.gethostname(), sample_default="<hostname>",
+               help="Name of this node; the compute service's RPC server "
+                    "name and the instances' host field."),
+    cfg.StrOpt("virt_driver", default="fake",
+               help="Virt driver loaded from the stevedore namespace "
+                    "pyct_driver.virt_drivers: 'container' (real Linux "
+                    "containers, needs root) or 'fake' (in memory)."),
+    cfg.StrOpt("state_path", default="/var/lib/pyct",
+               help="Top-level directory for pyct's state on this host."),
+    cfg.IntOpt("report_interval", default=10, min=1,
+               help="Seconds between compute service heartbeats."),
+    cfg.IntOpt("service_down_time", default=60, min=1,
+               help="A compute service whose last heartbeat is older than "
+                    "this many seconds is considered down."),
+    cfg.IntOpt("sync_power_state_interval", default=60, min=-1,
+               help="Seconds between power-state syncs with the driver; "
+                    "-1 disables the periodic task."),
+]
+
+api_opts = [
+    cfg.HostAddressOpt("listen", default="127.0.0.1",
+                       help="Address the built-in API server binds to."),
+    cfg.PortOpt("port", default=8774,
+                help="Port the built-in API server listens on."),
+    cfg.IntOpt("threads", default=16, min=1,
+               help="Worker threads of the built-in API server."),
+    cfg.StrOpt("auth_strategy", default="noauth",
+               choices=[("noauth", "X-Auth-Token is 'user:project'; no "
+                                   "password check (development only).")],
+               help="How API requests are authenticated."),
+    cfg.ListOpt("noauth_roles", default=["member", "reader"],
+                help="Roles every noauth user gets."),
+    cfg.ListOpt("noauth_admin_users", default=["admin"],
+                help="noauth users who also get the admin role."),
+    cfg.IntOpt("max_request_body_size", default=114688, min=1024,
+               help="Largest request body accepted, in bytes; larger "
+                    "bodies get 413."),
+    cfg.IntOpt("max_limit", default=1000, min=1,
+               help="Most items one list request returns."),
+    cfg.IntOpt("max_instances_per_request", default=100, min=1,
+               help="Largest max_count accepted by server create."),
+    cfg.StrOpt("public_endpoint",
+               help="Base URL clients reach the API at, used in links; "
+                    "default is the request's own host URL."),
+]
+
+database_opts = [
+    cfg.StrOpt("connection", secret=True,
+               default="sqlite:////var/lib/pyct/pyct.sqlite",
+               help="SQLAlchemy URL of the database, e.g. "
+                    "postgresql+psycopg2://user:pw@host/pyct or "
+                    "mysql+pymysql://user:pw@host/pyct."),
+    cfg.IntOpt("max_pool_size", default=10, min=1,
+               help="Connections kept in the pool (not for SQLite)."),
+    cfg.BoolOpt("connection_debug", default=False,
+                help="Log every SQL statement."),
+]
+
+compute_opts = [
+    cfg.IntOpt("shutdown_timeout", default=60, min=0,
+               help="Seconds a soft reboot or stop waits for the guest to "
+                    "shut itself down before it is killed."),
+    cfg.FloatOpt("cpu_allocation_ratio", default=16.0, min=0.0,
+                 help="Virtual CPUs schedulable per host CPU."),
+    cfg.FloatOpt("ram_allocation_ratio", default=1.0, min=0.0,
+                 help="RAM schedulable per MiB of host RAM."),
+    cfg.FloatOpt("disk_allocation_ratio", default=1.0, min=0.0,
+                 help="Root disk schedulable per GiB of host disk."),
+    cfg.IntOpt("reserved_host_memory_mb", default=512, min=0,
+               help="Host RAM kept away from instances."),
+    cfg.IntOpt("rpc_threads", default=16, min=1,
+               help="Threads serving RPC requests in the compute service."),
+]
+
+fake_opts = [
+    cfg.IntOpt("vcpus", default=64, min=1,
+               help="vCPUs the fake driver reports."),
+    cfg.IntOpt("memory_mb", default=131072, min=1,
+               help="RAM the fake driver reports, in MiB."),
+    cfg.IntOpt("local_gb", default=2048, min=1,
+               help="Disk the fake driver reports, in GiB."),
+    cfg.FloatOpt("spawn_delay", default=0.0, min=0.0,
+                 help="Seconds the fake driver's spawn takes (tests)."),
+]
+
+_GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
+    (None, default_opts),
+    ("api", api_opts),
+    ("database", database_opts),
+    ("compute", compute_opts),
+    ("fake_driver", fake_opts),
+]
+
+for _group, _opts in _GROUPS:
+    CONF.register_opts(_opts, group=_group)
+
+
+def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
+    """Options of pyct by group, for oslo-config-generator."""
+    return [(group, list(opts)) for group, opts in _GROUPS]

@@ -1,0 +1,113 @@
+"""Instance actions, their events, and instance faults.
+
+Every user-visible operation on a server is an action (create, reboot,
+stop, …) keyed by the request id that started it; the compute service adds
+events (``compute_reboot_instance`` …) with a result, and a failure leaves a
+fault row the API shows in the server's ``fault`` field.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from pyct_driver import exception
+from pyct_driver.db import models
+from pyct_driver.db.engine import Database, row_to_dict
+
+
+def action_start(db: Database, instance_uuid: str, action: str,
+                 request_id: str, user_id: str | None,
+                 project_id: str | None) -> dict:
+    with db.session() as session:
+        row = models.InstanceAction(
+            instance_uuid=instance_uuid, action=action,
+            request_id=request_id, user_id=user_id, project_id=project_id,
+            start_time=models.utcnow())
+        session.add(row)
+        session.flush()
+        return row_to_dict(row)
+
+
+def _find_action(session, instance_uuid: str,
+                 request_id: str) -> models.InstanceAction:
+    row = session.scalars(sa.select(models.InstanceAction).where(
+        models.InstanceAction.instance_uuid == instance_uuid,
+        models.InstanceAction.request_id == request_id).order_by(
+            models.InstanceAction.id.desc())).first()
+    if row is None:
+        raise exception.ActionNotFound(request_id=request_id)
+    return row
+
+
+def event_start(db: Database, instance_uuid: str, request_id: str,
+                event: str, host: str | None) -> None:
+    with db.session() as session:
+        action = _find_action(session, instance_uuid, request_id)
+        session.add(models.InstanceActionEvent(
+            action_id=action.id, event=event, start_time=models.utcnow(),
+            host=host))
+
+
+def event_finish(db: Database, instance_uuid: str, request_id: str,
+                 event: str, result: str,
+                 traceback: str | None = None) -> None:
+    """Close the newest open ``event``; a failed event marks the action."""
+    now = models.utcnow()
+    with db.session() as session:
+        action = _find_action(session, instance_uuid, request_id)
+        row = session.scalars(sa.select(models.InstanceActionEvent).where(
+            models.InstanceActionEvent.action_id == action.id,
+            models.InstanceActionEvent.event == event).order_by(
+                models.InstanceActionEvent.id.desc())).first()
+        if row is None:
+            row = models.InstanceActionEvent(action_id=action.id,
+                                             event=event, start_time=now)
+            session.add(row)
+        row.finish_time = now
+        row.result = result
+        row.traceback = traceback
+        action.finish_time = now
+        if result == "Error":
+            action.message = "Error"
+
+
+def action_list(db: Database, instance_uuid: str) -> list[dict]:
+    with db.session() as session:
+        rows = session.scalars(sa.select(models.InstanceAction).where(
+            models.InstanceAction.instance_uuid == instance_uuid).order_by(
+                models.InstanceAction.start_time.desc(),
+                models.InstanceAction.id.desc()))
+        return [row_to_dict(r) for r in rows]
+
+
+def action_get(db: Database, instance_uuid: str, request_id: str) -> dict:
+    """One action with its events under ``events``."""
+    with db.session() as session:
+        row = _find_action(session, instance_uuid, request_id)
+        values = row_to_dict(row)
+        values["events"] = [row_to_dict(e) for e in row.events]
+        return values
+
+
+def fault_create(db: Database, instance_uuid: str, code: int,
+                 message: str, details: str | None,
+                 host: str | None) -> None:
+    with db.session() as session:
+        session.add(models.InstanceFault(
+            instance_uuid=instance_uuid, code=code, message=message[:255],
+            details=details, host=host))
+
+
+def fault_latest(db: Database, instance_uuids: list[str]
+                 ) -> dict[str, dict]:
+    """The newest fault of each given instance."""
+    if not instance_uuids:
+        return {}
+    out: dict[str, dict] = {}
+    with db.session() as session:
+        rows = session.scalars(sa.select(models.InstanceFault).where(
+            models.InstanceFault.instance_uuid.in_(instance_uuids)).order_by(
+                models.InstanceFault.id.desc()))
+        for row in rows:
+            out.setdefault(row.instance_uuid, row_to_dict(row))
+    return out

@@ -1,0 +1,190 @@
+"""Flavor and image queries: the catalogue tenants pick from.
+
+Flavors are looked up by their public ``flavorid`` (never by name: clients
+probe ids first and fall back to listing). Images are the local image
+catalogue behind the Glance-compatible API. Rows leave as plain dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from pyct_driver import exception
+from pyct_driver.db import models
+from pyct_driver.db.engine import Database, row_to_dict
+
+
+def _flavor_dict(row: models.Flavor) -> dict:
+    values = row_to_dict(row)
+    values["extra_specs"] = {s.key: s.value for s in row.extra_specs}
+    return values
+
+
+def flavor_create(db: Database, values: dict,
+                  extra_specs: dict[str, str] | None = None) -> dict:
+    """Create a flavor; a duplicate id or name is a 409."""
+    with db.session() as session:
+        for column, label in ((models.Flavor.flavorid, "id"),
+                              (models.Flavor.name, "name")):
+            key = "flavorid" if label == "id" else "name"
+            if session.scalars(sa.select(models.Flavor).where(
+                    column == values[key])).first():
+                raise exception.Duplicate(
+                    what=f"Flavor with {label} {values[key]}")
+        row = models.Flavor(**values)
+        row.extra_specs = [models.FlavorExtraSpec(key=k, value=v)
+                           for k, v in (extra_specs or {}).items()]
+        session.add(row)
+        try:
+            session.flush()
+        except sa_exc.IntegrityError as err:
+            raise exception.Duplicate(what="Flavor") from err
+        return _flavor_dict(row)
+
+
+def flavor_get(db: Database, flavorid: str) -> dict:
+    with db.session() as session:
+        row = session.scalars(sa.select(models.Flavor).where(
+            models.Flavor.flavorid == flavorid)).first()
+        if row is None:
+            raise exception.FlavorNotFound(flavor_id=flavorid)
+        return _flavor_dict(row)
+
+
+def flavor_list(db: Database, include_private: bool = False,
+                limit: int | None = None, marker: str | None = None,
+                min_ram: int | None = None, min_disk: int | None = None,
+                only_private: bool = False) -> list[dict]:
+    """Flavors ordered by flavorid, as Nova sorts them by default."""
+    query = sa.select(models.Flavor).where(models.Flavor.disabled.is_(False))
+    if only_private:
+        query = query.where(models.Flavor.is_public.is_(False))
+    elif not include_private:
+        query = query.where(models.Flavor.is_public.is_(True))
+    if min_ram is not None:
+        query = query.where(models.Flavor.memory_mb >= min_ram)
+    if min_disk is not None:
+        query = query.where(models.Flavor.root_gb >= min_disk)
+    query = query.order_by(models.Flavor.flavorid)
+    with db.session() as session:
+        if marker is not None:
+            if not session.scalars(sa.select(models.Flavor).where(
+                    models.Flavor.flavorid == marker)).first():
+                raise exception.InvalidInput(
+                    reason=f"marker [{marker}] not found")
+            query = query.where(models.Flavor.flavorid > marker)
+        if limit is not None:
+            query = query.limit(limit)
+        return [_flavor_dict(r) for r in session.scalars(query)]
+
+
+def flavor_delete(db: Database, flavorid: str) -> None:
+    with db.session() as session:
+        row = session.scalars(sa.select(models.Flavor).where(
+            models.Flavor.flavorid == flavorid)).first()
+        if row is None:
+            raise exception.FlavorNotFound(flavor_id=flavorid)
+        session.delete(row)
+
+
+def flavor_extra_specs_set(db: Database, flavorid: str,
+                           specs: dict[str, str]) -> dict[str, str]:
+    """Add or replace extra specs; return all of the flavor's specs."""
+    with db.session() as session:
+        row = session.scalars(sa.select(models.Flavor).where(
+            models.Flavor.flavorid == flavorid)).first()
+        if row is None:
+            raise exception.FlavorNotFound(flavor_id=flavorid)
+        current = {s.key: s for s in row.extra_specs}
+        for key, value in specs.items():
+            if key in current:
+                current[key].value = value
+            else:
+                row.extra_specs.append(
+                    models.FlavorExtraSpec(key=key, value=value))
+        session.flush()
+        return {s.key: s.value for s in row.extra_specs}
+
+
+def flavor_extra_spec_delete(db: Database, flavorid: str, key: str) -> None:
+    """Remove one extra spec; a missing flavor or key is a 404."""
+    with db.session() as session:
+        row = session.scalars(sa.select(models.Flavor).where(
+            models.Flavor.flavorid == flavorid)).first()
+        if row is None:
+            raise exception.FlavorNotFound(flavor_id=flavorid)
+        for spec in row.extra_specs:
+            if spec.key == key:
+                row.extra_specs.remove(spec)
+                return
+        raise exception.NotFound(
+            f"Flavor {flavorid} has no extra specs with key {key}.")
+
+
+def image_create(db: Database, values: dict) -> dict:
+    with db.session() as session:
+        if session.get(models.Image, values["id"]) is not None:
+            raise exception.Duplicate(what=f"Image {values['id']}")
+        row = models.Image(**values)
+        session.add(row)
+        session.flush()
+        return row_to_dict(row)
+
+
+def image_update(db: Database, image_id: str, values: dict) -> dict:
+    with db.session() as session:
+        row = session.get(models.Image, image_id)
+        if row is None:
+            raise exception.ImageNotFound(image_id=image_id)
+        for key, value in values.items():
+            setattr(row, key, value)
+        session.flush()
+        return row_to_dict(row)
+
+
+def image_get(db: Database, image_id: str) -> dict:
+    with db.session() as session:
+        row = session.get(models.Image, image_id)
+        if row is None:
+            raise exception.ImageNotFound(image_id=image_id)
+        return row_to_dict(row)
+
+
+def image_list(db: Database, filters: dict[str, Any] | None = None,
+               limit: int | None = None, marker: str | None = None
+               ) -> list[dict]:
+    """Images by name; ``filters`` may hold name, ids (a list), status."""
+    filters = filters or {}
+    query = sa.select(models.Image)
+    if filters.get("name") is not None:
+        query = query.where(models.Image.name == filters["name"])
+    if filters.get("ids") is not None:
+        query = query.where(models.Image.id.in_(list(filters["ids"])))
+    if filters.get("status") is not None:
+        query = query.where(models.Image.status == filters["status"])
+    query = query.order_by(models.Image.created_at.desc(),
+                           models.Image.id.desc())
+    with db.session() as session:
+        if marker is not None:
+            mrow = session.get(models.Image, marker)
+            if mrow is None:
+                raise exception.InvalidInput(
+                    reason=f"marker [{marker}] not found")
+            query = query.where(sa.or_(
+                models.Image.created_at < mrow.created_at,
+                sa.and_(models.Image.created_at == mrow.created_at,
+                        models.Image.id < mrow.id)))
+        if limit is not None:
+            query = query.limit(limit)
+        return [row_to_dict(r) for r in session.scalars(query)]
+
+
+def image_delete(db: Database, image_id: str) -> None:
+    with db.session() as session:
+        row = session.get(models.Image, image_id)
+        if row is None:
+            raise exception.ImageNotFound(image_id=image_id)
+        session.delete(row)

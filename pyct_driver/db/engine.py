@@ -1,0 +1,74 @@
+"""The database handle: one engine and its sessions, for any backend.
+
+``Database`` is built from a SQLAlchemy URL (SQLite for the all-in-one and
+unit tests, PostgreSQL or MariaDB in production) and hands out transactional
+sessions. Every query module takes a ``Database``; SQLAlchemy's own errors
+are turned into ``exception.DBError`` here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc as sa_exc, pool
+from sqlalchemy.orm import Session, sessionmaker
+
+from pyct_driver import exception
+
+
+class Database:
+    """A connection pool to one database and a session factory over it."""
+
+    def __init__(self, url: str, max_pool_size: int = 10,
+                 debug: bool = False) -> None:
+        self.url = sa.engine.make_url(url)
+        kwargs: dict = {"echo": debug, "future": True}
+        if self.url.get_backend_name() == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False,
+                                      "timeout": 30}
+            if self.url.database in (None, "", ":memory:"):
+                kwargs["poolclass"] = pool.StaticPool
+        else:
+            kwargs.update(pool_size=max_pool_size, pool_pre_ping=True,
+                          pool_recycle=3600)
+        try:
+            self.engine = sa.create_engine(self.url, **kwargs)
+        except (sa_exc.ArgumentError, ImportError) as err:
+            raise exception.DBError(reason=str(err)) from err
+        if self.url.get_backend_name() == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session inside one transaction, committed on success."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except sa_exc.SQLAlchemyError as err:
+            raise exception.DBError(reason=_short(err)) from err
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets the API read while the compute service writes
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _short(err: Exception) -> str:
+    text = str(getattr(err, "orig", None) or err)
+    return text.splitlines()[0][:255] if text else type(err).__name__
+
+
+def row_to_dict(row: object) -> dict:
+    """Column values of an ORM row as a plain dict (attribute names)."""
+    mapper = sa.inspect(type(row))
+    return {attr.key: getattr(row, attr.key) for attr in mapper.column_attrs}

@@ -1,0 +1,203 @@
+"""Instance queries, and the compare-and-swap every state change goes through.
+
+Rows leave this module as plain dicts (with ``metadata`` under that name), so
+nothing above the database holds a session. ``update`` with
+``expected_task_state`` is the one way to change an instance's state: the
+UPDATE's WHERE clause carries the expectation, so of two racing requests
+exactly one wins and the other gets ``InstanceInvalidState`` (a 409).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+
+from pyct_driver import exception, states
+from pyct_driver.db import models
+from pyct_driver.db.engine import Database, row_to_dict
+
+UNSET: Any = object()
+
+
+def _to_dict(row: models.Instance) -> dict:
+    values = row_to_dict(row)
+    values["metadata"] = values.pop("instance_metadata") or {}
+    return values
+
+
+def _from_values(values: dict) -> dict:
+    values = dict(values)
+    if "metadata" in values:
+        values["instance_metadata"] = values.pop("metadata")
+    return values
+
+
+def create_many(db: Database, rows: list[dict]) -> list[dict]:
+    """Insert instances in one transaction: all are created, or none."""
+    with db.session() as session:
+        objs = [models.Instance(**_from_values(r)) for r in rows]
+        session.add_all(objs)
+        session.flush()
+        return [_to_dict(o) for o in objs]
+
+
+def get(db: Database, uuid: str, project_id: str | None = None,
+        read_deleted: bool = False) -> dict:
+    """One instance; another project's instance is simply not found."""
+    query = sa.select(models.Instance).where(models.Instance.uuid == uuid)
+    if not read_deleted:
+        query = query.where(models.Instance.deleted == 0)
+    if project_id is not None:
+        query = query.where(models.Instance.project_id == project_id)
+    with db.session() as session:
+        row = session.scalars(query.order_by(
+            models.Instance.deleted)).first()
+        if row is None:
+            raise exception.InstanceNotFound(instance_id=uuid)
+        return _to_dict(row)
+
+
+def _status_clause(statuses: Iterable[str]) -> sa.ColumnElement[bool]:
+    clauses = []
+    for status in statuses:
+        for vm_state, task_state in states.vm_states_for_status(status):
+            if task_state is None:
+                clauses.append(models.Instance.vm_state == vm_state)
+            else:
+                clauses.append(sa.and_(
+                    models.Instance.vm_state == vm_state,
+                    models.Instance.task_state == task_state))
+    return sa.or_(*clauses) if clauses else sa.false()
+
+
+def list_(db: Database, project_id: str | None = None,
+          name: str | None = None, statuses: Iterable[str] = (),
+          host: str | None = None, limit: int | None = None,
+          marker: str | None = None, include_deleted: bool = False
+          ) -> list[dict]:
+    """Instances newest first, filtered and paged like Nova's list.
+
+    ``name`` is a regular expression (Nova matches names with ``re.search``);
+    ``marker`` is the uuid of the last instance of the previous page.
+    """
+    query = sa.select(models.Instance)
+    if not include_deleted:
+        query = query.where(models.Instance.deleted == 0)
+    if project_id is not None:
+        query = query.where(models.Instance.project_id == project_id)
+    if host is not None:
+        query = query.where(models.Instance.host == host)
+    statuses = list(statuses)
+    if statuses:
+        query = query.where(_status_clause(statuses))
+    order = (models.Instance.created_at.desc(), models.Instance.id.desc())
+    with db.session() as session:
+        if marker is not None:
+            mrow = session.scalars(query.where(
+                models.Instance.uuid == marker)).first()
+            if mrow is None:
+                raise exception.InvalidInput(
+                    reason=f"marker [{marker}] not found")
+            query = query.where(sa.or_(
+                models.Instance.created_at < mrow.created_at,
+                sa.and_(models.Instance.created_at == mrow.created_at,
+                        models.Instance.id < mrow.id)))
+        query = query.order_by(*order)
+        if name is None and limit is not None:
+            query = query.limit(limit)
+        rows = [_to_dict(r) for r in session.scalars(query)]
+    if name is not None:
+        try:
+            pattern = re.compile(name)
+        except re.error as err:
+            raise exception.InvalidInput(
+                reason=f"invalid name filter: {err}") from err
+        rows = [r for r in rows if pattern.search(r["name"])]
+        if limit is not None:
+            rows = rows[:limit]
+    return rows
+
+
+def update(db: Database, uuid: str, values: dict,
+           expected_task_state: Any = UNSET,
+           expected_vm_state: Any = UNSET, action: str = "update") -> dict:
+    """Change an instance if its state is what the caller expects.
+
+    ``expected_task_state`` / ``expected_vm_state`` may be a value, ``None``
+    or a tuple of allowed values. A mismatch raises ``InstanceInvalidState``.
+    """
+    conds = [models.Instance.uuid == uuid, models.Instance.deleted == 0]
+    for column, expected in ((models.Instance.task_state,
+                              expected_task_state),
+                             (models.Instance.vm_state, expected_vm_state)):
+        if expected is UNSET:
+            continue
+        allowed = expected if isinstance(expected, (tuple, list, set)) \
+            else (expected,)
+        parts = [column.is_(None) if v is None else column == v
+                 for v in allowed]
+        conds.append(sa.or_(*parts))
+    values = _from_values(values)
+    values["updated_at"] = models.utcnow()
+    with db.session() as session:
+        result = session.execute(sa.update(models.Instance).where(
+            *conds).values(**values).execution_options(
+                synchronize_session=False))
+        row = session.scalars(sa.select(models.Instance).where(
+            models.Instance.uuid == uuid,
+            models.Instance.deleted == 0)).first()
+        if row is None:
+            raise exception.InstanceNotFound(instance_id=uuid)
+        if result.rowcount != 1:
+            if (expected_task_state is not UNSET and not _matches(
+                    row.task_state, expected_task_state)):
+                attr, state = "task_state", row.task_state
+            else:
+                attr, state = "vm_state", row.vm_state
+            raise exception.InstanceInvalidState(
+                action=action, instance_id=uuid, attr=attr, state=state)
+        return _to_dict(row)
+
+
+def _matches(value: Any, expected: Any) -> bool:
+    if isinstance(expected, (tuple, list, set)):
+        return value in expected
+    return value == expected
+
+
+def soft_delete(db: Database, uuid: str) -> dict:
+    """Mark an instance deleted, freeing its uuid slot."""
+    now = models.utcnow()
+    with db.session() as session:
+        row = session.scalars(sa.select(models.Instance).where(
+            models.Instance.uuid == uuid,
+            models.Instance.deleted == 0)).first()
+        if row is None:
+            raise exception.InstanceNotFound(instance_id=uuid)
+        row.deleted = row.id
+        row.deleted_at = now
+        row.terminated_at = now
+        row.vm_state = states.DELETED
+        row.task_state = None
+        row.power_state = states.NOSTATE
+        session.flush()
+        return _to_dict(row)
+
+
+def usage_by_host(db: Database) -> dict[str, dict[str, int]]:
+    """Resources claimed by live instances, per host."""
+    usage: dict[str, dict[str, int]] = {}
+    query = sa.select(models.Instance.host, models.Instance.flavor).where(
+        models.Instance.deleted == 0, models.Instance.host.is_not(None))
+    with db.session() as session:
+        for host, flavor in session.execute(query):
+            u = usage.setdefault(host, {"vcpus": 0, "memory_mb": 0,
+                                        "local_gb": 0, "instances": 0})
+            u["vcpus"] += int(flavor.get("vcpus", 0))
+            u["memory_mb"] += int(flavor.get("memory_mb", 0))
+            u["local_gb"] += int(flavor.get("root_gb", 0)) + int(
+                flavor.get("ephemeral_gb", 0))
+            u["instances"] += 1
+    return usage

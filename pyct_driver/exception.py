@@ -1,0 +1,178 @@
+"""The one exception tree of pyct.
+
+Every error pyct raises on purpose is a ``PyctError``. Third-party errors
+(SQLAlchemy, oslo.messaging, OSError from the kernel) are wrapped where they
+enter pyct with ``raise ... from err`` so callers only catch these. The API
+layer turns each into a Nova fault body using ``code``::
+
+    PyctError (500)
+    ├── Invalid (400)
+    │   ├── InvalidInput
+    │   ├── InvalidExtraSpec
+    │   ├── InvalidImage
+    │   │   └── HostileImage        an archive that would escape its root
+    │   └── InvalidMicroversion (406 at the API, see api.microversion)
+    ├── NotAuthorized (401)
+    ├── Forbidden (403)
+    ├── NotFound (404)
+    │   ├── InstanceNotFound, FlavorNotFound, ImageNotFound,
+    │   └── ServiceNotFound, ActionNotFound
+    ├── Conflict (409)
+    │   ├── InstanceInvalidState    a task-state compare-and-swap lost
+    │   └── Duplicate               a unique name or id already exists
+    ├── TooLarge (413)
+    ├── NoValidHost                 the scheduler found no compute node
+    ├── DBError                     the database failed (wrapped SQLAlchemy)
+    ├── RPCError                    the message bus failed (wrapped)
+    ├── QuotaExceeded (403)
+    └── VirtError                   the virt driver failed
+        ├── CgroupError, RootfsError, ProcessError, NetworkError
+        └── InstanceNotRunning
+"""
+
+from __future__ import annotations
+
+
+class PyctError(Exception):
+    """Base class; ``code`` is the HTTP status the API answers with."""
+
+    code: int = 500
+    fault: str = "computeFault"
+    msg_fmt: str = "An unknown error occurred."
+
+    def __init__(self, message: str | None = None, **kwargs: object) -> None:
+        self.kwargs = kwargs
+        if message is None:
+            try:
+                message = self.msg_fmt % kwargs
+            except (KeyError, TypeError):
+                message = self.msg_fmt
+        self.message = message
+        super().__init__(message)
+
+
+class Invalid(PyctError):
+    code = 400
+    fault = "badRequest"
+    msg_fmt = "Invalid input: %(reason)s"
+
+
+class InvalidInput(Invalid):
+    msg_fmt = "Invalid input received: %(reason)s"
+
+
+class InvalidExtraSpec(Invalid):
+    msg_fmt = "Invalid extra spec %(key)s: %(reason)s"
+
+
+class InvalidImage(Invalid):
+    msg_fmt = "Invalid image %(image)s: %(reason)s"
+
+
+class HostileImage(InvalidImage):
+    msg_fmt = "Refused image archive %(image)s: %(reason)s"
+
+
+class InvalidMicroversion(Invalid):
+    code = 406
+    fault = "notAcceptable"
+    msg_fmt = "Version %(version)s is not supported by the API."
+
+
+class NotAuthorized(PyctError):
+    code = 401
+    fault = "unauthorized"
+    msg_fmt = "Authentication required."
+
+
+class Forbidden(PyctError):
+    code = 403
+    fault = "forbidden"
+    msg_fmt = "Policy doesn't allow %(action)s to be performed."
+
+
+class QuotaExceeded(Forbidden):
+    msg_fmt = "Quota exceeded for %(resource)s."
+
+
+class NotFound(PyctError):
+    code = 404
+    fault = "itemNotFound"
+    msg_fmt = "Resource could not be found."
+
+
+class InstanceNotFound(NotFound):
+    msg_fmt = "Instance %(instance_id)s could not be found."
+
+
+class FlavorNotFound(NotFound):
+    msg_fmt = "Flavor %(flavor_id)s could not be found."
+
+
+class ImageNotFound(NotFound):
+    msg_fmt = "Image %(image_id)s could not be found."
+
+
+class ServiceNotFound(NotFound):
+    msg_fmt = "Service %(host)s could not be found."
+
+
+class ActionNotFound(NotFound):
+    msg_fmt = "Action for request_id %(request_id)s not found."
+
+
+class Conflict(PyctError):
+    code = 409
+    fault = "conflictingRequest"
+    msg_fmt = "Conflict: %(reason)s"
+
+
+class InstanceInvalidState(Conflict):
+    msg_fmt = ("Cannot '%(action)s' instance %(instance_id)s while it is in "
+               "%(attr)s %(state)s")
+
+
+class Duplicate(Conflict):
+    msg_fmt = "%(what)s already exists."
+
+
+class TooLarge(PyctError):
+    code = 413
+    fault = "overLimit"
+    msg_fmt = "Request is too large."
+
+
+class NoValidHost(PyctError):
+    msg_fmt = "No valid host was found. %(reason)s"
+
+
+class DBError(PyctError):
+    msg_fmt = "Database error: %(reason)s"
+
+
+class RPCError(PyctError):
+    msg_fmt = "Messaging error: %(reason)s"
+
+
+class VirtError(PyctError):
+    msg_fmt = "Virt driver error: %(reason)s"
+
+
+class CgroupError(VirtError):
+    msg_fmt = "cgroup error: %(reason)s"
+
+
+class RootfsError(VirtError):
+    msg_fmt = "root filesystem error: %(reason)s"
+
+
+class ProcessError(VirtError):
+    msg_fmt = "guest process error: %(reason)s"
+
+
+class NetworkError(VirtError):
+    msg_fmt = "network error: %(reason)s"
+
+
+class InstanceNotRunning(VirtError):
+    msg_fmt = "Instance %(instance_id)s is not running."

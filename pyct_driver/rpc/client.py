@@ -1,0 +1,93 @@
+"""The compute RPC API as the API service calls it.
+
+Only ids and primitives cross the wire; the compute service reads the rest
+from the database. Casts are fire-and-forget (RPC is at-most-once: the
+compute service's start-up recovery and power-state sync make the result
+consistent); calls wait for an answer.
+
+Version history (bump the minor for additive changes, keep the server able
+to answer every version it ever advertised):
+
+* 1.0 - build_and_run_instance, terminate_instance, reboot_instance,
+        stop_instance, start_instance
+* 1.1 - pause_instance, unpause_instance, get_console_output
+"""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+from pyct_driver import exception
+from pyct_driver.context import RequestContext
+from pyct_driver.rpc import transport as rpc_transport
+from pyct_driver.rpc.transport import messaging
+
+RPC_API_VERSION = "1.1"
+
+
+class ComputeClient:
+    """Client side of the ``pyct-compute`` topic; one server per host."""
+
+    def __init__(self, conf: cfg.ConfigOpts,
+                 transport: messaging.Transport | None = None,
+                 timeout: int = 60) -> None:
+        transport = transport or rpc_transport.get_transport(conf)
+        target = messaging.Target(topic=rpc_transport.TOPIC,
+                                  version=RPC_API_VERSION)
+        self._client = messaging.get_rpc_client(
+            transport, target, serializer=rpc_transport.ContextSerializer(),
+            timeout=timeout)
+
+    def _prepare(self, host: str, version: str) -> messaging.RPCClient:
+        return self._client.prepare(server=host, version=version)
+
+    def _cast(self, ctxt: RequestContext, host: str, method: str,
+              version: str = "1.0", **kwargs: object) -> None:
+        try:
+            self._prepare(host, version).cast(ctxt, method, **kwargs)
+        except messaging.MessageDeliveryFailure as err:
+            raise exception.RPCError(reason=str(err)) from err
+
+    def build_and_run_instance(self, ctxt: RequestContext, host: str,
+                               instance_uuid: str) -> None:
+        self._cast(ctxt, host, "build_and_run_instance",
+                   instance_uuid=instance_uuid)
+
+    def terminate_instance(self, ctxt: RequestContext, host: str,
+                           instance_uuid: str) -> None:
+        self._cast(ctxt, host, "terminate_instance",
+                   instance_uuid=instance_uuid)
+
+    def reboot_instance(self, ctxt: RequestContext, host: str,
+                        instance_uuid: str, reboot_type: str) -> None:
+        self._cast(ctxt, host, "reboot_instance",
+                   instance_uuid=instance_uuid, reboot_type=reboot_type)
+
+    def stop_instance(self, ctxt: RequestContext, host: str,
+                      instance_uuid: str) -> None:
+        self._cast(ctxt, host, "stop_instance", instance_uuid=instance_uuid)
+
+    def start_instance(self, ctxt: RequestContext, host: str,
+                       instance_uuid: str) -> None:
+        self._cast(ctxt, host, "start_instance", instance_uuid=instance_uuid)
+
+    def pause_instance(self, ctxt: RequestContext, host: str,
+                       instance_uuid: str) -> None:
+        self._cast(ctxt, host, "pause_instance", version="1.1",
+                   instance_uuid=instance_uuid)
+
+    def unpause_instance(self, ctxt: RequestContext, host: str,
+                         instance_uuid: str) -> None:
+        self._cast(ctxt, host, "unpause_instance", version="1.1",
+                   instance_uuid=instance_uuid)
+
+    def get_console_output(self, ctxt: RequestContext, host: str,
+                           instance_uuid: str, length: int | None) -> str:
+        """Ask the compute host for the console log (a blocking call)."""
+        try:
+            return self._prepare(host, "1.1").call(
+                ctxt, "get_console_output", instance_uuid=instance_uuid,
+                length=length)
+        except messaging.MessagingTimeout as err:
+            raise exception.RPCError(
+                reason=f"compute host {host} did not answer") from err

@@ -1,0 +1,134 @@
+"""The virt driver interface: what the compute manager asks of a hypervisor.
+
+A driver turns an ``InstanceSpec`` (plain data the manager builds from the
+database row; drivers never touch the database) into something that runs and
+reports on it. Every method declared here is implemented by every driver —
+there are no ``NotImplementedError`` stubs. Drivers are loaded by name from
+the stevedore namespace ``pyct_driver.virt_drivers`` (see
+``pyct_driver.plugins``).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class FlavorSpec:
+    """The flavor snapshot an instance was booted with."""
+
+    vcpus: int
+    memory_mb: int
+    root_gb: int
+    swap_mb: int = 0
+    ephemeral_gb: int = 0
+    extra_specs: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceSpec:
+    """Everything a driver needs to know about one instance."""
+
+    uuid: str
+    name: str
+    hostname: str
+    flavor: FlavorSpec
+    image_id: str
+    image_properties: dict[str, str] = dataclasses.field(default_factory=dict)
+    user_data: str | None = None
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    key_data: str | None = None
+    project_id: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceInfo:
+    """What the driver observes of one instance right now."""
+
+    power_state: int
+    memory_used_kb: int = 0
+    cpu_time_ns: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class HostResources:
+    """Capacity of the host as the driver sees it."""
+
+    vcpus: int
+    memory_mb: int
+    local_gb: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageInfo:
+    """What importing an image learned about it."""
+
+    disk_format: str
+    container_format: str
+    size: int
+    checksum: str
+    properties: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+class VirtDriver(abc.ABC):
+    """A hypervisor as the compute manager sees it."""
+
+    @abc.abstractmethod
+    def init_host(self, host: str) -> None:
+        """Prepare the host; called once when the compute service starts."""
+
+    @abc.abstractmethod
+    def import_image(self, image_id: str, path: str) -> ImageInfo:
+        """Make the image file at ``path`` bootable under ``image_id``."""
+
+    @abc.abstractmethod
+    def delete_image(self, image_id: str) -> None:
+        """Forget an image; instances already booted from it keep working."""
+
+    @abc.abstractmethod
+    def spawn(self, instance: InstanceSpec) -> None:
+        """Create and start the instance. On failure nothing is left."""
+
+    @abc.abstractmethod
+    def destroy(self, instance: InstanceSpec) -> None:
+        """Stop the instance and remove everything it had. Idempotent."""
+
+    @abc.abstractmethod
+    def reboot(self, instance: InstanceSpec, hard: bool) -> None:
+        """Soft reboot (guest's own shutdown, then hard after a timeout)
+        or hard reboot (kill and start again on the same root)."""
+
+    @abc.abstractmethod
+    def power_off(self, instance: InstanceSpec, timeout: float = 60) -> None:
+        """Stop the guest, keeping its root. Idempotent."""
+
+    @abc.abstractmethod
+    def power_on(self, instance: InstanceSpec) -> None:
+        """Start a stopped guest on its kept root. Idempotent."""
+
+    @abc.abstractmethod
+    def pause(self, instance: InstanceSpec) -> None:
+        """Freeze every process of the guest."""
+
+    @abc.abstractmethod
+    def unpause(self, instance: InstanceSpec) -> None:
+        """Thaw a paused guest."""
+
+    @abc.abstractmethod
+    def get_info(self, instance: InstanceSpec) -> InstanceInfo:
+        """Observe the instance. An unknown instance is NOSTATE, not an
+        error."""
+
+    @abc.abstractmethod
+    def list_instances(self) -> list[str]:
+        """UUIDs of the instances this driver has on the host."""
+
+    @abc.abstractmethod
+    def get_console_output(self, instance: InstanceSpec,
+                           length: int | None = None) -> str:
+        """The guest console's log; ``length`` keeps only the last lines."""
+
+    @abc.abstractmethod
+    def get_available_resource(self) -> HostResources:
+        """The host's capacity for instances."""

@@ -1,0 +1,148 @@
+"""The fake virt driver: instances as entries in a dict.
+
+It keeps the same contract as the container driver (idempotent destroy,
+NOSTATE for unknown instances, power states that follow the lifecycle) so
+the API, RPC and compute layers can be tested without root. Failures can be
+injected through the image property ``fake_fail`` (``spawn``, ``reboot``,
+``power_off``, ``power_on``) — an image property because only operators
+register images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+
+from oslo_config import cfg
+
+from pyct_driver import exception, states
+from pyct_driver.virt import base
+
+
+class FakeDriver(base.VirtDriver):
+    """An in-memory hypervisor."""
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        self._resources = base.HostResources(
+            vcpus=conf.fake_driver.vcpus, memory_mb=conf.fake_driver.memory_mb,
+            local_gb=conf.fake_driver.local_gb)
+        self._spawn_delay = conf.fake_driver.spawn_delay
+        self._lock = threading.Lock()
+        self._instances: dict[str, dict] = {}
+        self._images: set[str] = set()
+        self.host: str | None = None
+
+    def _fail(self, instance: base.InstanceSpec, step: str) -> None:
+        if instance.image_properties.get("fake_fail") == step:
+            raise exception.VirtError(reason=f"injected {step} failure")
+
+    def _get(self, instance: base.InstanceSpec) -> dict:
+        entry = self._instances.get(instance.uuid)
+        if entry is None:
+            raise exception.InstanceNotRunning(instance_id=instance.uuid)
+        return entry
+
+    def init_host(self, host: str) -> None:
+        self.host = host
+
+    def import_image(self, image_id: str, path: str) -> base.ImageInfo:
+        try:
+            with open(path, "rb") as f:
+                digest = hashlib.md5(usedforsecurity=False)
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            size = os.path.getsize(path)
+        except OSError as err:
+            raise exception.InvalidImage(image=image_id,
+                                         reason=str(err)) from err
+        with self._lock:
+            self._images.add(image_id)
+        return base.ImageInfo(disk_format="raw", container_format="bare",
+                              size=size, checksum=digest.hexdigest())
+
+    def delete_image(self, image_id: str) -> None:
+        with self._lock:
+            self._images.discard(image_id)
+
+    def spawn(self, instance: base.InstanceSpec) -> None:
+        if self._spawn_delay:
+            time.sleep(self._spawn_delay)
+        self._fail(instance, "spawn")
+        with self._lock:
+            if instance.uuid in self._instances:
+                raise exception.VirtError(
+                    reason=f"instance {instance.uuid} already exists")
+            self._instances[instance.uuid] = {
+                "power_state": states.RUNNING, "started": time.monotonic(),
+                "cpu_ns": 0, "console": [f"{instance.hostname} login:"],
+                "boots": 1}
+
+    def destroy(self, instance: base.InstanceSpec) -> None:
+        with self._lock:
+            self._instances.pop(instance.uuid, None)
+
+    def reboot(self, instance: base.InstanceSpec, hard: bool) -> None:
+        self._fail(instance, "reboot")
+        with self._lock:
+            entry = self._get(instance)
+            entry["power_state"] = states.RUNNING
+            entry["boots"] += 1
+            entry["console"].append(
+                f"{'hard' if hard else 'soft'} reboot #{entry['boots']}")
+
+    def power_off(self, instance: base.InstanceSpec,
+                  timeout: float = 60) -> None:
+        self._fail(instance, "power_off")
+        with self._lock:
+            self._get(instance)["power_state"] = states.SHUTDOWN
+
+    def power_on(self, instance: base.InstanceSpec) -> None:
+        self._fail(instance, "power_on")
+        with self._lock:
+            self._get(instance)["power_state"] = states.RUNNING
+
+    def pause(self, instance: base.InstanceSpec) -> None:
+        with self._lock:
+            entry = self._get(instance)
+            if entry["power_state"] != states.RUNNING:
+                raise exception.InstanceNotRunning(instance_id=instance.uuid)
+            entry["power_state"] = states.PAUSED_POWER
+
+    def unpause(self, instance: base.InstanceSpec) -> None:
+        with self._lock:
+            entry = self._get(instance)
+            if entry["power_state"] == states.PAUSED_POWER:
+                entry["power_state"] = states.RUNNING
+
+    def get_info(self, instance: base.InstanceSpec) -> base.InstanceInfo:
+        with self._lock:
+            entry = self._instances.get(instance.uuid)
+            if entry is None:
+                return base.InstanceInfo(power_state=states.NOSTATE)
+            return base.InstanceInfo(
+                power_state=entry["power_state"],
+                memory_used_kb=instance.flavor.memory_mb * 1024 // 8,
+                cpu_time_ns=entry["cpu_ns"])
+
+    def list_instances(self) -> list[str]:
+        with self._lock:
+            return list(self._instances)
+
+    def get_console_output(self, instance: base.InstanceSpec,
+                           length: int | None = None) -> str:
+        with self._lock:
+            lines = list(self._get(instance)["console"])
+        if length is not None:
+            lines = lines[-length:] if length > 0 else []
+        return "\n".join(lines) + ("\n" if lines else "")
+
+    def get_available_resource(self) -> base.HostResources:
+        return self._resources
+
+    def simulate_crash(self, uuid: str) -> None:
+        """Test hook: the guest stopped on its own."""
+        with self._lock:
+            if uuid in self._instances:
+                self._instances[uuid]["power_state"] = states.SHUTDOWN

@@ -1,0 +1,154 @@
+"""The compute side's handle on the launcher.
+
+``LauncherClient`` starts the per-host launcher if its socket does not answer
+(exec'ing a fresh interpreter, never forking the caller), reuses one that
+does, and turns each call into one JSON request on ``launcher.sock``. Calls
+are serialised by a lock so the compute manager's threads can share one
+client. The launcher runs in its own session, so stopping or killing
+pyct-compute leaves it and every guest alone; ``shutdown`` stops only the
+launcher (guests keep running).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pyct_driver
+from pyct_driver import exception
+from pyct_driver.virt.process import guest
+from pyct_driver.virt.process import spec as spec_mod
+
+
+class LauncherClient:
+    """Talks to the launcher serving ``state_dir``; thread-safe."""
+
+    def __init__(self, state_dir: str, timeout: float = 60.0,
+                 python: str = sys.executable) -> None:
+        self.state_dir = os.path.abspath(state_dir)
+        self.socket_path = os.path.join(self.state_dir, spec_mod.SOCKET_NAME)
+        self.log_path = os.path.join(self.state_dir, spec_mod.LOG_NAME)
+        self.timeout = timeout
+        self.python = python
+        self._lock = threading.Lock()
+
+    def ensure_running(self) -> int:
+        """Start the launcher unless one answers; return its pid."""
+        with self._lock:
+            try:
+                return int(self._call_locked({"op": "ping"})["pid"])
+            except exception.ProcessError:
+                pass
+            self._start_locked()
+            deadline = time.monotonic() + 10.0
+            while True:
+                try:
+                    return int(self._call_locked({"op": "ping"})["pid"])
+                except exception.ProcessError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
+
+    def _start_locked(self) -> None:
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        # The launcher must import this package even when it is not
+        # installed (a source checkout), so hand it our sys.path root.
+        root = os.path.dirname(os.path.dirname(pyct_driver.__file__))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (root, env.get("PYTHONPATH")) if p)
+        with open(self.log_path, "ab") as log:
+            try:
+                proc = subprocess.Popen(
+                    [self.python, "-m", "pyct_driver.virt.process.launcher",
+                     "--state-dir", self.state_dir],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    close_fds=True, start_new_session=True, cwd="/", env=env)
+                # This process only waits for the daemon to be ready and
+                # exits, so it is reaped here and leaves no zombie.
+                code = proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired) as err:
+                raise exception.ProcessError(
+                    reason=f"cannot start launcher: {err}") from err
+        if code != 0:
+            raise exception.ProcessError(
+                reason=f"launcher failed to start (exit {code}); "
+                       f"see {self.log_path}")
+
+    def _call(self, request: dict) -> dict:
+        with self._lock:
+            return self._call_locked(request)
+
+    def _call_locked(self, request: dict) -> dict:
+        sock = socket.socket(socket.AF_UNIX,
+                             socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+            sock.sendall(spec_mod.encode(request))
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("launcher closed the connection")
+                reply += chunk
+        except OSError as err:
+            raise exception.ProcessError(
+                reason=f"launcher at {self.socket_path} did not answer "
+                       f"{request.get('op')}: {err}") from err
+        finally:
+            sock.close()
+        answer = spec_mod.decode(reply)
+        if not answer.get("ok"):
+            raise exception.ProcessError(
+                reason=answer.get("error", "launcher refused the request"),
+                step=answer.get("step"), errno=answer.get("errno"))
+        return answer
+
+    def spawn(self, spec: spec_mod.GuestSpec) -> spec_mod.GuestHandle:
+        """Start the guest; returns once its init has been exec'd."""
+        answer = self._call({"op": "spawn", "spec": spec.to_dict()})
+        return spec_mod.GuestHandle.from_dict(answer["handle"])
+
+    def status(self, uuid: str) -> dict:
+        """``{"known", "alive", "pid", "start_time", "exit_code"}``.
+
+        ``known`` is False for guests this launcher did not spawn (e.g.
+        spawned by a launcher that has since died); use
+        ``guest.is_same_process`` for those.
+        """
+        answer = self._call({"op": "status", "uuid": uuid})
+        answer.pop("ok", None)
+        return answer
+
+    def forget(self, uuid: str) -> None:
+        """Stop logging the guest's console and drop the launcher's record."""
+        self._call({"op": "forget", "uuid": uuid})
+
+    def launcher_pid(self) -> int | None:
+        """The pid in the launcher's pid file, if any."""
+        try:
+            with open(os.path.join(self.state_dir, spec_mod.PID_NAME)) as f:
+                return int(f.read().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the launcher (not the guests) and wait until it is gone."""
+        with self._lock:
+            try:
+                pid = int(self._call_locked({"op": "ping"})["pid"])
+            except exception.ProcessError:
+                return
+            start = guest.proc_start_time(pid)
+            self._call_locked({"op": "shutdown"})
+            deadline = time.monotonic() + timeout
+            while start is not None and guest.is_same_process(pid, start):
+                if time.monotonic() > deadline:
+                    raise exception.ProcessError(
+                        reason=f"launcher {pid} did not stop")
+                time.sleep(0.01)

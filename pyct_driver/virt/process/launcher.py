@@ -1,0 +1,378 @@
+"""The launcher: one long-lived, single-threaded fork server per host.
+
+pyct-compute is multi-threaded and must never fork itself, so it starts this
+program once (``python -m pyct_driver.virt.process.launcher --state-dir
+DIR``). The launcher detaches (forks once so its starter can reap the
+original), holds ``DIR/launcher.lock`` so only one runs per state dir, listens
+on ``DIR/launcher.sock`` (0600) and answers newline-delimited JSON requests
+one at a time from a poll loop: ``spawn``, ``ping``, ``status``, ``forget``,
+``shutdown``. It is PR_SET_CHILD_SUBREAPER, so every guest init becomes its
+child and its exit status is recorded. Per guest it keeps the console pty
+(master and slave) and copies the master's output into a bounded log; there
+is no other host process per guest.
+
+Guests do not depend on the launcher: if it dies they keep running
+(reparented), only console logging stops. A restarted launcher cannot
+recover the old pty masters — they died with the old process — so old
+guests' consoles stay silent until the guest is rebooted (respawned);
+``status`` answers ``known: false`` for them and the compute side falls back
+to ``guest.is_same_process``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import errno
+import fcntl
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+from pyct_driver import exception
+from pyct_driver.virt.process import console
+from pyct_driver.virt.process import guest as guest_mod
+from pyct_driver.virt.process import nsinit
+from pyct_driver.virt.process import spec as spec_mod
+
+LOG = logging.getLogger("pyct.launcher")
+PR_SET_CHILD_SUBREAPER = 36
+SPAWN_TIMEOUT = 30.0
+MAX_REQUEST = 1 << 20
+READ_CHUNK = 65536
+
+
+class _Guest:
+    """What the launcher remembers of one spawned guest."""
+
+    def __init__(self, uuid: str, pid: int, start_time: int, master: int,
+                 slave: int, log: console.ConsoleLog) -> None:
+        self.uuid = uuid
+        self.pid = pid
+        self.start_time = start_time
+        self.master: int | None = master
+        # Holding a slave fd keeps the master from reporting hang-up while the
+        # guest init closes and reopens /dev/console (busybox, systemd do).
+        self.slave: int | None = slave
+        self.log = log
+        self.exit_code: int | None = None
+
+
+class Launcher:
+    """The poll loop and the request handlers."""
+
+    def __init__(self, listener: socket.socket) -> None:
+        self.listener = listener
+        self.poll = select.poll()
+        self.guests: dict[str, _Guest] = {}
+        self.by_master: dict[int, _Guest] = {}
+        self.by_pid: dict[int, _Guest] = {}
+        self.conns: dict[int, tuple[socket.socket, bytearray]] = {}
+        self.running = True
+        self.wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wakeup_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, self._on_term)
+        self.poll.register(listener.fileno(), select.POLLIN)
+        self.poll.register(self.wakeup_r, select.POLLIN)
+
+    def _on_term(self, *_: object) -> None:
+        self.running = False
+
+    def serve(self) -> None:
+        while self.running:
+            for fd, _events in self.poll.poll(1000):
+                if fd == self.listener.fileno():
+                    self._accept()
+                elif fd == self.wakeup_r:
+                    while True:
+                        try:
+                            if not os.read(self.wakeup_r, 512):
+                                break
+                        except BlockingIOError:
+                            break
+                    self._reap()
+                elif fd in self.by_master:
+                    self._pump(self.by_master[fd])
+                elif fd in self.conns:
+                    self._read_conn(fd)
+                if not self.running:
+                    break
+
+    # -- connections ---------------------------------------------------
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        conn.setblocking(False)
+        self.conns[conn.fileno()] = (conn, bytearray())
+        self.poll.register(conn.fileno(), select.POLLIN)
+
+    def _drop_conn(self, fd: int) -> None:
+        conn, _ = self.conns.pop(fd)
+        self.poll.unregister(fd)
+        conn.close()
+
+    def _read_conn(self, fd: int) -> None:
+        conn, buf = self.conns[fd]
+        try:
+            data = conn.recv(READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data or len(buf) + len(data) > MAX_REQUEST:
+            self._drop_conn(fd)
+            return
+        buf += data
+        while b"\n" in buf and fd in self.conns:
+            line, _, rest = bytes(buf).partition(b"\n")
+            buf[:] = rest
+            reply = self._dispatch(line)
+            try:
+                conn.settimeout(5.0)
+                conn.sendall(spec_mod.encode(reply))
+                conn.setblocking(False)
+            except OSError:
+                self._drop_conn(fd)
+
+    def _dispatch(self, line: bytes) -> dict:
+        try:
+            req = spec_mod.decode(line)
+            op = req.get("op")
+            if op == "ping":
+                return {"ok": True, "pid": os.getpid(),
+                        "guests": len(self.guests)}
+            if op == "spawn":
+                return self._spawn(spec_mod.GuestSpec.from_dict(req["spec"]))
+            if op == "status":
+                return self._status(str(req["uuid"]))
+            if op == "forget":
+                self._forget(str(req["uuid"]))
+                return {"ok": True}
+            if op == "shutdown":
+                self.running = False
+                return {"ok": True, "pid": os.getpid()}
+            return {"ok": False, "error": f"unknown op {op!r}"}
+        except exception.PyctError as err:
+            return {"ok": False,
+                    "error": err.kwargs.get("reason", err.message),
+                    "step": err.kwargs.get("step"),
+                    "errno": err.kwargs.get("errno")}
+        except Exception as err:  # noqa: B902 - one bad request must not kill us
+            LOG.exception("request failed")
+            return {"ok": False, "error": f"{type(err).__name__}: {err}"}
+
+    # -- guests ----------------------------------------------------------
+    def _spawn(self, spec: spec_mod.GuestSpec) -> dict:
+        started = time.monotonic()
+        old = self.guests.get(spec.uuid)
+        if old is not None:
+            if old.exit_code is None and guest_mod.is_same_process(
+                    old.pid, old.start_time):
+                raise exception.ProcessError(
+                    reason=f"guest {spec.uuid} is already running as pid "
+                           f"{old.pid}")
+            self._forget(spec.uuid)
+        log = console.ConsoleLog(spec.console_log, spec.console_max_bytes)
+        master, slave = os.openpty()
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            c1 = os.fork()
+        except OSError as err:
+            for fd in (master, slave, report_r, report_w):
+                os.close(fd)
+            log.close()
+            raise exception.ProcessError(reason=f"fork: {err}",
+                                         step="fork") from err
+        if c1 == 0:
+            os.close(report_r)
+            os.close(master)
+            nsinit.child_main(spec, slave, report_w)
+        os.close(report_w)
+        pid, error = nsinit.wait_for_exec(report_r, c1,
+                                          started + SPAWN_TIMEOUT)
+        start_time = guest_mod.proc_start_time(pid) if pid else None
+        if error is not None or pid is None or start_time is None:
+            os.close(master)
+            os.close(slave)
+            log.close()
+            if error is None:
+                error = {"error": "guest init vanished right after exec",
+                         "step": "exec"}
+            raise exception.ProcessError(
+                reason=error.get("error", "unknown failure"),
+                step=error.get("step"), errno=error.get("errno"))
+        os.set_blocking(master, False)
+        entry = _Guest(spec.uuid, pid, start_time, master, slave, log)
+        self.guests[spec.uuid] = entry
+        self.by_master[master] = entry
+        self.by_pid[pid] = entry
+        self.poll.register(master, select.POLLIN)
+        elapsed = time.monotonic() - started
+        LOG.info("spawned %s as pid %d in %.1f ms", spec.uuid, pid,
+                 elapsed * 1000)
+        return {"ok": True, "handle": {"pid": pid, "start_time": start_time},
+                "elapsed": elapsed}
+
+    def _status(self, uuid: str) -> dict:
+        entry = self.guests.get(uuid)
+        if entry is None:
+            return {"ok": True, "known": False, "alive": False}
+        alive = entry.exit_code is None and guest_mod.is_same_process(
+            entry.pid, entry.start_time)
+        return {"ok": True, "known": True, "alive": alive, "pid": entry.pid,
+                "start_time": entry.start_time, "exit_code": entry.exit_code}
+
+    def _forget(self, uuid: str) -> None:
+        entry = self.guests.pop(uuid, None)
+        if entry is None:
+            return
+        self._close_console(entry)
+        entry.log.close()
+        if self.by_pid.get(entry.pid) is entry:
+            del self.by_pid[entry.pid]
+
+    def _pump(self, entry: _Guest) -> None:
+        """Copy what the guest wrote to its console into its log."""
+        for _ in range(16):  # bounded, so one chatty guest can't starve us
+            if entry.master is None:
+                return
+            try:
+                data = os.read(entry.master, READ_CHUNK)
+            except BlockingIOError:
+                return
+            except OSError as err:
+                if err.errno != errno.EIO:
+                    LOG.warning("console of %s: %s", entry.uuid, err)
+                self._close_console(entry)
+                return
+            if not data:
+                self._close_console(entry)
+                return
+            try:
+                entry.log.append(data)
+            except OSError as err:
+                LOG.warning("console log of %s: %s", entry.uuid, err)
+
+    def _close_console(self, entry: _Guest) -> None:
+        if entry.master is not None:
+            self.poll.unregister(entry.master)
+            self.by_master.pop(entry.master, None)
+            os.close(entry.master)
+            entry.master = None
+        if entry.slave is not None:
+            os.close(entry.slave)
+            entry.slave = None
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            entry = self.by_pid.pop(pid, None)
+            if entry is not None:
+                entry.exit_code = os.waitstatus_to_exitcode(status)
+                LOG.info("guest %s (pid %d) exited: %d", entry.uuid, pid,
+                         entry.exit_code)
+                self._pump(entry)  # the last words, still in the pty buffer
+                self._close_console(entry)
+
+
+def _run(state_dir: str, ready_fd: int | None) -> int:
+    def ready(message: str) -> None:
+        if ready_fd is not None:
+            os.write(ready_fd, message.encode())
+            os.close(ready_fd)
+
+    lock = os.open(os.path.join(state_dir, spec_mod.LOCK_NAME),
+                   os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        ready("ok already running\n")
+        return 0
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        ready(f"error prctl: {os.strerror(ctypes.get_errno())}\n")
+        return 1
+    sock_path = os.path.join(state_dir, spec_mod.SOCKET_NAME)
+    pid_path = os.path.join(state_dir, spec_mod.PID_NAME)
+    try:
+        os.unlink(sock_path)  # stale: we hold the lock, nobody serves it
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(sock_path)
+    finally:
+        os.umask(old_umask)
+    os.chmod(sock_path, 0o600)
+    listener.listen(64)
+    listener.setblocking(False)
+    with open(pid_path + ".tmp", "w") as f:
+        f.write(f"{os.getpid()}\n")
+    os.replace(pid_path + ".tmp", pid_path)
+    LOG.info("launcher %d serving %s", os.getpid(), sock_path)
+    ready("ok\n")
+    try:
+        Launcher(listener).serve()
+    finally:
+        for path in (sock_path, pid_path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        LOG.info("launcher %d stopped", os.getpid())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pyct-launcher")
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--foreground", action="store_true",
+                        help="don't fork into the background")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(process)d %(levelname)s %(message)s")
+    state_dir = os.path.abspath(args.state_dir)
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    os.chdir("/")
+    if args.foreground:
+        return _run(state_dir, None)
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    if os.fork() == 0:
+        os.close(ready_r)
+        code = 1
+        try:
+            code = _run(state_dir, ready_w)
+        except BaseException as err:  # noqa: B902 - tell the starter why
+            LOG.exception("launcher failed")
+            try:
+                os.write(ready_w, f"error {err}\n".encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    message = b""
+    while chunk := os.read(ready_r, 4096):
+        message += chunk
+    if not message.startswith(b"ok"):
+        sys.stderr.write(f"launcher failed to start: {message.decode()!r}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""What the compute side and the launcher say to each other.
+
+``GuestSpec`` describes one guest to start (its root, hostname, init argv,
+cgroups to join, console log); ``GuestHandle`` names a started guest init by
+pid *and* start time, which is how the compute side re-adopts guests after a
+restart without mistaking a recycled pid for its guest. Both travel as one
+JSON object per line over the launcher's unix socket; this module also holds
+the names of the files the launcher keeps in its state directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+
+from pyct_driver import exception
+
+SOCKET_NAME = "launcher.sock"
+PID_NAME = "launcher.pid"
+LOCK_NAME = "launcher.lock"
+LOG_NAME = "launcher.log"
+
+# The kernel's limit for sethostname(2); RFC 1123 labels joined by dots.
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})"
+                          r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class GuestSpec:
+    """One guest to start: its init becomes PID 1 of fresh namespaces."""
+
+    uuid: str
+    root: str
+    hostname: str
+    argv: tuple[str, ...] = ("/sbin/init",)
+    env: dict[str, str] | None = None
+    cgroup_procs: tuple[str, ...] = ()
+    console_log: str = ""
+    console_max_bytes: int = 1048576
+
+    def __post_init__(self) -> None:
+        # Lists arrive from JSON; keep the dataclass honest about tuples.
+        object.__setattr__(self, "argv", tuple(self.argv))
+        object.__setattr__(self, "cgroup_procs", tuple(self.cgroup_procs))
+        if not self.uuid or "/" in self.uuid or "\n" in self.uuid:
+            raise exception.InvalidInput(reason=f"bad guest uuid {self.uuid!r}")
+        if not os.path.isabs(self.root):
+            raise exception.InvalidInput(
+                reason=f"guest root must be absolute: {self.root!r}")
+        if len(self.hostname) > 64 or not _HOSTNAME_RE.match(self.hostname):
+            raise exception.InvalidInput(
+                reason=f"bad guest hostname {self.hostname!r}")
+        if not self.argv or not self.argv[0].startswith("/"):
+            raise exception.InvalidInput(
+                reason=f"guest init must be an absolute path: {self.argv!r}")
+        if self.console_max_bytes < 1024:
+            raise exception.InvalidInput(
+                reason="console_max_bytes must be at least 1024")
+        for path in self.cgroup_procs:
+            if not os.path.isabs(path):
+                raise exception.InvalidInput(
+                    reason=f"cgroup.procs path must be absolute: {path!r}")
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["argv"] = list(self.argv)
+        data["cgroup_procs"] = list(self.cgroup_procs)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GuestSpec:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise exception.InvalidInput(
+                reason=f"unknown guest spec fields {sorted(unknown)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> GuestSpec:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclasses.dataclass(frozen=True)
+class GuestHandle:
+    """A running guest init: host pid plus /proc/<pid>/stat start time."""
+
+    pid: int
+    start_time: int
+
+    def to_dict(self) -> dict:
+        return {"pid": self.pid, "start_time": self.start_time}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GuestHandle:
+        return cls(pid=int(data["pid"]), start_time=int(data["start_time"]))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> GuestHandle:
+        return cls.from_dict(json.loads(text))
+
+
+def encode(message: dict) -> bytes:
+    """One request or reply on the wire: compact JSON and a newline."""
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict:
+    try:
+        message = json.loads(line)
+    except ValueError as err:
+        raise exception.ProcessError(
+            reason=f"malformed launcher message: {err}") from err
+    if not isinstance(message, dict):
+        raise exception.ProcessError(reason="launcher message is not an object")
+    return message

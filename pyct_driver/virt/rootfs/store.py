@@ -1,0 +1,259 @@
+"""The host's image store: image archives in, ordered read-only layer
+directories out.
+
+``import_image`` accepts a plain rootfs tarball (one layer), an OCI image
+layout (a directory, or a tar of one) or a ``docker save`` archive. Each
+layer is unpacked once, by ``unpack``, into a content-addressed cache
+``layers/sha256-<hex>`` keyed by the sha256 of the layer blob exactly as
+shipped (compressed if it was compressed) -- the digest a manifest names and
+we verify, so a cache hit is never granted on a claim alone. Unpacking goes
+to a temporary directory renamed into place, so a layer directory either is
+complete or does not exist. ``images/<id>.json`` records an image's layers
+(lowest first) and properties; ``holders/<id>.json`` records the layers an
+instance booted with, so deleting the image does not pull the floor from
+under it. Layers nobody references are garbage-collected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import threading
+from typing import BinaryIO, Iterator
+
+from pyct_driver import exception
+from pyct_driver.virt import base
+from pyct_driver.virt.rootfs import layout
+from pyct_driver.virt.rootfs import unpack
+
+
+class _HashingReader(io.RawIOBase):
+    """A read-through stream that hashes what passes through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self.raw = raw
+        self.sha = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        data = self.raw.read(len(buf))
+        n = len(data)
+        buf[:n] = data
+        self.sha.update(data)
+        return n
+
+    def drain(self) -> str:
+        while self.read(1 << 20):
+            pass
+        return self.sha.hexdigest()
+
+
+class ImageStore:
+    """Images and their layer cache under ``base_dir``."""
+
+    def __init__(self, base_dir: str, max_bytes: int, max_files: int,
+                 max_depth: int = 128) -> None:
+        self.base_dir = base_dir
+        self.limits = unpack.Limits(max_files=max_files, max_bytes=max_bytes,
+                                    max_depth=max_depth)
+        self._layers = os.path.join(base_dir, "layers")
+        self._images = os.path.join(base_dir, "images")
+        self._holders = os.path.join(base_dir, "holders")
+        self._mutex = threading.Lock()
+        for d in (base_dir, self._layers, self._images, self._holders):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+
+    # -- locking and records ----------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise record changes and GC, across threads and processes."""
+        with self._mutex:
+            fd = os.open(os.path.join(self.base_dir, ".lock"),
+                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+
+    def _record_path(self, image_id: str) -> str:
+        if not image_id or "/" in image_id or image_id.startswith("."):
+            raise exception.InvalidInput(reason=f"bad image id {image_id!r}")
+        return os.path.join(self._images, image_id + ".json")
+
+    @staticmethod
+    def _write_json(path: str, data: dict) -> None:
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+
+    def _read_record(self, image_id: str) -> dict:
+        try:
+            with open(self._record_path(image_id), encoding="utf-8") as f:
+                rec = json.load(f)
+        except FileNotFoundError as err:
+            raise exception.ImageNotFound(image_id=image_id) from err
+        if rec.get("state") != "ready":
+            raise exception.ImageNotFound(image_id=image_id)
+        return rec
+
+    def _layer_dir(self, digest: str) -> str:
+        return os.path.join(self._layers, "sha256-" + digest)
+
+    # -- public API -------------------------------------------------------
+
+    def has_image(self, image_id: str) -> bool:
+        try:
+            self._read_record(image_id)
+        except exception.ImageNotFound:
+            return False
+        return True
+
+    def layers(self, image_id: str) -> list[str]:
+        """The image's layer directories, lowest first."""
+        return [self._layer_dir(d)
+                for d in self._read_record(image_id)["layers"]]
+
+    def properties(self, image_id: str) -> dict[str, str]:
+        return dict(self._read_record(image_id)["properties"])
+
+    def acquire(self, holder: str, image_id: str) -> list[str]:
+        """Pin the image's layers for ``holder`` (an instance uuid) and
+        return them, lowest first; they survive ``delete_image`` until
+        ``release(holder)``."""
+        with self._locked():
+            rec = self._read_record(image_id)
+            self._write_json(self._holder_path(holder),
+                             {"image": image_id, "layers": rec["layers"]})
+        return [self._layer_dir(d) for d in rec["layers"]]
+
+    def held_layers(self, holder: str) -> list[str]:
+        """The layers ``holder`` pinned, lowest first."""
+        try:
+            with open(self._holder_path(holder), encoding="utf-8") as f:
+                rec = json.load(f)
+        except FileNotFoundError as err:
+            raise exception.ImageNotFound(image_id=f"held by {holder}") \
+                from err
+        return [self._layer_dir(d) for d in rec["layers"]]
+
+    def release(self, holder: str) -> None:
+        """Drop ``holder``'s pin (idempotent) and collect unused layers."""
+        with self._locked():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._holder_path(holder))
+            self._collect()
+
+    def _holder_path(self, holder: str) -> str:
+        if not holder or "/" in holder or holder.startswith("."):
+            raise exception.InvalidInput(reason=f"bad holder {holder!r}")
+        return os.path.join(self._holders, holder + ".json")
+
+    def delete_image(self, image_id: str) -> None:
+        """Forget the image (idempotent) and collect unused layers."""
+        with self._locked():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._record_path(image_id))
+            self._collect()
+
+    def import_image(self, image_id: str, path: str) -> base.ImageInfo:
+        """Make the archive at ``path`` available as ``image_id``."""
+        record = self._record_path(image_id)
+        with layout.open_source(path, image_id) as src:
+            blobs, info = src.describe()
+            digests = [b.digest for b in blobs]
+            with self._locked():
+                if os.path.exists(record):
+                    raise exception.Duplicate(what=f"Image {image_id}")
+                # Recorded before any layer exists so a concurrent GC keeps
+                # the layers this import reuses.
+                self._write_json(record, {"state": "importing",
+                                          "layers": digests})
+            try:
+                for blob in blobs:
+                    self._ensure_layer(image_id, blob)
+            except BaseException:
+                with self._locked():
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(record)
+                    self._collect()
+                raise
+        with self._locked():
+            self._write_json(record, {"state": "ready", "layers": digests,
+                                      "properties": info.properties,
+                                      "disk_format": info.disk_format,
+                                      "container_format":
+                                          info.container_format})
+        return info
+
+    # -- layers -----------------------------------------------------------
+
+    def _ensure_layer(self, image_id: str, blob: layout.Blob) -> None:
+        final = self._layer_dir(blob.digest)
+        if os.path.isdir(final):
+            # A hit still costs one read: the blob must really be the
+            # bytes the cached layer was made from.
+            with blob.open() as f:
+                got = _HashingReader(f).drain()
+            self._check_digest(image_id, blob, got)
+            return
+        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self._layers)
+        dest = os.path.join(tmp, "root")
+        try:
+            with blob.open() as f:
+                reader = _HashingReader(f)
+                unpack.unpack(reader, dest, image=image_id,
+                              limits=self.limits, whiteouts=True)
+                got = reader.drain()
+            self._check_digest(image_id, blob, got)
+            try:
+                os.rename(dest, final)
+            except OSError:
+                if not os.path.isdir(final):  # not a lost race: real error
+                    raise
+        except OSError as err:
+            raise exception.RootfsError(
+                reason=f"storing layer {blob.digest}: {err}") from err
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def _check_digest(image_id: str, blob: layout.Blob, got: str) -> None:
+        if got != blob.digest:
+            raise exception.InvalidImage(
+                image=image_id, reason=f"blob {blob.name} has digest "
+                f"sha256:{got}, expected sha256:{blob.digest}")
+
+    def _collect(self) -> None:
+        """Remove layers no image record or holder names. Caller locks."""
+        used: set[str] = set()
+        for d in (self._images, self._holders):
+            for name in os.listdir(d):
+                if not name.endswith(".json"):
+                    continue
+                try:
+                    with open(os.path.join(d, name), encoding="utf-8") as f:
+                        used.update(json.load(f).get("layers", []))
+                except (OSError, ValueError):
+                    continue
+        for name in os.listdir(self._layers):
+            if name.startswith("sha256-") and name[7:] not in used:
+                # Rename first so a half-deleted layer is never mistaken
+                # for a complete one.
+                doomed = os.path.join(self._layers, ".del-" + name[7:])
+                os.rename(os.path.join(self._layers, name), doomed)
+                shutil.rmtree(doomed, ignore_errors=True)
+

@@ -1,0 +1,76 @@
+"""Shared set-up for in-process functional tests: SQLite, fake bus, fake driver."""
+
+from __future__ import annotations
+
+import time
+import uuid as uuidlib
+
+from oslo_config import cfg
+
+from pyct_driver import conf as pyct_conf
+from pyct_driver import states
+from pyct_driver.compute.manager import ComputeManager
+from pyct_driver.compute.service import ComputeService
+from pyct_driver.db import catalog, instances, models
+from pyct_driver.db.engine import Database
+from pyct_driver.rpc import transport as rpc_transport
+from pyct_driver.virt.fake import FakeDriver
+
+
+def make_conf() -> cfg.ConfigOpts:
+    """The global CONF, as services use it (oslo.messaging registers some
+    of its options on the global object only), with no config files."""
+    conf = pyct_conf.CONF
+    rpc_transport.register_opts(conf)
+    conf.reset()
+    conf([], project="pyct-test", default_config_files=[])
+    return conf
+
+
+def make_db(tmp_path) -> Database:
+    db = Database(f"sqlite:///{tmp_path}/pyct.sqlite")
+    models.Base.metadata.create_all(db.engine)
+    return db
+
+
+def start_compute(conf, db, host: str, url: str = "fake://") -> ComputeService:
+    driver = FakeDriver(conf)
+    manager = ComputeManager(db, driver, host, shutdown_timeout=1)
+    service = ComputeService(manager, rpc_transport.get_transport(conf, url),
+                             report_interval=1, sync_interval=-1)
+    service.start()
+    return service
+
+
+def seed_catalog(db, tmp_path, properties=None) -> tuple[dict, dict]:
+    flavor = catalog.flavor_create(db, dict(
+        flavorid="1", name="m1.tiny", vcpus=1, memory_mb=512, root_gb=1))
+    path = tmp_path / "image.tar"
+    path.write_bytes(b"not really a tarball")
+    image = catalog.image_create(db, dict(
+        id=str(uuidlib.uuid4()), name="img", status="active",
+        location=str(path), properties=properties or {}))
+    return flavor, image
+
+
+def new_instance(db, flavor, image, host, project="p1") -> dict:
+    uuid = str(uuidlib.uuid4())
+    return instances.create_many(db, [dict(
+        uuid=uuid, name="vm", hostname="vm", project_id=project, user_id="u",
+        image_ref=image["id"], flavor_id=flavor["flavorid"],
+        flavor={k: flavor[k] for k in ("vcpus", "memory_mb", "root_gb",
+                                       "swap", "ephemeral_gb",
+                                       "extra_specs")},
+        vm_state=states.BUILDING, task_state=states.SCHEDULING, host=host,
+        reservation_id="r-1")])[0]
+
+
+def wait_for(db, uuid, pred, timeout=10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    row = None
+    while time.monotonic() < deadline:
+        row = instances.get(db, uuid, read_deleted=True)
+        if pred(row):
+            return row
+        time.sleep(0.02)
+    raise AssertionError(f"timed out; last row: {row}")
