@@ -102,12 +102,39 @@ fake_opts = [
                  help="Seconds the fake driver's spawn takes (tests)."),
 ]
 
+container_opts = [
+    cfg.StrOpt("base_dir",
+               help="Where the container driver keeps image layers, "
+                    "instance roots, consoles and its launcher; default "
+                    "$state_path/container."),
+    cfg.StrOpt("cgroup_root", default="/sys/fs/cgroup",
+               help="Mount point of the cgroup hierarchies (v1 or v2, "
+                    "detected)."),
+    cfg.StrOpt("cgroup_parent", default="pyct",
+               help="cgroup (in every hierarchy) under which each "
+                    "instance gets its own group."),
+    cfg.IntOpt("default_pids_max", default=1024, min=16,
+               help="Process limit of a guest when its flavor has no "
+                    "pyct:pids_max."),
+    cfg.IntOpt("console_max_bytes", default=1048576, min=1024,
+               help="Largest console log kept per instance; older output "
+                    "is dropped."),
+    cfg.IntOpt("image_max_bytes", default=20 * 1024 ** 3, min=1,
+               help="Largest unpacked image accepted, in bytes."),
+    cfg.IntOpt("image_max_files", default=500000, min=1,
+               help="Most files an image may unpack to."),
+    cfg.FloatOpt("soft_reboot_timeout", default=60.0, min=0.0,
+                 help="Seconds a soft reboot waits for the guest's init "
+                      "to shut down before it is killed (hard reboot)."),
+]
+
 _GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
     (None, default_opts),
     ("api", api_opts),
     ("database", database_opts),
     ("compute", compute_opts),
     ("fake_driver", fake_opts),
+    ("container", container_opts),
 ]
 
 for _group, _opts in _GROUPS:

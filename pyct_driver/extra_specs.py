@@ -24,7 +24,7 @@ CPU_SHARES_MAX = 262144
 CPU_PERIOD_MIN_US = 1000
 CPU_PERIOD_MAX_US = 1000000
 CPU_QUOTA_MIN_US = 1000
-# The scheduler stores quota in ns in 44 bits (kernel MAX_BW); above it, EINVAL.
+# The kernel keeps quota in 44 bits (MAX_BW); above it a write is EINVAL.
 CPU_QUOTA_MAX_US = (1 << 44) - 1
 PIDS_MAX_MIN = 16
 PIDS_MAX_MAX = 4194304  # PID_MAX_LIMIT on 64-bit kernels
@@ -54,7 +54,8 @@ SUPPORTED_KEYS: dict[str, str] = {
         "positive integer; applied to reads and to writes each (cgroups have "
         "no combined limit); not together with the read/write keys"),
     "quota:disk_read_iops_sec": "positive integer; read operations per second",
-    "quota:disk_write_iops_sec": "positive integer; write operations per second",
+    "quota:disk_write_iops_sec": (
+        "positive integer; write operations per second"),
     "quota:disk_total_iops_sec": (
         "positive integer; applied to reads and to writes each; not together "
         "with the read/write keys"),
@@ -162,7 +163,7 @@ def cpu_period_from(specs: Mapping[str, str]) -> int | None:
 
 
 def cpu_quota_from(specs: Mapping[str, str]) -> int | None:
-    """``quota:cpu_quota`` in microseconds (-1 = no cap), or None when unset."""
+    """``quota:cpu_quota`` in µs (-1 = no cap), or None when unset."""
     value = _get(specs, "quota:cpu_quota")
     return None if value is None else int(value)
 
@@ -181,7 +182,8 @@ def disk_limits_from(specs: Mapping[str, str]) -> DiskLimits:
         total = _get(specs, f"quota:disk_total_{unit}_sec")
         for direction in ("read", "write"):
             value = _get(specs, f"quota:disk_{direction}_{unit}_sec") or total
-            out[f"{direction}_{suffix}"] = None if value is None else int(value)
+            out[f"{direction}_{suffix}"] = (
+                None if value is None else int(value))
     return DiskLimits(**out)
 
 

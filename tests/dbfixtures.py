@@ -35,7 +35,7 @@ def _unique_name() -> str:
     return f"pyct_test_{uuid.uuid4().hex[:12]}"
 
 
-def _admin_engine(url: str, what: str) -> sa.engine.Engine:
+def _admin_engine(url: str, what: str, env: str) -> sa.engine.Engine:
     backend = sa.engine.make_url(url).get_backend_name()
     timeout = {"postgresql": {"connect_timeout": 5},
                "mysql": {"connect_timeout": 5}}.get(backend, {})
@@ -48,15 +48,15 @@ def _admin_engine(url: str, what: str) -> sa.engine.Engine:
         engine.dispose()
         pytest.fail(f"{what} is not reachable at {engine.url!r}: "
                     f"{str(err.orig).strip()}. Start it (`make test` does) "
-                    f"or point {what.split()[0].upper()} admin URL env var "
-                    "PYCT_TEST_*_URL at one.", pytrace=False)
+                    f"or set {env} to an admin URL of one.", pytrace=False)
     return engine
 
 
 @contextlib.contextmanager
 def make_postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for the duration of the block."""
-    admin = _admin_engine(POSTGRES_ADMIN_URL, "PostgreSQL server")
+    admin = _admin_engine(POSTGRES_ADMIN_URL, "PostgreSQL server",
+                          "PYCT_TEST_POSTGRES_URL")
     name = _unique_name()
     try:
         with admin.connect() as conn:
@@ -77,7 +77,8 @@ def make_postgres_url() -> Iterator[str]:
 @contextlib.contextmanager
 def make_mariadb_url() -> Iterator[str]:
     """A fresh, empty MariaDB/MySQL database for the duration of the block."""
-    admin = _admin_engine(MARIADB_ADMIN_URL, "MariaDB server")
+    admin = _admin_engine(MARIADB_ADMIN_URL, "MariaDB server",
+                          "PYCT_TEST_MARIADB_URL")
     name = _unique_name()
     try:
         with admin.connect() as conn:

@@ -22,8 +22,26 @@ depends_on = None
 # microsecond precision on MySQL/MariaDB too (their DATETIME drops it)
 DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql",
                                       "mariadb")
-# a server whose default charset is latin1 must still store any name
-TABLE_OPTS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+
+def _table_opts() -> dict[str, str]:
+    """utf8mb4 whatever the server's default, compared byte for byte.
+
+    MySQL's default collations ignore case and trailing spaces, so "m1.tiny"
+    and "M1.TINY " would be one flavor name there and two on PostgreSQL and
+    SQLite; a binary no-pad collation makes every backend agree.
+    """
+    bind = op.get_bind()
+    if bind.dialect.name != "mysql":
+        return {}
+    if getattr(bind.dialect, "is_mariadb", False):
+        collate = "utf8mb4_nopad_bin"
+    elif bind.dialect.server_version_info >= (8, 0, 17):
+        collate = "utf8mb4_0900_bin"
+    else:
+        collate = "utf8mb4_bin"
+    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
+            "mysql_collate": collate}
 
 
 def _timestamps() -> list[sa.Column]:
@@ -32,6 +50,7 @@ def _timestamps() -> list[sa.Column]:
 
 
 def upgrade() -> None:
+    opts = _table_opts()
     op.create_table(
         "compute_nodes",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -50,7 +69,7 @@ def upgrade() -> None:
         *_timestamps(),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("host", name="uniq_compute_nodes0host"),
-        **TABLE_OPTS,
+        **opts,
     )
     op.create_table(
         "flavors",
@@ -70,7 +89,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("flavorid", name="uniq_flavors0flavorid"),
         sa.UniqueConstraint("name", name="uniq_flavors0name"),
-        **TABLE_OPTS,
+        **opts,
     )
     op.create_table(
         "flavor_extra_specs",
@@ -85,7 +104,7 @@ def upgrade() -> None:
                                 ondelete="CASCADE"),
         sa.UniqueConstraint("flavor_id", "key",
                             name="uniq_flavor_extra_specs0flavor_id0key"),
-        **TABLE_OPTS,
+        **opts,
     )
     op.create_table(
         "images",
@@ -104,7 +123,7 @@ def upgrade() -> None:
         sa.Column("properties", sa.JSON(), nullable=False),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id"),
-        **TABLE_OPTS,
+        **opts,
     )
     op.create_table(
         "instances",
@@ -141,7 +160,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("uuid", "deleted",
                             name="uniq_instances0uuid0deleted"),
-        **TABLE_OPTS,
+        **opts,
     )
     op.create_index("instances_project_id_deleted_idx", "instances",
                     ["project_id", "deleted"])
@@ -161,7 +180,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("host", "binary",
                             name="uniq_services0host0binary"),
-        **TABLE_OPTS,
+        **opts,
     )
     op.create_table(
         "instance_actions",
@@ -176,7 +195,7 @@ def upgrade() -> None:
         sa.Column("message", sa.String(255), nullable=True),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id"),
-        **TABLE_OPTS,
+        **opts,
     )
     op.create_index("instance_uuid_idx", "instance_actions",
                     ["instance_uuid"])
@@ -198,7 +217,7 @@ def upgrade() -> None:
             ["action_id"], ["instance_actions.id"],
             name="instance_actions_events_action_id_fkey",
             ondelete="CASCADE"),
-        **TABLE_OPTS,
+        **opts,
     )
     op.create_table(
         "instance_faults",
@@ -210,7 +229,7 @@ def upgrade() -> None:
         sa.Column("host", sa.String(255), nullable=True),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id"),
-        **TABLE_OPTS,
+        **opts,
     )
     op.create_index("instance_faults_instance_uuid_idx", "instance_faults",
                     ["instance_uuid"])

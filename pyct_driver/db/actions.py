@@ -28,6 +28,16 @@ def action_start(db: Database, instance_uuid: str, action: str,
         return row_to_dict(row)
 
 
+def action_finish(db: Database, instance_uuid: str, request_id: str,
+                  message: str | None = None) -> None:
+    """Close an action that needed no compute host (e.g. a local delete)."""
+    with db.session() as session:
+        action = _find_action(session, instance_uuid, request_id)
+        action.finish_time = models.utcnow()
+        if message is not None:
+            action.message = message
+
+
 def _find_action(session, instance_uuid: str,
                  request_id: str) -> models.InstanceAction:
     row = session.scalars(sa.select(models.InstanceAction).where(

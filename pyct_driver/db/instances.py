@@ -34,11 +34,27 @@ def _from_values(values: dict) -> dict:
     return values
 
 
-def create_many(db: Database, rows: list[dict]) -> list[dict]:
-    """Insert instances in one transaction: all are created, or none."""
+def create_many(db: Database, rows: list[dict],
+                action: dict | None = None,
+                faults: dict[str, dict] | None = None) -> list[dict]:
+    """Insert instances in one transaction: all are created, or none.
+
+    ``action`` (action, request_id, user_id, project_id) starts that
+    instance action for each; ``faults`` maps a uuid to the fault (code,
+    message, details, host) it is born with, e.g. NoValidHost.
+    """
+    now = models.utcnow()
     with db.session() as session:
         objs = [models.Instance(**_from_values(r)) for r in rows]
         session.add_all(objs)
+        for obj in objs:
+            if action is not None:
+                session.add(models.InstanceAction(
+                    instance_uuid=obj.uuid, start_time=now, **action))
+            fault = (faults or {}).get(obj.uuid)
+            if fault is not None:
+                session.add(models.InstanceFault(
+                    instance_uuid=obj.uuid, **fault))
         session.flush()
         return [_to_dict(o) for o in objs]
 
@@ -75,8 +91,8 @@ def _status_clause(statuses: Iterable[str]) -> sa.ColumnElement[bool]:
 def list_(db: Database, project_id: str | None = None,
           name: str | None = None, statuses: Iterable[str] = (),
           host: str | None = None, limit: int | None = None,
-          marker: str | None = None, include_deleted: bool = False
-          ) -> list[dict]:
+          marker: str | None = None, include_deleted: bool = False,
+          changes_since: Any = None) -> list[dict]:
     """Instances newest first, filtered and paged like Nova's list.
 
     ``name`` is a regular expression (Nova matches names with ``re.search``);
@@ -89,6 +105,10 @@ def list_(db: Database, project_id: str | None = None,
         query = query.where(models.Instance.project_id == project_id)
     if host is not None:
         query = query.where(models.Instance.host == host)
+    if changes_since is not None:
+        query = query.where(sa.func.coalesce(
+            models.Instance.updated_at,
+            models.Instance.created_at) >= changes_since)
     statuses = list(statuses)
     if statuses:
         query = query.where(_status_clause(statuses))

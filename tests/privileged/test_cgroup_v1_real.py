@@ -26,8 +26,6 @@ from pyct_driver.virt.cgroups import v1
 ROOT = "/sys/fs/cgroup"
 MiB = 1024 * 1024
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-
 
 def _read(path):
     with open(path) as f:
@@ -53,7 +51,7 @@ def backend():
 
 @pytest.fixture
 def group(backend):
-    """Returns make(flavor kwargs) -> name; destroys groups and reaps children."""
+    """make(**flavor) -> group name; destroys the groups, reaps children."""
     names, procs = [], []
 
     def make(vcpus=1, ram=256, swap=0, specs=None, pids=1024, dev=None):
@@ -163,7 +161,8 @@ def _measure(backend, names, window):
     t0 = time.monotonic()
     time.sleep(window)
     wall = time.monotonic() - t0
-    return [(cpu_ns(backend, n) - b) / 1e9 for n, b in zip(names, before)], wall
+    used = [(cpu_ns(backend, n) - b) / 1e9 for n, b in zip(names, before)]
+    return used, wall
 
 
 def test_shares_split_one_cpu_two_to_one(backend, group):
@@ -268,8 +267,8 @@ def test_blkio_write_throttle(backend, group, loopdev):
     size = 12 * MiB
     t0 = time.monotonic()
     dd = spawn(backend, group, name, [
-        "dd", "if=/dev/zero", f"of={dev}", "bs=256K", f"count={size // (256 * 1024)}",
-        "oflag=direct"])
+        "dd", "if=/dev/zero", f"of={dev}", "bs=256K",
+        f"count={size // (256 * 1024)}", "oflag=direct"])
     assert dd.wait(timeout=30) == 0, dd.stderr.read()
     measured = size / (time.monotonic() - t0)
     print(f"blkio write_bps 5 MiB/s -> {measured / MiB:.2f} MiB/s")

@@ -6,12 +6,14 @@ fixture can SIGKILL exactly the test's own processes and rmdir the cgroup.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -32,6 +34,8 @@ INITTAB = """\
 ::shutdown:/bin/echo pyct-guest-shutdown
 """
 PR_SET_CHILD_SUBREAPER = 36
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 
 
 def _wait(pred, timeout=10.0, what="condition"):
@@ -114,21 +118,37 @@ def _try_rmdir(path: str) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _subreaper(client):
+    """Make this test process the subreaper while the block runs, so the
+    orphaned launcher and guests are ours to reap instead of zombies left
+    with this host's PID 1; always shut the launcher down at the end."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    try:
+        yield
+    finally:
+        try:
+            client.shutdown()
+        finally:
+            pid = client.launcher_pid()
+            if pid is not None and guest.proc_start_time(pid) is not None:
+                os.kill(pid, signal.SIGKILL)  # shutdown failed; pid is ours
+            for pid in _children(os.getpid()):
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+            libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
 @pytest.fixture
 def launcher(workdir):
     state = tempfile.mkdtemp(prefix="pyct-launcher-", dir=workdir)
     client = client_mod.LauncherClient(state)
-    client.ensure_running()
-    yield client
-    try:
-        client.shutdown()
-    finally:
-        pid = client.launcher_pid()
-        if pid is not None and guest.proc_start_time(pid) is not None:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                mine = state.encode() in f.read()
-            if mine:
-                os.kill(pid, signal.SIGKILL)
+    with _subreaper(client):
+        client.ensure_running()
+        yield client
 
 
 def _spec(root, cgroup, workdir, **kw) -> spec.GuestSpec:
@@ -202,7 +222,10 @@ def test_guest_boots_isolated(launcher, busybox_root, cgroup, workdir):
     members = set(_cgroup_pids(cgroup))
     assert handle.pid in members
     assert _children(handle.pid) == members - {handle.pid}
-    assert _children(launcher.ensure_running()) == {handle.pid}
+    lpid = launcher.ensure_running()
+    assert _children(lpid) == {handle.pid}
+    assert os.listdir(f"/proc/{lpid}/task") == [str(lpid)]  # one thread
+    assert os.getsid(lpid) not in (os.getsid(0), handle.pid)
 
     # The guest's mounts live in its own namespace only.
     with open("/proc/self/mounts") as f:
@@ -256,14 +279,45 @@ def test_failed_spawn_names_step_and_leaves_nothing(
         assert workdir not in f.read()
 
 
-def test_guest_outlives_its_launcher(busybox_root, cgroup, workdir):
-    libc = ctypes.CDLL(None, use_errno=True)
-    # Become the subreaper so the orphaned launcher and guest are ours to
-    # reap, instead of leaving zombies with this host's PID 1.
-    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+COMPUTE = """
+import sys, time
+from pyct_driver.virt.process import client, spec
+c = client.LauncherClient(sys.argv[1])
+c.ensure_running()
+h = c.spawn(spec.GuestSpec.from_json(sys.argv[2]))
+print(h.to_json(), flush=True)
+time.sleep(1000)
+"""
+
+
+def test_killing_compute_leaves_launcher_and_guest(busybox_root, cgroup,
+                                                   workdir):
     state = tempfile.mkdtemp(prefix="pyct-launcher-", dir=workdir)
     client = client_mod.LauncherClient(state)
-    try:
+    with _subreaper(client):
+        s = _spec(busybox_root, cgroup, workdir)
+        compute = subprocess.Popen(
+            [sys.executable, "-c", COMPUTE, state, s.to_json()],
+            stdout=subprocess.PIPE, text=True, start_new_session=True,
+            env=dict(os.environ, PYTHONPATH=REPO))
+        try:
+            handle = spec.GuestHandle.from_json(compute.stdout.readline())
+            launcher_pid = client.launcher_pid()
+            assert os.getsid(launcher_pid) != compute.pid
+        finally:
+            os.killpg(compute.pid, signal.SIGKILL)
+            compute.wait()
+        time.sleep(0.1)
+        assert guest.proc_start_time(launcher_pid) is not None
+        assert client.ensure_running() == launcher_pid
+        assert client.status(s.uuid)["alive"]
+        assert guest.is_same_process(handle.pid, handle.start_time)
+
+
+def test_guest_outlives_its_launcher(busybox_root, cgroup, workdir):
+    state = tempfile.mkdtemp(prefix="pyct-launcher-", dir=workdir)
+    client = client_mod.LauncherClient(state)
+    with _subreaper(client):
         first = client.ensure_running()
         s = _spec(busybox_root, cgroup, workdir)
         handle = client.spawn(s)
@@ -283,14 +337,6 @@ def test_guest_outlives_its_launcher(busybox_root, cgroup, workdir):
                                  signal.SIGKILL)
         _wait(lambda: not guest.is_same_process(handle.pid,
                                                 handle.start_time))
-    finally:
-        client.shutdown()
-        for pid in list(_children(os.getpid())):
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGUSR2, signal.SIGTERM])

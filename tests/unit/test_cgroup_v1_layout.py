@@ -36,7 +36,8 @@ def make_root(tmp_path, memsw=True, comount=False):
     put(tmp_path / "cpuset" / "cpuset.cpus", "0-3\n")
     put(tmp_path / "cpuset" / "cpuset.mems", "0\n")
     if memsw:
-        put(tmp_path / "memory" / "memory.memsw.limit_in_bytes", "9223372036854771712\n")
+        put(tmp_path / "memory" / "memory.memsw.limit_in_bytes",
+            "9223372036854771712\n")
     return tmp_path
 
 

@@ -51,7 +51,8 @@ def test_create_writes_limits(root):
     assert get(g / "io.max") == "8:0 rbps=max wbps=5242880 riops=100 wiops=max"
     # Controllers enabled from the root down; "memory" was already on at root.
     assert get(root / "cgroup.subtree_control") == "+cpu +pids +io"
-    assert get(root / "pyct" / "cgroup.subtree_control") == "+cpu +memory +pids +io"
+    assert (get(root / "pyct" / "cgroup.subtree_control")
+            == "+cpu +memory +pids +io")
     assert be.procs_files("i1") == [str(g / "cgroup.procs")]
     assert be.exists("i1") and be.list_groups() == ["i1"]
 
@@ -80,7 +81,8 @@ def test_weight_clamped():
 
 def test_reapply_lifts_old_io_device(root):
     be = v2.V2Backend(str(root), "pyct")
-    be.create("i1", flavor(specs={"quota:disk_total_iops_sec": "10"}, dev="7:1"))
+    be.create("i1", flavor(specs={"quota:disk_total_iops_sec": "10"},
+                           dev="7:1"))
     g = root / "pyct" / "i1"
     assert get(g / "io.max") == "7:1 rbps=max wbps=max riops=10 wiops=10"
     be.create("i1", flavor(ram=1024))  # resize without disk quotas

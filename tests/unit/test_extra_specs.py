@@ -12,7 +12,8 @@ from pyct_driver import extra_specs as es
     {"quota:cpu_shares": "262144"},
     {"quota:cpu_period": "1000", "quota:cpu_quota": "-1"},
     {"quota:cpu_period": "1000000", "quota:cpu_quota": "1000"},
-    {"quota:disk_read_bytes_sec": "1", "quota:disk_write_bytes_sec": "10485760",
+    {"quota:disk_read_bytes_sec": "1",
+     "quota:disk_write_bytes_sec": "10485760",
      "quota:disk_read_iops_sec": "100", "quota:disk_write_iops_sec": "200"},
     {"quota:disk_total_bytes_sec": "1048576", "quota:disk_read_iops_sec": "5"},
     {"quota:disk_total_iops_sec": "50", "quota:disk_write_bytes_sec": "5"},
@@ -20,7 +21,8 @@ from pyct_driver import extra_specs as es
     {"pyct:privileged": "true"}, {"pyct:privileged": "False"},
     # Other namespaces belong to the scheduler and are ignored.
     {"hw:cpu_policy": "dedicated", "trait:CUSTOM_X": "required",
-     "aggregate_instance_extra_specs:ssd": "true", "resources:VCPU": "whatever"},
+     "aggregate_instance_extra_specs:ssd": "true",
+     "resources:VCPU": "whatever"},
 ])
 def test_valid(specs):
     es.validate_extra_specs(specs)

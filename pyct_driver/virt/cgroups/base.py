@@ -127,7 +127,8 @@ def read_text(path: str) -> str:
         with open(path, encoding="ascii") as f:
             return f.read()
     except OSError as err:
-        raise exception.CgroupError(reason=f"cannot read {path}: {err}") from err
+        raise exception.CgroupError(
+            reason=f"cannot read {path}: {err}") from err
 
 
 def write_text(path: str, value: str) -> None:
@@ -138,8 +139,8 @@ def write_text(path: str, value: str) -> None:
     missing file still fails, because kernfs cannot create files.
     """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                     0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o644)
         try:
             os.write(fd, value.encode("ascii"))
         finally:
@@ -270,7 +271,10 @@ class CgroupBackend(abc.ABC):
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            self.thaw(name)
+            try:
+                self.thaw(name)
+            except exception.CgroupError:
+                pass  # a half-created group may lack its freezer directory
             while time.monotonic() < deadline and self.pids(name):
                 time.sleep(0.005)
             if not self.pids(name):

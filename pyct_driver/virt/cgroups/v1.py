@@ -40,7 +40,8 @@ def _read_opt(path: str) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as err:
-        raise exception.CgroupError(reason=f"cannot read {path}: {err}") from err
+        raise exception.CgroupError(
+            reason=f"cannot read {path}: {err}") from err
 
 
 class V1Backend(base.CgroupBackend):
@@ -131,7 +132,8 @@ class V1Backend(base.CgroupBackend):
 
     def _apply(self, name: str, limits: base.CgroupLimits) -> None:
         cpu = self._dir("cpu", name)
-        base.write_text(os.path.join(cpu, "cpu.shares"), str(limits.cpu_shares))
+        base.write_text(os.path.join(cpu, "cpu.shares"),
+                        str(limits.cpu_shares))
         # Lift the cap before changing the period: the kernel checks each
         # write's quota/period pair, and an old quota may not fit a new period.
         base.write_text(os.path.join(cpu, "cpu.cfs_quota_us"), "-1")
@@ -185,7 +187,8 @@ class V1Backend(base.CgroupBackend):
                 base.write_text(path, f"{dev} {getattr(io, attr) or 0}")
 
     def procs_files(self, name: str) -> list[str]:
-        return [os.path.join(d, "cgroup.procs") for d in self._group_dirs(name)]
+        return [os.path.join(d, "cgroup.procs")
+                for d in self._group_dirs(name)]
 
     def pids(self, name: str) -> list[int]:
         found: set[int] = set()
@@ -213,8 +216,9 @@ class V1Backend(base.CgroupBackend):
             delay = min(delay * 2, 0.05)
 
     def thaw(self, name: str) -> None:
-        base.write_text(os.path.join(self._dir("freezer", base.check_name(name)),
-                                     "freezer.state"), "THAWED")
+        state = os.path.join(self._dir("freezer", base.check_name(name)),
+                             "freezer.state")
+        base.write_text(state, "THAWED")
 
     def is_frozen(self, name: str) -> bool:
         state = os.path.join(self._dir("freezer", base.check_name(name)),

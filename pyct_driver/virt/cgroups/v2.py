@@ -115,7 +115,8 @@ class V2Backend(base.CgroupBackend):
             base.write_text(os.path.join(path, fname), value)
 
         put("cpu.weight", str(shares_to_weight(limits.cpu_shares)))
-        quota = "max" if limits.cpu_quota_us is None else str(limits.cpu_quota_us)
+        quota = ("max" if limits.cpu_quota_us is None
+                 else str(limits.cpu_quota_us))
         put("cpu.max", f"{quota} {limits.cpu_period_us}")
         put("memory.max", str(limits.memory_bytes))
         if os.path.exists(os.path.join(self._top, "memory.swap.max")):
@@ -190,8 +191,8 @@ class V2Backend(base.CgroupBackend):
         path = self._dir(name)
         mem = base.read_text(os.path.join(path, "memory.current"))
         cpu = _keyed(base.read_text(os.path.join(path, "cpu.stat")))
-        return base.CgroupStats(memory_bytes=int(mem),
-                                cpu_time_ns=int(cpu.get("usage_usec", 0)) * 1000)
+        usage_ns = int(cpu.get("usage_usec", 0)) * 1000
+        return base.CgroupStats(memory_bytes=int(mem), cpu_time_ns=usage_ns)
 
     def list_groups(self) -> list[str]:
         if not os.path.isdir(self._top):

@@ -180,16 +180,19 @@ class Launcher:
                            f"{old.pid}")
             self._forget(spec.uuid)
         log = console.ConsoleLog(spec.console_log, spec.console_max_bytes)
-        master, slave = os.openpty()
-        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        fds: list[int] = []
         try:
+            fds.extend(os.openpty())
+            fds.extend(os.pipe2(os.O_CLOEXEC))
             c1 = os.fork()
         except OSError as err:
-            for fd in (master, slave, report_r, report_w):
+            for fd in fds:
                 os.close(fd)
             log.close()
-            raise exception.ProcessError(reason=f"fork: {err}",
-                                         step="fork") from err
+            raise exception.ProcessError(
+                reason=f"console pty, report pipe or fork: {err}",
+                step="fork") from err
+        master, slave, report_r, report_w = fds
         if c1 == 0:
             os.close(report_r)
             os.close(master)

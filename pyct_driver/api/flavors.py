@@ -1,0 +1,243 @@
+"""Flavors: list, show, create, delete, and their extra specs.
+
+Flavors are found by their public id only (a name is a 404, as in Nova;
+clients fall back to listing). Extra specs are validated by
+``extra_specs.validate_extra_specs`` when they are set, so a bad value is a
+400 then and never a failed boot. ``create_flavor`` is the same creation
+path for ``pyct-manage flavor create``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from pyct_driver import exception, extra_specs
+from pyct_driver.api import schemas
+from pyct_driver.api.request import ApiRequest, Result, parse_int
+from pyct_driver.api.state import Api
+from pyct_driver.db import catalog
+from pyct_driver.db.engine import Database
+
+_PREFIX = "os_compute_api:os-flavor-extra-specs:"
+
+
+def _links(req: ApiRequest, flavor: dict) -> list[dict]:
+    return req.compute_link("flavors", flavor["flavorid"])
+
+
+def view_summary(req: ApiRequest, flavor: dict) -> dict:
+    return {"id": flavor["flavorid"], "name": flavor["name"],
+            "links": _links(req, flavor)}
+
+
+def view_detail(req: ApiRequest, flavor: dict) -> dict:
+    return {
+        "id": flavor["flavorid"],
+        "name": flavor["name"],
+        "ram": flavor["memory_mb"],
+        "disk": flavor["root_gb"],
+        "vcpus": flavor["vcpus"],
+        "links": _links(req, flavor),
+        "OS-FLV-DISABLED:disabled": bool(flavor["disabled"]),
+        "OS-FLV-EXT-DATA:ephemeral": flavor["ephemeral_gb"],
+        "os-flavor-access:is_public": bool(flavor["is_public"]),
+        "rxtx_factor": flavor["rxtx_factor"],
+        # Nova shows no swap as "" before 2.75
+        "swap": flavor["swap"] or "",
+    }
+
+
+def _parse_is_public(value: str | None) -> bool | None:
+    if value is None:
+        return True
+    if value.lower() == "none":
+        return None
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes", "on", "t", "y"):
+        return True
+    if lowered in ("false", "0", "no", "off", "f", "n"):
+        return False
+    raise exception.Invalid(f"Invalid is_public filter [{value}]")
+
+
+def _list(api: Api, req: ApiRequest) -> tuple[list[dict], int | None]:
+    filters: dict = {}
+    if req.is_admin:
+        is_public = _parse_is_public(req.param("is_public"))
+    else:
+        is_public = True
+    filters["include_private"] = is_public is None
+    filters["only_private"] = is_public is False
+    for name, key in (("minRam", "min_ram"), ("minDisk", "min_disk")):
+        value = req.param(name)
+        if value is not None:
+            try:
+                filters[key] = int(value)
+            except ValueError as err:
+                raise exception.Invalid(
+                    f"Invalid {name} filter [{value}]") from err
+    limit = parse_int(req.param("limit"), "limit")
+    limit = min(limit, api.settings.max_limit) if limit is not None \
+        else api.settings.max_limit
+    marker = req.param("marker")
+    try:
+        rows = catalog.flavor_list(api.db, limit=limit, marker=marker,
+                                   **filters)
+    except exception.InvalidInput as err:
+        raise exception.Invalid(f"marker [{marker}] not found") from err
+    return rows, limit
+
+
+def _page_links(req: ApiRequest, rows: list[dict], limit: int | None,
+                path: str) -> list[dict]:
+    if not rows or limit is None or len(rows) < limit:
+        return []
+    params = [(k, v) for k, v in req.params.items() if k != "marker"]
+    params.append(("marker", rows[-1]["flavorid"]))
+    query = "&".join(f"{k}={v}" for k, v in params)
+    return [{"rel": "next", "href": f"{req.collection_url(path)}?{query}"}]
+
+
+def index(api: Api, req: ApiRequest) -> Result:
+    rows, limit = _list(api, req)
+    body: dict = {"flavors": [view_summary(req, f) for f in rows]}
+    links = _page_links(req, rows, limit, "flavors")
+    if links:
+        body["flavors_links"] = links
+    return Result(200, body)
+
+
+def detail(api: Api, req: ApiRequest) -> Result:
+    rows, limit = _list(api, req)
+    body: dict = {"flavors": [view_detail(req, f) for f in rows]}
+    links = _page_links(req, rows, limit, "flavors/detail")
+    if links:
+        body["flavors_links"] = links
+    return Result(200, body)
+
+
+def show(api: Api, req: ApiRequest, flavor_id: str) -> Result:
+    return Result(200, {"flavor": view_detail(
+        req, catalog.flavor_get(api.db, flavor_id))})
+
+
+def _values_from_body(flavor: dict) -> dict:
+    values = {
+        "name": flavor["name"],
+        "flavorid": flavor.get("id") or str(uuid.uuid4()),
+        "vcpus": schemas.to_int(flavor["vcpus"]),
+        "memory_mb": schemas.to_int(flavor["ram"]),
+        "root_gb": schemas.to_int(flavor["disk"]),
+        "ephemeral_gb": schemas.to_int(
+            flavor.get("OS-FLV-EXT-DATA:ephemeral", 0)),
+        "swap": schemas.to_int(flavor.get("swap", 0)),
+        "rxtx_factor": float(flavor.get("rxtx_factor", 1.0)),
+        "is_public": schemas.to_bool(
+            flavor.get("os-flavor-access:is_public", True)),
+    }
+    for field, key in (("ram", "memory_mb"), ("vcpus", "vcpus")):
+        if values[key] < 1:
+            raise exception.Invalid(
+                f"Invalid input for field/attribute {field}. Value: "
+                f"{values[key]}. {values[key]} is less than the minimum "
+                "of 1")
+    if values["rxtx_factor"] <= 0:
+        raise exception.Invalid("Invalid input for field/attribute "
+                                "rxtx_factor. Value must be > 0.")
+    return values
+
+
+def create_flavor(db: Database, name: str, vcpus: int, ram: int, disk: int,
+                  flavorid: str | None = None, swap: int = 0,
+                  ephemeral: int = 0, is_public: bool = True,
+                  extra_specs: dict[str, str] | None = None) -> dict:
+    """Create a flavor, validated as the API validates it."""
+    flavor: dict = {"name": name, "ram": ram, "vcpus": vcpus, "disk": disk,
+                    "swap": swap, "OS-FLV-EXT-DATA:ephemeral": ephemeral,
+                    "os-flavor-access:is_public": is_public}
+    if flavorid is not None:
+        flavor["id"] = flavorid
+    schemas.validate(schemas.FLAVOR_CREATE, {"flavor": flavor})
+    specs = {str(k): str(v) for k, v in (extra_specs or {}).items()}
+    schemas.validate(schemas.EXTRA_SPECS_CREATE, {"extra_specs": specs})
+    _validate_specs(specs)
+    return catalog.flavor_create(db, _values_from_body(flavor), specs)
+
+
+def _validate_specs(specs: dict[str, str]) -> None:
+    try:
+        extra_specs.validate_extra_specs(specs)
+    except exception.InvalidExtraSpec as err:
+        raise exception.Invalid(err.message) from err
+
+
+def create(api: Api, req: ApiRequest) -> Result:
+    api.policy.authorize(req.context, "os_compute_api:os-flavor-manage:create")
+    body = req.json_body()
+    schemas.validate(schemas.FLAVOR_CREATE, body)
+    row = catalog.flavor_create(api.db, _values_from_body(body["flavor"]))
+    return Result(200, {"flavor": view_detail(req, row)})
+
+
+def delete(api: Api, req: ApiRequest, flavor_id: str) -> Result:
+    api.policy.authorize(req.context, "os_compute_api:os-flavor-manage:delete")
+    catalog.flavor_delete(api.db, flavor_id)
+    return Result(202)
+
+
+def specs_index(api: Api, req: ApiRequest, flavor_id: str) -> Result:
+    api.policy.authorize(req.context, _PREFIX + "index")
+    flavor = catalog.flavor_get(api.db, flavor_id)
+    return Result(200, {"extra_specs": flavor["extra_specs"]})
+
+
+def _stringify(specs: dict) -> dict[str, str]:
+    out = {}
+    for key, value in specs.items():
+        if isinstance(value, bool):
+            value = "True" if value else "False"
+        out[key] = str(value)
+    return out
+
+
+def _set(api: Api, flavor_id: str, specs: dict[str, str]) -> None:
+    current = catalog.flavor_get(api.db, flavor_id)["extra_specs"]
+    _validate_specs({**current, **specs})
+    catalog.flavor_extra_specs_set(api.db, flavor_id, specs)
+
+
+def specs_create(api: Api, req: ApiRequest, flavor_id: str) -> Result:
+    api.policy.authorize(req.context, _PREFIX + "create")
+    body = req.json_body()
+    schemas.validate(schemas.EXTRA_SPECS_CREATE, body)
+    specs = _stringify(body["extra_specs"])
+    _set(api, flavor_id, specs)
+    return Result(200, {"extra_specs": specs})
+
+
+def spec_show(api: Api, req: ApiRequest, flavor_id: str, key: str) -> Result:
+    api.policy.authorize(req.context, _PREFIX + "show")
+    specs = catalog.flavor_get(api.db, flavor_id)["extra_specs"]
+    if key not in specs:
+        raise exception.NotFound(
+            f"Flavor {flavor_id} has no extra specs with key {key}.")
+    return Result(200, {key: specs[key]})
+
+
+def spec_update(api: Api, req: ApiRequest, flavor_id: str, key: str
+                ) -> Result:
+    api.policy.authorize(req.context, _PREFIX + "update")
+    body = req.json_body()
+    schemas.validate(schemas.EXTRA_SPEC_UPDATE, body)
+    if key not in body:
+        raise exception.Invalid("Request body and URI mismatch")
+    specs = _stringify(body)
+    _set(api, flavor_id, specs)
+    return Result(200, specs)
+
+
+def spec_delete(api: Api, req: ApiRequest, flavor_id: str, key: str
+                ) -> Result:
+    api.policy.authorize(req.context, _PREFIX + "delete")
+    catalog.flavor_extra_spec_delete(api.db, flavor_id, key)
+    return Result(200)

@@ -1,0 +1,93 @@
+"""Host selection for new servers.
+
+The compute services' heartbeats say which hosts are up, their compute-node
+reports say what each has, and the live instances say what is claimed. A
+host fits when it is up, not disabled and has room for the flavor under the
+allocation ratios; among those the one with the most free RAM wins (Nova's
+default weigher), ties broken by host name so the choice is repeatable.
+Several servers of one request are placed one after another, each counting
+the ones placed before it.
+"""
+
+from __future__ import annotations
+
+from pyct_driver import exception
+from pyct_driver.db import instances as db_instances
+from pyct_driver.db import services as db_services
+from pyct_driver.db.engine import Database
+
+COMPUTE_BINARY = "pyct-compute"
+
+
+class Scheduler:
+    def __init__(self, db: Database, cpu_allocation_ratio: float,
+                 ram_allocation_ratio: float, disk_allocation_ratio: float,
+                 reserved_host_memory_mb: int,
+                 service_down_time: int) -> None:
+        self.db = db
+        self.cpu_ratio = cpu_allocation_ratio
+        self.ram_ratio = ram_allocation_ratio
+        self.disk_ratio = disk_allocation_ratio
+        self.reserved_mb = reserved_host_memory_mb
+        self.down_time = service_down_time
+
+    def host_state(self, host: str) -> str:
+        """Nova's host_status: UP, DOWN, MAINTENANCE, UNKNOWN or ''."""
+        if not host:
+            return ""
+        for svc in db_services.service_list(self.db, COMPUTE_BINARY):
+            if svc["host"] != host:
+                continue
+            if svc["disabled"]:
+                return "MAINTENANCE"
+            return "UP" if db_services.is_up(svc, self.down_time) else "DOWN"
+        return "UNKNOWN"
+
+    def is_up(self, host: str | None) -> bool:
+        return bool(host) and self.host_state(host) in ("UP", "MAINTENANCE")
+
+    def _free(self) -> dict[str, dict[str, float]]:
+        up = {s["host"] for s in db_services.service_list(
+            self.db, COMPUTE_BINARY)
+            if not s["disabled"] and db_services.is_up(s, self.down_time)}
+        usage = db_instances.usage_by_host(self.db)
+        free: dict[str, dict[str, float]] = {}
+        for node in db_services.compute_node_list(self.db):
+            if node["host"] not in up:
+                continue
+            used = usage.get(node["host"], {})
+            free[node["host"]] = {
+                "vcpus": node["vcpus"] * self.cpu_ratio
+                - used.get("vcpus", 0),
+                "memory_mb": node["memory_mb"] * self.ram_ratio
+                - self.reserved_mb - used.get("memory_mb", 0),
+                "local_gb": node["local_gb"] * self.disk_ratio
+                - used.get("local_gb", 0),
+            }
+        return free
+
+    def select_hosts(self, flavor: dict, count: int,
+                     force_host: str | None = None) -> list[str | None]:
+        """A host for each of ``count`` servers; None where none fits."""
+        need = {"vcpus": flavor["vcpus"], "memory_mb": flavor["memory_mb"],
+                "local_gb": flavor["root_gb"] + flavor["ephemeral_gb"]}
+        free = self._free()
+        if force_host is not None:
+            free = {h: v for h, v in free.items() if h == force_host}
+        chosen: list[str | None] = []
+        for _ in range(count):
+            fits = [h for h, room in free.items()
+                    if all(room[k] >= need[k] for k in need)]
+            if not fits:
+                chosen.append(None)
+                continue
+            host = min(fits, key=lambda h: (-free[h]["memory_mb"], h))
+            for key in need:
+                free[host][key] -= need[key]
+            chosen.append(host)
+        return chosen
+
+
+def no_valid_host() -> exception.NoValidHost:
+    return exception.NoValidHost(
+        reason="There are not enough hosts available.")

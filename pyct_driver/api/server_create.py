@@ -1,0 +1,234 @@
+"""Server create: validate, authorize, place, record, cast.
+
+Order matters for "nothing left behind": every check (schema, policy,
+image, flavor, networks, block devices, counts) runs before any row is
+written; then all instances, their ``create`` actions and any NoValidHost
+faults go in ONE transaction; only then are the builds cast. A server no
+host can take is still created, in ERROR with a NoValidHost fault, and the
+request still answers 202, as Nova does.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import string
+import uuid
+
+from pyct_driver import exception, states
+from pyct_driver.api import schemas, server_views
+from pyct_driver.api.request import ApiRequest, Result
+from pyct_driver.api.state import Api
+from pyct_driver.db import actions as db_actions
+from pyct_driver.db import catalog
+from pyct_driver.db import instances as db_instances
+
+MAX_METADATA_ITEMS = 128
+_FLAVOR_KEYS = ("flavorid", "name", "vcpus", "memory_mb", "root_gb",
+                "ephemeral_gb", "swap", "rxtx_factor", "is_public",
+                "extra_specs")
+
+
+def _image(api: Api, image_ref: str | None) -> dict:
+    if not image_ref:
+        raise exception.Invalid("Can not find requested image")
+    try:
+        image = catalog.image_get(api.db, image_ref)
+    except exception.ImageNotFound as err:
+        raise exception.Invalid("Can not find requested image") from err
+    if image["status"] != "active":
+        raise exception.Invalid(f"Image {image_ref} is not active.")
+    return image
+
+
+def _flavor(api: Api, flavor_ref: str | int) -> dict:
+    flavor_id = str(flavor_ref).rstrip("/").rsplit("/", 1)[-1]
+    try:
+        flavor = catalog.flavor_get(api.db, flavor_id)
+    except exception.FlavorNotFound as err:
+        raise exception.Invalid(err.message) from err
+    if flavor["disabled"]:
+        raise exception.Invalid("Flavor is disabled.")
+    return flavor
+
+
+def _block_devices(bdms: list[dict] | None, image_ref: str | None
+                   ) -> tuple[list[dict] | None, str | None]:
+    """Accept only an image-backed local root; return (bdms, image)."""
+    if bdms is None:
+        return None, image_ref
+    if len(bdms) != 1:
+        raise exception.Invalid(
+            "Block Device Mapping is Invalid: only one image-backed root "
+            "disk is supported.")
+    bdm = bdms[0]
+    boot_index = bdm.get("boot_index")
+    if (bdm.get("source_type") != "image"
+            or bdm.get("destination_type", "local") != "local"
+            or boot_index is None or int(boot_index) != 0
+            or not bdm.get("uuid")):
+        raise exception.Invalid(
+            "Block Device Mapping is Invalid: only source_type image, "
+            "destination_type local, boot_index 0 is supported; volumes "
+            "are not.")
+    if image_ref and bdm["uuid"] != image_ref:
+        raise exception.Invalid(
+            "Block Device Mapping is Invalid: the root disk's uuid must be "
+            "the imageRef.")
+    return [dict(bdm, boot_index=0)], image_ref or bdm["uuid"]
+
+
+def _networks(value):
+    if value is None or isinstance(value, str):
+        return value
+    for net in value:
+        if not net.get("uuid") and not net.get("port"):
+            raise exception.Invalid(
+                "Bad networks format: network uuid is not in proper format "
+                "()")
+    return value
+
+
+def _counts(api: Api, server: dict) -> tuple[int, int]:
+    min_count = schemas.to_int(server.get("min_count", 1))
+    max_count = schemas.to_int(server.get("max_count", min_count))
+    for name, value in (("min_count", min_count), ("max_count", max_count)):
+        if value < 1:
+            raise exception.Invalid(
+                f"Invalid input for field/attribute {name}. Value: {value}."
+                " 0 is less than the minimum of 1")
+    if min_count > max_count:
+        raise exception.Invalid("min_count must be <= max_count")
+    limit = api.settings.max_instances_per_request
+    if max_count > limit:
+        raise exception.Invalid(f"max_count must be <= {limit}")
+    return min_count, max_count
+
+
+def _user_data(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(base64.b64decode(value)) > 65535:
+        raise exception.Invalid("User data too large. User data must be no "
+                                "larger than 65535 bytes once base64 "
+                                "decoded.")
+    return value
+
+
+def _force_host(api: Api, req: ApiRequest, zone: str | None
+                ) -> tuple[str | None, str | None]:
+    if not zone:
+        return None, None
+    name, _, host = zone.partition(":")
+    if host:
+        api.policy.authorize(req.context,
+                             "os_compute_api:servers:create:forced_host")
+    if name not in ("", "nova"):
+        raise exception.Invalid(
+            "The requested availability zone is not available")
+    return name or None, host or None
+
+
+def hostname_of(name: str) -> str:
+    text = re.sub(r"[^\w.-]+", "-", name.lower().replace("_", "-"))
+    text = text.strip(".-")[:63].strip(".-")
+    return text or "server"
+
+
+def _password() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(12))
+
+
+def create(api: Api, req: ApiRequest) -> Result:
+    body = req.json_body()
+    schemas.validate(schemas.server_create(req.version), body)
+    ctxt = req.context
+    api.policy.authorize(ctxt, "os_compute_api:servers:create",
+                         {"project_id": ctxt.project_id})
+    server = body["server"]
+    bdms, image_ref = _block_devices(server.get("block_device_mapping_v2"),
+                                     server.get("imageRef"))
+    image = _image(api, image_ref)
+    flavor = _flavor(api, server["flavorRef"])
+    if flavor["memory_mb"] < (image["min_ram"] or 0):
+        raise exception.Invalid("Flavor's memory is too small for "
+                                "requested image.")
+    if flavor["root_gb"] and flavor["root_gb"] < (image["min_disk"] or 0):
+        raise exception.Invalid("Flavor's disk is too small for requested "
+                                "image.")
+    networks = _networks(server.get("networks"))
+    _min_count, max_count = _counts(api, server)
+    metadata = server.get("metadata", {})
+    if len(metadata) > MAX_METADATA_ITEMS:
+        raise exception.QuotaExceeded(
+            f"Quota exceeded for metadata_items: Requested "
+            f"{len(metadata)}, but the limit is {MAX_METADATA_ITEMS}")
+    user_data = _user_data(server.get("user_data"))
+    zone, force_host = _force_host(api, req, server.get("availability_zone"))
+    password = server.get("adminPass") or _password()
+    snapshot = {k: flavor[k] for k in _FLAVOR_KEYS}
+
+    hosts = api.scheduler.select_hosts(flavor, max_count, force_host)
+    reservation_id = "r-" + secrets.token_hex(4)
+    rows, faults = [], {}
+    for index, host in enumerate(hosts):
+        name = server["name"] if max_count == 1 else \
+            f"{server['name']}-{index + 1}"
+        inst_uuid = str(uuid.uuid4())
+        rows.append({
+            "uuid": inst_uuid, "name": name, "hostname": hostname_of(name),
+            "description": server.get("description"),
+            "project_id": ctxt.project_id, "user_id": ctxt.user_id,
+            "host": host, "image_ref": image["id"],
+            "flavor_id": flavor["flavorid"], "flavor": snapshot,
+            "vm_state": states.BUILDING if host else states.ERROR,
+            "task_state": states.SCHEDULING if host else None,
+            "power_state": states.NOSTATE, "metadata": metadata,
+            "user_data": user_data, "key_name": server.get("key_name"),
+            "networks": networks, "block_device_mapping": bdms,
+            "config_drive": schemas.to_bool(
+                server.get("config_drive", False)),
+            "reservation_id": reservation_id, "launch_index": index,
+            "availability_zone": zone,
+        })
+        if host is None:
+            err = exception.NoValidHost(
+                reason="There are not enough hosts available.")
+            faults[inst_uuid] = {"code": 500, "message": err.message,
+                                 "details": err.message, "host": None}
+    created = db_instances.create_many(
+        api.db, rows, action={"action": "create",
+                              "request_id": ctxt.request_id,
+                              "user_id": ctxt.user_id,
+                              "project_id": ctxt.project_id},
+        faults=faults)
+    for inst in created:
+        if inst["host"]:
+            _cast_build(api, req, inst)
+
+    first = created[0]
+    links = req.compute_link("servers", first["uuid"])
+    if schemas.to_bool(server.get("return_reservation_id", False)):
+        return Result(202, {"reservation_id": reservation_id})
+    resp: dict = {"id": first["uuid"], "links": links,
+                  "OS-DCF:diskConfig": "MANUAL", "adminPass": password}
+    if server_views.has_networks(first):
+        resp["security_groups"] = [
+            {"name": g["name"]} for g in server.get(
+                "security_groups", [{"name": "default"}])]
+    return Result(202, {"server": resp},
+                  {"Location": links[0]["href"]})
+
+
+def _cast_build(api: Api, req: ApiRequest, inst: dict) -> None:
+    try:
+        api.compute.build_and_run_instance(req.context, inst["host"],
+                                           inst["uuid"])
+    except exception.RPCError as err:
+        # the row exists; leave it in ERROR with the reason, not BUILD
+        db_instances.update(api.db, inst["uuid"], {
+            "vm_state": states.ERROR, "task_state": None})
+        db_actions.fault_create(api.db, inst["uuid"], 500, err.message,
+                                err.message, inst["host"])

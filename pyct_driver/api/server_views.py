@@ -1,0 +1,121 @@
+"""How a server looks at each microversion.
+
+``detail`` builds exactly the body Nova defines for the request's version:
+2.3 adds the remaining ``OS-EXT-SRV-ATTR:*`` attributes (admins only),
+2.9 ``locked``, 2.16 ``host_status`` (when policy allows), 2.19
+``description``, 2.26 ``tags``. ``fault`` appears only in ERROR and
+DELETED, ``progress`` only while building or active, ``security_groups``
+only when the server has networks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable
+
+from pyct_driver import states
+from pyct_driver.api.request import ApiRequest
+
+_FAULT_STATUSES = ("ERROR", "DELETED")
+_PROGRESS_STATUSES = ("ACTIVE", "BUILD", "REBUILD", "RESIZE",
+                      "VERIFY_RESIZE", "MIGRATING")
+
+
+def isotime(value) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def host_id(inst: dict) -> str:
+    if not inst.get("host"):
+        return ""
+    return hashlib.sha224(
+        (inst["project_id"] + inst["host"]).encode()).hexdigest()
+
+
+def instance_name(inst: dict) -> str:
+    return "instance-%08x" % inst["id"]
+
+
+def has_networks(inst: dict) -> bool:
+    nets = inst.get("networks")
+    return bool(nets) and nets != "none"
+
+
+def summary(req: ApiRequest, inst: dict) -> dict:
+    return {"id": inst["uuid"], "name": inst["name"],
+            "links": req.compute_link("servers", inst["uuid"])}
+
+
+def _fault(req: ApiRequest, fault: dict) -> dict:
+    out = {"code": fault["code"], "message": fault["message"],
+           "created": isotime(fault["created_at"])}
+    if fault.get("details") and (req.is_admin or fault["code"] != 500):
+        out["details"] = fault["details"]
+    return out
+
+
+def detail(req: ApiRequest, inst: dict, fault: dict | None,
+           show_extended: bool,
+           host_status: Callable[[dict], str] | None) -> dict:
+    """The full server body; ``host_status`` is None when not allowed."""
+    status = states.status_of(inst["vm_state"], inst["task_state"])
+    server = {
+        "accessIPv4": "",
+        "accessIPv6": "",
+        "addresses": {},
+        "created": isotime(inst["created_at"]),
+        "flavor": {"id": inst["flavor_id"],
+                   "links": req.bookmark("flavors", inst["flavor_id"])},
+        "hostId": host_id(inst),
+        "id": inst["uuid"],
+        "image": {"id": inst["image_ref"],
+                  "links": req.bookmark("images", inst["image_ref"])},
+        "links": req.compute_link("servers", inst["uuid"]),
+        "metadata": dict(inst["metadata"] or {}),
+        "name": inst["name"],
+        "status": status,
+        "tenant_id": inst["project_id"] or "",
+        "user_id": inst["user_id"] or "",
+        "updated": isotime(inst["updated_at"] or inst["created_at"]),
+        "OS-DCF:diskConfig": "MANUAL",
+        "OS-EXT-AZ:availability_zone": inst["availability_zone"] or "nova",
+        "config_drive": "True" if inst["config_drive"] else "",
+        "key_name": inst["key_name"],
+        "OS-SRV-USG:launched_at": (inst["launched_at"].isoformat()
+                                   if inst["launched_at"] else None),
+        "OS-SRV-USG:terminated_at": (inst["terminated_at"].isoformat()
+                                     if inst["terminated_at"] else None),
+        "OS-EXT-STS:task_state": inst["task_state"],
+        "OS-EXT-STS:vm_state": inst["vm_state"],
+        "OS-EXT-STS:power_state": inst["power_state"],
+        "os-extended-volumes:volumes_attached": [],
+    }
+    if status in _FAULT_STATUSES and fault:
+        server["fault"] = _fault(req, fault)
+    if status in _PROGRESS_STATUSES:
+        server["progress"] = 0
+    if has_networks(inst):
+        server["security_groups"] = [{"name": "default"}]
+    if show_extended:
+        server["OS-EXT-SRV-ATTR:host"] = inst["host"]
+        server["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst["host"]
+        server["OS-EXT-SRV-ATTR:instance_name"] = instance_name(inst)
+        if req.at_least("2.3"):
+            server.update({
+                "OS-EXT-SRV-ATTR:hostname": inst["hostname"],
+                "OS-EXT-SRV-ATTR:reservation_id": inst["reservation_id"],
+                "OS-EXT-SRV-ATTR:launch_index": inst["launch_index"],
+                "OS-EXT-SRV-ATTR:kernel_id": "",
+                "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                "OS-EXT-SRV-ATTR:root_device_name": None,
+                "OS-EXT-SRV-ATTR:user_data": inst["user_data"],
+            })
+    if req.at_least("2.9"):
+        server["locked"] = bool(inst["locked"])
+    if req.at_least("2.16") and host_status is not None:
+        server["host_status"] = host_status(inst)
+    if req.at_least("2.19"):
+        server["description"] = inst["description"]
+    if req.at_least("2.26"):
+        server["tags"] = []
+    return server

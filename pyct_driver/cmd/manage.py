@@ -1,0 +1,185 @@
+"""``pyct-manage``: the operator's command line.
+
+``db sync`` migrates the database; ``flavor create|list`` manages flavors
+(extra specs validated exactly as the admin API does); ``image import``
+registers an image file after the configured virt driver accepted it (the
+container driver unpacks and checks it), and ``image create-busybox`` builds
+the demo image from the host's static busybox first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import uuid as uuidlib
+
+from oslo_config import cfg
+
+from pyct_driver import exception, plugins
+from pyct_driver.api import flavors as api_flavors
+from pyct_driver.api import images as api_images
+from pyct_driver.cmd import bootstrap
+from pyct_driver.db import catalog as db_catalog
+from pyct_driver.db import migration
+from pyct_driver.db.engine import Database
+from pyct_driver.virt.rootfs import busybox
+
+
+def _props(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise exception.InvalidInput(
+                reason=f"property {pair!r} is not KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _add_parsers(subparsers) -> None:
+    db = subparsers.add_parser("db", help="database schema")
+    dbsub = db.add_subparsers(dest="action", required=True)
+    sync = dbsub.add_parser("sync", help="migrate to the newest schema")
+    sync.add_argument("--revision", default="head")
+    dbsub.add_parser("version", help="print the schema revision")
+
+    flavor = subparsers.add_parser("flavor", help="flavors")
+    fsub = flavor.add_subparsers(dest="action", required=True)
+    create = fsub.add_parser("create", help="create a flavor")
+    create.add_argument("name")
+    create.add_argument("--vcpus", type=int, required=True)
+    create.add_argument("--ram", type=int, required=True, help="MiB")
+    create.add_argument("--disk", type=int, required=True, help="GiB")
+    create.add_argument("--swap", type=int, default=0, help="MiB")
+    create.add_argument("--ephemeral", type=int, default=0, help="GiB")
+    create.add_argument("--id", dest="flavorid")
+    create.add_argument("--private", action="store_true")
+    create.add_argument("--if-missing", action="store_true",
+                        help="succeed quietly when the name exists")
+    create.add_argument("--property", action="append", metavar="KEY=VALUE",
+                        help="extra spec, e.g. quota:cpu_shares=512")
+    fsub.add_parser("list", help="list flavors")
+
+    image = subparsers.add_parser("image", help="images")
+    isub = image.add_subparsers(dest="action", required=True)
+    imp = isub.add_parser("import", help="register an image file")
+    imp.add_argument("name")
+    imp.add_argument("file")
+    imp.add_argument("--id", dest="image_id")
+    imp.add_argument("--property", action="append", metavar="KEY=VALUE")
+    imp.add_argument("--if-missing", action="store_true",
+                     help="succeed quietly when the name exists")
+    bb = isub.add_parser("create-busybox",
+                         help="build and import a busybox image")
+    bb.add_argument("name")
+    bb.add_argument("--busybox", default="/bin/busybox")
+    bb.add_argument("--if-missing", action="store_true")
+    isub.add_parser("list", help="list images")
+
+
+command_opt = cfg.SubCommandOpt("command", title="commands",
+                                handler=_add_parsers)
+
+
+def _db_cmd(conf: cfg.ConfigOpts) -> int:
+    url = conf.database.connection
+    if conf.command.action == "sync":
+        bootstrap.database(conf).dispose()  # makes a SQLite file's folder
+        migration.upgrade(url, conf.command.revision)
+    print(migration.current(url))
+    return 0
+
+
+def _flavor_cmd(conf: cfg.ConfigOpts, db: Database) -> int:
+    cmd = conf.command
+    if cmd.action == "list":
+        for f in db_catalog.flavor_list(db, include_private=True):
+            print(f"{f['flavorid']}\t{f['name']}\tvcpus={f['vcpus']}\t"
+                  f"ram={f['memory_mb']}\tdisk={f['root_gb']}\t"
+                  f"{f['extra_specs']}")
+        return 0
+    if cmd.if_missing and any(f["name"] == cmd.name for f in
+                              db_catalog.flavor_list(db,
+                                                     include_private=True)):
+        return 0
+    flavor = api_flavors.create_flavor(
+        db, cmd.name, cmd.vcpus, cmd.ram, cmd.disk, flavorid=cmd.flavorid,
+        swap=cmd.swap, ephemeral=cmd.ephemeral, is_public=not cmd.private,
+        extra_specs=_props(cmd.property))
+    print(flavor["flavorid"])
+    return 0
+
+
+def import_image(conf: cfg.ConfigOpts, db: Database, name: str, path: str,
+                 properties: dict[str, str],
+                 image_id: str | None = None) -> dict:
+    """Copy ``path`` into the image store, let the driver accept it, and
+    register it; on any failure nothing is left behind."""
+    image_id = image_id or str(uuidlib.uuid4())
+    store = os.path.join(conf.state_path, "images")
+    os.makedirs(store, mode=0o700, exist_ok=True)
+    dest = os.path.join(store, image_id)
+    try:
+        shutil.copyfile(path, dest)
+    except OSError as err:
+        raise exception.InvalidImage(image=name, reason=str(err)) from err
+    driver = plugins.load_virt_driver(conf.virt_driver, conf)
+    try:
+        info = driver.import_image(image_id, dest)
+        props = dict(info.properties)
+        props.update(properties)
+        return api_images.register_image(
+            db, name, dest, props, image_id=image_id,
+            disk_format=info.disk_format,
+            container_format=info.container_format, size=info.size,
+            checksum=info.checksum)
+    except BaseException:
+        try:
+            driver.delete_image(image_id)
+        finally:
+            os.unlink(dest)
+        raise
+
+
+def _image_cmd(conf: cfg.ConfigOpts, db: Database) -> int:
+    cmd = conf.command
+    if cmd.action == "list":
+        for i in db_catalog.image_list(db):
+            print(f"{i['id']}\t{i['name']}\t{i['status']}\t{i['size']}")
+        return 0
+    if cmd.if_missing and db_catalog.image_list(db, {"name": cmd.name}):
+        print(db_catalog.image_list(db, {"name": cmd.name})[0]["id"])
+        return 0
+    if cmd.action == "import":
+        image = import_image(conf, db, cmd.name, cmd.file,
+                             _props(cmd.property), cmd.image_id)
+    else:
+        with tempfile.TemporaryDirectory(prefix="pyct-busybox-") as tmp:
+            tarball = os.path.join(tmp, "rootfs.tar")
+            busybox.build_busybox_rootfs(tarball, cmd.busybox)
+            image = import_image(conf, db, cmd.name, tarball,
+                                 {"os_distro": "busybox"})
+    print(image["id"])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    conf = bootstrap.CONF
+    conf.register_cli_opt(command_opt)
+    conf = bootstrap.parse_args(argv if argv is not None else sys.argv)
+    try:
+        if conf.command.name == "db":
+            return _db_cmd(conf)
+        db = bootstrap.database(conf)
+        if conf.command.name == "flavor":
+            return _flavor_cmd(conf, db)
+        return _image_cmd(conf, db)
+    except exception.PyctError as err:
+        print(f"ERROR: {err.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

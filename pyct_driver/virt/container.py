@@ -1,0 +1,282 @@
+"""The container virt driver: a flavor and an image become a running guest.
+
+This is the composition root of the four virt sub-packages: ``rootfs``
+gives the copy-on-write root with an enforced size, ``cgroups`` the
+flavor's limits, ``process`` the guest's init in fresh namespaces (started
+by the single-threaded launcher), and later ``network`` its links. Each
+instance has a small JSON record on disk (its init's pid and start time), so
+a restarted compute service re-adopts running guests: a guest counts as
+running only if that pid is alive with that start time and sits in the
+instance's cgroup. A failure in any spawn step undoes the earlier steps in
+reverse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from pyct_driver import exception, states
+from pyct_driver.virt import base
+from pyct_driver.virt.cgroups import base as cg_base
+from pyct_driver.virt.cgroups.detect import detect_backend
+from pyct_driver.virt.process import guest
+from pyct_driver.virt.process.client import LauncherClient
+from pyct_driver.virt.process.spec import GuestSpec
+from pyct_driver.virt.rootfs.overlay import RootManager
+from pyct_driver.virt.rootfs.store import ImageStore
+
+LOG = logging.getLogger(__name__)
+
+
+class ContainerDriver(base.VirtDriver):
+    """Linux containers that behave like VMs."""
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        opts = conf.container
+        self.base_dir = opts.base_dir or os.path.join(conf.state_path,
+                                                      "container")
+        self.images = ImageStore(os.path.join(self.base_dir, "images"),
+                                 max_bytes=opts.image_max_bytes,
+                                 max_files=opts.image_max_files)
+        self.roots = RootManager(os.path.join(self.base_dir, "roots"))
+        self.cgroups = detect_backend(opts.cgroup_root, opts.cgroup_parent)
+        self.launcher = LauncherClient(os.path.join(self.base_dir,
+                                                    "launcher"))
+        self.records_dir = os.path.join(self.base_dir, "instances")
+        self.default_pids_max = opts.default_pids_max
+        self.console_max_bytes = opts.console_max_bytes
+        self.soft_reboot_timeout = opts.soft_reboot_timeout
+        self.host: str | None = None
+
+    # -- records ------------------------------------------------------------
+
+    def _dir(self, uuid: str) -> str:
+        return os.path.join(self.records_dir, cg_base.check_name(uuid))
+
+    def _load(self, uuid: str) -> dict | None:
+        try:
+            with open(os.path.join(self._dir(uuid), "record.json")) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:
+            raise exception.VirtError(
+                reason=f"unreadable record of {uuid}: {err}") from err
+
+    def _save(self, uuid: str, record: dict) -> None:
+        path = os.path.join(self._dir(uuid), "record.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, path)
+
+    def _require(self, instance: base.InstanceSpec) -> dict:
+        record = self._load(instance.uuid)
+        if record is None:
+            raise exception.InstanceNotRunning(instance_id=instance.uuid)
+        return record
+
+    # -- host ---------------------------------------------------------------
+
+    def init_host(self, host: str) -> None:
+        self.host = host
+        for path in (self.base_dir, self.records_dir):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        self.launcher.ensure_running()
+
+    def get_available_resource(self) -> base.HostResources:
+        with open("/proc/meminfo") as f:
+            mem_kb = next(int(line.split()[1]) for line in f
+                          if line.startswith("MemTotal:"))
+        os.makedirs(self.base_dir, mode=0o700, exist_ok=True)
+        st = os.statvfs(self.base_dir)
+        return base.HostResources(
+            vcpus=os.cpu_count() or 1, memory_mb=mem_kb // 1024,
+            local_gb=st.f_blocks * st.f_frsize // 1024 ** 3)
+
+    # -- images -------------------------------------------------------------
+
+    def import_image(self, image_id: str, path: str) -> base.ImageInfo:
+        if self.images.has_image(image_id):
+            props = self.images.properties(image_id)
+            return base.ImageInfo(disk_format="raw", container_format="bare",
+                                  size=os.path.getsize(path), checksum="",
+                                  properties=props)
+        return self.images.import_image(image_id, path)
+
+    def delete_image(self, image_id: str) -> None:
+        self.images.delete_image(image_id)
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def _argv(self, instance: base.InstanceSpec) -> list[str]:
+        props = dict(self.images.properties(instance.image_id)) \
+            if self.images.has_image(instance.image_id) else {}
+        props.update(instance.image_properties)
+        cmdline = props.get("os_command_line")
+        if cmdline:
+            argv = json.loads(cmdline) if cmdline.startswith("[") \
+                else cmdline.split()
+            return [str(a) for a in argv]
+        return ["/sbin/init"]
+
+    def _limits(self, instance: base.InstanceSpec,
+                device: str | None) -> cg_base.CgroupLimits:
+        f = instance.flavor
+        return cg_base.limits_from_flavor(
+            f.vcpus, f.memory_mb, f.swap_mb, f.extra_specs,
+            default_pids_max=self.default_pids_max, block_device=device)
+
+    def spawn(self, instance: base.InstanceSpec) -> None:
+        uuid = instance.uuid
+        if self._load(uuid) is not None:
+            raise exception.VirtError(reason=f"instance {uuid} exists")
+        with contextlib.ExitStack() as undo:
+            os.makedirs(self._dir(uuid), mode=0o700)
+            undo.callback(shutil.rmtree, self._dir(uuid), True)
+            layers = self.images.acquire(uuid, instance.image_id)
+            undo.callback(self.images.release, uuid)
+            self.roots.create(uuid, instance.flavor.root_gb)
+            undo.callback(self.roots.remove, uuid)
+            record = {"uuid": uuid, "hostname": instance.hostname,
+                      "argv": self._argv(instance), "pid": None,
+                      "start_time": None, "paused": False}
+            self._save(uuid, record)
+            self._start(instance, record, layers)
+            undo.callback(self.cgroups.destroy, uuid)
+            undo.pop_all()
+
+    def _start(self, instance: base.InstanceSpec, record: dict,
+               layers: list[str] | None = None) -> None:
+        """Mount the root, (re)create the cgroup and start init."""
+        uuid = instance.uuid
+        layers = layers or self.images.held_layers(uuid)
+        with contextlib.ExitStack() as undo:
+            handle = self.roots.mount(uuid, layers)
+            undo.callback(self.roots.unmount, uuid)
+            self.cgroups.destroy(uuid)
+            self.cgroups.create(uuid, self._limits(instance, handle.device))
+            undo.callback(self.cgroups.destroy, uuid)
+            spec = GuestSpec(
+                uuid=uuid, root=handle.path, hostname=instance.hostname,
+                argv=tuple(record["argv"]),
+                cgroup_procs=tuple(self.cgroups.procs_files(uuid)),
+                console_log=os.path.join(self._dir(uuid), "console.log"),
+                console_max_bytes=self.console_max_bytes)
+            self.launcher.ensure_running()
+            handle_ = self.launcher.spawn(spec)
+            record.update(pid=handle_.pid, start_time=handle_.start_time,
+                          paused=False)
+            self._save(uuid, record)
+            undo.pop_all()
+
+    def _running(self, uuid: str, record: dict | None) -> bool:
+        if not record or not record.get("pid"):
+            return False
+        pid = record["pid"]
+        return (guest.is_same_process(pid, record["start_time"])
+                and pid in self.cgroups.pids(uuid))
+
+    def _stop(self, instance: base.InstanceSpec, record: dict,
+              timeout: float) -> bool:
+        """Ask init to shut down, kill what is left after ``timeout``;
+        return True when the guest went down by itself."""
+        uuid = instance.uuid
+        clean = True
+        if self._running(uuid, record):
+            if self.cgroups.is_frozen(uuid):
+                self.cgroups.thaw(uuid)
+            sig = guest.shutdown_signal(record["argv"],
+                                        self.roots_path(uuid))
+            guest.signal_init(record["pid"], record["start_time"], sig)
+            deadline = time.monotonic() + timeout
+            while (self._running(uuid, record)
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)
+            clean = not self._running(uuid, record)
+        with contextlib.suppress(exception.PyctError):
+            self.launcher.forget(uuid)
+        self.cgroups.kill_all(uuid, timeout=10)
+        self.roots.unmount(uuid)
+        record.update(pid=None, start_time=None, paused=False)
+        self._save(uuid, record)
+        return clean
+
+    def roots_path(self, uuid: str) -> str:
+        return os.path.join(self.roots.base_dir, "instances", uuid, "root")
+
+    def destroy(self, instance: base.InstanceSpec) -> None:
+        uuid = instance.uuid
+        with contextlib.suppress(exception.PyctError):
+            self.launcher.forget(uuid)
+        self.cgroups.destroy(uuid)
+        self.roots.remove(uuid)
+        self.images.release(uuid)
+        shutil.rmtree(self._dir(uuid), ignore_errors=True)
+
+    def reboot(self, instance: base.InstanceSpec, hard: bool) -> None:
+        record = self._require(instance)
+        timeout = 0.0 if hard else self.soft_reboot_timeout
+        if not self._stop(instance, record, timeout) and not hard:
+            LOG.info("%s ignored its shutdown signal; hard reboot",
+                     instance.uuid)
+        self._start(instance, record)
+
+    def power_off(self, instance: base.InstanceSpec,
+                  timeout: float = 60) -> None:
+        self._stop(instance, self._require(instance), timeout)
+
+    def power_on(self, instance: base.InstanceSpec) -> None:
+        record = self._require(instance)
+        if not self._running(instance.uuid, record):
+            self._start(instance, record)
+
+    def pause(self, instance: base.InstanceSpec) -> None:
+        record = self._require(instance)
+        if not self._running(instance.uuid, record):
+            raise exception.InstanceNotRunning(instance_id=instance.uuid)
+        self.cgroups.freeze(instance.uuid)
+
+    def unpause(self, instance: base.InstanceSpec) -> None:
+        self._require(instance)
+        self.cgroups.thaw(instance.uuid)
+
+    # -- observation --------------------------------------------------------
+
+    def get_info(self, instance: base.InstanceSpec) -> base.InstanceInfo:
+        uuid = instance.uuid
+        record = self._load(uuid)
+        if record is None:
+            return base.InstanceInfo(power_state=states.NOSTATE)
+        if not self._running(uuid, record):
+            return base.InstanceInfo(power_state=states.SHUTDOWN)
+        power = (states.PAUSED_POWER if self.cgroups.is_frozen(uuid)
+                 else states.RUNNING)
+        stats = self.cgroups.stats(uuid)
+        return base.InstanceInfo(power_state=power,
+                                 memory_used_kb=stats.memory_bytes // 1024,
+                                 cpu_time_ns=stats.cpu_time_ns)
+
+    def list_instances(self) -> list[str]:
+        try:
+            return sorted(os.listdir(self.records_dir))
+        except FileNotFoundError:
+            return []
+
+    def get_console_output(self, instance: base.InstanceSpec,
+                           length: int | None = None) -> str:
+        self._require(instance)
+        return guest.read_console(
+            os.path.join(self._dir(instance.uuid), "console.log"), length)
+
+
+# SIGKILL is never a shutdown signal; keep the name visible for readers
+assert signal.SIGKILL not in (signal.SIGTERM, signal.SIGUSR2)
