@@ -20,6 +20,7 @@ branch_labels = None
 depends_on = None
 
 # microsecond precision on MySQL/MariaDB too (their DATETIME drops it)
+LONGTEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql",
                                       "mariadb")
 
@@ -142,7 +143,7 @@ def upgrade() -> None:
         sa.Column("task_state", sa.String(255), nullable=True),
         sa.Column("power_state", sa.Integer(), nullable=False),
         sa.Column("metadata", sa.JSON(), nullable=False),
-        sa.Column("user_data", sa.Text(), nullable=True),
+        sa.Column("user_data", LONGTEXT, nullable=True),
         sa.Column("key_name", sa.String(255), nullable=True),
         sa.Column("key_data", sa.Text(), nullable=True),
         sa.Column("networks", sa.JSON(), nullable=True),
@@ -209,7 +210,7 @@ def upgrade() -> None:
         sa.Column("start_time", DATETIME, nullable=False),
         sa.Column("finish_time", DATETIME, nullable=True),
         sa.Column("result", sa.String(255), nullable=True),
-        sa.Column("traceback", sa.Text(), nullable=True),
+        sa.Column("traceback", LONGTEXT, nullable=True),
         sa.Column("host", sa.String(255), nullable=True),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id"),
@@ -225,7 +226,7 @@ def upgrade() -> None:
         sa.Column("instance_uuid", sa.String(36), nullable=False),
         sa.Column("code", sa.Integer(), nullable=False),
         sa.Column("message", sa.String(255), nullable=False),
-        sa.Column("details", sa.Text(), nullable=True),
+        sa.Column("details", LONGTEXT, nullable=True),
         sa.Column("host", sa.String(255), nullable=True),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id"),

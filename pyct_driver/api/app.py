@@ -19,6 +19,7 @@ from typing import Callable
 import webob
 
 from pyct_driver import exception
+from pyct_driver.api import identity
 from pyct_driver.api import (auth, faults, flavors, images, instance_actions,
                              microversion, policy, scheduler, server_actions,
                              servers, versions)
@@ -149,6 +150,10 @@ class ApiApp:
                 return self._compute(req, parts[1:])
             if parts[0] == "image":
                 return self._image(req, parts[1:])
+            if parts[0] == "identity" and parts[1:] in ([], ["v3"]):
+                base = self._base_url(req)
+                return _json_response(identity.show_v3(base) if parts[1:]
+                                      else identity.versions(base))
             raise exception.NotFound("The resource could not be found.")
         except _MethodNotAllowed as err:
             return faults.fault_response(

@@ -127,8 +127,8 @@ def server_create(version: tuple[int, int]) -> dict:
         "security_groups": {"type": "array", "items": _obj(
             {"name": {"type": "string", "minLength": 1,
                       "maxLength": 255}})},
-        "user_data": {"type": "string", "format": "base64",
-                      "maxLength": 65535},
+        # the 64 KiB limit applies to the decoded bytes (server_create)
+        "user_data": {"type": "string", "format": "base64"},
     }
     required = ["name", "flavorRef"]
     if version >= (2, 19):

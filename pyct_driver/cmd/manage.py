@@ -48,7 +48,7 @@ def _add_parsers(subparsers) -> None:
     flavor = subparsers.add_parser("flavor", help="flavors")
     fsub = flavor.add_subparsers(dest="action", required=True)
     create = fsub.add_parser("create", help="create a flavor")
-    create.add_argument("name")
+    create.add_argument("flavor_name", metavar="NAME")
     create.add_argument("--vcpus", type=int, required=True)
     create.add_argument("--ram", type=int, required=True, help="MiB")
     create.add_argument("--disk", type=int, required=True, help="GiB")
@@ -65,7 +65,7 @@ def _add_parsers(subparsers) -> None:
     image = subparsers.add_parser("image", help="images")
     isub = image.add_subparsers(dest="action", required=True)
     imp = isub.add_parser("import", help="register an image file")
-    imp.add_argument("name")
+    imp.add_argument("image_name", metavar="NAME")
     imp.add_argument("file")
     imp.add_argument("--id", dest="image_id")
     imp.add_argument("--property", action="append", metavar="KEY=VALUE")
@@ -73,7 +73,7 @@ def _add_parsers(subparsers) -> None:
                      help="succeed quietly when the name exists")
     bb = isub.add_parser("create-busybox",
                          help="build and import a busybox image")
-    bb.add_argument("name")
+    bb.add_argument("image_name", metavar="NAME")
     bb.add_argument("--busybox", default="/bin/busybox")
     bb.add_argument("--if-missing", action="store_true")
     isub.add_parser("list", help="list images")
@@ -100,12 +100,12 @@ def _flavor_cmd(conf: cfg.ConfigOpts, db: Database) -> int:
                   f"ram={f['memory_mb']}\tdisk={f['root_gb']}\t"
                   f"{f['extra_specs']}")
         return 0
-    if cmd.if_missing and any(f["name"] == cmd.name for f in
+    if cmd.if_missing and any(f["name"] == cmd.flavor_name for f in
                               db_catalog.flavor_list(db,
                                                      include_private=True)):
         return 0
     flavor = api_flavors.create_flavor(
-        db, cmd.name, cmd.vcpus, cmd.ram, cmd.disk, flavorid=cmd.flavorid,
+        db, cmd.flavor_name, cmd.vcpus, cmd.ram, cmd.disk, flavorid=cmd.flavorid,
         swap=cmd.swap, ephemeral=cmd.ephemeral, is_public=not cmd.private,
         extra_specs=_props(cmd.property))
     print(flavor["flavorid"])
@@ -130,11 +130,14 @@ def import_image(conf: cfg.ConfigOpts, db: Database, name: str, path: str,
         info = driver.import_image(image_id, dest)
         props = dict(info.properties)
         props.update(properties)
-        return api_images.register_image(
-            db, name, dest, props, image_id=image_id,
-            disk_format=info.disk_format,
-            container_format=info.container_format, size=info.size,
-            checksum=info.checksum)
+        # Glance's own fields travel with the properties; register_image
+        # puts them into their columns
+        props.update(id=image_id, disk_format=info.disk_format,
+                     container_format=info.container_format,
+                     size=os.path.getsize(dest))
+        if info.checksum:
+            props["checksum"] = info.checksum
+        return api_images.register_image(db, name, dest, props)
     except BaseException:
         try:
             driver.delete_image(image_id)
@@ -149,17 +152,18 @@ def _image_cmd(conf: cfg.ConfigOpts, db: Database) -> int:
         for i in db_catalog.image_list(db):
             print(f"{i['id']}\t{i['name']}\t{i['status']}\t{i['size']}")
         return 0
-    if cmd.if_missing and db_catalog.image_list(db, {"name": cmd.name}):
-        print(db_catalog.image_list(db, {"name": cmd.name})[0]["id"])
+    existing = db_catalog.image_list(db, {"name": cmd.image_name})
+    if cmd.if_missing and existing:
+        print(existing[0]["id"])
         return 0
     if cmd.action == "import":
-        image = import_image(conf, db, cmd.name, cmd.file,
+        image = import_image(conf, db, cmd.image_name, cmd.file,
                              _props(cmd.property), cmd.image_id)
     else:
         with tempfile.TemporaryDirectory(prefix="pyct-busybox-") as tmp:
             tarball = os.path.join(tmp, "rootfs.tar")
             busybox.build_busybox_rootfs(tarball, cmd.busybox)
-            image = import_image(conf, db, cmd.name, tarball,
+            image = import_image(conf, db, cmd.image_name, tarball,
                                  {"os_distro": "busybox"})
     print(image["id"])
     return 0

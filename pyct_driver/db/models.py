@@ -28,6 +28,9 @@ def utcnow() -> datetime.datetime:
 # MySQL/MariaDB DATETIME drops microseconds unless given a precision; the
 # other backends keep them, and ordering/paging must not differ by backend.
 DateTime = _DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+# MySQL's TEXT stops at 64 KiB; user data (base64) and tracebacks can be
+# longer, as Nova's MEDIUMTEXT columns allow
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 
 class Base(DeclarativeBase):
@@ -75,7 +78,7 @@ class Instance(TimestampMixin, Base):
                                              default=0)
     instance_metadata: Mapped[dict] = mapped_column(
         "metadata", JSON, nullable=False, default=dict)
-    user_data: Mapped[str | None] = mapped_column(Text)
+    user_data: Mapped[str | None] = mapped_column(LongText)
     key_name: Mapped[str | None] = mapped_column(String(255))
     key_data: Mapped[str | None] = mapped_column(Text)
     networks: Mapped[dict | list | str | None] = mapped_column(JSON)
@@ -240,7 +243,7 @@ class InstanceActionEvent(TimestampMixin, Base):
                                                           nullable=False)
     finish_time: Mapped[datetime.datetime | None] = mapped_column(DateTime)
     result: Mapped[str | None] = mapped_column(String(255))
-    traceback: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(LongText)
     host: Mapped[str | None] = mapped_column(String(255))
     action: Mapped[InstanceAction] = relationship(back_populates="events")
 
@@ -256,5 +259,5 @@ class InstanceFault(TimestampMixin, Base):
     instance_uuid: Mapped[str] = mapped_column(String(36), nullable=False)
     code: Mapped[int] = mapped_column(Integer, nullable=False)
     message: Mapped[str] = mapped_column(String(255), nullable=False)
-    details: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[str | None] = mapped_column(LongText)
     host: Mapped[str | None] = mapped_column(String(255))

@@ -9,6 +9,7 @@ dict. All oslo.messaging setup happens here so the rest of pyct imports
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from oslo_config import cfg
@@ -18,6 +19,11 @@ from oslo_service import backend as service_backend
 # threads before it is imported so eventlet is never selected.
 if service_backend.get_backend_type() is None:
     service_backend.init_backend(service_backend.BackendType.THREADING)
+
+# futurist and oslo.utils warn about eventlet merely because it is
+# installed; pyct never uses it
+warnings.filterwarnings("ignore", message=".*[Ee]ventlet.*")
+warnings.filterwarnings("ignore", module="oslo_utils.eventletutils")
 
 import oslo_messaging as messaging  # noqa: E402
 from oslo_messaging import opts as messaging_opts  # noqa: E402

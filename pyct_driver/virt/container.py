@@ -16,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
-import signal
+import threading
 import time
 
 from oslo_config import cfg
@@ -55,6 +56,15 @@ class ContainerDriver(base.VirtDriver):
         self.console_max_bytes = opts.console_max_bytes
         self.soft_reboot_timeout = opts.soft_reboot_timeout
         self.host: str | None = None
+        # The manager may run two operations on one instance at once (a
+        # power-state sync during a reboot); each instance's steps are
+        # serialised, different instances run in parallel.
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def _lock(self, uuid: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(uuid, threading.Lock())
 
     # -- records ------------------------------------------------------------
 
@@ -74,9 +84,15 @@ class ContainerDriver(base.VirtDriver):
     def _save(self, uuid: str, record: dict) -> None:
         path = os.path.join(self._dir(uuid), "record.json")
         tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(record, f)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w") as f:
+                json.dump(record, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as err:
+            raise exception.VirtError(
+                reason=f"cannot write record of {uuid}: {err}") from err
 
     def _require(self, instance: base.InstanceSpec) -> dict:
         record = self._load(instance.uuid)
@@ -123,8 +139,18 @@ class ContainerDriver(base.VirtDriver):
         props.update(instance.image_properties)
         cmdline = props.get("os_command_line")
         if cmdline:
-            argv = json.loads(cmdline) if cmdline.startswith("[") \
-                else cmdline.split()
+            # Image configs give a shell-quoted line (layout.command_line);
+            # a JSON list is accepted too.
+            try:
+                argv = json.loads(cmdline) if cmdline.startswith("[") \
+                    else shlex.split(cmdline)
+            except ValueError as err:
+                raise exception.InvalidImage(
+                    image=instance.image_id,
+                    reason=f"bad os_command_line {cmdline!r}: {err}") from err
+            if not argv:
+                raise exception.InvalidImage(image=instance.image_id,
+                                             reason="empty os_command_line")
             return [str(a) for a in argv]
         return ["/sbin/init"]
 
@@ -137,21 +163,25 @@ class ContainerDriver(base.VirtDriver):
 
     def spawn(self, instance: base.InstanceSpec) -> None:
         uuid = instance.uuid
-        if self._load(uuid) is not None:
-            raise exception.VirtError(reason=f"instance {uuid} exists")
-        with contextlib.ExitStack() as undo:
-            os.makedirs(self._dir(uuid), mode=0o700)
+        with self._lock(uuid), contextlib.ExitStack() as undo:
+            try:
+                os.makedirs(self.records_dir, mode=0o700, exist_ok=True)
+                os.mkdir(self._dir(uuid), mode=0o700)
+            except FileExistsError as err:
+                raise exception.Duplicate(what=f"Instance {uuid}") from err
+            except OSError as err:
+                raise exception.VirtError(
+                    reason=f"cannot create record of {uuid}: {err}") from err
             undo.callback(shutil.rmtree, self._dir(uuid), True)
+            record = {"uuid": uuid, "hostname": instance.hostname,
+                      "argv": self._argv(instance), "pid": None,
+                      "start_time": None}
             layers = self.images.acquire(uuid, instance.image_id)
             undo.callback(self.images.release, uuid)
             self.roots.create(uuid, instance.flavor.root_gb)
             undo.callback(self.roots.remove, uuid)
-            record = {"uuid": uuid, "hostname": instance.hostname,
-                      "argv": self._argv(instance), "pid": None,
-                      "start_time": None, "paused": False}
             self._save(uuid, record)
             self._start(instance, record, layers)
-            undo.callback(self.cgroups.destroy, uuid)
             undo.pop_all()
 
     def _start(self, instance: base.InstanceSpec, record: dict,
@@ -173,10 +203,15 @@ class ContainerDriver(base.VirtDriver):
                 console_max_bytes=self.console_max_bytes)
             self.launcher.ensure_running()
             handle_ = self.launcher.spawn(spec)
-            record.update(pid=handle_.pid, start_time=handle_.start_time,
-                          paused=False)
+            undo.callback(self._kill_guest, uuid)
+            record.update(pid=handle_.pid, start_time=handle_.start_time)
             self._save(uuid, record)
             undo.pop_all()
+
+    def _kill_guest(self, uuid: str) -> None:
+        with contextlib.suppress(exception.PyctError):
+            self.launcher.forget(uuid)
+        self.cgroups.kill_all(uuid, timeout=10)
 
     def _running(self, uuid: str, record: dict | None) -> bool:
         if not record or not record.get("pid"):
@@ -194,60 +229,77 @@ class ContainerDriver(base.VirtDriver):
         if self._running(uuid, record):
             if self.cgroups.is_frozen(uuid):
                 self.cgroups.thaw(uuid)
-            sig = guest.shutdown_signal(record["argv"],
-                                        self.roots_path(uuid))
-            guest.signal_init(record["pid"], record["start_time"], sig)
-            deadline = time.monotonic() + timeout
-            while (self._running(uuid, record)
-                   and time.monotonic() < deadline):
-                time.sleep(0.05)
+            if timeout > 0:
+                sig = guest.shutdown_signal(record["argv"],
+                                            self._root_path(uuid))
+                guest.signal_init(record["pid"], record["start_time"], sig)
+                deadline = time.monotonic() + timeout
+                while (self._running(uuid, record)
+                       and time.monotonic() < deadline):
+                    time.sleep(0.05)
             clean = not self._running(uuid, record)
-        with contextlib.suppress(exception.PyctError):
-            self.launcher.forget(uuid)
-        self.cgroups.kill_all(uuid, timeout=10)
+        if self.cgroups.exists(uuid):
+            self._kill_guest(uuid)
+        else:
+            with contextlib.suppress(exception.PyctError):
+                self.launcher.forget(uuid)
         self.roots.unmount(uuid)
-        record.update(pid=None, start_time=None, paused=False)
+        record.update(pid=None, start_time=None)
         self._save(uuid, record)
         return clean
 
-    def roots_path(self, uuid: str) -> str:
+    def _root_path(self, uuid: str) -> str:
         return os.path.join(self.roots.base_dir, "instances", uuid, "root")
 
     def destroy(self, instance: base.InstanceSpec) -> None:
         uuid = instance.uuid
-        with contextlib.suppress(exception.PyctError):
-            self.launcher.forget(uuid)
-        self.cgroups.destroy(uuid)
-        self.roots.remove(uuid)
-        self.images.release(uuid)
-        shutil.rmtree(self._dir(uuid), ignore_errors=True)
+        with self._lock(uuid):
+            with contextlib.suppress(exception.PyctError):
+                self.launcher.forget(uuid)
+            self.cgroups.destroy(uuid)
+            self.roots.remove(uuid)
+            self.images.release(uuid)
+            # The record goes last: while it exists, list_instances still
+            # names the instance, so a failed destroy can be retried.
+            shutil.rmtree(self._dir(uuid), ignore_errors=True)
+        with self._guard:
+            self._locks.pop(uuid, None)
 
     def reboot(self, instance: base.InstanceSpec, hard: bool) -> None:
-        record = self._require(instance)
-        timeout = 0.0 if hard else self.soft_reboot_timeout
-        if not self._stop(instance, record, timeout) and not hard:
-            LOG.info("%s ignored its shutdown signal; hard reboot",
-                     instance.uuid)
-        self._start(instance, record)
+        with self._lock(instance.uuid):
+            record = self._require(instance)
+            timeout = 0.0 if hard else self.soft_reboot_timeout
+            if not self._stop(instance, record, timeout) and not hard:
+                LOG.info("%s ignored its shutdown signal for %.0fs; "
+                         "rebooted hard", instance.uuid, timeout)
+            self._start(instance, record)
 
     def power_off(self, instance: base.InstanceSpec,
                   timeout: float = 60) -> None:
-        self._stop(instance, self._require(instance), timeout)
+        with self._lock(instance.uuid):
+            self._stop(instance, self._require(instance), timeout)
 
     def power_on(self, instance: base.InstanceSpec) -> None:
-        record = self._require(instance)
-        if not self._running(instance.uuid, record):
-            self._start(instance, record)
+        with self._lock(instance.uuid):
+            record = self._require(instance)
+            if not self._running(instance.uuid, record):
+                # A guest that died by itself left its processes' group
+                # and mounts behind; start from a clean slate.
+                self._stop(instance, record, 0)
+                self._start(instance, record)
 
     def pause(self, instance: base.InstanceSpec) -> None:
-        record = self._require(instance)
-        if not self._running(instance.uuid, record):
-            raise exception.InstanceNotRunning(instance_id=instance.uuid)
-        self.cgroups.freeze(instance.uuid)
+        with self._lock(instance.uuid):
+            record = self._require(instance)
+            if not self._running(instance.uuid, record):
+                raise exception.InstanceNotRunning(instance_id=instance.uuid)
+            self.cgroups.freeze(instance.uuid)
 
     def unpause(self, instance: base.InstanceSpec) -> None:
-        self._require(instance)
-        self.cgroups.thaw(instance.uuid)
+        with self._lock(instance.uuid):
+            record = self._require(instance)
+            if self._running(instance.uuid, record):
+                self.cgroups.thaw(instance.uuid)
 
     # -- observation --------------------------------------------------------
 
@@ -258,16 +310,23 @@ class ContainerDriver(base.VirtDriver):
             return base.InstanceInfo(power_state=states.NOSTATE)
         if not self._running(uuid, record):
             return base.InstanceInfo(power_state=states.SHUTDOWN)
-        power = (states.PAUSED_POWER if self.cgroups.is_frozen(uuid)
-                 else states.RUNNING)
-        stats = self.cgroups.stats(uuid)
+        try:
+            power = (states.PAUSED_POWER if self.cgroups.is_frozen(uuid)
+                     else states.RUNNING)
+            stats = self.cgroups.stats(uuid)
+        except exception.CgroupError:
+            if self._running(uuid, self._load(uuid)):
+                raise
+            # stopped or destroyed between the two looks
+            return base.InstanceInfo(power_state=states.SHUTDOWN)
         return base.InstanceInfo(power_state=power,
                                  memory_used_kb=stats.memory_bytes // 1024,
                                  cpu_time_ns=stats.cpu_time_ns)
 
     def list_instances(self) -> list[str]:
         try:
-            return sorted(os.listdir(self.records_dir))
+            return sorted(e.name for e in os.scandir(self.records_dir)
+                          if e.is_dir(follow_symlinks=False))
         except FileNotFoundError:
             return []
 
@@ -276,7 +335,3 @@ class ContainerDriver(base.VirtDriver):
         self._require(instance)
         return guest.read_console(
             os.path.join(self._dir(instance.uuid), "console.log"), length)
-
-
-# SIGKILL is never a shutdown signal; keep the name visible for readers
-assert signal.SIGKILL not in (signal.SIGTERM, signal.SIGUSR2)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -40,9 +41,18 @@ PROBE = textwrap.dedent("""
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                           **kw)
-    assert done.returncode == 0, (cmd, done.stdout[-3000:],
-                                  done.stderr[-3000:])
+    assert done.returncode == 0, (
+        f"{' '.join(cmd[:4])} ... failed:\n{done.stdout[-2000:]}\n"
+        f"{done.stderr[-3000:]}")
     return done
+
+
+def test_setup_cfg_ships_the_migrations():
+    text = (REPO / "setup.cfg").read_text()
+    assert re.search(r"share/pyct/migrations\s*=\s*migrations/\*", text), (
+        "setup.cfg [files] data_files must carry "
+        "'share/pyct/migrations = migrations/*' (pbr copies the folder "
+        "recursively, versions/ included)")
 
 
 def test_installed_wheel_runs_migrations_outside_the_tree(tmp_path):

@@ -1,0 +1,112 @@
+"""Server actions: ``POST /servers/{id}/action``.
+
+Each state-changing action names the vm_states and task_states Nova allows
+it from, swaps the task state with a compare-and-swap (a lost race or a
+wrong state is a 409 conflictingRequest), records the instance action under
+the request id, and only then casts to the server's host. The console log is
+a blocking call instead and changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pyct_driver import exception, states
+from pyct_driver.api import schemas
+from pyct_driver.api.request import ApiRequest, Result
+from pyct_driver.api.servers import get_instance
+from pyct_driver.api.state import Api
+from pyct_driver.db import actions as db_actions
+from pyct_driver.db import instances as db_instances
+
+_REBOOT_TASKS = (None, states.REBOOTING, states.REBOOT_PENDING,
+                 states.REBOOT_STARTED)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Transition:
+    name: str                 # instance action name, and the CAS's label
+    rule: str
+    vm_states: tuple
+    task_states: tuple
+    new_task_state: str
+    rpc: str
+
+
+_TRANSITIONS = {
+    "os-stop": _Transition("stop", "os_compute_api:servers:stop",
+                           (states.ACTIVE, states.ERROR), (None,),
+                           states.POWERING_OFF, "stop_instance"),
+    "os-start": _Transition("start", "os_compute_api:servers:start",
+                            (states.STOPPED,), (None,),
+                            states.POWERING_ON, "start_instance"),
+    "pause": _Transition("pause", "os_compute_api:os-pause-server:pause",
+                         (states.ACTIVE,), (None,), states.PAUSING,
+                         "pause_instance"),
+    "unpause": _Transition("unpause",
+                           "os_compute_api:os-pause-server:unpause",
+                           (states.PAUSED,), (None,), states.UNPAUSING,
+                           "unpause_instance"),
+}
+
+_SOFT = _Transition("reboot", "os_compute_api:servers:reboot",
+                    (states.ACTIVE,), (None,), states.REBOOTING,
+                    "reboot_instance")
+_HARD = _Transition("reboot", "os_compute_api:servers:reboot",
+                    (states.ACTIVE, states.STOPPED, states.PAUSED,
+                     states.SUSPENDED, states.ERROR), _REBOOT_TASKS,
+                    states.REBOOTING_HARD, "reboot_instance")
+
+
+def _run(api: Api, req: ApiRequest, server_id: str, tr: _Transition,
+         **rpc_kwargs: object) -> Result:
+    inst = get_instance(api, req, server_id, tr.rule)
+    inst = db_instances.update(
+        api.db, inst["uuid"], {"task_state": tr.new_task_state},
+        expected_task_state=tr.task_states, expected_vm_state=tr.vm_states,
+        action=tr.name)
+    ctxt = req.context
+    db_actions.action_start(api.db, inst["uuid"], tr.name, ctxt.request_id,
+                            ctxt.user_id, ctxt.project_id)
+    getattr(api.compute, tr.rpc)(ctxt, inst["host"], inst["uuid"],
+                                 **rpc_kwargs)
+    return Result(202)
+
+
+def _console(api: Api, req: ApiRequest, server_id: str, body: dict
+             ) -> Result:
+    schemas.validate(schemas.CONSOLE_OUTPUT, body)
+    inst = get_instance(api, req, server_id,
+                        "os_compute_api:os-console-output")
+    length = body["os-getConsoleOutput"].get("length")
+    if length is not None:
+        length = int(length)
+        if length < -1:
+            raise exception.Invalid(
+                "Invalid input for field/attribute length. Value: "
+                f"{length}. {length} is less than the minimum of -1")
+        if length == -1:
+            length = None
+    if not inst["host"] or inst["vm_state"] == states.BUILDING:
+        raise exception.Conflict(
+            f"Instance {inst['uuid']} is not ready yet.")
+    output = api.compute.get_console_output(req.context, inst["host"],
+                                            inst["uuid"], length=length)
+    return Result(200, {"output": output})
+
+
+def action(api: Api, req: ApiRequest, server_id: str) -> Result:
+    body = req.json_body()
+    if not isinstance(body, dict) or len(body) != 1:
+        raise exception.Invalid("Malformed request body")
+    name = next(iter(body))
+    if name == "reboot":
+        schemas.validate(schemas.REBOOT, body)
+        kind = body["reboot"]["type"].upper()
+        return _run(api, req, server_id, _HARD if kind == "HARD" else _SOFT,
+                    reboot_type=kind)
+    if name == "os-getConsoleOutput":
+        return _console(api, req, server_id, body)
+    if name in _TRANSITIONS:
+        return _run(api, req, server_id, _TRANSITIONS[name])
+    raise exception.Invalid(f"There is no such action: {name}")

@@ -1,0 +1,44 @@
+"""``pyct-all-in-one``: API and compute service in one process.
+
+The development and demo setup: the in-process message bus (``fake://``,
+unless the configuration names a transport) joins the API to a compute
+service for ``[DEFAULT] host``; the database is whatever
+``[database] connection`` says (SQLite by default). The schema is migrated
+on start so a fresh state directory just works.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from oslo_log import log as logging
+
+from pyct_driver.cmd import api as api_cmd
+from pyct_driver.cmd import bootstrap
+from pyct_driver.cmd import compute as compute_cmd
+from pyct_driver.db import migration
+from pyct_driver.rpc import transport as rpc_transport
+
+LOG = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    conf = bootstrap.parse_args(argv if argv is not None else sys.argv,
+                                default_transport="fake://")
+    db = bootstrap.database(conf)
+    migration.upgrade(conf.database.connection)
+    service = compute_cmd.build_service(conf, db)
+    service.start()
+    server, _ = api_cmd.serve_in_thread(conf, api_cmd.build_app(conf, db))
+    try:
+        bootstrap.wait_for_signal()
+    finally:
+        server.shutdown()
+        server.server_close()
+        service.stop()
+        rpc_transport.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

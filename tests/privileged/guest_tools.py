@@ -1,0 +1,241 @@
+"""Shared helpers for the container driver's tests on the real kernel.
+
+``driver`` builds a ``ContainerDriver`` on a temporary state dir (its path
+holds "pyct") with its own cgroup parent ``pyct-test-<rand>``; at teardown
+it destroys every instance it can find, stops the launcher and removes the
+parent group in every hierarchy. ``busybox_image`` imports the busybox
+guest image. ``guests`` boots guests for one test and destroys them after
+it. ``guest_exec`` runs a command *inside* a guest: a host shell first
+writes its own pid into every ``cgroup.procs`` of the instance (so the work
+is charged to the guest) and then execs ``nsenter -a`` into all of the
+init's namespaces (so it sees only the guest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid as uuid_mod
+
+import pytest
+from oslo_config import cfg
+
+from pyct_driver import conf as pyct_conf
+from pyct_driver import states
+from pyct_driver.virt import base
+from pyct_driver.virt.container import ContainerDriver
+from pyct_driver.virt.rootfs.busybox import build_busybox_rootfs
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+IMAGE_ID = "busybox"
+_WRAPPER = ('pid=$$; while [ "$1" != "--" ]; do '
+            'echo "$pid" > "$1" || exit 126; shift; done; shift; '
+            'exec nsenter -t "$INIT" -a -- "$@"')
+
+
+def wait_for(pred, timeout: float = 10.0, what: str = "condition",
+             interval: float = 0.02):
+    """Poll ``pred`` until it returns something true; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def make_conf(state_path: str, parent: str) -> cfg.ConfigOpts:
+    conf = cfg.ConfigOpts()
+    for group, opts in pyct_conf.list_opts():
+        conf.register_opts(opts, group=group)
+    conf([], project="pyct-test", default_config_files=[])
+    conf.set_override("state_path", state_path)
+    conf.set_override("cgroup_parent", parent, group="container")
+    return conf
+
+
+def stub_spec(uuid: str) -> base.InstanceSpec:
+    """Enough of a spec for destroy/get_info, which only need the uuid."""
+    return base.InstanceSpec(uuid=uuid, name=uuid, hostname="x",
+                             flavor=base.FlavorSpec(1, 64, 0),
+                             image_id=IMAGE_ID)
+
+
+def parent_dirs(parent: str) -> list[str]:
+    """The parent group's directories in every hierarchy (existing ones)."""
+    return sorted(set(glob.glob(os.path.join(CGROUP_ROOT, "*", parent))))
+
+
+def cgroup_dirs(driver: ContainerDriver, uuid: str) -> list[str]:
+    return sorted(set(glob.glob(os.path.join(
+        CGROUP_ROOT, "*", driver.cgroups.parent, uuid))))
+
+
+def group_file(driver: ContainerDriver, ctrl: str, uuid: str,
+               name: str) -> str:
+    return os.path.join(CGROUP_ROOT, ctrl, driver.cgroups.parent, uuid, name)
+
+
+def read_group(driver: ContainerDriver, ctrl: str, uuid: str,
+               name: str) -> str:
+    with open(group_file(driver, ctrl, uuid, name)) as f:
+        return f.read().strip()
+
+
+def cleanup_driver(driver: ContainerDriver, tmp: str, parent: str) -> None:
+    uuids = set(driver.list_instances())
+    with contextlib.suppress(Exception):
+        uuids.update(driver.cgroups.list_groups())
+    with contextlib.suppress(Exception):
+        uuids.update(driver.roots.list_instances())
+    errors = []
+    for uuid in sorted(uuids):
+        try:
+            driver.destroy(stub_spec(uuid))
+        except Exception as err:  # noqa: B902 - keep cleaning up
+            errors.append(f"destroy {uuid}: {err}")
+    with contextlib.suppress(Exception):
+        driver.launcher.shutdown()
+    for path in reversed(parent_dirs(parent)):
+        for sub in sorted(glob.glob(os.path.join(path, "*/")), reverse=True):
+            with contextlib.suppress(OSError):
+                os.rmdir(sub)
+        try:
+            os.rmdir(path)
+        except OSError as err:
+            errors.append(f"rmdir {path}: {err}")
+    # Lazily detached mounts may still pin files for a moment.
+    for mnt in [line.split()[1] for line in open("/proc/mounts")
+                if tmp in line.split()[1]]:
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def driver():
+    tmp = tempfile.mkdtemp(prefix="pyct-drvtest-")
+    parent = f"pyct-test-{uuid_mod.uuid4().hex[:8]}"
+    drv = ContainerDriver(make_conf(tmp, parent))
+    drv.test_tmp = tmp
+    try:
+        drv.init_host("pyct-test-host")
+        yield drv
+    finally:
+        cleanup_driver(drv, tmp, parent)
+
+
+@pytest.fixture(scope="module")
+def busybox_image(driver):
+    tar = os.path.join(driver.test_tmp, "busybox.tar")
+    build_busybox_rootfs(tar)
+    driver.import_image(IMAGE_ID, tar)
+    return IMAGE_ID
+
+
+def flavor(vcpus: int = 1, memory_mb: int = 128, root_gb: int = 1,
+           **extra: str) -> base.FlavorSpec:
+    return base.FlavorSpec(vcpus=vcpus, memory_mb=memory_mb, root_gb=root_gb,
+                           extra_specs=dict(extra))
+
+
+def make_spec(fl: base.FlavorSpec, image_id: str = IMAGE_ID,
+              hostname: str | None = None,
+              **image_properties: str) -> base.InstanceSpec:
+    uuid = str(uuid_mod.uuid4())
+    return base.InstanceSpec(uuid=uuid, name=f"pyct-{uuid[:8]}",
+                             hostname=hostname or f"vm-{uuid[:8]}",
+                             flavor=fl, image_id=image_id,
+                             image_properties=image_properties)
+
+
+class Guests:
+    """Boots guests for one test; ``close`` destroys them all."""
+
+    def __init__(self, drv: ContainerDriver) -> None:
+        self.driver = drv
+        self.specs: list[base.InstanceSpec] = []
+        self.procs: list[subprocess.Popen] = []
+
+    def boot(self, fl: base.FlavorSpec | None = None,
+             **kwargs) -> base.InstanceSpec:
+        spec = make_spec(fl or flavor(), **kwargs)
+        self.specs.append(spec)
+        self.driver.spawn(spec)
+        return spec
+
+    def close(self) -> None:
+        errors = []
+        for spec in self.specs:
+            try:
+                self.driver.destroy(spec)
+            except Exception as err:  # noqa: B902 - keep cleaning up
+                errors.append(f"destroy {spec.uuid}: {err}")
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                errors.append(f"guest_exec pid {proc.pid} still running")
+        assert not errors, errors
+
+
+@pytest.fixture
+def guests(driver, busybox_image):
+    g = Guests(driver)
+    try:
+        yield g
+    finally:
+        g.close()
+
+
+def init_pid(drv: ContainerDriver, uuid: str) -> int:
+    record = drv._load(uuid)
+    assert record and record.get("pid"), f"{uuid} has no running init"
+    return int(record["pid"])
+
+
+def _exec_argv(drv: ContainerDriver, uuid: str, argv: list[str]) -> tuple:
+    procs = drv.cgroups.procs_files(uuid)
+    full = ["/bin/sh", "-c", _WRAPPER, "sh", *procs, "--", *argv]
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+           "INIT": str(init_pid(drv, uuid))}
+    return full, env
+
+
+def guest_exec(drv: ContainerDriver, uuid: str, argv: list[str],
+               timeout: float = 30.0, check: bool = True,
+               background: bool = False, guests: Guests | None = None):
+    """Run ``argv`` inside the guest; returns CompletedProcess (text), or
+    the Popen when ``background`` (registered with ``guests`` so it is
+    reaped after the guest is destroyed)."""
+    full, env = _exec_argv(drv, uuid, argv)
+    if background:
+        proc = subprocess.Popen(full, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, cwd="/")
+        if guests is not None:
+            guests.procs.append(proc)
+        return proc
+    result = subprocess.run(full, env=env, capture_output=True, text=True,
+                            timeout=timeout, stdin=subprocess.DEVNULL,
+                            cwd="/")
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{argv} in guest exited {result.returncode}: "
+            f"{result.stdout!r} {result.stderr!r}")
+    return result
+
+
+def is_running(drv: ContainerDriver, spec: base.InstanceSpec) -> bool:
+    return drv.get_info(spec).power_state == states.RUNNING
+
+
+def cpu_ns(drv: ContainerDriver, spec: base.InstanceSpec) -> int:
+    return drv.get_info(spec).cpu_time_ns
