@@ -203,15 +203,31 @@ class ContainerDriver(base.VirtDriver):
                 console_max_bytes=self.console_max_bytes)
             self.launcher.ensure_running()
             handle_ = self.launcher.spawn(spec)
-            undo.callback(self._kill_guest, uuid)
+            undo.callback(self._kill_guest, uuid, handle_.pid,
+                          handle_.start_time)
             record.update(pid=handle_.pid, start_time=handle_.start_time)
             self._save(uuid, record)
             undo.pop_all()
 
-    def _kill_guest(self, uuid: str) -> None:
+    def _kill_guest(self, uuid: str, pid: int | None,
+                    start_time: int | None) -> None:
+        """SIGKILL the whole guest; return once its init has died."""
         with contextlib.suppress(exception.PyctError):
             self.launcher.forget(uuid)
-        self.cgroups.kill_all(uuid, timeout=10)
+        ours = False
+        if self.cgroups.exists(uuid):
+            # only a pid inside the group is the guest's (pids recycle)
+            ours = pid in self.cgroups.pids(uuid)
+            self.cgroups.kill_all(uuid, timeout=10)
+        # A task leaves its cgroup a moment before it dies, and a pid
+        # namespace's init lingers until the namespace's other tasks are
+        # reaped (one nsenter'd from outside is reaped by its host parent).
+        # Bounded: a host parent that never reaps must not hang us.
+        deadline = time.monotonic() + 2.0
+        while (ours and start_time is not None
+               and guest.is_same_process(pid, start_time)
+               and time.monotonic() < deadline):
+            time.sleep(0.005)
 
     def _running(self, uuid: str, record: dict | None) -> bool:
         if not record or not record.get("pid"):
@@ -238,11 +254,7 @@ class ContainerDriver(base.VirtDriver):
                        and time.monotonic() < deadline):
                     time.sleep(0.05)
             clean = not self._running(uuid, record)
-        if self.cgroups.exists(uuid):
-            self._kill_guest(uuid)
-        else:
-            with contextlib.suppress(exception.PyctError):
-                self.launcher.forget(uuid)
+        self._kill_guest(uuid, record.get("pid"), record.get("start_time"))
         self.roots.unmount(uuid)
         record.update(pid=None, start_time=None)
         self._save(uuid, record)
@@ -254,8 +266,11 @@ class ContainerDriver(base.VirtDriver):
     def destroy(self, instance: base.InstanceSpec) -> None:
         uuid = instance.uuid
         with self._lock(uuid):
-            with contextlib.suppress(exception.PyctError):
-                self.launcher.forget(uuid)
+            try:
+                record = self._load(uuid) or {}
+            except exception.VirtError:
+                record = {}  # unreadable: destroy what we find anyway
+            self._kill_guest(uuid, record.get("pid"), record.get("start_time"))
             self.cgroups.destroy(uuid)
             self.roots.remove(uuid)
             self.images.release(uuid)

@@ -20,7 +20,7 @@ import sysconfig
 import textwrap
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-SHIPPED = ("pyct_driver", "migrations", "setup.cfg", "setup.py",
+SHIPPED = ("pyct_driver", "migrations", "etc", "setup.cfg", "setup.py",
            "pyproject.toml", "requirements.txt", "README.md", "README.rst",
            "LICENSE")
 
