@@ -49,6 +49,7 @@ test: venv host
 
 sample-config: venv
 	$(BIN)/oslo-config-generator --config-file etc/pyct/pyct-config-generator.conf
+	$(BIN)/oslopolicy-sample-generator --config-file etc/pyct/pyct-policy-generator.conf
 
 clean:
 	rm -rf $(VENV) $(STATE) *.egg-info

@@ -261,3 +261,87 @@ class InstanceFault(TimestampMixin, Base):
     message: Mapped[str] = mapped_column(String(255), nullable=False)
     details: Mapped[str | None] = mapped_column(LongText)
     host: Mapped[str | None] = mapped_column(String(255))
+
+
+class Network(TimestampMixin, Base):
+    """A project's isolated L2 network (one Linux bridge per host) and its
+    one IPv4 subnet."""
+
+    __tablename__ = "networks"
+    __table_args__ = (
+        UniqueConstraint("cidr", name="uniq_networks0cidr"),
+        Index("networks_project_id_idx", "project_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    project_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    cidr: Mapped[str] = mapped_column(String(43), nullable=False)
+    gateway: Mapped[str] = mapped_column(String(39), nullable=False)
+    mtu: Mapped[int] = mapped_column(Integer, nullable=False, default=1500)
+    # "default" networks are what networks="auto" gives the project
+    is_default: Mapped[bool] = mapped_column(Boolean, nullable=False,
+                                             default=False)
+    dns_nameservers: Mapped[list] = mapped_column(JSON, nullable=False,
+                                                  default=list)
+
+
+class Port(TimestampMixin, Base):
+    """A VIF: one MAC and one fixed IP on a network, bound to at most one
+    instance. The unique (network, address) pair makes every allocation
+    happen exactly once, whichever API worker races for it."""
+
+    __tablename__ = "ports"
+    __table_args__ = (
+        UniqueConstraint("network_id", "ip_address",
+                         name="uniq_ports0network_id0ip_address"),
+        UniqueConstraint("mac_address", name="uniq_ports0mac_address"),
+        Index("ports_instance_uuid_idx", "instance_uuid"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), nullable=False)
+    project_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    instance_uuid: Mapped[str | None] = mapped_column(String(36))
+    mac_address: Mapped[str] = mapped_column(String(17), nullable=False)
+    ip_address: Mapped[str] = mapped_column(String(39), nullable=False)
+    # eth<device_index> inside the guest
+    device_index: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), nullable=False,
+                                        default="DOWN")
+
+
+class KeyPair(TimestampMixin, Base):
+    __tablename__ = "key_pairs"
+    __table_args__ = (
+        UniqueConstraint("user_id", "name", name="uniq_key_pairs0user_id0name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True,
+                                    autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    fingerprint: Mapped[str] = mapped_column(String(255), nullable=False)
+    public_key: Mapped[str] = mapped_column(Text, nullable=False)
+    type: Mapped[str] = mapped_column(String(8), nullable=False,
+                                      default="ssh")
+
+
+class IdRange(TimestampMixin, Base):
+    """The 65,536 host uids/gids an unprivileged instance's user namespace
+    maps; unique starts keep ranges disjoint."""
+
+    __tablename__ = "instance_id_ranges"
+    __table_args__ = (
+        UniqueConstraint("range_start", name="uniq_instance_id_ranges0range_start"),
+        UniqueConstraint("instance_uuid",
+                         name="uniq_instance_id_ranges0instance_uuid"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True,
+                                    autoincrement=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36), nullable=False)
+    range_start: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    range_size: Mapped[int] = mapped_column(Integer, nullable=False,
+                                            default=65536)

@@ -27,6 +27,21 @@ class FlavorSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class VifSpec:
+    """One network interface of an instance: ``eth<device_index>``."""
+
+    port_id: str
+    network_id: str
+    mac: str
+    ip: str
+    prefixlen: int
+    gateway: str
+    mtu: int = 1500
+    device_index: int = 0
+    dns_nameservers: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class InstanceSpec:
     """Everything a driver needs to know about one instance."""
 
@@ -40,6 +55,8 @@ class InstanceSpec:
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
     key_data: str | None = None
     project_id: str = ""
+    vifs: tuple[VifSpec, ...] = ()
+    config_drive: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -87,8 +87,8 @@ class ContainerDriver(base.VirtDriver):
         try:
             with open(tmp, "w") as f:
                 json.dump(record, f)
-                f.flush()
-                os.fsync(f.fileno())
+            # no fsync: the record only has to survive pyct-compute dying;
+            # a host crash takes the guests with it
             os.replace(tmp, path)
         except OSError as err:
             raise exception.VirtError(
@@ -223,7 +223,7 @@ class ContainerDriver(base.VirtDriver):
         # namespace's init lingers until the namespace's other tasks are
         # reaped (one nsenter'd from outside is reaped by its host parent).
         # Bounded: a host parent that never reaps must not hang us.
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 1.0
         while (ours and start_time is not None
                and guest.is_same_process(pid, start_time)
                and time.monotonic() < deadline):

@@ -116,6 +116,18 @@ class FakeDriver(base.VirtDriver):
             if entry["power_state"] == states.PAUSED_POWER:
                 entry["power_state"] = states.RUNNING
 
+    def attach_interface(self, instance: base.InstanceSpec,
+                         vif: base.VifSpec) -> None:
+        with self._lock:
+            self._get(instance).setdefault("vifs", {})[vif.port_id] = vif
+
+    def detach_interface(self, instance: base.InstanceSpec,
+                         vif: base.VifSpec) -> None:
+        with self._lock:
+            entry = self._instances.get(instance.uuid)
+            if entry is not None:
+                entry.get("vifs", {}).pop(vif.port_id, None)
+
     def get_info(self, instance: base.InstanceSpec) -> base.InstanceInfo:
         with self._lock:
             entry = self._instances.get(instance.uuid)

@@ -17,6 +17,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -173,6 +174,17 @@ class Guests:
 
     def close(self) -> None:
         errors = []
+        # Kill what each background nsenter runs in the guest first, so
+        # nsenter reaps it: killed together (by destroy), the in-guest
+        # child would be orphaned to the host's PID 1, which may reap
+        # slowly, and the guest's init waits for that reaping.
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(OSError, ValueError):
+                    with open(f"/proc/{proc.pid}/task/{proc.pid}/children"
+                              ) as f:
+                        for child in f.read().split():
+                            os.kill(int(child), signal.SIGKILL)
         for spec in self.specs:
             try:
                 self.driver.destroy(spec)

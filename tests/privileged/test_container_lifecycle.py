@@ -65,13 +65,13 @@ def test_soft_reboot_boots_again(driver, guests):
     spec = guests.boot()
     wait_for(lambda: BOOT_LINE in _console(driver, spec), what="first boot")
     old = init_pid(driver, spec.uuid)
+    old_start = guest_mod.proc_start_time(old)
     start = time.monotonic()
     driver.reboot(spec, hard=False)
     took = time.monotonic() - start
     new = init_pid(driver, spec.uuid)
     assert new != old
-    assert not guest_mod.is_same_process(old, guest_mod.proc_start_time(old)
-                                         or -1)
+    assert not guest_mod.is_same_process(old, old_start)
     assert driver.get_info(spec).power_state == states.RUNNING
     wait_for(lambda: _console(driver, spec).count(BOOT_LINE) == 2,
              what="second boot on the console")
@@ -112,9 +112,11 @@ def test_stop_start_keeps_files(driver, guests):
     guest_exec(driver, spec.uuid,
                ["/bin/sh", "-c", "echo kept-data > /root/keep; sync"])
     pid = init_pid(driver, spec.uuid)
+    pid_start = guest_mod.proc_start_time(pid)
     driver.power_off(spec, timeout=10)
     assert driver.get_info(spec).power_state == states.SHUTDOWN
-    assert not guest_mod.is_same_process(pid, -1)
+    assert not guest_mod.is_same_process(pid, pid_start)
+    assert driver._load(spec.uuid)["pid"] is None
     assert not [line for line in open("/proc/mounts") if spec.uuid in line]
     wait_for(lambda: not [n for n, f in _loop_backing().items()
                           if spec.uuid in f], what="loop device freed")
@@ -156,7 +158,9 @@ def test_delete_leaves_nothing(driver, guests):
     assert _loop_backing() and any(spec.uuid in f
                                    for f in _loop_backing().values())
     driver.destroy(spec)
-    assert not guest_mod.is_same_process(pid, start_time)
+    # init may linger until the host reaps the orphaned nsenter'd loop
+    wait_for(lambda: not guest_mod.is_same_process(pid, start_time),
+             timeout=5, what="guest init gone")
     wait_for(lambda: not _traces(driver, spec.uuid), timeout=5,
              what=f"no traces ({_traces(driver, spec.uuid)})")
     assert driver.get_info(spec).power_state == states.NOSTATE

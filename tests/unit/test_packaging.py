@@ -65,6 +65,16 @@ def test_sample_config_is_current(tmp_path):
         "etc/pyct/pyct.conf.sample is stale: run `make sample-config`")
 
 
+def test_policy_sample_is_current(tmp_path):
+    out = tmp_path / "policy.yaml.sample"
+    gen = pathlib.Path(sys.executable).parent / "oslopolicy-sample-generator"
+    subprocess.run([str(gen), "--namespace", "pyct", "--output-file",
+                    str(out)], check=True, cwd=REPO, capture_output=True)
+    assert out.read_text() == (REPO / "etc/pyct/policy.yaml.sample"
+                               ).read_text(), (
+        "etc/pyct/policy.yaml.sample is stale: run `make sample-config`")
+
+
 def test_every_option_has_help():
     from pyct_driver import conf
     for group, opts in conf.list_opts():

@@ -1,0 +1,242 @@
+"""Spawn and destroy: pyct's container driver next to Debian's runc.
+
+Usage (root): ``.venv/bin/python tools/bench/spawn.py [--runs 50] [--json]``
+
+Both sides boot the same busybox root (one tarball, built by
+``pyct_driver.virt.rootfs.busybox``) with m1.tiny limits (1 vCPU cap and
+1024 shares, 512 MiB RAM and no swap, pids 1024) in fresh pid, mount, uts,
+ipc, net and cgroup namespaces, init = ``/sbin/init``. Runs are
+interleaved (the order flips every iteration) so both share the machine's
+noise; a few warm-up runs of each are not counted.
+
+* pyct spawn = ``ContainerDriver.spawn()`` with the image cached: record dir
+  + JSON record (fsync), image layer reference, root disk (sparse file,
+  ``mkfs.ext4 -d``), loop device + ext4 mount + overlay mount, cgroup create
+  in each v1 hierarchy with limits, launcher request (fork, namespaces,
+  pivot_root, console pty, exec of init), record again.
+* runc spawn = ``runc run -d`` on a bundle whose config.json (from
+  ``runc spec``, edited) points at the tarball unpacked once (no per-run
+  disk or overlay: runc has no copy-on-write root of its own).
+* Both spawns stop the clock when the guest's pid runs ``init``
+  (/proc/PID/comm), i.e. the image's init has been exec'd.
+* pyct destroy = ``ContainerDriver.destroy()``: kill the cgroup's tasks and
+  wait for init to die, rmdir the cgroups, unmount overlay + ext4 (loop
+  autoclear), delete the disk and record. runc destroy = ``runc delete -f``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+
+import driver_env
+import report
+import teardown
+
+RUNC = shutil.which("runc") or "/usr/sbin/runc"
+WARMUP = 3
+
+
+def wait_comm(pid: int, want: str = "init", timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    path = f"/proc/{pid}/comm"
+    while True:
+        try:
+            with open(path) as f:
+                if f.read().strip() == want:
+                    return
+        except FileNotFoundError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"pid {pid} never ran {want}")
+        time.sleep(0.0002)
+
+
+class Steps:
+    """Wraps methods of live objects to add their wall time per step."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = {}
+        self._current: dict[str, float] = {}
+
+    def wrap(self, obj: object, attr: str, label: str) -> None:
+        fn = getattr(obj, attr)
+
+        def timed(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self._current[label] = self._current.get(label, 0.0) + \
+                    time.perf_counter() - t
+        setattr(obj, attr, timed)
+
+    def commit(self) -> None:
+        for label, secs in self._current.items():
+            self.samples.setdefault(label, []).append(secs)
+        self._current.clear()
+
+    def drop(self) -> None:
+        self._current.clear()
+
+
+class Runc:
+    """runc containers under a private --root and our cgroup parent."""
+
+    def __init__(self, tmp: str, tarball: str, parent: str) -> None:
+        self.dir = os.path.join(tmp, "runc")
+        self.root = os.path.join(self.dir, "state")
+        self.rootfs = os.path.join(self.dir, "rootfs")
+        self.parent = parent
+        self.live: set[str] = set()
+        os.makedirs(self.rootfs)
+        with tarfile.open(tarball) as tar:
+            tar.extractall(self.rootfs, filter="fully_trusted")
+        tmpl = os.path.join(self.dir, "template")
+        os.makedirs(tmpl)
+        subprocess.run([RUNC, "spec"], cwd=tmpl, check=True)
+        with open(os.path.join(tmpl, "config.json")) as f:
+            self.template = json.load(f)
+        c = self.template
+        c["process"]["args"] = ["/sbin/init"]
+        c["process"]["terminal"] = False
+        c["root"] = {"path": self.rootfs, "readonly": False}
+        namespaces = {ns["type"] for ns in c["linux"]["namespaces"]}
+        for ns in ("pid", "network", "ipc", "uts", "mount", "cgroup"):
+            if ns not in namespaces:
+                c["linux"]["namespaces"].append({"type": ns})
+        c["linux"]["resources"].update({
+            "memory": {"limit": 512 << 20, "swap": 512 << 20},
+            "cpu": {"shares": 1024, "quota": 100000, "period": 100000},
+            "pids": {"limit": 1024}})
+        self.log = open(os.path.join(self.dir, "console.log"), "ab")
+
+    def _runc(self, *args: str) -> None:
+        subprocess.run([RUNC, "--root", self.root, *args], check=True,
+                       stdin=subprocess.DEVNULL, stdout=self.log,
+                       stderr=self.log)
+
+    def spawn(self, name: str) -> float:
+        bundle = os.path.join(self.dir, name)
+        os.makedirs(bundle)
+        cfg = copy.deepcopy(self.template)
+        cfg["hostname"] = name
+        cfg["linux"]["cgroupsPath"] = f"/{self.parent}/{name}"
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        pidfile = os.path.join(bundle, "pid")
+        self.live.add(name)
+        t = time.perf_counter()
+        self._runc("run", "-d", "--pid-file", pidfile, "-b", bundle, name)
+        with open(pidfile) as f:
+            pid = int(f.read())
+        wait_comm(pid)
+        return time.perf_counter() - t
+
+    def destroy(self, name: str) -> float:
+        t = time.perf_counter()
+        self._runc("delete", "-f", name)
+        elapsed = time.perf_counter() - t
+        self.live.discard(name)
+        shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
+        return elapsed
+
+    def close(self) -> None:
+        for name in list(self.live):
+            try:
+                self.destroy(name)
+            except Exception as err:
+                print(f"WARNING: runc delete {name}: {err}")
+        self.log.close()
+        teardown.report_leftovers(
+            "runc cgroups", teardown.remove_cgroup_parent(self.parent))
+
+
+def pyct_once(env: driver_env.DriverEnv, steps: Steps | None
+              ) -> tuple[float, float]:
+    spec = env.new_spec()
+    t = time.perf_counter()
+    env.spawn(spec)
+    spawned = time.perf_counter()
+    pid = env.guest_pid(spec)  # not timed: the launcher answers it
+    with open(f"/proc/{pid}/comm") as f:
+        running = f.read().strip() == "init"
+    if not running:
+        wait_comm(pid)
+        spawned = time.perf_counter()
+    t_spawn = spawned - t
+    t = time.perf_counter()
+    env.destroy(spec)
+    t_destroy = time.perf_counter() - t
+    if steps:
+        steps.commit()
+    return t_spawn, t_destroy
+
+
+def instrument(env: driver_env.DriverEnv) -> Steps:
+    d = env.driver
+    steps = Steps()
+    steps.wrap(d.images, "acquire", "spawn: image acquire")
+    steps.wrap(d.roots, "create", "spawn: root disk create (mkfs.ext4)")
+    steps.wrap(d.roots, "mount", "spawn: loop + ext4 + overlay mount")
+    steps.wrap(d.cgroups, "create", "spawn: cgroup create + limits")
+    steps.wrap(d.launcher, "spawn", "spawn: launcher (fork..exec init)")
+    steps.wrap(d, "_save", "spawn: record writes (fsync)")
+    steps.wrap(d, "_kill_guest", "destroy: kill guest + wait")
+    steps.wrap(d.cgroups, "destroy", "destroy+spawn: cgroup rmdir")
+    steps.wrap(d.roots, "remove", "destroy: unmount + rm disk")
+    return steps
+
+
+def main() -> None:
+    args = report.parser(__doc__.splitlines()[0], 50).parse_args()
+    report.interrupt_on_term()
+    pyct_spawn, pyct_destroy, runc_spawn, runc_destroy = [], [], [], []
+    runc = None
+    with driver_env.DriverEnv() as env:
+        try:
+            runc = Runc(env.tmp, env.tarball,
+                        env.parent.replace("bench-", "bench-runc-"))
+            steps = instrument(env)
+            for i in range(WARMUP):
+                pyct_once(env, None)
+                steps.drop()
+                runc.spawn(f"warm{i}")
+                runc.destroy(f"warm{i}")
+            for i in range(args.runs):
+                order = ("pyct", "runc") if i % 2 == 0 else ("runc", "pyct")
+                for who in order:
+                    if who == "pyct":
+                        s, d = pyct_once(env, steps)
+                        pyct_spawn.append(s)
+                        pyct_destroy.append(d)
+                    else:
+                        runc_spawn.append(runc.spawn(f"r{i}"))
+                        runc_destroy.append(runc.destroy(f"r{i}"))
+        finally:
+            if runc is not None:
+                runc.close()
+    rows = {"pyct spawn": report.summarize(pyct_spawn),
+            "runc run -d": report.summarize(runc_spawn),
+            "pyct destroy": report.summarize(pyct_destroy),
+            "runc delete -f": report.summarize(runc_destroy)}
+    for label, samples in sorted(steps.samples.items()):
+        rows["  " + label] = report.summarize(samples)
+    ps, rs = rows["pyct spawn"], rows["runc run -d"]
+    extra = {"runc": subprocess.run([RUNC, "--version"], capture_output=True,
+                                    text=True).stdout.splitlines()[0],
+             "spawn median ratio pyct/runc": ps["median"] / rs["median"],
+             "destroy median ratio pyct/runc":
+                 rows["pyct destroy"]["median"] /
+                 rows["runc delete -f"]["median"]}
+    report.emit("spawn/destroy, image cached, m1.tiny busybox", rows, extra,
+                args.json)
+
+
+if __name__ == "__main__":
+    main()
