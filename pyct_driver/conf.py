@@ -128,6 +128,36 @@ container_opts = [
                       "to shut down before it is killed (hard reboot)."),
 ]
 
+network_opts = [
+    cfg.StrOpt("pool_cidr", default="10.241.0.0/16",
+               help="IPv4 range project subnets are carved from. It must "
+                    "not overlap any route of the host; pyct refuses it "
+                    "otherwise."),
+    cfg.IntOpt("subnet_prefixlen", default=24, min=16, max=29,
+               help="Prefix length of each project subnet."),
+    cfg.IntOpt("mtu", default=1500, min=576, max=9000,
+               help="MTU of project networks (bridges, veths, guests)."),
+    cfg.ListOpt("dns_nameservers", default=[],
+                help="Nameservers written to the guests' resolv.conf."),
+    cfg.BoolOpt("egress_nat", default=False,
+                help="Let guests reach the outside through the host (NAT). "
+                     "Off: project networks reach only their own members, "
+                     "the gateway and the metadata service."),
+    cfg.StrOpt("default_network_name", default="private",
+               help="Name of the network networks='auto' creates for a "
+                    "project on first use."),
+]
+
+metadata_opts = [
+    cfg.StrOpt("address", default="169.254.169.254",
+               help="Address guests reach the metadata service at."),
+    cfg.PortOpt("port", default=80,
+                help="Port of the metadata service."),
+    cfg.BoolOpt("force_config_drive", default=False,
+                help="Give every instance a config drive, not only those "
+                     "booted with config_drive=true."),
+]
+
 _GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
     (None, default_opts),
     ("api", api_opts),
@@ -135,6 +165,8 @@ _GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
     ("compute", compute_opts),
     ("fake_driver", fake_opts),
     ("container", container_opts),
+    ("network", network_opts),
+    ("metadata", metadata_opts),
 ]
 
 for _group, _opts in _GROUPS:
