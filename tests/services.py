@@ -62,6 +62,9 @@ class ServiceProcess:
                  extra: list[str] | None = None) -> None:
         self.script = script
         self.log = log
+        # a restarted service appends to its log; wait_output reads only
+        # what this process wrote
+        self.log_offset = os.path.getsize(log) if os.path.exists(log) else 0
         self._logf = open(log, "ab")
         self.proc = subprocess.Popen(
             [os.path.join(BIN, script), "--config-file", conf,
@@ -95,6 +98,21 @@ class ServiceProcess:
         with open(self.log, errors="replace") as f:
             return f.read()
 
+    def wait_output(self, text: str, timeout: float = 30.0) -> None:
+        """Wait until this process logged ``text``; fail if it died."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(self.log, "rb") as f:
+                f.seek(self.log_offset)
+                if text.encode() in f.read():
+                    return
+            if not self.alive() or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{self.script} did not log {text!r} ("
+                    f"{'exited ' + str(self.proc.returncode) if not self.alive() else 'timeout'}"
+                    f"):\n{self.output()[-4000:]}")
+            time.sleep(0.1)
+
 
 class Deployment:
     """A pyct deployment in ``workdir``: config, processes, clients."""
@@ -125,9 +143,15 @@ class Deployment:
         self.sections = sections
         self.conf = write_conf(os.path.join(workdir, "pyct.conf"), sections)
 
-    def conf_for_host(self, host: str) -> str:
+    def conf_for_host(self, host: str,
+                      extra: dict[str, dict[str, object]] | None = None
+                      ) -> str:
+        """Config of the service on ``host``; ``extra`` overrides options
+        for that host only (e.g. a slow ``[fake_driver] spawn_delay``)."""
         sections = {k: dict(v) for k, v in self.sections.items()}
         sections["DEFAULT"]["host"] = host
+        for section, values in (extra or {}).items():
+            sections.setdefault(section, {}).update(values)
         return write_conf(os.path.join(self.workdir, f"pyct-{host}.conf"),
                           sections)
 
@@ -137,8 +161,10 @@ class Deployment:
              *args], check=True, capture_output=True, text=True)
         return out.stdout.strip()
 
-    def start(self, script: str, host: str | None = None) -> ServiceProcess:
-        conf = self.conf_for_host(host) if host else self.conf
+    def start(self, script: str, host: str | None = None,
+              extra: dict[str, dict[str, object]] | None = None
+              ) -> ServiceProcess:
+        conf = self.conf_for_host(host, extra) if host else self.conf
         name = f"{script}-{host or 'main'}"
         proc = ServiceProcess(script, conf,
                               os.path.join(self.workdir, f"{name}.log"))

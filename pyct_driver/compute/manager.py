@@ -165,8 +165,10 @@ class ComputeManager:
         except Exception as err:
             LOG.warning("build of %s failed: %s", uuid, err)
             self._record_fault(uuid, err)
-            with contextlib.suppress(Exception):
-                self.driver.destroy(spec)
+            if not isinstance(err, exception.Duplicate):
+                # never destroy a guest this build did not create
+                with contextlib.suppress(Exception):
+                    self.driver.destroy(spec)
             raise
         info = self.driver.get_info(spec)
         return {"vm_state": states.ACTIVE, "task_state": None,

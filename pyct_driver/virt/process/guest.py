@@ -103,7 +103,9 @@ def shutdown_signal(argv: tuple[str, ...] | list[str], root: str) -> int:
     init = _resolve_in_root(root, argv[0]) if argv else "/sbin/init"
     if "systemd" in init.split("/")[-1] or "/systemd/" in init:
         return signal.SIGRTMIN + 3
-    if os.path.basename(init) == "busybox":
+    # busybox picks its applet by argv[0]'s name: only "init" is init
+    if os.path.basename(init) == "busybox" and argv and os.path.basename(
+            argv[0]) in ("init", "linuxrc"):
         return signal.SIGUSR2
     return signal.SIGTERM
 
