@@ -131,9 +131,12 @@ def _force_host(api: Api, req: ApiRequest, zone: str | None
 
 
 def hostname_of(name: str) -> str:
-    text = re.sub(r"[^\w.-]+", "-", name.lower().replace("_", "-"))
-    text = text.strip(".-")[:63].strip(".-")
-    return text or "server"
+    """An RFC 1123 hostname from a server name, as Nova sanitizes it."""
+    text = re.sub(r"[^a-z0-9.-]+", "-", name.lower().replace("_", "-"),
+                  flags=re.ASCII)
+    labels = [label.strip("-") for label in text.split(".")]
+    text = ".".join(label[:63] for label in labels if label)[:63]
+    return text.strip(".-") or "server"
 
 
 def _password() -> str:

@@ -5,8 +5,11 @@ Usage (root): ``.venv/bin/python tools/bench/spawn.py [--runs 50] [--json]``
 Both sides boot the same busybox root (one tarball, built by
 ``pyct_driver.virt.rootfs.busybox``) with m1.tiny limits (1 vCPU cap and
 1024 shares, 512 MiB RAM and no swap, pids 1024) in fresh pid, mount, uts,
-ipc, net and cgroup namespaces, init = ``/sbin/init``. Runs are
-interleaved (the order flips every iteration) so both share the machine's
+ipc, net and cgroup namespaces, init = ``/sbin/init``. A third
+series, pyct with ``root_gb=0`` (no disk: the overlay's upper dir on the
+host file system, like runc's plain directory root), shows pyct without
+the per-instance disk. Runs are interleaved (the order rotates every
+iteration) so both share the machine's
 noise; a few warm-up runs of each are not counted.
 
 * pyct spawn = ``ContainerDriver.spawn()`` with the image cached: record dir
@@ -157,9 +160,12 @@ class Runc:
             "runc cgroups", teardown.remove_cgroup_parent(self.parent))
 
 
-def pyct_once(env: driver_env.DriverEnv, steps: Steps | None
-              ) -> tuple[float, float]:
-    spec = env.new_spec()
+NODISK = driver_env.base.FlavorSpec(vcpus=1, memory_mb=512, root_gb=0)
+
+
+def pyct_once(env: driver_env.DriverEnv, steps: Steps | None,
+              flavor=driver_env.TINY) -> tuple[float, float]:
+    spec = env.new_spec(flavor)
     t = time.perf_counter()
     env.spawn(spec)
     spawned = time.perf_counter()
@@ -197,6 +203,7 @@ def main() -> None:
     args = report.parser(__doc__.splitlines()[0], 50).parse_args()
     report.interrupt_on_term()
     pyct_spawn, pyct_destroy, runc_spawn, runc_destroy = [], [], [], []
+    nodisk_spawn, nodisk_destroy = [], []
     runc = None
     with driver_env.DriverEnv() as env:
         try:
@@ -209,9 +216,15 @@ def main() -> None:
                 runc.spawn(f"warm{i}")
                 runc.destroy(f"warm{i}")
             for i in range(args.runs):
-                order = ("pyct", "runc") if i % 2 == 0 else ("runc", "pyct")
+                order = ["pyct", "runc", "nodisk"]
+                order = order[i % 3:] + order[:i % 3]
                 for who in order:
-                    if who == "pyct":
+                    if who == "nodisk":
+                        s, d = pyct_once(env, None, NODISK)
+                        steps.drop()
+                        nodisk_spawn.append(s)
+                        nodisk_destroy.append(d)
+                    elif who == "pyct":
                         s, d = pyct_once(env, steps)
                         pyct_spawn.append(s)
                         pyct_destroy.append(d)
@@ -223,8 +236,10 @@ def main() -> None:
                 runc.close()
     rows = {"pyct spawn": report.summarize(pyct_spawn),
             "runc run -d": report.summarize(runc_spawn),
+            "pyct spawn, root_gb=0 (no disk)": report.summarize(nodisk_spawn),
             "pyct destroy": report.summarize(pyct_destroy),
-            "runc delete -f": report.summarize(runc_destroy)}
+            "runc delete -f": report.summarize(runc_destroy),
+            "pyct destroy, root_gb=0": report.summarize(nodisk_destroy)}
     for label, samples in sorted(steps.samples.items()):
         rows["  " + label] = report.summarize(samples)
     ps, rs = rows["pyct spawn"], rows["runc run -d"]
