@@ -195,6 +195,7 @@ class Deployment:
                 "compute_endpoint_override": f"{self.endpoint}/v2.1",
                 "image_endpoint_override": f"{self.endpoint}/image",
                 "identity_endpoint_override": f"{self.endpoint}/identity/v3",
+                "network_endpoint_override": f"{self.endpoint}/networking",
                 "region_name": "RegionOne",
                 "identity_api_version": 3,
             }

@@ -20,11 +20,13 @@ import webob
 
 from pyct_driver import exception
 from pyct_driver.api import identity
-from pyct_driver.api import (auth, faults, flavors, images, instance_actions,
-                             microversion, policy, scheduler, server_actions,
-                             servers, versions)
+from pyct_driver.api import (auth, faults, flavors, host_routes, images,
+                             instance_actions, interfaces, keypairs,
+                             microversion, networking, policy, scheduler,
+                             server_actions, servers, versions)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api, Settings
+from pyct_driver.db.networks import IpamSettings
 
 Handler = Callable[..., Result]
 
@@ -55,6 +57,15 @@ COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
      instance_actions.index),
     ("GET", "servers/{server_id}/os-instance-actions/{request_id}",
      instance_actions.show),
+    ("GET", "servers/{server_id}/os-interface", interfaces.index),
+    ("POST", "servers/{server_id}/os-interface", interfaces.create),
+    ("GET", "servers/{server_id}/os-interface/{port_id}", interfaces.show),
+    ("DELETE", "servers/{server_id}/os-interface/{port_id}",
+     interfaces.delete),
+    ("GET", "os-keypairs", keypairs.index),
+    ("POST", "os-keypairs", keypairs.create),
+    ("GET", "os-keypairs/{keypair_name}", keypairs.show),
+    ("DELETE", "os-keypairs/{keypair_name}", keypairs.delete),
 ]
 
 IMAGE_ROUTES: list[tuple[str, str, Handler]] = [
@@ -130,6 +141,7 @@ class ApiApp:
         self.api = api
         self.compute = Router(COMPUTE_ROUTES)
         self.image = Router(IMAGE_ROUTES)
+        self.networking = Router(networking.ROUTES)
 
     def __call__(self, environ: dict, start_response: Callable):
         req = webob.Request(environ)
@@ -150,6 +162,8 @@ class ApiApp:
                 return self._compute(req, parts[1:])
             if parts[0] == "image":
                 return self._image(req, parts[1:])
+            if parts[0] == "networking":
+                return self._networking(req, parts[1:])
             if parts[0] == "identity" and parts[1:] in ([], ["v3"]):
                 base = self._base_url(req)
                 return _json_response(identity.show_v3(base) if parts[1:]
@@ -201,6 +215,32 @@ class ApiApp:
         areq = ApiRequest(req, ctxt, version, self._base_url(req), project)
         return _json_response(handler(self.api, areq, **params))
 
+    def _networking(self, req: webob.Request, parts: list[str]
+                    ) -> webob.Response:
+        base = self._base_url(req)
+        try:
+            if not parts:
+                return _json_response(Result(200, networking.versions(base)))
+            if parts == ["v2.0"]:
+                return _json_response(Result(200,
+                                             networking.resources(base)))
+            path = "/".join(parts)
+            if path.endswith(".json"):
+                path = path[:-len(".json")]
+            handler, params = self.networking.match(req.method, path)
+            ctxt = self._context(req)
+            areq = ApiRequest(req, ctxt, microversion.MIN_VERSION, base,
+                              None)
+            return _json_response(handler(self.api, areq, **params))
+        except _MethodNotAllowed as err:
+            return _neutron_fault(405, "HTTPMethodNotAllowed", str(err))
+        except exception.PyctError as err:
+            if err.code >= 500:
+                return faults.from_exception(err)
+            kind = {404: "NotFound", 401: "NotAuthorized",
+                    403: "Forbidden"}.get(err.code, "BadRequest")
+            return _neutron_fault(err.code, kind, err.message)
+
     def _image(self, req: webob.Request, parts: list[str]
                ) -> webob.Response:
         if not parts or parts == ["versions"]:
@@ -210,6 +250,14 @@ class ApiApp:
         areq = ApiRequest(req, ctxt, microversion.MIN_VERSION,
                           self._base_url(req), None)
         return _json_response(handler(self.api, areq, **params))
+
+
+def _neutron_fault(code: int, kind: str, message: str) -> webob.Response:
+    resp = webob.Response(status=code, content_type="application/json",
+                          charset="UTF-8")
+    resp.text = json.dumps({"NeutronError": {
+        "type": kind, "message": message, "detail": ""}})
+    return resp
 
 
 class RequestIdMiddleware:
@@ -268,8 +316,15 @@ def create_app(conf, db, compute_client) -> Callable:
         disk_allocation_ratio=conf.compute.disk_allocation_ratio,
         reserved_host_memory_mb=conf.compute.reserved_host_memory_mb,
         service_down_time=conf.service_down_time)
+    ipam = IpamSettings(
+        pool_cidr=conf.network.pool_cidr,
+        subnet_prefixlen=conf.network.subnet_prefixlen,
+        mtu=conf.network.mtu,
+        dns_nameservers=tuple(conf.network.dns_nameservers),
+        default_network_name=conf.network.default_network_name)
     api = Api(db=db, compute=compute_client, policy=policy.Policy(conf),
-              scheduler=sched, settings=settings)
+              scheduler=sched, settings=settings, ipam=ipam,
+              host_routes=host_routes.read_ipv4_routes)
     app: Callable = ApiApp(api)
     app = auth.wrap(conf.api.auth_strategy, app, conf.api.noauth_roles,
                     conf.api.noauth_admin_users)

@@ -24,7 +24,8 @@ _TOKEN_RE = re.compile(r"^([^:\s]{1,255}):([^:\s]{1,255})$")
 
 # version documents are public, as in Nova and Glance
 _PUBLIC_PATHS = re.compile(
-    r"^/(v2\.1/?|image/?|image/versions/?|identity/?|identity/v3/?)?$")
+    r"^/(v2\.1/?|image/?|image/versions/?|identity/?|identity/v3/?"
+    r"|networking/?|networking/v2\.0/?)?$")
 
 _IDENTITY_KEYS = ("HTTP_X_USER_ID", "HTTP_X_USER", "HTTP_X_PROJECT_ID",
                   "HTTP_X_TENANT_ID", "HTTP_X_ROLES",

@@ -18,6 +18,7 @@ from pyct_driver.context import RequestContext
 ADMIN = "role:admin"
 ADMIN_OR_OWNER = "is_admin:True or project_id:%(project_id)s"
 ANY = "@"
+ADMIN_OR_USER = "rule:admin_api or user_id:%(user_id)s"
 
 _RULES: list[tuple[str, str, str]] = [
     ("admin_api", ADMIN, "Default rule for administrative APIs."),
@@ -71,6 +72,22 @@ _RULES: list[tuple[str, str, str]] = [
      "Show one action of a server."),
     ("os_compute_api:os-instance-actions:events", ADMIN,
      "Show the events of an action."),
+    ("os_compute_api:os-keypairs:index", ADMIN_OR_USER,
+     "List a user's key pairs."),
+    ("os_compute_api:os-keypairs:show", ADMIN_OR_USER,
+     "Show a key pair."),
+    ("os_compute_api:os-keypairs:create", ADMIN_OR_USER,
+     "Create or import a key pair."),
+    ("os_compute_api:os-keypairs:delete", ADMIN_OR_USER,
+     "Delete a key pair."),
+    ("os_compute_api:os-attach-interfaces:list", ADMIN_OR_OWNER,
+     "List a server's interfaces."),
+    ("os_compute_api:os-attach-interfaces:show", ADMIN_OR_OWNER,
+     "Show one interface of a server."),
+    ("os_compute_api:os-attach-interfaces:create", ADMIN_OR_OWNER,
+     "Attach an interface to a server."),
+    ("os_compute_api:os-attach-interfaces:delete", ADMIN_OR_OWNER,
+     "Detach an interface from a server."),
     ("os_compute_api:images:index", ANY, "List images (Glance API)."),
     ("os_compute_api:images:show", ANY, "Show an image (Glance API)."),
 ]

@@ -17,7 +17,7 @@ import string
 import uuid
 
 from pyct_driver import exception, states
-from pyct_driver.api import schemas, server_views
+from pyct_driver.api import keypairs, schemas, server_networks, server_views
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
@@ -172,10 +172,13 @@ def create(api: Api, req: ApiRequest) -> Result:
     zone, force_host = _force_host(api, req, server.get("availability_zone"))
     password = server.get("adminPass") or _password()
     snapshot = {k: flavor[k] for k in _FLAVOR_KEYS}
+    key_data = keypairs.key_data_for_boot(api, req, server.get("key_name"))
+    # last check: "auto" may create the project's default network
+    port_requests = server_networks.resolve(api, req, networks, max_count)
 
     hosts = api.scheduler.select_hosts(flavor, max_count, force_host)
     reservation_id = "r-" + secrets.token_hex(4)
-    rows, faults = [], {}
+    rows, faults, ports = [], {}, {}
     for index, host in enumerate(hosts):
         name = server["name"] if max_count == 1 else \
             f"{server['name']}-{index + 1}"
@@ -190,6 +193,7 @@ def create(api: Api, req: ApiRequest) -> Result:
             "task_state": states.SCHEDULING if host else None,
             "power_state": states.NOSTATE, "metadata": metadata,
             "user_data": user_data, "key_name": server.get("key_name"),
+            "key_data": key_data,
             "networks": networks, "block_device_mapping": bdms,
             "config_drive": schemas.to_bool(
                 server.get("config_drive", False)),
@@ -201,12 +205,14 @@ def create(api: Api, req: ApiRequest) -> Result:
                 reason="There are not enough hosts available.")
             faults[inst_uuid] = {"code": 500, "message": err.message,
                                  "details": err.message, "host": None}
+        elif port_requests:
+            ports[inst_uuid] = port_requests
     created = db_instances.create_many(
         api.db, rows, action={"action": "create",
                               "request_id": ctxt.request_id,
                               "user_id": ctxt.user_id,
                               "project_id": ctxt.project_id},
-        faults=faults)
+        faults=faults, ports=ports)
     for inst in created:
         if inst["host"]:
             _cast_build(api, req, inst)

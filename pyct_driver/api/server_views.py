@@ -56,13 +56,15 @@ def _fault(req: ApiRequest, fault: dict) -> dict:
 
 def detail(req: ApiRequest, inst: dict, fault: dict | None,
            show_extended: bool,
-           host_status: Callable[[dict], str] | None) -> dict:
-    """The full server body; ``host_status`` is None when not allowed."""
+           host_status: Callable[[dict], str] | None,
+           addresses: dict | None = None) -> dict:
+    """The full server body; ``host_status`` is None when not allowed;
+    ``addresses`` is Nova's network name -> fixed IPs map."""
     status = states.status_of(inst["vm_state"], inst["task_state"])
     server = {
         "accessIPv4": "",
         "accessIPv6": "",
-        "addresses": {},
+        "addresses": addresses or {},
         "created": isotime(inst["created_at"]),
         "flavor": {"id": inst["flavor_id"],
                    "links": req.bookmark("flavors", inst["flavor_id"])},

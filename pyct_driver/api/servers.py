@@ -14,11 +14,13 @@ import datetime
 from oslo_utils import strutils
 
 from pyct_driver import exception, states
-from pyct_driver.api import schemas, server_create, server_views
+from pyct_driver.api import (schemas, server_create, server_networks,
+                             server_views)
 from pyct_driver.api.request import ApiRequest, Result, parse_int
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import instances as db_instances
+from pyct_driver.db import networks as db_networks
 
 _P = "os_compute_api:servers:"
 create = server_create.create
@@ -38,6 +40,8 @@ def _renderer(api: Api, req: ApiRequest, insts: list[dict]):
     faults = db_actions.fault_latest(
         api.db, [i["uuid"] for i in insts if i["vm_state"] == states.ERROR
                  or i["vm_state"] == states.DELETED])
+    ports = db_networks.ports_by_instance(
+        api.db, [i["uuid"] for i in insts if not i["deleted"]])
     cache: dict[str, bool] = {}
 
     def allowed(rule: str, inst: dict) -> bool:
@@ -54,7 +58,8 @@ def _renderer(api: Api, req: ApiRequest, insts: list[dict]):
         return server_views.detail(
             req, inst, faults.get(inst["uuid"]),
             allowed("os_compute_api:os-extended-server-attributes", inst),
-            host_status if allowed(_P + "show:host_status", inst) else None)
+            host_status if allowed(_P + "show:host_status", inst) else None,
+            server_networks.addresses(ports.get(inst["uuid"], [])))
     return render
 
 

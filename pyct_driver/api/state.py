@@ -10,6 +10,7 @@ from typing import Any
 
 from pyct_driver.api.policy import Policy
 from pyct_driver.db.engine import Database
+from pyct_driver.db.networks import IpamSettings, Routes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,3 +28,6 @@ class Api:
     policy: Policy
     scheduler: Any         # api.scheduler.Scheduler
     settings: Settings
+    ipam: IpamSettings = dataclasses.field(default_factory=IpamSettings)
+    # the host's routes, read when a network is created (api.host_routes)
+    host_routes: Routes = list

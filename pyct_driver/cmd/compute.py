@@ -17,6 +17,7 @@ from pyct_driver.cmd import bootstrap
 from pyct_driver.compute.manager import ComputeManager
 from pyct_driver.compute.service import ComputeService
 from pyct_driver.db.engine import Database
+from pyct_driver.metadata.server import MetadataServer
 from pyct_driver.rpc import transport as rpc_transport
 
 LOG = logging.getLogger(__name__)
@@ -25,8 +26,14 @@ LOG = logging.getLogger(__name__)
 def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
     """Compose a compute service from configuration."""
     driver = plugins.load_virt_driver(conf.virt_driver, conf)
-    manager = ComputeManager(db, driver, conf.host,
-                             shutdown_timeout=conf.compute.shutdown_timeout)
+    manager = ComputeManager(
+        db, driver, conf.host,
+        shutdown_timeout=conf.compute.shutdown_timeout,
+        force_config_drive=conf.metadata.force_config_drive)
+    metadata = None
+    if conf.metadata.port > 0:
+        metadata = MetadataServer.from_db(db, conf.metadata.address,
+                                          conf.metadata.port, conf.host)
     return ComputeService(
         manager, rpc_transport.get_transport(conf),
         report_interval=conf.report_interval,
@@ -36,7 +43,8 @@ def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
             "ram_allocation_ratio": conf.compute.ram_allocation_ratio,
             "disk_allocation_ratio": conf.compute.disk_allocation_ratio,
             "reserved_host_memory_mb": conf.compute.reserved_host_memory_mb,
-        })
+        },
+        metadata_server=metadata)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ a failed build or reboot; the previous state for a failed stop or start).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import threading
 import traceback
 from typing import Callable, Iterator
@@ -22,8 +23,11 @@ from pyct_driver.context import RequestContext
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import catalog as db_catalog
 from pyct_driver.db import instances as db_instances
+from pyct_driver.db import networks as db_networks
 from pyct_driver.db.engine import Database
 from pyct_driver.db.models import utcnow
+from pyct_driver.metadata import content as md_content
+from pyct_driver.metadata import lookup as md_lookup
 from pyct_driver.rpc.client import RPC_API_VERSION
 from pyct_driver.rpc.transport import messaging
 from pyct_driver.virt import base as virt_base
@@ -31,8 +35,24 @@ from pyct_driver.virt import base as virt_base
 LOG = logging.getLogger(__name__)
 
 
-def instance_spec(db: Database, instance: dict) -> virt_base.InstanceSpec:
-    """The driver's view of an instance row (image properties included)."""
+def vif_spec(port: dict) -> virt_base.VifSpec:
+    """The driver's view of a port row (its network under ``network``)."""
+    net = port["network"]
+    return virt_base.VifSpec(
+        port_id=port["id"], network_id=port["network_id"],
+        mac=port["mac_address"], ip=port["ip_address"],
+        prefixlen=ipaddress.IPv4Network(net["cidr"]).prefixlen,
+        gateway=net["gateway"], mtu=int(net["mtu"]),
+        device_index=int(port["device_index"] or 0),
+        dns_nameservers=tuple(net["dns_nameservers"] or ()))
+
+
+def instance_spec(db: Database, instance: dict,
+                  force_config_drive: bool = False
+                  ) -> virt_base.InstanceSpec:
+    """The driver's view of an instance row (image properties and ports
+    included); ``force_config_drive`` is ``[metadata] force_config_drive``."""
+    config_drive = bool(instance.get("config_drive") or force_config_drive)
     flavor = instance["flavor"]
     try:
         image = db_catalog.image_get(db, instance["image_ref"])
@@ -52,7 +72,13 @@ def instance_spec(db: Database, instance: dict) -> virt_base.InstanceSpec:
         user_data=instance.get("user_data"),
         metadata=dict(instance.get("metadata") or {}),
         key_data=instance.get("key_data"),
-        project_id=instance["project_id"])
+        project_id=instance["project_id"],
+        vifs=tuple(vif_spec(p) for p in db_networks.list_ports(
+            db, instance_uuids=[instance["uuid"]])),
+        config_drive=config_drive,
+        config_drive_files=md_content.config_drive_files(
+            md_lookup.source_for_instance(db, instance))
+        if config_drive else ())
 
 
 class ComputeManager:
@@ -61,13 +87,18 @@ class ComputeManager:
     target = messaging.Target(version=RPC_API_VERSION)
 
     def __init__(self, db: Database, driver: virt_base.VirtDriver,
-                 host: str, shutdown_timeout: float = 60) -> None:
+                 host: str, shutdown_timeout: float = 60,
+                 force_config_drive: bool = False) -> None:
         self.db = db
         self.driver = driver
         self.host = host
         self.shutdown_timeout = shutdown_timeout
+        self.force_config_drive = force_config_drive
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+
+    def spec(self, instance: dict) -> virt_base.InstanceSpec:
+        return instance_spec(self.db, instance, self.force_config_drive)
 
     @contextlib.contextmanager
     def instance_lock(self, uuid: str) -> Iterator[None]:
@@ -154,7 +185,7 @@ class ComputeManager:
     def _build(self, instance: dict) -> dict:
         """Spawn the guest; return the instance's final values."""
         uuid = instance["uuid"]
-        spec = instance_spec(self.db, instance)
+        spec = self.spec(instance)
         try:
             image = db_catalog.image_get(self.db, instance["image_ref"])
             if not image.get("location"):
@@ -171,6 +202,7 @@ class ComputeManager:
                     self.driver.destroy(spec)
             raise
         info = self.driver.get_info(spec)
+        db_networks.set_port_status(self.db, "ACTIVE", instance_uuid=uuid)
         return {"vm_state": states.ACTIVE, "task_state": None,
                 "power_state": info.power_state, "launched_at": utcnow()}
 
@@ -186,9 +218,10 @@ class ComputeManager:
                     self.delete_now(instance)
 
     def delete_now(self, instance: dict) -> None:
-        """Destroy the guest and soft-delete its row (lock held)."""
+        """Destroy the guest and soft-delete its row, releasing its ports
+        in the same transaction (lock held)."""
         try:
-            self.driver.destroy(instance_spec(self.db, instance))
+            self.driver.destroy(self.spec(instance))
         except Exception as err:
             LOG.warning("delete of %s failed: %s", instance["uuid"], err)
             self._record_fault(instance["uuid"], err)
@@ -206,7 +239,7 @@ class ComputeManager:
             instance = self._get(uuid)
             if instance is None or instance["task_state"] != task_state:
                 return
-            spec = instance_spec(self.db, instance)
+            spec = self.spec(instance)
             values = dict(done)
             try:
                 with self._event(ctxt, uuid, event):
@@ -262,5 +295,36 @@ class ComputeManager:
     def get_console_output(self, ctxt: RequestContext, instance_uuid: str,
                            length: int | None = None) -> str:
         instance = db_instances.get(self.db, instance_uuid)
-        return self.driver.get_console_output(
-            instance_spec(self.db, instance), length)
+        return self.driver.get_console_output(self.spec(instance), length)
+
+    def _port_of(self, instance_uuid: str, port_id: str
+                 ) -> tuple[dict, dict]:
+        instance = db_instances.get(self.db, instance_uuid)
+        ports = db_networks.list_ports(self.db, port_id=port_id)
+        if not ports or ports[0]["instance_uuid"] != instance_uuid:
+            raise exception.NotFound(f"Port id {port_id} could not be "
+                                     f"found.")
+        return instance, ports[0]
+
+    def attach_interface(self, ctxt: RequestContext, instance_uuid: str,
+                         port_id: str) -> None:
+        """Plug an allocated port (a call: failures go back to the API,
+        which releases the port)."""
+        with self.instance_lock(instance_uuid):
+            instance, port = self._port_of(instance_uuid, port_id)
+            with self._event(ctxt, instance_uuid,
+                             "compute_attach_interface"):
+                self.driver.attach_interface(self.spec(instance),
+                                             vif_spec(port))
+            db_networks.set_port_status(self.db, "ACTIVE", port_id=port_id)
+
+    def detach_interface(self, ctxt: RequestContext, instance_uuid: str,
+                         port_id: str) -> None:
+        """Unplug a port; the API releases it afterwards."""
+        with self.instance_lock(instance_uuid):
+            instance, port = self._port_of(instance_uuid, port_id)
+            with self._event(ctxt, instance_uuid,
+                             "compute_detach_interface"):
+                self.driver.detach_interface(self.spec(instance),
+                                             vif_spec(port))
+            db_networks.set_port_status(self.db, "DOWN", port_id=port_id)

@@ -4,7 +4,8 @@
 recovers the host's instances, then serves the ``pyct-compute`` topic with
 this host's name as the RPC server (threaded executor) while one background
 thread beats the heartbeat, reports capacity and usage, and runs the
-power-state sync on their intervals.
+power-state sync on their intervals. It also runs the host's metadata
+service when one is given (``[metadata] port`` > 0).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import time
 from oslo_log import log as logging
 
 from pyct_driver.compute import recovery
+from pyct_driver.exception import PyctError
 from pyct_driver.compute.manager import ComputeManager
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import services as db_services
+from pyct_driver.metadata.server import MetadataServer
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
@@ -32,8 +35,10 @@ class ComputeService:
     def __init__(self, manager: ComputeManager,
                  transport: messaging.Transport, report_interval: float = 10,
                  sync_interval: float = 60,
-                 allocation: dict | None = None) -> None:
+                 allocation: dict | None = None,
+                 metadata_server: MetadataServer | None = None) -> None:
         self.manager = manager
+        self.metadata_server = metadata_server
         self.transport = transport
         self.report_interval = report_interval
         self.sync_interval = sync_interval
@@ -53,6 +58,7 @@ class ComputeService:
         self.report()
         recovery.recover_host(self.manager)
         recovery.sync_power_states(self.manager)
+        self._start_metadata()
         target = messaging.Target(topic=rpc_transport.TOPIC,
                                   server=self.host)
         self._server = messaging.get_rpc_server(
@@ -63,6 +69,17 @@ class ComputeService:
                                         name=f"periodic-{self.host}")
         self._thread.start()
         LOG.info("compute service on %s started", self.host)
+
+    def _start_metadata(self) -> None:
+        if self.metadata_server is None:
+            return
+        try:
+            self.metadata_server.start()
+        except PyctError as err:
+            # Guests still boot (config drive, injected files); an operator
+            # sees this and fixes the port clash or the address.
+            LOG.error("metadata service not started: %s", err)
+            self.metadata_server = None
 
     def report(self) -> None:
         """Heartbeat plus this host's capacity and usage."""
@@ -106,4 +123,6 @@ class ComputeService:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self.metadata_server is not None:
+            self.metadata_server.stop()
         LOG.info("compute service on %s stopped", self.host)

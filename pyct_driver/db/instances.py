@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from pyct_driver import exception, states
 from pyct_driver.db import models
+from pyct_driver.db import networks as db_networks
 from pyct_driver.db.engine import Database, row_to_dict
 
 UNSET: Any = object()
@@ -36,27 +37,39 @@ def _from_values(values: dict) -> dict:
 
 def create_many(db: Database, rows: list[dict],
                 action: dict | None = None,
-                faults: dict[str, dict] | None = None) -> list[dict]:
+                faults: dict[str, dict] | None = None,
+                ports: dict[str, list[db_networks.PortRequest]] | None = None
+                ) -> list[dict]:
     """Insert instances in one transaction: all are created, or none.
 
     ``action`` (action, request_id, user_id, project_id) starts that
     instance action for each; ``faults`` maps a uuid to the fault (code,
-    message, details, host) it is born with, e.g. NoValidHost.
+    message, details, host) it is born with, e.g. NoValidHost; ``ports``
+    maps a uuid to the ports (eth0, eth1…) allocated with it — an address
+    that cannot be had fails the whole transaction, which is retried
+    while it merely lost a race for an address.
     """
-    now = models.utcnow()
-    with db.session() as session:
-        objs = [models.Instance(**_from_values(r)) for r in rows]
-        session.add_all(objs)
-        for obj in objs:
-            if action is not None:
-                session.add(models.InstanceAction(
-                    instance_uuid=obj.uuid, start_time=now, **action))
-            fault = (faults or {}).get(obj.uuid)
-            if fault is not None:
-                session.add(models.InstanceFault(
-                    instance_uuid=obj.uuid, **fault))
-        session.flush()
-        return [_to_dict(o) for o in objs]
+    def attempt() -> list[dict]:
+        now = models.utcnow()
+        with db.session() as session:
+            objs = [models.Instance(**_from_values(r)) for r in rows]
+            session.add_all(objs)
+            for obj in objs:
+                if action is not None:
+                    session.add(models.InstanceAction(
+                        instance_uuid=obj.uuid, start_time=now, **action))
+                fault = (faults or {}).get(obj.uuid)
+                if fault is not None:
+                    session.add(models.InstanceFault(
+                        instance_uuid=obj.uuid, **fault))
+            session.flush()
+            for obj in objs:
+                wanted = (ports or {}).get(obj.uuid)
+                if wanted:
+                    db_networks.allocate_ports(session, obj.uuid,
+                                               obj.project_id, wanted)
+            return [_to_dict(o) for o in objs]
+    return db_networks.retrying(attempt) if ports else attempt()
 
 
 def get(db: Database, uuid: str, project_id: str | None = None,
@@ -202,6 +215,8 @@ def soft_delete(db: Database, uuid: str) -> dict:
         row.vm_state = states.DELETED
         row.task_state = None
         row.power_state = states.NOSTATE
+        # the ports go with the row, in its transaction: released once
+        db_networks.release_instance_ports(session, uuid)
         session.flush()
         return _to_dict(row)
 

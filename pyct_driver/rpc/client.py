@@ -11,6 +11,8 @@ to answer every version it ever advertised):
 * 1.0 - build_and_run_instance, terminate_instance, reboot_instance,
         stop_instance, start_instance
 * 1.1 - pause_instance, unpause_instance, get_console_output
+* 1.2 - attach_interface, detach_interface (calls: the API releases the
+        port if plugging fails)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pyct_driver.context import RequestContext
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
-RPC_API_VERSION = "1.1"
+RPC_API_VERSION = "1.2"
 
 
 class ComputeClient:
@@ -81,13 +83,31 @@ class ComputeClient:
         self._cast(ctxt, host, "unpause_instance", version="1.1",
                    instance_uuid=instance_uuid)
 
-    def get_console_output(self, ctxt: RequestContext, host: str,
-                           instance_uuid: str, length: int | None) -> str:
-        """Ask the compute host for the console log (a blocking call)."""
+    def _call(self, ctxt: RequestContext, host: str, method: str,
+              version: str, **kwargs: object) -> object:
         try:
-            return self._prepare(host, "1.1").call(
-                ctxt, "get_console_output", instance_uuid=instance_uuid,
-                length=length)
+            return self._prepare(host, version).call(ctxt, method, **kwargs)
         except messaging.MessagingTimeout as err:
             raise exception.RPCError(
                 reason=f"compute host {host} did not answer") from err
+        except messaging.MessageDeliveryFailure as err:
+            raise exception.RPCError(reason=str(err)) from err
+
+    def get_console_output(self, ctxt: RequestContext, host: str,
+                           instance_uuid: str, length: int | None) -> str:
+        """Ask the compute host for the console log (a blocking call)."""
+        return self._call(ctxt, host, "get_console_output", "1.1",
+                          instance_uuid=instance_uuid, length=length)
+
+    def attach_interface(self, ctxt: RequestContext, host: str,
+                         instance_uuid: str, port_id: str) -> None:
+        """Plug an allocated port into the guest; raises what the
+        compute host raised (a pyct exception) if it could not."""
+        self._call(ctxt, host, "attach_interface", "1.2",
+                   instance_uuid=instance_uuid, port_id=port_id)
+
+    def detach_interface(self, ctxt: RequestContext, host: str,
+                         instance_uuid: str, port_id: str) -> None:
+        """Unplug a port from the guest (the API releases it after)."""
+        self._call(ctxt, host, "detach_interface", "1.2",
+                   instance_uuid=instance_uuid, port_id=port_id)

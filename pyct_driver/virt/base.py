@@ -13,6 +13,8 @@ from __future__ import annotations
 import abc
 import dataclasses
 
+from pyct_driver import exception
+
 
 @dataclasses.dataclass(frozen=True)
 class FlavorSpec:
@@ -57,6 +59,9 @@ class InstanceSpec:
     project_id: str = ""
     vifs: tuple[VifSpec, ...] = ()
     config_drive: bool = False
+    # (path relative to the drive, content); filled by the manager when
+    # config_drive is on, since drivers never read the database
+    config_drive_files: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,3 +154,18 @@ class VirtDriver(abc.ABC):
     @abc.abstractmethod
     def get_available_resource(self) -> HostResources:
         """The host's capacity for instances."""
+
+    # Hot-plug is concrete so a driver without it still loads; the
+    # manager turns the NetworkError into a failed attach (the API then
+    # releases the port).
+    def attach_interface(self, instance: InstanceSpec, vif: VifSpec) -> None:
+        """Plug ``vif`` (already listed in ``instance.vifs``) into the
+        guest as ``eth<vif.device_index>``. The guest may be running,
+        paused or stopped (a stopped guest gets it at its next start)."""
+        raise exception.NetworkError(
+            reason="interface hot-plug is not supported by this driver")
+
+    def detach_interface(self, instance: InstanceSpec, vif: VifSpec) -> None:
+        """Unplug ``vif`` (still listed in ``instance.vifs``); idempotent."""
+        raise exception.NetworkError(
+            reason="interface hot-plug is not supported by this driver")

@@ -3,7 +3,7 @@
 This is the composition root of the four virt sub-packages: ``rootfs``
 gives the copy-on-write root with an enforced size, ``cgroups`` the
 flavor's limits, ``process`` the guest's init in fresh namespaces (started
-by the single-threaded launcher), and later ``network`` its links. Each
+by the single-threaded launcher), and ``network`` its links. Each
 instance has a small JSON record on disk (its init's pid and start time), so
 a restarted compute service re-adopts running guests: a guest counts as
 running only if that pid is alive with that start time and sits in the
@@ -14,6 +14,7 @@ reverse.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -28,6 +29,7 @@ from pyct_driver import exception, states
 from pyct_driver.virt import base
 from pyct_driver.virt.cgroups import base as cg_base
 from pyct_driver.virt.cgroups.detect import detect_backend
+from pyct_driver.virt.network.bridge import NetworkPlumber
 from pyct_driver.virt.process import guest
 from pyct_driver.virt.process.client import LauncherClient
 from pyct_driver.virt.process.spec import GuestSpec
@@ -55,12 +57,26 @@ class ContainerDriver(base.VirtDriver):
         self.default_pids_max = opts.default_pids_max
         self.console_max_bytes = opts.console_max_bytes
         self.soft_reboot_timeout = opts.soft_reboot_timeout
+        self._net_args = dict(mtu=conf.network.mtu,
+                              metadata_address=conf.metadata.address,
+                              dns=tuple(conf.network.dns_nameservers),
+                              egress_nat=conf.network.egress_nat)
+        self._plumber: NetworkPlumber | None = None
         self.host: str | None = None
         # The manager may run two operations on one instance at once (a
         # power-state sync during a reboot); each instance's steps are
         # serialised, different instances run in parallel.
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
+
+    @property
+    def net(self) -> NetworkPlumber:
+        """The host's network plumbing, opened on first use (image imports
+        and guests without networks never need a netlink socket)."""
+        with self._guard:
+            if self._plumber is None:
+                self._plumber = NetworkPlumber(**self._net_args)
+            return self._plumber
 
     def _lock(self, uuid: str) -> threading.Lock:
         with self._guard:
@@ -202,9 +218,16 @@ class ContainerDriver(base.VirtDriver):
                 console_log=os.path.join(self._dir(uuid), "console.log"),
                 console_max_bytes=self.console_max_bytes)
             self.launcher.ensure_running()
-            handle_ = self.launcher.spawn(spec)
+            # with networks, init waits (held) until its links exist, so
+            # its first boot already sees eth0 with its address
+            handle_ = self.launcher.spawn(dataclasses.replace(
+                spec, hold=bool(instance.vifs)))
             undo.callback(self._kill_guest, uuid, handle_.pid,
                           handle_.start_time)
+            if instance.vifs:
+                self.net.plug_all(handle_.pid, instance.vifs)
+                undo.callback(self.net.unplug_all, instance.vifs)
+                self.launcher.release(uuid)
             record.update(pid=handle_.pid, start_time=handle_.start_time)
             self._save(uuid, record)
             undo.pop_all()
@@ -255,6 +278,8 @@ class ContainerDriver(base.VirtDriver):
                     time.sleep(0.05)
             clean = not self._running(uuid, record)
         self._kill_guest(uuid, record.get("pid"), record.get("start_time"))
+        if instance.vifs:
+            self.net.unplug_all(instance.vifs)  # deferred, off this path
         self.roots.unmount(uuid)
         record.update(pid=None, start_time=None)
         self._save(uuid, record)
@@ -271,6 +296,10 @@ class ContainerDriver(base.VirtDriver):
             except exception.VirtError:
                 record = {}  # unreadable: destroy what we find anyway
             self._kill_guest(uuid, record.get("pid"), record.get("start_time"))
+            if instance.vifs:
+                self.net.unplug_all(instance.vifs)
+                for vif in instance.vifs:
+                    self.net.remove_bridge_if_unused(vif.network_id)
             self.cgroups.destroy(uuid)
             self.roots.remove(uuid)
             self.images.release(uuid)
@@ -315,6 +344,21 @@ class ContainerDriver(base.VirtDriver):
             record = self._require(instance)
             if self._running(instance.uuid, record):
                 self.cgroups.thaw(instance.uuid)
+
+    def attach_interface(self, instance: base.InstanceSpec,
+                         vif: base.VifSpec) -> None:
+        with self._lock(instance.uuid):
+            record = self._require(instance)
+            if not self._running(instance.uuid, record):
+                raise exception.InstanceNotRunning(instance_id=instance.uuid)
+            bridge = self.net.ensure_bridge(vif.network_id, vif.gateway,
+                                            vif.prefixlen, vif.mtu)
+            self.net.plug(record["pid"], vif, bridge)
+
+    def detach_interface(self, instance: base.InstanceSpec,
+                         vif: base.VifSpec) -> None:
+        with self._lock(instance.uuid):
+            self.net.unplug(vif)
 
     # -- observation --------------------------------------------------------
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -29,7 +30,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests import dbfixtures
-from tests.services import Deployment, ServiceProcess
+from tests.services import BIN, Deployment, ServiceProcess
 
 RABBIT_URL = os.environ.get("PYCT_TEST_RABBIT_URL",
                             "rabbit://guest:guest@127.0.0.1:5672/")
@@ -95,14 +96,24 @@ class Pipeline(Deployment):
     """A deployment whose database is migrated and seeded."""
 
     def seed(self) -> None:
+        """``pyct-manage db sync``, then the flavor and the image (two
+        pyct-manage runs side by side: each is mostly interpreter start)."""
         self.manage("db", "sync")
-        self.manage("flavor", "create", "m1.tiny", "--id", FLAVOR_ID,
-                    "--vcpus", "1", "--ram", "512", "--disk", "1")
         blob = os.path.join(self.workdir, "image.bin")
         with open(blob, "wb") as f:
             f.write(b"pyct fake image\n" * 64)
-        # the fake driver accepts any file; it only checksums it
-        self.image_id = self.manage("image", "import", IMAGE_NAME, blob)
+        runs = [subprocess.Popen(
+            [os.path.join(BIN, "pyct-manage"), "--config-file", self.conf,
+             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True) for args in (
+                ("flavor", "create", "m1.tiny", "--id", FLAVOR_ID,
+                 "--vcpus", "1", "--ram", "512", "--disk", "1"),
+                # the fake driver accepts any file; it only checksums it
+                ("image", "import", IMAGE_NAME, blob))]
+        outs = [run.communicate(timeout=120) for run in runs]
+        for run, (out, err) in zip(runs, outs):
+            assert run.returncode == 0, f"{run.args}: {out}{err}"
+        self.image_id = outs[1][0].strip()
 
     def start_compute(self, host: str, extra: Sections | None = None
                       ) -> ServiceProcess:
@@ -111,6 +122,25 @@ class Pipeline(Deployment):
         proc = self.start("pyct-compute", host=host, extra=extra)
         proc.wait_output(f"compute service on {host} started")
         return proc
+
+    def start_all(self, *hosts: str, extra: Sections | None = None
+                  ) -> list[ServiceProcess]:
+        """``pyct-api`` and a ``pyct-compute`` per host (``extra`` config
+        for the computes), started side by side; returns the compute
+        processes once all serve."""
+        computes = [self.start("pyct-compute", host=h, extra=extra)
+                    for h in hosts]
+        self.start("pyct-api")
+        for host, proc in zip(hosts, computes):
+            proc.wait_output(f"compute service on {host} started")
+        return computes
+
+    def stop_all(self) -> None:
+        # signal every process first so their shutdowns overlap
+        for proc in self.processes:
+            if proc.alive():
+                proc.proc.send_signal(signal.SIGTERM)
+        super().stop_all()
 
     def engine(self) -> sa.engine.Engine:
         return sa.create_engine(self.db_url, poolclass=sa.pool.NullPool)

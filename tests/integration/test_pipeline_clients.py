@@ -26,9 +26,7 @@ def dep(tmp_path_factory):
     with contextlib.ExitStack() as stack:
         dep = open_pipeline(stack, str(tmp_path_factory.mktemp("clients")
                                        / "dep"), "postgresql")
-        dep.start("pyct-api")
-        dep.start_compute("compute-a")
-        dep.start_compute("compute-b")
+        dep.start_all("compute-a", "compute-b")
         yield dep
 
 
@@ -65,10 +63,7 @@ def test_cli_server_lifecycle(dep):
              (("server", "unpause", "vm1"), "ACTIVE", 1)]
     for args, status, power in steps:
         dep.openstack(*args)
-        wait_status(conn, sid, status)
-        shown = cli_json(dep, "server", "show", "vm1")
-        assert (shown["status"], shown["OS-EXT-STS:power_state"]) == (
-            status, power), args
+        assert wait_status(conn, sid, status).power_state == power, args
 
     console = dep.openstack("console", "log", "show", "vm1").stdout
     assert console.splitlines() == ["vm1 login:", "soft reboot #2"]
@@ -122,8 +117,9 @@ def test_sdk_server_flow(dep):
     assert server.name == "sdk-vm"
     assert [s.id for s in conn.compute.servers()] == [server.id]
     got = conn.compute.get_server(server.id)
-    assert (got.status, got.power_state, got.flavor.name) == (
-        "ACTIVE", 1, "m1.tiny")
+    # before 2.47 a server's flavor is a reference (id and links) only
+    assert (got.status, got.power_state, got.flavor.id) == (
+        "ACTIVE", 1, FLAVOR_ID)
     assert got.image.id == dep.image_id
     conn.compute.delete_server(server)
     conn.compute.wait_for_delete(server, interval=0.3, wait=30)

@@ -24,9 +24,7 @@ HOSTS = ("compute-a", "compute-b")
 @pytest.mark.parametrize("backend", sorted(BACKENDS))
 def test_six_servers_over_two_hosts(pipeline_factory, backend):
     dep = pipeline_factory(backend)
-    dep.start("pyct-api")
-    for host in HOSTS:
-        dep.start_compute(host)
+    dep.start_all(*HOSTS)
     conn = dep.sdk_connection("user")
 
     created = [conn.compute.create_server(

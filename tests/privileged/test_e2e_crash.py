@@ -95,3 +95,26 @@ def test_guests_survive_compute_crash_and_power_sync(env):
     time.sleep(1.5 * SYNC)
     assert env.server(victim).status == "ACTIVE"
     assert env.init_alive(victim)
+
+
+def test_crash_during_soft_reboot_is_recovered(env):
+    """SIGKILL the service while busybox init is still shutting down (its
+    shutdown takes ~2 s): on start-up the reboot is redone, not lost."""
+    srv = env.sdk.compute.create_server(
+        name="midreboot", image_id=env.sdk.image.find_image("busybox").id,
+        flavor_id="1", networks="none")
+    env.wait_status(srv.id, "ACTIVE")
+    pid0 = env.init_pid(srv.id)
+    env.cli("server", "reboot", "midreboot")
+    wait_for(lambda: env.server(srv.id).task_state == "rebooting", 10,
+             what="task_state rebooting")
+    time.sleep(0.3)
+    env.service.kill(signal.SIGKILL)
+    env.start()
+    t0 = time.monotonic()
+    got = env.wait_status(srv.id, "ACTIVE", timeout=30)
+    timing("restart during soft reboot -> ACTIVE", time.monotonic() - t0)
+    assert got.power_state == 1
+    assert env.init_alive(srv.id) and env.init_pid(srv.id) != pid0
+    wait_for(lambda: env.console(srv.id).count(
+        "pyct busybox guest booting") == 2, 10, what="second boot banner")

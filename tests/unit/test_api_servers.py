@@ -9,6 +9,7 @@ from pyct_driver import states
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import models
+from pyct_driver.db import networks as db_networks
 from tests.unit.test_api_app import Harness
 
 BASE_KEYS = {
@@ -57,8 +58,9 @@ def test_create_casts_build_and_returns_202():
 
 def test_create_with_networks_shows_security_groups():
     h = _ready()
-    server = h.boot(networks=[{"uuid":
-                               "6e9b6c5e-2d0a-4c4b-9f59-0a6e6e3b9a11"}])
+    net = db_networks.create_network(h.db, "p1", "net1",
+                                     db_networks.IpamSettings(), list)
+    server = h.boot(networks=[{"uuid": net["id"]}])
     assert server["security_groups"] == [{"name": "default"}]
 
 
@@ -270,9 +272,12 @@ def test_instance_actions_list_show_and_events_for_admin():
 def test_user_data_and_metadata_stored():
     h = _ready()
     ud = base64.b64encode(b"#!/bin/sh\necho hi\n").decode()
+    key = h.request("POST", "/v2.1/os-keypairs",
+                    {"keypair": {"name": "mykey"}}).json["keypair"]
     sid = h.boot(user_data=ud, metadata={"k": "v"}, key_name="mykey")["id"]
     inst = db_instances.get(h.db, sid)
     assert inst["user_data"] == ud and inst["metadata"] == {"k": "v"}
+    assert inst["key_data"] == key["public_key"]
     body = h.admin("GET", f"/v2.1/servers/{sid}", version="2.3").json
     assert body["server"]["OS-EXT-SRV-ATTR:user_data"] == ud
     assert body["server"]["key_name"] == "mykey"

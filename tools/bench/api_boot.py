@@ -6,17 +6,22 @@ Usage (root): ``.venv/bin/python tools/bench/api_boot.py [--runs 20]
 Starts a real ``pyct-all-in-one`` process (SQLite, in-process bus, the
 container driver, cgroup parent ``pyct-bench-*``) with
 ``tests/services.Deployment``, imports the busybox image and an m1.tiny
-flavor (1 vCPU, 512 MiB, 1 GiB; allocation ratios raised so 200 fit), and
+flavor (1 vCPU, 512 MiB, 1 GiB; CPU, RAM and disk allocation ratios
+raised so 200 fit on 2 cores), and
 boots over raw HTTP (token ``demo:demo``, microversion 2.37,
 ``networks: none``): POST /v2.1/servers, then GET /v2.1/servers/{id}
 every 5 ms until ACTIVE. Per boot it records the POST's own latency, the
 first poll that shows ``task_state: spawning`` (compute picked it up) and
 ACTIVE. Phases: ``--runs`` sequential boots, ``--concurrent`` boots
 started together, ``--sustained`` boots with ``--in-flight`` at a time
-(boots per second). Servers are deleted through the API after each phase;
+(boots per second). Each poll's own round trip is reported too: at 5 ms
+the pollers themselves load the service's GIL, so ``--poll-ms 50`` shows
+the service with a lighter client. Servers are deleted through the API after each phase;
 at exit the service and its launcher are stopped and every guest cgroup,
-mount, loop device and the temp dir are removed. ``--profile`` records
-py-spy flame data of the service during the sequential phase.
+mount, loop device and the temp dir are removed. ``--profile FILE`` records
+py-spy raw stacks of the service during all phases;
+``--fast-fake-bus``, ``--backlog`` and ``--serialize-db`` are experiments (see
+EXPERIMENT_WRAPPER).
 """
 
 from __future__ import annotations
@@ -40,12 +45,44 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 from pyct_driver.virt.process.client import LauncherClient  # noqa: E402
-from tests.services import Deployment  # noqa: E402
+from tests.services import (Deployment, ServiceProcess,  # noqa: E402
+                            wait_http)
 
+EXPERIMENT_WRAPPER = """#!{python}
+# Experiments only, to show what a fix would buy before making it:
+# --fast-fake-bus: oslo.messaging's in-process fake driver polls its
+#   queues every 50 ms; make it poll every 1 ms.
+# --backlog N: socketserver's listen backlog is 5; SYNs past it are
+#   dropped and the client retransmits after 1 s.
+import socketserver, sys, time, types
+if {fast_bus}:
+    import oslo_messaging._drivers.impl_fake as impl_fake
+    impl_fake.time = types.SimpleNamespace(
+        time=time.time, sleep=lambda s: time.sleep(min(s, 0.001)))
+if {backlog}:
+    socketserver.TCPServer.request_queue_size = {backlog}
+# --serialize-db: one process-wide lock around every SQLite transaction,
+#   so threads queue on a Python lock (woken at once) instead of
+#   sleeping in SQLite's busy handler (1, 2, 5, ... 100 ms steps).
+if {serialize_db}:
+    import contextlib, threading
+    from pyct_driver.db import engine as db_engine
+    _lock = threading.RLock()
+    _session = db_engine.Database.session
+
+    @contextlib.contextmanager
+    def session(self):
+        with _lock, _session(self) as s:
+            yield s
+    db_engine.Database.session = session
+from pyct_driver.cmd.all_in_one import main
+sys.exit(main())
+"""
 HEADERS = {"X-Auth-Token": "demo:demo", "Content-Type": "application/json",
            "OpenStack-API-Version": "compute 2.37",
            "X-OpenStack-Nova-API-Version": "2.37"}
 POLL = 0.005
+GET_TIMES: list[float] = []  # every poll's round trip (list.append is atomic)
 
 
 class Client:
@@ -74,6 +111,14 @@ class Client:
         return resp.status, (json.loads(data) if data else {})
 
 
+def listen_drops() -> int:
+    """TcpExt ListenOverflows of this network namespace: a SYN dropped by
+    a full accept backlog costs the client a 1 s retransmit."""
+    with open("/proc/net/netstat") as f:
+        lines = [line.split() for line in f if line.startswith("TcpExt:")]
+    return int(dict(zip(lines[0], lines[1]))["ListenOverflows"])
+
+
 def boot(client: Client, image: str) -> dict:
     name = f"bench-{uuid_mod.uuid4().hex[:8]}"
     body = {"server": {"name": name, "imageRef": image, "flavorRef": "1",
@@ -86,7 +131,9 @@ def boot(client: Client, image: str) -> dict:
     sid = reply["server"]["id"]
     t_pickup = None
     while True:
+        t_get = time.perf_counter()
         status, reply = client.call("GET", f"/v2.1/servers/{sid}")
+        GET_TIMES.append(time.perf_counter() - t_get)
         now = time.perf_counter() - t0
         server = reply.get("server", {})
         if server.get("status") == "ACTIVE":
@@ -130,6 +177,8 @@ def list_ids(client: Client) -> list[str]:
 
 
 def summarize_boots(prefix: str, boots: list[dict]) -> dict[str, dict]:
+    gets = list(GET_TIMES)
+    GET_TIMES.clear()
     return {
         f"{prefix}: POST -> ACTIVE": report.summarize(
             [b["active"] for b in boots]),
@@ -139,6 +188,7 @@ def summarize_boots(prefix: str, boots: list[dict]) -> dict[str, dict]:
             [b["pickup"] for b in boots]),
         f"{prefix}:   pick-up -> ACTIVE seen": report.summarize(
             [b["active"] - b["pickup"] for b in boots]),
+        f"{prefix}:   each poll GET /servers/id": report.summarize(gets),
     }
 
 
@@ -147,9 +197,23 @@ def main() -> None:
     p.add_argument("--concurrent", type=int, default=10)
     p.add_argument("--sustained", type=int, default=200)
     p.add_argument("--in-flight", type=int, default=8)
-    p.add_argument("--profile", action="store_true",
-                   help="py-spy record the service in the sequential phase")
+    p.add_argument("--poll-ms", type=float, default=5.0,
+                   help="GET interval while waiting for ACTIVE (default 5)")
+    p.add_argument("--profile", metavar="FILE",
+                   help="py-spy record (raw stacks) the service during "
+                        "all phases into FILE")
+    p.add_argument("--fast-fake-bus", action="store_true",
+                   help="experiment: run the all-in-one with oslo.messaging"
+                        "'s fake driver polling every 1 ms, not 50 ms")
+    p.add_argument("--serialize-db", action="store_true",
+                   help="experiment: one process-wide lock around each "
+                        "SQLite transaction")
+    p.add_argument("--backlog", type=int, default=0,
+                   help="experiment: the API's listen backlog (stdlib "
+                        "socketserver default: 5)")
     args = p.parse_args()
+    global POLL
+    POLL = args.poll_ms / 1000.0
     report.interrupt_on_term()
     tmp = tempfile.mkdtemp(prefix="pyct-bench-api-")
     parent = f"pyct-bench-{uuid_mod.uuid4().hex[:8]}"
@@ -157,23 +221,43 @@ def main() -> None:
                      virt_driver="container",
                      extra={"container": {"cgroup_parent": parent},
                             "compute": {"ram_allocation_ratio": 64,
+                                        "cpu_allocation_ratio": 256,
                                         "disk_allocation_ratio": 64}})
     rows: dict[str, dict] = {}
     extra: dict = {}
+    drops0 = listen_drops()
     client = None
+    spy = None
+    ok = False
     try:
         dep.manage("db", "sync")
         image = dep.manage("image", "create-busybox", "busybox").split()[-1]
         dep.manage("flavor", "create", "m1.tiny", "--id", "1", "--vcpus",
                    "1", "--ram", "512", "--disk", "1")
-        svc = dep.start("pyct-all-in-one")
+        if args.fast_fake_bus or args.backlog or args.serialize_db:
+            script = os.path.join(tmp, "all-in-one-experiment")
+            with open(script, "w") as f:
+                f.write(EXPERIMENT_WRAPPER.format(
+                    python=sys.executable, fast_bus=args.fast_fake_bus,
+                    backlog=args.backlog, serialize_db=args.serialize_db))
+            os.chmod(script, 0o700)
+            svc = ServiceProcess(script, dep.conf,
+                                 os.path.join(tmp, "all-in-one.log"))
+            dep.processes.append(svc)
+            wait_http(dep.endpoint + "/")
+            extra["experiment"] = (
+                f"fake bus poll 1 ms: {args.fast_fake_bus}; "
+                f"listen backlog: {args.backlog or 'stdlib 5'}; "
+                f"SQLite transactions serialised: {args.serialize_db}")
+        else:
+            svc = dep.start("pyct-all-in-one")
         client = Client(dep.port)
         # warm-up: first boot starts the launcher, warms caches
         delete_all(client, [boot(client, image)["id"] for _ in range(2)])
+        GET_TIMES.clear()
 
-        spy = None
         if args.profile:
-            spy_out = os.path.join(os.getcwd(), "api_boot.pyspy.txt")
+            spy_out = os.path.abspath(args.profile)
             spy = subprocess.Popen(
                 [os.path.join(os.path.dirname(sys.executable), "py-spy"),
                  "record", "--pid", str(svc.pid), "--format", "raw",
@@ -182,10 +266,6 @@ def main() -> None:
                 stderr=subprocess.DEVNULL)
             time.sleep(1.0)
         seq = [boot(client, image) for _ in range(args.runs)]
-        if spy is not None:
-            spy.send_signal(2)
-            spy.wait(timeout=60)
-            extra["py-spy raw stacks"] = spy_out
         rows.update(summarize_boots(f"sequential x{args.runs}", seq))
         dels = delete_all(client, [b["id"] for b in seq], workers=1)
         rows["sequential delete -> 404"] = report.summarize(dels)
@@ -214,7 +294,17 @@ def main() -> None:
         delete_all(client, [b["id"] for b in sus], workers=args.in_flight)
         extra["sustained deletes/s"] = args.sustained / (
             time.perf_counter() - t0)
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(timeout=60)
+            extra["py-spy raw stacks"] = spy_out
+        ok = True
     finally:
+        if spy is not None and spy.poll() is None:
+            spy.kill()
+            spy.wait()
+        extra["TCP ListenOverflows during run (whole netns)"] = \
+            listen_drops() - drops0
         if client is not None:
             try:
                 delete_all(client, list_ids(client))
@@ -232,6 +322,9 @@ def main() -> None:
         teardown.report_leftovers(
             "loop devices", teardown.detach_loops_backed_under(tmp))
         shutil.rmtree(tmp, ignore_errors=True)
+        if not ok:
+            print("FAILED; results so far:")
+            report.emit("API boot (partial)", rows, extra, args.json)
     report.emit("API boot through pyct-all-in-one (container driver, "
                 "SQLite)", rows, extra, args.json)
 

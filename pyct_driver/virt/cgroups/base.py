@@ -25,7 +25,36 @@ from pyct_driver import extra_specs as specs_mod
 DEFAULT_CPU_PERIOD_US = 100000
 SHARES_PER_VCPU = 1024
 _DEVICE_RE = re.compile(r"[0-9]+:[0-9]+\Z")
+_RULE_RE = re.compile(r"([abc]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})\Z")
 _MiB = 1024 * 1024
+
+# The character devices a guest may read, write or mknod, in the devices
+# cgroup's own syntax: null, zero, full, random, urandom, tty, console, ptmx
+# and the pty slaves of its private devpts. No block device at all: guest
+# root could otherwise open or mknod the host's disks.
+DEFAULT_DEVICES: tuple[str, ...] = (
+    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm")
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceRule:
+    """One allow rule; ``None`` major/minor is the ``*`` wildcard."""
+
+    kind: str  # "c", "b" or "a" (any)
+    major: int | None
+    minor: int | None
+    access: str  # a subset of "rwm"
+
+
+def parse_device_rule(rule: str) -> DeviceRule:
+    """Parse ``"c 1:3 rwm"``; raise ``CgroupError`` on anything else."""
+    m = _RULE_RE.match(rule)
+    if not m or len(set(m.group(4))) != len(m.group(4)):
+        raise exception.CgroupError(reason=f"invalid device rule {rule!r}")
+    num = (lambda v: None if v == "*" else int(v))  # noqa: E731
+    return DeviceRule(m.group(1), num(m.group(2)), num(m.group(3)),
+                      "".join(c for c in "rwm" if c in m.group(4)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +77,8 @@ class CgroupLimits:
     ``cpu_period_us``; None means no cap. ``memory_bytes`` caps RAM (page
     cache included). ``swap_bytes`` is the guest's swap allowance on top of
     its RAM: 0 means the guest gets no swap. ``pids_max`` caps tasks
-    (processes and threads).
+    (processes and threads). ``devices`` is the allow-list of device nodes
+    (``"c 1:3 rwm"`` rules); every other device is denied.
     """
 
     cpu_shares: int
@@ -58,6 +88,7 @@ class CgroupLimits:
     swap_bytes: int
     pids_max: int
     io_limits: tuple[IoLimit, ...] = ()
+    devices: tuple[str, ...] = DEFAULT_DEVICES
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,12 @@ Without it the kernel cannot bound a group's swap, so we decide for the
 host: the group's ``memory.swappiness`` is set to 0 and the guest gets no
 swap under its own limit (a promised allowance is an upper bound; exceeding
 it would eat other tenants' swap), and a warning is logged once.
+Devices: each group gets ``devices.deny a`` and then one ``devices.allow``
+line per rule of its allow-list. The parent group gets the backend's
+``parent_devices`` list the same way, because the kernel only checks a
+group's own ``devices.allow`` writes against its parent: guest root
+(CAP_SYS_ADMIN) mounting the devices hierarchy in its cgroup namespace sees
+its own group as the root and could otherwise allow itself everything.
 """
 
 from __future__ import annotations
@@ -44,12 +50,40 @@ def _read_opt(path: str) -> str | None:
             reason=f"cannot read {path}: {err}") from err
 
 
+def _rule_line(rule: base.DeviceRule) -> str:
+    def num(v: int | None) -> str:
+        return "*" if v is None else str(v)
+    return f"{rule.kind} {num(rule.major)}:{num(rule.minor)} {rule.access}"
+
+
+def apply_devices(path: str, rules: tuple[str, ...]) -> None:
+    """Make ``rules`` the group's whole device allow-list.
+
+    Skipped when ``devices.list`` already says exactly that: "deny a" is
+    refused on a group with sub-groups (a guest may have made some), and a
+    resize must not fail on an unchanged list.
+    """
+    lines = [_rule_line(base.parse_device_rule(r)) for r in rules]
+    current = _read_opt(os.path.join(path, "devices.list"))
+    if current is not None and set(current.split("\n")) - {""} == set(lines):
+        return
+    base.write_text(os.path.join(path, "devices.deny"), "a")
+    for line in lines:
+        base.write_text(os.path.join(path, "devices.allow"), line)
+
+
 class V1Backend(base.CgroupBackend):
     """Guests' groups in the v1 hierarchies mounted under ``mount_root``."""
 
     def __init__(self, mount_root: str = "/sys/fs/cgroup",
-                 parent: str = "pyct") -> None:
+                 parent: str = "pyct",
+                 parent_devices: tuple[str, ...] = base.DEFAULT_DEVICES
+                 ) -> None:
         super().__init__(mount_root, parent)
+        for rule in parent_devices:
+            base.parse_device_rule(rule)
+        self._parent_devices = tuple(parent_devices)
+        self._warned_parent = False
         self._hier: dict[str, str] = {}
         for ctrl in CONTROLLERS:
             path = os.path.join(mount_root, ctrl)
@@ -61,6 +95,12 @@ class V1Backend(base.CgroupBackend):
                 reason=f"cgroup v1 controllers {missing} are not mounted "
                        f"under {mount_root}")
         self._mounts = list(dict.fromkeys(self._hier.values()))
+        # systemd in a guest tracks its services in the named hierarchy: the
+        # guest's cgroup namespace must be rooted at a group of its own
+        # there, never at the host's (this also cleans up what it made).
+        tracker = os.path.join(mount_root, "systemd")
+        if os.path.ismount(tracker):
+            self._mounts.append(os.path.realpath(tracker))
         self._memsw = os.path.exists(os.path.join(
             self._hier["memory"], "memory.memsw.limit_in_bytes"))
         self._warned_swap = False
@@ -113,6 +153,7 @@ class V1Backend(base.CgroupBackend):
         created: list[str] = []
         try:
             self._ensure_parent()
+            self._restrict_parent_devices()
             for mount, path in zip(self._mounts, dirs):
                 if not os.path.isdir(path):
                     os.mkdir(path)
@@ -147,6 +188,24 @@ class V1Backend(base.CgroupBackend):
                         str(limits.pids_max))
         if "blkio" in self._hier:
             self._apply_blkio(self._dir("blkio", name), limits)
+        if "devices" in self._hier:
+            apply_devices(self._dir("devices", name), limits.devices)
+
+    def _restrict_parent_devices(self) -> None:
+        if "devices" not in self._hier:
+            return
+        top = os.path.join(self._hier["devices"], self.parent)
+        try:
+            apply_devices(top, self._parent_devices)
+        except exception.CgroupError as err:
+            # Only possible when the parent already has groups (a host
+            # upgraded with guests running): the kernel refuses "deny a"
+            # then. Guests' own groups are still restricted.
+            if not self._warned_parent:
+                self._warned_parent = True
+                LOG.error("cannot restrict devices of %s (%s); guests could "
+                          "widen their own device list until it is empty",
+                          top, err)
 
     def _apply_memory(self, mem: str, limits: base.CgroupLimits) -> None:
         limit_file = os.path.join(mem, "memory.limit_in_bytes")

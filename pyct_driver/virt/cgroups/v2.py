@@ -9,7 +9,10 @@ allowance alone (v2 does not count RAM in it). A kernel without swap
 accounting has no ``memory.swap.max`` and no per-group swappiness either, so
 the guest's swap cannot be bounded there; we apply the RAM limit and log a
 warning once. ``cgroup.kill`` (Linux 5.14+) is used to empty a group
-atomically; older kernels fall back to freeze, SIGKILL, thaw.
+atomically; older kernels fall back to freeze, SIGKILL, thaw. The device
+allow-list is an eBPF program attached to each guest's group
+(``devices_bpf``); a plain-directory layout (unit tests) cannot hold one,
+so it is attached only when the mount root is a real cgroup2 filesystem.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 
 from pyct_driver import exception
 from pyct_driver.virt.cgroups import base
+from pyct_driver.virt.cgroups import devices_bpf
 
 LOG = logging.getLogger(__name__)
 
@@ -62,6 +66,7 @@ class V2Backend(base.CgroupBackend):
                 reason=f"{mount_root} is not a cgroup v2 hierarchy")
         self._top = os.path.join(mount_root, self.parent)
         self._warned_swap = False
+        self._device_programs = devices_bpf.is_cgroup2(mount_root)
 
     def _dir(self, name: str) -> str:
         return os.path.join(self._top, base.check_name(name))
@@ -136,6 +141,11 @@ class V2Backend(base.CgroupBackend):
         for io in limits.io_limits:
             # One device per write: the kernel parses a single line per call.
             put("io.max", io_max_line(io))
+        if self._device_programs:
+            devices_bpf.attach(path, limits.devices)
+        else:
+            for rule in limits.devices:
+                base.parse_device_rule(rule)
 
     def procs_files(self, name: str) -> list[str]:
         return [os.path.join(self._dir(name), "cgroup.procs")]

@@ -110,12 +110,19 @@ class LauncherClient:
         return answer
 
     def spawn(self, spec: spec_mod.GuestSpec) -> spec_mod.GuestHandle:
-        """Start the guest; returns once its init has been exec'd."""
+        """Start the guest; returns once its init has been exec'd -- or,
+        with ``spec.hold``, once its PID 1 (namespaces ready) waits for
+        ``release``."""
         answer = self._call({"op": "spawn", "spec": spec.to_dict()})
         return spec_mod.GuestHandle.from_dict(answer["handle"])
 
+    def release(self, uuid: str) -> None:
+        """Let a guest spawned with ``hold`` exec its init; returns once it
+        did. Releasing a running, already released guest is a no-op."""
+        self._call({"op": "release", "uuid": uuid})
+
     def status(self, uuid: str) -> dict:
-        """``{"known", "alive", "pid", "start_time", "exit_code"}``.
+        """``{"known", "alive", "pid", "start_time", "exit_code", "held"}``.
 
         ``known`` is False for guests this launcher did not spawn (e.g.
         spawned by a launcher that has since died); use

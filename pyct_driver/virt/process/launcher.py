@@ -5,8 +5,10 @@ program once (``python -m pyct_driver.virt.process.launcher --state-dir
 DIR``). The launcher detaches (forks once so its starter can reap the
 original), holds ``DIR/launcher.lock`` so only one runs per state dir, listens
 on ``DIR/launcher.sock`` (0600) and answers newline-delimited JSON requests
-one at a time from a poll loop: ``spawn``, ``ping``, ``status``, ``forget``,
-``shutdown``. It is PR_SET_CHILD_SUBREAPER, so every guest init becomes its
+one at a time from a poll loop: ``spawn``, ``release``, ``ping``,
+``status``, ``forget``, ``shutdown``. A spawn with ``hold`` answers once the
+guest's PID 1 waits just before its exec (namespaces and mounts ready, so
+the host can plumb its netns); ``release`` lets it exec. It is PR_SET_CHILD_SUBREAPER, so every guest init becomes its
 child and its exit status is recorded. Per guest it keeps the console pty
 (master and slave) and copies the master's output into a bounded log; there
 is no other host process per guest.
@@ -60,6 +62,17 @@ class _Guest:
         self.slave: int | None = slave
         self.log = log
         self.exit_code: int | None = None
+        # A held guest: writing the go byte to hold_w releases it, then EOF
+        # on report_r says its init was exec'd.
+        self.hold_w: int | None = None
+        self.report_r: int | None = None
+
+    def close_hold(self) -> None:
+        for name in ("hold_w", "report_r"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
 
 
 class Launcher:
@@ -150,6 +163,8 @@ class Launcher:
                         "guests": len(self.guests)}
             if op == "spawn":
                 return self._spawn(spec_mod.GuestSpec.from_dict(req["spec"]))
+            if op == "release":
+                return self._release(str(req["uuid"]))
             if op == "status":
                 return self._status(str(req["uuid"]))
             if op == "forget":
@@ -184,6 +199,8 @@ class Launcher:
         try:
             fds.extend(os.openpty())
             fds.extend(os.pipe2(os.O_CLOEXEC))
+            if spec.hold:
+                fds.extend(os.pipe2(os.O_CLOEXEC))
             c1 = os.fork()
         except OSError as err:
             for fd in fds:
@@ -192,16 +209,33 @@ class Launcher:
             raise exception.ProcessError(
                 reason=f"console pty, report pipe or fork: {err}",
                 step="fork") from err
-        master, slave, report_r, report_w = fds
+        master, slave, report_r, report_w = fds[:4]
+        hold_r, hold_w = fds[4:] if spec.hold else (None, None)
         if c1 == 0:
             os.close(report_r)
             os.close(master)
-            nsinit.child_main(spec, slave, report_w)
+            if hold_w is not None:
+                os.close(hold_w)
+            # Other held guests must see EOF if we die, not wait for this
+            # one's exec to drop our copies of their hold pipes.
+            for other in self.guests.values():
+                other_fds = (other.hold_w, other.report_r)
+                for fd in other_fds:
+                    if fd is not None:
+                        os.close(fd)
+            nsinit.child_main(spec, slave, report_w, hold_r)
         os.close(report_w)
+        if hold_r is not None:
+            os.close(hold_r)
         pid, error = nsinit.wait_for_exec(report_r, c1,
-                                          started + SPAWN_TIMEOUT)
+                                          started + SPAWN_TIMEOUT,
+                                          until_held=spec.hold)
         start_time = guest_mod.proc_start_time(pid) if pid else None
         if error is not None or pid is None or start_time is None:
+            if hold_w is not None:
+                os.close(hold_w)
+                if error is None:
+                    os.close(report_r)  # still open: the guest was held
             os.close(master)
             os.close(slave)
             log.close()
@@ -213,15 +247,49 @@ class Launcher:
                 step=error.get("step"), errno=error.get("errno"))
         os.set_blocking(master, False)
         entry = _Guest(spec.uuid, pid, start_time, master, slave, log)
+        if spec.hold:
+            entry.hold_w, entry.report_r = hold_w, report_r
         self.guests[spec.uuid] = entry
         self.by_master[master] = entry
         self.by_pid[pid] = entry
         self.poll.register(master, select.POLLIN)
         elapsed = time.monotonic() - started
-        LOG.info("spawned %s as pid %d in %.1f ms", spec.uuid, pid,
-                 elapsed * 1000)
+        LOG.info("spawned %s as pid %d in %.1f ms%s", spec.uuid, pid,
+                 elapsed * 1000, " (held)" if spec.hold else "")
         return {"ok": True, "handle": {"pid": pid, "start_time": start_time},
                 "elapsed": elapsed}
+
+    def _release(self, uuid: str) -> dict:
+        """Let a held guest exec its init; answers once it did."""
+        started = time.monotonic()
+        entry = self.guests.get(uuid)
+        if entry is None:
+            raise exception.ProcessError(reason=f"unknown guest {uuid}",
+                                         step="release")
+        if entry.hold_w is None:
+            if entry.exit_code is None and guest_mod.is_same_process(
+                    entry.pid, entry.start_time):
+                return {"ok": True, "elapsed": 0.0}  # released already
+            raise exception.ProcessError(
+                reason=f"guest {uuid} is not running", step="release")
+        report_r = entry.report_r
+        entry.report_r = None
+        try:
+            os.write(entry.hold_w, nsinit.RELEASE_BYTE)
+        except OSError as err:
+            os.close(report_r)
+            entry.close_hold()
+            raise exception.ProcessError(
+                reason=f"guest {uuid} died while held: {err}",
+                step="release") from err
+        entry.close_hold()
+        error = nsinit.wait_for_release(report_r, entry.pid,
+                                        started + SPAWN_TIMEOUT)
+        if error is not None:
+            raise exception.ProcessError(
+                reason=error.get("error", "unknown failure"),
+                step=error.get("step"), errno=error.get("errno"))
+        return {"ok": True, "elapsed": time.monotonic() - started}
 
     def _status(self, uuid: str) -> dict:
         entry = self.guests.get(uuid)
@@ -230,12 +298,14 @@ class Launcher:
         alive = entry.exit_code is None and guest_mod.is_same_process(
             entry.pid, entry.start_time)
         return {"ok": True, "known": True, "alive": alive, "pid": entry.pid,
-                "start_time": entry.start_time, "exit_code": entry.exit_code}
+                "start_time": entry.start_time, "exit_code": entry.exit_code,
+                "held": entry.hold_w is not None}
 
     def _forget(self, uuid: str) -> None:
         entry = self.guests.pop(uuid, None)
         if entry is None:
             return
+        entry.close_hold()  # a held guest sees EOF and exits
         self._close_console(entry)
         entry.log.close()
         if self.by_pid.get(entry.pid) is entry:

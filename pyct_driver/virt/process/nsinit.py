@@ -6,9 +6,13 @@ new pid namespace) and exits. C2 builds the guest's view of the world — root
 bind-mounted and pivoted into, /proc, read-only /sys, a tmpfs /dev holding
 only safe nodes, a private devpts, the console pty at /dev/console, tmpfs
 /dev/shm and /run — makes the pty its controlling terminal and execs the init
-with a clean environment. Each step that can fail is named; a failure is
-written as one JSON line on the CLOEXEC report pipe so the launcher can raise
-a ProcessError naming it. EOF on that pipe without an error means the exec
+with a clean environment. With ``GuestSpec.hold`` C2 stops just before the
+exec: it reports ``{"held": true}`` and blocks reading the hold pipe until
+the launcher writes the go byte (``release``) -- the create/start split that
+lets the host plumb the guest's network namespace before its init runs; EOF
+instead (launcher gone, guest forgotten) makes it exit. Each step that can
+fail is named; a failure is written as one JSON line on the CLOEXEC report
+pipe so the launcher can raise a ProcessError naming it. EOF on that pipe without an error means the exec
 succeeded; ``wait_for_exec`` is the launcher's side of that handshake.
 The kernel calls Python lacks (unshare, mount, pivot_root,
 close_range, ...) are ctypes wrappers here.
@@ -30,6 +34,7 @@ import time
 from typing import NoReturn
 
 from pyct_driver import exception
+from pyct_driver.virt.process import cgroupfs
 from pyct_driver.virt.process import spec as spec_mod
 
 CLONE_NEWNS = 0x00020000
@@ -153,8 +158,11 @@ def _reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
+RELEASE_BYTE = b"g"
+
+
 def child_main(guest: spec_mod.GuestSpec, console_fd: int,
-               report_fd: int) -> NoReturn:
+               report_fd: int, hold_fd: int | None = None) -> NoReturn:
     """C1: join cgroups, unshare, fork the guest's PID 1, report it, exit."""
     try:
         _reset_signals()
@@ -164,7 +172,7 @@ def child_main(guest: spec_mod.GuestSpec, console_fd: int,
         _step("unshare namespaces", unshare, GUEST_NAMESPACES)
         pid = _step("fork guest init", os.fork)
         if pid == 0:
-            _guest_main(guest, console_fd, report_fd)
+            _guest_main(guest, console_fd, report_fd, hold_fd)
         _report(report_fd, {"pid": pid})
         os._exit(0)
     except BaseException as err:  # noqa: B902 - never return into the launcher
@@ -172,7 +180,7 @@ def child_main(guest: spec_mod.GuestSpec, console_fd: int,
 
 
 def _guest_main(guest: spec_mod.GuestSpec, console_fd: int,
-                report_fd: int) -> NoReturn:
+                report_fd: int, hold_fd: int | None = None) -> NoReturn:
     """C2, PID 1 of the new pid namespace: build the guest's root and exec."""
     try:
         setup_root(guest.root, console_fd)
@@ -182,6 +190,10 @@ def _guest_main(guest: spec_mod.GuestSpec, console_fd: int,
         env = {"PATH": DEFAULT_PATH, "TERM": "linux", "container": "pyct",
                "HOME": "/root"}
         env.update(guest.env or {})
+        if hold_fd is not None:
+            _report(report_fd, {"held": True})
+            if _step("wait for release", os.read, hold_fd, 1) != RELEASE_BYTE:
+                os._exit(0)  # never released: leave quietly, exec nothing
         _step(f"exec {guest.argv[0]}", os.execve, guest.argv[0],
               list(guest.argv), env)
     except BaseException as err:  # noqa: B902 - never return into C1's code
@@ -223,6 +235,7 @@ def setup_root(root: str, console_fd: int) -> None:
           MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
     _step("mount /sys", _mount_dir, "sysfs", "/sys", "sysfs",
           MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    _step("mount /sys/fs/cgroup", cgroupfs.mount_cgroupfs)
     _step("mount /dev/pts", mount, "devpts", "/dev/pts", "devpts",
           MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
     _step("mount /dev/shm", mount, "tmpfs", "/dev/shm", "tmpfs",
@@ -236,37 +249,57 @@ def setup_root(root: str, console_fd: int) -> None:
         _step(f"symlink /dev/{name}", os.symlink, target, f"/dev/{name}")
 
 
-def wait_for_exec(fd: int, c1: int,
-                  deadline: float) -> tuple[int | None, dict | None]:
+def _read_report(fd: int, deadline: float,
+                 until_held: bool) -> tuple[int | None, dict | None, bool,
+                                            bool]:
+    """Read report lines until EOF (or, if ``until_held``, the pid and the
+    held line); returns (pid, first error, timed out, held)."""
+    data = b""
+    pid, error, held = None, None, False
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return pid, error, True, held
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return pid, error, False, held
+        data += chunk
+        *lines, data = data.split(b"\n")
+        for line in lines:
+            message = spec_mod.decode(line)
+            if "pid" in message:
+                pid = int(message["pid"])
+            elif message.get("held"):
+                held = True
+            elif error is None:
+                error = message
+        if until_held and pid is not None and (held or error is not None):
+            return pid, error, False, held
+
+
+def wait_for_exec(fd: int, c1: int, deadline: float,
+                  until_held: bool = False) -> tuple[int | None, dict | None]:
     """Parent side of the handshake: wait for EOF on the report pipe.
 
-    Returns (guest pid, None) once the init is exec'd, or (None, error) after
-    reaping C1 and any failed C2 -- the caller must be the subreaper so a
-    failed C2 is its child to reap.
+    Returns (guest pid, None) once the init is exec'd -- or, with
+    ``until_held``, once it waits for release; ``fd`` then stays open for
+    ``wait_for_release`` -- or (None, error) after reaping C1 and any failed
+    C2 (the caller must be the subreaper so a failed C2 is its child to
+    reap).
     """
-    data = b""
-    timed_out = False
     try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if ready:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    break
-                data += chunk
-    finally:
+        pid, error, timed_out, held = _read_report(fd, deadline, until_held)
+    except BaseException:
         os.close(fd)
-    pid, error = None, None
-    for line in data.splitlines():
-        message = spec_mod.decode(line)
-        if "pid" in message:
-            pid = int(message["pid"])
-        elif error is None:
-            error = message
+        raise
+    if until_held and not held and error is None and not timed_out:
+        error = {"error": "guest init exited before it was held",
+                 "step": "hold"}
+    if not until_held or error is not None or timed_out:
+        os.close(fd)
     if timed_out:
         error = {"error": "guest setup did not finish by its deadline",
                  "step": "timeout"}
@@ -280,6 +313,24 @@ def wait_for_exec(fd: int, c1: int,
         _waitpid(pid)
         pid = None
     return pid, error
+
+
+def wait_for_release(fd: int, pid: int, deadline: float) -> dict | None:
+    """After the go byte: EOF on the report pipe means the init is exec'd.
+
+    Returns None, or the error after killing the failed init (the caller's
+    SIGCHLD handling reaps it). Closes ``fd``.
+    """
+    try:
+        _pid, error, timed_out, _held = _read_report(fd, deadline, False)
+    finally:
+        os.close(fd)
+    if timed_out and error is None:
+        error = {"error": "guest init did not exec by its deadline",
+                 "step": "timeout"}
+    if error is not None:
+        _kill(pid)
+    return error
 
 
 def _kill(pid: int) -> None:

@@ -1,7 +1,7 @@
 """What the compute side and the launcher say to each other.
 
 ``GuestSpec`` describes one guest to start (its root, hostname, init argv,
-cgroups to join, console log); ``GuestHandle`` names a started guest init by
+cgroups to join, console log, whether to hold it before exec); ``GuestHandle`` names a started guest init by
 pid *and* start time, which is how the compute side re-adopts guests after a
 restart without mistaking a recycled pid for its guest. Both travel as one
 JSON object per line over the launcher's unix socket; this module also holds
@@ -39,6 +39,8 @@ class GuestSpec:
     cgroup_procs: tuple[str, ...] = ()
     console_log: str = ""
     console_max_bytes: int = 1048576
+    # Stop PID 1 just before exec until ``release`` (runc's create/start).
+    hold: bool = False
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the dataclass honest about tuples.

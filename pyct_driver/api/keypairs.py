@@ -1,0 +1,119 @@
+"""os-keypairs: a user's SSH keys (and x509 certificates), as Nova 2.37.
+
+2.2 adds ``type`` (``ssh``/``x509``) and answers create with 201 and
+delete with 204 (200 and 202 before); 2.10 lets an admin act for another
+user (``user_id`` in the body or the query); 2.35 pages the list with
+``limit``/``marker``. A generated key's private half is returned by the
+create that made it and never stored. Another user's key pair is a 404.
+"""
+
+from __future__ import annotations
+
+from pyct_driver import exception
+from pyct_driver.api import schemas, ssh_keys
+from pyct_driver.api.request import ApiRequest, Result, parse_int
+from pyct_driver.api.state import Api
+from pyct_driver.db import keypairs as db_keypairs
+
+_P = "os_compute_api:os-keypairs:"
+_NAME = {"type": "string", "minLength": 1, "maxLength": 255,
+         "pattern": r"^[a-zA-Z0-9 _-]+$"}
+
+
+def _create_schema(req: ApiRequest) -> dict:
+    props: dict = {"name": _NAME, "public_key": {"type": "string"}}
+    if req.at_least("2.2"):
+        props["type"] = {"type": "string",
+                         "enum": [ssh_keys.SSH, ssh_keys.X509]}
+    if req.at_least("2.10"):
+        props["user_id"] = {"type": "string", "minLength": 1,
+                            "maxLength": 255}
+    return schemas._obj({"keypair": schemas._obj(props, ("name",))},
+                        ("keypair",))
+
+
+def _user(api: Api, req: ApiRequest, rule: str,
+          asked: str | None) -> str:
+    """The user acted on: the caller, or (2.10, admin) ``asked``."""
+    user = asked if (asked and req.at_least("2.10")) else \
+        req.context.user_id
+    api.policy.authorize(req.context, _P + rule, {"user_id": user})
+    return user
+
+
+def _brief(req: ApiRequest, row: dict) -> dict:
+    out = {"name": row["name"], "public_key": row["public_key"],
+           "fingerprint": row["fingerprint"]}
+    if req.at_least("2.2"):
+        out["type"] = row["type"]
+    return out
+
+
+def index(api: Api, req: ApiRequest) -> Result:
+    user = _user(api, req, "index", req.param("user_id"))
+    limit = marker = None
+    if req.at_least("2.35"):
+        limit = parse_int(req.param("limit"), "limit")
+        marker = req.param("marker")
+    rows = db_keypairs.list_(api.db, user, limit=limit, marker=marker)
+    body: dict = {"keypairs": [{"keypair": _brief(req, r)} for r in rows]}
+    if limit is not None and rows and len(rows) >= limit:
+        query = f"limit={limit}&marker={rows[-1]['name']}"
+        if req.param("user_id") and req.at_least("2.10"):
+            query = f"user_id={user}&" + query
+        body["keypairs_links"] = [{
+            "rel": "next",
+            "href": f"{req.collection_url('os-keypairs')}?{query}"}]
+    return Result(200, body)
+
+
+def show(api: Api, req: ApiRequest, keypair_name: str) -> Result:
+    user = _user(api, req, "show", req.param("user_id"))
+    row = db_keypairs.get(api.db, user, keypair_name)
+    out = _brief(req, row)
+    out.update({
+        "user_id": row["user_id"], "id": row["id"], "deleted": False,
+        "created_at": row["created_at"].isoformat(),
+        "updated_at": (row["updated_at"].isoformat()
+                       if row["updated_at"] else None),
+        "deleted_at": None})
+    return Result(200, {"keypair": out})
+
+
+def create(api: Api, req: ApiRequest) -> Result:
+    body = req.json_body()
+    schemas.validate(_create_schema(req), body)
+    data = body["keypair"]
+    user = _user(api, req, "create", data.get("user_id"))
+    key_type = data.get("type", ssh_keys.SSH)
+    private = None
+    if "public_key" in data:
+        public = data["public_key"]
+        fingerprint = ssh_keys.fingerprint(public, key_type)
+    else:
+        private, public, fingerprint = ssh_keys.generate(key_type, user)
+    row = db_keypairs.create(api.db, user, data["name"], public,
+                             fingerprint, key_type)
+    out = _brief(req, row)
+    out["user_id"] = row["user_id"]
+    if private is not None:
+        out["private_key"] = private
+    return Result(201 if req.at_least("2.2") else 200, {"keypair": out})
+
+
+def delete(api: Api, req: ApiRequest, keypair_name: str) -> Result:
+    user = _user(api, req, "delete", req.param("user_id"))
+    db_keypairs.delete(api.db, user, keypair_name)
+    return Result(204 if req.at_least("2.2") else 202)
+
+
+def key_data_for_boot(api: Api, req: ApiRequest,
+                      key_name: str | None) -> str | None:
+    """The public key a server boots with; an unknown name is a 400."""
+    if key_name is None:
+        return None
+    try:
+        return db_keypairs.get(api.db, req.context.user_id,
+                               key_name)["public_key"]
+    except exception.NotFound as err:
+        raise exception.Invalid("Invalid key_name provided.") from err

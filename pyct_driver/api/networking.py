@@ -1,0 +1,174 @@
+"""A read-only Neutron v2.0 subset at ``/networking`` for real clients.
+
+The openstack CLI and openstacksdk resolve ``--nic net-id=…``, ``network
+list`` and ``port list --server`` through the network service; this answers
+those reads from pyct's own tables: every pyct network is a Neutron network
+with one IPv4 subnet (its id derived from the network's), every port a
+Neutron port whose ``device_id`` is its server. A project sees its own
+networks and ports; admins see all. Filters are Neutron's: any attribute
+given in the query (repeated for "any of"), compared as text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pyct_driver import exception
+from pyct_driver.api.request import ApiRequest, Result
+from pyct_driver.api.state import Api
+from pyct_driver.db import networks as db_networks
+
+_NOT_FILTERS = {"fields", "limit", "marker", "sort_key", "sort_dir",
+                "page_reverse"}
+
+
+def _iso(value) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def versions(base_url: str) -> dict:
+    return {"versions": [{
+        "id": "v2.0", "status": "CURRENT",
+        "links": [{"rel": "self", "href": f"{base_url}/networking/v2.0/"}]}]}
+
+
+def resources(base_url: str) -> dict:
+    return {"resources": [
+        {"name": name, "collection": name + "s",
+         "links": [{"rel": "self",
+                    "href": f"{base_url}/networking/v2.0/{name}s"}]}
+        for name in ("network", "subnet", "port")]}
+
+
+def network_view(net: dict) -> dict:
+    return {
+        "id": net["id"], "name": net["name"],
+        "tenant_id": net["project_id"], "project_id": net["project_id"],
+        "status": "ACTIVE", "admin_state_up": True, "shared": False,
+        "router:external": False, "subnets": [net["subnet_id"]],
+        "mtu": net["mtu"], "is_default": bool(net["is_default"]),
+        "port_security_enabled": True, "description": "",
+        "availability_zones": ["nova"], "availability_zone_hints": [],
+        "ipv4_address_scope": None, "ipv6_address_scope": None,
+        "provider:network_type": "local",
+        "provider:physical_network": None,
+        "provider:segmentation_id": None, "tags": [],
+        "created_at": _iso(net["created_at"]),
+        "updated_at": _iso(net["updated_at"] or net["created_at"]),
+        "revision_number": 0}
+
+
+def subnet_view(net: dict) -> dict:
+    cidr = ipaddress.IPv4Network(net["cidr"])
+    hosts = [cidr.network_address + 2, cidr.broadcast_address - 1]
+    return {
+        "id": net["subnet_id"], "name": net["name"] + "-subnet",
+        "network_id": net["id"], "tenant_id": net["project_id"],
+        "project_id": net["project_id"], "ip_version": 4,
+        "cidr": net["cidr"], "gateway_ip": net["gateway"],
+        "allocation_pools": [{"start": str(hosts[0]),
+                              "end": str(hosts[1])}],
+        "dns_nameservers": list(net["dns_nameservers"]),
+        "host_routes": [], "enable_dhcp": True, "ipv6_ra_mode": None,
+        "ipv6_address_mode": None, "subnetpool_id": None,
+        "description": "", "tags": [], "service_types": [],
+        "created_at": _iso(net["created_at"]),
+        "updated_at": _iso(net["updated_at"] or net["created_at"]),
+        "revision_number": 0}
+
+
+def port_view(port: dict) -> dict:
+    return {
+        "id": port["id"], "name": "", "network_id": port["network_id"],
+        "tenant_id": port["project_id"], "project_id": port["project_id"],
+        "mac_address": port["mac_address"],
+        "fixed_ips": [{"subnet_id": port["network"]["subnet_id"],
+                       "ip_address": port["ip_address"]}],
+        "device_id": port["instance_uuid"] or "",
+        "device_owner": "compute:nova" if port["instance_uuid"] else "",
+        "status": port["status"], "admin_state_up": True,
+        "security_groups": [], "allowed_address_pairs": [],
+        "port_security_enabled": True, "description": "", "tags": [],
+        "binding:vnic_type": "normal",
+        "created_at": _iso(port["created_at"]),
+        "updated_at": _iso(port["updated_at"] or port["created_at"]),
+        "revision_number": 0}
+
+
+def _text(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _filtered(req: ApiRequest, items: list[dict]) -> list[dict]:
+    out = items
+    for key in set(req.params.keys()) - _NOT_FILTERS:
+        wanted = {_text(v).lower() if v.lower() in ("true", "false")
+                  else v for v in req.params.getall(key)}
+        out = [i for i in out if key in i and _text(i[key]) in wanted]
+    fields = req.params.getall("fields")
+    if fields:
+        out = [{k: v for k, v in i.items() if k in fields} for i in out]
+    return out
+
+
+def _project(req: ApiRequest) -> str | None:
+    return None if req.is_admin else req.context.project_id
+
+
+def _one(items: list[dict], kind: str, item_id: str) -> dict:
+    if not items:
+        raise exception.NotFound(f"{kind} {item_id} could not be found.")
+    return items[0]
+
+
+def list_networks(api: Api, req: ApiRequest) -> Result:
+    nets = db_networks.list_networks(api.db, project_id=_project(req))
+    return Result(200, {"networks": _filtered(
+        req, [network_view(n) for n in nets])})
+
+
+def show_network(api: Api, req: ApiRequest, network_id: str) -> Result:
+    nets = db_networks.list_networks(api.db, project_id=_project(req),
+                                     ids=[network_id])
+    return Result(200, {"network": network_view(
+        _one(nets, "Network", network_id))})
+
+
+def list_subnets(api: Api, req: ApiRequest) -> Result:
+    nets = db_networks.list_networks(api.db, project_id=_project(req))
+    return Result(200, {"subnets": _filtered(
+        req, [subnet_view(n) for n in nets])})
+
+
+def show_subnet(api: Api, req: ApiRequest, subnet_id: str) -> Result:
+    nets = [n for n in db_networks.list_networks(
+        api.db, project_id=_project(req)) if n["subnet_id"] == subnet_id]
+    return Result(200, {"subnet": subnet_view(
+        _one(nets, "Subnet", subnet_id))})
+
+
+def list_ports(api: Api, req: ApiRequest) -> Result:
+    ports = db_networks.list_ports(api.db, project_id=_project(req))
+    return Result(200, {"ports": _filtered(
+        req, [port_view(p) for p in ports])})
+
+
+def show_port(api: Api, req: ApiRequest, port_id: str) -> Result:
+    ports = db_networks.list_ports(api.db, project_id=_project(req),
+                                   port_id=port_id)
+    return Result(200, {"port": port_view(_one(ports, "Port", port_id))})
+
+
+def list_extensions(api: Api, req: ApiRequest) -> Result:
+    return Result(200, {"extensions": []})
+
+
+ROUTES = [
+    ("GET", "v2.0/networks", list_networks),
+    ("GET", "v2.0/networks/{network_id}", show_network),
+    ("GET", "v2.0/subnets", list_subnets),
+    ("GET", "v2.0/subnets/{subnet_id}", show_subnet),
+    ("GET", "v2.0/ports", list_ports),
+    ("GET", "v2.0/ports/{port_id}", show_port),
+    ("GET", "v2.0/extensions", list_extensions),
+]

@@ -1,0 +1,112 @@
+"""The guest's /sys/fs/cgroup: what an init such as systemd needs to run.
+
+Runs in the guest's PID 1 after pivot_root, once /proc is mounted, inside
+the guest's cgroup namespace -- so every hierarchy mounted here shows only
+the instance's own subtree, never the host's groups.
+
+cgroup v2 host: cgroup2 is mounted at /sys/fs/cgroup. The namespace root is
+a delegation boundary on hosts that mount cgroup2 with ``nsdelegate`` (the
+systemd default), so the guest can make sub-groups but cannot raise its own
+limits.
+
+cgroup v1 host: a small tmpfs at /sys/fs/cgroup holds one mount per
+hierarchy the guest belongs to, laid out the way systemd and
+systemd-nspawn expect (co-mounted controllers in ``cpu,cpuacct`` with
+``cpu`` and ``cpuacct`` symlinks). The controller hierarchies are
+read-only: v1 has no delegation boundary, so a writable one would let the
+guest rewrite its flavor's limits in its namespace root. The named
+``name=systemd`` hierarchy (no controllers, no limits) stays writable --
+systemd tracks its services there. It is only safe because the host puts
+each guest in a group of its own in that hierarchy too; the tmpfs is then
+made read-only. A controller-less cgroup2 next to v1 (``unified``) is not
+mounted: the host does not place guests in it, so the guest would see the
+host's group there.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+
+CGROUP_DIR = "/sys/fs/cgroup"
+TRACKER = "name=systemd"
+_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(source: str | None, target: str, fstype: str | None,
+           flags: int, data: str | None = None) -> None:
+    enc = (lambda s: s.encode() if s is not None else None)
+    if _libc.mount(enc(source), enc(target), enc(fstype),
+                   ctypes.c_ulong(flags), enc(data)) < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {fstype or source} on {target}: "
+                      f"{os.strerror(err)}")
+
+
+def hierarchies(proc_cgroup: str) -> tuple[list[list[str]], bool]:
+    """Parse /proc/self/cgroup text: (the v1 hierarchies, each as its list
+    of controllers or ``name=`` tag, and whether a cgroup2 line exists)."""
+    v1: list[list[str]] = []
+    unified = False
+    for line in proc_cgroup.splitlines():
+        hid, _, rest = line.partition(":")
+        ctrls, _, _path = rest.partition(":")
+        if hid == "0" and ctrls == "":
+            unified = True
+        elif ctrls:
+            v1.append(ctrls.split(","))
+    return v1, unified
+
+
+def mount_plan(v1: list[list[str]]) -> list[tuple[str, str, bool]]:
+    """(directory name, mount options, writable) for each v1 hierarchy."""
+    plan = []
+    for ctrls in v1:
+        named = [c for c in ctrls if c.startswith("name=")]
+        if named:
+            if named == [TRACKER] and len(ctrls) == 1:
+                plan.append(("systemd", "none," + TRACKER, True))
+            continue  # other named hierarchies are the host's business
+        plan.append((",".join(ctrls), ",".join(ctrls), False))
+    return sorted(plan)
+
+
+def mount_cgroupfs(proc_cgroup: str | None = None) -> str:
+    """Mount the guest's cgroup tree; return "v2", "v1" or "none"."""
+    if proc_cgroup is None:
+        with open("/proc/self/cgroup") as f:
+            proc_cgroup = f.read()
+    v1, unified = hierarchies(proc_cgroup)
+    if not os.path.isdir(CGROUP_DIR):
+        return "none"  # a sysfs without cgroup support: nothing to offer
+    if not v1:
+        if not unified:
+            return "none"
+        _mount("cgroup2", CGROUP_DIR, "cgroup2", _FLAGS)
+        return "v2"
+    _mount("tmpfs", CGROUP_DIR, "tmpfs", _FLAGS, "mode=755,size=64k")
+    for name, options, writable in mount_plan(v1):
+        target = os.path.join(CGROUP_DIR, name)
+        os.mkdir(target, 0o755)
+        _mount("cgroup", target, "cgroup", _FLAGS, options)
+        if not writable:
+            # a bind remount makes this mount read-only without touching
+            # the hierarchy's superblock, which the host shares
+            _mount(None, target, None,
+                   MS_REMOUNT | MS_BIND | MS_RDONLY | _FLAGS)
+        parts = name.split(",")
+        if len(parts) > 1:
+            for part in parts:
+                os.symlink(name, os.path.join(CGROUP_DIR, part))
+    _mount(None, CGROUP_DIR, None, MS_REMOUNT | MS_RDONLY | _FLAGS,
+           "mode=755,size=64k")
+    return "v1"

@@ -1,0 +1,137 @@
+"""End to end: the README's `make run` flow, then the openstack CLI with
+etc/pyct/clouds.yaml.
+
+The commands come from the Makefile itself (`make -n run STATE=<tmp>`), so
+this test follows the Makefile when it changes: the config it writes, the
+pyct-manage set-up commands (run twice: `make run` again must be harmless)
+and the all-in-one command line. Two additions, both forced by the shared
+test host: a unique [container] cgroup_parent, and -- only when something
+already listens on 127.0.0.1:8774 -- another port plus a copy of clouds.yaml
+pointing at it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+
+import yaml
+
+from tests.privileged.e2e_fixtures import E2E, timing
+from tests.services import ServiceProcess, free_port, wait_http
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+CLOUDS = os.path.join(REPO, "etc", "pyct", "clouds.yaml")
+BIN = os.path.dirname(sys.executable)
+
+
+def _make_run_commands(state: str) -> list[str]:
+    out = subprocess.run(["make", "-n", "-C", REPO, "run", f"STATE={state}"],
+                         check=True, capture_output=True, text=True).stdout
+    return [line for line in out.replace("\\\n", " ").splitlines()
+            if line.strip()]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _cli(clouds: str, cloud: str, *args: str) -> str:
+    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=clouds)
+    result = subprocess.run([os.path.join(BIN, "openstack"),
+                             "--os-cloud", cloud, *args], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return result.stdout
+
+
+def test_make_run_flow_and_clouds_yaml():
+    env = E2E("makerun")
+    try:
+        _run(env)
+    finally:
+        env.close()
+
+
+def _run(env: E2E) -> None:
+    state = env.state_path
+    lines = _make_run_commands(state)
+    conf = os.path.join(state, "pyct.conf")
+    setup = [ln for ln in lines if ln.startswith("mkdir -p")
+             or (ln.startswith("printf") and conf in ln)]
+    manage = [shlex.split(ln) for ln in lines if "/pyct-manage " in ln
+              and "--config-file" in ln]
+    serve = [ln for ln in lines if "pyct-all-in-one" in ln
+             and "--config-file" in ln]
+    assert len(setup) == 2 and len(manage) >= 3 and len(serve) == 1, lines
+    subprocess.run(["bash", "-ec", "\n".join(setup)], check=True)
+    with open(conf) as f:
+        text = f.read()
+    assert "virt_driver = container" in text, text  # we are root
+    port = 8774
+    extra = f"\n[container]\ncgroup_parent = {env.parent}\n"
+    clouds = CLOUDS
+    if not _port_free(port):
+        port = free_port()
+        extra += f"\n[api]\nport = {port}\n"
+        with open(CLOUDS) as f:
+            text = f.read().replace("127.0.0.1:8774", f"127.0.0.1:{port}")
+        clouds = os.path.join(env.tmp, "clouds.yaml")
+        with open(clouds, "w") as f:
+            f.write(text)
+    print(f"\nE2E-NOTE make run flow on port {port} "
+          f"({'etc/pyct/clouds.yaml' if clouds == CLOUDS else clouds})")
+    with open(conf, "a") as f:
+        f.write(extra)
+
+    for _ in range(2):  # `make run` twice must not fail or duplicate
+        for argv in manage:
+            subprocess.run(argv, check=True, capture_output=True)
+
+    # The all-in-one exactly as the Makefile execs it, seen by the cleanup.
+    argv = shlex.split(serve[0].split(" exec ", 1)[1])
+    assert argv[0].endswith("/pyct-all-in-one"), argv
+    env.dep.conf = conf
+    env.dep.port = port
+    env.dep.endpoint = f"http://127.0.0.1:{port}"
+    proc = ServiceProcess("pyct-all-in-one", conf,
+                          os.path.join(env.tmp, "all-in-one.log"),
+                          extra=argv[3:] if len(argv) > 3 else None)
+    env.dep.processes.append(proc)
+    env.service = proc
+    wait_http(env.dep.endpoint + "/")
+
+    with open(clouds) as f:
+        assert {"pyct-local", "pyct-admin"} <= set(yaml.safe_load(f)
+                                                   ["clouds"])
+    assert _cli(clouds, "pyct-local", "server", "list", "-f", "value") == ""
+    flavors = _cli(clouds, "pyct-local", "flavor", "list", "-f", "value",
+                   "-c", "Name").split()
+    assert sorted(flavors) == ["m1.small", "m1.tiny"], flavors
+    images = _cli(clouds, "pyct-local", "image", "list", "-f", "value",
+                  "-c", "Name").split()
+    assert images == ["busybox"], images
+
+
+    t0 = time.monotonic()
+    _cli(clouds, "pyct-local", "server", "create", "--image", "busybox",
+         "--flavor", "m1.tiny", "--nic", "none", "--wait", "hello")
+    timing("make-run flow: CLI server create --wait", time.monotonic() - t0)
+    listed = _cli(clouds, "pyct-admin", "server", "list", "--all-projects",
+                  "-f", "value", "-c", "Name", "-c", "Status").split()
+    assert listed == ["hello", "ACTIVE"], listed
+    assert "pyct busybox guest booting" in _cli(
+        clouds, "pyct-local", "console", "log", "show", "hello")
+    _cli(clouds, "pyct-local", "server", "delete", "--wait", "hello")
+    assert _cli(clouds, "pyct-local", "server", "list", "-f", "value") == ""
