@@ -3,8 +3,9 @@
 ``db sync`` migrates the database; ``flavor create|list`` manages flavors
 (extra specs validated exactly as the admin API does); ``image import``
 registers an image file after the configured virt driver accepted it (the
-container driver unpacks and checks it), and ``image create-busybox`` builds
-the demo image from the host's static busybox first.
+container driver unpacks and checks it), ``image create-busybox`` builds
+the demo image from the host's static busybox first, and ``image
+create-debian`` a Debian guest with systemd (debootstrap; cached on the host).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pyct_driver.cmd import bootstrap
 from pyct_driver.db import catalog as db_catalog
 from pyct_driver.db import migration
 from pyct_driver.db.engine import Database
-from pyct_driver.virt.rootfs import busybox
+from pyct_driver.virt.rootfs import busybox, debian
 
 
 def _props(pairs: list[str] | None) -> dict[str, str]:
@@ -76,6 +77,14 @@ def _add_parsers(subparsers) -> None:
     bb.add_argument("image_name", metavar="NAME")
     bb.add_argument("--busybox", default="/bin/busybox")
     bb.add_argument("--if-missing", action="store_true")
+    deb = isub.add_parser("create-debian",
+                          help="build (or reuse the cached) Debian image "
+                               "and import it")
+    deb.add_argument("image_name", metavar="NAME")
+    deb.add_argument("--suite", default="bookworm")
+    deb.add_argument("--mirror", help="default: the host's apt mirror")
+    deb.add_argument("--cache-dir", default=debian.DEFAULT_CACHE_DIR)
+    deb.add_argument("--if-missing", action="store_true")
     isub.add_parser("list", help="list images")
 
 
@@ -159,6 +168,12 @@ def _image_cmd(conf: cfg.ConfigOpts, db: Database) -> int:
     if cmd.action == "import":
         image = import_image(conf, db, cmd.image_name, cmd.file,
                              _props(cmd.property), cmd.image_id)
+    elif cmd.action == "create-debian":
+        tarball = debian.build_debian_rootfs(
+            suite=cmd.suite, cache_dir=cmd.cache_dir, mirror=cmd.mirror)
+        image = import_image(conf, db, cmd.image_name, tarball,
+                             {"os_distro": "debian",
+                              "os_version": cmd.suite})
     else:
         with tempfile.TemporaryDirectory(prefix="pyct-busybox-") as tmp:
             tarball = os.path.join(tmp, "rootfs.tar")

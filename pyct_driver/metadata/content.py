@@ -234,7 +234,8 @@ def nocloud_network_config(src: Source) -> dict:
     ethernets = {}
     for i, (port, net) in enumerate(src.ports):
         prefix = ipaddress.ip_network(net["cidr"], strict=False).prefixlen
-        name = f"eth{port['device_index'] if port['device_index'] is not None else i}"
+        index = port["device_index"]
+        name = f"eth{i if index is None else index}"
         eth: dict = {"match": {"macaddress": port["mac_address"]},
                      "set-name": name,
                      "addresses": [f"{port['ip_address']}/{prefix}"],

@@ -33,6 +33,8 @@ from pyct_driver.virt.network.bridge import NetworkPlumber
 from pyct_driver.virt.process import guest
 from pyct_driver.virt.process.client import LauncherClient
 from pyct_driver.virt.process.spec import GuestSpec
+from pyct_driver.virt.records import InstanceRecords
+from pyct_driver.virt.rootfs import configdrive, inject
 from pyct_driver.virt.rootfs.overlay import RootManager
 from pyct_driver.virt.rootfs.store import ImageStore
 
@@ -54,6 +56,7 @@ class ContainerDriver(base.VirtDriver):
         self.launcher = LauncherClient(os.path.join(self.base_dir,
                                                     "launcher"))
         self.records_dir = os.path.join(self.base_dir, "instances")
+        self.records = InstanceRecords(self.records_dir)
         self.default_pids_max = opts.default_pids_max
         self.console_max_bytes = opts.console_max_bytes
         self.soft_reboot_timeout = opts.soft_reboot_timeout
@@ -81,40 +84,6 @@ class ContainerDriver(base.VirtDriver):
     def _lock(self, uuid: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(uuid, threading.Lock())
-
-    # -- records ------------------------------------------------------------
-
-    def _dir(self, uuid: str) -> str:
-        return os.path.join(self.records_dir, cg_base.check_name(uuid))
-
-    def _load(self, uuid: str) -> dict | None:
-        try:
-            with open(os.path.join(self._dir(uuid), "record.json")) as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as err:
-            raise exception.VirtError(
-                reason=f"unreadable record of {uuid}: {err}") from err
-
-    def _save(self, uuid: str, record: dict) -> None:
-        path = os.path.join(self._dir(uuid), "record.json")
-        tmp = path + ".tmp"
-        try:
-            with open(tmp, "w") as f:
-                json.dump(record, f)
-            # no fsync: the record only has to survive pyct-compute dying;
-            # a host crash takes the guests with it
-            os.replace(tmp, path)
-        except OSError as err:
-            raise exception.VirtError(
-                reason=f"cannot write record of {uuid}: {err}") from err
-
-    def _require(self, instance: base.InstanceSpec) -> dict:
-        record = self._load(instance.uuid)
-        if record is None:
-            raise exception.InstanceNotRunning(instance_id=instance.uuid)
-        return record
 
     # -- host ---------------------------------------------------------------
 
@@ -180,15 +149,8 @@ class ContainerDriver(base.VirtDriver):
     def spawn(self, instance: base.InstanceSpec) -> None:
         uuid = instance.uuid
         with self._lock(uuid), contextlib.ExitStack() as undo:
-            try:
-                os.makedirs(self.records_dir, mode=0o700, exist_ok=True)
-                os.mkdir(self._dir(uuid), mode=0o700)
-            except FileExistsError as err:
-                raise exception.Duplicate(what=f"Instance {uuid}") from err
-            except OSError as err:
-                raise exception.VirtError(
-                    reason=f"cannot create record of {uuid}: {err}") from err
-            undo.callback(shutil.rmtree, self._dir(uuid), True)
+            self.records.create_dir(uuid)
+            undo.callback(shutil.rmtree, self.records.dir(uuid), True)
             record = {"uuid": uuid, "hostname": instance.hostname,
                       "argv": self._argv(instance), "pid": None,
                       "start_time": None}
@@ -196,7 +158,7 @@ class ContainerDriver(base.VirtDriver):
             undo.callback(self.images.release, uuid)
             self.roots.create(uuid, instance.flavor.root_gb)
             undo.callback(self.roots.remove, uuid)
-            self._save(uuid, record)
+            self.records.save(uuid, record)
             self._start(instance, record, layers)
             undo.pop_all()
 
@@ -208,6 +170,14 @@ class ContainerDriver(base.VirtDriver):
         with contextlib.ExitStack() as undo:
             handle = self.roots.mount(uuid, layers)
             undo.callback(self.roots.unmount, uuid)
+            # host-side writes and mounts must precede the launcher: the
+            # guest copies the root's mount tree when it starts
+            inject.inject(handle.path, instance)
+            if instance.config_drive_files:
+                drive = self.records.path(uuid, "config-drive")
+                configdrive.build(drive, instance.config_drive_files)
+                configdrive.attach(handle.path, drive)
+                undo.callback(configdrive.detach, handle.path)
             self.cgroups.destroy(uuid)
             self.cgroups.create(uuid, self._limits(instance, handle.device))
             undo.callback(self.cgroups.destroy, uuid)
@@ -215,7 +185,7 @@ class ContainerDriver(base.VirtDriver):
                 uuid=uuid, root=handle.path, hostname=instance.hostname,
                 argv=tuple(record["argv"]),
                 cgroup_procs=tuple(self.cgroups.procs_files(uuid)),
-                console_log=os.path.join(self._dir(uuid), "console.log"),
+                console_log=os.path.join(self.records.dir(uuid), "console.log"),
                 console_max_bytes=self.console_max_bytes)
             self.launcher.ensure_running()
             # with networks, init waits (held) until its links exist, so
@@ -229,7 +199,7 @@ class ContainerDriver(base.VirtDriver):
                 undo.callback(self.net.unplug_all, instance.vifs)
                 self.launcher.release(uuid)
             record.update(pid=handle_.pid, start_time=handle_.start_time)
-            self._save(uuid, record)
+            self.records.save(uuid, record)
             undo.pop_all()
 
     def _kill_guest(self, uuid: str, pid: int | None,
@@ -280,9 +250,10 @@ class ContainerDriver(base.VirtDriver):
         self._kill_guest(uuid, record.get("pid"), record.get("start_time"))
         if instance.vifs:
             self.net.unplug_all(instance.vifs)  # deferred, off this path
+        configdrive.detach(self._root_path(uuid))
         self.roots.unmount(uuid)
         record.update(pid=None, start_time=None)
-        self._save(uuid, record)
+        self.records.save(uuid, record)
         return clean
 
     def _root_path(self, uuid: str) -> str:
@@ -292,7 +263,7 @@ class ContainerDriver(base.VirtDriver):
         uuid = instance.uuid
         with self._lock(uuid):
             try:
-                record = self._load(uuid) or {}
+                record = self.records.load(uuid) or {}
             except exception.VirtError:
                 record = {}  # unreadable: destroy what we find anyway
             self._kill_guest(uuid, record.get("pid"), record.get("start_time"))
@@ -301,17 +272,18 @@ class ContainerDriver(base.VirtDriver):
                 for vif in instance.vifs:
                     self.net.remove_bridge_if_unused(vif.network_id)
             self.cgroups.destroy(uuid)
+            configdrive.detach(self._root_path(uuid))
             self.roots.remove(uuid)
             self.images.release(uuid)
             # The record goes last: while it exists, list_instances still
             # names the instance, so a failed destroy can be retried.
-            shutil.rmtree(self._dir(uuid), ignore_errors=True)
+            shutil.rmtree(self.records.dir(uuid), ignore_errors=True)
         with self._guard:
             self._locks.pop(uuid, None)
 
     def reboot(self, instance: base.InstanceSpec, hard: bool) -> None:
         with self._lock(instance.uuid):
-            record = self._require(instance)
+            record = self.records.require(instance.uuid)
             timeout = 0.0 if hard else self.soft_reboot_timeout
             if not self._stop(instance, record, timeout) and not hard:
                 LOG.info("%s ignored its shutdown signal for %.0fs; "
@@ -321,11 +293,11 @@ class ContainerDriver(base.VirtDriver):
     def power_off(self, instance: base.InstanceSpec,
                   timeout: float = 60) -> None:
         with self._lock(instance.uuid):
-            self._stop(instance, self._require(instance), timeout)
+            self._stop(instance, self.records.require(instance.uuid), timeout)
 
     def power_on(self, instance: base.InstanceSpec) -> None:
         with self._lock(instance.uuid):
-            record = self._require(instance)
+            record = self.records.require(instance.uuid)
             if not self._running(instance.uuid, record):
                 # A guest that died by itself left its processes' group
                 # and mounts behind; start from a clean slate.
@@ -334,21 +306,21 @@ class ContainerDriver(base.VirtDriver):
 
     def pause(self, instance: base.InstanceSpec) -> None:
         with self._lock(instance.uuid):
-            record = self._require(instance)
+            record = self.records.require(instance.uuid)
             if not self._running(instance.uuid, record):
                 raise exception.InstanceNotRunning(instance_id=instance.uuid)
             self.cgroups.freeze(instance.uuid)
 
     def unpause(self, instance: base.InstanceSpec) -> None:
         with self._lock(instance.uuid):
-            record = self._require(instance)
+            record = self.records.require(instance.uuid)
             if self._running(instance.uuid, record):
                 self.cgroups.thaw(instance.uuid)
 
     def attach_interface(self, instance: base.InstanceSpec,
                          vif: base.VifSpec) -> None:
         with self._lock(instance.uuid):
-            record = self._require(instance)
+            record = self.records.require(instance.uuid)
             if not self._running(instance.uuid, record):
                 raise exception.InstanceNotRunning(instance_id=instance.uuid)
             bridge = self.net.ensure_bridge(vif.network_id, vif.gateway,
@@ -364,7 +336,7 @@ class ContainerDriver(base.VirtDriver):
 
     def get_info(self, instance: base.InstanceSpec) -> base.InstanceInfo:
         uuid = instance.uuid
-        record = self._load(uuid)
+        record = self.records.load(uuid)
         if record is None:
             return base.InstanceInfo(power_state=states.NOSTATE)
         if not self._running(uuid, record):
@@ -374,7 +346,7 @@ class ContainerDriver(base.VirtDriver):
                      else states.RUNNING)
             stats = self.cgroups.stats(uuid)
         except exception.CgroupError:
-            if self._running(uuid, self._load(uuid)):
+            if self._running(uuid, self.records.load(uuid)):
                 raise
             # stopped or destroyed between the two looks
             return base.InstanceInfo(power_state=states.SHUTDOWN)
@@ -383,14 +355,10 @@ class ContainerDriver(base.VirtDriver):
                                  cpu_time_ns=stats.cpu_time_ns)
 
     def list_instances(self) -> list[str]:
-        try:
-            return sorted(e.name for e in os.scandir(self.records_dir)
-                          if e.is_dir(follow_symlinks=False))
-        except FileNotFoundError:
-            return []
+        return self.records.list()
 
     def get_console_output(self, instance: base.InstanceSpec,
                            length: int | None = None) -> str:
-        self._require(instance)
+        self.records.require(instance.uuid)
         return guest.read_console(
-            os.path.join(self._dir(instance.uuid), "console.log"), length)
+            os.path.join(self.records.dir(instance.uuid), "console.log"), length)

@@ -208,7 +208,7 @@ def guests(driver, busybox_image):
 
 
 def init_pid(drv: ContainerDriver, uuid: str) -> int:
-    record = drv._load(uuid)
+    record = drv.records.load(uuid)
     assert record and record.get("pid"), f"{uuid} has no running init"
     return int(record["pid"])
 

@@ -9,6 +9,7 @@ warm-up; the parent group gets a high cpu.shares so load from neighbours on
 this shared machine does not starve the measured groups.
 """
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -35,7 +36,9 @@ def _read(path):
 @pytest.fixture(scope="module")
 def backend():
     parent = f"pyct-test-{uuid.uuid4().hex[:8]}"
-    be = v1.V1Backend(ROOT, parent)
+    # The blkio test writes to a loop device (major 7) from inside a group.
+    be = v1.V1Backend(ROOT, parent,
+                      parent_devices=base.DEFAULT_DEVICES + ("b 7:* rw",))
     yield be
     for name in be.list_groups():
         try:
@@ -54,10 +57,12 @@ def group(backend):
     """make(**flavor) -> group name; destroys the groups, reaps children."""
     names, procs = [], []
 
-    def make(vcpus=1, ram=256, swap=0, specs=None, pids=1024, dev=None):
+    def make(vcpus=1, ram=256, swap=0, specs=None, pids=1024, dev=None,
+             devices=base.DEFAULT_DEVICES):
         name = f"pyct-g-{uuid.uuid4().hex[:6]}"
-        backend.create(name, base.limits_from_flavor(
-            vcpus, ram, swap, specs or {}, pids, dev))
+        limits = base.limits_from_flavor(vcpus, ram, swap, specs or {}, pids,
+                                         dev)
+        backend.create(name, dataclasses.replace(limits, devices=devices))
         names.append(name)
         cpu_parent = os.path.join(ROOT, "cpu", backend.parent, "cpu.shares")
         if _read(cpu_parent) != "8192":
@@ -263,7 +268,8 @@ def test_destroy_removes_every_directory(backend, group):
 def test_blkio_write_throttle(backend, group, loopdev):
     dev, majmin = loopdev
     rate = 5 * MiB
-    name = group(dev=majmin, specs={"quota:disk_write_bytes_sec": str(rate)})
+    name = group(dev=majmin, specs={"quota:disk_write_bytes_sec": str(rate)},
+                 devices=base.DEFAULT_DEVICES + (f"b {majmin} rw",))
     size = 12 * MiB
     t0 = time.monotonic()
     dd = spawn(backend, group, name, [

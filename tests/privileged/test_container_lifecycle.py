@@ -39,7 +39,7 @@ def _loop_backing() -> dict[str, str]:
 def _traces(drv, uuid: str) -> list[str]:
     """Everything of ``uuid`` still on the host (empty = clean)."""
     found = []
-    if os.path.exists(drv._dir(uuid)):
+    if os.path.exists(drv.records.dir(uuid)):
         found.append("record dir")
     if os.path.exists(os.path.join(drv.roots.base_dir, "instances", uuid)):
         found.append("root dir")
@@ -116,7 +116,7 @@ def test_stop_start_keeps_files(driver, guests):
     driver.power_off(spec, timeout=10)
     assert driver.get_info(spec).power_state == states.SHUTDOWN
     assert not guest_mod.is_same_process(pid, pid_start)
-    assert driver._load(spec.uuid)["pid"] is None
+    assert driver.records.load(spec.uuid)["pid"] is None
     assert not [line for line in open("/proc/mounts") if spec.uuid in line]
     wait_for(lambda: not [n for n, f in _loop_backing().items()
                           if spec.uuid in f], what="loop device freed")
@@ -175,16 +175,16 @@ def test_restarted_driver_readopts_running_guest(driver, guests):
     assert spec.uuid in other.list_instances()
     # a live process with the recorded pid and start time, outside the
     # guest's cgroup (what a recycled pid looks like) is not the guest
-    record = other._load(spec.uuid)
+    record = other.records.load(spec.uuid)
     impostor = subprocess.Popen(["/bin/sleep", "30"])
     try:
         fake = dict(record, pid=impostor.pid,
                     start_time=guest_mod.proc_start_time(impostor.pid))
-        other._save(spec.uuid, fake)
+        other.records.save(spec.uuid, fake)
         assert guest_mod.is_same_process(fake["pid"], fake["start_time"])
         assert other.get_info(spec).power_state == states.SHUTDOWN
     finally:
-        other._save(spec.uuid, record)
+        other.records.save(spec.uuid, record)
         impostor.kill()
         impostor.wait()
     assert other.get_info(spec).power_state == states.RUNNING
@@ -231,7 +231,7 @@ def test_spawn_failure_in_rootfs(driver, busybox_image, monkeypatch):
 
 def test_spawn_failure_after_init_started(driver, busybox_image,
                                           monkeypatch):
-    saved = driver._save
+    saved = driver.records.save
     started = []
 
     def failing_save(uuid, record):
@@ -239,7 +239,7 @@ def test_spawn_failure_after_init_started(driver, busybox_image,
             started.append((record["pid"], record["start_time"]))
             raise exception.VirtError(reason="injected")
         saved(uuid, record)
-    monkeypatch.setattr(driver, "_save", failing_save)
+    monkeypatch.setattr(driver.records, "save", failing_save)
     _assert_spawn_fails(driver, make_spec(flavor()), exception.VirtError)
     (pid, start_time), = started
     assert not guest_mod.is_same_process(pid, start_time)

@@ -68,7 +68,8 @@ def test_plain_root_gets_every_file(host):
     inject.inject(str(root), spec())
     assert (root / "etc/hostname").read_text() == "guest-vm\n"
     hosts = (root / "etc/hosts").read_text()
-    assert "127.0.0.1\tlocalhost" in hosts and "10.241.250.7\tguest-vm" in hosts
+    assert "127.0.0.1\tlocalhost" in hosts
+    assert "10.241.250.7\tguest-vm" in hosts
     assert (root / "etc/resolv.conf").read_text() == \
         "nameserver 10.241.250.1\n"
     keys = root / "root/.ssh/authorized_keys"

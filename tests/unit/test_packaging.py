@@ -105,6 +105,8 @@ FORBIDDEN = {
     "db": ("pyct_driver.api", "pyct_driver.rpc", "pyct_driver.compute",
            "pyct_driver.virt"),
     "rpc": ("pyct_driver.api", "pyct_driver.compute", "pyct_driver.virt"),
+    "metadata": ("pyct_driver.api", "pyct_driver.rpc", "pyct_driver.compute",
+                 "pyct_driver.virt"),
 }
 
 

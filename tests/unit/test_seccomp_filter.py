@@ -1,4 +1,4 @@
-"""The generated seccomp program, run through a small classic-BPF interpreter."""
+"""The generated seccomp program, run through a classic-BPF interpreter."""
 
 import errno
 import re

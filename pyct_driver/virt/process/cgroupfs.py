@@ -108,5 +108,5 @@ def mount_cgroupfs(proc_cgroup: str | None = None) -> str:
             for part in parts:
                 os.symlink(name, os.path.join(CGROUP_DIR, part))
     _mount(None, CGROUP_DIR, None, MS_REMOUNT | MS_RDONLY | _FLAGS,
-           "mode=755,size=64k")
+           "mode=755")
     return "v1"

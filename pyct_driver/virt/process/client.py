@@ -64,7 +64,7 @@ class LauncherClient:
         with open(self.log_path, "ab") as log:
             try:
                 proc = subprocess.Popen(
-                    [self.python, "-m", "pyct_driver.virt.process.launcher",
+                    [self.python, "-m", "pyct_driver.virt.process.daemon",
                      "--state-dir", self.state_dir],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                     close_fds=True, start_new_session=True, cwd="/", env=env)

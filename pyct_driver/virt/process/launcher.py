@@ -1,10 +1,8 @@
 """The launcher: one long-lived, single-threaded fork server per host.
 
 pyct-compute is multi-threaded and must never fork itself, so it starts this
-program once (``python -m pyct_driver.virt.process.launcher --state-dir
-DIR``). The launcher detaches (forks once so its starter can reap the
-original), holds ``DIR/launcher.lock`` so only one runs per state dir, listens
-on ``DIR/launcher.sock`` (0600) and answers newline-delimited JSON requests
+program once (``python -m pyct_driver.virt.process.daemon --state-dir
+DIR``, which detaches and serves this ``Launcher``) and it answers newline-delimited JSON requests
 one at a time from a poll loop: ``spawn``, ``release``, ``ping``,
 ``status``, ``forget``, ``shutdown``. A spawn with ``hold`` answers once the
 guest's PID 1 waits just before its exec (namespaces and mounts ready, so
@@ -23,16 +21,12 @@ to ``guest.is_same_process``.
 
 from __future__ import annotations
 
-import argparse
-import ctypes
 import errno
-import fcntl
 import logging
 import os
 import select
 import signal
 import socket
-import sys
 import time
 
 from pyct_driver import exception
@@ -42,7 +36,6 @@ from pyct_driver.virt.process import nsinit
 from pyct_driver.virt.process import spec as spec_mod
 
 LOG = logging.getLogger("pyct.launcher")
-PR_SET_CHILD_SUBREAPER = 36
 SPAWN_TIMEOUT = 30.0
 MAX_REQUEST = 1 << 20
 READ_CHUNK = 65536
@@ -358,94 +351,3 @@ class Launcher:
                          entry.exit_code)
                 self._pump(entry)  # the last words, still in the pty buffer
                 self._close_console(entry)
-
-
-def _run(state_dir: str, ready_fd: int | None) -> int:
-    def ready(message: str) -> None:
-        if ready_fd is not None:
-            os.write(ready_fd, message.encode())
-            os.close(ready_fd)
-
-    lock = os.open(os.path.join(state_dir, spec_mod.LOCK_NAME),
-                   os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        ready("ok already running\n")
-        return 0
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        ready(f"error prctl: {os.strerror(ctypes.get_errno())}\n")
-        return 1
-    sock_path = os.path.join(state_dir, spec_mod.SOCKET_NAME)
-    pid_path = os.path.join(state_dir, spec_mod.PID_NAME)
-    try:
-        os.unlink(sock_path)  # stale: we hold the lock, nobody serves it
-    except FileNotFoundError:
-        pass
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)
-    try:
-        listener.bind(sock_path)
-    finally:
-        os.umask(old_umask)
-    os.chmod(sock_path, 0o600)
-    listener.listen(64)
-    listener.setblocking(False)
-    with open(pid_path + ".tmp", "w") as f:
-        f.write(f"{os.getpid()}\n")
-    os.replace(pid_path + ".tmp", pid_path)
-    LOG.info("launcher %d serving %s", os.getpid(), sock_path)
-    ready("ok\n")
-    try:
-        Launcher(listener).serve()
-    finally:
-        for path in (sock_path, pid_path):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-        LOG.info("launcher %d stopped", os.getpid())
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pyct-launcher")
-    parser.add_argument("--state-dir", required=True)
-    parser.add_argument("--foreground", action="store_true",
-                        help="don't fork into the background")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(process)d %(levelname)s %(message)s")
-    state_dir = os.path.abspath(args.state_dir)
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    os.chdir("/")
-    if args.foreground:
-        return _run(state_dir, None)
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-    if os.fork() == 0:
-        os.close(ready_r)
-        code = 1
-        try:
-            code = _run(state_dir, ready_w)
-        except BaseException as err:  # noqa: B902 - tell the starter why
-            LOG.exception("launcher failed")
-            try:
-                os.write(ready_w, f"error {err}\n".encode())
-            except OSError:
-                pass
-        finally:
-            os._exit(code)
-    os.close(ready_w)
-    message = b""
-    while chunk := os.read(ready_r, 4096):
-        message += chunk
-    if not message.startswith(b"ok"):
-        sys.stderr.write(f"launcher failed to start: {message.decode()!r}\n")
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The guest's seccomp deny list: classic BPF generated here, installed before exec.
+"""The guest's seccomp deny list: classic BPF made here, installed before exec.
 
 Guests run as root with the host's capabilities, so the kernel interfaces
 that are not namespaced (modules, kexec, the clock, keyrings, swap, raw I/O
@@ -170,7 +170,8 @@ def _assemble(prog: list[tuple]) -> bytes:
         code, jt, jf, k = item
         offs = []
         for target in (jt, jf):
-            off = labels[target] - pc - 1 if isinstance(target, str) else target
+            off = (labels[target] - pc - 1 if isinstance(target, str)
+                   else target)
             if not 0 <= off <= 255:
                 raise exception.ProcessError(
                     reason=f"seccomp jump out of range at {pc}")

@@ -35,7 +35,7 @@ from pyct_driver.virt.rootfs import debian_agent
 
 DEFAULT_CACHE_DIR = "/var/cache/pyct/images"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
-RECIPE_VERSION = 1  # bump when the code below changes the image
+RECIPE_VERSION = 2  # bump when the code below changes the image
 
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2",
             "ca-certificates", "jq")
@@ -47,6 +47,7 @@ MASK = (
     "systemd-udev-settle.service", "systemd-hwdb-update.service",
     # these write kernel-global state: the host's, not the guest's
     "systemd-modules-load.service", "kmod-static-nodes.service",
+    "modprobe@.service",
     "systemd-sysctl.service", "systemd-binfmt.service",
     "proc-sys-fs-binfmt_misc.automount", "proc-sys-fs-binfmt_misc.mount",
     "sys-kernel-config.mount", "sys-kernel-debug.mount",
@@ -195,6 +196,11 @@ def customize(root: str) -> None:
             with open(path, "w") as f:
                 f.write(text)
             os.chmod(path, mode)
+        # no display: boot to multi-user.target, not graphical.target
+        default = os.path.join(units, "default.target")
+        if os.path.lexists(default):
+            os.unlink(default)
+        os.symlink("/lib/systemd/system/multi-user.target", default)
         for unit, target in debian_agent.ENABLE.items():
             wants = os.path.join(units, f"{target}.wants")
             os.makedirs(wants, exist_ok=True)
