@@ -8,7 +8,8 @@ listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 need_pkgs=()
 for tool in busybox:busybox-static mkfs.ext4:e2fsprogs losetup:mount \
-            nsenter:util-linux ip:iproute2 debootstrap:debootstrap; do
+            nsenter:util-linux ip:iproute2 debootstrap:debootstrap \
+            ssh-keygen:openssh-client; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || [[ -x /bin/${tool%%:*} ]] \
     || need_pkgs+=("${tool#*:}")
 done

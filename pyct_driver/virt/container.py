@@ -322,7 +322,7 @@ class ContainerDriver(base.VirtDriver):
         with self._lock(instance.uuid):
             record = self.records.require(instance.uuid)
             if not self._running(instance.uuid, record):
-                raise exception.InstanceNotRunning(instance_id=instance.uuid)
+                return  # a stopped guest gets it from spec.vifs at start
             bridge = self.net.ensure_bridge(vif.network_id, vif.gateway,
                                             vif.prefixlen, vif.mtu)
             self.net.plug(record["pid"], vif, bridge)

@@ -14,6 +14,8 @@ import json
 import os
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.integration.conftest import Pipeline
 
@@ -31,8 +33,6 @@ def dep(tmp_path_factory):
 
 
 def _write_pub(dep) -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
     path = os.path.join(dep.workdir, "k2.pub")
     with open(path, "w") as f:
         f.write(ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(

@@ -58,8 +58,9 @@ def _seed(root: str, spec, config_drive: bool = False) -> None:
     seed = os.path.join(root, "var/lib/cloud/seed/nocloud-net")
     os.makedirs(seed, exist_ok=True)
     with open(os.path.join(seed, "meta-data"), "w") as f:
-        f.write(f"instance-id: {spec.uuid}\nlocal-hostname: {spec.hostname}\n"
-                f"public-keys:\n  - {KEY}\n")
+        # as pyct's metadata content writes it: JSON (which is YAML too)
+        json.dump({"instance-id": spec.uuid, "local-hostname": spec.hostname,
+                   "public-keys": [KEY]}, f)
     with open(os.path.join(seed, "user-data"), "w") as f:
         f.write(USER_DATA)
 

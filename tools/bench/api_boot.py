@@ -119,6 +119,44 @@ def listen_drops() -> int:
     return int(dict(zip(lines[0], lines[1]))["ListenOverflows"])
 
 
+class CpuMeter:
+    """CPU seconds used by the service (with the children it reaped, e.g.
+    mkfs.ext4), the launcher (itself), the guests (their cgroup parent's
+    cpuacct, which keeps deleted children's time) and this client -- a
+    measure of cost per boot that other load on the machine barely moves."""
+
+    def __init__(self, svc_pid: int, launcher: LauncherClient,
+                 parent: str) -> None:
+        self.svc_pid, self.launcher, self.parent = svc_pid, launcher, parent
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _stat(self, pid: int, children: bool) -> float:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        # fields[11..14] = utime stime cutime cstime
+        ticks = int(fields[11]) + int(fields[12])
+        if children:
+            ticks += int(fields[13]) + int(fields[14])
+        return ticks / self.tick
+
+    def read(self) -> dict[str, float]:
+        out = {"service": self._stat(self.svc_pid, True),
+               "client": self._stat(os.getpid(), False)}
+        lpid = self.launcher.launcher_pid()
+        out["launcher"] = self._stat(lpid, False) if lpid else 0.0
+        try:
+            with open(f"/sys/fs/cgroup/cpuacct/{self.parent}/"
+                      "cpuacct.usage") as f:
+                out["guests"] = int(f.read()) / 1e9
+        except OSError:
+            out["guests"] = 0.0
+        return out
+
+    @staticmethod
+    def per_boot(before: dict, after: dict, boots: int) -> dict:
+        return {k: (after[k] - before[k]) / boots for k in before}
+
+
 def boot(client: Client, image: str) -> dict:
     name = f"bench-{uuid_mod.uuid4().hex[:8]}"
     body = {"server": {"name": name, "imageRef": image, "flavorRef": "1",
@@ -265,7 +303,12 @@ def main() -> None:
                  "-o", spy_out], stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)
             time.sleep(1.0)
+        cpu = CpuMeter(svc.pid, LauncherClient(
+            os.path.join(tmp, "state", "container", "launcher")), parent)
+        c0 = cpu.read()
         seq = [boot(client, image) for _ in range(args.runs)]
+        for k, v in CpuMeter.per_boot(c0, cpu.read(), args.runs).items():
+            extra[f"sequential CPU ms per boot: {k}"] = round(v * 1000, 1)
         rows.update(summarize_boots(f"sequential x{args.runs}", seq))
         dels = delete_all(client, [b["id"] for b in seq], workers=1)
         rows["sequential delete -> 404"] = report.summarize(dels)
@@ -280,6 +323,7 @@ def main() -> None:
         rows.update(summarize_boots(f"concurrent x{args.concurrent}", conc))
         delete_all(client, [b["id"] for b in conc])
 
+        c0 = cpu.read()
         t0 = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(args.in_flight) as pool:
             sus = list(pool.map(lambda _: boot(client, image),
@@ -290,6 +334,9 @@ def main() -> None:
             sus))
         extra[f"sustained boots/s ({args.sustained} boots, "
               f"{args.in_flight} in flight)"] = args.sustained / wall
+        for k, v in CpuMeter.per_boot(c0, cpu.read(),
+                                      args.sustained).items():
+            extra[f"sustained CPU ms per boot: {k}"] = round(v * 1000, 1)
         t0 = time.perf_counter()
         delete_all(client, [b["id"] for b in sus], workers=args.in_flight)
         extra["sustained deletes/s"] = args.sustained / (
@@ -309,13 +356,13 @@ def main() -> None:
             try:
                 delete_all(client, list_ids(client))
             except Exception as err:
-                print(f"WARNING: API cleanup: {err}")
+                print(f"WARNING: API cleanup: {err}", file=sys.stderr)
         dep.stop_all()
         try:
             LauncherClient(os.path.join(tmp, "state", "container",
                                         "launcher")).shutdown()
         except Exception as err:
-            print(f"WARNING: launcher shutdown: {err}")
+            print(f"WARNING: launcher shutdown: {err}", file=sys.stderr)
         teardown.report_leftovers("cgroups",
                                   teardown.remove_cgroup_parent(parent))
         teardown.report_leftovers("mounts", teardown.unmount_under(tmp))
@@ -323,7 +370,7 @@ def main() -> None:
             "loop devices", teardown.detach_loops_backed_under(tmp))
         shutil.rmtree(tmp, ignore_errors=True)
         if not ok:
-            print("FAILED; results so far:")
+            print("FAILED; results so far:", file=sys.stderr)
             report.emit("API boot (partial)", rows, extra, args.json)
     report.emit("API boot through pyct-all-in-one (container driver, "
                 "SQLite)", rows, extra, args.json)

@@ -87,12 +87,12 @@ class DriverEnv:
                 try:
                     self.destroy(spec)
                 except Exception as err:  # keep cleaning the rest
-                    print(f"WARNING: destroy {spec.uuid}: {err}")
+                    print(f"WARNING: destroy {spec.uuid}: {err}", file=sys.stderr)
         try:
             LauncherClient(os.path.join(self.tmp, "state", "container",
                                         "launcher")).shutdown()
         except Exception as err:
-            print(f"WARNING: launcher shutdown: {err}")
+            print(f"WARNING: launcher shutdown: {err}", file=sys.stderr)
         teardown.report_leftovers("cgroups",
                                   teardown.remove_cgroup_parent(self.parent))
         teardown.report_leftovers("mounts", teardown.unmount_under(self.tmp))

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import sys
 import time
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -129,4 +130,4 @@ def detach_loops_backed_under(prefix: str) -> list[str]:
 
 def report_leftovers(what: str, items: list[str]) -> None:
     if items:
-        print(f"WARNING: could not remove {what}: {items}")
+        print(f"WARNING: could not remove {what}: {items}", file=sys.stderr)

@@ -34,8 +34,7 @@ import time
 from typing import NoReturn
 
 from pyct_driver import exception
-from pyct_driver.virt.process import cgroupfs
-from pyct_driver.virt.process import spec as spec_mod
+from pyct_driver.virt.process import cgroupfs, spec as spec_mod
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000

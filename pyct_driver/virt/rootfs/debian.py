@@ -169,6 +169,11 @@ def _build(cached: str, suite: str, cache_dir: str, mirror: str) -> None:
               "--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*",
               "--exclude=./run/*", "-cf", tmp, "."], "tar the image")
         os.rename(tmp, cached)
+        # older recipes' images only take disk space now
+        pattern = os.path.join(cache_dir, f"debian-{suite}-*.tar")
+        for stale in glob.glob(pattern):
+            if stale != cached:
+                os.unlink(stale)
     finally:
         _unmount_below(work)
         shutil.rmtree(work, ignore_errors=True)

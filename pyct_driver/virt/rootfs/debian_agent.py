@@ -4,8 +4,9 @@ cloud-init costs seconds of Python start-up per boot; a pyct guest boots in
 well under one, so the image carries this small equivalent instead: a bash
 script run by a oneshot unit ordered before ``ssh.service``. It reads the
 instance's metadata from, in order, the NoCloud seed directory
-(``/var/lib/cloud/seed/nocloud-net``: ``meta-data`` with ``instance-id``,
-``local-hostname`` and an optional ``public-keys`` list; ``user-data``), the
+(``/var/lib/cloud/seed/nocloud-net``: ``meta-data``, JSON or simple YAML,
+with ``instance-id``, ``local-hostname`` and ``public-keys``; ``user-data``),
+the
 config drive (``/mnt/config/openstack/latest``: ``meta_data.json``,
 ``user_data``) or the metadata service at 169.254.169.254 (same files over
 HTTP, tried only when a route to it exists). It sets the hostname, installs
@@ -89,9 +90,17 @@ cur=$STATE/current
 iid="" host="" keys=""
 case "$source" in
 nocloud)
-    iid=$(yaml_value instance-id "$cur/meta-data")
-    host=$(yaml_value local-hostname "$cur/meta-data")
-    keys=$(yaml_list public-keys "$cur/meta-data")
+    md=$cur/meta-data
+    if jq -e 'type == "object"' "$md" >/dev/null 2>&1; then
+        # JSON is YAML too; pyct's own seed is written as JSON
+        iid=$(jq -r '.["instance-id"] // empty' "$md")
+        host=$(jq -r '.["local-hostname"] // .hostname // empty' "$md")
+        keys=$(jq -r '(.["public-keys"] // []) | .[] | strings' "$md")
+    else
+        iid=$(yaml_value instance-id "$md")
+        host=$(yaml_value local-hostname "$md")
+        keys=$(yaml_list public-keys "$md")
+    fi
     ;;
 configdrive|metadata-service)
     iid=$(jq -r '.uuid // empty' "$cur/meta.json")
