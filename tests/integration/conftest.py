@@ -158,6 +158,17 @@ class Pipeline(Deployment):
             engine.dispose()
 
 
+    def running_vms(self) -> dict[str, int]:
+        """Each host's last reported instance count (compute_nodes)."""
+        engine = self.engine()
+        try:
+            with engine.connect() as conn:
+                return dict(conn.execute(sa.text(
+                    "SELECT host, running_vms FROM compute_nodes")).all())
+        finally:
+            engine.dispose()
+
+
 def wait_until(predicate: Callable[[], object], timeout: float,
                what: str, interval: float = 0.2):
     deadline = time.monotonic() + timeout

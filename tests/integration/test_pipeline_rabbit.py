@@ -15,7 +15,8 @@ import collections
 
 import pytest
 
-from tests.integration.conftest import BACKENDS, FLAVOR_ID, wait_status
+from tests.integration.conftest import (BACKENDS, FLAVOR_ID, wait_status,
+                                        wait_until)
 
 HOSTS = ("compute-a", "compute-b")
 
@@ -42,6 +43,8 @@ def test_six_servers_over_two_hosts(pipeline_factory, backend):
     per_host = collections.Counter(hosts.values())
     assert set(per_host) == set(HOSTS), per_host
     assert min(per_host.values()) >= 2, per_host
+    wait_until(lambda: dep.running_vms() == dict(per_host), 10,
+               "the hosts' resource reports to count their servers")
     for s in servers:
         # an RPC call answered by the process holding the guest
         out = conn.compute.get_server_console_output(s.id)["output"]
@@ -66,5 +69,8 @@ def test_six_servers_over_two_hosts(pipeline_factory, backend):
     assert list(conn.compute.servers()) == []
     assert list(admin.compute.servers(all_projects=True)) == []
     assert dep.live_instances() == []
+    # and both hosts report that in their next resource report
+    wait_until(lambda: dep.running_vms() == dict.fromkeys(HOSTS, 0), 10,
+               "both hosts to report no instances")
     for proc in dep.processes:
         assert proc.alive(), proc.output()[-3000:]

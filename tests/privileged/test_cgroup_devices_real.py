@@ -149,7 +149,7 @@ def v1_backend():
         except exception.CgroupError:
             pass
     for m in {os.path.realpath(os.path.join(ROOT, c))
-              for c in v1.CONTROLLERS}:
+              for c in (*v1.CONTROLLERS, "systemd")}:
         path = os.path.join(m, parent)
         if os.path.isdir(path):
             os.rmdir(path)

@@ -45,7 +45,8 @@ def backend():
             be.destroy(name)
         except exception.CgroupError:
             pass
-    mounts = {os.path.realpath(os.path.join(ROOT, c)) for c in v1.CONTROLLERS}
+    mounts = {os.path.realpath(os.path.join(ROOT, c))
+              for c in (*v1.CONTROLLERS, "systemd")}
     for m in mounts:
         path = os.path.join(m, parent)
         if os.path.isdir(path):
@@ -259,7 +260,8 @@ def test_destroy_removes_every_directory(backend, group):
     backend.destroy(name)
     assert p.wait(timeout=5) == -9 and q.wait(timeout=5) == -9
     assert not backend.exists(name)
-    mounts = {os.path.realpath(os.path.join(ROOT, c)) for c in v1.CONTROLLERS}
+    mounts = {os.path.realpath(os.path.join(ROOT, c))
+              for c in (*v1.CONTROLLERS, "systemd")}
     assert not [m for m in mounts
                 if os.path.exists(os.path.join(m, backend.parent, name))]
     backend.destroy(name)  # idempotent

@@ -183,7 +183,7 @@ def test_debian_guest_boots_configures_reboots(driver, debian_image, seeded):
     # stopping its units in order (the journal persists in the root)
     assert reboot_took < driver.soft_reboot_timeout / 2, reboot_took
     journal = _sh(driver, spec, "journalctl -o cat --no-pager "
-                  "| grep -E '^Stopped target (multi-user|local-fs)'")
+                  "| grep -E '^Stopped target (multi-user|local-fs)\\.target'")
     assert journal.splitlines() == [
         "Stopped target multi-user.target - Multi-User System.",
         "Stopped target local-fs.target - Local File Systems."], journal
