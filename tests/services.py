@@ -106,11 +106,12 @@ class ServiceProcess:
                 f.seek(self.log_offset)
                 if text.encode() in f.read():
                     return
-            if not self.alive() or time.monotonic() > deadline:
+            code = self.proc.poll()
+            if code is not None or time.monotonic() > deadline:
+                why = "timeout" if code is None else f"exited {code}"
                 raise AssertionError(
-                    f"{self.script} did not log {text!r} ("
-                    f"{'exited ' + str(self.proc.returncode) if not self.alive() else 'timeout'}"
-                    f"):\n{self.output()[-4000:]}")
+                    f"{self.script} did not log {text!r} ({why}):\n"
+                    f"{self.output()[-4000:]}")
             time.sleep(0.1)
 
 

@@ -116,15 +116,19 @@ def sync_power_states(manager: ComputeManager) -> int:
 
 def _sync_one(manager: ComputeManager, instance: dict) -> int:
     uuid, vm_state = instance["uuid"], instance["vm_state"]
-    power = manager.driver.get_info(
-        instance_spec(manager.db, instance)).power_state
+    spec = instance_spec(manager.db, instance)
+    power = manager.driver.get_info(spec).power_state
     values: dict = {}
     if power != instance["power_state"]:
         values["power_state"] = power
     if vm_state == states.ACTIVE and power in (
             states.SHUTDOWN, states.CRASHED, states.NOSTATE):
-        # the guest stopped by itself: show it as a VM that shut down
+        # the guest stopped by itself: show it as a VM that shut down, and
+        # release what a running guest holds (mounts, loop device), as an
+        # API stop would
         values["vm_state"] = states.STOPPED
+        if power != states.NOSTATE:
+            manager.driver.power_off(spec, 0)
     elif vm_state == states.PAUSED and power == states.RUNNING:
         values["vm_state"] = states.ACTIVE
     elif vm_state == states.ACTIVE and power == states.PAUSED_POWER:

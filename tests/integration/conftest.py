@@ -75,15 +75,6 @@ def rabbit_transport() -> Iterator[tuple[str, Sections]]:
         _rabbitmqctl("delete_vhost", name)
 
 
-def rabbit_vhosts() -> list[str]:
-    """The broker's virtual hosts named like ours (leak check)."""
-    if not shutil.which("rabbitmqctl"):
-        return []
-    out = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], check=True,
-                         capture_output=True, text=True, timeout=60).stdout
-    return [v for v in out.split() if v.startswith("pyct-test-")]
-
-
 def merge(*parts: Sections | None) -> Sections:
     out: Sections = {}
     for part in parts:

@@ -214,8 +214,9 @@ class E2E:
                      os.path.join(self.base_dir, "roots", "instances", uuid)):
             if os.path.exists(path):
                 found.append(f"dir {path}")
-        found += [f"init {pid} alive" for pid, st in
-                  self.seen_inits.get(uuid, ()) if guest.is_same_process(pid, st)]
+        found += [f"init {pid} alive"
+                  for pid, st in self.seen_inits.get(uuid, ())
+                  if guest.is_same_process(pid, st)]
         return found
 
     # -- teardown -------------------------------------------------------------
