@@ -18,10 +18,11 @@ from typing import Callable, Iterator
 
 from oslo_log import log as logging
 
-from pyct_driver import exception, states
+from pyct_driver import exception, extra_specs, states
 from pyct_driver.context import RequestContext
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import catalog as db_catalog
+from pyct_driver.db import idranges as db_idranges
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import networks as db_networks
 from pyct_driver.db.engine import Database
@@ -54,6 +55,13 @@ def instance_spec(db: Database, instance: dict,
     included); ``force_config_drive`` is ``[metadata] force_config_drive``."""
     config_drive = bool(instance.get("config_drive") or force_config_drive)
     flavor = instance["flavor"]
+    extra = dict(flavor.get("extra_specs") or {})
+    # Privilege comes from the flavor snapshot's admin-only extra spec,
+    # never from metadata, hints or image properties (tenant input).
+    privileged = extra_specs.privileged_from(extra)
+    id_range = None
+    if not privileged and not instance.get("deleted"):
+        id_range = db_idranges.allocate(db, instance["uuid"])
     try:
         image = db_catalog.image_get(db, instance["image_ref"])
         image_props = dict(image.get("properties") or {})
@@ -67,7 +75,7 @@ def instance_spec(db: Database, instance: dict,
             root_gb=int(flavor["root_gb"]), swap_mb=int(flavor.get("swap")
                                                         or 0),
             ephemeral_gb=int(flavor.get("ephemeral_gb") or 0),
-            extra_specs=dict(flavor.get("extra_specs") or {})),
+            extra_specs=extra),
         image_id=instance["image_ref"], image_properties=image_props,
         user_data=instance.get("user_data"),
         metadata=dict(instance.get("metadata") or {}),
@@ -78,7 +86,8 @@ def instance_spec(db: Database, instance: dict,
         config_drive=config_drive,
         config_drive_files=md_content.config_drive_files(
             md_lookup.source_for_instance(db, instance))
-        if config_drive else ())
+        if config_drive else (),
+        id_range=id_range, privileged=privileged)
 
 
 class ComputeManager:

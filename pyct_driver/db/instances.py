@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 
 from pyct_driver import exception, states
+from pyct_driver.db import idranges as db_idranges
 from pyct_driver.db import models
 from pyct_driver.db import networks as db_networks
 from pyct_driver.db.engine import Database, row_to_dict
@@ -217,6 +218,8 @@ def soft_delete(db: Database, uuid: str) -> dict:
         row.power_state = states.NOSTATE
         # the ports go with the row, in its transaction: released once
         db_networks.release_instance_ports(session, uuid)
+        # and so does its uid/gid range (after the driver's destroy)
+        db_idranges.release_in(session, uuid)
         session.flush()
         return _to_dict(row)
 

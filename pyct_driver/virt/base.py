@@ -62,6 +62,12 @@ class InstanceSpec:
     # (path relative to the drive, content); filled by the manager when
     # config_drive is on, since drivers never read the database
     config_drive_files: tuple[tuple[str, bytes], ...] = ()
+    # (first host id, count) the guest's user namespace maps its ids 0..
+    # onto; allocated in the database, None only for privileged guests
+    id_range: tuple[int, int] | None = None
+    # from the admin-owned flavor extra spec ``pyct:privileged`` only:
+    # the guest runs without a user namespace (its root is host root)
+    privileged: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -118,20 +118,34 @@ class NetE2E(E2E):
         self.port_ids: set[str] = set()
         self._other = None
         self.closed = False
+        self.netns_seen: set[str] = set()  # "net:[inode]" of our guests
 
     # -- set-up ---------------------------------------------------------------
 
-    def start(self, port_wait: float = 120.0):
+    def start(self, port_wait: float = 180.0):
         """Start the all-in-one once nobody else serves the metadata port,
-        then check that it is the one process serving it."""
+        then check that it is the one process serving it. Another
+        deployment may grab the port between our look and our bind: then
+        ours logs that it could not bind, and is stopped and started again."""
         t0 = time.monotonic()
-        wait_for(lambda: not metadata_listeners(), port_wait, interval=0.5,
-                 what=f"{METADATA_IP}:{METADATA_PORT} to be free "
-                      f"(held by {metadata_listeners()})")
-        if time.monotonic() - t0 > 1:
+        deadline = t0 + port_wait
+        while True:
+            wait_for(lambda: not metadata_listeners(),
+                     max(deadline - time.monotonic(), 0), interval=0.5,
+                     what=f"{METADATA_IP}:{METADATA_PORT} to be free "
+                          f"(held by {metadata_listeners()})")
+            service = super().start()
+            wait_for(lambda: _logged(service, ("metadata service listening",
+                                               "metadata service not started")),
+                     30, what="the metadata service to start or fail")
+            if _logged(service, ("metadata service listening",)):
+                break
+            service.stop()
+            self.dep.processes.remove(service)
+            if time.monotonic() > deadline:
+                raise AssertionError("the metadata port stayed busy")
+        if time.monotonic() - t0 > 2:
             timing("waited for the metadata port", time.monotonic() - t0)
-        service = super().start()
-        service.wait_output("metadata service listening on", timeout=30)
         owners = metadata_listeners()
         assert list(owners) == [service.pid], (
             f"metadata port served by {owners}, not only by our "
@@ -259,10 +273,33 @@ class NetE2E(E2E):
                 | {veth_name(p) for p in self.port_ids})
         return links() & mine
 
+    def record(self, uuid: str) -> dict:
+        """E2E.record, also noting the guest's network namespace."""
+        rec = super().record(uuid)
+        if rec.get("pid"):
+            with contextlib.suppress(OSError):
+                self.netns_seen.add(os.readlink(f"/proc/{rec['pid']}/ns/net"))
+        return rec
+
+    def netns_left(self) -> list[str]:
+        """Network namespaces of our guests that still exist: held by a
+        process, or bind-mounted somewhere (``ip netns`` style)."""
+        found = []
+        for link in glob.glob("/proc/[0-9]*/ns/net"):
+            with contextlib.suppress(OSError):
+                if os.readlink(link) in self.netns_seen:
+                    found.append(f"{link} -> {os.readlink(link)}")
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                if fields[3] in self.netns_seen:
+                    found.append(f"mount {fields[4]} of {fields[3]}")
+        return found
+
     def close(self) -> None:
         """E2E.close (API deletes, services stopped, no mount, cgroup or
-        process left), then no link of ours and no named netns with our
-        path: deferred deletions are polled for, bounded."""
+        process left), then no link and no network namespace of ours:
+        deferred deletions are polled for, bounded."""
         if self.closed:
             return
         self.closed = True
@@ -271,10 +308,20 @@ class NetE2E(E2E):
         finally:
             # (after a failure above, still look: the report needs both)
             left = _poll(self.our_links, 15.0)
-            netns = [n for n in os.listdir("/run/netns")
-                     if "pyct" in n] if os.path.isdir("/run/netns") else []
+            netns = _poll(self.netns_left, 5.0)
+        assert self.netns_seen or not self.service, "no netns was recorded"
         assert not left and not netns, (
             f"links left: {sorted(left)}; netns left: {netns}")
+
+
+def _logged(service, texts: tuple[str, ...]) -> bool:
+    with open(service.log, "rb") as f:
+        f.seek(service.log_offset)
+        out = f.read()
+    if not service.alive():
+        raise AssertionError(f"{service.script} exited:\n"
+                             f"{service.output()[-3000:]}")
+    return any(t.encode() in out for t in texts)
 
 
 def _poll(look, timeout: float):

@@ -1,0 +1,197 @@
+"""The guest's mount recipe, in two halves on either side of its user
+namespace.
+
+``prepare_host_side`` runs in C1 as host root, in a private mount namespace
+still owned by the host: everything that needs a host path -- the /dev
+tmpfs, the bind mounts of the host's safe device nodes and of the console
+pty -- is mounted here, and C1's working directory becomes the guest's
+root. Host paths are only reachable from here: instance directories are
+0700 and host-owned, so guest root (an unprivileged host uid) could not
+even look them up. When C1 then unshares the user namespace together with
+a fresh mount namespace, the kernel copies this tree and locks every mount
+in it: the guest can neither unmount them nor clear their flags.
+
+``finish_guest_side`` runs in the guest's PID 1, inside every new
+namespace: it re-clones the root (the copy's root mount is locked, and
+pivot_root refuses a locked new root; a clone's top mount is not), mounts
+/proc and a read-only /sys *before* the pivot (the kernel lets a user
+namespace mount proc and sysfs only while a fully visible instance of each
+is in its mount namespace), masks and write-protects the /proc and /sys
+files runc's defaults also hide (kcore, keys, timer_list, sched_debug,
+sysrq-trigger, /proc/sys, /sys/firmware, ...), pivots, and mounts the
+guest's own devpts, /dev/shm, /run and cgroup tree. Every path it uses
+before the pivot is relative to the root (guest symlinks are checked, and
+no guest process exists yet to race the checks); after the pivot they
+can only resolve inside the guest.
+
+In an unprivileged guest the masks are defence in depth: the kernel's own
+checks against a non-initial user namespace already refuse kcore, the
+sysrq trigger and the global sysctls, and guest root may unmount masks
+made inside its namespace (as with runc and LXC in user namespaces).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+
+from pyct_driver import exception
+from pyct_driver.virt.process import cgroupfs
+from pyct_driver.virt.process import syscalls as sc
+
+DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+# Hidden from the guest: files get /dev/null bound over them, directories
+# an empty read-only tmpfs (paths relative to the guest's root).
+MASKED_PATHS = (
+    "proc/acpi", "proc/asound", "proc/interrupts", "proc/kcore",
+    "proc/keys", "proc/latency_stats", "proc/sched_debug", "proc/scsi",
+    "proc/timer_list", "proc/timer_stats", "sys/devices/virtual/powercap",
+    "sys/firmware")
+READONLY_PATHS = ("proc/bus", "proc/fs", "proc/irq", "proc/sys",
+                  "proc/sysrq-trigger")
+# Inside the read-only /proc/sys: the guest's own network namespace's
+# sysctls stay writable (a VM configures forwarding, rp_filter, ...).
+WRITABLE_PATHS = ("proc/sys/net",)
+
+_SYS_OPEN_TREE, _SYS_MOVE_MOUNT = 428, 429
+_OPEN_TREE_CLONE = 1
+_AT_RECURSIVE = 0x8000
+_AT_FDCWD = -100
+_MOVE_MOUNT_F_EMPTY_PATH = 0x4
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+def step(name: str, func, *args):
+    """Run one setup step; an OSError becomes a ProcessError naming it."""
+    try:
+        return func(*args)
+    except OSError as err:
+        raise exception.ProcessError(
+            reason=f"{name}: {err.strerror or err}", step=name,
+            errno=err.errno) from err
+
+
+def prepare_host_side(root: str, console_fd: int, owner: tuple[int, int]
+                      ) -> None:
+    """C1, host root, fresh private mount namespace: mount what needs host
+    paths into ``root`` and make ``root`` the working directory.
+    ``owner`` is the host (uid, gid) of guest root."""
+    uid, gid = owner
+    step("make / rprivate", sc.mount, None, "/", None,
+         sc.MS_REC | sc.MS_PRIVATE)
+    step("chdir root", os.chdir, root)
+    step("check /dev", ensure_real_dir, "dev")
+    step("mount /dev", sc.mount, "tmpfs", "dev", "tmpfs", sc.MS_NOSUID,
+         f"mode=755,size=65536k,uid={uid},gid={gid}")
+    for node in DEV_NODES:
+        step(f"bind /dev/{node}", bind_file, f"/dev/{node}", f"dev/{node}")
+    # By name, not /proc/self/fd/N: that magic link points at the pty in the
+    # launcher's mount namespace, which mount(2) refuses as a bind source.
+    tty = step("find console name", os.ttyname, console_fd)
+    step("bind /dev/console", bind_file, tty, "dev/console")
+    for name in ("pts", "shm"):
+        step(f"mkdir /dev/{name}", os.mkdir, f"dev/{name}", 0o755)
+        step(f"chown /dev/{name}", os.chown, f"dev/{name}", uid, gid)
+    for name in ("proc", "sys"):
+        step(f"check /{name}", ensure_real_dir, name)
+
+
+def finish_guest_side() -> None:
+    """Guest PID 1 in all its namespaces, cwd = the root C1 prepared."""
+    step("clone root", _reroot)
+    step("mount /proc", sc.mount, "proc", "proc", "proc",
+         sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
+    step("mount /sys", sc.mount, "sysfs", "sys", "sysfs",
+         sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
+    for path in MASKED_PATHS:
+        step(f"mask /{path}", mask, path)
+    for path in READONLY_PATHS:
+        step(f"read-only /{path}", bind_flags, path, sc.MS_RDONLY)
+    for path in WRITABLE_PATHS:
+        step(f"writable /{path}", bind_flags, path, 0)
+    step("pivot_root", sc.pivot_root, ".", ".")
+    step("detach old root", sc.umount2, ".", sc.MNT_DETACH)
+    step("chdir /", os.chdir, "/")
+
+    step("mount /sys/fs/cgroup", cgroupfs.mount_cgroupfs)
+    step("mount /dev/pts", sc.mount, "devpts", "/dev/pts", "devpts",
+         sc.MS_NOSUID | sc.MS_NOEXEC,
+         "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    step("mount /dev/shm", sc.mount, "tmpfs", "/dev/shm", "tmpfs",
+         sc.MS_NOSUID | sc.MS_NODEV, "mode=1777")
+    step("mount /run", mount_dir, "tmpfs", "/run", "tmpfs",
+         sc.MS_NOSUID | sc.MS_NODEV, "mode=755")
+    links = {"ptmx": "pts/ptmx", "fd": "/proc/self/fd",
+             "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+             "stderr": "/proc/self/fd/2"}
+    for name, target in links.items():
+        step(f"symlink /dev/{name}", os.symlink, target, f"/dev/{name}")
+
+
+def _reroot() -> None:
+    """Stack an unlocked clone of the cwd's mount tree on the cwd and move
+    into it (by fd: the root's host path is not reachable from here)."""
+    tree = _libc.syscall(ctypes.c_long(_SYS_OPEN_TREE), ctypes.c_int(_AT_FDCWD),
+                         b".", ctypes.c_uint(_OPEN_TREE_CLONE | _AT_RECURSIVE
+                                             | os.O_CLOEXEC))
+    if tree < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"open_tree: {os.strerror(err)}")
+    try:
+        if _libc.syscall(ctypes.c_long(_SYS_MOVE_MOUNT), ctypes.c_int(tree),
+                         b"", ctypes.c_int(_AT_FDCWD), b".",
+                         ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH)) < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"move_mount: {os.strerror(err)}")
+        os.fchdir(tree)
+    finally:
+        os.close(tree)
+
+
+def ensure_real_dir(path: str) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        os.mkdir(path, 0o755)
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        raise OSError(errno.ENOTDIR, f"{path} is not a directory (symlink?)")
+
+
+def bind_file(source: str, target: str) -> None:
+    os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY
+                     | os.O_CLOEXEC, 0o644))
+    sc.mount(source, target, None, sc.MS_BIND)
+
+
+def mount_dir(source: str, target: str, fstype: str, flags: int,
+              data: str | None) -> None:
+    if not os.path.isdir(target):
+        os.mkdir(target, 0o755)
+    sc.mount(source, target, fstype, flags, data)
+
+
+def mask(path: str) -> None:
+    """Hide a kernel file or directory; absent ones need nothing."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY | sc.MS_NOSUID
+                 | sc.MS_NODEV | sc.MS_NOEXEC, "mode=555")
+    else:
+        sc.mount("dev/null", path, None, sc.MS_BIND)
+
+
+def bind_flags(path: str, flags: int) -> None:
+    """Bind ``path`` onto itself and remount it with ``flags`` (read-only
+    or writable again) without touching the file system's own flags."""
+    if not os.path.lexists(path):
+        return
+    sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
+    sc.mount(None, path, None, sc.MS_REMOUNT | sc.MS_BIND | flags
+             | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)

@@ -1,0 +1,459 @@
+"""Shared pieces of the escape suite: host canaries, a probe binary, a
+hostile-guest agent image.
+
+``host_canaries`` snapshots what an escaped guest would change on the
+host -- a canary tree in a host temp dir (it also holds a host "binary"
+the /proc/<pid>/exe test aims at), sysctls such as core_pattern, host
+files (/etc/hostname, ...) and the absence of files an escaped write
+would create at the host's /, the host's cgroup hierarchies (top-level
+groups, root-level release_agent and friends, the driver's parent
+group's limits, our own group's limits), the host's mount table and
+/proc/cgroups -- before and after a test, and asserts both are equal.
+
+``probe_binary`` is a small static C program compiled once per session
+(gcc -static): it calls syscalls busybox has no applet for (keyctl, bpf,
+kexec_load, open_by_handle_at, ...) and prints ``name rc=.. errno=..``;
+each probe is built so that reaching the kernel past the permission
+check is harmless but visible (a wrong argument gives EINVAL instead of
+EPERM). ``enter PID`` makes it a host-side process that joins a guest's
+namespaces and forks a child there that never execs -- the window in
+which anything pyct (or an operator's ``nsenter``) starts inside a guest
+still runs a host binary. ``swap DIR A B`` exchanges two names with
+renameat2(RENAME_EXCHANGE) in a tight loop.
+
+``escape_image`` is the busybox image plus the probe and an agent script
+that runs as the guest's PID 1 (image property ``os_command_line``): it
+executes /run/pyct/cmd with sh and leaves the output in /run/pyct/out.
+Commands it runs are real guest processes -- descendants of the guest's
+init with everything the launcher applied (namespaces, cgroups, seccomp,
+user namespace) -- unlike ``guest_exec``'s nsenter'd ones, which do not
+inherit the init's seccomp filter.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+
+import pytest
+
+from tests.privileged.guest_tools import init_pid, wait_for
+
+PROBE_IMAGE = "pyct-escape-probe"
+AGENT_ARGV = '["/bin/sh", "/sbin/pyct-agent"]'
+MARKER = "PYCT-ESCAPE-TARGET-c0ffee"
+
+SYSCTLS = ("kernel/core_pattern", "kernel/core_uses_pid", "kernel/modprobe",
+           "kernel/hostname", "kernel/domainname", "kernel/sysrq",
+           "kernel/panic", "kernel/randomize_va_space", "kernel/kptr_restrict",
+           "kernel/dmesg_restrict", "kernel/unprivileged_bpf_disabled",
+           "kernel/kexec_load_disabled", "kernel/perf_event_paranoid",
+           "vm/overcommit_memory", "vm/swappiness", "fs/suid_dumpable",
+           "net/ipv4/ip_forward", "net/core/bpf_jit_enable")
+HOST_FILES = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf",
+              "/etc/passwd", "/etc/shadow", "/root/.ssh/authorized_keys",
+              "/sys/kernel/uevent_helper", "/usr/bin/nsenter", "/bin/sh",
+              "/bin/busybox")
+# What a host-side write that escaped through a guest's "/ symlink" would
+# create at the host's root.
+MUST_NOT_EXIST = ("/authorized_keys", "/hostname", "/hosts", "/resolv.conf",
+                  "/.ssh", "/pyct-escaped", "/tmp/pyct-escaped")
+_CG_ROOT_FILES = ("release_agent", "notify_on_release",
+                  "cgroup.clone_children", "devices.list", "cgroup.sane_behavior")
+_CG_LIMIT_FILES = ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes",
+                   "memory.soft_limit_in_bytes", "pids.max", "cpu.shares",
+                   "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpuset.cpus",
+                   "cpuset.mems", "devices.list", "notify_on_release",
+                   "freezer.state", "blkio.weight", "memory.max",
+                   "cgroup.subtree_control")
+
+PROBE_C = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char marker[] = "@MARKER@";
+
+static void report(const char *name, long rc, int err) {
+    printf("%s rc=%ld errno=%d %s\n", name, rc, rc < 0 ? err : 0,
+           rc < 0 ? strerror(err) : "ok");
+    fflush(stdout);
+}
+
+static int sys_probe(const char *name) {
+    long rc = -1;
+    errno = 0;
+    if (!strcmp(name, "keyctl")) {
+        /* KEYCTL_GET_KEYRING_ID of the session keyring, no create */
+        rc = syscall(SYS_keyctl, 0, -3, 0);
+    } else if (!strcmp(name, "add_key")) {
+        /* an unknown key type: past the permission check it is ENODEV */
+        rc = syscall(SYS_add_key, "pyct-no-such-type", "pyct", "x", 1, -3);
+    } else if (!strcmp(name, "request_key")) {
+        rc = syscall(SYS_request_key, "pyct-no-such-type", "pyct", NULL, 0);
+    } else if (!strcmp(name, "bpf")) {
+        uint32_t attr[32];
+        memset(attr, 0, sizeof attr);
+        attr[0] = 2; attr[1] = 4; attr[2] = 4; attr[3] = 1; /* 1-entry array */
+        rc = syscall(SYS_bpf, 0 /* BPF_MAP_CREATE */, attr, sizeof attr);
+    } else if (!strcmp(name, "kexec_load")) {
+        /* bad arch flags: past the permission check it is EINVAL */
+        rc = syscall(SYS_kexec_load, 0UL, 0UL, NULL, 0x7fff0000UL);
+    } else if (!strcmp(name, "kexec_file_load")) {
+        rc = syscall(SYS_kexec_file_load, -1, -1, 0UL, "", 0x7fff0000UL);
+    } else if (!strcmp(name, "init_module")) {
+        rc = syscall(SYS_init_module, NULL, 0UL, "");
+    } else if (!strcmp(name, "finit_module")) {
+        rc = syscall(SYS_finit_module, -1, "", 0);
+    } else if (!strcmp(name, "open_by_handle_at")) {
+        /* the "shocker" attack: inode 2 (a root dir) of the file system
+           behind a mount the guest can open */
+        const char *mounts[] = {"/dev/null", "/dev/console", "/", "/etc/hosts"};
+        struct { unsigned int bytes; int type; uint32_t ino, gen; } fh;
+        int i, saved = 0;
+        for (i = 0; i < 4; i++) {
+            int mfd = open(mounts[i], O_RDONLY | O_CLOEXEC | O_NOCTTY);
+            if (mfd < 0) continue;
+            fh.bytes = 8; fh.type = 1; fh.ino = 2; fh.gen = 0;
+            rc = syscall(SYS_open_by_handle_at, mfd, &fh, O_RDONLY);
+            saved = errno;
+            close(mfd);
+            if (rc >= 0) { printf("opened-via %s\n", mounts[i]); break; }
+        }
+        errno = saved;
+    } else if (!strcmp(name, "perf_event_open")) {
+        uint32_t attr[32];
+        memset(attr, 0, sizeof attr);
+        attr[0] = 1 /* PERF_TYPE_SOFTWARE */; attr[1] = 112; /* size */
+        /* cpu-wide (pid -1): needs CAP_PERFMON on the host */
+        rc = syscall(SYS_perf_event_open, attr, -1, 0, -1, 0UL);
+    } else if (!strcmp(name, "userfaultfd")) {
+        rc = syscall(SYS_userfaultfd, O_CLOEXEC);
+    } else if (!strcmp(name, "io_uring_setup")) {
+        uint32_t params[30];
+        memset(params, 0, sizeof params);
+        rc = syscall(SYS_io_uring_setup, 1, params);
+    } else if (!strcmp(name, "swapoff")) {
+        rc = syscall(SYS_swapoff, "/pyct-no-such-swap");
+    } else if (!strcmp(name, "syslog")) {
+        rc = syscall(SYS_syslog, 10 /* SYSLOG_ACTION_SIZE_BUFFER */, NULL, 0);
+    } else if (!strcmp(name, "settimeofday")) {
+        /* past the permission check a NULL tv and tz is a no-op */
+        rc = syscall(SYS_settimeofday, NULL, NULL);
+        if (rc == 0) rc = 0;
+    } else {
+        fprintf(stderr, "unknown probe %s\n", name);
+        return 2;
+    }
+    report(name, rc, errno);
+    if (rc >= 0 && strcmp(name, "settimeofday")) close((int)rc);
+    return 0;
+}
+
+static int do_ptrace(pid_t pid) {
+    long rc = ptrace(PTRACE_ATTACH, pid, NULL, NULL);
+    int err = errno;
+    report("ptrace", rc, err);
+    if (rc == 0) {
+        waitpid(pid, NULL, __WALL);
+        ptrace(PTRACE_DETACH, pid, NULL, NULL);
+    }
+    return 0;
+}
+
+static int do_enter(pid_t pid) {
+    const char *names[] = {"user", "cgroup", "ipc", "uts", "net", "pid", "mnt"};
+    char path[64];
+    int i;
+    for (i = 0; i < 7; i++) {
+        struct stat mine, theirs;
+        snprintf(path, sizeof path, "/proc/self/ns/%s", names[i]);
+        if (stat(path, &mine) < 0) continue;
+        snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)pid, names[i]);
+        if (stat(path, &theirs) < 0) { perror(path); return 1; }
+        if (mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev)
+            continue;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || setns(fd, 0) < 0) { perror(path); return 1; }
+        close(fd);
+    }
+    if (chdir("/") < 0) { perror("chdir"); return 1; }
+    pid_t child = fork();
+    if (child < 0) { perror("fork"); return 1; }
+    if (child == 0) {
+        /* a host binary running inside the guest, before any exec */
+        printf("ready %d %s\n", (int)getpid(), marker);
+        fflush(stdout);
+        for (;;) pause();
+    }
+    waitpid(child, NULL, 0);
+    return 0;
+}
+
+static int do_swap(const char *dir, const char *a, const char *b) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    unsigned long n = 0, errs = 0;
+    if (fd < 0) { perror(dir); return 1; }
+    for (;;) {
+        if (syscall(SYS_renameat2, fd, a, fd, b, 2 /* EXCHANGE */) < 0)
+            errs++;
+        n++;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "sys")) return sys_probe(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "ptrace")) return do_ptrace(atoi(argv[2]));
+    if (argc == 3 && !strcmp(argv[1], "enter")) return do_enter(atoi(argv[2]));
+    if (argc == 5 && !strcmp(argv[1], "swap"))
+        return do_swap(argv[2], argv[3], argv[4]);
+    if (argc == 2 && !strcmp(argv[1], "marker")) { puts(marker); return 0; }
+    fprintf(stderr, "usage: pyct-probe sys NAME | ptrace PID | enter PID"
+            " | swap DIR A B | marker\n");
+    return 2;
+}
+""".replace("@MARKER@", MARKER)
+
+AGENT_SH = """\
+#!/bin/sh
+# pyct escape-suite agent: PID 1 of the hostile guest.
+mkdir -p /run/pyct
+echo pyct-agent-ready
+while :; do
+  if [ -f /run/pyct/cmd ]; then
+    mv /run/pyct/cmd /run/pyct/running
+    sh /run/pyct/running > /run/pyct/out.tmp 2>&1
+    echo "exit=$?" >> /run/pyct/out.tmp
+    mv /run/pyct/out.tmp /run/pyct/out
+  fi
+  usleep 20000
+done
+"""
+
+
+# -- host canaries ---------------------------------------------------------
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return f"unreadable: {err.errno}"
+
+
+def _tree(top: str) -> dict:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            out[p] = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink,
+                      st.st_ino, _read(p) if os.path.isfile(p)
+                      and not os.path.islink(p) else None,
+                      os.readlink(p) if os.path.islink(p) else None)
+    return out
+
+
+def _cgroup_state(parents: list[str]) -> dict:
+    out: dict = {}
+    for hier in sorted(glob.glob("/sys/fs/cgroup/*/")):
+        # other helpers' test groups come and go; ours are checked below
+        out[hier + "<groups>"] = sorted(
+            d for d in os.listdir(hier)
+            if os.path.isdir(os.path.join(hier, d)) and "pyct" not in d)
+        for name in _CG_ROOT_FILES:
+            out[hier + name] = _text(os.path.join(hier, name))
+    with open("/proc/self/cgroup") as f:
+        own = [line.strip().split(":", 2) for line in f if line.strip()]
+    for _hid, ctrls, path in own:
+        name = ctrls.replace("name=", "") or "unified"
+        parents = parents + [os.path.join(name, path.lstrip("/"))]
+    for parent in parents:
+        for d in glob.glob(os.path.join("/sys/fs/cgroup", parent)):
+            for name in _CG_LIMIT_FILES:
+                out[os.path.join(d, name)] = _text(os.path.join(d, name))
+    with open("/proc/cgroups") as f:
+        out["/proc/cgroups"] = [tuple(line.split()[:2]) for line in f]
+    return out
+
+
+def _text(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _mounts() -> list:
+    with open("/proc/self/mountinfo") as f:
+        return sorted(tuple(line.split()[4:5] + line.split(" - ")[1].split()[:1])
+                      for line in f if "pyct" not in line)
+
+
+def snapshot_host(canary_dir: str, parents: list[str]) -> dict:
+    state = {"canary": _tree(canary_dir),
+             "sysctl": {s: _text(os.path.join("/proc/sys", s))
+                        for s in SYSCTLS},
+             "files": {p: _read(p) for p in HOST_FILES},
+             "absent": {p: os.path.lexists(p) for p in MUST_NOT_EXIST},
+             "cgroups": _cgroup_state(parents),
+             "mounts": _mounts(),
+             "uname": os.uname().nodename}
+    return state
+
+
+def diff(before: dict, after: dict) -> list[str]:
+    out = []
+    for key in before:
+        if isinstance(before[key], dict):
+            for sub in sorted(set(before[key]) | set(after[key])):
+                if before[key].get(sub) != after[key].get(sub):
+                    out.append(f"{key}:{sub}: {before[key].get(sub)!r} -> "
+                               f"{after[key].get(sub)!r}")
+        elif before[key] != after[key]:
+            out.append(f"{key}: {before[key]!r} -> {after[key]!r}")
+    return out
+
+
+class Canaries:
+    """The canary dir and the host snapshot taken before the test."""
+
+    def __init__(self, parents: list[str]) -> None:
+        self.dir = tempfile.mkdtemp(prefix="pyct-escape-canary-")
+        os.makedirs(os.path.join(self.dir, "etc"))
+        os.makedirs(os.path.join(self.dir, ".ssh"), 0o700)
+        for rel, text in (("etc/hostname", "host-canary\n"),
+                          ("etc/passwd", "root:x:0:0::/root:/bin/sh\n"),
+                          (".ssh/authorized_keys", "host key\n"),
+                          ("secret", "host secret pyct-canary\n")):
+            with open(os.path.join(self.dir, rel), "w") as f:
+                f.write(text)
+        self.parents = parents
+        self.before: dict = {}
+
+    def take(self) -> None:
+        self.before = snapshot_host(self.dir, self.parents)
+
+    def check(self) -> None:
+        after = snapshot_host(self.dir, self.parents)
+        changes = diff(self.before, after)
+        assert not changes, "host changed:\n" + "\n".join(changes)
+
+
+@pytest.fixture
+def host_canaries(driver):
+    """Snapshot host canaries before the test; assert them unchanged after
+    (after the test's own guests are gone)."""
+    can = Canaries([os.path.join("*", driver.cgroups.parent)])
+    try:
+        can.take()
+        yield can
+        can.check()
+    finally:
+        shutil.rmtree(can.dir, ignore_errors=True)
+
+
+# -- the probe binary and the agent image ---------------------------------
+
+@pytest.fixture(scope="session")
+def probe_binary():
+    tmp = tempfile.mkdtemp(prefix="pyct-escape-probe-")
+    src = os.path.join(tmp, "probe.c")
+    out = os.path.join(tmp, "pyct-probe")
+    with open(src, "w") as f:
+        f.write(PROBE_C)
+    res = subprocess.run(["gcc", "-static", "-O1", "-o", out, src],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    try:
+        yield out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_probe_image(tar_path: str, probe: str) -> None:
+    from pyct_driver.virt.rootfs.busybox import build_busybox_rootfs
+    build_busybox_rootfs(tar_path)
+    with tarfile.open(tar_path, "a", format=tarfile.PAX_FORMAT) as tar:
+        for name, path, data in (("usr/bin/pyct-probe", probe, None),
+                                 ("sbin/pyct-agent", None, AGENT_SH.encode())):
+            if path:
+                with open(path, "rb") as f:
+                    data = f.read()
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode, ti.mtime = len(data), 0o755, 1_700_000_000
+            tar.addfile(ti, io.BytesIO(data))
+
+
+@pytest.fixture(scope="module")
+def escape_image(driver, probe_binary):
+    tar = os.path.join(driver.test_tmp, "escape-probe.tar")
+    build_probe_image(tar, probe_binary)
+    driver.import_image(PROBE_IMAGE, tar)
+    return PROBE_IMAGE
+
+
+def boot_agent(guests, fl=None):
+    """A guest whose PID 1 is the agent; returns its spec once ready."""
+    spec = guests.boot(fl, image_id=PROBE_IMAGE, os_command_line=AGENT_ARGV)
+    pid = init_pid(guests.driver, spec.uuid)
+    wait_for(lambda: os.path.isdir(f"/proc/{pid}/root/run/pyct"),
+             what="agent ready")
+    return spec
+
+
+def agent_run(driver, uuid: str, script: str, timeout: float = 30.0) -> str:
+    """Run ``script`` with sh as a child of the guest's init; its output."""
+    run = f"/proc/{init_pid(driver, uuid)}/root/run/pyct"
+    out = os.path.join(run, "out")
+    if os.path.exists(out):
+        os.unlink(out)
+    tmp = os.path.join(run, "cmd.tmp")
+    with open(tmp, "w") as f:
+        f.write(script)
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, os.path.join(run, "cmd"))
+    wait_for(lambda: os.path.exists(out), timeout=timeout,
+             what=f"agent output of {script[:60]!r}")
+    with open(out) as f:
+        return f.read()
+
+
+def guest_file(driver, uuid: str, path: str) -> str:
+    """Host path of ``path`` in the running guest's mount namespace."""
+    return f"/proc/{init_pid(driver, uuid)}/root{path}"
+
+
+def wait_gone(pid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.02)
+    return False
