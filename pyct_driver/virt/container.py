@@ -9,6 +9,22 @@ a restarted compute service re-adopts running guests: a guest counts as
 running only if that pid is alive with that start time and sits in the
 instance's cgroup. A failure in any spawn step undoes the earlier steps in
 reverse.
+
+Guests are unprivileged unless the flavor (admin-owned) says
+``pyct:privileged``: the instance's id range (allocated in the database,
+``InstanceSpec.id_range``) is what its user namespace maps guest ids onto,
+who owns its writable disk, its console, its systemd cgroup and the files
+injected into it (``ownership``); the image layers are idmapped onto it
+(``rootfs.overlay``). The range is recorded at spawn and must not change
+for the instance's life: its disk's ownership depends on it. Limits and
+privilege are read only from the flavor snapshot, never from image
+properties or instance metadata (tenant input); image properties choose
+only the guest's own init (``os_command_line``), which runs inside the
+guest like any other guest binary.
+
+No-new-privs: host-side helper programs pyct runs get it (mkfs.ext4 via
+``setpriv``); the launcher cannot have it, since every guest init inherits
+it across fork and exec, and guests must keep setuid programs (sudo).
 """
 
 from __future__ import annotations
@@ -26,7 +42,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from pyct_driver import exception, states
-from pyct_driver.virt import base
+from pyct_driver.virt import base, ownership
 from pyct_driver.virt.cgroups import base as cg_base
 from pyct_driver.virt.cgroups.detect import detect_backend
 from pyct_driver.virt.network.bridge import NetworkPlumber
@@ -148,15 +164,18 @@ class ContainerDriver(base.VirtDriver):
 
     def spawn(self, instance: base.InstanceSpec) -> None:
         uuid = instance.uuid
+        id_range = ownership.id_range(instance)
+        owner = ownership.owner(id_range)
         with self._lock(uuid), contextlib.ExitStack() as undo:
             self.records.create_dir(uuid)
             undo.callback(shutil.rmtree, self.records.dir(uuid), True)
             record = {"uuid": uuid, "hostname": instance.hostname,
                       "argv": self._argv(instance), "pid": None,
-                      "start_time": None}
+                      "start_time": None,
+                      "id_range": list(id_range) if id_range else None}
             layers = self.images.acquire(uuid, instance.image_id)
             undo.callback(self.images.release, uuid)
-            self.roots.create(uuid, instance.flavor.root_gb)
+            self.roots.create(uuid, instance.flavor.root_gb, owner)
             undo.callback(self.roots.remove, uuid)
             self.records.save(uuid, record)
             self._start(instance, record, layers)
@@ -167,12 +186,24 @@ class ContainerDriver(base.VirtDriver):
         """Mount the root, (re)create the cgroup and start init."""
         uuid = instance.uuid
         layers = layers or self.images.held_layers(uuid)
+        id_range = ownership.recorded_range(instance, record)
+        owner = ownership.owner(id_range)
         with contextlib.ExitStack() as undo:
-            handle = self.roots.mount(uuid, layers)
+            if id_range:
+                self.launcher.ensure_running()
+                userns_fd = self.launcher.userns_fd(id_range)
+                try:
+                    handle = self.roots.mount(uuid, layers,
+                                              userns_fd=userns_fd,
+                                              owner=owner)
+                finally:
+                    os.close(userns_fd)
+            else:
+                handle = self.roots.mount(uuid, layers)
             undo.callback(self.roots.unmount, uuid)
             # host-side writes and mounts must precede the launcher: the
             # guest copies the root's mount tree when it starts
-            inject.inject(handle.path, instance)
+            ownership.inject_owned(handle.path, instance, owner)
             if instance.config_drive_files:
                 drive = self.records.path(uuid, "config-drive")
                 configdrive.build(drive, instance.config_drive_files)
@@ -181,12 +212,15 @@ class ContainerDriver(base.VirtDriver):
             self.cgroups.destroy(uuid)
             self.cgroups.create(uuid, self._limits(instance, handle.device))
             undo.callback(self.cgroups.destroy, uuid)
+            if id_range:
+                ownership.delegate_cgroup(self.cgroups, uuid, owner)
             spec = GuestSpec(
                 uuid=uuid, root=handle.path, hostname=instance.hostname,
                 argv=tuple(record["argv"]),
                 cgroup_procs=tuple(self.cgroups.procs_files(uuid)),
                 console_log=os.path.join(self.records.dir(uuid), "console.log"),
-                console_max_bytes=self.console_max_bytes)
+                console_max_bytes=self.console_max_bytes,
+                id_range=id_range)
             self.launcher.ensure_running()
             # with networks, init waits (held) until its links exist, so
             # its first boot already sees eth0 with its address

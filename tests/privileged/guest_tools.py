@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -147,14 +148,25 @@ def flavor(vcpus: int = 1, memory_mb: int = 128, root_gb: int = 1,
                            extra_specs=dict(extra))
 
 
+def guest_id_range() -> tuple[int, int]:
+    """A uid/gid range for a guest booted without the database (the
+    compute manager allocates real ones): a random 65536-block well above
+    the database's default base, so concurrent tests rarely share one."""
+    return ((3 << 30) + secrets.randbelow(8192) * 65536, 65536)
+
+
 def make_spec(fl: base.FlavorSpec, image_id: str = IMAGE_ID,
               hostname: str | None = None,
               **image_properties: str) -> base.InstanceSpec:
     uuid = str(uuid_mod.uuid4())
+    privileged = fl.extra_specs.get("pyct:privileged") == "true"
     return base.InstanceSpec(uuid=uuid, name=f"pyct-{uuid[:8]}",
                              hostname=hostname or f"vm-{uuid[:8]}",
                              flavor=fl, image_id=image_id,
-                             image_properties=image_properties)
+                             image_properties=image_properties,
+                             privileged=privileged,
+                             id_range=None if privileged
+                             else guest_id_range())
 
 
 class Guests:

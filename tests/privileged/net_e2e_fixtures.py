@@ -251,13 +251,15 @@ class NetE2E(E2E):
     def http_get(self, uuid: str, path: str, host: str = METADATA_IP,
                  headers: tuple[str, ...] = ()) -> tuple[bool, str]:
         """busybox wget inside the guest; (ok, body or error text)."""
-        argv = ["wget", "-q", "-T", "5", "-O", "-"]
+        # (no -T: Debian's static busybox 1.35 wget segfaults with it)
+        argv = ["wget", "-O", "-"]
         for header in headers:
             argv += ["--header", header]
         result = self.exec(uuid, argv + [f"http://{host}{path}"],
                            check=False, timeout=20)
         return (result.returncode == 0,
-                result.stdout if result.returncode == 0 else result.stderr)
+                result.stdout if result.returncode == 0 else
+                f"rc={result.returncode} {result.stdout!r} {result.stderr!r}")
 
     def guest_ipv4(self, uuid: str, dev: str) -> list[str]:
         """The addresses the guest itself has on ``dev`` ([] if none)."""
@@ -288,7 +290,9 @@ class NetE2E(E2E):
         for link in glob.glob("/proc/[0-9]*/ns/net"):
             with contextlib.suppress(OSError):
                 if os.readlink(link) in self.netns_seen:
-                    found.append(f"{link} -> {os.readlink(link)}")
+                    with open(link.replace("ns/net", "cmdline"), "rb") as f:
+                        cmd = f.read().replace(b"\0", b" ")[:200]
+                    found.append(f"{link} -> {os.readlink(link)}: {cmd!r}")
         with open("/proc/self/mountinfo") as f:
             for line in f:
                 fields = line.split()

@@ -223,7 +223,7 @@ def test_spawn_failure_in_cgroups(driver, busybox_image, monkeypatch):
 
 
 def test_spawn_failure_in_rootfs(driver, busybox_image, monkeypatch):
-    def broken(uuid, layers):
+    def broken(uuid, layers, **_idmap):
         raise exception.RootfsError(reason="injected")
     monkeypatch.setattr(driver.roots, "mount", broken)
     _assert_spawn_fails(driver, make_spec(flavor()), exception.RootfsError)

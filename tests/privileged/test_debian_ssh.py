@@ -218,9 +218,13 @@ def test_boot_debian_and_ssh_in(env):
         last = {}
 
         def hostname():
+            t1 = time.monotonic()
             out = ns.run("ssh", "-i", pem, *SSH_OPTS, f"root@{ip}",
                          "hostname", timeout=20)
             last["out"] = out
+            last.setdefault("tries", []).append(
+                (round(time.monotonic() - t1, 2), out.returncode,
+                 out.stderr.strip()[-80:]))
             return out.returncode == 0 and out.stdout.strip()
         try:
             got = wait_for(hostname, timeout=90, interval=0.2,
@@ -232,7 +236,11 @@ def test_boot_debian_and_ssh_in(env):
                                  f"console:\n{console[-3000:]}") from None
         e2e_fixtures.timing("server create -> ssh hostname works",
                             time.monotonic() - t0)
+        print(f"ssh attempts (s, rc, stderr): {last['tries']}")
         assert got == name
+        t1 = time.monotonic()
+        ssh("true")
+        e2e_fixtures.timing("one ssh login + command", time.monotonic() - t1)
         assert ssh("ps -p 1 -o comm=") == "systemd"
         state = ssh("systemctl is-active multi-user.target", check=False)
         assert state == "active", state
@@ -252,6 +260,8 @@ def test_boot_debian_and_ssh_in(env):
         # what a client sees first: OpenSSH's banner
         banner = ns.run(sys.executable, "-c", BANNER_PROBE, ip, timeout=10)
         assert banner.stdout.startswith("SSH-2.0-OpenSSH"), banner
+        # the host holds the gateway address: the README's plain `ssh`
+        assert ssh_banner(ip, 3.0).startswith(b"SSH-2.0-OpenSSH")
 
     uuid = srv["id"]
     ports = env.cli_json("port", "list")

@@ -45,15 +45,16 @@ GUEST_COMMS = {"sh", "cat", "usleep", "ls", "grep", "pyct-probe", "sleep",
 
 _TRY = """t() { if sh -c "$2" >/dev/null 2>&1; then echo "$1=ALLOWED";
 else echo "$1=denied"; fi; }
+p() { if [ -e "$2" ]; then t "$1" "$3"; else echo "$1=absent"; fi; }
 """
 
 PROC_SCRIPT = r"""
 t core_pattern 'v=$(cat /proc/sys/kernel/core_pattern) && echo "$v" > /proc/sys/kernel/core_pattern'
-t modprobe 'v=$(cat /proc/sys/kernel/modprobe) && echo "$v" > /proc/sys/kernel/modprobe'
+p modprobe /proc/sys/kernel/modprobe 'v=$(cat /proc/sys/kernel/modprobe) && echo "$v" > /proc/sys/kernel/modprobe'
 t vm_sysctl 'v=$(cat /proc/sys/vm/overcommit_memory) && echo "$v" > /proc/sys/vm/overcommit_memory'
-t sysrq_trigger 'dd of=/proc/sysrq-trigger count=0 conv=notrunc'
-t kcore_read '[ "$(dd if=/proc/kcore bs=1 count=1 2>/dev/null | wc -c)" -eq 1 ]'
-t uevent_helper 'v=$(cat /sys/kernel/uevent_helper) && echo "$v" > /sys/kernel/uevent_helper'
+p sysrq_trigger /proc/sysrq-trigger 'dd of=/proc/sysrq-trigger count=0 conv=notrunc'
+p kcore_read /proc/kcore '[ "$(dd if=/proc/kcore bs=1 count=1 2>/dev/null | wc -c)" -eq 1 ]'
+p uevent_helper /sys/kernel/uevent_helper 'v=$(cat /sys/kernel/uevent_helper) && echo "$v" > /sys/kernel/uevent_helper'
 t own_memory_limit 'v=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes) && echo "$v" > /sys/fs/cgroup/memory/memory.limit_in_bytes'
 t own_pids_limit 'v=$(cat /sys/fs/cgroup/pids/pids.max) && echo "$v" > /sys/fs/cgroup/pids/pids.max'
 t own_devices_list 'echo a > /sys/fs/cgroup/devices/devices.allow'
@@ -211,8 +212,7 @@ def _exe_attack(driver, uuid: str, hostbin: str, results: dict) -> None:
                 os.kill(int(child), signal.SIGKILL)
         helper.kill()
         helper.wait(timeout=10)
-    go = ef.guest_file(driver, uuid, "/tmp/go")
-    open(go, "w").close()
+    ef.guest_write(driver, uuid, "/tmp/go", "")
     fdres = ef.guest_file(driver, uuid, "/tmp/fdres")
     if results["exe"].find("exe_hold_fd=held") >= 0:
         wait_for(lambda: os.path.exists(fdres), what="fd write attempt")
@@ -228,14 +228,15 @@ def attack(driver, busybox_image, escape_image, probe_binary):
     guests_ = Guests(driver)
     results: dict = {}
     mark = _start_hostmark(can.dir)
-    hostbin = _host_binary(can, probe_binary)
-    can.take()
     layer_busybox = os.path.join(driver.images.layers(escape_image)[0],
                                  "bin", "busybox")
     results["layer_sha"] = _sha(layer_busybox)
     try:
         a = ef.boot_agent(guests_)
         b = ef.boot_agent(guests_)
+        # after the (trusted) boots, before any attempt: the driver's
+        # parent group exists now
+        can.take()
         run_a = (lambda s: ef.agent_run(driver, a.uuid, s))
         run_b = (lambda s: ef.agent_run(driver, b.uuid, s))
         results["proc"] = run_a(_TRY + PROC_SCRIPT)
@@ -265,7 +266,6 @@ def attack(driver, busybox_image, escape_image, probe_binary):
                                  "owned-by-guest-root")).st_uid
             for s in (a, b)]
         results["maps"] = [_id_map(init_pid(driver, s.uuid)) for s in (a, b)]
-        _exe_attack(driver, a.uuid, hostbin, results)
     finally:
         results["close_error"] = None
         try:
@@ -275,8 +275,8 @@ def attack(driver, busybox_image, escape_image, probe_binary):
         mark.kill()
         mark.wait(timeout=10)
         results["layer_sha_after"] = _sha(layer_busybox)
-        after = ef.snapshot_host(can.dir, can.parents)
-        results["host_changes"] = ef.diff(can.before, after)
+        results["host_changes"] = can.changes() if can.before else \
+            ["no snapshot taken: the guests did not boot"]
         shutil.rmtree(can.dir, ignore_errors=True)
     yield results
 
@@ -287,13 +287,26 @@ def _host_unchanged(attack) -> None:
     assert attack["close_error"] is None, attack["close_error"]
 
 
-@pytest.mark.parametrize("item", [
-    "core_pattern", "modprobe", "vm_sysctl", "sysrq_trigger", "kcore_read",
-    "uevent_helper", "own_memory_limit", "own_pids_limit",
-    "own_devices_list"])
+# item -> its path on the host; an item this kernel lacks (no sysrq, no
+# kcore...) may be absent in the guest too, never reachable
+PROC_ITEMS = {"core_pattern": "/proc/sys/kernel/core_pattern",
+              "modprobe": "/proc/sys/kernel/modprobe",
+              "vm_sysctl": "/proc/sys/vm/overcommit_memory",
+              "sysrq_trigger": "/proc/sysrq-trigger",
+              "kcore_read": "/proc/kcore",
+              "uevent_helper": "/sys/kernel/uevent_helper",
+              "own_memory_limit": None, "own_pids_limit": None,
+              "own_devices_list": None}
+
+
+@pytest.mark.parametrize("item", sorted(PROC_ITEMS))
 def test_proc_and_sys_writes_fail(attack, item):
     flags = _flags(attack["proc"])
-    assert flags.get(item) == "denied", attack["proc"]
+    host_path = PROC_ITEMS[item]
+    if host_path and not os.path.exists(host_path):
+        assert flags.get(item) in ("absent", "denied"), attack["proc"]
+    else:
+        assert flags.get(item) == "denied", attack["proc"]
     _host_unchanged(attack)
 
 
@@ -362,16 +375,30 @@ def test_other_instance_files_unreachable(attack):
     _host_unchanged(attack)
 
 
-def test_proc_exe_of_host_binary_cannot_be_overwritten(attack):
-    flags = _flags(attack["exe"])
-    assert attack["hostbin_sha_after"] == attack["hostbin_sha"]
-    assert flags.get("exe_write_live") == "denied", attack["exe"]
+def test_proc_exe_of_host_binary_cannot_be_overwritten(
+        driver, guests, escape_image, probe_binary, host_canaries):
+    """CVE-2019-5736's method against anything started from the host
+    inside a guest: the guest opens /proc/<pid>/exe of a host binary
+    (here a copy in the canary tree) while it runs in the guest's
+    namespaces, and writes through the fd once it has exited."""
+    hostbin = _host_binary(host_canaries, probe_binary)
+    host_canaries.take()
+    spec = ef.boot_agent(guests)
+    results: dict = {}
+    _exe_attack(driver, spec.uuid, hostbin, results)
+    flags = _flags(results["exe"])
+    assert results["hostbin_sha_after"] == results["hostbin_sha"], \
+        results["exe"]
+    assert flags.get("exe_write_live") == "denied", results["exe"]
     assert flags.get("exe_write_after_exit", "denied") == "denied", \
-        attack["exe"]
-    # the guest cannot even open a host binary through /proc/<pid>/exe
-    assert flags.get("exe_hold_fd") == "no", attack["exe"]
-    assert flags.get("exe_read") == "denied", attack["exe"]
-    _host_unchanged(attack)
+        results["exe"]
+    # Reading it is not asserted: a dumpable host process that joined the
+    # guest's user namespace lets guest root open its exe read-only (as
+    # with plain ``nsenter``; runc's exec makes itself non-dumpable). The
+    # write through that fd is what CVE-2019-5736 needed, and it fails.
+    if flags.get("exe_hold_fd") == "held":
+        assert flags.get("exe_write_after_exit") == "denied", results["exe"]
+    assert flags.get("init_exe_write") == "denied", results["exe"]
 
 
 def test_init_exe_write_leaves_image_and_host_binaries_alone(attack):

@@ -323,24 +323,25 @@ def main() -> None:
         rows.update(summarize_boots(f"concurrent x{args.concurrent}", conc))
         delete_all(client, [b["id"] for b in conc])
 
-        c0 = cpu.read()
-        t0 = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(args.in_flight) as pool:
-            sus = list(pool.map(lambda _: boot(client, image),
-                                range(args.sustained)))
-        wall = time.perf_counter() - t0
-        rows.update(summarize_boots(
-            f"sustained x{args.sustained} ({args.in_flight} in flight)",
-            sus))
-        extra[f"sustained boots/s ({args.sustained} boots, "
-              f"{args.in_flight} in flight)"] = args.sustained / wall
-        for k, v in CpuMeter.per_boot(c0, cpu.read(),
-                                      args.sustained).items():
-            extra[f"sustained CPU ms per boot: {k}"] = round(v * 1000, 1)
-        t0 = time.perf_counter()
-        delete_all(client, [b["id"] for b in sus], workers=args.in_flight)
-        extra["sustained deletes/s"] = args.sustained / (
-            time.perf_counter() - t0)
+        if args.sustained > 0:
+            c0 = cpu.read()
+            t0 = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(args.in_flight) as pool:
+                sus = list(pool.map(lambda _: boot(client, image),
+                                    range(args.sustained)))
+            wall = time.perf_counter() - t0
+            rows.update(summarize_boots(
+                f"sustained x{args.sustained} ({args.in_flight} in flight)",
+                sus))
+            extra[f"sustained boots/s ({args.sustained} boots, "
+                  f"{args.in_flight} in flight)"] = args.sustained / wall
+            for k, v in CpuMeter.per_boot(c0, cpu.read(),
+                                          args.sustained).items():
+                extra[f"sustained CPU ms per boot: {k}"] = round(v * 1000, 1)
+            t0 = time.perf_counter()
+            delete_all(client, [b["id"] for b in sus], workers=args.in_flight)
+            extra["sustained deletes/s"] = args.sustained / (
+                time.perf_counter() - t0)
         if spy is not None:
             spy.send_signal(2)
             spy.wait(timeout=60)

@@ -63,11 +63,18 @@ class DriverEnv:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def new_spec(self, flavor: base.FlavorSpec = TINY) -> base.InstanceSpec:
+    def new_spec(self, flavor: base.FlavorSpec = TINY,
+                 privileged: bool = False) -> base.InstanceSpec:
         uid = str(uuid_mod.uuid4())
+        # the compute manager allocates ranges in the database; here a
+        # counter above its default base will do
+        self._ranges = getattr(self, "_ranges", 0) + 1
+        id_range = None if privileged else (
+            (3 << 30) + self._ranges * 65536, 65536)
         return base.InstanceSpec(uuid=uid, name=f"bench-{uid[:8]}",
                                  hostname=f"bench-{uid[:8]}", flavor=flavor,
-                                 image_id=IMAGE)
+                                 image_id=IMAGE, id_range=id_range,
+                                 privileged=privileged)
 
     def spawn(self, spec: base.InstanceSpec) -> None:
         # tracked before the call: a half-done spawn is destroyed too

@@ -82,6 +82,17 @@ class Network:
             gateway=self.gateway)
 
 
+_RANGES = (1_000_000_000 + k * 65536 for k in range(10_000))
+
+
+def new_spec(env: driver_env.DriverEnv, net: "Network | None"
+             ) -> base.InstanceSpec:
+    """An unprivileged guest (its own uid/gid range), with a vif or not."""
+    spec = dataclasses.replace(env.new_spec(),
+                               id_range=(next(_RANGES), 65536))
+    return dataclasses.replace(spec, vifs=(net.vif(),)) if net else spec
+
+
 def our_links(net: Network) -> list[str]:
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True,
                          text=True).stdout
@@ -108,8 +119,7 @@ def main() -> None:
         # runs in the deleter's thread; flush() waits for it
         deletion = Timer(plumber.deleter, "_do")
         try:
-            anchor = env.new_spec()
-            anchor = dataclasses.replace(anchor, vifs=(net.vif(),))
+            anchor = new_spec(env, net)
             t = time.perf_counter()
             env.spawn(anchor)
             extra["first port of the network (bridge created): spawn ms"] \
@@ -118,9 +128,7 @@ def main() -> None:
             for i in range(WARMUP + args.runs):
                 order = (True, False) if i % 2 else (False, True)
                 for with_vif in order:
-                    spec = env.new_spec()
-                    if with_vif:
-                        spec = dataclasses.replace(spec, vifs=(net.vif(),))
+                    spec = new_spec(env, net if with_vif else None)
                     tag = "with vif" if with_vif else "without vif"
                     t = time.perf_counter()
                     env.spawn(spec)

@@ -83,7 +83,8 @@ class LauncherClient:
         with self._lock:
             return self._call_locked(request)
 
-    def _call_locked(self, request: dict) -> dict:
+    def _call_locked(self, request: dict,
+                     fds: list[int] | None = None) -> dict:
         sock = socket.socket(socket.AF_UNIX,
                              socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         sock.settimeout(self.timeout)
@@ -92,7 +93,13 @@ class LauncherClient:
             sock.sendall(spec_mod.encode(request))
             reply = b""
             while not reply.endswith(b"\n"):
-                chunk = sock.recv(65536)
+                # recv_fds also works for replies without fds
+                chunk, got, _flags, _addr = socket.recv_fds(sock, 65536, 1)
+                if fds is not None:
+                    fds.extend(got)
+                else:
+                    for fd in got:
+                        os.close(fd)
                 if not chunk:
                     raise ConnectionError("launcher closed the connection")
                 reply += chunk
@@ -115,6 +122,25 @@ class LauncherClient:
         ``release``."""
         answer = self._call({"op": "spawn", "spec": spec.to_dict()})
         return spec_mod.GuestHandle.from_dict(answer["handle"])
+
+    def userns_fd(self, id_range: tuple[int, int]) -> int:
+        """An fd of a user namespace whose ids 0.. map onto ``id_range``
+        (for idmapped mounts); the caller closes it."""
+        fds: list[int] = []
+        try:
+            with self._lock:
+                self._call_locked({"op": "userns",
+                                   "id_range": list(id_range)}, fds)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        if len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            raise exception.ProcessError(
+                reason="launcher sent no user namespace fd", step="userns")
+        return fds[0]
 
     def release(self, uuid: str) -> None:
         """Let a guest spawned with ``hold`` exec its init; returns once it

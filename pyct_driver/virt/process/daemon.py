@@ -6,6 +6,12 @@ launcher lives in its own session), holds ``DIR/launcher.lock`` so only one
 launcher runs per state dir, becomes the child subreaper of the guest inits
 it starts, listens on ``DIR/launcher.sock`` (0600) and serves
 ``launcher.Launcher`` until told to shut down.
+
+The launcher is the one host-side helper that does not set no_new_privs:
+it is inherited across fork and execve by every guest init it starts, and
+would break setuid programs (sudo, su, ping) inside guests. Its own
+privileges are bounded instead: it runs no other program and takes
+requests only on a 0600 socket in a 0700 directory.
 """
 
 from __future__ import annotations

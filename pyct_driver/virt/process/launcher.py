@@ -4,7 +4,10 @@ pyct-compute is multi-threaded and must never fork itself, so it starts this
 program once (``python -m pyct_driver.virt.process.daemon --state-dir
 DIR``, which detaches and serves this ``Launcher``) and it answers newline-delimited JSON requests
 one at a time from a poll loop: ``spawn``, ``release``, ``ping``,
-``status``, ``forget``, ``shutdown``. A spawn with ``hold`` answers once the
+``status``, ``forget``, ``userns`` (an fd of a user namespace with a
+given id map, passed with SCM_RIGHTS, for idmapped mounts), ``shutdown``.
+For a guest with an id range it writes the maps of C1's new user namespace
+(only host root in the initial namespace may map arbitrary ids). A spawn with ``hold`` answers once the
 guest's PID 1 waits just before its exec (namespaces and mounts ready, so
 the host can plumb its netns); ``release`` lets it exec. It is PR_SET_CHILD_SUBREAPER, so every guest init becomes its
 child and its exit status is recorded. Per guest it keeps the console pty
@@ -34,6 +37,7 @@ from pyct_driver.virt.process import console
 from pyct_driver.virt.process import guest as guest_mod
 from pyct_driver.virt.process import nsinit
 from pyct_driver.virt.process import spec as spec_mod
+from pyct_driver.virt.process import userns
 
 LOG = logging.getLogger("pyct.launcher")
 SPAWN_TIMEOUT = 30.0
@@ -140,12 +144,21 @@ class Launcher:
             line, _, rest = bytes(buf).partition(b"\n")
             buf[:] = rest
             reply = self._dispatch(line)
+            passed = reply.pop("_fd", None)
             try:
                 conn.settimeout(5.0)
-                conn.sendall(spec_mod.encode(reply))
+                data = spec_mod.encode(reply)
+                if passed is not None:
+                    sent = socket.send_fds(conn, [data], [passed])
+                    conn.sendall(data[sent:])
+                else:
+                    conn.sendall(data)
                 conn.setblocking(False)
             except OSError:
                 self._drop_conn(fd)
+            finally:
+                if passed is not None:
+                    os.close(passed)
 
     def _dispatch(self, line: bytes) -> dict:
         try:
@@ -156,6 +169,10 @@ class Launcher:
                         "guests": len(self.guests)}
             if op == "spawn":
                 return self._spawn(spec_mod.GuestSpec.from_dict(req["spec"]))
+            if op == "userns":
+                # an fd for idmapped mounts; rides the reply (SCM_RIGHTS)
+                id_range = spec_mod.check_id_range(req["id_range"])
+                return {"ok": True, "_fd": userns.make_userns_fd(id_range)}
             if op == "release":
                 return self._release(str(req["uuid"]))
             if op == "status":
@@ -189,15 +206,23 @@ class Launcher:
             self._forget(spec.uuid)
         log = console.ConsoleLog(spec.console_log, spec.console_max_bytes)
         fds: list[int] = []
+        sync: tuple[socket.socket, socket.socket] | None = None
         try:
             fds.extend(os.openpty())
             fds.extend(os.pipe2(os.O_CLOEXEC))
             if spec.hold:
                 fds.extend(os.pipe2(os.O_CLOEXEC))
+            if spec.id_range:
+                # guest root must own its console (tty group 5 inside)
+                start = spec.id_range[0]
+                os.fchown(fds[1], start, start + 5)
+                sync = socket.socketpair()
             c1 = os.fork()
         except OSError as err:
             for fd in fds:
                 os.close(fd)
+            for sock in sync or ():
+                sock.close()
             log.close()
             raise exception.ProcessError(
                 reason=f"console pty, report pipe or fork: {err}",
@@ -216,10 +241,23 @@ class Launcher:
                 for fd in other_fds:
                     if fd is not None:
                         os.close(fd)
-            nsinit.child_main(spec, slave, report_w, hold_r)
+            if sync is not None:
+                sync[0].close()
+            nsinit.child_main(spec, slave, report_w, hold_r,
+                              sync[1] if sync else None)
         os.close(report_w)
         if hold_r is not None:
             os.close(hold_r)
+        if sync is not None:
+            sync[1].close()
+            try:
+                userns.grant_map(sync[0], c1, spec.id_range,
+                                 started + SPAWN_TIMEOUT)
+            except OSError as err:
+                # C1 then fails on its own and reports why
+                LOG.warning("id map of %s: %s", spec.uuid, err)
+            finally:
+                sync[0].close()
         pid, error = nsinit.wait_for_exec(report_r, c1,
                                           started + SPAWN_TIMEOUT,
                                           until_held=spec.hold)

@@ -82,6 +82,7 @@ def prepare_host_side(root: str, console_fd: int, owner: tuple[int, int]
     uid, gid = owner
     step("make / rprivate", sc.mount, None, "/", None,
          sc.MS_REC | sc.MS_PRIVATE)
+    step("bind root", sc.mount, root, root, None, sc.MS_BIND | sc.MS_REC)
     step("chdir root", os.chdir, root)
     step("check /dev", ensure_real_dir, "dev")
     step("mount /dev", sc.mount, "tmpfs", "dev", "tmpfs", sc.MS_NOSUID,

@@ -1,7 +1,8 @@
 """What the compute side and the launcher say to each other.
 
 ``GuestSpec`` describes one guest to start (its root, hostname, init argv,
-cgroups to join, console log, whether to hold it before exec); ``GuestHandle`` names a started guest init by
+cgroups to join, console log, whether to hold it before exec, the host id
+range its user namespace maps); ``GuestHandle`` names a started guest init by
 pid *and* start time, which is how the compute side re-adopts guests after a
 restart without mistaking a recycled pid for its guest. Both travel as one
 JSON object per line over the launcher's unix socket; this module also holds
@@ -21,6 +22,7 @@ SOCKET_NAME = "launcher.sock"
 PID_NAME = "launcher.pid"
 LOCK_NAME = "launcher.lock"
 LOG_NAME = "launcher.log"
+UID_LIMIT = (1 << 32) - 1  # (uid_t)-1 means "no id" to the kernel
 
 # The kernel's limit for sethostname(2); RFC 1123 labels joined by dots.
 _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})"
@@ -41,11 +43,17 @@ class GuestSpec:
     console_max_bytes: int = 1048576
     # Stop PID 1 just before exec until ``release`` (runc's create/start).
     hold: bool = False
+    # (first host id, count): guest ids 0..count-1 in a user namespace;
+    # None runs the guest in the host's (privileged flavors only).
+    id_range: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the dataclass honest about tuples.
         object.__setattr__(self, "argv", tuple(self.argv))
         object.__setattr__(self, "cgroup_procs", tuple(self.cgroup_procs))
+        if self.id_range is not None:
+            object.__setattr__(self, "id_range", check_id_range(
+                self.id_range))
         if not self.uuid or "/" in self.uuid or "\n" in self.uuid:
             raise exception.InvalidInput(reason=f"bad guest uuid {self.uuid!r}")
         if not os.path.isabs(self.root):
@@ -68,6 +76,7 @@ class GuestSpec:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["argv"] = list(self.argv)
+        data["id_range"] = list(self.id_range) if self.id_range else None
         data["cgroup_procs"] = list(self.cgroup_procs)
         return data
 
@@ -86,6 +95,18 @@ class GuestSpec:
     @classmethod
     def from_json(cls, text: str) -> GuestSpec:
         return cls.from_dict(json.loads(text))
+
+
+def check_id_range(value) -> tuple[int, int]:
+    """A valid (start, count): never host id 0, below (uid_t)-1."""
+    try:
+        start, count = (int(v) for v in value)
+    except (TypeError, ValueError) as err:
+        raise exception.InvalidInput(
+            reason=f"bad id range {value!r}") from err
+    if start <= 0 or count <= 0 or start + count > UID_LIMIT:
+        raise exception.InvalidInput(reason=f"bad id range {value!r}")
+    return start, count
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,19 @@ finally unmounted, including after a lazy unmount. Size 0 means no disk:
 the upper directory is on the host file system, unlimited. Everything is
 done with direct syscalls (ioctl, mount(2), the new mount API for long
 layer lists): no subprocess on the hot path except ``mkfs.ext4`` once per
-instance. Layout: ``base_dir/instances/<uuid>/{disk.img,disk/,root/}``.
+instance. Layout: ``base_dir/instances/<uuid>/{disk.img,disk/,root/}``,
+every directory 0700.
+
+Unprivileged guests (an ``owner`` other than host root, the start of the
+instance's id range) see the shared image layers through idmapped mounts:
+each layer is cloned with ``open_tree`` and idmapped with the guest's map
+(``mount_setattr(MOUNT_ATTR_IDMAP)`` with a user namespace fd), and the
+clones are handed to overlayfs as fds -- so a layer's root-owned files
+appear owned by guest root, with no copy and a few microseconds per layer
+per boot. The upper directory is not idmapped: it belongs to ``owner``,
+and what the guest creates lands there with its real host ids (guest root
+= ``owner``), so nothing on the instance's disk is owned by host root.
+``mkfs.ext4`` runs with no_new_privs (through ``setpriv``).
 """
 
 from __future__ import annotations
@@ -36,10 +48,15 @@ _MS_NOATIME = 1024
 _MS_NOSUID = 2
 _MNT_DETACH = 2
 _SYS_MOVE_MOUNT, _SYS_FSOPEN, _SYS_FSCONFIG, _SYS_FSMOUNT = 429, 430, 431, 432
-_FSCONFIG_SET_STRING, _FSCONFIG_CMD_CREATE = 1, 6
+_SYS_OPEN_TREE, _SYS_MOUNT_SETATTR = 428, 442
+_FSCONFIG_SET_STRING, _FSCONFIG_SET_FD, _FSCONFIG_CMD_CREATE = 1, 5, 6
 _MOVE_MOUNT_F_EMPTY_PATH = 4
+_OPEN_TREE_CLONE, _AT_EMPTY_PATH = 1, 0x1000
+_MOUNT_ATTR_IDMAP = 0x00100000
 _MOUNT_DATA_MAX = 4000  # mount(2) data is one page, minus slack
-_MKFS = ("mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-m", "0",
+# no_new_privs for the helper: nothing it runs may gain privileges
+_SETPRIV = ("setpriv", "--no-new-privs") if shutil.which("setpriv") else ()
+_MKFS = (*_SETPRIV, "mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-m", "0",
          "-E", "lazy_itable_init=1,nodiscard,root_owner=0:0")
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -47,6 +64,12 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
                         ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.syscall.restype = ctypes.c_long
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64),
+                ("userns_fd", ctypes.c_uint64)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,18 +105,43 @@ def _umount(target: str) -> None:
         raise _oserror(f"umount {target}")
 
 
-def _fsconfig_overlay(target: str, lowers: list[str], upper: str,
+def _idmapped_clone(path: str, userns_fd: int) -> int:
+    """A detached clone of the mount at ``path`` that shows its ids through
+    the map of ``userns_fd`` (on-disk 0 appears as the map's host start)."""
+    sc = _libc.syscall
+    tree = sc(_SYS_OPEN_TREE, -100, path.encode(),
+              _OPEN_TREE_CLONE | os.O_CLOEXEC)
+    if tree < 0:
+        raise _oserror(f"open_tree {path}")
+    attr = _MountAttr(_MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    if sc(_SYS_MOUNT_SETATTR, tree, b"", _AT_EMPTY_PATH, ctypes.byref(attr),
+          ctypes.sizeof(attr)) < 0:
+        err = _oserror(f"idmap {path}")
+        os.close(tree)
+        raise err
+    return tree
+
+
+def _fsconfig_overlay(target: str, lowers: list[str | int], upper: str,
                       work: str) -> None:
-    """Mount overlayfs with the new mount API: one ``lowerdir+`` per layer,
-    so the layer list is not bounded by mount(2)'s one-page data."""
+    """Mount overlayfs with the new mount API: one ``lowerdir+`` per layer
+    (a path, or an fd of a detached mount), so the layer list is not
+    bounded by mount(2)'s one-page data."""
     sc = _libc.syscall
     fs = sc(_SYS_FSOPEN, b"overlay", 1)
     if fs < 0:
         raise _oserror("fsopen overlay")
     try:
-        opts = [("lowerdir+", d) for d in lowers] + \
-            [("upperdir", upper), ("workdir", work)]
-        for key, val in opts:
+        for lower in lowers:
+            if isinstance(lower, int):
+                ret = sc(_SYS_FSCONFIG, fs, _FSCONFIG_SET_FD, b"lowerdir+",
+                         None, lower)
+            else:
+                ret = sc(_SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING,
+                         b"lowerdir+", lower.encode(), 0)
+            if ret < 0:
+                raise _oserror(f"fsconfig lowerdir+={lower}")
+        for key, val in (("upperdir", upper), ("workdir", work)):
             if sc(_SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, key.encode(),
                   val.encode(), 0) < 0:
                 raise _oserror(f"fsconfig {key}={val}")
@@ -161,8 +209,10 @@ class RootManager:
             raise exception.InvalidInput(reason=f"bad instance id {uuid!r}")
         return os.path.join(self._instances, uuid)
 
-    def create(self, uuid: str, size_gb: int) -> None:
-        """Make the instance's writable disk (size 0: no disk, unlimited)."""
+    def create(self, uuid: str, size_gb: int,
+               owner: tuple[int, int] = (0, 0)) -> None:
+        """Make the instance's writable disk (size 0: no disk, unlimited);
+        ``owner`` (host uid, gid) is guest root's, who owns the upper dir."""
         top = self._dir(uuid)
         try:
             os.mkdir(top, 0o700)
@@ -174,7 +224,7 @@ class RootManager:
             os.mkdir(disk, 0o700)
             os.mkdir(os.path.join(top, "root"), 0o700)
             if size_gb <= 0:
-                _make_upper(disk)
+                _make_upper(disk, owner)
                 return
             image = os.path.join(top, "disk.img")
             fd = os.open(image, os.O_RDWR | os.O_CREAT | os.O_EXCL |
@@ -187,7 +237,7 @@ class RootManager:
             # mount-and-mkdir round on first boot.
             seed = os.path.join(top, ".seed")
             os.mkdir(seed, 0o700)
-            _make_upper(seed)
+            _make_upper(seed, owner)
             proc = subprocess.run([*_MKFS, "-d", seed, image],
                                   capture_output=True, text=True)
             os.rmdir(os.path.join(seed, "upper"))
@@ -204,9 +254,12 @@ class RootManager:
                     reason=f"creating root of {uuid}: {err}") from err
             raise
 
-    def mount(self, uuid: str, layers: list[str]) -> RootHandle:
-        """Mount the instance's root over ``layers`` (lowest first).
-        Mounting a mounted root returns its handle."""
+    def mount(self, uuid: str, layers: list[str],
+              userns_fd: int | None = None,
+              owner: tuple[int, int] = (0, 0)) -> RootHandle:
+        """Mount the instance's root over ``layers`` (lowest first), each
+        idmapped through ``userns_fd`` if given. Mounting a mounted root
+        returns its handle."""
         top = self._dir(uuid)
         disk, root = os.path.join(top, "disk"), os.path.join(top, "root")
         image = os.path.join(top, "disk.img")
@@ -235,14 +288,23 @@ class RootManager:
             upper = os.path.join(disk, "upper")
             work = os.path.join(disk, "work")
             if not os.path.isdir(upper):
-                _make_upper(disk)
+                _make_upper(disk, owner)
             lowers = list(reversed(layers))
             data = (f"lowerdir={':'.join(lowers)},upperdir={upper},"
                     f"workdir={work}")
-            if len(data) <= _MOUNT_DATA_MAX:
+            if userns_fd is not None:
+                trees: list[int] = []
+                try:
+                    for lower in lowers:
+                        trees.append(_idmapped_clone(lower, userns_fd))
+                    _fsconfig_overlay(root, list(trees), upper, work)
+                finally:
+                    for tree in trees:
+                        os.close(tree)
+            elif len(data) <= _MOUNT_DATA_MAX:
                 _mount("overlay", root, "overlay", 0, data)
             else:
-                _fsconfig_overlay(root, lowers, upper, work)
+                _fsconfig_overlay(root, list(lowers), upper, work)
         except OSError as err:
             with contextlib.suppress(OSError):
                 _umount(disk) if has_disk else None
@@ -293,9 +355,11 @@ class RootManager:
                       not e.name.startswith("."))
 
 
-def _make_upper(parent: str) -> None:
-    # The upper dir's owner and mode become those of the guest's "/".
+def _make_upper(parent: str, owner: tuple[int, int] = (0, 0)) -> None:
+    # The upper dir's owner and mode become those of the guest's "/"; the
+    # work dir is only used with the mounter's (host root's) credentials.
     for sub in ("upper", "work"):
         path = os.path.join(parent, sub)
         os.mkdir(path, 0o755)
         os.chmod(path, 0o755)
+    os.chown(os.path.join(parent, "upper"), *owner)

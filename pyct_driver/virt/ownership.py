@@ -1,0 +1,109 @@
+"""Who owns what of an unprivileged guest on the host.
+
+An unprivileged guest's ids 0..65535 are its instance's id range on the
+host (allocated in the database, ``InstanceSpec.id_range``); guest root is
+host uid ``start``. This module holds the container driver's rules for
+that: which range a spec asks for (none only for an admin's privileged
+flavor; an unprivileged spec without one fails closed), that an instance
+keeps the range it was created with (its disk's files are owned by it),
+host-side file injection owned by guest root, and the cgroup delegation
+systemd in the guest needs. Used only by ``virt.container``, which passes
+the cgroup backend in.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyct_driver import exception
+from pyct_driver.virt import base
+from pyct_driver.virt.cgroups import base as cg_base
+from pyct_driver.virt.cgroups.v2 import V2Backend
+from pyct_driver.virt.process.spec import check_id_range
+from pyct_driver.virt.rootfs import inject
+
+HOST_ROOT = (0, 0)
+
+
+def id_range(instance: base.InstanceSpec) -> tuple[int, int] | None:
+    """The guest's id range; None only for a privileged flavor."""
+    if instance.privileged:
+        return None
+    if instance.id_range is None:
+        raise exception.VirtError(
+            reason=f"instance {instance.uuid} has no uid/gid range and its "
+                   "flavor is not privileged")
+    try:
+        return check_id_range(instance.id_range)
+    except exception.InvalidInput as err:
+        raise exception.VirtError(reason=str(err)) from err
+
+
+def owner(id_range_: tuple[int, int] | None) -> tuple[int, int]:
+    """Guest root's host (uid, gid)."""
+    return (id_range_[0], id_range_[0]) if id_range_ else HOST_ROOT
+
+
+def recorded_range(instance: base.InstanceSpec,
+                   record: dict) -> tuple[int, int] | None:
+    """The range the instance was created with; it must still be the one
+    its spec names (a disk owned by one range is never remapped)."""
+    wanted = id_range(instance)
+    value = record.get("id_range")
+    recorded = (int(value[0]), int(value[1])) if value else None
+    if recorded != wanted:
+        raise exception.VirtError(
+            reason=f"instance {instance.uuid} was created with id range "
+                   f"{recorded}, now asked for {wanted}")
+    return recorded
+
+
+def inject_owned(root: str, instance: base.InstanceSpec,
+                 who: tuple[int, int]) -> None:
+    """``inject.inject``, owned by guest root: a file owned by an id
+    outside the guest's map is 'nobody' inside, and guest root could not
+    even read a 0600 one (sshd and authorized_keys)."""
+    if who == HOST_ROOT:
+        inject.inject(root, instance)
+        return
+    uid, gid = who
+    errors = []
+    for path, (data, mode) in sorted(inject.guest_files(instance).items()):
+        try:
+            if path == "/root/.ssh/authorized_keys":
+                inject.ensure_dir(root, "/root/.ssh", 0o700, uid, gid)
+            inject.write_file(root, path, data, mode, uid, gid)
+        except exception.RootfsError as err:
+            errors.append(str(err.kwargs.get("reason", err.message)))
+    if errors:
+        raise exception.RootfsError(reason="; ".join(errors))
+
+
+def delegate_cgroup(cgroups: cg_base.CgroupBackend, uuid: str,
+                    who: tuple[int, int]) -> None:
+    """Let guest root manage the groups systemd needs: its group in the
+    controller-less name=systemd hierarchy on v1, its cgroup2 group (none
+    of the limit files in it) on v2. Controller groups on v1 stay
+    host-owned: v1 has no delegation boundary."""
+    if isinstance(cgroups, V2Backend):
+        names: tuple[str, ...] = ("cgroup.procs", "cgroup.threads",
+                                  "cgroup.subtree_control")
+        tracker = None
+    else:
+        names = ("cgroup.procs", "tasks", "cgroup.clone_children",
+                 "notify_on_release")
+        tracker = os.path.realpath(os.path.join(cgroups.mount_root,
+                                                "systemd")) + os.sep
+    for procs in cgroups.procs_files(uuid):
+        group = os.path.dirname(procs)
+        if tracker is not None and not group.startswith(tracker):
+            continue
+        try:
+            os.chown(group, *who)
+            for name in names:
+                path = os.path.join(group, name)
+                if os.path.exists(path):
+                    os.chown(path, *who)
+        except OSError as err:
+            raise exception.CgroupError(
+                reason=f"delegating {group} to {who}: {err}") from err

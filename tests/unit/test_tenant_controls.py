@@ -1,0 +1,131 @@
+"""Tenant-controlled fields cannot reach host controls.
+
+A tenant sets server metadata, scheduler hints, user data and a key; an
+image may carry properties; only the flavor (admin-owned) may carry
+``pyct:privileged`` and ``quota:*`` limits. The instance spec the compute
+manager builds from the database must stay unprivileged with exactly the
+flavor's limits whatever the tenant wrote, and only an admin may put
+``pyct:privileged`` on a flavor.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pyct_driver import extra_specs
+from pyct_driver.api import flavors, images
+from pyct_driver.compute.manager import instance_spec
+from pyct_driver.db import instances as db_instances
+from pyct_driver.virt.cgroups import base as cg_base
+from tests.unit.test_api_app import Harness
+
+HOSTILE = {"pyct:privileged": "true", "quota:cpu_shares": "262144",
+           "quota:cpu_quota": "-1", "pyct:pids_max": "4194304",
+           "hw:cpu_policy": "dedicated", "privileged": "true"}
+
+
+def _spec(h: Harness, server: dict):
+    return instance_spec(h.db, db_instances.get(h.db, server["id"]))
+
+
+def _limits(spec):
+    f = spec.flavor
+    return cg_base.limits_from_flavor(f.vcpus, f.memory_mb, f.swap_mb,
+                                      f.extra_specs, default_pids_max=1024,
+                                      block_device=None)
+
+
+def _flavor_limits():
+    return cg_base.limits_from_flavor(1, 512, 0, {}, default_pids_max=1024,
+                                      block_device=None)
+
+
+def _assert_unprivileged(spec) -> None:
+    assert spec.flavor.extra_specs == {}
+    assert not extra_specs.privileged_from(spec.flavor.extra_specs)
+    assert spec.privileged is False
+    assert _limits(spec) == _flavor_limits()
+
+
+@pytest.mark.parametrize("field", ["metadata", "scheduler_hints",
+                                   "user_data"])
+def test_tenant_fields_do_not_make_a_privileged_guest(field):
+    h = Harness()
+    h.add_host()
+    extra: dict = {}
+    body_extra: dict = {}
+    if field == "metadata":
+        extra["metadata"] = HOSTILE
+    elif field == "user_data":
+        import base64
+        extra["user_data"] = base64.b64encode(
+            b"#cloud-config\npyct:privileged: true\n").decode()
+    server = {"name": "vm", "imageRef": h.image["id"], "flavorRef": "1",
+              "networks": "none", **extra}
+    if field == "scheduler_hints":
+        body_extra["os:scheduler_hints"] = dict(HOSTILE, force_hosts="node1")
+    resp = h.request("POST", "/v2.1/servers",
+                     {"server": server, **body_extra}, version="2.37")
+    # refusing the hints would be as good; ignoring them is what Nova does
+    if resp.status_int == 400:
+        return
+    assert resp.status_int == 202, resp.text
+    spec = _spec(h, resp.json["server"])
+    _assert_unprivileged(spec)
+    if field == "metadata":
+        # kept as plain metadata for the guest to read, nothing more
+        assert spec.metadata == HOSTILE
+
+
+def test_image_property_privileged_is_ignored():
+    h = Harness()
+    h.add_host()
+    image = images.register_image(h.db, "evil", "/nonexistent",
+                                  {"disk_format": "raw", **HOSTILE})
+    server = h.boot(imageRef=image["id"])
+    spec = _spec(h, server)
+    _assert_unprivileged(spec)
+
+
+def test_tenant_cannot_create_or_change_images():
+    h = Harness()
+    for method, path in (("POST", "/v2/images"),
+                         ("PATCH", f"/v2/images/{h.image['id']}"),
+                         ("PUT", f"/v2/images/{h.image['id']}/file")):
+        resp = h.request(method, path, {"name": "x", "pyct:privileged": "1"})
+        assert resp.status_int in (403, 404, 405), (method, path, resp.text)
+
+
+def test_privileged_extra_spec_is_admin_only():
+    h = Harness()
+    base = "/v2.1/flavors/1/os-extra_specs"
+    body = {"extra_specs": {"pyct:privileged": "true"}}
+    assert h.request("POST", base, body).status_int == 403
+    assert h.request("PUT", base + "/pyct:privileged",
+                     {"pyct:privileged": "true"}).status_int == 403
+    assert h.request("POST", base, {"extra_specs": {
+        "quota:cpu_shares": "262144"}}).status_int == 403
+    resp = h.request("POST", "/v2.1/flavors", {"flavor": {
+        "name": "mine", "ram": 64, "vcpus": 1, "disk": 1}})
+    assert resp.status_int == 403
+    assert h.admin("GET", base).json == {"extra_specs": {}}
+    # an admin may, and a server of that flavor is then privileged
+    assert h.admin("POST", base, body).status_int == 200
+    h.add_host()
+    spec = _spec(h, h.boot())
+    assert spec.privileged is True
+
+
+def test_member_flavor_is_unprivileged_with_its_limits():
+    h = Harness()
+    h.add_host()
+    flavors.create_flavor(h.db, "limited", 2, 256, 1, flavorid="lim",
+                          extra_specs={"quota:cpu_shares": "300",
+                                       "pyct:pids_max": "64"})
+    spec = _spec(h, h.boot(flavorRef="lim", metadata=HOSTILE))
+    assert spec.privileged is False
+    limits = _limits(spec)
+    assert (limits.cpu_shares, limits.pids_max, limits.memory_bytes) == \
+        (300, 64, 256 << 20)
+    assert limits.cpu_quota_us == 2 * cg_base.DEFAULT_CPU_PERIOD_US
+    assert limits.devices == cg_base.DEFAULT_DEVICES
