@@ -50,7 +50,7 @@ from pyct_driver.virt.process import guest
 from pyct_driver.virt.process.client import LauncherClient
 from pyct_driver.virt.process.spec import GuestSpec
 from pyct_driver.virt.records import InstanceRecords
-from pyct_driver.virt.rootfs import configdrive, inject
+from pyct_driver.virt.rootfs import configdrive
 from pyct_driver.virt.rootfs.overlay import RootManager
 from pyct_driver.virt.rootfs.store import ImageStore
 
@@ -67,7 +67,8 @@ class ContainerDriver(base.VirtDriver):
         self.images = ImageStore(os.path.join(self.base_dir, "images"),
                                  max_bytes=opts.image_max_bytes,
                                  max_files=opts.image_max_files)
-        self.roots = RootManager(os.path.join(self.base_dir, "roots"))
+        self.roots = RootManager(os.path.join(self.base_dir, "roots"),
+                                 userns_for=self._userns_fd)
         self.cgroups = detect_backend(opts.cgroup_root, opts.cgroup_parent)
         self.launcher = LauncherClient(os.path.join(self.base_dir,
                                                     "launcher"))
@@ -96,6 +97,11 @@ class ContainerDriver(base.VirtDriver):
             if self._plumber is None:
                 self._plumber = NetworkPlumber(**self._net_args)
             return self._plumber
+
+    def _userns_fd(self, id_range: tuple[int, int]) -> int:
+        # the launcher makes it: this process is multi-threaded, no fork
+        self.launcher.ensure_running()
+        return self.launcher.userns_fd(id_range)
 
     def _lock(self, uuid: str) -> threading.Lock:
         with self._guard:
@@ -165,7 +171,6 @@ class ContainerDriver(base.VirtDriver):
     def spawn(self, instance: base.InstanceSpec) -> None:
         uuid = instance.uuid
         id_range = ownership.id_range(instance)
-        owner = ownership.owner(id_range)
         with self._lock(uuid), contextlib.ExitStack() as undo:
             self.records.create_dir(uuid)
             undo.callback(shutil.rmtree, self.records.dir(uuid), True)
@@ -175,7 +180,7 @@ class ContainerDriver(base.VirtDriver):
                       "id_range": list(id_range) if id_range else None}
             layers = self.images.acquire(uuid, instance.image_id)
             undo.callback(self.images.release, uuid)
-            self.roots.create(uuid, instance.flavor.root_gb, owner)
+            self.roots.create(uuid, instance.flavor.root_gb, id_range)
             undo.callback(self.roots.remove, uuid)
             self.records.save(uuid, record)
             self._start(instance, record, layers)
@@ -189,17 +194,7 @@ class ContainerDriver(base.VirtDriver):
         id_range = ownership.recorded_range(instance, record)
         owner = ownership.owner(id_range)
         with contextlib.ExitStack() as undo:
-            if id_range:
-                self.launcher.ensure_running()
-                userns_fd = self.launcher.userns_fd(id_range)
-                try:
-                    handle = self.roots.mount(uuid, layers,
-                                              userns_fd=userns_fd,
-                                              owner=owner)
-                finally:
-                    os.close(userns_fd)
-            else:
-                handle = self.roots.mount(uuid, layers)
+            handle = self.roots.mount(uuid, layers)
             undo.callback(self.roots.unmount, uuid)
             # host-side writes and mounts must precede the launcher: the
             # guest copies the root's mount tree when it starts

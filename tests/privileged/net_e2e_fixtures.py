@@ -118,6 +118,7 @@ class NetE2E(E2E):
         self.port_ids: set[str] = set()
         self._other = None
         self.closed = False
+        self.network_names: dict[str, str] = {}  # bridge -> network name
         self.netns_seen: set[str] = set()  # "net:[inode]" of our guests
 
     # -- set-up ---------------------------------------------------------------
@@ -218,6 +219,7 @@ class NetE2E(E2E):
         finally:
             db.dispose()
         self.network_ids.add(net["id"])
+        self.network_names[bridge_name(net["id"])] = name
         return net
 
     # -- inside the guests ----------------------------------------------------
@@ -315,7 +317,8 @@ class NetE2E(E2E):
             netns = _poll(self.netns_left, 5.0)
         assert self.netns_seen or not self.service, "no netns was recorded"
         assert not left and not netns, (
-            f"links left: {sorted(left)}; netns left: {netns}")
+            f"links left: {sorted(left)} (networks: {self.network_names}); "
+            f"netns left: {netns}")
 
 
 def _logged(service, texts: tuple[str, ...]) -> bool:

@@ -23,7 +23,6 @@ alive), then the E2E harness deletes servers and checks for leftovers.
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import random
 import socket
@@ -49,26 +48,33 @@ SSH_OPTS = ["-o", "StrictHostKeyChecking=no",
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], capture_output=True, text=True,
-                          check=check, timeout=30)
+    out = subprocess.run(["ip", *args], capture_output=True, text=True,
+                         timeout=30)
+    if check and out.returncode != 0:
+        raise AssertionError(f"ip {' '.join(args)}: {out.stderr.strip()}")
+    return out
+
+
+def host_routes() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 destination in any routing table of the host."""
+    routes = []
+    for line in _ip("-4", "route", "show", "table", "all").stdout.splitlines():
+        words = line.split()
+        if words and words[0] in ("local", "broadcast", "unicast", "anycast",
+                                  "multicast", "blackhole", "unreachable",
+                                  "prohibit", "throw", "nat"):
+            words = words[1:]
+        if words and words[0] != "default":
+            try:
+                routes.append(ipaddress.IPv4Network(words[0], strict=False))
+            except ValueError:
+                pass
+    return routes
 
 
 def free_pool() -> str:
     """A /24 of 10.244.0.0/16 that no host route overlaps."""
-    out = _ip("-4", "route", "show", "table", "all").stdout.split("\n")
-    routes = []
-    for line in out:
-        dst = line.split()[:1]
-        if dst and dst[0] not in ("default", "broadcast", "local"):
-            try:
-                routes.append(ipaddress.IPv4Network(dst[0], strict=False))
-            except ValueError:
-                pass
-        elif dst and dst[0] in ("broadcast", "local") and len(line.split()) > 1:
-            try:
-                routes.append(ipaddress.IPv4Network(line.split()[1]))
-            except ValueError:
-                pass
+    routes = host_routes()
     for _ in range(100):
         net = ipaddress.IPv4Network(f"10.244.{random.randrange(256)}.0/24")
         if not any(net.overlaps(r) for r in routes):
@@ -131,13 +137,14 @@ def ssh_banner(ip: str, timeout: float = 1.0) -> bytes:
         return b""
 
 
-def project_network(env: e2e_fixtures.E2E) -> tuple[str, ipaddress.IPv4Network]:
+def project_network(env: e2e_fixtures.E2E
+                    ) -> tuple[str, ipaddress.IPv4Network]:
     """(bridge, subnet) of the project's only network."""
     nets = env.cli_json("network", "list")
     assert len(nets) == 1, nets
-    subnet = env.cli_json("subnet", "show", nets[0]["Subnets"][0]
-                          if isinstance(nets[0]["Subnets"], list)
-                          else nets[0]["Subnets"])
+    subnets = nets[0]["Subnets"]
+    subnet = env.cli_json("subnet", "show", subnets[0]
+                          if isinstance(subnets, list) else subnets)
     return "pyb-" + nets[0]["ID"][:11], ipaddress.IPv4Network(subnet["cidr"])
 
 
@@ -161,13 +168,26 @@ def metadata_port_taken() -> bool:
     return bool(out.strip())
 
 
+def own_metadata_service(env: e2e_fixtures.E2E, attempts: int = 4) -> None:
+    """Make sure our all-in-one serves 169.254.169.254:80. There is one
+    metadata service per host; another all-in-one running right now
+    (another test) would answer our guest with 404s, so wait for it to
+    go and restart ours (bounded)."""
+    for _ in range(attempts):
+        env.service.wait_output("compute service on", timeout=30)
+        log = env.service.output()[env.service.log_offset:]
+        if "metadata service not started" not in log:
+            return
+        env.dep.stop_all()
+        wait_for(lambda: not metadata_port_taken(), timeout=120,
+                 interval=0.5, what="169.254.169.254:80 free")
+        env.start()
+    raise AssertionError("another pyct keeps 169.254.169.254:80")
+
+
 @pytest.fixture(scope="module")
 def env():
     pool = free_pool()
-    # One metadata service per host (169.254.169.254:80): another
-    # all-in-one running right now (another test) would answer our guest.
-    wait_for(lambda: not metadata_port_taken(), timeout=180, interval=1,
-             what="169.254.169.254:80 free (another pyct holds it)")
     with e2e_fixtures.deployment(
             "ssh", {"network": {"pool_cidr": pool}}) as env:
         env.pool = pool
@@ -177,8 +197,7 @@ def env():
         env.dep.manage("image", "create-debian", "debian", "--if-missing")
         e2e_fixtures.timing("image create-debian (cache or build) + import",
                             time.monotonic() - t0)
-        env.service.wait_output("compute service on", timeout=30)
-        assert "metadata service not started" not in env.service.output()
+        own_metadata_service(env)
         yield env
 
 

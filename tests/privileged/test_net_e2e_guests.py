@@ -283,7 +283,7 @@ def test_addresses_survive_reboots_stop_start_and_compute_restart(net, vms):
 
     def act(what, call, uuid, status="ACTIVE"):
         t0 = time.monotonic()
-        pid = net.init_pid(uuid)
+        pid = net.record(uuid).get("pid")
         call()
         if status == "ACTIVE":
             # the action is done when a new init runs and the API is idle

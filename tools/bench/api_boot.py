@@ -16,7 +16,8 @@ ACTIVE. Phases: ``--runs`` sequential boots, ``--concurrent`` boots
 started together, ``--sustained`` boots with ``--in-flight`` at a time
 (boots per second). Each poll's own round trip is reported too: at 5 ms
 the pollers themselves load the service's GIL, so ``--poll-ms 50`` shows
-the service with a lighter client. Servers are deleted through the API after each phase;
+the service with a lighter client. Servers are deleted through the API
+after each phase;
 at exit the service and its launcher are stopped and every guest cgroup,
 mount, loop device and the temp dir are removed. ``--profile FILE`` records
 py-spy raw stacks of the service during all phases;

@@ -20,10 +20,11 @@ showing the fixed IP -> ACTIVE -> the SSH banner, all from the POST's
 start. Target: banner p50 under 2 s. Each boot reuses the address the
 previous (deleted) server had, with a new MAC, so the prober's neighbour
 cache is flushed after ACTIVE unless ``--keep-arp`` (then a stale entry
-costs up to ~45 s: what a real client on the network would see). At exit the netns goes first (a
-foreign port keeps pyct's bridge), then every server is deleted through
-the API, the service and launcher stopped, cgroups, mounts, loop devices
-and the temp dir removed, and the host checked for our links.
+costs up to ~45 s: what a real client on the network would see). At
+exit the netns goes first (a foreign port keeps pyct's bridge), then
+every server is deleted through the API, the service and launcher
+stopped, cgroups, mounts, loop devices and the temp dir removed, and the
+host checked for our links.
 """
 
 from __future__ import annotations

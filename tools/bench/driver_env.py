@@ -94,7 +94,8 @@ class DriverEnv:
                 try:
                     self.destroy(spec)
                 except Exception as err:  # keep cleaning the rest
-                    print(f"WARNING: destroy {spec.uuid}: {err}", file=sys.stderr)
+                    print(f"WARNING: destroy {spec.uuid}: {err}",
+                          file=sys.stderr)
         try:
             LauncherClient(os.path.join(self.tmp, "state", "container",
                                         "launcher")).shutdown()

@@ -13,15 +13,16 @@ layer lists): no subprocess on the hot path except ``mkfs.ext4`` once per
 instance. Layout: ``base_dir/instances/<uuid>/{disk.img,disk/,root/}``,
 every directory 0700.
 
-Unprivileged guests (an ``owner`` other than host root, the start of the
-instance's id range) see the shared image layers through idmapped mounts:
-each layer is cloned with ``open_tree`` and idmapped with the guest's map
-(``mount_setattr(MOUNT_ATTR_IDMAP)`` with a user namespace fd), and the
-clones are handed to overlayfs as fds -- so a layer's root-owned files
-appear owned by guest root, with no copy and a few microseconds per layer
-per boot. The upper directory is not idmapped: it belongs to ``owner``,
-and what the guest creates lands there with its real host ids (guest root
-= ``owner``), so nothing on the instance's disk is owned by host root.
+Unprivileged roots (``create`` with an id range, kept in the host-only
+file ``id_range`` next to the disk) see the shared image layers through
+idmapped mounts: each layer is cloned with ``open_tree`` and idmapped with
+the range's map (``mount_setattr(MOUNT_ATTR_IDMAP)`` with a user namespace
+fd from the ``userns_for`` seam -- the launcher makes them), and the clones
+are handed to overlayfs as fds -- so a layer's root-owned files appear
+owned by guest root, with no copy and a few microseconds per layer per
+boot. The upper directory is not idmapped: it belongs to the range's first
+id, and what the guest creates lands there with its real host ids, so
+nothing the guest makes on its disk is owned by host root.
 ``mkfs.ext4`` runs with no_new_privs (through ``setpriv``).
 """
 
@@ -36,6 +37,7 @@ import os
 import shutil
 import struct
 import subprocess
+from typing import Callable
 
 from pyct_driver import exception
 
@@ -53,7 +55,8 @@ _FSCONFIG_SET_STRING, _FSCONFIG_SET_FD, _FSCONFIG_CMD_CREATE = 1, 5, 6
 _MOVE_MOUNT_F_EMPTY_PATH = 4
 _OPEN_TREE_CLONE, _AT_EMPTY_PATH = 1, 0x1000
 _MOUNT_ATTR_IDMAP = 0x00100000
-_MOUNT_DATA_MAX = 4000  # mount(2) data is one page, minus slack
+_MOUNT_DATA_MAX = 4000
+_RANGE_FILE = "id_range"  # mount(2) data is one page, minus slack
 # no_new_privs for the helper: nothing it runs may gain privileges
 _SETPRIV = ("setpriv", "--no-new-privs") if shutil.which("setpriv") else ()
 _MKFS = (*_SETPRIV, "mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-m", "0",
@@ -67,9 +70,8 @@ _libc.syscall.restype = ctypes.c_long
 
 
 class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64),
-                ("userns_fd", ctypes.c_uint64)]
+    _fields_ = [(n, ctypes.c_uint64) for n in
+                ("attr_set", "attr_clr", "propagation", "userns_fd")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +122,21 @@ def _idmapped_clone(path: str, userns_fd: int) -> int:
         os.close(tree)
         raise err
     return tree
+
+
+def _idmapped_overlay(target: str, lowers: list[str], upper: str,
+                      work: str, userns_fd: int) -> None:
+    """Overlay over idmapped clones of ``lowers``; closes ``userns_fd``
+    (the clones keep the namespace's map alive)."""
+    trees: list[int] = []
+    try:
+        for lower in lowers:
+            trees.append(_idmapped_clone(lower, userns_fd))
+        _fsconfig_overlay(target, list(trees), upper, work)
+    finally:
+        for tree in trees:
+            os.close(tree)
+        os.close(userns_fd)
 
 
 def _fsconfig_overlay(target: str, lowers: list[str | int], upper: str,
@@ -191,9 +208,13 @@ def _attach_loop(image: str) -> tuple[int, int]:
 
 
 class RootManager:
-    """Instance roots under ``base_dir/instances``."""
+    """Instance roots under ``base_dir/instances``; ``userns_for`` returns
+    a user namespace fd mapped onto an id range (the caller's to close)."""
 
-    def __init__(self, base_dir: str) -> None:
+    def __init__(self, base_dir: str,
+                 userns_for: Callable[[tuple[int, int]], int] | None = None
+                 ) -> None:
+        self.userns_for = userns_for
         for ch in ",:\\":
             if ch in base_dir:
                 raise exception.RootfsError(
@@ -210,10 +231,12 @@ class RootManager:
         return os.path.join(self._instances, uuid)
 
     def create(self, uuid: str, size_gb: int,
-               owner: tuple[int, int] = (0, 0)) -> None:
+               id_range: tuple[int, int] | None = None) -> None:
         """Make the instance's writable disk (size 0: no disk, unlimited);
-        ``owner`` (host uid, gid) is guest root's, who owns the upper dir."""
+        with ``id_range`` its first id (guest root) owns the upper dir and
+        every mount idmaps the layers onto the range."""
         top = self._dir(uuid)
+        owner = (id_range[0], id_range[0]) if id_range else (0, 0)
         try:
             os.mkdir(top, 0o700)
         except FileExistsError as err:
@@ -223,6 +246,9 @@ class RootManager:
             disk = os.path.join(top, "disk")
             os.mkdir(disk, 0o700)
             os.mkdir(os.path.join(top, "root"), 0o700)
+            if id_range:
+                with open(os.path.join(top, _RANGE_FILE), "x") as f:
+                    f.write(f"{id_range[0]} {id_range[1]}\n")
             if size_gb <= 0:
                 _make_upper(disk, owner)
                 return
@@ -254,12 +280,22 @@ class RootManager:
                     reason=f"creating root of {uuid}: {err}") from err
             raise
 
-    def mount(self, uuid: str, layers: list[str],
-              userns_fd: int | None = None,
-              owner: tuple[int, int] = (0, 0)) -> RootHandle:
-        """Mount the instance's root over ``layers`` (lowest first), each
-        idmapped through ``userns_fd`` if given. Mounting a mounted root
-        returns its handle."""
+    def id_range(self, uuid: str) -> tuple[int, int] | None:
+        """The range the root was created with (None: host ids)."""
+        try:
+            with open(os.path.join(self._dir(uuid), _RANGE_FILE)) as f:
+                start, count = (int(v) for v in f.read().split())
+                return start, count
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:
+            raise exception.RootfsError(
+                reason=f"unreadable id range of {uuid}: {err}") from err
+
+    def mount(self, uuid: str, layers: list[str]) -> RootHandle:
+        """Mount the instance's root over ``layers`` (lowest first),
+        idmapped if it has an id range. Mounting a mounted root returns
+        its handle."""
         top = self._dir(uuid)
         disk, root = os.path.join(top, "disk"), os.path.join(top, "root")
         image = os.path.join(top, "disk.img")
@@ -273,6 +309,11 @@ class RootManager:
         if os.path.ismount(root):
             return self._handle(top)
         has_disk = os.path.exists(image)
+        id_range = self.id_range(uuid)
+        owner = (id_range[0], id_range[0]) if id_range else (0, 0)
+        if id_range and self.userns_for is None:
+            raise exception.RootfsError(reason=f"root of {uuid} needs "
+                                        "idmapped layers: no userns_for")
         try:
             if has_disk and not os.path.ismount(disk):
                 lfd, rdev = _attach_loop(image)
@@ -292,15 +333,9 @@ class RootManager:
             lowers = list(reversed(layers))
             data = (f"lowerdir={':'.join(lowers)},upperdir={upper},"
                     f"workdir={work}")
-            if userns_fd is not None:
-                trees: list[int] = []
-                try:
-                    for lower in lowers:
-                        trees.append(_idmapped_clone(lower, userns_fd))
-                    _fsconfig_overlay(root, list(trees), upper, work)
-                finally:
-                    for tree in trees:
-                        os.close(tree)
+            if id_range:
+                _idmapped_overlay(root, lowers, upper, work,
+                                  self.userns_for(id_range))
             elif len(data) <= _MOUNT_DATA_MAX:
                 _mount("overlay", root, "overlay", 0, data)
             else:
