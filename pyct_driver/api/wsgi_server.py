@@ -26,6 +26,9 @@ class ThreadPoolWSGIServer(socketserver.ThreadingMixIn,
 
     daemon_threads = True
     allow_reuse_address = True
+    # every request is a new connection (HTTP/1.0): a backlog of 5 drops
+    # bursts, and clients retry a dropped SYN only after a second
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], threads: int) -> None:
         super().__init__(address, _QuietHandler)

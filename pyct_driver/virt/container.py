@@ -360,6 +360,8 @@ class ContainerDriver(base.VirtDriver):
                          vif: base.VifSpec) -> None:
         with self._lock(instance.uuid):
             self.net.unplug(vif)
+            # the last port of a hot-plugged network takes its bridge along
+            self.net.remove_bridge_if_unused(vif.network_id)
 
     # -- observation --------------------------------------------------------
 

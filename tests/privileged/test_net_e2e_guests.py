@@ -257,8 +257,9 @@ def test_hotplug_interface(net, vms):
                             check=False).returncode != 0, 20,
              what="eth1 gone from a1")
     timing("server remove network -> eth1 gone", time.monotonic() - t0)
-    wait_for(lambda: host_veth not in links(), 15,
-             what=f"{host_veth} deleted on the host")
+    # its veth goes, and net2's bridge with it (no other port is on it)
+    wait_for(lambda: not {host_veth, bridge_name(net2["id"])} & links(), 15,
+             what=f"{host_veth} and net2's bridge deleted on the host")
     assert net.fixed_ips(a1["uuid"]) == [a1["ip"]]
     assert not [p for p in net.ports(a1["uuid"])
                 if p.network_id == net2["id"]]
