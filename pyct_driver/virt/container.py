@@ -30,24 +30,21 @@ it across fork and exec, and guests must keep setuid programs (sudo).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import os
-import shlex
 import shutil
 import threading
 import time
+from typing import Callable
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
 from pyct_driver import exception, states
-from pyct_driver.virt import base, ownership
-from pyct_driver.virt.cgroups import base as cg_base
+from pyct_driver.virt import base, guest_config, ownership
 from pyct_driver.virt.cgroups.detect import detect_backend
 from pyct_driver.virt.network.bridge import NetworkPlumber
 from pyct_driver.virt.process import guest
-from pyct_driver.virt.process.client import LauncherClient
+from pyct_driver.virt.process.client import Begun, LauncherClient
 from pyct_driver.virt.process.spec import GuestSpec
 from pyct_driver.virt.records import InstanceRecords
 from pyct_driver.virt.rootfs import configdrive
@@ -88,6 +85,7 @@ class ContainerDriver(base.VirtDriver):
         # serialised, different instances run in parallel.
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
+        self._begun_userns: dict[tuple | None, int | None] = {}
 
     @property
     def net(self) -> NetworkPlumber:
@@ -99,9 +97,15 @@ class ContainerDriver(base.VirtDriver):
             return self._plumber
 
     def _userns_fd(self, id_range: tuple[int, int]) -> int:
-        # the launcher makes it: this process is multi-threaded, no fork
-        self.launcher.ensure_running()
-        return self.launcher.userns_fd(id_range)
+        # the guest's own, from launcher.begin; else the launcher makes
+        # one (this process is multi-threaded: no fork here)
+        fd = self._drop_userns(tuple(id_range), close=False)
+        return self.launcher.userns_fd(id_range) if fd is None else fd
+
+    def _drop_userns(self, id_range: tuple | None, close: bool = True):
+        with self._guard:
+            fd = self._begun_userns.pop(id_range, None)
+        return os.close(fd) if close and fd is not None else fd
 
     def _lock(self, uuid: str) -> threading.Lock:
         with self._guard:
@@ -140,34 +144,6 @@ class ContainerDriver(base.VirtDriver):
 
     # -- lifecycle ----------------------------------------------------------
 
-    def _argv(self, instance: base.InstanceSpec) -> list[str]:
-        props = dict(self.images.properties(instance.image_id)) \
-            if self.images.has_image(instance.image_id) else {}
-        props.update(instance.image_properties)
-        cmdline = props.get("os_command_line")
-        if cmdline:
-            # Image configs give a shell-quoted line (layout.command_line);
-            # a JSON list is accepted too.
-            try:
-                argv = json.loads(cmdline) if cmdline.startswith("[") \
-                    else shlex.split(cmdline)
-            except ValueError as err:
-                raise exception.InvalidImage(
-                    image=instance.image_id,
-                    reason=f"bad os_command_line {cmdline!r}: {err}") from err
-            if not argv:
-                raise exception.InvalidImage(image=instance.image_id,
-                                             reason="empty os_command_line")
-            return [str(a) for a in argv]
-        return ["/sbin/init"]
-
-    def _limits(self, instance: base.InstanceSpec,
-                device: str | None) -> cg_base.CgroupLimits:
-        f = instance.flavor
-        return cg_base.limits_from_flavor(
-            f.vcpus, f.memory_mb, f.swap_mb, f.extra_specs,
-            default_pids_max=self.default_pids_max, block_device=device)
-
     def spawn(self, instance: base.InstanceSpec) -> None:
         uuid = instance.uuid
         id_range = ownership.id_range(instance)
@@ -175,52 +151,70 @@ class ContainerDriver(base.VirtDriver):
             self.records.create_dir(uuid)
             undo.callback(shutil.rmtree, self.records.dir(uuid), True)
             record = {"uuid": uuid, "hostname": instance.hostname,
-                      "argv": self._argv(instance), "pid": None,
+                      "argv": guest_config.init_argv(self.images, instance), "pid": None,
                       "start_time": None,
                       "id_range": list(id_range) if id_range else None}
-            layers = self.images.acquire(uuid, instance.image_id)
-            undo.callback(self.images.release, uuid)
-            self.roots.create(uuid, instance.flavor.root_gb, id_range)
-            undo.callback(self.roots.remove, uuid)
-            self.records.save(uuid, record)
-            self._start(instance, record, layers)
+
+            def make_root() -> list[str]:
+                layers = self.images.acquire(uuid, instance.image_id)
+                undo.callback(self.images.release, uuid)
+                self.roots.create(uuid, instance.flavor.root_gb, id_range)
+                undo.callback(self.roots.remove, uuid)
+                self.records.save(uuid, record)
+                return layers
+
+            self._start(instance, record, make_root)
             undo.pop_all()
 
     def _start(self, instance: base.InstanceSpec, record: dict,
-               layers: list[str] | None = None) -> None:
-        """Mount the root, (re)create the cgroup and start init."""
+               make_root: Callable[[], list[str]] | None = None) -> None:
+        """(Re)create the cgroup, fork C1 into it; while it joins (a v1
+        migration waits ~10 ms) make the root (``make_root`` returns the
+        layers) and mount it; then start init."""
         uuid = instance.uuid
-        layers = layers or self.images.held_layers(uuid)
         id_range = ownership.recorded_range(instance, record)
         owner = ownership.owner(id_range)
+        root_path = self._root_path(uuid)
         with contextlib.ExitStack() as undo:
+            self.cgroups.destroy(uuid)
+            self.cgroups.create(uuid, guest_config.early_limits(
+                instance, self.default_pids_max))
+            undo.callback(self.cgroups.destroy, uuid)
+            if id_range:
+                ownership.delegate_cgroup(self.cgroups, uuid, owner)
+            spec = GuestSpec(
+                uuid=uuid, root=root_path, hostname=instance.hostname,
+                argv=tuple(record["argv"]),
+                cgroup_procs=tuple(self.cgroups.procs_files(uuid)),
+                console_log=os.path.join(self.records.dir(uuid), "console.log"),
+                console_max_bytes=self.console_max_bytes,
+                id_range=id_range,
+                # with networks, init waits (held) until its links exist,
+                # so its first boot already sees eth0 with its address
+                hold=bool(instance.vifs))
+            begun = self._begin(spec)  # answered while the root is made
+            undo.callback(self._forget, uuid)
+            undo.callback(begun.close)
+            layers = make_root() if make_root else \
+                self.images.held_layers(uuid)
+            with self._guard:  # for the idmapped layers (_userns_fd)
+                self._begun_userns[id_range] = begun.wait()
+            undo.callback(self._drop_userns, id_range)
             handle = self.roots.mount(uuid, layers)
             undo.callback(self.roots.unmount, uuid)
-            # host-side writes and mounts must precede the launcher: the
-            # guest copies the root's mount tree when it starts
+            self._drop_userns(id_range)
+            # host-side writes and mounts must precede the start: the
+            # guest copies the root's mount tree when it goes on
             ownership.inject_owned(handle.path, instance, owner)
             if instance.config_drive_files:
                 drive = self.records.path(uuid, "config-drive")
                 configdrive.build(drive, instance.config_drive_files)
                 configdrive.attach(handle.path, drive)
                 undo.callback(configdrive.detach, handle.path)
-            self.cgroups.destroy(uuid)
-            self.cgroups.create(uuid, self._limits(instance, handle.device))
-            undo.callback(self.cgroups.destroy, uuid)
-            if id_range:
-                ownership.delegate_cgroup(self.cgroups, uuid, owner)
-            spec = GuestSpec(
-                uuid=uuid, root=handle.path, hostname=instance.hostname,
-                argv=tuple(record["argv"]),
-                cgroup_procs=tuple(self.cgroups.procs_files(uuid)),
-                console_log=os.path.join(self.records.dir(uuid), "console.log"),
-                console_max_bytes=self.console_max_bytes,
-                id_range=id_range)
-            self.launcher.ensure_running()
-            # with networks, init waits (held) until its links exist, so
-            # its first boot already sees eth0 with its address
-            handle_ = self.launcher.spawn(dataclasses.replace(
-                spec, hold=bool(instance.vifs)))
+            if guest_config.needs_device(instance):  # disk quotas
+                self.cgroups.create(uuid, guest_config.limits(
+                    instance, handle.device, self.default_pids_max))
+            handle_ = self.launcher.start(uuid)
             undo.callback(self._kill_guest, uuid, handle_.pid,
                           handle_.start_time)
             if instance.vifs:
@@ -231,11 +225,21 @@ class ContainerDriver(base.VirtDriver):
             self.records.save(uuid, record)
             undo.pop_all()
 
+    def _begin(self, spec: GuestSpec) -> Begun:
+        try:  # only sends: a failure means nobody listens
+            return self.launcher.begin(spec)
+        except exception.ProcessError:
+            self.launcher.ensure_running()  # the launcher died: restart
+            return self.launcher.begin(spec)
+
+    def _forget(self, uuid: str) -> None:
+        with contextlib.suppress(exception.PyctError):
+            self.launcher.forget(uuid)
+
     def _kill_guest(self, uuid: str, pid: int | None,
                     start_time: int | None) -> None:
         """SIGKILL the whole guest; return once its init has died."""
-        with contextlib.suppress(exception.PyctError):
-            self.launcher.forget(uuid)
+        self._forget(uuid)
         ours = False
         if self.cgroups.exists(uuid):
             # only a pid inside the group is the guest's (pids recycle)

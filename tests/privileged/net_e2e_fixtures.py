@@ -136,9 +136,9 @@ class NetE2E(E2E):
                      what=f"{METADATA_IP}:{METADATA_PORT} to be free "
                           f"(held by {metadata_listeners()})")
             service = super().start()
-            wait_for(lambda: _logged(service, ("metadata service listening",
-                                               "metadata service not started")),
-                     30, what="the metadata service to start or fail")
+            wait_for(lambda: _logged(service, (
+                "metadata service listening", "metadata service not started")),
+                30, what="the metadata service to start or fail")
             if _logged(service, ("metadata service listening",)):
                 break
             service.stop()
@@ -229,14 +229,15 @@ class NetE2E(E2E):
         return self.exec(uuid, ["sh", "-c", script], check=check,
                          timeout=timeout)
 
-    def ping(self, uuid: str, ip: str, count: int = 1, deadline: int = 2,
+    def ping(self, uuid: str, ip: str, count: int = 1,
              source: str | None = None) -> bool:
-        """busybox ping from inside the guest; True when a reply came."""
-        argv = ["ping", "-c", str(count), "-w", str(deadline)]
+        """busybox ping from inside the guest; True when a reply came.
+        (-W, not -w: Debian's static busybox 1.35 misses -w's deadline
+        by ~8 s.)"""
+        argv = ["ping", "-c", str(count), "-i", "0.2", "-W", "1"]
         if source:
             argv += ["-I", source]
-        result = self.exec(uuid, argv + [ip], check=False,
-                           timeout=deadline + 10)
+        result = self.exec(uuid, argv + [ip], check=False, timeout=20)
         return result.returncode == 0
 
     def reaches(self, uuid: str, ip: str, tries: int = 5) -> bool:

@@ -189,7 +189,8 @@ def own_metadata_service(env: e2e_fixtures.E2E, attempts: int = 4) -> None:
 def env():
     pool = free_pool()
     with e2e_fixtures.deployment(
-            "ssh", {"network": {"pool_cidr": pool}}) as env:
+            "ssh", {"network": {"pool_cidr": pool},
+                    "metadata": {"port": 80}}) as env:
         env.pool = pool
         env.dep.manage("flavor", "create", "m1.small", "--id", "2",
                        "--vcpus", "1", "--ram", "2048", "--disk", "20")

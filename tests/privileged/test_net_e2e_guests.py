@@ -105,8 +105,8 @@ def test_same_project_reaches_other_project_does_not(net, vms):
     echos = net.icmp_in_echos(a1["uuid"]), net.icmp_in_echos(a2["uuid"])
     # b1 -> a1/a2 and a1 -> b1: 100% loss, and nothing even arrives
     for src, dst in ((b1, a1), (b1, a2), (a1, b1)):
-        result = net.exec(src["uuid"], ["ping", "-c", "2", "-w", "2",
-                                         dst["ip"]], check=False)
+        result = net.exec(src["uuid"], ["ping", "-c", "3", "-i", "0.2",
+                                         "-W", "1", dst["ip"]], check=False)
         assert result.returncode != 0 and "100% packet loss" in \
             result.stdout, (src["ip"], dst["ip"], result.stdout)
     assert (net.icmp_in_echos(a1["uuid"]),
@@ -124,7 +124,7 @@ def test_spoofing_guest_gets_nothing_through(net, vms):
     free_ip = a2["ip"].rsplit(".", 1)[0] + ".200"
     net.sh(spoofer, f"ip addr add {free_ip}/24 dev eth0")
     try:
-        assert not net.ping(spoofer, a1["ip"], count=3, deadline=3,
+        assert not net.ping(spoofer, a1["ip"], count=3,
                             source=free_ip)
     finally:
         net.sh(spoofer, f"ip addr del {free_ip}/24 dev eth0")
@@ -138,7 +138,7 @@ def test_spoofing_guest_gets_nothing_through(net, vms):
                     f"ip route add default via "
                     f"{a2['ip'].rsplit('.', 1)[0]}.1 dev eth0 || true")
     try:
-        assert not net.ping(spoofer, a1["ip"], count=3, deadline=3)
+        assert not net.ping(spoofer, a1["ip"], count=3)
         assert net.icmp_in_echos(target) == before, \
             "a frame with a spoofed MAC reached a1"
     finally:
@@ -288,8 +288,16 @@ def test_addresses_survive_reboots_stop_start_and_compute_restart(net, vms):
         call()
         if status == "ACTIVE":
             # the action is done when a new init runs and the API is idle
-            wait_for(lambda: net.record(uuid).get("pid") not in (None, pid),
-                     40, interval=0.1, what=f"{what}: new init")
+            try:
+                wait_for(lambda: net.record(uuid).get("pid")
+                         not in (None, pid), 40, interval=0.1,
+                         what=f"{what}: new init")
+            except AssertionError as err:
+                srv = sdk.compute.get_server(uuid)
+                raise AssertionError(
+                    f"{err}; server {srv.status}/{srv.task_state} "
+                    f"{srv.fault}; record {net.record(uuid)}; log:\n"
+                    f"{net.service.output()[-4000:]}") from None
         net.wait_status(uuid, status, timeout=40)
         timing(f"{what} -> {status}", time.monotonic() - t0)
 

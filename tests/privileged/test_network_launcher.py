@@ -41,12 +41,15 @@ def net_root(busybox_root, workdir):
 @pytest.fixture
 def plumber():
     plumber = bridge_mod.NetworkPlumber()
+    # links other tests or deployments own are not ours to touch
+    before = set(plumber.list_links())
     yield plumber
     plumber.flush()
     for link in plumber.host.links(bridge_mod.VETH_PREFIX) + \
             plumber.host.links(bridge_mod.BRIDGE_PREFIX):
-        plumber._delete_now(link["index"], link["ifname"])
-    leaked = plumber.list_links()
+        if link["ifname"] not in before:  # what a failed test left
+            plumber._delete_now(link["index"], link["ifname"])
+    leaked = sorted(set(plumber.list_links()) - before)
     plumber.close()
     assert leaked == [], f"leaked links: {leaked}"
 

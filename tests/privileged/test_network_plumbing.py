@@ -71,14 +71,15 @@ def _netns_id(pid: str) -> str:
 @pytest.fixture(scope="module")
 def plumber():
     plumber = bridge_mod.NetworkPlumber(mtu=1500)
+    # links other tests or deployments own are not ours to touch
+    before = set(plumber.list_links())
     yield plumber
     plumber.flush()
-    # Whatever a failed test left: only our names.
-    for link in plumber.host.links(bridge_mod.VETH_PREFIX):
-        plumber._delete_now(link["index"], link["ifname"])
-    for link in plumber.host.links(bridge_mod.BRIDGE_PREFIX):
-        plumber._delete_now(link["index"], link["ifname"])
-    leaked = plumber.list_links()
+    for link in plumber.host.links(bridge_mod.VETH_PREFIX) + \
+            plumber.host.links(bridge_mod.BRIDGE_PREFIX):
+        if link["ifname"] not in before:  # what a failed test left
+            plumber._delete_now(link["index"], link["ifname"])
+    leaked = sorted(set(plumber.list_links()) - before)
     plumber.close()
     assert leaked == [], f"leaked links: {leaked}"
 

@@ -13,10 +13,12 @@ iteration) so both share the machine's
 noise; a few warm-up runs of each are not counted.
 
 * pyct spawn = ``ContainerDriver.spawn()`` with the image cached: record dir
-  + JSON record (fsync), image layer reference, root disk (sparse file,
-  ``mkfs.ext4 -d``), loop device + ext4 mount + overlay mount, cgroup create
-  in each v1 hierarchy with limits, launcher request (fork, namespaces,
-  pivot_root, console pty, exec of init), record again.
+  + JSON record, image layer reference, root disk (sparse copy of an ext4
+  template formatted once per size), loop device + ext4 mount + overlay
+  mount, cgroup create in each v1 hierarchy with limits, launcher requests
+  (``begin``: fork C1, which joins the cgroups while the root is made and
+  mounted; ``start``: namespaces, pivot_root, console pty, exec of init),
+  record again.
 * runc spawn = ``runc run -d`` on a bundle whose config.json (from
   ``runc spec``, edited) points at the tarball unpacked once (no per-run
   disk or overlay: runc has no copy-on-write root of its own).
@@ -193,12 +195,14 @@ def instrument(env: driver_env.DriverEnv) -> Steps:
     records = getattr(d, "records", None)
     plan = [
         (d.images, "acquire", "spawn: image acquire"),
-        (d.roots, "create", "spawn: root disk create (mkfs.ext4)"),
+        (d.roots, "create", "spawn: root disk create (template copy)"),
         (d.roots, "mount", "spawn: loop + ext4 + overlay mount"),
         (sys.modules[type(d).__module__].__dict__.get("inject"), "inject",
          "spawn: inject hostname/keys into root"),
         (d.cgroups, "create", "spawn: cgroup create + limits"),
         (d.launcher, "spawn", "spawn: launcher (fork..exec init)"),
+        (d.launcher, "begin", "spawn: launcher begin (fork C1, userns)"),
+        (d.launcher, "start", "spawn: launcher start (gate..exec init)"),
         (records, "save", "spawn: record writes (fsync)"),
         (d, "_save", "spawn: record writes (fsync)"),
         (d, "_kill_guest", "destroy: kill guest + wait"),

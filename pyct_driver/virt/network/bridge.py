@@ -235,6 +235,7 @@ class NetworkPlumber:
                           oif=index, scope=SCOPE_LINK)
                 ipr.route("add", dst="0.0.0.0/0", gateway=vif.gateway,
                           oif=index)
+        netlink.announce(pid, guest_name, vif.mac, vif.ip)
 
     def _delete_now(self, index: int, ifname: str) -> None:
         try:

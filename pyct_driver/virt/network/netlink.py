@@ -19,6 +19,7 @@ import errno
 import ipaddress
 import os
 import socket
+import struct
 import threading
 from typing import Iterator
 
@@ -108,8 +109,11 @@ class HostNetlink:
                            f"oif {route.get('oif')})")
 
 
-def _netns_socket_fd(pid: int) -> int:
-    """A netlink socket created inside /proc/<pid>/ns/net, as a bare fd."""
+def _netns_socket_fd(pid: int, family: int = socket.AF_NETLINK,
+                     kind: int = socket.SOCK_DGRAM,
+                     proto: int = NETLINK_ROUTE) -> int:
+    """A socket created inside /proc/<pid>/ns/net (netlink by default),
+    as a bare fd."""
     result: dict = {}
 
     def run() -> None:
@@ -124,9 +128,7 @@ def _netns_socket_fd(pid: int) -> int:
             if _libc.setns(nsfd, CLONE_NEWNET) != 0:
                 code = ctypes.get_errno()
                 raise OSError(code, f"setns: {os.strerror(code)}")
-            sock = socket.socket(socket.AF_NETLINK,
-                                 socket.SOCK_DGRAM | socket.SOCK_CLOEXEC,
-                                 NETLINK_ROUTE)
+            sock = socket.socket(family, kind | socket.SOCK_CLOEXEC, proto)
             result["fd"] = sock.detach()
         except OSError as err:
             result["error"] = err
@@ -159,6 +161,31 @@ def guest_netlink(pid: int) -> Iterator[IPRoute]:
         yield ipr
     finally:
         ipr.close()
+
+
+def announce(pid: int, ifname: str, mac: str, ip: str) -> None:
+    """Send a gratuitous ARP for ``ip`` from ``ifname`` in pid's netns.
+
+    An address freed by a deleted guest is soon handed to a new one with a
+    new MAC; without this announcement its neighbours keep the old MAC
+    cached and reach the new guest only when their entry expires (~45 s).
+    """
+    eth_p_arp = 0x0806
+    fd = _netns_socket_fd(pid, socket.AF_PACKET, socket.SOCK_RAW,
+                          socket.htons(eth_p_arp))
+    hw = bytes.fromhex(mac.replace(":", ""))
+    addr = socket.inet_aton(ip)
+    frame = (b"\xff" * 6 + hw + struct.pack("!H", eth_p_arp)
+             + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
+             + hw + addr + b"\x00" * 6 + addr)
+    with socket.socket(fileno=fd) as sock:
+        try:
+            sock.bind((ifname, eth_p_arp))
+            sock.send(frame)
+        except OSError as err:
+            raise exception.NetworkError(
+                reason=f"gratuitous ARP on {ifname} in pid {pid}'s netns: "
+                       f"{err}") from err
 
 
 def open_netns(pid: int) -> int:

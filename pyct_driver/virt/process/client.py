@@ -85,12 +85,26 @@ class LauncherClient:
 
     def _call_locked(self, request: dict,
                      fds: list[int] | None = None) -> dict:
+        return self._answer(self._send(request), request, fds)
+
+    def _send(self, request: dict) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX,
                              socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         sock.settimeout(self.timeout)
         try:
             sock.connect(self.socket_path)
             sock.sendall(spec_mod.encode(request))
+        except OSError as err:
+            sock.close()
+            raise exception.ProcessError(
+                reason=f"launcher at {self.socket_path} did not take "
+                       f"{request.get('op')}: {err}") from err
+        return sock
+
+    def _answer(self, sock: socket.socket, request: dict,
+                fds: list[int] | None = None) -> dict:
+        """Read the reply to ``request`` on ``sock`` (closed here)."""
+        try:
             reply = b""
             while not reply.endswith(b"\n"):
                 # recv_fds also works for replies without fds
@@ -121,6 +135,23 @@ class LauncherClient:
         with ``spec.hold``, once its PID 1 (namespaces ready) waits for
         ``release``."""
         answer = self._call({"op": "spawn", "spec": spec.to_dict()})
+        return spec_mod.GuestHandle.from_dict(answer["handle"])
+
+    def begin(self, spec: spec_mod.GuestSpec) -> Begun:
+        """First half of ``spawn``: sends the request and returns without
+        waiting (``Begun.wait`` reads the answer). The launcher forks the
+        guest's C1, which joins its cgroups (they must exist) and waits;
+        the root need not be mounted until ``start``; ``forget`` abandons
+        the spawn."""
+        with self._lock:
+            request = {"op": "begin", "spec": spec.to_dict()}
+            return Begun(self, self._send(request), request,
+                         spec.id_range is not None)
+
+    def start(self, uuid: str) -> spec_mod.GuestHandle:
+        """Second half of ``spawn``: returns once the guest's init has
+        been exec'd (or, with ``spec.hold``, waits for ``release``)."""
+        answer = self._call({"op": "start", "uuid": uuid})
         return spec_mod.GuestHandle.from_dict(answer["handle"])
 
     def userns_fd(self, id_range: tuple[int, int]) -> int:
@@ -185,3 +216,47 @@ class LauncherClient:
                     raise exception.ProcessError(
                         reason=f"launcher {pid} did not stop")
                 time.sleep(0.01)
+
+
+class Begun:
+    """The launcher's answer to ``begin``, read when needed."""
+
+    def __init__(self, client: LauncherClient, sock: socket.socket,
+                 request: dict, with_userns: bool) -> None:
+        self._client = client
+        self._sock: socket.socket | None = sock
+        self._request = request
+        self._with_userns = with_userns
+
+    def wait(self) -> int | None:
+        """Once: an fd of the guest's user namespace (the caller closes
+        it) for a guest with an id range, else None; ProcessError if the
+        launcher refused."""
+        sock, self._sock = self._sock, None
+        if sock is None:
+            raise exception.ProcessError(reason="begin answer read twice",
+                                         step="begin")
+        fds: list[int] = []
+        try:
+            self._client._answer(sock, self._request, fds)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        if len(fds) > 1 or self._with_userns != bool(fds):
+            for fd in fds:
+                os.close(fd)
+            raise exception.ProcessError(
+                reason="launcher sent no user namespace fd", step="begin")
+        return fds[0] if fds else None
+
+    def close(self) -> None:
+        """Drop the answer if it was not read (after the launcher sent
+        it, so a ``forget`` sent next finds the guest)."""
+        if self._sock is not None:
+            try:
+                fd = self.wait()
+            except exception.ProcessError:
+                return
+            if fd is not None:
+                os.close(fd)

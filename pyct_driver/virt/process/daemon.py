@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import fcntl
+import gc
 import logging
 import os
 import socket
@@ -68,7 +69,11 @@ def run(state_dir: str, ready_fd: int | None) -> int:
     LOG.info("launcher %d serving %s", os.getpid(), sock_path)
     ready("ok\n")
     try:
-        Launcher(listener).serve()
+        launcher = Launcher(listener)
+        # Everything imported so far stays put: children forked later
+        # (guests, namespace helpers) don't copy it on a collection.
+        gc.freeze()
+        launcher.serve()
     finally:
         for path in (sock_path, pid_path):
             try:

@@ -3,10 +3,12 @@
 pyct-compute is multi-threaded and must never fork itself, so it starts this
 program once (``python -m pyct_driver.virt.process.daemon --state-dir
 DIR``, which detaches and serves this ``Launcher``) and it answers newline-delimited JSON requests
-one at a time from a poll loop: ``spawn``, ``release``, ``ping``,
-``status``, ``forget``, ``userns`` (an fd of a user namespace with a
-given id map, passed with SCM_RIGHTS, for idmapped mounts), ``shutdown``.
-For a guest with an id range it writes the maps of C1's new user namespace
+one at a time from a poll loop: ``begin`` (fork the guest's C1, which
+joins its cgroups and waits -- ``pending``; the reply carries the guest's
+user namespace fd, SCM_RIGHTS, for the root's idmapped layers), ``start``
+(let it go on; answers once init was exec'd), ``spawn`` (both), ``release``,
+``ping``, ``status``, ``forget``, ``userns`` (an fd of a user namespace
+with a given id map), ``shutdown``. It makes every guest's user namespace
 (only host root in the initial namespace may map arbitrary ids). A spawn with ``hold`` answers once the
 guest's PID 1 waits just before its exec (namespaces and mounts ready, so
 the host can plumb its netns); ``release`` lets it exec. It is PR_SET_CHILD_SUBREAPER, so every guest init becomes its
@@ -35,7 +37,7 @@ import time
 from pyct_driver import exception
 from pyct_driver.virt.process import console
 from pyct_driver.virt.process import guest as guest_mod
-from pyct_driver.virt.process import nsinit
+from pyct_driver.virt.process import nsinit, pending
 from pyct_driver.virt.process import spec as spec_mod
 from pyct_driver.virt.process import userns
 
@@ -81,6 +83,8 @@ class Launcher:
         self.guests: dict[str, _Guest] = {}
         self.by_master: dict[int, _Guest] = {}
         self.by_pid: dict[int, _Guest] = {}
+        self.pending: dict[str, pending.Pending] = {}
+        self.spares = userns.Spares()
         self.conns: dict[int, tuple[socket.socket, bytearray]] = {}
         self.running = True
         self.wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -95,6 +99,8 @@ class Launcher:
 
     def serve(self) -> None:
         while self.running:
+            # between requests: the reply that used a spare is out
+            self.spares.refill()
             for fd, _events in self.poll.poll(1000):
                 if fd == self.listener.fileno():
                     self._accept()
@@ -169,10 +175,14 @@ class Launcher:
                         "guests": len(self.guests)}
             if op == "spawn":
                 return self._spawn(spec_mod.GuestSpec.from_dict(req["spec"]))
+            if op == "begin":
+                return self._begin(spec_mod.GuestSpec.from_dict(req["spec"]))
+            if op == "start":
+                return self._start(str(req["uuid"]))
             if op == "userns":
                 # an fd for idmapped mounts; rides the reply (SCM_RIGHTS)
                 id_range = spec_mod.check_id_range(req["id_range"])
-                return {"ok": True, "_fd": userns.make_userns_fd(id_range)}
+                return {"ok": True, "_fd": self.spares.take(id_range)}
             if op == "release":
                 return self._release(str(req["uuid"]))
             if op == "status":
@@ -194,8 +204,9 @@ class Launcher:
             return {"ok": False, "error": f"{type(err).__name__}: {err}"}
 
     # -- guests ----------------------------------------------------------
-    def _spawn(self, spec: spec_mod.GuestSpec) -> dict:
-        started = time.monotonic()
+    def _begin(self, spec: spec_mod.GuestSpec) -> dict:
+        """Fork the guest's C1 gated (``pending``); answers at once, with
+        the guest's user namespace fd if it has an id range."""
         old = self.guests.get(spec.uuid)
         if old is not None:
             if old.exit_code is None and guest_mod.is_same_process(
@@ -204,62 +215,40 @@ class Launcher:
                     reason=f"guest {spec.uuid} is already running as pid "
                            f"{old.pid}")
             self._forget(spec.uuid)
-        log = console.ConsoleLog(spec.console_log, spec.console_max_bytes)
-        fds: list[int] = []
-        sync: tuple[socket.socket, socket.socket] | None = None
-        try:
-            fds.extend(os.openpty())
-            fds.extend(os.pipe2(os.O_CLOEXEC))
-            if spec.hold:
-                fds.extend(os.pipe2(os.O_CLOEXEC))
-            if spec.id_range:
-                # guest root must own its console (tty group 5 inside)
-                start = spec.id_range[0]
-                os.fchown(fds[1], start, start + 5)
-                sync = socket.socketpair()
-            c1 = os.fork()
-        except OSError as err:
-            for fd in fds:
-                os.close(fd)
-            for sock in sync or ():
-                sock.close()
-            log.close()
+        now = time.monotonic()
+        for uuid, stale in list(self.pending.items()):
+            if uuid == spec.uuid or now - stale.started > SPAWN_TIMEOUT:
+                del self.pending[uuid]
+                stale.abort()
+        close = [fd for entry in self.pending.values()
+                 for fd in entry.parent_fds()]
+        # Other held guests must see EOF if we die, not wait for this
+        # one's exec to drop our copies of their hold pipes.
+        close += [fd for other in self.guests.values()
+                  for fd in (other.hold_w, other.report_r) if fd is not None]
+        close += self.spares.fds()
+        entry, ns_fd = pending.fork_gated(spec, close, now + SPAWN_TIMEOUT,
+                                          self.spares)
+        self.pending[spec.uuid] = entry
+        reply: dict = {"ok": True}
+        if ns_fd is not None:
+            reply["_fd"] = ns_fd
+        return reply
+
+    def _start(self, uuid: str) -> dict:
+        """Open the gate of a begun guest; answers once its init was
+        exec'd (or, held, waits for ``release``)."""
+        entry = self.pending.pop(uuid, None)
+        if entry is None:
             raise exception.ProcessError(
-                reason=f"console pty, report pipe or fork: {err}",
-                step="fork") from err
-        master, slave, report_r, report_w = fds[:4]
-        hold_r, hold_w = fds[4:] if spec.hold else (None, None)
-        if c1 == 0:
-            os.close(report_r)
-            os.close(master)
-            if hold_w is not None:
-                os.close(hold_w)
-            # Other held guests must see EOF if we die, not wait for this
-            # one's exec to drop our copies of their hold pipes.
-            for other in self.guests.values():
-                other_fds = (other.hold_w, other.report_r)
-                for fd in other_fds:
-                    if fd is not None:
-                        os.close(fd)
-            if sync is not None:
-                sync[0].close()
-            nsinit.child_main(spec, slave, report_w, hold_r,
-                              sync[1] if sync else None)
-        os.close(report_w)
-        if hold_r is not None:
-            os.close(hold_r)
-        if sync is not None:
-            sync[1].close()
-            try:
-                userns.grant_map(sync[0], c1, spec.id_range,
-                                 started + SPAWN_TIMEOUT)
-            except OSError as err:
-                # C1 then fails on its own and reports why
-                LOG.warning("id map of %s: %s", spec.uuid, err)
-            finally:
-                sync[0].close()
-        pid, error = nsinit.wait_for_exec(report_r, c1,
-                                          started + SPAWN_TIMEOUT,
+                reason=f"guest {uuid} was not begun (or was forgotten)",
+                step="start")
+        spec = entry.spec
+        entry.go()
+        master, slave, report_r = entry.master, entry.slave, entry.report_r
+        hold_w = entry.hold_w
+        pid, error = nsinit.wait_for_exec(report_r, entry.c1,
+                                          entry.started + SPAWN_TIMEOUT,
                                           until_held=spec.hold)
         start_time = guest_mod.proc_start_time(pid) if pid else None
         if error is not None or pid is None or start_time is None:
@@ -269,7 +258,7 @@ class Launcher:
                     os.close(report_r)  # still open: the guest was held
             os.close(master)
             os.close(slave)
-            log.close()
+            entry.log.close()
             if error is None:
                 error = {"error": "guest init vanished right after exec",
                          "step": "exec"}
@@ -277,18 +266,25 @@ class Launcher:
                 reason=error.get("error", "unknown failure"),
                 step=error.get("step"), errno=error.get("errno"))
         os.set_blocking(master, False)
-        entry = _Guest(spec.uuid, pid, start_time, master, slave, log)
+        guest = _Guest(uuid, pid, start_time, master, slave, entry.log)
         if spec.hold:
-            entry.hold_w, entry.report_r = hold_w, report_r
-        self.guests[spec.uuid] = entry
-        self.by_master[master] = entry
-        self.by_pid[pid] = entry
+            guest.hold_w, guest.report_r = hold_w, report_r
+        self.guests[uuid] = guest
+        self.by_master[master] = guest
+        self.by_pid[pid] = guest
         self.poll.register(master, select.POLLIN)
-        elapsed = time.monotonic() - started
-        LOG.info("spawned %s as pid %d in %.1f ms%s", spec.uuid, pid,
+        elapsed = time.monotonic() - entry.started
+        LOG.info("spawned %s as pid %d in %.1f ms%s", uuid, pid,
                  elapsed * 1000, " (held)" if spec.hold else "")
         return {"ok": True, "handle": {"pid": pid, "start_time": start_time},
                 "elapsed": elapsed}
+
+    def _spawn(self, spec: spec_mod.GuestSpec) -> dict:
+        """``begin`` and ``start`` in one request."""
+        ns_fd = self._begin(spec).pop("_fd", None)
+        if ns_fd is not None:
+            os.close(ns_fd)
+        return self._start(spec.uuid)
 
     def _release(self, uuid: str) -> dict:
         """Let a held guest exec its init; answers once it did."""
@@ -333,6 +329,9 @@ class Launcher:
                 "held": entry.hold_w is not None}
 
     def _forget(self, uuid: str) -> None:
+        begun = self.pending.pop(uuid, None)
+        if begun is not None:
+            begun.abort()
         entry = self.guests.pop(uuid, None)
         if entry is None:
             return

@@ -1,11 +1,15 @@
 """The child side of a spawn: from a fresh fork of the launcher to the guest's init.
 
 The launcher forks C1, which calls ``child_main``: C1 joins the guest's
-cgroups, takes a private mount namespace and mounts there what needs host
-paths (``mounts.prepare_host_side``), then unshares every namespace -- the
-user namespace too unless the guest is privileged, after which the launcher
-writes its id map (``userns``) and C1 becomes its root -- forks C2 (PID 1
-of the new pid namespace) and exits. C2 finishes the guest's view of the
+cgroups (the slow part: the host prepares the guest's root meanwhile) and
+waits at its gate -- a socketpair on which the launcher passes the
+guest's user namespace (made and mapped by the launcher, ``userns``; the
+same one the root's idmapped layers use) and then the go byte once the
+root is ready. C1 then takes a private mount namespace and mounts there
+what needs host paths (``mounts.prepare_host_side``), enters the user
+namespace unless the guest is privileged, unshares every other namespace
+(so they belong to it), becomes its root, forks C2 (PID 1 of the new pid
+namespace) and exits. C2 finishes the guest's view of the
 world (``mounts.finish_guest_side``: /proc with masks, read-only /sys,
 pivot_root, devpts, /dev/shm, /run, the cgroup tree), sets the hostname,
 makes the console pty its controlling terminal, marks every inherited fd
@@ -81,34 +85,45 @@ def _reset_signals() -> None:
 
 
 RELEASE_BYTE = b"g"
+GO_BYTE = b"g"
+USERNS_BYTE = b"u"
 
 
 def child_main(guest: spec_mod.GuestSpec, console_fd: int,
                report_fd: int, hold_fd: int | None = None,
-               sync: socket.socket | None = None) -> NoReturn:
-    """C1: join cgroups, mount what needs host paths, unshare every
-    namespace (the user one too unless privileged: ``sync`` then carries
-    the id-map handshake), fork the guest's PID 1, report it, exit."""
+               gate: socket.socket | None = None,
+               deadline: float | None = None) -> NoReturn:
+    """C1: join cgroups, wait at the gate (if any) for the go byte and the
+    guest's user namespace, mount what needs host paths, unshare every
+    namespace (inside that user namespace unless privileged), fork the
+    guest's PID 1, report it, exit."""
     try:
         _reset_signals()
+        # First: the first cgroup v1 migration waits for an RCU grace
+        # period (~10 ms); the host prepares the root meanwhile.
         for procs in guest.cgroup_procs:
             _step(f"join cgroup {procs}", _write_file, procs,
                   str(os.getpid()))
+        userns_fd = None
+        if gate is not None:
+            userns_fd = _step("wait at the gate", _await_gate, gate,
+                              deadline or time.monotonic() + 30.0)
+            gate.close()
+        if guest.id_range and userns_fd is None:
+            raise exception.ProcessError(
+                reason="no user namespace for an unprivileged guest",
+                step="user namespace")
         owner = (guest.id_range[0],) * 2 if guest.id_range else (0, 0)
         _step("unshare mount namespace", sc.unshare, sc.CLONE_NEWNS)
         mounts.prepare_host_side(guest.root, console_fd, owner)
-        flags = GUEST_NAMESPACES
-        if guest.id_range:
-            flags |= sc.CLONE_NEWUSER
-        _step("unshare namespaces", sc.unshare, flags)
-        if guest.id_range:
-            if sync is None:
-                raise exception.ProcessError(
-                    reason="no id-map channel for a user namespace",
-                    step="map user namespace")
-            _step("map user namespace", userns.request_map, sync)
-        if sync is not None:
-            sync.close()
+        if userns_fd is not None:
+            # the namespaces unshared next belong to the guest's user
+            # namespace, and the mount tree copied into them is locked
+            _step("enter user namespace", userns.enter, userns_fd)
+            os.close(userns_fd)
+        _step("unshare namespaces", sc.unshare, GUEST_NAMESPACES)
+        if userns_fd is not None:
+            _step("become guest root", userns.become_root)
         pid = _step("fork guest init", os.fork)
         if pid == 0:
             _guest_main(guest, console_fd, report_fd, hold_fd)
@@ -116,6 +131,27 @@ def child_main(guest: spec_mod.GuestSpec, console_fd: int,
         os._exit(0)
     except BaseException as err:  # noqa: B902 - never return into the launcher
         _fail(report_fd, err)
+
+
+def _await_gate(gate: socket.socket, deadline: float) -> int | None:
+    """Read the gate until the go byte; returns the user namespace fd the
+    launcher passed on it, if any. EOF or the deadline (the spawn was
+    abandoned): exit quietly, having done nothing but join cgroups."""
+    userns_fd = None
+    while True:
+        ready, _, _ = select.select([gate], [], [],
+                                    max(0.0, deadline - time.monotonic()))
+        if not ready:
+            os._exit(0)
+        data, fds, _flags, _addr = socket.recv_fds(gate, 1, 1)
+        if data == USERNS_BYTE and len(fds) == 1 and userns_fd is None:
+            userns_fd = fds[0]
+            continue
+        for fd in fds:
+            os.close(fd)
+        if data == GO_BYTE:
+            return userns_fd
+        os._exit(0)
 
 
 def _guest_main(guest: spec_mod.GuestSpec, console_fd: int,

@@ -1,26 +1,24 @@
 """User namespaces: a guest's ids 0..65535 are an unprivileged host range.
 
-C1 unshares the user namespace together with the others (so each of them
-is owned by it), then asks its parent, the launcher -- host root in the
-initial namespace, the only one allowed to write an arbitrary map -- to
-write ``0 <start> <count>`` into its uid_map and gid_map over a socketpair
-(``request_map`` / ``grant_map``); it then becomes uid/gid 0 inside, which
-is ``start`` on the host, keeping its full capability set in the new
-namespace only. ``make_userns_fd`` gives the compute side a namespace with
-the same map for idmapped mounts of the image layers: the guest and that
-namespace are different objects, but an idmapping is only its map.
+The launcher -- host root in the initial namespace, the only one allowed
+to write an arbitrary map -- makes each guest's user namespace
+(``make_userns_fd``: a helper unshares, the launcher writes
+``0 <start> <count>`` into its uid_map and gid_map). One namespace serves
+twice: the compute side idmaps the image layers with it, and the guest's
+C1 joins it (``enter``) before unsharing the other namespaces, so they all
+belong to it, then becomes uid/gid 0 inside (``become_root``), which is
+``start`` on the host, keeping its full capability set in that namespace
+only.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
-import select
-import socket
-import time
 
 from pyct_driver.virt.process import syscalls as sc
 
-_GO = b"m"
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def map_line(id_range: tuple[int, int]) -> str:
@@ -39,12 +37,12 @@ def write_maps(pid: int, id_range: tuple[int, int]) -> None:
             os.close(fd)
 
 
-def request_map(sock: socket.socket) -> None:
-    """C1, after unshare(CLONE_NEWUSER): wait for the map, become root."""
-    sock.sendall(b"u")
-    if sock.recv(1) != _GO:
-        raise OSError(0, "launcher did not map the user namespace")
-    become_root()
+def enter(fd: int) -> None:
+    """C1: join the guest's user namespace (full capabilities inside it,
+    none outside); the namespaces it unshares next belong to it."""
+    if _libc.setns(fd, sc.CLONE_NEWUSER) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns user: {os.strerror(err)}")
 
 
 def become_root() -> None:
@@ -54,19 +52,6 @@ def become_root() -> None:
     os.setresuid(0, 0, 0)
 
 
-def grant_map(sock: socket.socket, pid: int, id_range: tuple[int, int],
-              deadline: float) -> bool:
-    """Launcher: wait for C1's request, write its maps, let it go on.
-    False if C1 gave up before asking (its error is on the report pipe)."""
-    remaining = max(0.0, deadline - time.monotonic())
-    ready, _, _ = select.select([sock], [], [], remaining)
-    if not ready or sock.recv(1) != b"u":
-        return False
-    write_maps(pid, id_range)
-    sock.sendall(_GO)
-    return True
-
-
 def make_userns_fd(id_range: tuple[int, int]) -> int:
     """An fd of a fresh user namespace mapped onto ``id_range``.
 
@@ -74,6 +59,16 @@ def make_userns_fd(id_range: tuple[int, int]) -> int:
     single-threaded process (the launcher). The namespace outlives the
     child for as long as the fd (or a mount idmapped with it) exists.
     """
+    helper = _fork_helper()
+    try:
+        return _map_helper(helper, id_range)
+    finally:
+        os.waitpid(helper[0], 0)
+
+
+def _fork_helper() -> tuple[int, int, int]:
+    """A child that unshares a user namespace, says so on ``ready_r`` and
+    exits at EOF on ``go_w``; returns (pid, ready_r, go_w)."""
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -88,6 +83,14 @@ def make_userns_fd(id_range: tuple[int, int]) -> int:
             os._exit(0)
     os.close(ready_w)
     os.close(go_r)
+    return pid, ready_r, go_w
+
+
+def _map_helper(helper: tuple[int, int, int],
+                id_range: tuple[int, int]) -> int:
+    """Map the helper's namespace, return an fd of it, let the helper go
+    (the caller reaps it)."""
+    pid, ready_r, go_w = helper
     try:
         if os.read(ready_r, 1) != b"u":
             raise OSError(0, "user namespace helper failed to unshare")
@@ -96,4 +99,37 @@ def make_userns_fd(id_range: tuple[int, int]) -> int:
     finally:
         os.close(ready_r)
         os.close(go_w)  # EOF lets the helper exit
-        os.waitpid(pid, 0)
+
+
+class Spares:
+    """User namespaces unshared ahead of time, not yet mapped (a map is
+    written once, by the launcher, when one is taken), so a spawn does not
+    wait for a helper's fork and unshare (~1-2 ms). Only for the
+    single-threaded launcher, whose SIGCHLD handling reaps used helpers;
+    at most ``size`` idle helper processes per host, not per guest."""
+
+    def __init__(self, size: int = 1) -> None:
+        self.size = size
+        self._helpers: list[tuple[int, int, int]] = []
+
+    def refill(self) -> None:
+        while len(self._helpers) < self.size:
+            try:
+                self._helpers.append(_fork_helper())
+            except OSError:
+                return  # spawns fall back to making one each
+
+    def take(self, id_range: tuple[int, int]) -> int:
+        """An fd of a user namespace mapped onto ``id_range``."""
+        while self._helpers:
+            helper = self._helpers.pop(0)
+            try:
+                return _map_helper(helper, id_range)
+            except OSError:
+                continue  # that helper died; the launcher reaps it
+        return make_userns_fd(id_range)
+
+    def fds(self) -> list[int]:
+        """What a forked guest must close (a helper exits at EOF)."""
+        return [fd for _pid, ready_r, go_w in self._helpers
+                for fd in (ready_r, go_w)]

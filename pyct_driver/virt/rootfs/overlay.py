@@ -9,9 +9,9 @@ throttling keys on. Autoclear frees the loop device when the ext4 is
 finally unmounted, including after a lazy unmount. Size 0 means no disk:
 the upper directory is on the host file system, unlimited. Everything is
 done with direct syscalls (ioctl, mount(2), the new mount API for long
-layer lists): no subprocess on the hot path except ``mkfs.ext4`` once per
-instance. Layout: ``base_dir/instances/<uuid>/{disk.img,disk/,root/}``,
-every directory 0700.
+layer lists): no subprocess on the hot path; the disk is a copy of a
+template formatted once per size (``rootfs.disk``). Layout:
+``base_dir/instances/<uuid>/{disk.img,disk/,root/}``, every directory 0700.
 
 Unprivileged roots (``create`` with an id range, kept in the host-only
 file ``id_range`` next to the disk) see the shared image layers through
@@ -23,7 +23,6 @@ owned by guest root, with no copy and a few microseconds per layer per
 boot. The upper directory is not idmapped: it belongs to the range's first
 id, and what the guest creates lands there with its real host ids, so
 nothing the guest makes on its disk is owned by host root.
-``mkfs.ext4`` runs with no_new_privs (through ``setpriv``).
 """
 
 from __future__ import annotations
@@ -36,10 +35,10 @@ import fcntl
 import os
 import shutil
 import struct
-import subprocess
 from typing import Callable
 
 from pyct_driver import exception
+from pyct_driver.virt.rootfs import disk as disk_mod
 
 _LOOP_CTL_GET_FREE = 0x4C82
 _LOOP_CONFIGURE = 0x4C0A
@@ -57,10 +56,6 @@ _OPEN_TREE_CLONE, _AT_EMPTY_PATH = 1, 0x1000
 _MOUNT_ATTR_IDMAP = 0x00100000
 _MOUNT_DATA_MAX = 4000
 _RANGE_FILE = "id_range"  # mount(2) data is one page, minus slack
-# no_new_privs for the helper: nothing it runs may gain privileges
-_SETPRIV = ("setpriv", "--no-new-privs") if shutil.which("setpriv") else ()
-_MKFS = (*_SETPRIV, "mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-m", "0",
-         "-E", "lazy_itable_init=1,nodiscard,root_owner=0:0")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
@@ -222,6 +217,7 @@ class RootManager:
                     "overlayfs options cannot carry")
         self.base_dir = base_dir
         self._instances = os.path.join(base_dir, "instances")
+        self._templates = os.path.join(base_dir, "templates")
         os.makedirs(self._instances, mode=0o700, exist_ok=True)
 
     def _dir(self, uuid: str) -> str:
@@ -252,27 +248,10 @@ class RootManager:
             if size_gb <= 0:
                 _make_upper(disk, owner)
                 return
-            image = os.path.join(top, "disk.img")
-            fd = os.open(image, os.O_RDWR | os.O_CREAT | os.O_EXCL |
-                         os.O_CLOEXEC, 0o600)
-            try:
-                os.ftruncate(fd, size_gb << 30)
-            finally:
-                os.close(fd)
-            # -d populates upper/ and work/ at format time: no extra
-            # mount-and-mkdir round on first boot.
-            seed = os.path.join(top, ".seed")
-            os.mkdir(seed, 0o700)
-            _make_upper(seed, owner)
-            proc = subprocess.run([*_MKFS, "-d", seed, image],
-                                  capture_output=True, text=True)
-            os.rmdir(os.path.join(seed, "upper"))
-            os.rmdir(os.path.join(seed, "work"))
-            os.rmdir(seed)
-            if proc.returncode != 0:
-                raise exception.RootfsError(
-                    reason=f"mkfs.ext4 for {uuid} failed: "
-                    f"{proc.stderr.strip()}")
+            # a copy of a per-size template formatted once (rootfs.disk):
+            # no mkfs on the spawn path; the first mount makes upper/work
+            disk_mod.make_disk(self._templates, size_gb,
+                               os.path.join(top, "disk.img"))
         except BaseException as err:
             shutil.rmtree(top, ignore_errors=True)
             if isinstance(err, OSError):

@@ -1,0 +1,67 @@
+"""What the container driver starts a guest with: its init's argv and its
+cgroup limits.
+
+The argv comes from the image's ``os_command_line`` property (tenant
+input choosing only what runs inside the guest), the limits only from the
+flavor snapshot (admin-owned). Disk quotas key on the root's loop device,
+which exists only once the root is mounted, while the guest's cgroups
+must exist before the launcher forks into them: ``early_limits`` are the
+flavor's limits without the disk quotas, and ``needs_device`` says whether
+the full ``limits`` must be applied again once the device is known.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+
+from pyct_driver import exception
+from pyct_driver import extra_specs as specs_mod
+from pyct_driver.virt import base
+from pyct_driver.virt.cgroups import base as cg_base
+from pyct_driver.virt.rootfs.store import ImageStore
+
+
+def init_argv(images: ImageStore, instance: base.InstanceSpec) -> list[str]:
+    """The guest init's argv (default ``/sbin/init``)."""
+    props = dict(images.properties(instance.image_id)) \
+        if images.has_image(instance.image_id) else {}
+    props.update(instance.image_properties)
+    cmdline = props.get("os_command_line")
+    if not cmdline:
+        return ["/sbin/init"]
+    # Image configs give a shell-quoted line (layout.command_line); a JSON
+    # list is accepted too.
+    try:
+        argv = json.loads(cmdline) if cmdline.startswith("[") \
+            else shlex.split(cmdline)
+    except ValueError as err:
+        raise exception.InvalidImage(
+            image=instance.image_id,
+            reason=f"bad os_command_line {cmdline!r}: {err}") from err
+    if not argv:
+        raise exception.InvalidImage(image=instance.image_id,
+                                     reason="empty os_command_line")
+    return [str(a) for a in argv]
+
+
+def limits(instance: base.InstanceSpec, device: str | None,
+           default_pids_max: int) -> cg_base.CgroupLimits:
+    f = instance.flavor
+    return cg_base.limits_from_flavor(
+        f.vcpus, f.memory_mb, f.swap_mb, f.extra_specs,
+        default_pids_max=default_pids_max, block_device=device)
+
+
+def needs_device(instance: base.InstanceSpec) -> bool:
+    """The flavor sets disk quotas (``quota:disk_*``)."""
+    return specs_mod.disk_limits_from(instance.flavor.extra_specs).any()
+
+
+def early_limits(instance: base.InstanceSpec,
+                 default_pids_max: int) -> cg_base.CgroupLimits:
+    """The flavor's limits minus the disk quotas (validated all the same)."""
+    full = limits(instance, "0:0" if needs_device(instance) else None,
+                  default_pids_max)
+    return dataclasses.replace(full, io_limits=())

@@ -1,0 +1,137 @@
+"""A guest between the launcher's ``begin`` and ``start``: C1 forked, gated.
+
+``begin`` forks C1 at once, so its first cgroup v1 migration (a kernel
+RCU grace period, ~10 ms) runs while the compute side still prepares the
+guest's root; the launcher then makes the guest's user namespace, passes
+it to C1 over the gate and returns it to the compute side (for the
+idmapped layers). ``start`` writes the go byte. Until then C1 has done
+nothing but join the guest's cgroups; closing the gate (``abort``: the
+spawn failed or was forgotten) or its deadline makes it exit quietly.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import time
+
+from pyct_driver import exception
+from pyct_driver.virt.process import console, nsinit, userns
+from pyct_driver.virt.process import spec as spec_mod
+
+
+class Pending:
+    """The launcher's side of one gated C1."""
+
+    def __init__(self, spec: spec_mod.GuestSpec, c1: int, master: int,
+                 slave: int, report_r: int, hold_w: int | None,
+                 gate: socket.socket, log: console.ConsoleLog,
+                 started: float) -> None:
+        self.spec = spec
+        self.c1 = c1
+        self.master = master
+        self.slave = slave
+        self.report_r = report_r
+        self.hold_w = hold_w
+        self.gate: socket.socket | None = gate
+        self.log = log
+        self.started = started
+
+    def parent_fds(self) -> list[int]:
+        """What another guest's C1 must not keep open: this gate (its EOF
+        must reach this C1) and this guest's pipes and pty master."""
+        fds = [self.master, self.report_r]
+        if self.hold_w is not None:
+            fds.append(self.hold_w)
+        if self.gate is not None:
+            fds.append(self.gate.fileno())
+        return fds
+
+    def go(self) -> None:
+        """Let C1 go on; it then reports on ``report_r`` as usual."""
+        gate, self.gate = self.gate, None
+        try:
+            gate.sendall(nsinit.GO_BYTE)
+        except OSError:
+            pass  # C1 died: its error (or EOF) is on the report pipe
+        finally:
+            gate.close()
+
+    def abort(self) -> None:
+        """C1 sees EOF on the gate and exits (the launcher reaps it)."""
+        if self.gate is not None:
+            self.gate.close()
+            self.gate = None
+        for fd in (self.master, self.slave, self.report_r, self.hold_w):
+            if fd is not None:
+                os.close(fd)
+        self.hold_w = None
+        self.log.close()
+
+
+def fork_gated(spec: spec_mod.GuestSpec, close_in_child: list[int],
+               deadline: float, spares: userns.Spares
+               ) -> tuple[Pending, int | None]:
+    """Fork C1 (it joins the cgroups, then waits at the gate); returns it
+    and, for a guest with an id range, an fd of its user namespace (the
+    caller's to close; C1 has its own copy)."""
+    started = time.monotonic()
+    log = console.ConsoleLog(spec.console_log, spec.console_max_bytes)
+    fds: list[int] = []
+    socks: tuple[socket.socket, socket.socket] | None = None
+    try:
+        fds.extend(os.openpty())
+        fds.extend(os.pipe2(os.O_CLOEXEC))
+        if spec.hold:
+            fds.extend(os.pipe2(os.O_CLOEXEC))
+        if spec.id_range:
+            # guest root must own its console (tty group 5 inside)
+            start = spec.id_range[0]
+            os.fchown(fds[1], start, start + 5)
+        socks = socket.socketpair()
+        c1 = os.fork()
+    except OSError as err:
+        for fd in fds:
+            os.close(fd)
+        for sock in socks or ():
+            sock.close()
+        log.close()
+        raise exception.ProcessError(
+            reason=f"console pty, report pipe or fork: {err}",
+            step="fork") from err
+    master, slave, report_r, report_w = fds[:4]
+    hold_r, hold_w = fds[4:] if spec.hold else (None, None)
+    if c1 == 0:
+        # No collection in C1 and C2 (short-lived): a collection walks the
+        # whole heap inherited from the launcher and copies every page of
+        # it (copy-on-write), milliseconds on the spawn's critical path.
+        gc.disable()
+        try:
+            for fd in (report_r, master, hold_w, *close_in_child):
+                if fd is not None:
+                    os.close(fd)
+            socks[0].close()
+        except BaseException:  # noqa: B902 - never return into the launcher
+            os._exit(127)
+        nsinit.child_main(spec, slave, report_w, hold_r, socks[1], deadline)
+    os.close(report_w)
+    if hold_r is not None:
+        os.close(hold_r)
+    socks[1].close()
+    pending = Pending(spec, c1, master, slave, report_r, hold_w, socks[0],
+                      log, started)
+    if not spec.id_range:
+        return pending, None
+    try:
+        ns_fd = spares.take(spec.id_range)
+    except OSError as err:
+        pending.abort()
+        raise exception.ProcessError(
+            reason=f"user namespace for {spec.uuid}: {err}",
+            step="user namespace") from err
+    try:
+        socket.send_fds(socks[0], [nsinit.USERNS_BYTE], [ns_fd])
+    except OSError:
+        pass  # C1 died: its error is on the report pipe
+    return pending, ns_fd
