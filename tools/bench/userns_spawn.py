@@ -30,7 +30,6 @@ import time
 
 import driver_env
 import report
-from pyct_driver.virt import base
 
 WARMUP = 3
 
