@@ -1,6 +1,6 @@
 """``pyct-all-in-one``: API and compute service in one process.
 
-The development and demo setup: the in-process message bus (``fake://``,
+The development and demo setup: the in-process message bus (``inproc://``,
 unless the configuration names a transport) joins the API to a compute
 service for ``[DEFAULT] host``; the database is whatever
 ``[database] connection`` says (SQLite by default). The schema is migrated
@@ -24,7 +24,7 @@ LOG = logging.getLogger(__name__)
 
 def main(argv: list[str] | None = None) -> int:
     conf = bootstrap.parse_args(argv if argv is not None else sys.argv,
-                                default_transport="fake://")
+                                default_transport="inproc://")
     db = bootstrap.database(conf)
     migration.upgrade(conf.database.connection)
     service = compute_cmd.build_service(conf, db)

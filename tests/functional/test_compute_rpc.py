@@ -15,11 +15,11 @@ from pyct_driver.rpc import transport as rpc_transport
 from tests.functional import compute_fixtures as fx
 
 
-@pytest.fixture
-def env(tmp_path):
+@pytest.fixture(params=["fake", "inproc"])
+def env(tmp_path, request):
     conf = fx.make_conf()
     db = fx.make_db(tmp_path)
-    url = f"fake://{tmp_path.name}/"
+    url = f"{request.param}://{tmp_path.name}/"
     service = fx.start_compute(conf, db, "host-a", url)
     client = rpc_client.ComputeClient(
         conf, rpc_transport.get_transport(conf, url), timeout=10)
