@@ -168,33 +168,29 @@ class ContainerDriver(base.VirtDriver):
 
     def _start(self, instance: base.InstanceSpec, record: dict,
                make_root: Callable[[], list[str]] | None = None) -> None:
-        """(Re)create the cgroup, fork C1 into it; while it joins (a v1
-        migration waits ~10 ms) make the root (``make_root`` returns the
-        layers) and mount it; then start init."""
+        """(Re)create the cgroup, fork C1 into it; while it joins (~10 ms on
+        v1) make (``make_root``) and mount the root; then start init."""
         uuid = instance.uuid
         id_range = ownership.recorded_range(instance, record)
         owner = ownership.owner(id_range)
-        root_path = self._root_path(uuid)
         with contextlib.ExitStack() as undo:
             self.cgroups.destroy(uuid)
             self.cgroups.create(uuid, guest_config.early_limits(
                 instance, self.default_pids_max))
             undo.callback(self.cgroups.destroy, uuid)
-            if id_range:
-                ownership.delegate_cgroup(self.cgroups, uuid, owner)
             spec = GuestSpec(
-                uuid=uuid, root=root_path, hostname=instance.hostname,
+                uuid=uuid, root=self._root_path(uuid), hostname=instance.hostname,
                 argv=tuple(record["argv"]),
                 cgroup_procs=tuple(self.cgroups.procs_files(uuid)),
                 console_log=os.path.join(self.records.dir(uuid), "console.log"),
                 console_max_bytes=self.console_max_bytes,
                 id_range=id_range,
-                # with networks, init waits (held) until its links exist,
-                # so its first boot already sees eth0 with its address
+                # held until its links exist: its first boot sees eth0
                 hold=bool(instance.vifs))
             begun = self._begin(spec)  # answered while the root is made
-            undo.callback(self._forget, uuid)
-            undo.callback(begun.close)
+            undo.callback(self._abandon, uuid, begun)
+            if id_range:
+                ownership.delegate_cgroup(self.cgroups, uuid, owner)
             layers = make_root() if make_root else \
                 self.images.held_layers(uuid)
             with self._guard:  # for the idmapped layers (_userns_fd)
@@ -231,6 +227,11 @@ class ContainerDriver(base.VirtDriver):
         except exception.ProcessError:
             self.launcher.ensure_running()  # the launcher died: restart
             return self.launcher.begin(spec)
+
+    def _abandon(self, uuid: str, begun: Begun) -> None:
+        begun.close()  # the answer first: then forget finds the guest
+        if not begun.refused:
+            self._forget(uuid)
 
     def _forget(self, uuid: str) -> None:
         with contextlib.suppress(exception.PyctError):

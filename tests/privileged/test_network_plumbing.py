@@ -8,9 +8,15 @@ routes. The module ends with a leak check.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import platform
 import random
+import socket
 import statistics
+import struct
 import subprocess
+import sys
 import time
 import uuid
 
@@ -18,6 +24,7 @@ import pytest
 
 from pyct_driver import exception
 from pyct_driver.virt.base import VifSpec
+from pyct_driver.virt.network import antispoof
 from pyct_driver.virt.network import bridge as bridge_mod
 
 
@@ -61,7 +68,6 @@ class Guests:
 
 
 def _netns_id(pid: str) -> str:
-    import os
     try:
         return os.readlink(f"/proc/{pid}/ns/net")
     except OSError:
@@ -118,7 +124,11 @@ def test_same_bridge_talks_other_bridge_does_not(plumber, guests):
     c, vif_c = _plugged(plumber, guests, net_b, pre_b, 10)
     try:
         assert _ping(a, vif_b.ip) and _ping(b, vif_a.ip)
-        assert _ping(a, "169.254.169.254"), "metadata address not on-link"
+        # On-link (answers ARP), but takes only TCP to its port: no ping.
+        assert _in(a, "busybox", "arping", "-c", "1", "-w", "2", "-I",
+                   "eth0", "169.254.169.254").returncode == 0, \
+            "metadata address not on-link"
+        assert not _ping(a, "169.254.169.254")
         assert _ping(a, vif_a.gateway)
         # Another network: through its gateway the host must not forward.
         assert not _ping(c, vif_a.ip)
@@ -275,3 +285,259 @@ def test_plumbing_timing(plumber, guests):
           f"p95 {p95(unplug_ms):.3f} ms (request path; deletion deferred)")
     print(f"30 plug+unplug+flush rounds in {total:.2f} s")
     assert statistics.median(unplug_ms) < statistics.median(plug_ms)
+
+
+# -- where a guest's packets may go (antispoof's destination rules) --------
+
+_PROBE = r"""
+import socket, sys
+mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if mode == "tcp":
+    try:
+        socket.create_connection((host, port), timeout=1.5).close()
+        print("connected")
+    except OSError as err:
+        print("failed", err)
+elif mode == "udp":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    for _ in range(3):
+        s.sendto(host.encode(), (host, port))
+    print("sent")
+else:  # udp listener: print the first datagram
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((host, port))
+    print("ready", flush=True)
+    s.settimeout(float(sys.argv[4]))
+    try:
+        print(s.recvfrom(100)[0].decode(), flush=True)
+    except OSError:
+        print("nothing", flush=True)
+"""
+
+
+def _probe(pid: int, mode: str, host: str, port: int) -> str:
+    out = _in(pid, sys.executable, "-c", _PROBE, mode, host, str(port),
+              timeout=15)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def _uplink_address() -> str:
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show", "dev", "eth0"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.split()[3].split("/")[0]
+
+
+def _listener(kind: int, address: str = "0.0.0.0", port: int = 0,
+              freebind: bool = False):
+    sock = socket.socket(socket.AF_INET, kind)
+    if freebind:
+        sock.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND
+    sock.bind((address, port))
+    if kind == socket.SOCK_STREAM:
+        sock.listen(8)
+    sock.setblocking(False)
+    return sock
+
+
+def _drained(sock) -> int:
+    """How many connections (TCP) or datagrams (UDP) came to ``sock``."""
+    got = 0
+    while True:
+        try:
+            if sock.type == socket.SOCK_STREAM:
+                sock.accept()[0].close()
+            else:
+                sock.recvfrom(100)
+        except BlockingIOError:
+            return got
+        got += 1
+
+
+@pytest.fixture
+def metadata_listener(plumber):
+    """(plumber, port, listening socket) for 169.254.169.254: port 80 and
+    the module's plumber, or, when something else holds that port, another
+    port and a plumber whose filters allow that one."""
+    try:
+        sock = _listener(socket.SOCK_STREAM, plumber.metadata_address, 80,
+                         freebind=True)
+        yield plumber, 80, sock
+        sock.close()
+        return
+    except OSError as err:
+        if err.errno != 98:  # EADDRINUSE
+            raise
+    sock = _listener(socket.SOCK_STREAM, plumber.metadata_address,
+                     freebind=True)
+    port = sock.getsockname()[1]
+    other = bridge_mod.NetworkPlumber(metadata_port=port)
+    yield other, port, sock
+    sock.close()
+    other.flush()
+    other.close()
+
+
+def test_guest_reaches_siblings_gateway_ping_and_metadata_port_only(
+        metadata_listener, guests):
+    plumber, meta_port, meta_sock = metadata_listener
+    net, pre = _net()
+    a, vif_a = _plugged(plumber, guests, net, pre, 70)
+    b, vif_b = _plugged(plumber, guests, net, pre, 71)
+    tcp = _listener(socket.SOCK_STREAM)
+    udp = _listener(socket.SOCK_DGRAM)
+    port, uport = tcp.getsockname()[1], udp.getsockname()[1]
+    uplink = _uplink_address()
+    meta = plumber.metadata_address
+    try:
+        assert _ping(a, vif_b.ip) and _ping(b, vif_a.ip)
+        assert _ping(a, vif_a.gateway), "ping of the gateway must work"
+        # The host's own services on 0.0.0.0: not via the gateway, not via
+        # the uplink address (the guest's default route is the gateway).
+        assert _probe(a, "tcp", vif_a.gateway, port).startswith("failed")
+        assert _probe(a, "tcp", uplink, port).startswith("failed")
+        # The metadata address: its port only.
+        assert _probe(a, "tcp", meta, meta_port) == "connected"
+        assert _drained(meta_sock) == 1
+        assert _probe(a, "tcp", meta, port).startswith("failed")
+        assert _drained(tcp) == 0, "a guest connected to a host service"
+        # UDP to the host: nothing arrives, not even the host's copy of a
+        # subnet broadcast (the bridge's filter); the sibling gets it.
+        recv = subprocess.Popen(
+            ["nsenter", "-t", str(b), "-n", sys.executable,
+             "-c", _PROBE, "recv", "0.0.0.0", str(uport), "5"],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert recv.stdout.readline().strip() == "ready"
+            for host in (vif_a.gateway, uplink, meta, "255.255.255.255"):
+                assert _probe(a, "udp", host, uport) == "sent"
+            broadcast = f"{pre}.255"
+            assert _probe(a, "udp", broadcast, uport) == "sent"
+            assert recv.stdout.readline().strip() == broadcast
+        finally:
+            recv.kill()
+            recv.wait()
+        time.sleep(0.2)
+        assert _drained(udp) == 0, "a guest's datagram reached the host"
+    finally:
+        for sock in (tcp, udp):
+            sock.close()
+        plumber.unplug_all([vif_a, vif_b])
+        plumber.remove_bridge_if_unused(net)
+        assert plumber.flush()
+
+
+_U32, _U64 = ctypes.c_uint32, ctypes.c_uint64
+
+
+class _TestRunAttr(ctypes.Structure):
+    _fields_ = [("prog_fd", _U32), ("retval", _U32),
+                ("data_size_in", _U32), ("data_size_out", _U32),
+                ("data_in", _U64), ("data_out", _U64),
+                ("repeat", _U32), ("duration", _U32),
+                ("ctx_size_in", _U32), ("ctx_size_out", _U32),
+                ("ctx_in", _U64), ("ctx_out", _U64),
+                ("flags", _U32), ("cpu", _U32),
+                ("batch_size", _U32), ("pad", _U32)]
+
+
+def _verdict(fd: int, frame: bytes) -> int:
+    """The program's return value for ``frame`` (BPF_PROG_TEST_RUN)."""
+    data = ctypes.create_string_buffer(frame, len(frame))
+    out = ctypes.create_string_buffer(len(frame) + 256)
+    attr = _TestRunAttr(prog_fd=fd, data_size_in=len(frame),
+                        data_size_out=len(out),
+                        data_in=ctypes.addressof(data),
+                        data_out=ctypes.addressof(out), repeat=1)
+    rc = antispoof._libc.syscall(
+        ctypes.c_long(antispoof._SYS_BPF[platform.machine()]),
+        ctypes.c_int(10), ctypes.byref(attr),  # BPF_PROG_TEST_RUN
+        ctypes.c_uint(ctypes.sizeof(attr)))
+    # (test runs refuse an IPv4 frame shorter than an IP header: EINVAL)
+    assert rc == 0, (os.strerror(ctypes.get_errno()), frame.hex())
+    return attr.retval
+
+
+def test_filter_verdicts_fragments_options_and_runts():
+    """The destination rules frame by frame, through the kernel's own
+    run of the loaded (verified) program."""
+    mac, ip, gw, meta = "fa:16:3e:01:02:03", "10.241.7.10", "10.241.7.1", \
+        "169.254.169.254"
+    code = antispoof.program(mac, ip, 24, gw, meta, 8775)
+    assert len(code) // 8 < 64, "keep the program small"
+    fd = antispoof.load(code, "pyct_test")
+    hw = bytes.fromhex(mac.replace(":", ""))
+
+    def frame(dst, proto=1, l4=b"\x08\x00" + b"\x00" * 6, vhl=0x45,
+              frag=0, src=ip, src_mac=hw, cut=None):
+        options = b"\x01" * ((vhl & 0xF) * 4 - 20)
+        iph = struct.pack("!BBHHHBBH4s4s", vhl, 0, 20 + len(l4), 0, frag,
+                          64, proto, 0, socket.inet_aton(src),
+                          socket.inet_aton(dst)) + options
+        raw = b"\xff" * 6 + src_mac + b"\x08\x00" + iph + l4
+        return raw[:cut] if cut else raw
+
+    tcp = struct.pack("!HHIIHHHH", 40000, 8775, 0, 0, 0x5002, 1000, 0, 0)
+    tcp80 = struct.pack("!HHIIHHHH", 40000, 80, 0, 0, 0x5002, 1000, 0, 0)
+    udp = struct.pack("!HHHH", 40000, 8775, 8, 0)
+    arp = (b"\xff" * 6 + hw + b"\x08\x06"
+           + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + hw
+           + socket.inet_aton(ip) + b"\x00" * 6 + socket.inet_aton(gw))
+    ok, shot = antispoof.TC_ACT_OK, antispoof.TC_ACT_SHOT
+    cases = {
+        "echo to gateway": (frame(gw), ok),
+        "echo reply to gateway": (frame(gw, l4=b"\x00" * 8), shot),
+        "echo to gateway, more fragments": (frame(gw, frag=0x2000), shot),
+        "echo to gateway, later fragment": (frame(gw, frag=0x0010), shot),
+        "echo to gateway with IP options": (frame(gw, vhl=0x46), shot),
+        "echo to gateway, truncated": (frame(gw, cut=14 + 20 + 4), shot),
+        "tcp to gateway": (frame(gw, 6, tcp), shot),
+        "udp to gateway": (frame(gw, 17, udp), shot),
+        "tcp to metadata port": (frame(meta, 6, tcp), ok),
+        "tcp to metadata, port 80": (frame(meta, 6, tcp80), shot),
+        "udp to metadata port": (frame(meta, 17, udp), shot),
+        "tcp to metadata, truncated": (frame(meta, 6, tcp, cut=14 + 20 + 3),
+                                       shot),
+        "tcp to metadata, fragment": (frame(meta, 6, tcp, frag=0x2000), shot),
+        "tcp to metadata, IP options": (frame(meta, 6, tcp, vhl=0x47), shot),
+        "tcp to sibling": (frame("10.241.7.11", 6, tcp), ok),
+        "udp to subnet broadcast": (frame("10.241.7.255", 17, udp), ok),
+        "later fragment to sibling": (frame("10.241.7.11", 17, udp,
+                                            frag=0x00B9), ok),
+        "sibling with IP options": (frame("10.241.7.11", vhl=0x46), ok),
+        "limited broadcast": (frame("255.255.255.255", 17, udp), shot),
+        "multicast": (frame("224.0.0.1", 17, udp), shot),
+        "another network": (frame("10.241.8.1"), shot),
+        "host uplink": (frame(_uplink_address(), 6, tcp), shot),
+        "spoofed source IP": (frame("10.241.7.11", src="10.241.7.12"), shot),
+        "spoofed source MAC": (frame("10.241.7.11", src_mac=b"\x02" * 6),
+                               shot),
+        "ARP for the gateway": (arp, ok),
+        "IPv6": (b"\x33\x33\x00\x00\x00\x01" + hw + b"\x86\xdd"
+                 + b"\x60" + b"\x00" * 39, shot),
+    }
+    try:
+        got = {name: _verdict(fd, raw) for name, (raw, _) in cases.items()}
+    finally:
+        os.close(fd)
+    assert got == {name: want for name, (_, want) in cases.items()}
+    # The bridge's own filter: the host stack gets only its two services.
+    host_cases = {
+        "echo to gateway": (frame(gw), ok),
+        "tcp to metadata port": (frame(meta, 6, tcp), ok),
+        "ARP": (arp, ok),
+        "udp to subnet broadcast": (frame("10.241.7.255", 17, udp), shot),
+        "limited broadcast": (frame("255.255.255.255", 17, udp), shot),
+        "tcp to gateway": (frame(gw, 6, tcp), shot),
+        "echo to gateway, later fragment": (frame(gw, frag=0x0010), shot),
+        "to a sibling": (frame("10.241.7.11", 6, tcp), shot),
+    }
+    fd = antispoof.load(antispoof.bridge_program(gw, meta, 8775),
+                        "pyct_test")
+    try:
+        got = {name: _verdict(fd, raw) for name, (raw, _) in
+               host_cases.items()}
+    finally:
+        os.close(fd)
+    assert got == {name: want for name, (_, want) in host_cases.items()}

@@ -1,20 +1,40 @@
-"""Anti-spoofing on a port: an eBPF tc filter on the host end of its veth.
+"""Anti-spoofing and destination rules on a port: an eBPF tc filter on the
+host end of its veth.
 
 Everything the guest sends arrives on the host end's ingress. An ingress
 qdisc there holds one ``bpf`` filter in direct-action mode whose program
 (assembled here, loaded with bpf(2)) decides per frame::
 
     source MAC != port MAC                                    → drop
-    IPv4 with source IP == port IP                            → pass
     ARP with sender MAC == port MAC and sender IP == port IP
         (or 0.0.0.0, an address probe)                        → pass
-    anything else (IPv6, VLAN tags, runts, other addresses)   → drop
+    IPv4 with source IP != port IP                            → drop
+    IPv4 to the metadata address: TCP to its port only        → pass
+    IPv4 to the gateway: ICMP echo request only               → pass
+    IPv4 to any other address of the port's subnet
+        (siblings, subnet broadcast; fragments and options)  → pass
+    anything else (IPv6, VLAN tags, runts, other addresses,
+        255.255.255.255, multicast)                           → drop
+
+The destination rules exist because the host is a weak-host-model router
+with forwarding off: it still accepts a packet for ANY of its addresses
+(uplink, other bridges' gateways, the metadata address on any port)
+arriving on a bridge, so without them a guest reaches every host service
+listening on 0.0.0.0. Packets the host itself receives (gateway, metadata)
+must be plain: no IP options (a source-route option could re-target the
+packet at another host address) and no fragments (the L4 header is only in
+the first one, and lone fragments sit in the host's reassembly memory).
+Limited broadcast is dropped: pyct configures addresses itself, no DHCP.
+A subnet broadcast must pass (siblings get it) but the bridge hands the host
+a copy too, which UDP sockets bound to 0.0.0.0 would get: a second program
+(``bridge_program``, 37 instructions) on the bridge's own ingress lets the
+host's stack receive only ARP and the two services above.
 
 Why eBPF and not u32/flower/basic+gact: hosts like this one build only
 cls_u32 and cls_bpf, without the gact action u32 would need to drop, and
 pyroute2 0.9 has no flower. A direct-action program needs no action module.
 The filter is installed while the host end is still down, so no frame passes
-before it exists. The program is ~30 instructions: checks cost nanoseconds.
+before it exists. The program is 57 instructions: checks cost nanoseconds.
 """
 
 from __future__ import annotations
@@ -42,20 +62,34 @@ _MOV64_K = 0xB7     # dst = imm
 _LDX_W = 0x61       # dst = *(u32 *)(src + off)
 _LD_ABS_W = 0x20    # r0 = ntohl(packet[imm:imm+4])
 _LD_ABS_H = 0x28    # r0 = ntohs(packet[imm:imm+2])
+_LD_ABS_B = 0x30    # r0 = packet[imm]
+_AND32_K = 0x54     # dst = (u32)dst & imm
 _JMP32_JEQ_K = 0x16  # 32-bit compares: imm is not sign-extended to 64 bits
 _JMP32_JNE_K = 0x56
 _JMP32_JLT_K = 0xA6
+_JMP32_JSET_K = 0x46  # jump if dst & imm
 _JA = 0x05
 _EXIT = 0x95
 
 # Offsets from the Ethernet header (cls_bpf pushes it back on ingress).
 ETH_SRC = 6
 ETH_TYPE = 12
+IP_VHL = 14           # version and header length: 0x45 means no options
+IP_FRAG = 14 + 6      # flags and fragment offset
+IP_PROTO = 14 + 9
 IP_SADDR = 14 + 12
+IP_DADDR = 14 + 16
+L4 = 14 + 20          # only where IP_VHL was checked to be 0x45
+IP_MF_OFFSET = 0x3FFF
+IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
+ICMP_ECHO = 8
 ARP_SHA = 14 + 8
 ARP_SPA = 14 + 14
 MIN_IP = 14 + 20
 MIN_ARP = 14 + 28
+MIN_ICMP = L4 + 8
+MIN_TCP = L4 + 20
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -93,14 +127,105 @@ class _Asm:
         return bytes(out)
 
 
-def program(mac: str, ip: str) -> bytes:
-    """The filter's eBPF instructions for a port with this MAC and IP."""
+def _plain_to_host(a: _Asm, proto: int, min_len: int) -> None:
+    """Checks for a packet the host itself receives: long enough for its L4
+    header, no IP options, not a fragment, of protocol ``proto``."""
+    a.op(_MOV64_X, dst=0, src=7)
+    a.jump(_JMP32_JLT_K, min_len, "drop")
+    a.op(_LD_ABS_B, imm=IP_VHL)
+    a.jump(_JMP32_JNE_K, 0x45, "drop")
+    a.op(_LD_ABS_H, imm=IP_FRAG)
+    a.jump(_JMP32_JSET_K, IP_MF_OFFSET, "drop")
+    a.op(_LD_ABS_B, imm=IP_PROTO)
+    a.jump(_JMP32_JNE_K, proto, "drop")
+
+
+def _destinations(a: _Asm, gw: int, meta: int, metadata_port: int,
+                  subnet: ipaddress.IPv4Network | None) -> None:
+    """Where an IPv4 packet may go: the host only for ICMP echo to the
+    gateway and TCP to the metadata port, else the subnet (None: nowhere)."""
+    a.op(_LD_ABS_W, imm=IP_DADDR)
+    # The host's own addresses first: they may not be left to the subnet
+    # rule (the gateway is in the subnet; the metadata one could be).
+    a.jump(_JMP32_JEQ_K, meta, "metadata")
+    a.jump(_JMP32_JEQ_K, gw, "gateway")
+    if subnet is not None:
+        a.op(_AND32_K, dst=0, imm=int(subnet.netmask))
+        a.jump(_JMP32_JEQ_K, int(subnet.network_address), "pass")
+    a.jump(_JA, 0, "drop")
+    a.label("gateway")
+    _plain_to_host(a, IPPROTO_ICMP, MIN_ICMP)
+    a.op(_LD_ABS_B, imm=L4)                  # ICMP type
+    a.jump(_JMP32_JEQ_K, ICMP_ECHO, "pass")
+    a.jump(_JA, 0, "drop")
+    a.label("metadata")
+    _plain_to_host(a, IPPROTO_TCP, MIN_TCP)
+    a.op(_LD_ABS_H, imm=L4 + 2)              # TCP destination port
+    a.jump(_JMP32_JEQ_K, metadata_port, "pass")
+    a.jump(_JA, 0, "drop")
+
+
+def _ends(a: _Asm) -> None:
+    a.label("drop")
+    a.op(_MOV64_K, dst=0, imm=TC_ACT_SHOT)
+    a.op(_EXIT)
+    a.label("pass")
+    a.op(_MOV64_K, dst=0, imm=TC_ACT_OK)
+    a.op(_EXIT)
+
+
+def bridge_program(gateway: str, metadata_address: str,
+                   metadata_port: int) -> bytes:
+    """The filter on a bridge's own ingress: what the host's IP stack may
+    receive from the network's guests (ARP; ICMP echo to the gateway; TCP
+    to the metadata port). It sees only frames passed up to the host, so
+    it removes the host's copy of a guest's subnet broadcast (UDP services
+    bound to 0.0.0.0 would get it) and leaves the siblings' copies alone.
+    """
+    gw = int(ipaddress.IPv4Address(gateway))
+    meta = int(ipaddress.IPv4Address(metadata_address))
+    a = _Asm()
+    a.op(_MOV64_X, dst=6, src=1)
+    a.op(_LDX_W, dst=7, src=6, off=0)
+    a.op(_MOV64_X, dst=0, src=7)
+    a.jump(_JMP32_JLT_K, MIN_IP, "drop")     # also covers ARP's 14 bytes
+    a.op(_LD_ABS_H, imm=ETH_TYPE)
+    a.jump(_JMP32_JEQ_K, 0x0806, "pass")
+    a.jump(_JMP32_JNE_K, 0x0800, "drop")
+    _destinations(a, gw, meta, metadata_port, None)
+    _ends(a)
+    return a.assemble()
+
+
+def program(mac: str, ip: str, prefixlen: int, gateway: str,
+            metadata_address: str, metadata_port: int) -> bytes:
+    """The filter's eBPF instructions for a port with this MAC and IP in
+    the subnet ``ip/prefixlen`` whose gateway (the bridge) is ``gateway``.
+
+    Every packet load is preceded by a length check: an out-of-bounds
+    LD_ABS ends the program with 0, which is TC_ACT_OK (pass).
+    """
     raw = bytes(int(part, 16) for part in mac.split(":"))
     if len(raw) != 6:
         raise exception.NetworkError(reason=f"bad MAC {mac!r}")
     mac_hi, mac_lo = int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:],
                                                                     "big")
-    addr = int(ipaddress.IPv4Address(ip))
+    try:
+        subnet = ipaddress.IPv4Interface(f"{ip}/{prefixlen}").network
+        addr = int(ipaddress.IPv4Address(ip))
+        gw = int(ipaddress.IPv4Address(gateway))
+        meta = int(ipaddress.IPv4Address(metadata_address))
+    except ValueError as err:
+        raise exception.NetworkError(
+            reason=f"bad port addresses {ip}/{prefixlen} gw {gateway} "
+                   f"metadata {metadata_address}: {err}") from err
+    if not 0 < metadata_port < 65536:
+        raise exception.NetworkError(
+            reason=f"bad metadata port {metadata_port}")
+    if prefixlen < 1 or ipaddress.IPv4Address(gw) not in subnet:
+        # A /0 "subnet" would let the guest reach every host address.
+        raise exception.NetworkError(
+            reason=f"gateway {gateway} not in a subnet {subnet}")
     a = _Asm()
     a.op(_MOV64_X, dst=6, src=1)             # LD_ABS wants ctx in r6
     a.op(_LDX_W, dst=7, src=6, off=0)        # r7 = skb->len
@@ -118,8 +243,8 @@ def program(mac: str, ip: str) -> bytes:
     a.op(_MOV64_X, dst=0, src=7)
     a.jump(_JMP32_JLT_K, MIN_IP, "drop")
     a.op(_LD_ABS_W, imm=IP_SADDR)
-    a.jump(_JMP32_JEQ_K, addr, "pass")
-    a.jump(_JA, 0, "drop")
+    a.jump(_JMP32_JNE_K, addr, "drop")
+    _destinations(a, gw, meta, metadata_port, subnet)
     a.label("arp")
     a.op(_MOV64_X, dst=0, src=7)
     a.jump(_JMP32_JLT_K, MIN_ARP, "drop")
@@ -130,12 +255,7 @@ def program(mac: str, ip: str) -> bytes:
     a.op(_LD_ABS_W, imm=ARP_SPA)
     a.jump(_JMP32_JEQ_K, addr, "pass")
     a.jump(_JMP32_JEQ_K, 0, "pass")
-    a.label("drop")
-    a.op(_MOV64_K, dst=0, imm=TC_ACT_SHOT)
-    a.op(_EXIT)
-    a.label("pass")
-    a.op(_MOV64_K, dst=0, imm=TC_ACT_OK)
-    a.op(_EXIT)
+    _ends(a)
     return a.assemble()
 
 
@@ -180,15 +300,34 @@ def load(code: bytes, name: str) -> int:
 
 
 def install(host: netlink.HostNetlink, index: int, ifname: str, mac: str,
-            ip: str) -> None:
+            ip: str, prefixlen: int, gateway: str, metadata_address: str,
+            metadata_port: int) -> None:
     """Put the ingress qdisc and the filter on the host end ``index``."""
-    fd = load(program(mac, ip), "pyct_antispoof")
+    code = program(mac, ip, prefixlen, gateway, metadata_address,
+                   metadata_port)
+    _attach(host, index, ifname, code, "pyct_antispoof")
+
+
+def install_bridge(host: netlink.HostNetlink, index: int, ifname: str,
+                   gateway: str, metadata_address: str,
+                   metadata_port: int) -> None:
+    """Put ``bridge_program`` on the bridge ``index`` unless a bpf filter
+    is there already (ensure_bridge runs for every plug)."""
+    if installed(host, index):
+        return
+    code = bridge_program(gateway, metadata_address, metadata_port)
+    _attach(host, index, ifname, code, "pyct_bridge_in")
+
+
+def _attach(host: netlink.HostNetlink, index: int, ifname: str,
+            code: bytes, name: str) -> None:
+    fd = load(code, name)
     try:
         with host.lock, netlink.wrap(f"anti-spoofing on {ifname}"):
             host.ipr.tc("add", "ingress", index, INGRESS)
             host.ipr.tc("add-filter", "bpf", index, ":1", parent=INGRESS,
                         prio=1, protocol=ETH_P_ALL, fd=fd,
-                        name="pyct_antispoof", direct_action=True)
+                        name=name, direct_action=True)
     finally:
         # The filter holds its own reference to the program.
         os.close(fd)

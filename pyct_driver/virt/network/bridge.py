@@ -3,8 +3,12 @@
 ``NetworkPlumber`` is what the container driver calls. Each network is a
 bridge ``pyb-<network id[:11]>`` carrying the gateway address and the
 metadata address (/32, on every bridge, so guests reach the host's metadata
-server on-link), with IPv4 forwarding off on it: guests reach their own
-network's members, the gateway and the metadata service, nothing else. Each
+server on-link), with IPv4 forwarding off on it. Forwarding off is not
+enough (the host accepts packets for any of its addresses on any
+interface), so each port's filter (``antispoof``) also limits where the
+guest's packets go: its own subnet, ICMP echo to the gateway and TCP to the
+metadata address's port, nothing else; a filter on the bridge's own ingress
+holds the host's stack to the same (it also sees subnet broadcasts). Each
 port is a veth ``pyv-<port id[:11]>`` whose guest end is created directly
 inside the guest's network namespace as ``eth<device_index>`` (creating it
 there costs ~1-3 ms, moving it afterwards ~15-30 ms), with the port's MAC and
@@ -63,6 +67,7 @@ class NetworkPlumber:
 
     def __init__(self, mtu: int = 1500,
                  metadata_address: str = "169.254.169.254",
+                 metadata_port: int = 80,
                  dns: list[str] | tuple[str, ...] = (),
                  egress_nat: bool = False) -> None:
         if egress_nat:
@@ -71,6 +76,8 @@ class NetworkPlumber:
                        "[network] egress_nat = false")
         self.mtu = mtu
         self.metadata_address = str(ipaddress.IPv4Address(metadata_address))
+        # The only port of the metadata address a guest's filter lets through.
+        self.metadata_port = metadata_port
         self.dns = tuple(dns)
         self.host = netlink.HostNetlink()
         self.deleter = deleter_mod.Deleter()
@@ -123,6 +130,12 @@ class NetworkPlumber:
                     kwargs = {"broadcast": brd} if brd else {}
                     host.ipr.addr("add", index=index, address=address,
                                   prefixlen=plen, **kwargs)
+            # The host's copy of what guests send: only ARP, ICMP echo to
+            # the gateway, TCP to the metadata port (not subnet broadcasts).
+            antispoof.install_bridge(host, index, name, str(iface.ip),
+                                     self.metadata_address,
+                                     self.metadata_port)
+            with netlink.wrap(f"set bridge {name} up"):
                 host.ipr.link("set", index=index, mtu=mtu, state="up")
             self._generation[network_id] = (
                 self._generation.get(network_id, 0) + 1)
@@ -203,7 +216,9 @@ class NetworkPlumber:
                 raise exception.NetworkError(
                     reason=f"veth {host_name} vanished right after creation")
             try:
-                antispoof.install(host, index, host_name, vif.mac, vif.ip)
+                antispoof.install(host, index, host_name, vif.mac, vif.ip,
+                                  vif.prefixlen, vif.gateway,
+                                  self.metadata_address, self.metadata_port)
                 _write_sysctl(
                     f"/proc/sys/net/ipv6/conf/{host_name}/disable_ipv6", "1")
                 with netlink.wrap(f"set {host_name} up"):

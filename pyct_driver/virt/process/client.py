@@ -120,7 +120,7 @@ class LauncherClient:
         except OSError as err:
             raise exception.ProcessError(
                 reason=f"launcher at {self.socket_path} did not answer "
-                       f"{request.get('op')}: {err}") from err
+                       f"{request.get('op')}: {err}", step="launcher") from err
         finally:
             sock.close()
         answer = spec_mod.decode(reply)
@@ -227,6 +227,7 @@ class Begun:
         self._sock: socket.socket | None = sock
         self._request = request
         self._with_userns = with_userns
+        self.refused = False  # the launcher answered no: nothing to undo
 
     def wait(self) -> int | None:
         """Once: an fd of the guest's user namespace (the caller closes
@@ -239,9 +240,11 @@ class Begun:
         fds: list[int] = []
         try:
             self._client._answer(sock, self._request, fds)
-        except BaseException:
+        except BaseException as err:
             for fd in fds:
                 os.close(fd)
+            self.refused = isinstance(err, exception.ProcessError) and \
+                err.kwargs.get("step") != "launcher"
             raise
         if len(fds) > 1 or self._with_userns != bool(fds):
             for fd in fds:

@@ -84,7 +84,6 @@ class Launcher:
         self.by_master: dict[int, _Guest] = {}
         self.by_pid: dict[int, _Guest] = {}
         self.pending: dict[str, pending.Pending] = {}
-        self.spares = userns.Spares()
         self.conns: dict[int, tuple[socket.socket, bytearray]] = {}
         self.running = True
         self.wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -99,8 +98,6 @@ class Launcher:
 
     def serve(self) -> None:
         while self.running:
-            # between requests: the reply that used a spare is out
-            self.spares.refill()
             for fd, _events in self.poll.poll(1000):
                 if fd == self.listener.fileno():
                     self._accept()
@@ -182,7 +179,7 @@ class Launcher:
             if op == "userns":
                 # an fd for idmapped mounts; rides the reply (SCM_RIGHTS)
                 id_range = spec_mod.check_id_range(req["id_range"])
-                return {"ok": True, "_fd": self.spares.take(id_range)}
+                return {"ok": True, "_fd": userns.make_userns_fd(id_range)}
             if op == "release":
                 return self._release(str(req["uuid"]))
             if op == "status":
@@ -226,9 +223,7 @@ class Launcher:
         # one's exec to drop our copies of their hold pipes.
         close += [fd for other in self.guests.values()
                   for fd in (other.hold_w, other.report_r) if fd is not None]
-        close += self.spares.fds()
-        entry, ns_fd = pending.fork_gated(spec, close, now + SPAWN_TIMEOUT,
-                                          self.spares)
+        entry, ns_fd = pending.fork_gated(spec, close, now + SPAWN_TIMEOUT)
         self.pending[spec.uuid] = entry
         reply: dict = {"ok": True}
         if ns_fd is not None:

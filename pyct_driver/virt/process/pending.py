@@ -71,8 +71,7 @@ class Pending:
 
 
 def fork_gated(spec: spec_mod.GuestSpec, close_in_child: list[int],
-               deadline: float, spares: userns.Spares
-               ) -> tuple[Pending, int | None]:
+               deadline: float) -> tuple[Pending, int | None]:
     """Fork C1 (it joins the cgroups, then waits at the gate); returns it
     and, for a guest with an id range, an fd of its user namespace (the
     caller's to close; C1 has its own copy)."""
@@ -124,7 +123,7 @@ def fork_gated(spec: spec_mod.GuestSpec, close_in_child: list[int],
     if not spec.id_range:
         return pending, None
     try:
-        ns_fd = spares.take(spec.id_range)
+        ns_fd = userns.make_userns_fd(spec.id_range)
     except OSError as err:
         pending.abort()
         raise exception.ProcessError(

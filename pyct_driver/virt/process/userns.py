@@ -59,16 +59,6 @@ def make_userns_fd(id_range: tuple[int, int]) -> int:
     single-threaded process (the launcher). The namespace outlives the
     child for as long as the fd (or a mount idmapped with it) exists.
     """
-    helper = _fork_helper()
-    try:
-        return _map_helper(helper, id_range)
-    finally:
-        os.waitpid(helper[0], 0)
-
-
-def _fork_helper() -> tuple[int, int, int]:
-    """A child that unshares a user namespace, says so on ``ready_r`` and
-    exits at EOF on ``go_w``; returns (pid, ready_r, go_w)."""
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -83,14 +73,6 @@ def _fork_helper() -> tuple[int, int, int]:
             os._exit(0)
     os.close(ready_w)
     os.close(go_r)
-    return pid, ready_r, go_w
-
-
-def _map_helper(helper: tuple[int, int, int],
-                id_range: tuple[int, int]) -> int:
-    """Map the helper's namespace, return an fd of it, let the helper go
-    (the caller reaps it)."""
-    pid, ready_r, go_w = helper
     try:
         if os.read(ready_r, 1) != b"u":
             raise OSError(0, "user namespace helper failed to unshare")
@@ -99,37 +81,4 @@ def _map_helper(helper: tuple[int, int, int],
     finally:
         os.close(ready_r)
         os.close(go_w)  # EOF lets the helper exit
-
-
-class Spares:
-    """User namespaces unshared ahead of time, not yet mapped (a map is
-    written once, by the launcher, when one is taken), so a spawn does not
-    wait for a helper's fork and unshare (~1-2 ms). Only for the
-    single-threaded launcher, whose SIGCHLD handling reaps used helpers;
-    at most ``size`` idle helper processes per host, not per guest."""
-
-    def __init__(self, size: int = 1) -> None:
-        self.size = size
-        self._helpers: list[tuple[int, int, int]] = []
-
-    def refill(self) -> None:
-        while len(self._helpers) < self.size:
-            try:
-                self._helpers.append(_fork_helper())
-            except OSError:
-                return  # spawns fall back to making one each
-
-    def take(self, id_range: tuple[int, int]) -> int:
-        """An fd of a user namespace mapped onto ``id_range``."""
-        while self._helpers:
-            helper = self._helpers.pop(0)
-            try:
-                return _map_helper(helper, id_range)
-            except OSError:
-                continue  # that helper died; the launcher reaps it
-        return make_userns_fd(id_range)
-
-    def fds(self) -> list[int]:
-        """What a forked guest must close (a helper exits at EOF)."""
-        return [fd for _pid, ready_r, go_w in self._helpers
-                for fd in (ready_r, go_w)]
+        os.waitpid(pid, 0)
