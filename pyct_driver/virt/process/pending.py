@@ -89,7 +89,7 @@ def fork_gated(spec: spec_mod.GuestSpec, close_in_child: list[int],
             start = spec.id_range[0]
             os.fchown(fds[1], start, start + 5)
         socks = socket.socketpair()
-        c1 = os.fork()
+        c1 = nsinit.fork_bare()
     except OSError as err:
         for fd in fds:
             os.close(fd)
@@ -123,7 +123,8 @@ def fork_gated(spec: spec_mod.GuestSpec, close_in_child: list[int],
     if not spec.id_range:
         return pending, None
     try:
-        ns_fd = userns.make_userns_fd(spec.id_range)
+        # reaped by the launcher's SIGCHLD handling, not waited for here
+        ns_fd = userns.make_userns_fd(spec.id_range, reap=False)
     except OSError as err:
         pending.abort()
         raise exception.ProcessError(

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 
 from pyct_driver.virt.process import syscalls as sc
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
 
 
 def map_line(id_range: tuple[int, int]) -> str:
@@ -52,33 +54,80 @@ def become_root() -> None:
     os.setresuid(0, 0, 0)
 
 
-def make_userns_fd(id_range: tuple[int, int]) -> int:
+def make_userns_fd(id_range: tuple[int, int], reap: bool = True) -> int:
     """An fd of a fresh user namespace mapped onto ``id_range``.
 
-    Forks a child that unshares and waits: only call this from a
-    single-threaded process (the launcher). The namespace outlives the
-    child for as long as the fd (or a mount idmapped with it) exists.
+    Starts a child that sits in the new namespace until the map is
+    written: only call this from a single-threaded process (the
+    launcher). The namespace outlives the child for as long as the fd (or
+    a mount idmapped with it) exists. With ``reap`` False the caller's
+    SIGCHLD handling reaps the child (it exits at once).
     """
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = _clone_in_userns(go_r, go_w)
+        if pid is None:
+            pid = _fork_and_unshare(go_r, go_w)
+    finally:
+        os.close(go_r)
+    try:
+        write_maps(pid, id_range)
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(go_w)  # EOF lets the child exit
+        if reap:
+            os.waitpid(pid, 0)
+
+
+def _child_wait(go_r: int, go_w: int) -> None:
+    try:
+        os.close(go_w)
+        os.read(go_r, 1)
+    finally:
+        os._exit(0)
+
+
+# clone(2) with every argument but the flags 0: the same on these
+# architectures (s390x swaps the first two).
+_SYS_CLONE = {"x86_64": 56, "aarch64": 220, "ppc64le": 120}.get(
+    platform.machine())
+_SIGCHLD = 17
+
+
+def _clone_in_userns(go_r: int, go_w: int) -> int | None:
+    """A child born in a new user namespace (raw clone: nobody waits for
+    it to unshare), or None where that is not available."""
+    if _SYS_CLONE is None:
+        return None
+    # Like fork() without Python's at-fork hooks: fine in a single-
+    # threaded process whose child only reads a pipe and exits.
+    pid = _libc.syscall(ctypes.c_long(_SYS_CLONE),
+                        ctypes.c_ulong(sc.CLONE_NEWUSER | _SIGCHLD),
+                        ctypes.c_ulong(0), ctypes.c_ulong(0),
+                        ctypes.c_ulong(0), ctypes.c_ulong(0))
+    if pid == 0:
+        _child_wait(go_r, go_w)
+    if pid < 0:
+        return None
+    return pid
+
+
+def _fork_and_unshare(go_r: int, go_w: int) -> int:
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         try:
             os.close(ready_r)
-            os.close(go_w)
             sc.unshare(sc.CLONE_NEWUSER)
             os.write(ready_w, b"u")
-            os.read(go_r, 1)
         finally:
-            os._exit(0)
+            _child_wait(go_r, go_w)
     os.close(ready_w)
-    os.close(go_r)
     try:
         if os.read(ready_r, 1) != b"u":
+            os.close(go_w)
+            os.waitpid(pid, 0)
             raise OSError(0, "user namespace helper failed to unshare")
-        write_maps(pid, id_range)
-        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(ready_r)
-        os.close(go_w)  # EOF lets the helper exit
-        os.waitpid(pid, 0)
+    return pid

@@ -7,9 +7,10 @@ set) under ``templates/`` and gives each instance a copy: a reflink
 (FICLONE) where the host file system shares extents, otherwise a
 hole-preserving copy (SEEK_DATA/SEEK_HOLE + copy_file_range, ~0.3 ms).
 The copies share the template's file system UUID; ext4 does not key
-anything on it and pyct never mounts by UUID. The template has no upper or
-work directory: the first mount makes them, owned by the instance's guest
-root. ``mkfs.ext4`` runs with no_new_privs (through ``setpriv``).
+anything on it and pyct never mounts by UUID (``tune2fs -U random`` per
+copy would cost ~4 ms). The template has no upper or work directory: the
+first mount makes them, owned by the instance's guest root. ``mkfs.ext4``
+runs with no_new_privs (through ``setpriv``).
 """
 
 from __future__ import annotations
