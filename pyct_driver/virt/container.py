@@ -3,12 +3,11 @@
 This is the composition root of the four virt sub-packages: ``rootfs``
 gives the copy-on-write root with an enforced size, ``cgroups`` the
 flavor's limits, ``process`` the guest's init in fresh namespaces (started
-by the single-threaded launcher), and ``network`` its links. Each
-instance has a small JSON record on disk (its init's pid and start time), so
-a restarted compute service re-adopts running guests: a guest counts as
-running only if that pid is alive with that start time and sits in the
-instance's cgroup. A failure in any spawn step undoes the earlier steps in
-reverse.
+by the single-threaded launcher), and ``network`` its links. Each instance
+has a small JSON record on disk (its init's pid and start time), so a
+restarted compute service re-adopts running guests: a guest counts as running
+only if that pid is alive with that start time and sits in the instance's
+cgroup. A failure in any spawn step undoes the earlier steps in reverse.
 
 Guests are unprivileged unless the flavor (admin-owned) says
 ``pyct:privileged``: the instance's id range (allocated in the database,
