@@ -41,6 +41,7 @@ from oslo_log import log as logging
 from pyct_driver import exception, states
 from pyct_driver.virt import base, guest_config, ownership
 from pyct_driver.virt.cgroups.detect import detect_backend
+from pyct_driver.virt.host_resources import host_resources
 from pyct_driver.virt.network.bridge import NetworkPlumber
 from pyct_driver.virt.process import guest
 from pyct_driver.virt.process.client import Begun, LauncherClient
@@ -112,7 +113,6 @@ class ContainerDriver(base.VirtDriver):
             return self._locks.setdefault(uuid, threading.Lock())
 
     # -- host ---------------------------------------------------------------
-
     def init_host(self, host: str) -> None:
         self.host = host
         for path in (self.base_dir, self.records_dir):
@@ -120,14 +120,7 @@ class ContainerDriver(base.VirtDriver):
         self.launcher.ensure_running()
 
     def get_available_resource(self) -> base.HostResources:
-        with open("/proc/meminfo") as f:
-            mem_kb = next(int(line.split()[1]) for line in f
-                          if line.startswith("MemTotal:"))
-        os.makedirs(self.base_dir, mode=0o700, exist_ok=True)
-        st = os.statvfs(self.base_dir)
-        return base.HostResources(
-            vcpus=os.cpu_count() or 1, memory_mb=mem_kb // 1024,
-            local_gb=st.f_blocks * st.f_frsize // 1024 ** 3)
+        return host_resources(self.base_dir)
 
     # -- images -------------------------------------------------------------
 
@@ -376,15 +369,22 @@ class ContainerDriver(base.VirtDriver):
         if record is None:
             return base.InstanceInfo(power_state=states.NOSTATE)
         if not self._running(uuid, record):
+            if record.get("pid") and guest.requested_reboot(
+                    self.launcher.status(uuid)):
+                # the guest ran `reboot`: start it again, as a hypervisor
+                # restarts a VM that reboots itself
+                with self._lock(uuid):
+                    self._stop(instance, record, 0)
+                    self._start(instance, record)
+                return self.get_info(instance)
             return base.InstanceInfo(power_state=states.SHUTDOWN)
         try:
             power = (states.PAUSED_POWER if self.cgroups.is_frozen(uuid)
                      else states.RUNNING)
             stats = self.cgroups.stats(uuid)
-        except exception.CgroupError:
+        except exception.CgroupError:  # unless stopped between two looks
             if self._running(uuid, self.records.load(uuid)):
                 raise
-            # stopped or destroyed between the two looks
             return base.InstanceInfo(power_state=states.SHUTDOWN)
         return base.InstanceInfo(power_state=power,
                                  memory_used_kb=stats.memory_bytes // 1024,

@@ -79,6 +79,33 @@ def test_soft_reboot_boots_again(driver, guests):
     print(f"soft reboot (busybox init) took {took:.2f}s")
 
 
+def test_reboot_from_inside_the_guest_boots_again(driver, guests):
+    """`reboot` run in the guest restarts it, as a VM comes back, instead
+    of leaving it shut off (noticed at the next look, i.e. power sync)."""
+    spec = guests.boot()
+    wait_for(lambda: BOOT_LINE in _console(driver, spec), what="first boot")
+    old = init_pid(driver, spec.uuid)
+    guest_exec(driver, spec.uuid, ["/sbin/reboot"], check=False)
+    wait_for(lambda: not guest_mod.is_same_process(
+        old, guest_mod.proc_start_time(old) or 0), timeout=15,
+        what="old init gone")
+    wait_for(lambda: driver.get_info(spec).power_state == states.RUNNING
+             and init_pid(driver, spec.uuid) != old, timeout=15,
+             what="guest running again")
+    wait_for(lambda: _console(driver, spec).count(BOOT_LINE) >= 1,
+             what="boot banner after the reboot")
+
+
+def test_poweroff_from_inside_the_guest_stays_off(driver, guests):
+    spec = guests.boot()
+    wait_for(lambda: BOOT_LINE in _console(driver, spec), what="first boot")
+    guest_exec(driver, spec.uuid, ["/sbin/poweroff"], check=False)
+    wait_for(lambda: driver.get_info(spec).power_state == states.SHUTDOWN,
+             timeout=15, what="guest powered off")
+    time.sleep(0.5)
+    assert driver.get_info(spec).power_state == states.SHUTDOWN
+
+
 def test_soft_reboot_falls_back_to_hard(driver, guests, monkeypatch):
     script = ("trap '' TERM USR1 USR2 INT HUP QUIT; echo stubborn up; "
               "while :; do sleep 1; done")

@@ -465,7 +465,7 @@ def test_filter_verdicts_fragments_options_and_runts():
     mac, ip, gw, meta = "fa:16:3e:01:02:03", "10.241.7.10", "10.241.7.1", \
         "169.254.169.254"
     code = antispoof.program(mac, ip, 24, gw, meta, 8775)
-    assert len(code) // 8 < 64, "keep the program small"
+    assert len(code) // 8 < 96, "keep the program small"
     fd = antispoof.load(code, "pyct_test")
     hw = bytes.fromhex(mac.replace(":", ""))
 
@@ -480,6 +480,8 @@ def test_filter_verdicts_fragments_options_and_runts():
 
     tcp = struct.pack("!HHIIHHHH", 40000, 8775, 0, 0, 0x5002, 1000, 0, 0)
     tcp80 = struct.pack("!HHIIHHHH", 40000, 80, 0, 0, 0x5002, 1000, 0, 0)
+    synack = struct.pack("!HHIIHHHH", 22, 40000, 0, 1, 0x5012, 1000, 0, 0)
+    ack = struct.pack("!HHIIHHHH", 22, 40000, 1, 1, 0x5010, 1000, 0, 0)
     udp = struct.pack("!HHHH", 40000, 8775, 8, 0)
     arp = (b"\xff" * 6 + hw + b"\x08\x06"
            + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + hw
@@ -487,7 +489,10 @@ def test_filter_verdicts_fragments_options_and_runts():
     ok, shot = antispoof.TC_ACT_OK, antispoof.TC_ACT_SHOT
     cases = {
         "echo to gateway": (frame(gw), ok),
-        "echo reply to gateway": (frame(gw, l4=b"\x00" * 8), shot),
+        "echo reply to gateway": (frame(gw, l4=b"\x00" * 8), ok),
+        "other icmp to gateway": (frame(gw, l4=b"\x0d" + b"\x00" * 7), shot),
+        "syn-ack to gateway (host-opened)": (frame(gw, 6, synack), ok),
+        "ack to gateway (host-opened)": (frame(gw, 6, ack), ok),
         "echo to gateway, more fragments": (frame(gw, frag=0x2000), shot),
         "echo to gateway, later fragment": (frame(gw, frag=0x0010), shot),
         "echo to gateway with IP options": (frame(gw, vhl=0x46), shot),
@@ -530,6 +535,7 @@ def test_filter_verdicts_fragments_options_and_runts():
         "udp to subnet broadcast": (frame("10.241.7.255", 17, udp), shot),
         "limited broadcast": (frame("255.255.255.255", 17, udp), shot),
         "tcp to gateway": (frame(gw, 6, tcp), shot),
+        "ack to gateway (host-opened)": (frame(gw, 6, ack), ok),
         "echo to gateway, later fragment": (frame(gw, frag=0x0010), shot),
         "to a sibling": (frame("10.241.7.11", 6, tcp), shot),
     }

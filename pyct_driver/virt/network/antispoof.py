@@ -10,7 +10,8 @@ qdisc there holds one ``bpf`` filter in direct-action mode whose program
         (or 0.0.0.0, an address probe)                        → pass
     IPv4 with source IP != port IP                            → drop
     IPv4 to the metadata address: TCP to its port only        → pass
-    IPv4 to the gateway: ICMP echo request only               → pass
+    IPv4 to the gateway: ICMP echo or echo reply, or TCP with
+        ACK set (replies on connections the host opened)      → pass
     IPv4 to any other address of the port's subnet
         (siblings, subnet broadcast; fragments and options)  → pass
     anything else (IPv6, VLAN tags, runts, other addresses,
@@ -84,6 +85,8 @@ IP_MF_OFFSET = 0x3FFF
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
 ICMP_ECHO = 8
+ICMP_ECHO_REPLY = 0
+TCP_ACK = 0x10
 ARP_SHA = 14 + 8
 ARP_SPA = 14 + 14
 MIN_IP = 14 + 20
@@ -142,8 +145,9 @@ def _plain_to_host(a: _Asm, proto: int, min_len: int) -> None:
 
 def _destinations(a: _Asm, gw: int, meta: int, metadata_port: int,
                   subnet: ipaddress.IPv4Network | None) -> None:
-    """Where an IPv4 packet may go: the host only for ICMP echo to the
-    gateway and TCP to the metadata port, else the subnet (None: nowhere)."""
+    """Where an IPv4 packet may go: the host only for ping and replies on
+    host-opened TCP at the gateway and TCP to the metadata port, else the
+    subnet (None: nowhere)."""
     a.op(_LD_ABS_W, imm=IP_DADDR)
     # The host's own addresses first: they may not be left to the subnet
     # rule (the gateway is in the subnet; the metadata one could be).
@@ -154,9 +158,28 @@ def _destinations(a: _Asm, gw: int, meta: int, metadata_port: int,
         a.jump(_JMP32_JEQ_K, int(subnet.network_address), "pass")
     a.jump(_JA, 0, "drop")
     a.label("gateway")
-    _plain_to_host(a, IPPROTO_ICMP, MIN_ICMP)
+    # ICMP echo and echo reply (ping either way); TCP only with ACK set:
+    # segments of connections the host opened (its SYN went out, the
+    # guest answers SYN-ACK, ACK…). A guest can't open one (no bare SYN),
+    # and an unsolicited ACK only earns it a reset.
+    a.op(_MOV64_X, dst=0, src=7)
+    a.jump(_JMP32_JLT_K, MIN_ICMP, "drop")
+    a.op(_LD_ABS_B, imm=IP_VHL)
+    a.jump(_JMP32_JNE_K, 0x45, "drop")
+    a.op(_LD_ABS_H, imm=IP_FRAG)
+    a.jump(_JMP32_JSET_K, IP_MF_OFFSET, "drop")
+    a.op(_LD_ABS_B, imm=IP_PROTO)
+    a.jump(_JMP32_JEQ_K, IPPROTO_TCP, "gateway_tcp")
+    a.jump(_JMP32_JNE_K, IPPROTO_ICMP, "drop")
     a.op(_LD_ABS_B, imm=L4)                  # ICMP type
     a.jump(_JMP32_JEQ_K, ICMP_ECHO, "pass")
+    a.jump(_JMP32_JEQ_K, ICMP_ECHO_REPLY, "pass")
+    a.jump(_JA, 0, "drop")
+    a.label("gateway_tcp")
+    a.op(_MOV64_X, dst=0, src=7)
+    a.jump(_JMP32_JLT_K, MIN_TCP, "drop")
+    a.op(_LD_ABS_B, imm=L4 + 13)             # TCP flags
+    a.jump(_JMP32_JSET_K, TCP_ACK, "pass")
     a.jump(_JA, 0, "drop")
     a.label("metadata")
     _plain_to_host(a, IPPROTO_TCP, MIN_TCP)
@@ -177,8 +200,8 @@ def _ends(a: _Asm) -> None:
 def bridge_program(gateway: str, metadata_address: str,
                    metadata_port: int) -> bytes:
     """The filter on a bridge's own ingress: what the host's IP stack may
-    receive from the network's guests (ARP; ICMP echo to the gateway; TCP
-    to the metadata port). It sees only frames passed up to the host, so
+    receive from the network's guests (ARP; ICMP echo/reply and TCP with ACK
+    to the gateway; TCP to the metadata port). It sees only frames passed up to the host, so
     it removes the host's copy of a guest's subnet broadcast (UDP services
     bound to 0.0.0.0 would get it) and leaves the siblings' copies alone.
     """

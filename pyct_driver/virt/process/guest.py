@@ -110,6 +110,14 @@ def shutdown_signal(argv: tuple[str, ...] | list[str], root: str) -> int:
     return signal.SIGTERM
 
 
+def requested_reboot(status: dict) -> bool:
+    """Whether a guest's init, as the launcher reaped it, ended by asking
+    for a reboot: reboot(2) in a pid namespace kills its init with SIGHUP
+    (a halt or power-off uses SIGINT)."""
+    return bool(status.get("known")) and status.get("exit_code") == \
+        -signal.SIGHUP
+
+
 def read_console(path: str, length: int | None = None) -> str:
     """The console log as text; only its last ``length`` lines if given."""
     try:

@@ -1,0 +1,29 @@
+"""What a container host offers its instances: CPUs, RAM and disk.
+
+Read from the real host (``/proc/meminfo``, ``os.cpu_count``, the file
+system under the driver's state directory) for the compute service's
+resource report; the scheduler applies the allocation ratios.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyct_driver import exception
+from pyct_driver.virt import base
+
+
+def host_resources(state_dir: str) -> base.HostResources:
+    """The host's capacity, with disk measured where instances live."""
+    try:
+        with open("/proc/meminfo") as f:
+            mem_kb = next(int(line.split()[1]) for line in f
+                          if line.startswith("MemTotal:"))
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        st = os.statvfs(state_dir)
+    except (OSError, StopIteration, ValueError) as err:
+        raise exception.VirtError(
+            reason=f"cannot read host resources: {err}") from err
+    return base.HostResources(
+        vcpus=os.cpu_count() or 1, memory_mb=mem_kb // 1024,
+        local_gb=st.f_blocks * st.f_frsize // 1024 ** 3)
