@@ -17,8 +17,9 @@ import pytest
 
 from pyct_driver import exception
 from pyct_driver.virt.base import VifSpec
-from pyct_driver.virt.network import bridge as bridge_mod
 from pyct_driver.virt.process import guest
+from tests.privileged.test_network_plumbing import (  # noqa: F401 fixture
+    plumber)
 from tests.privileged.test_process_launcher import (  # noqa: F401 fixtures
     _spec, _wait, busybox_root, cgroup, launcher, workdir)
 
@@ -36,22 +37,6 @@ def net_root(busybox_root, workdir):
         with open(os.path.join(root, "etc", "inittab"), "w") as f:
             f.write(INITTAB)
     return root
-
-
-@pytest.fixture
-def plumber():
-    plumber = bridge_mod.NetworkPlumber()
-    # links other tests or deployments own are not ours to touch
-    before = set(plumber.list_links())
-    yield plumber
-    plumber.flush()
-    for link in plumber.host.links(bridge_mod.VETH_PREFIX) + \
-            plumber.host.links(bridge_mod.BRIDGE_PREFIX):
-        if link["ifname"] not in before:  # what a failed test left
-            plumber._delete_now(link["index"], link["ifname"])
-    leaked = sorted(set(plumber.list_links()) - before)
-    plumber.close()
-    assert leaked == [], f"leaked links: {leaked}"
 
 
 def test_held_guest_starts_with_its_network(launcher, net_root, cgroup,

@@ -130,9 +130,9 @@ class _Asm:
         return bytes(out)
 
 
-def _plain_to_host(a: _Asm, proto: int, min_len: int) -> None:
+def _plain_to_host(a: _Asm, min_len: int) -> None:
     """Checks for a packet the host itself receives: long enough for its L4
-    header, no IP options, not a fragment, of protocol ``proto``."""
+    header, no IP options, not a fragment; leaves its protocol in r0."""
     a.op(_MOV64_X, dst=0, src=7)
     a.jump(_JMP32_JLT_K, min_len, "drop")
     a.op(_LD_ABS_B, imm=IP_VHL)
@@ -140,7 +140,6 @@ def _plain_to_host(a: _Asm, proto: int, min_len: int) -> None:
     a.op(_LD_ABS_H, imm=IP_FRAG)
     a.jump(_JMP32_JSET_K, IP_MF_OFFSET, "drop")
     a.op(_LD_ABS_B, imm=IP_PROTO)
-    a.jump(_JMP32_JNE_K, proto, "drop")
 
 
 def _destinations(a: _Asm, gw: int, meta: int, metadata_port: int,
@@ -162,13 +161,7 @@ def _destinations(a: _Asm, gw: int, meta: int, metadata_port: int,
     # segments of connections the host opened (its SYN went out, the
     # guest answers SYN-ACK, ACK…). A guest can't open one (no bare SYN),
     # and an unsolicited ACK only earns it a reset.
-    a.op(_MOV64_X, dst=0, src=7)
-    a.jump(_JMP32_JLT_K, MIN_ICMP, "drop")
-    a.op(_LD_ABS_B, imm=IP_VHL)
-    a.jump(_JMP32_JNE_K, 0x45, "drop")
-    a.op(_LD_ABS_H, imm=IP_FRAG)
-    a.jump(_JMP32_JSET_K, IP_MF_OFFSET, "drop")
-    a.op(_LD_ABS_B, imm=IP_PROTO)
+    _plain_to_host(a, MIN_ICMP)
     a.jump(_JMP32_JEQ_K, IPPROTO_TCP, "gateway_tcp")
     a.jump(_JMP32_JNE_K, IPPROTO_ICMP, "drop")
     a.op(_LD_ABS_B, imm=L4)                  # ICMP type
@@ -182,7 +175,8 @@ def _destinations(a: _Asm, gw: int, meta: int, metadata_port: int,
     a.jump(_JMP32_JSET_K, TCP_ACK, "pass")
     a.jump(_JA, 0, "drop")
     a.label("metadata")
-    _plain_to_host(a, IPPROTO_TCP, MIN_TCP)
+    _plain_to_host(a, MIN_TCP)
+    a.jump(_JMP32_JNE_K, IPPROTO_TCP, "drop")
     a.op(_LD_ABS_H, imm=L4 + 2)              # TCP destination port
     a.jump(_JMP32_JEQ_K, metadata_port, "pass")
     a.jump(_JA, 0, "drop")
