@@ -7,7 +7,7 @@ CONF    := $(STATE)/pyct.conf
 PYTEST  ?= -q
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: run test venv host conf sample-config clean
+.PHONY: run test bench venv host conf sample-config clean
 
 $(BIN)/pyct-manage: requirements.txt test-requirements.txt setup.cfg
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,17 @@ run: venv host conf
 test: venv host
 	$(BIN)/python -m pytest $(PYTEST) tests; rc=$$?; \
 	  $(BIN)/python tools/leak_check.py || rc=1; exit $$rc
+
+# The benchmarks (programs that print medians and p95s; see tools/bench/).
+bench: venv host
+	command -v runc >/dev/null || apt-get install -y -qq runc
+	$(BIN)/python tools/bench/spawn.py --runs 50
+	$(BIN)/python tools/bench/userns_spawn.py
+	$(BIN)/python tools/bench/net_plumbing.py
+	$(BIN)/python tools/bench/api_boot.py
+	$(BIN)/python tools/bench/api_boot_net.py
+	$(BIN)/python tools/bench/debian_ssh.py
+	$(BIN)/python tools/bench/idle_memory.py --guests 200
 
 sample-config: venv
 	$(BIN)/oslo-config-generator --config-file etc/pyct/pyct-config-generator.conf
