@@ -231,6 +231,29 @@ def summarize_boots(prefix: str, boots: list[dict]) -> dict[str, dict]:
     }
 
 
+
+def teardown_deployment(client, dep, tmp: str, parent: str) -> None:
+    """Delete every server, stop the services and the launcher, and remove
+    what is left under ``tmp`` and the cgroup ``parent`` (reports leftovers).
+    Shared by the API benchmarks."""
+    if client is not None:
+        try:
+            delete_all(client, list_ids(client))
+        except Exception as err:
+            print(f"WARNING: API cleanup: {err}", file=sys.stderr)
+    dep.stop_all()
+    try:
+        LauncherClient(os.path.join(tmp, "state", "container",
+                                    "launcher")).shutdown()
+    except Exception as err:
+        print(f"WARNING: launcher shutdown: {err}", file=sys.stderr)
+    teardown.report_leftovers("cgroups",
+                              teardown.remove_cgroup_parent(parent))
+    teardown.report_leftovers("mounts", teardown.unmount_under(tmp))
+    teardown.report_leftovers(
+        "loop devices", teardown.detach_loops_backed_under(tmp))
+    shutil.rmtree(tmp, ignore_errors=True)
+
 def main() -> None:
     p = report.parser(__doc__.splitlines()[0], 20)
     p.add_argument("--concurrent", type=int, default=10)
@@ -354,23 +377,7 @@ def main() -> None:
             spy.wait()
         extra["TCP ListenOverflows during run (whole netns)"] = \
             listen_drops() - drops0
-        if client is not None:
-            try:
-                delete_all(client, list_ids(client))
-            except Exception as err:
-                print(f"WARNING: API cleanup: {err}", file=sys.stderr)
-        dep.stop_all()
-        try:
-            LauncherClient(os.path.join(tmp, "state", "container",
-                                        "launcher")).shutdown()
-        except Exception as err:
-            print(f"WARNING: launcher shutdown: {err}", file=sys.stderr)
-        teardown.report_leftovers("cgroups",
-                                  teardown.remove_cgroup_parent(parent))
-        teardown.report_leftovers("mounts", teardown.unmount_under(tmp))
-        teardown.report_leftovers(
-            "loop devices", teardown.detach_loops_backed_under(tmp))
-        shutil.rmtree(tmp, ignore_errors=True)
+        teardown_deployment(client, dep, tmp, parent)
         if not ok:
             print("FAILED; results so far:", file=sys.stderr)
             report.emit("API boot (partial)", rows, extra, args.json)

@@ -25,8 +25,6 @@ from __future__ import annotations
 import datetime
 import http.client
 import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -36,9 +34,7 @@ import uuid as uuid_mod
 
 import api_boot
 import report
-import teardown
 
-from pyct_driver.virt.process.client import LauncherClient  # noqa: E402
 from tests.privileged.test_debian_ssh import free_pool  # noqa: E402
 from tests.services import Deployment  # noqa: E402
 
@@ -165,23 +161,7 @@ def main() -> None:
                     (statistics.median(a) - statistics.median(n)) * 1000, 1)
         ok = True
     finally:
-        if client is not None:
-            try:
-                api_boot.delete_all(client, api_boot.list_ids(client))
-            except Exception as err:
-                print(f"WARNING: API cleanup: {err}", file=sys.stderr)
-        dep.stop_all()
-        try:
-            LauncherClient(os.path.join(tmp, "state", "container",
-                                        "launcher")).shutdown()
-        except Exception as err:
-            print(f"WARNING: launcher shutdown: {err}", file=sys.stderr)
-        teardown.report_leftovers("cgroups",
-                                  teardown.remove_cgroup_parent(parent))
-        teardown.report_leftovers("mounts", teardown.unmount_under(tmp))
-        teardown.report_leftovers(
-            "loop devices", teardown.detach_loops_backed_under(tmp))
-        shutil.rmtree(tmp, ignore_errors=True)
+        api_boot.teardown_deployment(client, dep, tmp, parent)
         links = subprocess.run(["ip", "-o", "link", "show"],
                                capture_output=True, text=True).stdout
         if bridge and bridge in links:

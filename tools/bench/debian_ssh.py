@@ -33,7 +33,6 @@ import ctypes
 import ipaddress
 import os
 import queue
-import shutil
 import socket
 import subprocess
 import sys
@@ -44,10 +43,8 @@ import uuid as uuid_mod
 
 import api_boot
 import report
-import teardown
 
 REPO = api_boot.REPO
-from pyct_driver.virt.process.client import LauncherClient  # noqa: E402
 from tests.privileged.test_debian_ssh import (  # noqa: E402
     ProjectNetns, free_pool, metadata_port_taken)
 from tests.services import Deployment  # noqa: E402
@@ -252,23 +249,7 @@ def main() -> None:
             prober.stop()
         if ns is not None:
             ns.close()
-        if client is not None:
-            try:
-                api_boot.delete_all(client, api_boot.list_ids(client))
-            except Exception as err:
-                print(f"WARNING: API cleanup: {err}", file=sys.stderr)
-        dep.stop_all()
-        try:
-            LauncherClient(os.path.join(tmp, "state", "container",
-                                        "launcher")).shutdown()
-        except Exception as err:
-            print(f"WARNING: launcher shutdown: {err}", file=sys.stderr)
-        teardown.report_leftovers("cgroups",
-                                  teardown.remove_cgroup_parent(parent))
-        teardown.report_leftovers("mounts", teardown.unmount_under(tmp))
-        teardown.report_leftovers(
-            "loop devices", teardown.detach_loops_backed_under(tmp))
-        shutil.rmtree(tmp, ignore_errors=True)
+        api_boot.teardown_deployment(client, dep, tmp, parent)
         time.sleep(0.5)  # the bridge's removal is deferred
         links = subprocess.run(["ip", "-o", "link", "show"],
                                capture_output=True, text=True).stdout
