@@ -63,20 +63,7 @@ def inject_owned(root: str, instance: base.InstanceSpec,
     """``inject.inject``, owned by guest root: a file owned by an id
     outside the guest's map is 'nobody' inside, and guest root could not
     even read a 0600 one (sshd and authorized_keys)."""
-    if who == HOST_ROOT:
-        inject.inject(root, instance)
-        return
-    uid, gid = who
-    errors = []
-    for path, (data, mode) in sorted(inject.guest_files(instance).items()):
-        try:
-            if path == "/root/.ssh/authorized_keys":
-                inject.ensure_dir(root, "/root/.ssh", 0o700, uid, gid)
-            inject.write_file(root, path, data, mode, uid, gid)
-        except exception.RootfsError as err:
-            errors.append(str(err.kwargs.get("reason", err.message)))
-    if errors:
-        raise exception.RootfsError(reason="; ".join(errors))
+    inject.inject(root, instance, *who)
 
 
 def delegate_cgroup(cgroups: cg_base.CgroupBackend, uuid: str,

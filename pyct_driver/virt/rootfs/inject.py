@@ -239,17 +239,19 @@ def guest_files(spec: base.InstanceSpec) -> dict[str, tuple[bytes, int]]:
     return files
 
 
-def inject(root: str, spec: base.InstanceSpec) -> None:
-    """Write every ``guest_files`` file into the mounted root. Each file
-    is attempted even if an earlier one failed (a guest that broke its
-    /root/.ssh still gets its hostname); any failure is then raised as one
-    RootfsError naming them all."""
+def inject(root: str, spec: base.InstanceSpec, uid: int = 0,
+           gid: int = 0) -> None:
+    """Write every ``guest_files`` file into the mounted root, owned by
+    ``uid``:``gid`` (guest root's host ids). Each file is attempted even if
+    an earlier one failed (a guest that broke its /root/.ssh still gets its
+    hostname); any failure is then raised as one RootfsError naming them
+    all."""
     errors = []
     for path, (data, mode) in sorted(guest_files(spec).items()):
         try:
             if path == "/root/.ssh/authorized_keys":
-                ensure_dir(root, "/root/.ssh", 0o700)
-            write_file(root, path, data, mode)
+                ensure_dir(root, "/root/.ssh", 0o700, uid, gid)
+            write_file(root, path, data, mode, uid, gid)
         except exception.RootfsError as err:
             errors.append(str(err.kwargs.get("reason", err.message)))
     if errors:
