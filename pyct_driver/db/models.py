@@ -122,6 +122,9 @@ class Flavor(TimestampMixin, Base):
     extra_specs: Mapped[list["FlavorExtraSpec"]] = relationship(
         back_populates="flavor", cascade="all, delete-orphan",
         lazy="selectin")
+    projects: Mapped[list["FlavorProject"]] = relationship(
+        back_populates="flavor", cascade="all, delete-orphan",
+        lazy="selectin")
 
 
 class FlavorExtraSpec(TimestampMixin, Base):
@@ -138,6 +141,24 @@ class FlavorExtraSpec(TimestampMixin, Base):
     key: Mapped[str] = mapped_column(String(255), nullable=False)
     value: Mapped[str] = mapped_column(String(255), nullable=False)
     flavor: Mapped[Flavor] = relationship(back_populates="extra_specs")
+
+
+class FlavorProject(TimestampMixin, Base):
+    """A project allowed to see and use a private flavor (Nova's flavor
+    access list)."""
+
+    __tablename__ = "flavor_projects"
+    __table_args__ = (
+        UniqueConstraint("flavor_id", "project_id",
+                         name="uniq_flavor_projects0flavor_id0project_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True,
+                                    autoincrement=True)
+    flavor_id: Mapped[int] = mapped_column(
+        ForeignKey("flavors.id", ondelete="CASCADE"), nullable=False)
+    project_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    flavor: Mapped[Flavor] = relationship(back_populates="projects")
 
 
 class Image(TimestampMixin, Base):
@@ -159,6 +180,26 @@ class Image(TimestampMixin, Base):
     location: Mapped[str | None] = mapped_column(String(1024))
     properties: Mapped[dict] = mapped_column(JSON, nullable=False,
                                              default=dict)
+
+
+class ImageMember(TimestampMixin, Base):
+    """A project a shared image is shared with; Glance's member status
+    (pending, accepted, rejected) decides whether it is listed."""
+
+    __tablename__ = "image_members"
+    __table_args__ = (
+        UniqueConstraint("image_id", "member",
+                         name="uniq_image_members0image_id0member"),
+        Index("image_members_member_idx", "member"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True,
+                                    autoincrement=True)
+    image_id: Mapped[str] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), nullable=False)
+    member: Mapped[str] = mapped_column(String(255), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False,
+                                        default="pending")
 
 
 class Service(TimestampMixin, Base):
