@@ -15,11 +15,12 @@ layer turns each into a Nova fault body using ``code``::
     ├── NotAuthorized (401)
     ├── Forbidden (403)
     ├── NotFound (404)
-    │   ├── InstanceNotFound, FlavorNotFound, ImageNotFound,
-    │   └── ServiceNotFound, ActionNotFound
+    │   ├── InstanceNotFound, FlavorNotFound, FlavorAccessNotFound,
+    │   └── ImageNotFound, ServiceNotFound, ActionNotFound
     ├── Conflict (409)
     │   ├── InstanceInvalidState    a task-state compare-and-swap lost
     │   └── Duplicate               a unique name or id already exists
+    │       └── FlavorAccessExists
     ├── TooLarge (413)
     ├── NoValidHost                 the scheduler found no compute node
     ├── DBError                     the database failed (wrapped SQLAlchemy)
@@ -109,6 +110,11 @@ class FlavorNotFound(NotFound):
     msg_fmt = "Flavor %(flavor_id)s could not be found."
 
 
+class FlavorAccessNotFound(NotFound):
+    msg_fmt = ("Flavor access not found for %(flavor_id)s / "
+               "%(project_id)s combination.")
+
+
 class ImageNotFound(NotFound):
     msg_fmt = "Image %(image_id)s could not be found."
 
@@ -134,6 +140,11 @@ class InstanceInvalidState(Conflict):
 
 class Duplicate(Conflict):
     msg_fmt = "%(what)s already exists."
+
+
+class FlavorAccessExists(Duplicate):
+    msg_fmt = ("Flavor access already exists for flavor %(flavor_id)s "
+               "and project %(project_id)s combination.")
 
 
 class TooLarge(PyctError):

@@ -168,7 +168,7 @@ def check_flavors(db: Database) -> None:
                                "is_public": False})
     assert [x["flavorid"] for x in catalog.flavor_list(db)] == ["42"]
     assert [x["flavorid"] for x in catalog.flavor_list(
-        db, include_private=True, marker="42")] == ["44"]
+        db, is_public=None, admin=True, marker="42")] == ["44"]
     catalog.flavor_delete(db, "42")
     with pytest.raises(exception.FlavorNotFound):
         catalog.flavor_get(db, "42")

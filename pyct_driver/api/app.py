@@ -40,6 +40,8 @@ COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "flavors/detail", flavors.detail),
     ("GET", "flavors/{flavor_id}", flavors.show),
     ("DELETE", "flavors/{flavor_id}", flavors.delete),
+    ("GET", "flavors/{flavor_id}/os-flavor-access", flavors.access_index),
+    ("POST", "flavors/{flavor_id}/action", flavors.action),
     ("GET", "flavors/{flavor_id}/os-extra_specs", flavors.specs_index),
     ("POST", "flavors/{flavor_id}/os-extra_specs", flavors.specs_create),
     ("GET", "flavors/{flavor_id}/os-extra_specs/{key}", flavors.spec_show),

@@ -1,7 +1,12 @@
-"""Flavors: list, show, create, delete, and their extra specs.
+"""Flavors: list, show, create, delete, their extra specs and access lists.
 
 Flavors are found by their public id only (a name is a 404, as in Nova;
-clients fall back to listing). Extra specs are validated by
+clients fall back to listing). A private flavor exists, for a caller who
+is not an admin, only if the caller's project is on its access list
+(``os-flavor-access``, ``addTenantAccess``/``removeTenantAccess``): it is
+missing from lists, a 404 on show and extra specs, and a 400 on boot --
+exactly as in Nova, so a private flavor's extra specs (``pyct:privileged``)
+stay with the projects an admin chose. Extra specs are validated by
 ``extra_specs.validate_extra_specs`` when they are set, so a bad value is a
 400 then and never a failed boot. ``create_flavor`` is the same creation
 path for ``pyct-manage flavor create``.
@@ -60,14 +65,17 @@ def _parse_is_public(value: str | None) -> bool | None:
     raise exception.Invalid(f"Invalid is_public filter [{value}]")
 
 
+def caller_project(req: ApiRequest) -> str | None:
+    """The project whose flavor access limits what the caller sees; None
+    for an admin, who sees every flavor."""
+    return None if req.is_admin else req.context.project_id
+
+
 def _list(api: Api, req: ApiRequest) -> tuple[list[dict], int | None]:
-    filters: dict = {}
-    if req.is_admin:
-        is_public = _parse_is_public(req.param("is_public"))
-    else:
-        is_public = True
-    filters["include_private"] = is_public is None
-    filters["only_private"] = is_public is False
+    filters: dict = {"project_id": req.context.project_id,
+                     "admin": req.is_admin}
+    filters["is_public"] = (_parse_is_public(req.param("is_public"))
+                            if req.is_admin else True)
     for name, key in (("minRam", "min_ram"), ("minDisk", "min_disk")):
         value = req.param(name)
         if value is not None:
@@ -118,7 +126,7 @@ def detail(api: Api, req: ApiRequest) -> Result:
 
 def show(api: Api, req: ApiRequest, flavor_id: str) -> Result:
     return Result(200, {"flavor": view_detail(
-        req, catalog.flavor_get(api.db, flavor_id))})
+        req, catalog.flavor_get(api.db, flavor_id, caller_project(req)))})
 
 
 def _values_from_body(flavor: dict) -> dict:
@@ -187,7 +195,7 @@ def delete(api: Api, req: ApiRequest, flavor_id: str) -> Result:
 
 def specs_index(api: Api, req: ApiRequest, flavor_id: str) -> Result:
     api.policy.authorize(req.context, _PREFIX + "index")
-    flavor = catalog.flavor_get(api.db, flavor_id)
+    flavor = catalog.flavor_get(api.db, flavor_id, caller_project(req))
     return Result(200, {"extra_specs": flavor["extra_specs"]})
 
 
@@ -217,7 +225,8 @@ def specs_create(api: Api, req: ApiRequest, flavor_id: str) -> Result:
 
 def spec_show(api: Api, req: ApiRequest, flavor_id: str, key: str) -> Result:
     api.policy.authorize(req.context, _PREFIX + "show")
-    specs = catalog.flavor_get(api.db, flavor_id)["extra_specs"]
+    specs = catalog.flavor_get(api.db, flavor_id,
+                               caller_project(req))["extra_specs"]
     if key not in specs:
         raise exception.NotFound(
             f"Flavor {flavor_id} has no extra specs with key {key}.")
@@ -241,3 +250,41 @@ def spec_delete(api: Api, req: ApiRequest, flavor_id: str, key: str
     api.policy.authorize(req.context, _PREFIX + "delete")
     catalog.flavor_extra_spec_delete(api.db, flavor_id, key)
     return Result(200)
+
+
+def _access_view(flavor_id: str, projects: list[str]) -> dict:
+    return {"flavor_access": [{"flavor_id": flavor_id, "tenant_id": p}
+                              for p in projects]}
+
+
+def access_index(api: Api, req: ApiRequest, flavor_id: str) -> Result:
+    api.policy.authorize(req.context, "os_compute_api:os-flavor-access")
+    flavor = catalog.flavor_get(api.db, flavor_id, caller_project(req))
+    if flavor["is_public"]:
+        raise exception.NotFound(
+            "Access list not available for public flavors.")
+    return Result(200, _access_view(
+        flavor_id, catalog.flavor_access_list(api.db, flavor_id)))
+
+
+def action(api: Api, req: ApiRequest, flavor_id: str) -> Result:
+    """``addTenantAccess`` / ``removeTenantAccess``."""
+    body = req.json_body()
+    name = next(iter(body), None) if isinstance(body, dict) else None
+    if name not in ("addTenantAccess", "removeTenantAccess"):
+        raise exception.Invalid("There is no such action: %s" % name)
+    schemas.validate(schemas.FLAVOR_ACCESS[name], body)
+    rule = ("add_tenant_access" if name == "addTenantAccess"
+            else "remove_tenant_access")
+    api.policy.authorize(req.context, f"os_compute_api:os-flavor-access:{rule}",
+                         {})
+    tenant = body[name]["tenant"]
+    flavor = catalog.flavor_get(api.db, flavor_id, caller_project(req))
+    if name == "addTenantAccess":
+        if flavor["is_public"] and req.at_least("2.7"):
+            raise exception.Conflict("Can not add access to a public "
+                                     "flavor.")
+        projects = catalog.flavor_access_add(api.db, flavor_id, tenant)
+    else:
+        projects = catalog.flavor_access_remove(api.db, flavor_id, tenant)
+    return Result(200, _access_view(flavor_id, projects))

@@ -223,3 +223,13 @@ def to_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     return str(value).lower() in ("true", "1", "on", "yes")
+
+
+def _tenant_access(action: str) -> dict:
+    return _obj({action: _obj({
+        "tenant": {"type": "string", "minLength": 1, "maxLength": 255},
+    }, ("tenant",))}, (action,))
+
+
+FLAVOR_ACCESS = {name: _tenant_access(name)
+                 for name in ("addTenantAccess", "removeTenantAccess")}

@@ -17,7 +17,8 @@ import string
 import uuid
 
 from pyct_driver import exception, states
-from pyct_driver.api import keypairs, schemas, server_networks, server_views
+from pyct_driver.api import (flavors, keypairs, schemas, server_networks,
+                             server_views)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
@@ -42,10 +43,12 @@ def _image(api: Api, image_ref: str | None) -> dict:
     return image
 
 
-def _flavor(api: Api, flavor_ref: str | int) -> dict:
+def _flavor(api: Api, req: ApiRequest, flavor_ref: str | int) -> dict:
     flavor_id = str(flavor_ref).rstrip("/").rsplit("/", 1)[-1]
     try:
-        flavor = catalog.flavor_get(api.db, flavor_id)
+        # a private flavor the project was not given does not exist for it
+        flavor = catalog.flavor_get(api.db, flavor_id,
+                                    flavors.caller_project(req))
     except exception.FlavorNotFound as err:
         raise exception.Invalid(err.message) from err
     if flavor["disabled"]:
@@ -154,7 +157,7 @@ def create(api: Api, req: ApiRequest) -> Result:
     bdms, image_ref = _block_devices(server.get("block_device_mapping_v2"),
                                      server.get("imageRef"))
     image = _image(api, image_ref)
-    flavor = _flavor(api, server["flavorRef"])
+    flavor = _flavor(api, req, server["flavorRef"])
     if flavor["memory_mb"] < (image["min_ram"] or 0):
         raise exception.Invalid("Flavor's memory is too small for "
                                 "requested image.")

@@ -1,7 +1,8 @@
 """``pyct-manage``: the operator's command line.
 
 ``db sync`` migrates the database; ``flavor create|list`` manages flavors
-(extra specs validated exactly as the admin API does); ``image import``
+(extra specs validated exactly as the admin API does; ``--private
+--project P`` gives a private flavor to P); ``image import``
 registers an image file after the configured virt driver accepted it (the
 container driver unpacks and checks it), ``image create-busybox`` builds
 the demo image from the host's static busybox first, and ``image
@@ -57,6 +58,9 @@ def _add_parsers(subparsers) -> None:
     create.add_argument("--ephemeral", type=int, default=0, help="GiB")
     create.add_argument("--id", dest="flavorid")
     create.add_argument("--private", action="store_true")
+    create.add_argument("--project", action="append", metavar="PROJECT",
+                        help="give this project the private flavor "
+                             "(repeatable)")
     create.add_argument("--if-missing", action="store_true",
                         help="succeed quietly when the name exists")
     create.add_argument("--property", action="append", metavar="KEY=VALUE",
@@ -104,19 +108,25 @@ def _db_cmd(conf: cfg.ConfigOpts) -> int:
 def _flavor_cmd(conf: cfg.ConfigOpts, db: Database) -> int:
     cmd = conf.command
     if cmd.action == "list":
-        for f in db_catalog.flavor_list(db, include_private=True):
+        for f in db_catalog.flavor_list(db, is_public=None, admin=True):
             print(f"{f['flavorid']}\t{f['name']}\tvcpus={f['vcpus']}\t"
                   f"ram={f['memory_mb']}\tdisk={f['root_gb']}\t"
                   f"{f['extra_specs']}")
         return 0
     if cmd.if_missing and any(f["name"] == cmd.flavor_name for f in
-                              db_catalog.flavor_list(db,
-                                                     include_private=True)):
+                              db_catalog.flavor_list(db, is_public=None,
+                                                     admin=True)):
         return 0
+    if cmd.project and not cmd.private:
+        raise exception.InvalidInput(
+            reason="--project gives access to a private flavor; add "
+                   "--private")
     flavor = api_flavors.create_flavor(
         db, cmd.flavor_name, cmd.vcpus, cmd.ram, cmd.disk, flavorid=cmd.flavorid,
         swap=cmd.swap, ephemeral=cmd.ephemeral, is_public=not cmd.private,
         extra_specs=_props(cmd.property))
+    for project in cmd.project or ():
+        db_catalog.flavor_access_add(db, flavor["flavorid"], project)
     print(flavor["flavorid"])
     return 0
 

@@ -45,25 +45,53 @@ def flavor_create(db: Database, values: dict,
         return _flavor_dict(row)
 
 
-def flavor_get(db: Database, flavorid: str) -> dict:
+def _visible_to(project_id: str):
+    """Public flavors and the private ones ``project_id`` was given."""
+    return sa.or_(models.Flavor.is_public.is_(True),
+                  models.Flavor.projects.any(
+                      models.FlavorProject.project_id == project_id))
+
+
+def _flavor_row(session, flavorid: str, project_id: str | None = None
+                ) -> models.Flavor:
+    query = sa.select(models.Flavor).where(
+        models.Flavor.flavorid == flavorid)
+    if project_id is not None:
+        query = query.where(_visible_to(project_id))
+    row = session.scalars(query).first()
+    if row is None:
+        raise exception.FlavorNotFound(flavor_id=flavorid)
+    return row
+
+
+def flavor_get(db: Database, flavorid: str,
+               project_id: str | None = None) -> dict:
+    """One flavor; with ``project_id`` (a caller who is not an admin) a
+    private flavor that project has no access to is not found, as in
+    Nova."""
     with db.session() as session:
-        row = session.scalars(sa.select(models.Flavor).where(
-            models.Flavor.flavorid == flavorid)).first()
-        if row is None:
-            raise exception.FlavorNotFound(flavor_id=flavorid)
-        return _flavor_dict(row)
+        return _flavor_dict(_flavor_row(session, flavorid, project_id))
 
 
-def flavor_list(db: Database, include_private: bool = False,
+def flavor_list(db: Database, is_public: bool | None = True,
+                project_id: str | None = None, admin: bool = False,
                 limit: int | None = None, marker: str | None = None,
-                min_ram: int | None = None, min_disk: int | None = None,
-                only_private: bool = False) -> list[dict]:
-    """Flavors ordered by flavorid, as Nova sorts them by default."""
+                min_ram: int | None = None, min_disk: int | None = None
+                ) -> list[dict]:
+    """Flavors ordered by flavorid, as Nova sorts them by default.
+
+    Nova's visibility rules: a caller who is not ``admin`` sees public
+    flavors and the private ones its ``project_id`` has access to, whatever
+    ``is_public`` says; an admin gets public flavors plus its project's
+    private ones (``is_public`` True), only private ones (False) or all
+    (None).
+    """
     query = sa.select(models.Flavor).where(models.Flavor.disabled.is_(False))
-    if only_private:
+    if not admin or is_public:
+        query = query.where(_visible_to(project_id) if project_id
+                            else models.Flavor.is_public.is_(True))
+    elif is_public is False:
         query = query.where(models.Flavor.is_public.is_(False))
-    elif not include_private:
-        query = query.where(models.Flavor.is_public.is_(True))
     if min_ram is not None:
         query = query.where(models.Flavor.memory_mb >= min_ram)
     if min_disk is not None:
@@ -71,33 +99,66 @@ def flavor_list(db: Database, include_private: bool = False,
     query = query.order_by(models.Flavor.flavorid)
     with db.session() as session:
         if marker is not None:
-            if not session.scalars(sa.select(models.Flavor).where(
-                    models.Flavor.flavorid == marker)).first():
+            try:
+                _flavor_row(session, marker,
+                            None if admin else project_id or "")
+            except exception.FlavorNotFound as err:
                 raise exception.InvalidInput(
-                    reason=f"marker [{marker}] not found")
+                    reason=f"marker [{marker}] not found") from err
             query = query.where(models.Flavor.flavorid > marker)
         if limit is not None:
             query = query.limit(limit)
         return [_flavor_dict(r) for r in session.scalars(query)]
 
 
+def flavor_access_list(db: Database, flavorid: str) -> list[str]:
+    """The projects given a flavor, sorted."""
+    with db.session() as session:
+        row = _flavor_row(session, flavorid)
+        return sorted(p.project_id for p in row.projects)
+
+
+def flavor_access_add(db: Database, flavorid: str, project_id: str
+                      ) -> list[str]:
+    """Give ``project_id`` a flavor; a second time is a 409."""
+    with db.session() as session:
+        row = _flavor_row(session, flavorid)
+        if any(p.project_id == project_id for p in row.projects):
+            raise exception.FlavorAccessExists(flavor_id=flavorid,
+                                               project_id=project_id)
+        row.projects.append(models.FlavorProject(project_id=project_id))
+        try:
+            session.flush()
+        except sa_exc.IntegrityError as err:  # a concurrent add won
+            raise exception.FlavorAccessExists(
+                flavor_id=flavorid, project_id=project_id) from err
+        return sorted(p.project_id for p in row.projects)
+
+
+def flavor_access_remove(db: Database, flavorid: str, project_id: str
+                         ) -> list[str]:
+    """Take a flavor from ``project_id``; 404 if it had no access."""
+    with db.session() as session:
+        row = _flavor_row(session, flavorid)
+        for access in row.projects:
+            if access.project_id == project_id:
+                row.projects.remove(access)
+                session.flush()
+                return sorted(p.project_id for p in row.projects)
+        raise exception.FlavorAccessNotFound(flavor_id=flavorid,
+                                             project_id=project_id)
+
+
 def flavor_delete(db: Database, flavorid: str) -> None:
     with db.session() as session:
-        row = session.scalars(sa.select(models.Flavor).where(
-            models.Flavor.flavorid == flavorid)).first()
-        if row is None:
-            raise exception.FlavorNotFound(flavor_id=flavorid)
-        session.delete(row)
+        session.delete(_flavor_row(session, flavorid))
 
 
 def flavor_extra_specs_set(db: Database, flavorid: str,
                            specs: dict[str, str]) -> dict[str, str]:
     """Add or replace extra specs; return all of the flavor's specs."""
     with db.session() as session:
-        row = session.scalars(sa.select(models.Flavor).where(
-            models.Flavor.flavorid == flavorid)).first()
-        if row is None:
-            raise exception.FlavorNotFound(flavor_id=flavorid)
+        row = _flavor_row(session, flavorid)
         current = {s.key: s for s in row.extra_specs}
         for key, value in specs.items():
             if key in current:
@@ -112,10 +173,7 @@ def flavor_extra_specs_set(db: Database, flavorid: str,
 def flavor_extra_spec_delete(db: Database, flavorid: str, key: str) -> None:
     """Remove one extra spec; a missing flavor or key is a 404."""
     with db.session() as session:
-        row = session.scalars(sa.select(models.Flavor).where(
-            models.Flavor.flavorid == flavorid)).first()
-        if row is None:
-            raise exception.FlavorNotFound(flavor_id=flavorid)
+        row = _flavor_row(session, flavorid)
         for spec in row.extra_specs:
             if spec.key == key:
                 row.extra_specs.remove(spec)

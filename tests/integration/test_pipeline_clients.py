@@ -151,3 +151,44 @@ def test_cli_other_project_is_isolated(dep):
     finally:
         conn.compute.delete_server(server)
         conn.compute.wait_for_delete(server, interval=0.3, wait=30)
+
+
+def test_cli_private_flavor_access(dep):
+    """An admin's private flavor with pyct:privileged exists only for the
+    projects it was given (real CLI, real SDK)."""
+    cli_json(dep, "flavor", "create", "--private", "--id", "priv-cli",
+             "--vcpus", "1", "--ram", "256", "--disk", "1",
+             "--property", "pyct:privileged=true", "privcli", cloud="admin")
+    try:
+        assert "priv-cli" not in [f["ID"] for f in cli_json(
+            dep, "flavor", "list", "--all")]
+        shown = dep.openstack("flavor", "show", "priv-cli", check=False)
+        assert shown.returncode == 1
+        assert "No Flavor found for priv-cli" in shown.stderr, shown.stderr
+        made = dep.openstack("server", "create", "--flavor", "priv-cli",
+                             "--image", dep.image_id, "--nic", "none",
+                             "stolen", check=False)
+        assert made.returncode == 1
+        user = dep.sdk_connection("user")
+        resp = user.compute.post("/servers", json={"server": {
+            "name": "stolen", "imageRef": dep.image_id,
+            "flavorRef": "priv-cli", "networks": "none"}},
+            headers={"OpenStack-API-Version": "compute 2.37"})
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["badRequest"]["message"] == (
+            "Flavor priv-cli could not be found.")
+        assert list(user.compute.servers()) == []
+
+        admin = dep.sdk_connection("admin")
+        admin.compute.flavor_add_tenant_access("priv-cli", "demo")
+        assert "priv-cli" in [f["ID"] for f in cli_json(
+            dep, "flavor", "list", "--all")]
+        access = cli_json(dep, "flavor", "show", "priv-cli", cloud="admin")
+        assert access["access_project_ids"] == ["demo"]
+        assert dep.openstack("flavor", "show", "priv-cli", cloud="other",
+                             check=False).returncode == 1
+        admin.compute.flavor_remove_tenant_access("priv-cli", "demo")
+        assert dep.openstack("flavor", "show", "priv-cli",
+                             check=False).returncode == 1
+    finally:
+        dep.openstack("flavor", "delete", "priv-cli", cloud="admin")
