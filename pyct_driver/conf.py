@@ -126,6 +126,23 @@ container_opts = [
     cfg.FloatOpt("soft_reboot_timeout", default=60.0, min=0.0,
                  help="Seconds a soft reboot waits for the guest's init "
                       "to shut down before it is killed (hard reboot)."),
+    cfg.BoolOpt("allow_host_root_guests", default=False,
+                help="Allow flavors with pyct:host_root=true: guests "
+                     "whose root IS root on this host, with every "
+                     "capability and no user namespace. Such a guest can "
+                     "take over the host; only for trusted workloads. "
+                     "Off: the flavor API refuses the extra spec and "
+                     "compute hosts refuse to boot such guests. Set it on "
+                     "the API and on the compute hosts."),
+    cfg.IntOpt("devpts_max", default=512, min=16, max=1 << 20,
+               help="Most pseudo-terminals one guest's /dev/pts hands "
+                    "out (devpts max=); the guest cannot raise it."),
+    cfg.IntOpt("nofile_soft", default=1024, min=64,
+               help="Soft RLIMIT_NOFILE of a guest's init."),
+    cfg.IntOpt("nofile_hard", default=524288, min=64,
+               help="Hard RLIMIT_NOFILE of a guest's init; guest root "
+                    "cannot raise it. A guest's open files are charged "
+                    "to its memory cgroup."),
 ]
 
 network_opts = [

@@ -62,7 +62,13 @@ SUPPORTED_KEYS: dict[str, str] = {
     "pyct:pids_max": (
         f"integer {PIDS_MAX_MIN}..{PIDS_MAX_MAX}; most tasks the guest may "
         "run (a host default applies otherwise)"),
-    "pyct:privileged": "true or false; run the guest without a user namespace",
+    "pyct:privileged": (
+        "true or false; run the guest without a user namespace: guest root "
+        "is host uid 0 with Docker's default capability set"),
+    "pyct:host_root": (
+        "true or false; guest root is host root with every capability -- "
+        "it can take over the host. Refused unless the operator sets "
+        "[container] allow_host_root_guests"),
 }
 
 _STRICT_NAMESPACES = ("quota:", "pyct:")
@@ -106,7 +112,7 @@ def _check_value(key: str, value: object) -> None:
         _int(key, value, 1, DISK_LIMIT_MAX)
     elif key == "pyct:pids_max":
         _int(key, value, PIDS_MAX_MIN, PIDS_MAX_MAX)
-    elif key == "pyct:privileged":
+    elif key in ("pyct:privileged", "pyct:host_root"):
         _bool(key, value)
     else:
         raise exception.InvalidExtraSpec(
@@ -121,10 +127,13 @@ def _bool(key: str, value: object) -> bool:
         key=key, reason=f"{value!r} is not 'true' or 'false'")
 
 
-def validate_extra_specs(specs: Mapping[str, str]) -> None:
+def validate_extra_specs(specs: Mapping[str, str],
+                         allow_host_root: bool = False) -> None:
     """Refuse the extra specs pyct cannot honour; return None if all is well.
 
-    Raises ``exception.InvalidExtraSpec`` naming the first bad key.
+    ``pyct:host_root=true`` is refused unless ``allow_host_root`` (the
+    operator's ``[container] allow_host_root_guests``). Raises
+    ``exception.InvalidExtraSpec`` naming the first bad key.
     """
     for key in sorted(specs):
         if not isinstance(key, str):
@@ -132,6 +141,11 @@ def validate_extra_specs(specs: Mapping[str, str]) -> None:
                                              reason="keys must be strings")
         if key.startswith(_STRICT_NAMESPACES):
             _check_value(key, specs[key])
+    if host_root_from(specs) and not allow_host_root:
+        raise exception.InvalidExtraSpec(
+            key="pyct:host_root",
+            reason="a guest with it is root on the host; refused while "
+                   "[container] allow_host_root_guests is off")
     for unit in ("bytes", "iops"):
         total = f"quota:disk_total_{unit}_sec"
         split = [f"quota:disk_{d}_{unit}_sec" for d in ("read", "write")]
@@ -194,6 +208,14 @@ def pids_max_from(specs: Mapping[str, str]) -> int | None:
 
 
 def privileged_from(specs: Mapping[str, str]) -> bool:
-    """``pyct:privileged`` as a bool (False when unset)."""
+    """Whether the guest runs without a user namespace: ``pyct:privileged``
+    or ``pyct:host_root`` (False when unset)."""
     value = specs.get("pyct:privileged")
-    return False if value is None else _bool("pyct:privileged", value)
+    privileged = False if value is None else _bool("pyct:privileged", value)
+    return privileged or host_root_from(specs)
+
+
+def host_root_from(specs: Mapping[str, str]) -> bool:
+    """``pyct:host_root`` as a bool (False when unset)."""
+    value = specs.get("pyct:host_root")
+    return False if value is None else _bool("pyct:host_root", value)

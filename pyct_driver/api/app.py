@@ -311,6 +311,7 @@ def create_app(conf, db, compute_client) -> Callable:
         max_instances_per_request=conf.api.max_instances_per_request,
         public_endpoint=(conf.api.public_endpoint or "").rstrip("/") or None,
         service_down_time=conf.service_down_time,
+        allow_host_root=conf.container.allow_host_root_guests,
     )
     sched = scheduler.Scheduler(
         db, cpu_allocation_ratio=conf.compute.cpu_allocation_ratio,

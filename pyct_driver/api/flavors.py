@@ -158,8 +158,10 @@ def _values_from_body(flavor: dict) -> dict:
 def create_flavor(db: Database, name: str, vcpus: int, ram: int, disk: int,
                   flavorid: str | None = None, swap: int = 0,
                   ephemeral: int = 0, is_public: bool = True,
-                  extra_specs: dict[str, str] | None = None) -> dict:
-    """Create a flavor, validated as the API validates it."""
+                  extra_specs: dict[str, str] | None = None,
+                  allow_host_root: bool = False) -> dict:
+    """Create a flavor, validated as the API validates it
+    (``allow_host_root``: ``[container] allow_host_root_guests``)."""
     flavor: dict = {"name": name, "ram": ram, "vcpus": vcpus, "disk": disk,
                     "swap": swap, "OS-FLV-EXT-DATA:ephemeral": ephemeral,
                     "os-flavor-access:is_public": is_public}
@@ -168,13 +170,13 @@ def create_flavor(db: Database, name: str, vcpus: int, ram: int, disk: int,
     schemas.validate(schemas.FLAVOR_CREATE, {"flavor": flavor})
     specs = {str(k): str(v) for k, v in (extra_specs or {}).items()}
     schemas.validate(schemas.EXTRA_SPECS_CREATE, {"extra_specs": specs})
-    _validate_specs(specs)
+    _validate_specs(specs, allow_host_root)
     return catalog.flavor_create(db, _values_from_body(flavor), specs)
 
 
-def _validate_specs(specs: dict[str, str]) -> None:
+def _validate_specs(specs: dict[str, str], allow_host_root: bool) -> None:
     try:
-        extra_specs.validate_extra_specs(specs)
+        extra_specs.validate_extra_specs(specs, allow_host_root)
     except exception.InvalidExtraSpec as err:
         raise exception.Invalid(err.message) from err
 
@@ -210,7 +212,7 @@ def _stringify(specs: dict) -> dict[str, str]:
 
 def _set(api: Api, flavor_id: str, specs: dict[str, str]) -> None:
     current = catalog.flavor_get(api.db, flavor_id)["extra_specs"]
-    _validate_specs({**current, **specs})
+    _validate_specs({**current, **specs}, api.settings.allow_host_root)
     catalog.flavor_extra_specs_set(api.db, flavor_id, specs)
 
 

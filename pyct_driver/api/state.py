@@ -19,6 +19,8 @@ class Settings:
     max_instances_per_request: int = 100
     public_endpoint: str | None = None
     service_down_time: int = 60
+    # [container] allow_host_root_guests: pyct:host_root flavors allowed
+    allow_host_root: bool = False
 
 
 @dataclasses.dataclass

@@ -87,7 +87,8 @@ def instance_spec(db: Database, instance: dict,
         config_drive_files=md_content.config_drive_files(
             md_lookup.source_for_instance(db, instance))
         if config_drive else (),
-        id_range=id_range, privileged=privileged)
+        id_range=id_range, privileged=privileged,
+        host_root=extra_specs.host_root_from(extra))
 
 
 class ComputeManager:

@@ -65,9 +65,12 @@ class InstanceSpec:
     # (first host id, count) the guest's user namespace maps its ids 0..
     # onto; allocated in the database, None only for privileged guests
     id_range: tuple[int, int] | None = None
-    # from the admin-owned flavor extra spec ``pyct:privileged`` only:
-    # the guest runs without a user namespace (its root is host root)
+    # from the admin-owned flavor extra specs only: ``pyct:privileged``
+    # runs the guest without a user namespace (its root is host uid 0,
+    # with Docker's default capabilities); ``pyct:host_root`` also keeps
+    # every capability (the driver refuses it unless the operator allows)
     privileged: bool = False
+    host_root: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

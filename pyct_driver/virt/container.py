@@ -10,7 +10,9 @@ only if that pid is alive with that start time and sits in the instance's
 cgroup. A failure in any spawn step undoes the earlier steps in reverse.
 
 Guests are unprivileged unless the flavor (admin-owned) says
-``pyct:privileged``: the instance's id range (allocated in the database,
+``pyct:privileged`` (no user namespace; Docker's default capabilities) or
+``pyct:host_root`` (every capability: refused unless the operator set
+``[container] allow_host_root_guests``): the instance's id range (allocated in the database,
 ``InstanceSpec.id_range``) is what its user namespace maps guest ids onto,
 who owns its writable disk, its console, its systemd cgroup and the files
 injected into it (``ownership``); the image layers are idmapped onto it
@@ -21,9 +23,8 @@ properties or instance metadata (tenant input); image properties choose
 only the guest's own init (``os_command_line``), which runs inside the
 guest like any other guest binary.
 
-No-new-privs: host-side helper programs pyct runs get it (mkfs.ext4 via
-``setpriv``); the launcher cannot have it, since every guest init inherits
-it across fork and exec, and guests must keep setuid programs (sudo).
+No-new-privs: host-side helpers pyct runs get it (mkfs.ext4 via
+``setpriv``); the launcher cannot (guest inits inherit it; sudo in guests).
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ from pyct_driver.virt.host_resources import host_resources
 from pyct_driver.virt.network.bridge import NetworkPlumber
 from pyct_driver.virt.process import guest
 from pyct_driver.virt.process.client import Begun, LauncherClient
-from pyct_driver.virt.process.spec import GuestSpec
 from pyct_driver.virt.records import InstanceRecords
 from pyct_driver.virt.rootfs import configdrive
 from pyct_driver.virt.rootfs.overlay import RootManager
@@ -72,8 +72,8 @@ class ContainerDriver(base.VirtDriver):
         self.records_dir = os.path.join(self.base_dir, "instances")
         self.records = InstanceRecords(self.records_dir)
         self.default_pids_max = opts.default_pids_max
-        self.console_max_bytes = opts.console_max_bytes
         self.soft_reboot_timeout = opts.soft_reboot_timeout
+        self.guest_limits = guest_config.GuestLimits.from_conf(opts)
         self._net_args = dict(mtu=conf.network.mtu,
                               metadata_address=conf.metadata.address,
                               metadata_port=conf.metadata.port or 80,
@@ -171,15 +171,12 @@ class ContainerDriver(base.VirtDriver):
             self.cgroups.create(uuid, guest_config.early_limits(
                 instance, self.default_pids_max))
             undo.callback(self.cgroups.destroy, uuid)
-            spec = GuestSpec(
-                uuid=uuid, root=self._root_path(uuid), hostname=instance.hostname,
-                argv=tuple(record["argv"]),
-                cgroup_procs=tuple(self.cgroups.procs_files(uuid)),
-                console_log=os.path.join(self.records.dir(uuid), "console.log"),
-                console_max_bytes=self.console_max_bytes,
-                id_range=id_range,
-                # held until its links exist: its first boot sees eth0
-                hold=bool(instance.vifs))
+            spec = guest_config.launch_spec(
+                instance, self.guest_limits, root=self._root_path(uuid),
+                argv=record["argv"], id_range=id_range,
+                cgroup_procs=self.cgroups.procs_files(uuid),
+                console_log=os.path.join(self.records.dir(uuid),
+                                         "console.log"))
             begun = self._begin(spec)  # answered while the root is made
             undo.callback(self._abandon, uuid, begun)
             if id_range:

@@ -1,5 +1,5 @@
-"""What the container driver starts a guest with: its init's argv and its
-cgroup limits.
+"""What the container driver starts a guest with: its init's argv, what
+the launcher is told (``launch_spec``) and its cgroup limits.
 
 The argv comes from the image's ``os_command_line`` property (tenant
 input choosing only what runs inside the guest), the limits only from the
@@ -20,7 +20,51 @@ from pyct_driver import exception
 from pyct_driver import extra_specs as specs_mod
 from pyct_driver.virt import base
 from pyct_driver.virt.cgroups import base as cg_base
+from pyct_driver.virt.process import caps
+from pyct_driver.virt.process.spec import GuestSpec
 from pyct_driver.virt.rootfs.store import ImageStore
+
+
+@dataclasses.dataclass(frozen=True)
+class GuestLimits:
+    """The host's rules for every guest ([container] options)."""
+
+    allow_host_root: bool = False
+    devpts_max: int = 512
+    console_max_bytes: int = 1048576
+    nofile: tuple[int, int] = (1024, 524288)
+
+    @classmethod
+    def from_conf(cls, opts) -> GuestLimits:
+        """From the ``[container]`` option group."""
+        return cls(allow_host_root=opts.allow_host_root_guests,
+                   devpts_max=opts.devpts_max,
+                   console_max_bytes=opts.console_max_bytes,
+                   nofile=(min(opts.nofile_soft, opts.nofile_hard),
+                           opts.nofile_hard))
+
+
+def launch_spec(instance: base.InstanceSpec, rules: GuestLimits, *,
+                root: str, argv: list[str],
+                id_range: tuple[int, int] | None,
+                cgroup_procs: list[str], console_log: str) -> GuestSpec:
+    """The launcher's ``GuestSpec``: a privileged guest keeps Docker's
+    default capabilities, a host-root one all (only where allowed)."""
+    if instance.host_root and not rules.allow_host_root:
+        raise exception.VirtError(
+            reason="flavor asks for a host-root guest (pyct:host_root) and "
+                   "this host does not allow them ([container] "
+                   "allow_host_root_guests)")
+    return GuestSpec(
+        uuid=instance.uuid, root=root, hostname=instance.hostname,
+        argv=tuple(argv), cgroup_procs=tuple(cgroup_procs),
+        console_log=console_log, console_max_bytes=rules.console_max_bytes,
+        id_range=id_range,
+        keep_caps=(caps.DOCKER_DEFAULT if instance.privileged
+                   and not instance.host_root else None),
+        devpts_max=rules.devpts_max, nofile=rules.nofile,
+        # held until its links exist: its first boot sees eth0
+        hold=bool(instance.vifs))
 
 
 def init_argv(images: ImageStore, instance: base.InstanceSpec) -> list[str]:

@@ -159,12 +159,13 @@ def make_spec(fl: base.FlavorSpec, image_id: str = IMAGE_ID,
               hostname: str | None = None,
               **image_properties: str) -> base.InstanceSpec:
     uuid = str(uuid_mod.uuid4())
-    privileged = fl.extra_specs.get("pyct:privileged") == "true"
+    host_root = fl.extra_specs.get("pyct:host_root") == "true"
+    privileged = host_root or fl.extra_specs.get("pyct:privileged") == "true"
     return base.InstanceSpec(uuid=uuid, name=f"pyct-{uuid[:8]}",
                              hostname=hostname or f"vm-{uuid[:8]}",
                              flavor=fl, image_id=image_id,
                              image_properties=image_properties,
-                             privileged=privileged,
+                             privileged=privileged, host_root=host_root,
                              id_range=None if privileged
                              else guest_id_range())
 

@@ -104,7 +104,8 @@ def test_parsers_refuse_bad_values():
 def test_supported_keys_documented_and_accepted():
     assert "quota:cpu_shares" in es.SUPPORTED_KEYS
     assert "pyct:pids_max" in es.SUPPORTED_KEYS
-    assert len(es.SUPPORTED_KEYS) == 11
-    samples = {"pyct:privileged": "false", "quota:cpu_quota": "-1"}
+    assert len(es.SUPPORTED_KEYS) == 12
+    samples = {"pyct:privileged": "false", "pyct:host_root": "false",
+               "quota:cpu_quota": "-1"}
     for key in es.SUPPORTED_KEYS:
         es.validate_extra_specs({key: samples.get(key, "2000")})

@@ -29,12 +29,13 @@ _RULE_RE = re.compile(r"([abc]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})\Z")
 _MiB = 1024 * 1024
 
 # The character devices a guest may read, write or mknod, in the devices
-# cgroup's own syntax: null, zero, full, random, urandom, tty, console, ptmx
-# and the pty slaves of its private devpts. No block device at all: guest
-# root could otherwise open or mknod the host's disks.
+# cgroup's own syntax: null, zero, full, random, urandom, tty, ptmx and the
+# pty slaves (its /dev/console is one, bound from the host). Not 5:1: that
+# number is the host's own console. No block device at all: guest root
+# could otherwise open or mknod the host's disks.
 DEFAULT_DEVICES: tuple[str, ...] = (
     "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
-    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm")
+    "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +116,8 @@ def limits_from_flavor(vcpus: int, memory_mb: int, swap_mb: int,
         raise exception.InvalidInput(
             reason=f"flavor needs vcpus>=1, ram>=1, swap>=0 (got vcpus={vcpus}"
                    f", ram={memory_mb}, swap={swap_mb}) and pids default >=1")
-    specs_mod.validate_extra_specs(extra_specs)
+    # whether host-root guests are allowed is the driver's check
+    specs_mod.validate_extra_specs(extra_specs, allow_host_root=True)
     shares = specs_mod.cpu_shares_from(extra_specs)
     if shares is None:
         shares = min(max(SHARES_PER_VCPU * vcpus, specs_mod.CPU_SHARES_MIN),

@@ -80,8 +80,10 @@ def mount_plan(v1: list[list[str]]) -> list[tuple[str, str, bool]]:
     return sorted(plan)
 
 
-def mount_cgroupfs(proc_cgroup: str | None = None) -> str:
-    """Mount the guest's cgroup tree; return "v2", "v1" or "none"."""
+def mount_cgroupfs(proc_cgroup: str | None = None,
+                   tmpfs_owner: str = "") -> str:
+    """Mount the guest's cgroup tree; return "v2", "v1" or "none".
+    ``tmpfs_owner`` ("uid=N,gid=N") owns the v1 tmpfs."""
     if proc_cgroup is None:
         with open("/proc/self/cgroup") as f:
             proc_cgroup = f.read()
@@ -93,7 +95,8 @@ def mount_cgroupfs(proc_cgroup: str | None = None) -> str:
             return "none"
         _mount("cgroup2", CGROUP_DIR, "cgroup2", _FLAGS)
         return "v2"
-    _mount("tmpfs", CGROUP_DIR, "tmpfs", _FLAGS, "mode=755,size=64k")
+    extra = f",{tmpfs_owner}" if tmpfs_owner else ""
+    _mount("tmpfs", CGROUP_DIR, "tmpfs", _FLAGS, "mode=755,size=64k" + extra)
     for name, options, writable in mount_plan(v1):
         target = os.path.join(CGROUP_DIR, name)
         os.mkdir(target, 0o755)
@@ -108,5 +111,5 @@ def mount_cgroupfs(proc_cgroup: str | None = None) -> str:
             for part in parts:
                 os.symlink(name, os.path.join(CGROUP_DIR, part))
     _mount(None, CGROUP_DIR, None, MS_REMOUNT | MS_RDONLY | _FLAGS,
-           "mode=755")
+           "mode=755" + extra)
     return "v1"

@@ -12,22 +12,27 @@ a fresh mount namespace, the kernel copies this tree and locks every mount
 in it: the guest can neither unmount them nor clear their flags.
 
 ``finish_guest_side`` runs in the guest's PID 1, inside every new
-namespace: it re-clones the root (the copy's root mount is locked, and
+namespace but the user namespace, still host root and in C1's mount
+namespace (owned by the host): it re-clones the root (the copy's root mount is locked, and
 pivot_root refuses a locked new root; a clone's top mount is not), mounts
 /proc and a read-only /sys *before* the pivot (the kernel lets a user
 namespace mount proc and sysfs only while a fully visible instance of each
 is in its mount namespace), masks and write-protects the /proc and /sys
 files runc's defaults also hide (kcore, keys, timer_list, sched_debug,
 sysrq-trigger, /proc/sys, /sys/firmware, ...), pivots, and mounts the
-guest's own devpts, /dev/shm, /run and cgroup tree. Every path it uses
-before the pivot is relative to the root (guest symlinks are checked, and
-no guest process exists yet to race the checks); after the pivot they
-can only resolve inside the guest.
+guest's own devpts (bounded), /dev/shm, /run and cgroup tree, owned by
+guest root. Every path it uses before the pivot is relative to the root
+(guest symlinks are checked, and no guest process exists yet to race the
+checks); after the pivot they can only resolve inside the guest.
 
-In an unprivileged guest the masks are defence in depth: the kernel's own
-checks against a non-initial user namespace already refuse kcore, the
-sysrq trigger and the global sysctls, and guest root may unmount masks
-made inside its namespace (as with runc and LXC in user namespaces).
+The guest's PID 1 then copies this mount namespace into one owned by its
+user namespace (``nsinit``), and the kernel locks every mount in the copy:
+guest root cannot unmount a mask, make a read-only path writable, or
+remount the devpts with a larger ``max`` (its superblock belongs to the
+host's user namespace). A privileged guest (no user namespace) cannot
+either: it lacks CAP_SYS_ADMIN. The price of locked masks: the guest cannot
+mount a fresh proc or sysfs (a nested pid or network namespace's own), as
+the kernel allows that only while an unmasked instance is visible.
 """
 
 from __future__ import annotations
@@ -100,8 +105,13 @@ def prepare_host_side(root: str, console_fd: int, owner: tuple[int, int]
         step(f"check /{name}", ensure_real_dir, name)
 
 
-def finish_guest_side() -> None:
-    """Guest PID 1 in all its namespaces, cwd = the root C1 prepared."""
+def finish_guest_side(owner: tuple[int, int], devpts_max: int) -> None:
+    """Guest PID 1, still host root, in a mount namespace the host owns,
+    cwd = the root C1 prepared. ``owner`` is guest root's host (uid, gid):
+    it owns the tmpfs and devpts made here; ``devpts_max`` bounds the
+    guest's ptys (a bound it cannot remount away: the devpts belongs to
+    the host's user namespace)."""
+    uid, gid = owner
     step("clone root", _reroot)
     step("mount /proc", sc.mount, "proc", "proc", "proc",
          sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
@@ -117,19 +127,24 @@ def finish_guest_side() -> None:
     step("detach old root", sc.umount2, ".", sc.MNT_DETACH)
     step("chdir /", os.chdir, "/")
 
-    step("mount /sys/fs/cgroup", cgroupfs.mount_cgroupfs)
+    step("mount /sys/fs/cgroup", cgroupfs.mount_cgroupfs, None,
+         f"uid={uid},gid={gid}")
+    # the guest's tty group is its gid 5; ptmx belongs to guest root
     step("mount /dev/pts", sc.mount, "devpts", "/dev/pts", "devpts",
          sc.MS_NOSUID | sc.MS_NOEXEC,
-         "newinstance,ptmxmode=0666,mode=0620,gid=5")
+         f"newinstance,ptmxmode=0666,mode=0620,gid={gid + 5},"
+         f"max={devpts_max}")
+    step("own /dev/pts/ptmx", os.chown, "/dev/pts/ptmx", uid, gid)
     step("mount /dev/shm", sc.mount, "tmpfs", "/dev/shm", "tmpfs",
-         sc.MS_NOSUID | sc.MS_NODEV, "mode=1777")
+         sc.MS_NOSUID | sc.MS_NODEV, f"mode=1777,uid={uid},gid={gid}")
     step("mount /run", mount_dir, "tmpfs", "/run", "tmpfs",
-         sc.MS_NOSUID | sc.MS_NODEV, "mode=755")
+         sc.MS_NOSUID | sc.MS_NODEV, f"mode=755,uid={uid},gid={gid}")
     links = {"ptmx": "pts/ptmx", "fd": "/proc/self/fd",
              "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
              "stderr": "/proc/self/fd/2"}
     for name, target in links.items():
         step(f"symlink /dev/{name}", os.symlink, target, f"/dev/{name}")
+        step(f"own /dev/{name}", os.lchown, f"/dev/{name}", uid, gid)
 
 
 def _reroot() -> None:

@@ -5,15 +5,21 @@ cgroups (the slow part: the host prepares the guest's root meanwhile) and
 waits at its gate -- a socketpair on which the launcher passes the
 guest's user namespace (made and mapped by the launcher, ``userns``; the
 same one the root's idmapped layers use) and then the go byte once the
-root is ready. C1 then takes a private mount namespace and mounts there
-what needs host paths (``mounts.prepare_host_side``), enters the user
-namespace unless the guest is privileged, unshares every other namespace
-(so they belong to it), becomes its root, forks C2 (PID 1 of the new pid
-namespace) and exits. C2 finishes the guest's view of the
-world (``mounts.finish_guest_side``: /proc with masks, read-only /sys,
-pivot_root, devpts, /dev/shm, /run, the cgroup tree), sets the hostname,
+root is ready. C1 then takes a private mount namespace (owned by the
+host) and mounts there what needs host paths
+(``mounts.prepare_host_side``), joins the guest's net, uts, ipc, cgroup and
+pid namespaces -- made inside its user namespace
+(``userns.join_owned_namespaces``) or, for a privileged guest, plain new
+ones -- still as host root, forks C2 (PID 1 of the new pid namespace) and
+exits. C2 finishes the guest's view of the world as host root
+(``mounts.finish_guest_side``: /proc with masks, read-only /sys,
+pivot_root, devpts, /dev/shm, /run, the cgroup tree), sets the open-file
+limit, then becomes guest root in the user namespace and copies its mount
+namespace into one of its own, which locks every mount made so far (masks
+and read-only paths cannot be undone from inside). It sets the hostname,
 makes the console pty its controlling terminal, marks every inherited fd
-close-on-exec, installs the seccomp filter and execs the init with a clean
+close-on-exec, limits a privileged guest's capabilities to Docker's
+default set, installs the seccomp filter and execs the init with a clean
 environment. With ``GuestSpec.hold`` C2 stops just before that: it reports
 ``{"held": true}`` and blocks reading the hold pipe until the launcher
 writes the go byte (``release``) -- the create/start split that lets the
@@ -27,10 +33,10 @@ of that handshake.
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -39,13 +45,12 @@ import time
 from typing import NoReturn
 
 from pyct_driver import exception
-from pyct_driver.virt.process import mounts, seccomp, userns
+from pyct_driver.virt.process import caps, mounts, seccomp, userns
 from pyct_driver.virt.process import spec as spec_mod
 from pyct_driver.virt.process import syscalls as sc
 
 GUEST_NAMESPACES = (sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
                     | sc.CLONE_NEWNET | sc.CLONE_NEWPID | sc.CLONE_NEWCGROUP)
-_libc = ctypes.CDLL(None, use_errno=True)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _step = mounts.step
 
@@ -89,6 +94,7 @@ def _reset_signals() -> None:
 RELEASE_BYTE = b"g"
 GO_BYTE = b"g"
 USERNS_BYTE = b"u"
+MOUNTED_BYTE = b"m"
 
 
 def child_main(guest: spec_mod.GuestSpec, console_fd: int,
@@ -116,23 +122,75 @@ def child_main(guest: spec_mod.GuestSpec, console_fd: int,
                 reason="no user namespace for an unprivileged guest",
                 step="user namespace")
         owner = (guest.id_range[0],) * 2 if guest.id_range else (0, 0)
+        # as host root: the guest cannot raise the hard limit
+        _step("limit open files", _limit_nofile, *guest.nofile)
+        # A private mount namespace owned by the host: what is mounted here
+        # (by C1, then as host root inside the guest's pid namespace) is
+        # locked once the guest's PID 1 copies it into a namespace of its
+        # user namespace.
         _step("unshare mount namespace", sc.unshare, sc.CLONE_NEWNS)
         mounts.prepare_host_side(guest.root, console_fd, owner)
-        if userns_fd is not None:
-            # the namespaces unshared next belong to the guest's user
-            # namespace, and the mount tree copied into them is locked
-            _step("enter user namespace", userns.enter, userns_fd)
-            os.close(userns_fd)
-        _step("unshare namespaces", sc.unshare, GUEST_NAMESPACES)
-        if userns_fd is not None:
-            _step("become guest root", userns.become_root)
-        pid = _step("fork guest init", fork_bare)
-        if pid == 0:
-            _guest_main(guest, console_fd, report_fd, hold_fd)
+        if userns_fd is None:
+            _step("unshare namespaces", sc.unshare,
+                  GUEST_NAMESPACES & ~sc.CLONE_NEWNS)
+            pid = _step("fork guest init", sc.fork_bare)
+            if pid == 0:
+                _guest_main(guest, console_fd, report_fd, hold_fd, owner)
+        else:
+            pid = _start_in_userns(guest, console_fd, report_fd, hold_fd,
+                                   userns_fd, owner)
         _report(report_fd, {"pid": pid})
         os._exit(0)
     except BaseException as err:  # noqa: B902 - never return into the launcher
         _fail(report_fd, err)
+
+
+def _start_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
+                     report_fd: int, hold_fd: int | None, userns_fd: int,
+                     owner: tuple[int, int]) -> int:
+    """C1's unprivileged path; returns the guest init's pid.
+
+    The init is born inside the guest's user namespace, after its net,
+    uts, ipc, cgroup and pid namespaces were made there (so they all
+    belong to it), and waits. A helper of C1 -- host root, inside the
+    guest's pid, net and cgroup namespaces -- mounts /proc, /sys, the
+    masks, devpts, ... into C1's mount namespace, which the host owns.
+    Then the init copies that namespace into one of its own user
+    namespace: the kernel locks every mount in such a copy."""
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+
+    def init() -> NoReturn:
+        try:
+            os.close(go_w)
+            if os.read(go_r, 1) != MOUNTED_BYTE:
+                os._exit(0)  # C1 failed: it said why
+            os.close(go_r)
+            _step("chdir /", os.chdir, "/")
+            _step("lock mounts", sc.unshare, sc.CLONE_NEWNS)
+        except BaseException as err:  # noqa: B902 - never return into C1
+            _fail(report_fd, err)
+        _guest_main(guest, console_fd, report_fd, hold_fd, None)
+
+    try:
+        pid = _step("make the guest's namespaces", userns.fork_in_userns,
+                    userns_fd, init)
+        os.close(userns_fd)
+        _step("join the guest's namespaces", userns.join_for_mounts, pid)
+        helper = _step("fork mount helper", sc.fork_bare)
+        if helper == 0:
+            try:
+                mounts.finish_guest_side(owner, guest.devpts_max)
+            except BaseException as err:  # noqa: B902 - never return
+                _fail(report_fd, err)
+            os._exit(0)
+        _, status = os.waitpid(helper, 0)
+        if status != 0:  # it reported why; the init sees EOF and exits
+            os._exit(127)
+        os.write(go_w, MOUNTED_BYTE)
+        return pid
+    finally:
+        os.close(go_r)
+        os.close(go_w)
 
 
 def _await_gate(gate: socket.socket, deadline: float) -> int | None:
@@ -157,10 +215,13 @@ def _await_gate(gate: socket.socket, deadline: float) -> int | None:
 
 
 def _guest_main(guest: spec_mod.GuestSpec, console_fd: int,
-                report_fd: int, hold_fd: int | None = None) -> NoReturn:
-    """C2, PID 1 of the new pid namespace: finish the root and exec."""
+                report_fd: int, hold_fd: int | None,
+                owner: tuple[int, int] | None) -> NoReturn:
+    """C2, PID 1 of the new pid namespace: finish the root if ``owner``
+    says so (a privileged guest, host root itself), then exec."""
     try:
-        mounts.finish_guest_side()
+        if owner is not None:
+            mounts.finish_guest_side(owner, guest.devpts_max)
         _step("sethostname", sc.sethostname, guest.hostname)
         _step("attach console", _attach_console, console_fd)
         _step("close inherited fds", _cloexec_all_but_stdio, report_fd)
@@ -171,6 +232,8 @@ def _guest_main(guest: spec_mod.GuestSpec, console_fd: int,
             _report(report_fd, {"held": True})
             if _step("wait for release", os.read, hold_fd, 1) != RELEASE_BYTE:
                 os._exit(0)  # never released: leave quietly, exec nothing
+        if guest.keep_caps is not None:
+            _step("limit capabilities", caps.limit_bounding, guest.keep_caps)
         # Last before exec: the filter also covers what setup needed
         # (mount API, ...); without no_new_privs, as guest setuid
         # binaries (sudo) must keep working.
@@ -280,16 +343,15 @@ def _waitpid(pid: int) -> None:
         pass
 
 
-def fork_bare() -> int:
-    """fork(2) without Python's at-fork hooks (threading, logging, random
-    re-initialising in the child: ~0.5 ms of a spawn's critical path).
-    Only for the single-threaded launcher's spawn children, which run
-    this module and then exec or exit."""
-    pid = _libc.fork()
-    if pid < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"fork: {os.strerror(err)}")
-    return pid
+def _limit_nofile(soft: int, hard: int) -> None:
+    """Set RLIMIT_NOFILE; a launcher without CAP_SYS_RESOURCE cannot raise
+    its own hard limit, so its guests get at most that."""
+    _cur_soft, cur_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    except ValueError:
+        hard = min(hard, cur_hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, hard), hard))
 
 
 def _write_file(path: str, text: str) -> None:

@@ -19,6 +19,7 @@ import time
 from pyct_driver import exception
 from pyct_driver.virt.process import console, nsinit, userns
 from pyct_driver.virt.process import spec as spec_mod
+from pyct_driver.virt.process import syscalls as sc
 
 
 class Pending:
@@ -89,7 +90,7 @@ def fork_gated(spec: spec_mod.GuestSpec, close_in_child: list[int],
             start = spec.id_range[0]
             os.fchown(fds[1], start, start + 5)
         socks = socket.socketpair()
-        c1 = nsinit.fork_bare()
+        c1 = sc.fork_bare()
     except OSError as err:
         for fd in fds:
             os.close(fd)

@@ -17,6 +17,7 @@ import os
 import re
 
 from pyct_driver import exception
+from pyct_driver.virt.process import caps
 
 SOCKET_NAME = "launcher.sock"
 PID_NAME = "launcher.pid"
@@ -46,11 +47,34 @@ class GuestSpec:
     # (first host id, count): guest ids 0..count-1 in a user namespace;
     # None runs the guest in the host's (privileged flavors only).
     id_range: tuple[int, int] | None = None
+    # Capabilities guest root keeps (bounding set), None for all: a guest
+    # without a user namespace keeps only Docker's default set
+    # (``caps.DOCKER_DEFAULT``) unless it is a host-root guest.
+    keep_caps: tuple[str, ...] | None = None
+    # Most ptys the guest's /dev/pts hands out (devpts max=).
+    devpts_max: int = 1024
+    # RLIMIT_NOFILE (soft, hard) of the guest's init; guest root cannot
+    # raise the hard limit.
+    nofile: tuple[int, int] = (1024, 524288)
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the dataclass honest about tuples.
         object.__setattr__(self, "argv", tuple(self.argv))
         object.__setattr__(self, "cgroup_procs", tuple(self.cgroup_procs))
+        object.__setattr__(self, "nofile", tuple(int(n) for n in self.nofile))
+        if self.keep_caps is not None:
+            object.__setattr__(self, "keep_caps", tuple(self.keep_caps))
+            try:
+                caps.mask(self.keep_caps)
+            except ValueError as err:
+                raise exception.InvalidInput(reason=str(err)) from err
+        if not 1 <= self.devpts_max <= (1 << 20):
+            raise exception.InvalidInput(
+                reason=f"devpts_max must be 1..{1 << 20}")
+        soft, hard = self.nofile
+        if not 64 <= soft <= hard:
+            raise exception.InvalidInput(
+                reason=f"bad nofile limits {self.nofile!r}")
         if self.id_range is not None:
             object.__setattr__(self, "id_range", check_id_range(
                 self.id_range))
@@ -78,6 +102,9 @@ class GuestSpec:
         data["argv"] = list(self.argv)
         data["id_range"] = list(self.id_range) if self.id_range else None
         data["cgroup_procs"] = list(self.cgroup_procs)
+        data["nofile"] = list(self.nofile)
+        if self.keep_caps is not None:
+            data["keep_caps"] = list(self.keep_caps)
         return data
 
     @classmethod

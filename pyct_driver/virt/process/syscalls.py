@@ -1,8 +1,8 @@
 """The kernel calls the guest's start path needs and Python lacks.
 
-ctypes wrappers for unshare, mount, umount2, pivot_root, sethostname,
-close_range and prctl, plus the flag constants the namespace and mount
-code share. Each raises ``OSError`` with the errno, so callers can wrap it
+ctypes wrappers for fork (without Python's at-fork hooks), unshare,
+setns, mount, umount2, pivot_root, sethostname, close_range and prctl,
+plus the flag constants the namespace and mount code share. Each raises ``OSError`` with the errno, so callers can wrap it
 in a ``ProcessError`` that names the step that failed. No policy here.
 """
 
@@ -41,6 +41,7 @@ _SYS_CLOSE_RANGE = 436
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
+LIBC = _libc  # for the few callers with structs of their own (caps)
 
 
 def _check(ret: int, what: str) -> int:
@@ -54,8 +55,27 @@ def _enc(text: str | None) -> bytes | None:
     return text.encode() if text is not None else None
 
 
+def fork_bare() -> int:
+    """fork(2) without Python's at-fork hooks (threading, logging, random
+    re-initialising in the child: ~0.5 ms of a spawn's critical path).
+    Only for the single-threaded launcher and its spawn children, which
+    run pyct's own code and then exec or exit."""
+    return _check(_libc.fork(), "fork")
+
+
 def unshare(flags: int) -> None:
     _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
+          arg5: int = 0) -> int:
+    return _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2),
+                              ctypes.c_ulong(arg3), ctypes.c_ulong(arg4),
+                              ctypes.c_ulong(arg5)), f"prctl({option})")
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int,
@@ -90,6 +110,4 @@ def close_range(first: int, last: int, flags: int = 0) -> None:
 
 
 def set_no_new_privs() -> None:
-    _check(_libc.prctl(ctypes.c_int(PR_SET_NO_NEW_PRIVS), ctypes.c_ulong(1),
-                       ctypes.c_ulong(0), ctypes.c_ulong(0),
-                       ctypes.c_ulong(0)), "prctl(PR_SET_NO_NEW_PRIVS)")
+    prctl(PR_SET_NO_NEW_PRIVS, 1)

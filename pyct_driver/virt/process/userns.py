@@ -4,18 +4,25 @@ The launcher -- host root in the initial namespace, the only one allowed
 to write an arbitrary map -- makes each guest's user namespace
 (``make_userns_fd``: a helper unshares, the launcher writes
 ``0 <start> <count>`` into its uid_map and gid_map). One namespace serves
-twice: the compute side idmaps the image layers with it, and the guest's
-C1 joins it (``enter``) before unsharing the other namespaces, so they all
-belong to it, then becomes uid/gid 0 inside (``become_root``), which is
-``start`` on the host, keeping its full capability set in that namespace
-only.
+twice: the compute side idmaps the image layers with it, and it owns every
+namespace of the guest: ``fork_in_userns`` (C1) has a short-lived helper
+``enter`` it, become uid/gid 0 inside (``become_root``: ``start`` on the
+host, full capabilities in that namespace only), unshare the guest's net,
+uts, ipc, cgroup and pid namespaces and fork the guest's PID 1 there.
+C1 stays host root: ``join_for_mounts`` lets a child of it mount the
+guest's /proc, /sys and masks in a mount namespace the host owns; the
+guest's PID 1 then unshares its own mount namespace -- a copy across user
+namespaces, in which the kernel locks every mount: guest root can
+neither unmount a mask nor make a read-only path writable.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import platform
+from typing import Callable, NoReturn
 
 from pyct_driver.virt.process import syscalls as sc
 
@@ -40,11 +47,68 @@ def write_maps(pid: int, id_range: tuple[int, int]) -> None:
 
 
 def enter(fd: int) -> None:
-    """C1: join the guest's user namespace (full capabilities inside it,
-    none outside); the namespaces it unshares next belong to it."""
-    if _libc.setns(fd, sc.CLONE_NEWUSER) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns user: {os.strerror(err)}")
+    """Join the guest's user namespace (full capabilities inside it, none
+    outside); namespaces unshared next belong to it."""
+    sc.setns(fd, sc.CLONE_NEWUSER)
+
+
+# Made inside the guest's user namespace, so they belong to it.
+OWNED_NAMESPACES = (sc.CLONE_NEWNET | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
+                    | sc.CLONE_NEWCGROUP | sc.CLONE_NEWPID)
+# What a host-root helper joins to mount the guest's /proc, /sys and
+# cgroup tree (each shows the namespace of its mounter).
+_MOUNT_VIEW = (("pid", sc.CLONE_NEWPID), ("net", sc.CLONE_NEWNET),
+               ("cgroup", sc.CLONE_NEWCGROUP))
+
+
+def fork_in_userns(userns_fd: int, child: Callable[[], NoReturn]) -> int:
+    """C1 (single-threaded): start ``child`` as PID 1 of net, uts, ipc,
+    cgroup and pid namespaces owned by ``userns_fd``'s user namespace, as
+    uid/gid 0 there; returns its pid. A short-lived helper enters the user
+    namespace, unshares them and forks ``child`` (which is then reparented
+    to the launcher, the subreaper); the caller stays host root."""
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    helper = sc.fork_bare()
+    if helper == 0:
+        code = 1
+        try:
+            os.close(pid_r)
+            enter(userns_fd)
+            become_root()
+            sc.unshare(OWNED_NAMESPACES)
+            pid = sc.fork_bare()
+            if pid == 0:
+                os.close(pid_w)
+                child()
+            os.write(pid_w, str(pid).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(pid_w)
+    try:
+        data = os.read(pid_r, 32)
+    finally:
+        os.close(pid_r)
+        os.waitpid(helper, 0)
+    if not data:
+        raise OSError(errno.ECHILD, "namespace helper failed")
+    return int(data)
+
+
+def join_for_mounts(pid: int) -> None:
+    """Host root: join ``pid``'s pid (for children), net and cgroup
+    namespaces, so a child forked next can mount its /proc, /sys and
+    cgroup tree."""
+    fds = []
+    try:
+        for name, _flag in _MOUNT_VIEW:
+            fds.append(os.open(f"/proc/{pid}/ns/{name}",
+                               os.O_RDONLY | os.O_CLOEXEC))
+        for fd, (_name, flag) in zip(fds, _MOUNT_VIEW):
+            sc.setns(fd, flag)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def become_root() -> None:
