@@ -6,6 +6,9 @@
 function install_pyct {
     install_package busybox-static e2fsprogs util-linux
     setup_develop $PYCT_DIR
+    # shared kernel pools sized so each guest's own limits bind first
+    sudo install -m 644 $PYCT_DIR/etc/sysctl.d/60-pyct.conf /etc/sysctl.d/
+    sudo sysctl -q -p /etc/sysctl.d/60-pyct.conf
 }
 
 function configure_pyct {

@@ -52,4 +52,17 @@ if ! listening 5672; then
   rabbitmq-server -detached
   wait_port 5672
 fi
-echo "ensure-host: kernel tools, PostgreSQL, MariaDB and RabbitMQ ready"
+# The kernel settings of a pyct host (shared pools sized so that a guest's
+# own limits bind first); only ever raised, never lowered.
+if [[ $(id -u) -eq 0 ]]; then
+  conf=$(dirname "$0")/../etc/sysctl.d/60-pyct.conf
+  while IFS='=' read -r key value; do
+    key=$(echo "$key" | tr -d ' '); value=$(echo "$value" | tr -d ' ')
+    [[ -z $key || $key == \#* ]] && continue
+    path=/proc/sys/${key//.//}
+    if [[ -w $path ]] && (( $(cat "$path") < value )); then
+      echo "$value" > "$path"
+    fi
+  done < "$conf"
+fi
+echo "ensure-host: kernel tools, sysctls, PostgreSQL, MariaDB and RabbitMQ ready"

@@ -42,7 +42,7 @@ from oslo_log import log as logging
 from pyct_driver import exception, states
 from pyct_driver.virt import base, guest_config, ownership
 from pyct_driver.virt.cgroups.detect import detect_backend
-from pyct_driver.virt.host_resources import host_resources
+from pyct_driver.virt import host_resources as host_resources_mod
 from pyct_driver.virt.network.bridge import NetworkPlumber
 from pyct_driver.virt.process import guest
 from pyct_driver.virt.process.client import Begun, LauncherClient
@@ -117,10 +117,12 @@ class ContainerDriver(base.VirtDriver):
         self.host = host
         for path in (self.base_dir, self.records_dir):
             os.makedirs(path, mode=0o700, exist_ok=True)
+        for warning in host_resources_mod.tuning_warnings():
+            LOG.warning("host tuning: %s", warning)
         self.launcher.ensure_running()
 
     def get_available_resource(self) -> base.HostResources:
-        return host_resources(self.base_dir)
+        return host_resources_mod.host_resources(self.base_dir)
 
     # -- images -------------------------------------------------------------
 

@@ -1,8 +1,13 @@
-"""What a container host offers its instances: CPUs, RAM and disk.
+"""What a container host offers its instances: CPUs, RAM and disk, and
+whether its shared kernel pools are sized for guests.
 
 Read from the real host (``/proc/meminfo``, ``os.cpu_count``, the file
 system under the driver's state directory) for the compute service's
 resource report; the scheduler applies the allocation ratios.
+``tuning_warnings`` compares the host's sysctls with ``HOST_SYSCTLS``
+(what etc/sysctl.d/60-pyct.conf sets): open files, pseudo-terminals and
+pids are host-wide pools, and each must be larger than what a guest's own
+limits let it take, or one guest exhausts it for the host and the others.
 """
 
 from __future__ import annotations
@@ -11,6 +16,31 @@ import os
 
 from pyct_driver import exception
 from pyct_driver.virt import base
+
+
+# sysctl -> the least value a pyct host should have
+HOST_SYSCTLS: dict[str, int] = {
+    "fs.file-max": (1 << 63) - 1,
+    "kernel.pty.max": 1 << 20,
+    "kernel.pid_max": 1 << 22,
+}
+
+
+def tuning_warnings(proc_sys: str = "/proc/sys") -> list[str]:
+    """One message per sysctl below ``HOST_SYSCTLS``; none when all fit."""
+    out = []
+    for key, least in HOST_SYSCTLS.items():
+        path = os.path.join(proc_sys, *key.split("."))
+        try:
+            with open(path) as f:
+                value = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # not this kernel's: nothing to size
+        if value < least:
+            out.append(f"{key} is {value}, below {least}: a guest can "
+                       "exhaust this host-wide pool for the host and other "
+                       "guests (see etc/sysctl.d/60-pyct.conf)")
+    return out
 
 
 def host_resources(state_dir: str) -> base.HostResources:

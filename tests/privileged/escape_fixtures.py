@@ -15,7 +15,9 @@ group's limits, our own group's limits), the host's mount table and
 kexec_load, open_by_handle_at, ...) and prints ``name rc=.. errno=..``;
 each probe is built so that reaching the kernel past the permission
 check is harmless but visible (a wrong argument gives EINVAL instead of
-EPERM). ``enter PID`` makes it a host-side process that joins a guest's
+EPERM). ``hold PATH MAX`` opens PATH (a file, or a ptmx for new ptys) until an
+error and keeps it all open. ``enter PID`` makes it a host-side process
+that joins a guest's
 namespaces and forks a child there that never execs -- the window in
 which anything pyct (or an operator's ``nsenter``) starts inside a guest
 still runs a host binary. ``swap DIR A B`` exchanges two names with
@@ -220,6 +222,21 @@ static int do_swap(const char *dir, const char *a, const char *b) {
     return 0;
 }
 
+/* Open PATH (a file, or a ptmx: each open is a new pty) until MAX or an
+   error; report, then hold everything until killed. */
+static int do_hold(const char *path, long max) {
+    long n = 0;
+    int err = 0;
+    for (; n < max; n++) {
+        if (open(path, O_RDWR | O_NOCTTY | O_CLOEXEC) < 0) { err = errno; break; }
+        if (n % 5000 == 0) { printf("progress %ld\n", n); fflush(stdout); }
+    }
+    printf("held %ld errno=%d %s\n", n, err, strerror(err));
+    fflush(stdout);
+    for (;;) pause();
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "sys")) return sys_probe(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "ptrace")) return do_ptrace(atoi(argv[2]));
@@ -227,8 +244,10 @@ int main(int argc, char **argv) {
     if (argc == 5 && !strcmp(argv[1], "swap"))
         return do_swap(argv[2], argv[3], argv[4]);
     if (argc == 2 && !strcmp(argv[1], "marker")) { puts(marker); return 0; }
+    if (argc == 4 && !strcmp(argv[1], "hold"))
+        return do_hold(argv[2], atol(argv[3]));
     fprintf(stderr, "usage: pyct-probe sys NAME | ptrace PID | enter PID"
-            " | swap DIR A B | marker\n");
+            " | swap DIR A B | hold PATH MAX | marker\n");
     return 2;
 }
 """.replace("@MARKER@", MARKER)
