@@ -275,9 +275,10 @@ class NetworkPlumber:
             ipr.addr("add", index=index, address=vif.ip,
                      prefixlen=vif.prefixlen,
                      broadcast=str(iface.network.broadcast_address))
-            if vif.device_index == 0 and self.metadata_port:
-                ipr.route("add", dst=f"{self.metadata_address}/32",
-                          oif=index, scope=SCOPE_LINK)
+            if vif.device_index == 0:
+                if self.metadata_port:
+                    ipr.route("add", dst=f"{self.metadata_address}/32",
+                              oif=index, scope=SCOPE_LINK)
                 ipr.route("add", dst="0.0.0.0/0", gateway=vif.gateway,
                           oif=index)
         netlink.announce(pid, guest_name, vif.mac, vif.ip)
