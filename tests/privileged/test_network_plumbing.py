@@ -26,6 +26,7 @@ from pyct_driver import exception
 from pyct_driver.virt.base import VifSpec
 from pyct_driver.virt.network import antispoof
 from pyct_driver.virt.network import bridge as bridge_mod
+from pyct_driver.virt.network import tcfilter
 from tests.privileged import frames
 
 
@@ -547,8 +548,8 @@ def _verdict(fd: int, frame: bytes) -> int:
                         data_size_out=len(out),
                         data_in=ctypes.addressof(data),
                         data_out=ctypes.addressof(out), repeat=1)
-    rc = antispoof._libc.syscall(
-        ctypes.c_long(antispoof._SYS_BPF[platform.machine()]),
+    rc = tcfilter.libc.syscall(
+        ctypes.c_long(tcfilter.SYS_BPF[platform.machine()]),
         ctypes.c_int(10), ctypes.byref(attr),  # BPF_PROG_TEST_RUN
         ctypes.c_uint(ctypes.sizeof(attr)))
     # (test runs refuse an IPv4 frame shorter than an IP header: EINVAL)
@@ -577,7 +578,7 @@ def _arp(target, sender=IP, op=1, sha=HW, head=(1, 0x0800, 6, 4), tags=()):
 def _verdicts(code: bytes, cases: dict) -> None:
     """Load ``code``, run it on every frame of ``cases`` (name -> (frame,
     wanted verdict)) and compare all verdicts at once."""
-    fd = antispoof.load(code, "pyct_test")
+    fd = tcfilter.load(code, "pyct_test")
     try:
         got = {name: _verdict(fd, raw) for name, (raw, _) in cases.items()}
     finally:

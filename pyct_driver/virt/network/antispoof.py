@@ -53,22 +53,13 @@ nanoseconds.
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import ipaddress
-import os
-import platform
 
 from pyct_driver import exception
-from pyct_driver.virt.network import netlink
+from pyct_driver.virt.network import netlink, tcfilter
 
-INGRESS = 0xFFFF0000
-ETH_P_ALL = 0x0003
 TC_ACT_OK = 0
 TC_ACT_SHOT = 2
-BPF_PROG_LOAD = 5
-BPF_PROG_TYPE_SCHED_CLS = 3
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351}
 
 # eBPF opcodes used below.
 _MOV64_X = 0xBF     # dst = src
@@ -113,10 +104,6 @@ MIN_ARP = 14 + 28
 MIN_ICMP = L4 + 8
 MIN_TCP = L4 + 20
 SKB_VLAN_PRESENT = 20  # offsetof(struct __sk_buff, vlan_present)
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-
 
 def _s32(value: int) -> int:
     return value - (1 << 32) if value >= (1 << 31) else value
@@ -339,53 +326,13 @@ def program(mac: str, ip: str, prefixlen: int, gateway: str,
     return a.assemble()
 
 
-class _ProgLoadAttr(ctypes.Structure):
-    _fields_ = [("prog_type", ctypes.c_uint32),
-                ("insn_cnt", ctypes.c_uint32),
-                ("insns", ctypes.c_uint64),
-                ("license", ctypes.c_uint64),
-                ("log_level", ctypes.c_uint32),
-                ("log_size", ctypes.c_uint32),
-                ("log_buf", ctypes.c_uint64),
-                ("kern_version", ctypes.c_uint32),
-                ("prog_flags", ctypes.c_uint32),
-                ("prog_name", ctypes.c_char * 16)]
-
-
-def load(code: bytes, name: str) -> int:
-    """Load the program into the kernel; returns its fd (caller closes)."""
-    nr = _SYS_BPF.get(platform.machine())
-    if nr is None:
-        raise exception.NetworkError(
-            reason=f"bpf(2) number unknown on {platform.machine()}")
-    insns = ctypes.create_string_buffer(code, len(code))
-    license_ = ctypes.create_string_buffer(b"GPL")
-    log = ctypes.create_string_buffer(65536)
-    attr = _ProgLoadAttr(prog_type=BPF_PROG_TYPE_SCHED_CLS,
-                         insn_cnt=len(code) // 8,
-                         insns=ctypes.addressof(insns),
-                         license=ctypes.addressof(license_),
-                         log_level=1, log_size=len(log),
-                         log_buf=ctypes.addressof(log),
-                         prog_name=name.encode()[:15])
-    fd = _libc.syscall(ctypes.c_long(nr), ctypes.c_int(BPF_PROG_LOAD),
-                       ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr)))
-    if fd < 0:
-        code_ = ctypes.get_errno()
-        raise exception.NetworkError(
-            reason=f"bpf prog load: {os.strerror(code_)}: "
-                   f"{log.value.decode(errors='replace')[-500:]}",
-            errno=code_)
-    return fd
-
-
 def install(host: netlink.HostNetlink, index: int, ifname: str, mac: str,
             ip: str, prefixlen: int, gateway: str, metadata_address: str,
             metadata_port: int) -> None:
     """Put the ingress qdisc and the filter on the host end ``index``."""
     code = program(mac, ip, prefixlen, gateway, metadata_address,
                    metadata_port)
-    _attach(host, index, ifname, code, "pyct_antispoof")
+    tcfilter.attach(host, index, ifname, code, "pyct_antispoof")
 
 
 def install_bridge(host: netlink.HostNetlink, index: int, ifname: str,
@@ -395,36 +342,9 @@ def install_bridge(host: netlink.HostNetlink, index: int, ifname: str,
     is there already is kept (ensure_bridge runs for every plug) unless
     ``refresh``: then it is replaced, since an earlier compute service may
     have installed it with another ``[metadata] port``."""
-    present = installed(host, index)
+    present = tcfilter.installed(host, index)
     if present and not refresh:
         return
     code = bridge_program(gateway, metadata_address, metadata_port)
-    _attach(host, index, ifname, code, "pyct_bridge_in", replace=present)
-
-
-def _attach(host: netlink.HostNetlink, index: int, ifname: str,
-            code: bytes, name: str, replace: bool = False) -> None:
-    fd = load(code, name)
-    try:
-        with host.lock, netlink.wrap(f"anti-spoofing on {ifname}"):
-            if not replace:
-                host.ipr.tc("add", "ingress", index, INGRESS)
-            host.ipr.tc("replace-filter" if replace else "add-filter",
-                        "bpf", index, ":1", parent=INGRESS,
-                        prio=1, protocol=ETH_P_ALL, fd=fd,
-                        name=name, direct_action=True)
-    finally:
-        # The filter holds its own reference to the program.
-        os.close(fd)
-
-
-def installed(host: netlink.HostNetlink, index: int) -> bool:
-    """Whether a bpf filter sits on the ingress of ``index``."""
-    try:
-        with host.lock:
-            filters = host.ipr.get_filters(index=index, parent=INGRESS)
-    except OSError as err:
-        if err.errno == errno.ENODEV:
-            return False
-        raise
-    return any(f.get_attr("TCA_KIND") == "bpf" for f in filters)
+    tcfilter.attach(host, index, ifname, code, "pyct_bridge_in",
+                    replace=present)
