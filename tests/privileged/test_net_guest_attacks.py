@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import subprocess
 import time
 import uuid as uuid_mod
 
@@ -40,7 +39,10 @@ from tests.privileged.escape_fixtures import (  # noqa: F401 - fixtures
     agent_run, boot_agent, escape_image, guest_file, probe_binary)
 from tests.privileged.guest_tools import (  # noqa: F401 - fixtures
     Guests, container_driver, wait_for)
+from tests.privileged.net_e2e_fixtures import _poll, links
 from tests.privileged.test_debian_ssh import free_pool
+from tests.privileged.test_network_plumbing import (
+    _addresses, _drained, _listener, _uplink_address)
 
 META = "169.254.169.254"
 
@@ -76,13 +78,6 @@ class Net:
         return vif
 
 
-def _links() -> set[str]:
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True,
-                         text=True, check=True).stdout
-    return {line.split(":")[1].strip().split("@")[0]
-            for line in out.splitlines()}
-
-
 @pytest.fixture(scope="module")
 def vms(driver, escape_image):
     """name -> (spec, vif) of a1, a2 (network A) and b1 (network B), plus
@@ -111,56 +106,21 @@ def vms(driver, escape_image):
             ours = ({n.bridge for n in (net_a, net_b, net_m)}
                     | {bridge_mod.veth_name(v.port_id)
                        for n in (net_a, net_b) for v in n.ports})
-            left = _poll(lambda: ours & _links())
+            left = _poll(lambda: ours & links(), 15.0)
             assert not left, f"links left: {left}"
-
-
-def _poll(look, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    found = look()
-    while found and time.monotonic() < deadline:
-        time.sleep(0.2)
-        found = look()
-    return found
 
 
 def _run(driver, vms, name: str, script: str, timeout: float = 60) -> str:
     return agent_run(driver, vms[name][0].uuid, script, timeout=timeout)
 
 
-def _addresses(ifname: str) -> str:
-    return subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", ifname],
-                          capture_output=True, text=True, check=True).stdout
-
-
-def _uplink_address() -> str:
-    out = subprocess.run(["ip", "-o", "-4", "route", "get", "192.0.2.1"],
-                         capture_output=True, text=True, check=True).stdout
-    return out.split(" src ", 1)[1].split()[0]
-
-
-def _listener(port: int):
+def _free_listener(port: int):
     """A TCP listener on 0.0.0.0:port, or None when the port is taken
     (another deployment's metadata service on 169.254.169.254:80)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        sock.bind(("0.0.0.0", port))
+        return _listener(socket.SOCK_STREAM, port=port)
     except OSError:
-        sock.close()
         return None
-    sock.listen(8)
-    sock.setblocking(False)
-    return sock
-
-
-def _accepted(sock) -> int:
-    got = 0
-    while True:
-        try:
-            sock.accept()[0].close()
-        except BlockingIOError:
-            return got
-        got += 1
 
 
 def test_metadata_off_host_port_unreachable_no_address_no_route(driver,
@@ -170,7 +130,7 @@ def test_metadata_off_host_port_unreachable_no_address_no_route(driver,
     service on *:80 was reachable from every guest)."""
     assert f"inet {META}/32" in _addresses(vms["meta_bridge"]), \
         "set-up: the host must own the metadata address elsewhere"
-    listeners = [s for s in (_listener(80), _listener(0)) if s]
+    listeners = [s for s in (_free_listener(80), _free_listener(0)) if s]
     ports = sorted({80} | {s.getsockname()[1] for s in listeners})
     try:
         script = "".join(f"pyct-probe connect {META} {p} 2000\n"
@@ -181,7 +141,7 @@ def test_metadata_off_host_port_unreachable_no_address_no_route(driver,
         assert results == ["connect timeout"] * len(ports), \
             f"a guest reached {META} on ports {ports}: {out}"
         time.sleep(0.2)
-        assert [_accepted(s) for s in listeners] == [0] * len(listeners)
+        assert [_drained(s) for s in listeners] == [0] * len(listeners)
         assert META not in out, f"metadata route in the guest: {out}"
         for net in (vms["A"], vms["B"]):
             assert META not in _addresses(net.bridge)
@@ -241,7 +201,7 @@ def test_vlan_tagged_frames_reach_no_sibling_and_not_the_host(driver, vms):
     from its own MAC and IP to the subnet broadcast; an ARP request for
     a2): a2's AF_PACKET listener and one on the host's bridge get only
     the untagged controls."""
-    (a1, vif1), (a2, vif2) = vms["a1"], vms["a2"]
+    vif1, (a2, vif2) = vms["a1"][1], vms["a2"]
     prefix = f"PYCTV{uuid_mod.uuid4().hex[:8]}"
     src = frames.mac_bytes(vif1.mac)
     bcast = str(vms["A"].net.broadcast_address)
