@@ -3,7 +3,7 @@ host end of its veth.
 
 Everything the guest sends arrives on the host end's ingress. An ingress
 qdisc there holds one ``bpf`` filter in direct-action mode whose program
-(assembled here, loaded with bpf(2)) decides per frame::
+(assembled here; ``tcfilter`` loads and attaches it) decides per frame::
 
     a VLAN tag (802.1Q or 802.1ad, in the frame or in skb->vlan_tci)
                                                               → drop
