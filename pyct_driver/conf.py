@@ -169,7 +169,12 @@ metadata_opts = [
     cfg.StrOpt("address", default="169.254.169.254",
                help="Address guests reach the metadata service at."),
     cfg.PortOpt("port", default=80,
-                help="Port of the metadata service."),
+                help="Port of the metadata service. 0 turns the service "
+                     "off: no listener, no metadata address on the "
+                     "project bridges, no route to it in guests, and the "
+                     "guests' filters let nothing through to it. Guests "
+                     "then get their data only from a config drive (see "
+                     "force_config_drive)."),
     cfg.BoolOpt("force_config_drive", default=False,
                 help="Give every instance a config drive, not only those "
                      "booted with config_drive=true."),

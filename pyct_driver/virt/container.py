@@ -76,7 +76,7 @@ class ContainerDriver(base.VirtDriver):
         self.guest_limits = guest_config.GuestLimits.from_conf(opts)
         self._net_args = dict(mtu=conf.network.mtu,
                               metadata_address=conf.metadata.address,
-                              metadata_port=conf.metadata.port or 80,
+                              metadata_port=conf.metadata.port,
                               dns=tuple(conf.network.dns_nameservers),
                               egress_nat=conf.network.egress_nat)
         self._plumber: NetworkPlumber | None = None

@@ -7,6 +7,7 @@ import inspect
 import pytest
 
 from pyct_driver import context, exception, states
+from pyct_driver.cmd import compute as compute_cmd
 from pyct_driver.compute import recovery
 from pyct_driver.compute.manager import ComputeManager
 from pyct_driver.db import actions, instances, services
@@ -147,3 +148,21 @@ def test_power_sync_notices_guest_that_stopped(env, tmp_path):
     row = instances.get(db, inst["uuid"])
     assert row["vm_state"] == states.STOPPED
     assert row["power_state"] == states.SHUTDOWN
+
+
+@pytest.mark.parametrize("port", [0, 8775])
+def test_metadata_port_zero_starts_no_listener(tmp_path, port):
+    """[metadata] port = 0 is "off": the compute service gets no metadata
+    server at all (the container driver then sets nothing of it up)."""
+    conf = fx.make_conf()
+    conf.set_override("transport_url", "fake://")
+    conf.set_override("port", port, group="metadata")
+    db = fx.make_db(tmp_path)
+    try:
+        service = compute_cmd.build_service(conf, db)
+        server = service.metadata_server
+        assert (server is None) if port == 0 else (server.port == port)
+    finally:
+        conf.clear_override("transport_url")
+        conf.clear_override("port", group="metadata")
+        rpc_transport.cleanup()

@@ -21,7 +21,11 @@ that joins a guest's
 namespaces and forks a child there that never execs -- the window in
 which anything pyct (or an operator's ``nsenter``) starts inside a guest
 still runs a host binary. ``swap DIR A B`` exchanges two names with
-renameat2(RENAME_EXCHANGE) in a tight loop.
+renameat2(RENAME_EXCHANGE) in a tight loop. For network attacks:
+``rawsend IF HEX N`` sends a hand-made Ethernet frame (VLAN tags, ARP)
+through a raw packet socket, ``rawrecv IF PREFIX MS`` lists the frames
+holding a marker that an interface sees, ``connect IP PORT MS`` tells a
+TCP connect's outcome (ok, refused, or a silent drop: timeout).
 
 ``escape_image`` is the busybox image plus the probe and an agent script
 that runs as the guest's PID 1 (image property ``os_command_line``): it
@@ -78,8 +82,13 @@ _CG_LIMIT_FILES = ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes",
 
 PROBE_C = r"""
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -87,9 +96,11 @@ PROBE_C = r"""
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char marker[] = "@MARKER@";
@@ -237,17 +248,137 @@ static int do_hold(const char *path, long max) {
     return 0;
 }
 
+static int hexval(char c) {
+    return c >= 'a' ? c - 'a' + 10 : c >= 'A' ? c - 'A' + 10 : c - '0';
+}
+
+/* Send COUNT copies of the Ethernet frame HEX (its own header, any
+   tags in it) on IFNAME through a raw packet socket. */
+static int do_rawsend(const char *ifname, const char *hex, int count) {
+    unsigned char frame[2048];
+    size_t i, n = strlen(hex) / 2;
+    long rc = -1;
+    int err = 0;
+    if (n < 14 || n > sizeof frame) { fprintf(stderr, "bad frame\n"); return 2; }
+    for (i = 0; i < n; i++)
+        frame[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+    int fd = socket(AF_PACKET, SOCK_RAW, 0);
+    if (fd < 0) { report("rawsend", -1, errno); return 0; }
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof sll);
+    sll.sll_family = AF_PACKET;
+    sll.sll_ifindex = (int)if_nametoindex(ifname);
+    memcpy(&sll.sll_protocol, frame + 12, 2);  /* already big-endian */
+    sll.sll_halen = 6;
+    memcpy(sll.sll_addr, frame, 6);
+    while (count-- > 0) {
+        rc = sendto(fd, frame, n, 0, (struct sockaddr *)&sll, sizeof sll);
+        err = errno;
+        if (rc < 0) break;
+    }
+    report("rawsend", rc, err);
+    close(fd);
+    return 0;
+}
+
+/* For MS milliseconds print "got TOKEN vlan=0|1" for each frame on
+   IFNAME (any direction, any type) that holds PREFIX; TOKEN is PREFIX
+   and the letters, digits and dashes after it. */
+static int do_rawrecv(const char *ifname, const char *prefix, int ms) {
+    int fd = socket(AF_PACKET, SOCK_RAW, htons(0x0003 /* ETH_P_ALL */));
+    int one = 1;
+    struct sockaddr_ll sll;
+    struct timespec start, now;
+    if (fd < 0) { report("rawrecv", -1, errno); return 0; }
+    memset(&sll, 0, sizeof sll);
+    sll.sll_family = AF_PACKET;
+    sll.sll_ifindex = (int)if_nametoindex(ifname);
+    sll.sll_protocol = htons(0x0003);
+    if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0 ||
+        setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one) < 0) {
+        report("rawrecv", -1, errno);
+        return 0;
+    }
+    printf("listening\n");
+    fflush(stdout);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = ms - ((now.tv_sec - start.tv_sec) * 1000 +
+                          (now.tv_nsec - start.tv_nsec) / 1000000);
+        if (left <= 0) break;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, (int)left) <= 0) continue;
+        unsigned char buf[4096];
+        char cbuf[256];
+        struct iovec iov = {buf, sizeof buf};
+        struct msghdr msg;
+        memset(&msg, 0, sizeof msg);
+        msg.msg_iov = &iov; msg.msg_iovlen = 1;
+        msg.msg_control = cbuf; msg.msg_controllen = sizeof cbuf;
+        ssize_t n = recvmsg(fd, &msg, 0);
+        if (n <= 0) continue;
+        int vlan = 0;
+        struct cmsghdr *c;
+        for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+            if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA)
+                vlan = !!(((struct tpacket_auxdata *)CMSG_DATA(c))->tp_status
+                          & TP_STATUS_VLAN_VALID);
+        unsigned char *hit = memmem(buf, (size_t)n, prefix, strlen(prefix));
+        if (!hit) continue;
+        size_t len = 0;
+        while (hit + len < buf + n && (hit[len] == '-' ||
+               (hit[len] >= '0' && hit[len] <= '9') ||
+               (hit[len] >= 'a' && hit[len] <= 'z') ||
+               (hit[len] >= 'A' && hit[len] <= 'Z')))
+            len++;
+        printf("got %.*s vlan=%d\n", (int)len, hit, vlan);
+        fflush(stdout);
+    }
+    printf("done\n");
+    return 0;
+}
+
+/* A TCP connect to HOST:PORT, given MS milliseconds: prints
+   "connect ok", "connect timeout" or "connect errno=N". */
+static int do_connect(const char *host, int port, int ms) {
+    struct sockaddr_in sin;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int err = 0;
+    socklen_t len = sizeof err;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((unsigned short)port);
+    if (fd < 0 || inet_pton(AF_INET, host, &sin.sin_addr) != 1) return 2;
+    if (connect(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
+        if (errno != EINPROGRESS) { printf("connect errno=%d\n", errno); return 0; }
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        if (poll(&pfd, 1, ms) == 0) { printf("connect timeout\n"); return 0; }
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    }
+    if (err) printf("connect errno=%d\n", err); else printf("connect ok\n");
+    close(fd);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "sys")) return sys_probe(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "ptrace")) return do_ptrace(atoi(argv[2]));
     if (argc == 3 && !strcmp(argv[1], "enter")) return do_enter(atoi(argv[2]));
     if (argc == 5 && !strcmp(argv[1], "swap"))
         return do_swap(argv[2], argv[3], argv[4]);
+    if (argc == 5 && !strcmp(argv[1], "rawsend"))
+        return do_rawsend(argv[2], argv[3], atoi(argv[4]));
+    if (argc == 5 && !strcmp(argv[1], "rawrecv"))
+        return do_rawrecv(argv[2], argv[3], atoi(argv[4]));
+    if (argc == 5 && !strcmp(argv[1], "connect"))
+        return do_connect(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 2 && !strcmp(argv[1], "marker")) { puts(marker); return 0; }
     if (argc == 4 && !strcmp(argv[1], "hold"))
         return do_hold(argv[2], atol(argv[3]));
     fprintf(stderr, "usage: pyct-probe sys NAME | ptrace PID | enter PID"
-            " | swap DIR A B | hold PATH MAX | marker\n");
+            " | swap DIR A B | rawsend IF HEX N | rawrecv IF PREFIX MS"
+            " | connect IP PORT MS | hold PATH MAX | marker\n");
     return 2;
 }
 """.replace("@MARKER@", MARKER)
@@ -441,9 +572,10 @@ def escape_image(driver, probe_binary):
     return PROBE_IMAGE
 
 
-def boot_agent(guests, fl=None):
+def boot_agent(guests, fl=None, vifs=()):
     """A guest whose PID 1 is the agent; returns its spec once ready."""
-    spec = guests.boot(fl, image_id=PROBE_IMAGE, os_command_line=AGENT_ARGV)
+    spec = guests.boot(fl, vifs=vifs, image_id=PROBE_IMAGE,
+                       os_command_line=AGENT_ARGV)
     pid = init_pid(guests.driver, spec.uuid)
     wait_for(lambda: os.path.isdir(f"/proc/{pid}/root/run/pyct"),
              what="agent ready")

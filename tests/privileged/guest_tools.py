@@ -14,6 +14,7 @@ init's namespaces (so it sees only the guest).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import os
 import secrets
@@ -23,6 +24,7 @@ import subprocess
 import tempfile
 import time
 import uuid as uuid_mod
+from typing import Iterator
 
 import pytest
 from oslo_config import cfg
@@ -121,17 +123,30 @@ def cleanup_driver(driver: ContainerDriver, tmp: str, parent: str) -> None:
     assert not errors, errors
 
 
-@pytest.fixture(scope="module")
-def driver():
+@contextlib.contextmanager
+def container_driver(overrides: dict[str, dict] | None = None
+                     ) -> Iterator[ContainerDriver]:
+    """A driver on a temp state dir and its own cgroup parent; options
+    of ``overrides`` ({group: {name: value}}) set; all removed after."""
     tmp = tempfile.mkdtemp(prefix="pyct-drvtest-")
     parent = f"pyct-test-{uuid_mod.uuid4().hex[:8]}"
-    drv = ContainerDriver(make_conf(tmp, parent))
+    conf = make_conf(tmp, parent)
+    for group, opts in (overrides or {}).items():
+        for name, value in opts.items():
+            conf.set_override(name, value, group=group)
+    drv = ContainerDriver(conf)
     drv.test_tmp = tmp
     try:
         drv.init_host("pyct-test-host")
         yield drv
     finally:
         cleanup_driver(drv, tmp, parent)
+
+
+@pytest.fixture(scope="module")
+def driver():
+    with container_driver() as drv:
+        yield drv
 
 
 @pytest.fixture(scope="module")
@@ -179,8 +194,10 @@ class Guests:
         self.procs: list[subprocess.Popen] = []
 
     def boot(self, fl: base.FlavorSpec | None = None,
+             vifs: tuple[base.VifSpec, ...] = (),
              **kwargs) -> base.InstanceSpec:
-        spec = make_spec(fl or flavor(), **kwargs)
+        spec = dataclasses.replace(make_spec(fl or flavor(), **kwargs),
+                                   vifs=tuple(vifs))
         self.specs.append(spec)
         self.driver.spawn(spec)
         return spec

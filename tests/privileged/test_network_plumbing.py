@@ -26,6 +26,8 @@ from pyct_driver import exception
 from pyct_driver.virt.base import VifSpec
 from pyct_driver.virt.network import antispoof
 from pyct_driver.virt.network import bridge as bridge_mod
+from pyct_driver.virt.network import tcfilter
+from tests.privileged import frames
 
 
 def _net() -> tuple[str, str]:
@@ -147,6 +149,102 @@ def test_same_bridge_talks_other_bridge_does_not(plumber, guests):
         plumber.remove_bridge_if_unused(net_b)
         assert plumber.flush()
     assert bridge_mod.bridge_name(net_a) not in plumber.list_links()
+
+
+def _arping(pid: int, target: str) -> bool:
+    """Whether the host (or anyone) answers ARP for ``target`` on eth0."""
+    return _in(pid, "busybox", "arping", "-c", "1", "-w", "2", "-I", "eth0",
+               target).returncode == 0
+
+
+def _addresses(ifname: str) -> str:
+    return subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", ifname],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def _two_nets() -> tuple[tuple[str, str], tuple[str, str]]:
+    first, second = _net(), _net()
+    while second[1] == first[1]:
+        second = _net()
+    return first, second
+
+
+def test_bridge_answers_arp_only_for_its_own_addresses(plumber, guests):
+    """The kernel's half of the ARP rule (arp_ignore on the bridge), with
+    the port filter out of the way: a test-owned veth without filters,
+    straight on network B's bridge, asks the host about B's gateway and
+    the metadata address (answered) and about network A's gateway and
+    the uplink address (not)."""
+    (net_a, pre_a), (net_b, pre_b) = _two_nets()
+    a, vif_a = _plugged(plumber, guests, net_a, pre_a, 80)
+    br_b = plumber.ensure_bridge(net_b, f"{pre_b}.1", 24)
+    pid = guests.new()
+    host_end = bridge_mod.veth_name(uuid.uuid4().hex)
+    try:
+        subprocess.run(["ip", "link", "add", host_end, "type", "veth",
+                        "peer", "name", "eth0", "netns", str(pid)],
+                       check=True)
+        subprocess.run(["ip", "link", "set", host_end, "master", br_b, "up"],
+                       check=True)
+        _in(pid, "ip", "addr", "add", f"{pre_b}.90/24", "dev", "eth0",
+            check=True)
+        _in(pid, "ip", "link", "set", "eth0", "up", check=True)
+        assert _arping(pid, f"{pre_b}.1"), "control: own gateway unanswered"
+        assert _arping(pid, plumber.metadata_address)
+        assert not _arping(pid, vif_a.gateway), \
+            "the host answered ARP for another network's gateway"
+        assert not _arping(pid, _uplink_address()), \
+            "the host answered ARP for its uplink address"
+        with open(f"/proc/sys/net/ipv4/conf/{br_b}/arp_ignore") as f:
+            assert f.read().strip() == "1"
+    finally:
+        subprocess.run(["ip", "link", "del", host_end], capture_output=True)
+        plumber.unplug(vif_a)
+        plumber.remove_bridge_if_unused(net_a)
+        plumber.remove_bridge_if_unused(net_b)
+        assert plumber.flush()
+
+
+def _bridge_prog_id(bridge: str) -> str:
+    out = subprocess.run(["tc", "filter", "show", "dev", bridge, "ingress"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.split(" id ", 1)[1].split()[0]
+
+
+def test_metadata_off_removes_every_trace(plumber, guests):
+    """A plumber with ``metadata_port=0`` on a bridge an earlier one (the
+    service on) set up: the metadata address leaves the bridge, the new
+    guest gets no route to it, and the bridge's filter is replaced."""
+    net, pre = _net()
+    a, vif_a = _plugged(plumber, guests, net, pre, 85)
+    br = bridge_mod.bridge_name(net)
+    meta = plumber.metadata_address
+    assert f"inet {meta}/32" in _addresses(br)
+    before = _bridge_prog_id(br)
+    off = bridge_mod.NetworkPlumber(metadata_port=0)
+    vif_b = _vif(net, pre, 86)
+    try:
+        b = guests.new()
+        off.plug(b, vif_b, off.ensure_bridge(net, vif_b.gateway, 24))
+        assert meta not in _addresses(br)
+        assert _bridge_prog_id(br) != before, "bridge filter not replaced"
+        routes = _in(b, "ip", "route", check=True).stdout
+        assert meta not in routes
+        assert f"default via {vif_b.gateway} dev eth0" in routes
+        assert not _arping(b, meta)
+        assert _arping(b, vif_b.gateway), "control: the gateway answers"
+        assert _ping(b, vif_a.ip) and _ping(b, vif_b.gateway)
+        # Ensured again (the next plug): still nothing, filter kept.
+        kept = _bridge_prog_id(br)
+        off.ensure_bridge(net, vif_b.gateway, 24)
+        assert meta not in _addresses(br) and _bridge_prog_id(br) == kept
+    finally:
+        off.unplug(vif_b)
+        assert off.flush()
+        off.close()
+        plumber.unplug(vif_a)
+        plumber.remove_bridge_if_unused(net)
+        assert plumber.flush()
 
 
 def test_spoofed_ip_mac_and_arp_get_nothing_through(plumber, guests):
@@ -450,8 +548,8 @@ def _verdict(fd: int, frame: bytes) -> int:
                         data_size_out=len(out),
                         data_in=ctypes.addressof(data),
                         data_out=ctypes.addressof(out), repeat=1)
-    rc = antispoof._libc.syscall(
-        ctypes.c_long(antispoof._SYS_BPF[platform.machine()]),
+    rc = tcfilter.libc.syscall(
+        ctypes.c_long(tcfilter.SYS_BPF[platform.machine()]),
         ctypes.c_int(10), ctypes.byref(attr),  # BPF_PROG_TEST_RUN
         ctypes.c_uint(ctypes.sizeof(attr)))
     # (test runs refuse an IPv4 frame shorter than an IP header: EINVAL)
@@ -459,91 +557,160 @@ def _verdict(fd: int, frame: bytes) -> int:
     return attr.retval
 
 
-def test_filter_verdicts_fragments_options_and_runts():
-    """The destination rules frame by frame, through the kernel's own
-    run of the loaded (verified) program."""
-    mac, ip, gw, meta = "fa:16:3e:01:02:03", "10.241.7.10", "10.241.7.1", \
-        "169.254.169.254"
-    code = antispoof.program(mac, ip, 24, gw, meta, 8775)
-    assert len(code) // 8 < 96, "keep the program small"
-    fd = antispoof.load(code, "pyct_test")
-    hw = bytes.fromhex(mac.replace(":", ""))
+MAC, IP, GW, META = ("fa:16:3e:01:02:03", "10.241.7.10", "10.241.7.1",
+                     "169.254.169.254")
+HW = bytes.fromhex(MAC.replace(":", ""))
+OK, SHOT = antispoof.TC_ACT_OK, antispoof.TC_ACT_SHOT
 
-    def frame(dst, proto=1, l4=b"\x08\x00" + b"\x00" * 6, vhl=0x45,
-              frag=0, src=ip, src_mac=hw, cut=None):
-        options = b"\x01" * ((vhl & 0xF) * 4 - 20)
-        iph = struct.pack("!BBHHHBBH4s4s", vhl, 0, 20 + len(l4), 0, frag,
-                          64, proto, 0, socket.inet_aton(src),
-                          socket.inet_aton(dst)) + options
-        raw = b"\xff" * 6 + src_mac + b"\x08\x00" + iph + l4
-        return raw[:cut] if cut else raw
 
-    tcp = struct.pack("!HHIIHHHH", 40000, 8775, 0, 0, 0x5002, 1000, 0, 0)
-    tcp80 = struct.pack("!HHIIHHHH", 40000, 80, 0, 0, 0x5002, 1000, 0, 0)
-    synack = struct.pack("!HHIIHHHH", 22, 40000, 0, 1, 0x5012, 1000, 0, 0)
-    ack = struct.pack("!HHIIHHHH", 22, 40000, 1, 1, 0x5010, 1000, 0, 0)
-    udp = struct.pack("!HHHH", 40000, 8775, 8, 0)
-    arp = (b"\xff" * 6 + hw + b"\x08\x06"
-           + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + hw
-           + socket.inet_aton(ip) + b"\x00" * 6 + socket.inet_aton(gw))
-    ok, shot = antispoof.TC_ACT_OK, antispoof.TC_ACT_SHOT
-    cases = {
-        "echo to gateway": (frame(gw), ok),
-        "echo reply to gateway": (frame(gw, l4=b"\x00" * 8), ok),
-        "other icmp to gateway": (frame(gw, l4=b"\x0d" + b"\x00" * 7), shot),
-        "syn-ack to gateway (host-opened)": (frame(gw, 6, synack), ok),
-        "ack to gateway (host-opened)": (frame(gw, 6, ack), ok),
-        "echo to gateway, more fragments": (frame(gw, frag=0x2000), shot),
-        "echo to gateway, later fragment": (frame(gw, frag=0x0010), shot),
-        "echo to gateway with IP options": (frame(gw, vhl=0x46), shot),
-        "echo to gateway, truncated": (frame(gw, cut=14 + 20 + 4), shot),
-        "tcp to gateway": (frame(gw, 6, tcp), shot),
-        "udp to gateway": (frame(gw, 17, udp), shot),
-        "tcp to metadata port": (frame(meta, 6, tcp), ok),
-        "tcp to metadata, port 80": (frame(meta, 6, tcp80), shot),
-        "udp to metadata port": (frame(meta, 17, udp), shot),
-        "tcp to metadata, truncated": (frame(meta, 6, tcp, cut=14 + 20 + 3),
-                                       shot),
-        "tcp to metadata, fragment": (frame(meta, 6, tcp, frag=0x2000), shot),
-        "tcp to metadata, IP options": (frame(meta, 6, tcp, vhl=0x47), shot),
-        "tcp to sibling": (frame("10.241.7.11", 6, tcp), ok),
-        "udp to subnet broadcast": (frame("10.241.7.255", 17, udp), ok),
-        "later fragment to sibling": (frame("10.241.7.11", 17, udp,
-                                            frag=0x00B9), ok),
-        "sibling with IP options": (frame("10.241.7.11", vhl=0x46), ok),
-        "limited broadcast": (frame("255.255.255.255", 17, udp), shot),
-        "multicast": (frame("224.0.0.1", 17, udp), shot),
-        "another network": (frame("10.241.8.1"), shot),
-        "host uplink": (frame(_uplink_address(), 6, tcp), shot),
-        "spoofed source IP": (frame("10.241.7.11", src="10.241.7.12"), shot),
-        "spoofed source MAC": (frame("10.241.7.11", src_mac=b"\x02" * 6),
-                               shot),
-        "ARP for the gateway": (arp, ok),
-        "IPv6": (b"\x33\x33\x00\x00\x00\x01" + hw + b"\x86\xdd"
-                 + b"\x60" + b"\x00" * 39, shot),
-    }
+def _frame(dst, proto=1, l4=b"\x08\x00" + b"\x00" * 6, vhl=0x45, frag=0,
+           src=IP, src_mac=HW, cut=None, tags=()):
+    """An IPv4 frame from the port (MAC, IP) unless told otherwise."""
+    return frames.ipv4(src_mac, src, dst, proto, l4, vhl, frag, tags=tags,
+                       cut=cut)
+
+
+def _arp(target, sender=IP, op=1, sha=HW, head=(1, 0x0800, 6, 4), tags=()):
+    """An ARP frame from the port asking (op 1) or answering (op 2)."""
+    return frames.arp(HW, sender, target, op, sha, head, tags)
+
+
+def _verdicts(code: bytes, cases: dict) -> None:
+    """Load ``code``, run it on every frame of ``cases`` (name -> (frame,
+    wanted verdict)) and compare all verdicts at once."""
+    fd = tcfilter.load(code, "pyct_test")
     try:
         got = {name: _verdict(fd, raw) for name, (raw, _) in cases.items()}
     finally:
         os.close(fd)
     assert got == {name: want for name, (_, want) in cases.items()}
-    # The bridge's own filter: the host stack gets only its two services.
-    host_cases = {
+
+
+TCP = struct.pack("!HHIIHHHH", 40000, 8775, 0, 0, 0x5002, 1000, 0, 0)
+TCP80 = struct.pack("!HHIIHHHH", 40000, 80, 0, 0, 0x5002, 1000, 0, 0)
+ACK = struct.pack("!HHIIHHHH", 22, 40000, 1, 1, 0x5010, 1000, 0, 0)
+UDP = struct.pack("!HHHH", 40000, 8775, 8, 0)
+
+
+def test_filter_verdicts_fragments_options_and_runts():
+    """The destination rules frame by frame, through the kernel's own
+    run of the loaded (verified) program."""
+    code = antispoof.program(MAC, IP, 24, GW, META, 8775)
+    assert len(code) // 8 < 96, "keep the program small"
+    synack = struct.pack("!HHIIHHHH", 22, 40000, 0, 1, 0x5012, 1000, 0, 0)
+    gw, meta, frame = GW, META, _frame
+    ok, shot = OK, SHOT
+    _verdicts(code, {
         "echo to gateway": (frame(gw), ok),
-        "tcp to metadata port": (frame(meta, 6, tcp), ok),
-        "ARP": (arp, ok),
-        "udp to subnet broadcast": (frame("10.241.7.255", 17, udp), shot),
-        "limited broadcast": (frame("255.255.255.255", 17, udp), shot),
-        "tcp to gateway": (frame(gw, 6, tcp), shot),
-        "ack to gateway (host-opened)": (frame(gw, 6, ack), ok),
+        "echo reply to gateway": (frame(gw, l4=b"\x00" * 8), ok),
+        "other icmp to gateway": (frame(gw, l4=b"\x0d" + b"\x00" * 7), shot),
+        "syn-ack to gateway (host-opened)": (frame(gw, 6, synack), ok),
+        "ack to gateway (host-opened)": (frame(gw, 6, ACK), ok),
+        "echo to gateway, more fragments": (frame(gw, frag=0x2000), shot),
         "echo to gateway, later fragment": (frame(gw, frag=0x0010), shot),
-        "to a sibling": (frame("10.241.7.11", 6, tcp), shot),
-    }
-    fd = antispoof.load(antispoof.bridge_program(gw, meta, 8775),
-                        "pyct_test")
-    try:
-        got = {name: _verdict(fd, raw) for name, (raw, _) in
-               host_cases.items()}
-    finally:
-        os.close(fd)
-    assert got == {name: want for name, (_, want) in host_cases.items()}
+        "echo to gateway with IP options": (frame(gw, vhl=0x46), shot),
+        "echo to gateway, truncated": (frame(gw, cut=14 + 20 + 4), shot),
+        "tcp to gateway": (frame(gw, 6, TCP), shot),
+        "udp to gateway": (frame(gw, 17, UDP), shot),
+        "tcp to metadata port": (frame(meta, 6, TCP), ok),
+        "tcp to metadata, port 80": (frame(meta, 6, TCP80), shot),
+        "udp to metadata port": (frame(meta, 17, UDP), shot),
+        "tcp to metadata, truncated": (frame(meta, 6, TCP, cut=14 + 20 + 3),
+                                       shot),
+        "tcp to metadata, fragment": (frame(meta, 6, TCP, frag=0x2000), shot),
+        "tcp to metadata, IP options": (frame(meta, 6, TCP, vhl=0x47), shot),
+        "tcp to sibling": (frame("10.241.7.11", 6, TCP), ok),
+        "udp to subnet broadcast": (frame("10.241.7.255", 17, UDP), ok),
+        "later fragment to sibling": (frame("10.241.7.11", 17, UDP,
+                                            frag=0x00B9), ok),
+        "sibling with IP options": (frame("10.241.7.11", vhl=0x46), ok),
+        "limited broadcast": (frame("255.255.255.255", 17, UDP), shot),
+        "multicast": (frame("224.0.0.1", 17, UDP), shot),
+        "another network": (frame("10.241.8.1"), shot),
+        "host uplink": (frame(_uplink_address(), 6, TCP), shot),
+        "spoofed source IP": (frame("10.241.7.11", src="10.241.7.12"), shot),
+        "spoofed source MAC": (frame("10.241.7.11", src_mac=b"\x02" * 6),
+                               shot),
+        "IPv6": (b"\x33\x33\x00\x00\x00\x01" + HW + b"\x86\xdd"
+                 + b"\x60" + b"\x00" * 39, shot),
+    })
+    # The bridge's own filter: the host stack gets only its two services.
+    _verdicts(antispoof.bridge_program(gw, meta, 8775), {
+        "echo to gateway": (frame(gw), ok),
+        "tcp to metadata port": (frame(meta, 6, TCP), ok),
+        "ARP": (_arp(gw), ok),
+        "udp to subnet broadcast": (frame("10.241.7.255", 17, UDP), shot),
+        "limited broadcast": (frame("255.255.255.255", 17, UDP), shot),
+        "tcp to gateway": (frame(gw, 6, TCP), shot),
+        "ack to gateway (host-opened)": (frame(gw, 6, ACK), ok),
+        "echo to gateway, later fragment": (frame(gw, frag=0x0010), shot),
+        "to a sibling": (frame("10.241.7.11", 6, TCP), shot),
+        "802.1Q-tagged echo to gateway": (frame(gw, tags=[(0x8100, 5)]),
+                                          shot),
+    })
+
+
+def test_filter_verdicts_arp_targets_and_vlan_tags():
+    """ARP only about the port's own subnet (and the metadata address),
+    only Ethernet/IPv4 requests and replies; no tagged frame. (A tag in
+    the frame, as here, is moved into skb->vlan_tci by the receiving
+    device before tc runs on a real port: test_net_guest_attacks sends
+    real tagged frames.)"""
+    code = antispoof.program(MAC, IP, 24, GW, META, 80)
+    dot1q, dot1ad = (frames.DOT1Q, 5), (frames.DOT1AD, 7)
+    _verdicts(code, {
+        "ARP for the gateway": (_arp(GW), OK),
+        "ARP for a sibling": (_arp("10.241.7.11"), OK),
+        "ARP reply to the gateway": (_arp(GW, op=2), OK),
+        "gratuitous ARP for its own IP": (_arp(IP), OK),
+        "gratuitous ARP reply for its own IP": (_arp(IP, op=2), OK),
+        "ARP probe (sender 0.0.0.0)": (_arp(IP, sender="0.0.0.0"), OK),
+        "ARP for the metadata address": (_arp(META), OK),
+        "ARP for another network's gateway": (_arp("10.241.8.1"), SHOT),
+        "ARP for the host uplink": (_arp(_uplink_address()), SHOT),
+        "ARP for loopback": (_arp("127.0.0.1"), SHOT),
+        "ARP for 169.254.169.253": (_arp("169.254.169.253"), SHOT),
+        "ARP reply to another network's gateway": (
+            _arp("10.241.8.1", op=2), SHOT),
+        "ARP with another sender IP": (_arp(GW, sender="10.241.7.11"),
+                                       SHOT),
+        "ARP with another sender MAC": (_arp(GW, sha=b"\x02" * 6), SHOT),
+        "RARP-style op 3": (_arp(GW, op=3), SHOT),
+        "ARP op 0": (_arp(GW, op=0), SHOT),
+        "ARP for IPv6 protocol": (_arp(GW, head=(1, 0x86DD, 6, 4)), SHOT),
+        "ARP with 16-byte addresses": (_arp(GW, head=(1, 0x0800, 6, 16)),
+                                       SHOT),
+        "ARP, truncated": (_arp(GW)[:14 + 27], SHOT),
+        "802.1Q-tagged IPv4 to a sibling": (
+            _frame("10.241.7.11", tags=[dot1q]), SHOT),
+        "802.1ad-tagged IPv4 to a sibling": (
+            _frame("10.241.7.11", tags=[dot1ad]), SHOT),
+        "QinQ IPv4 to a sibling": (
+            _frame("10.241.7.11", tags=[dot1ad, dot1q]), SHOT),
+        "priority-tagged (VID 0) IPv4": (
+            _frame("10.241.7.11", tags=[(0x8100, 0)]), SHOT),
+        "802.1Q-tagged ARP for the gateway": (_arp(GW, tags=[dot1q]), SHOT),
+        "control: untagged IPv4 to a sibling": (_frame("10.241.7.11"), OK),
+    })
+
+
+def test_filter_verdicts_metadata_off():
+    """[metadata] port = 0: no rule for the metadata address is left, in
+    the port's filter or the bridge's."""
+    code = antispoof.program(MAC, IP, 24, GW, META, 0)
+    _verdicts(code, {
+        "tcp to metadata, port 80": (_frame(META, 6, TCP80), SHOT),
+        "tcp to metadata, port 8775": (_frame(META, 6, TCP), SHOT),
+        "ARP for the metadata address": (_arp(META), SHOT),
+        "control: ARP for the gateway": (_arp(GW), OK),
+        "control: echo to gateway": (_frame(GW), OK),
+        "control: tcp to sibling": (_frame("10.241.7.11", 6, TCP80), OK),
+    })
+    _verdicts(antispoof.bridge_program(GW, META, 0), {
+        "tcp to metadata, port 80": (_frame(META, 6, TCP80), SHOT),
+        "control: echo to gateway": (_frame(GW), OK),
+    })
+    with pytest.raises(exception.NetworkError, match="metadata port"):
+        antispoof.program(MAC, IP, 24, GW, META, 65536)
+    with pytest.raises(exception.NetworkError, match="metadata port"):
+        bridge_mod.NetworkPlumber(metadata_port=-1)

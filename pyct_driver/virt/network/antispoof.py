@@ -3,59 +3,63 @@ host end of its veth.
 
 Everything the guest sends arrives on the host end's ingress. An ingress
 qdisc there holds one ``bpf`` filter in direct-action mode whose program
-(assembled here, loaded with bpf(2)) decides per frame::
+(assembled here; ``tcfilter`` loads and attaches it) decides per frame::
 
+    a VLAN tag (802.1Q or 802.1ad, in the frame or in skb->vlan_tci)
+                                                              → drop
     source MAC != port MAC                                    → drop
-    ARP with sender MAC == port MAC and sender IP == port IP
-        (or 0.0.0.0, an address probe)                        → pass
+    ARP (Ethernet/IPv4, request or reply) with sender MAC == port MAC,
+        sender IP == port IP (or 0.0.0.0, an address probe) and target
+        IP in the port's subnet or the metadata address       → pass
     IPv4 with source IP != port IP                            → drop
     IPv4 to the metadata address: TCP to its port only        → pass
     IPv4 to the gateway: ICMP echo or echo reply, or TCP with
         ACK set (replies on connections the host opened)      → pass
     IPv4 to any other address of the port's subnet
         (siblings, subnet broadcast; fragments and options)  → pass
-    anything else (IPv6, VLAN tags, runts, other addresses,
+    anything else (IPv6, runts, other addresses,
         255.255.255.255, multicast)                           → drop
+
+With the metadata service off (port 0) the metadata rules are left out:
+the address is then like any other outside the subnet.
 
 The destination rules exist because the host is a weak-host-model router
 with forwarding off: it still accepts a packet for ANY of its addresses
 (uplink, other bridges' gateways, the metadata address on any port)
 arriving on a bridge, so without them a guest reaches every host service
-listening on 0.0.0.0. Packets the host itself receives (gateway, metadata)
+listening on 0.0.0.0. The ARP target rule is the same for the link layer:
+a guest learns no host address but its gateway (and the metadata
+address); the bridge's ``arp_ignore`` (``bridge``) is the kernel's second
+line for it. The host's veth end strips a tag written in the frame into
+skb->vlan_tci before tc runs, so the frame the program reads looks
+untagged: the tag test reads ``__sk_buff.vlan_present``.
+Packets the host itself receives (gateway, metadata)
 must be plain: no IP options (a source-route option could re-target the
 packet at another host address) and no fragments (the L4 header is only in
 the first one, and lone fragments sit in the host's reassembly memory).
 Limited broadcast is dropped: pyct configures addresses itself, no DHCP.
 A subnet broadcast must pass (siblings get it) but the bridge hands the host
 a copy too, which UDP sockets bound to 0.0.0.0 would get: a second program
-(``bridge_program``, 37 instructions) on the bridge's own ingress lets the
-host's stack receive only ARP and the two services above.
+(``bridge_program``) on the bridge's own ingress lets the host's stack
+receive only ARP and the two services above.
 
 Why eBPF and not u32/flower/basic+gact: hosts like this one build only
 cls_u32 and cls_bpf, without the gact action u32 would need to drop, and
 pyroute2 0.9 has no flower. A direct-action program needs no action module.
 The filter is installed while the host end is still down, so no frame passes
-before it exists. The program is 57 instructions: checks cost nanoseconds.
+before it exists. The program is under 80 instructions: checks cost
+nanoseconds.
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import ipaddress
-import os
-import platform
 
 from pyct_driver import exception
-from pyct_driver.virt.network import netlink
+from pyct_driver.virt.network import netlink, tcfilter
 
-INGRESS = 0xFFFF0000
-ETH_P_ALL = 0x0003
 TC_ACT_OK = 0
 TC_ACT_SHOT = 2
-BPF_PROG_LOAD = 5
-BPF_PROG_TYPE_SCHED_CLS = 3
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351}
 
 # eBPF opcodes used below.
 _MOV64_X = 0xBF     # dst = src
@@ -65,9 +69,11 @@ _LD_ABS_W = 0x20    # r0 = ntohl(packet[imm:imm+4])
 _LD_ABS_H = 0x28    # r0 = ntohs(packet[imm:imm+2])
 _LD_ABS_B = 0x30    # r0 = packet[imm]
 _AND32_K = 0x54     # dst = (u32)dst & imm
+_ADD32_K = 0x04     # dst = (u32)(dst + imm)
 _JMP32_JEQ_K = 0x16  # 32-bit compares: imm is not sign-extended to 64 bits
 _JMP32_JNE_K = 0x56
 _JMP32_JLT_K = 0xA6
+_JMP32_JGT_K = 0x26
 _JMP32_JSET_K = 0x46  # jump if dst & imm
 _JA = 0x05
 _EXIT = 0x95
@@ -87,16 +93,17 @@ IPPROTO_TCP = 6
 ICMP_ECHO = 8
 ICMP_ECHO_REPLY = 0
 TCP_ACK = 0x10
+ARP_HW_PROTO = 14     # hardware type 1 (Ethernet), protocol 0x0800
+ARP_LENS = 14 + 4     # address lengths 6 and 4
+ARP_OP = 14 + 6
 ARP_SHA = 14 + 8
 ARP_SPA = 14 + 14
+ARP_TPA = 14 + 24
 MIN_IP = 14 + 20
 MIN_ARP = 14 + 28
 MIN_ICMP = L4 + 8
 MIN_TCP = L4 + 20
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-
+SKB_VLAN_PRESENT = 20  # offsetof(struct __sk_buff, vlan_present)
 
 def _s32(value: int) -> int:
     return value - (1 << 32) if value >= (1 << 31) else value
@@ -142,15 +149,16 @@ def _plain_to_host(a: _Asm, min_len: int) -> None:
     a.op(_LD_ABS_B, imm=IP_PROTO)
 
 
-def _destinations(a: _Asm, gw: int, meta: int, metadata_port: int,
+def _destinations(a: _Asm, gw: int, meta: int | None, metadata_port: int,
                   subnet: ipaddress.IPv4Network | None) -> None:
     """Where an IPv4 packet may go: the host only for ping and replies on
-    host-opened TCP at the gateway and TCP to the metadata port, else the
-    subnet (None: nowhere)."""
+    host-opened TCP at the gateway and TCP to the metadata port (``meta``
+    None: the service is off), else the subnet (None: nowhere)."""
     a.op(_LD_ABS_W, imm=IP_DADDR)
     # The host's own addresses first: they may not be left to the subnet
     # rule (the gateway is in the subnet; the metadata one could be).
-    a.jump(_JMP32_JEQ_K, meta, "metadata")
+    if meta is not None:
+        a.jump(_JMP32_JEQ_K, meta, "metadata")
     a.jump(_JMP32_JEQ_K, gw, "gateway")
     if subnet is not None:
         a.op(_AND32_K, dst=0, imm=int(subnet.netmask))
@@ -174,12 +182,25 @@ def _destinations(a: _Asm, gw: int, meta: int, metadata_port: int,
     a.op(_LD_ABS_B, imm=L4 + 13)             # TCP flags
     a.jump(_JMP32_JSET_K, TCP_ACK, "pass")
     a.jump(_JA, 0, "drop")
+    if meta is None:
+        return
     a.label("metadata")
     _plain_to_host(a, MIN_TCP)
     a.jump(_JMP32_JNE_K, IPPROTO_TCP, "drop")
     a.op(_LD_ABS_H, imm=L4 + 2)              # TCP destination port
     a.jump(_JMP32_JEQ_K, metadata_port, "pass")
     a.jump(_JA, 0, "drop")
+
+
+def _untagged(a: _Asm) -> None:
+    """The common start: r6 = ctx (LD_ABS wants it there), r7 = skb->len;
+    any VLAN tag drops. The receiving device has already moved a tag
+    written in the frame into skb->vlan_tci (a second one, QinQ, stays in
+    the frame and fails the EtherType checks that follow)."""
+    a.op(_MOV64_X, dst=6, src=1)
+    a.op(_LDX_W, dst=7, src=6, off=0)        # r7 = skb->len
+    a.op(_LDX_W, dst=0, src=6, off=SKB_VLAN_PRESENT)
+    a.jump(_JMP32_JNE_K, 0, "drop")
 
 
 def _ends(a: _Asm) -> None:
@@ -191,19 +212,34 @@ def _ends(a: _Asm) -> None:
     a.op(_EXIT)
 
 
+def _metadata(metadata_address: str, metadata_port: int) -> int | None:
+    """The metadata address as an int, or None when the service is off
+    (port 0)."""
+    if not 0 <= metadata_port < 65536:
+        raise exception.NetworkError(
+            reason=f"bad metadata port {metadata_port}")
+    try:
+        meta = int(ipaddress.IPv4Address(metadata_address))
+    except ValueError as err:
+        raise exception.NetworkError(
+            reason=f"bad metadata address {metadata_address}: {err}"
+        ) from err
+    return meta if metadata_port else None
+
+
 def bridge_program(gateway: str, metadata_address: str,
                    metadata_port: int) -> bytes:
     """The filter on a bridge's own ingress: what the host's IP stack may
-    receive from the network's guests (ARP; ICMP echo/reply and TCP with ACK
-    to the gateway; TCP to the metadata port). It sees only frames passed up to the host, so
-    it removes the host's copy of a guest's subnet broadcast (UDP services
-    bound to 0.0.0.0 would get it) and leaves the siblings' copies alone.
+    receive from the network's guests (untagged ARP; ICMP echo/reply and
+    TCP with ACK to the gateway; TCP to the metadata port unless that is
+    0). It sees only frames passed up to the host, so it removes the
+    host's copy of a guest's subnet broadcast (UDP services bound to
+    0.0.0.0 would get it) and leaves the siblings' copies alone.
     """
     gw = int(ipaddress.IPv4Address(gateway))
-    meta = int(ipaddress.IPv4Address(metadata_address))
+    meta = _metadata(metadata_address, metadata_port)
     a = _Asm()
-    a.op(_MOV64_X, dst=6, src=1)
-    a.op(_LDX_W, dst=7, src=6, off=0)
+    _untagged(a)
     a.op(_MOV64_X, dst=0, src=7)
     a.jump(_JMP32_JLT_K, MIN_IP, "drop")     # also covers ARP's 14 bytes
     a.op(_LD_ABS_H, imm=ETH_TYPE)
@@ -217,7 +253,8 @@ def bridge_program(gateway: str, metadata_address: str,
 def program(mac: str, ip: str, prefixlen: int, gateway: str,
             metadata_address: str, metadata_port: int) -> bytes:
     """The filter's eBPF instructions for a port with this MAC and IP in
-    the subnet ``ip/prefixlen`` whose gateway (the bridge) is ``gateway``.
+    the subnet ``ip/prefixlen`` whose gateway (the bridge) is ``gateway``;
+    ``metadata_port`` 0 means no metadata service.
 
     Every packet load is preceded by a length check: an out-of-bounds
     LD_ABS ends the program with 0, which is TC_ACT_OK (pass).
@@ -227,25 +264,21 @@ def program(mac: str, ip: str, prefixlen: int, gateway: str,
         raise exception.NetworkError(reason=f"bad MAC {mac!r}")
     mac_hi, mac_lo = int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:],
                                                                     "big")
+    meta = _metadata(metadata_address, metadata_port)
     try:
         subnet = ipaddress.IPv4Interface(f"{ip}/{prefixlen}").network
         addr = int(ipaddress.IPv4Address(ip))
         gw = int(ipaddress.IPv4Address(gateway))
-        meta = int(ipaddress.IPv4Address(metadata_address))
     except ValueError as err:
         raise exception.NetworkError(
-            reason=f"bad port addresses {ip}/{prefixlen} gw {gateway} "
-                   f"metadata {metadata_address}: {err}") from err
-    if not 0 < metadata_port < 65536:
-        raise exception.NetworkError(
-            reason=f"bad metadata port {metadata_port}")
+            reason=f"bad port addresses {ip}/{prefixlen} gw {gateway}: "
+                   f"{err}") from err
     if prefixlen < 1 or ipaddress.IPv4Address(gw) not in subnet:
         # A /0 "subnet" would let the guest reach every host address.
         raise exception.NetworkError(
             reason=f"gateway {gateway} not in a subnet {subnet}")
     a = _Asm()
-    a.op(_MOV64_X, dst=6, src=1)             # LD_ABS wants ctx in r6
-    a.op(_LDX_W, dst=7, src=6, off=0)        # r7 = skb->len
+    _untagged(a)
     a.op(_MOV64_X, dst=0, src=7)
     a.jump(_JMP32_JLT_K, 14, "drop")
     a.op(_LD_ABS_W, imm=ETH_SRC)
@@ -265,55 +298,32 @@ def program(mac: str, ip: str, prefixlen: int, gateway: str,
     a.label("arp")
     a.op(_MOV64_X, dst=0, src=7)
     a.jump(_JMP32_JLT_K, MIN_ARP, "drop")
+    # Ethernet/IPv4 ARP only, so the fields below are where we read them.
+    a.op(_LD_ABS_W, imm=ARP_HW_PROTO)
+    a.jump(_JMP32_JNE_K, 0x00010800, "drop")
+    a.op(_LD_ABS_H, imm=ARP_LENS)
+    a.jump(_JMP32_JNE_K, 0x0604, "drop")
+    a.op(_LD_ABS_H, imm=ARP_OP)
+    a.op(_ADD32_K, dst=0, imm=-1)            # request 1, reply 2 → 0, 1
+    a.jump(_JMP32_JGT_K, 1, "drop")
     a.op(_LD_ABS_W, imm=ARP_SHA)
     a.jump(_JMP32_JNE_K, mac_hi, "drop")
     a.op(_LD_ABS_H, imm=ARP_SHA + 4)
     a.jump(_JMP32_JNE_K, mac_lo, "drop")
     a.op(_LD_ABS_W, imm=ARP_SPA)
-    a.jump(_JMP32_JEQ_K, addr, "pass")
-    a.jump(_JMP32_JEQ_K, 0, "pass")
+    a.jump(_JMP32_JEQ_K, addr, "arp_target")
+    a.jump(_JMP32_JNE_K, 0, "drop")
+    a.label("arp_target")
+    # Whom the guest may ask about (or answer): its own subnet (siblings,
+    # the gateway, itself in a probe or an announcement) and the metadata
+    # address, never another host address.
+    a.op(_LD_ABS_W, imm=ARP_TPA)
+    if meta is not None:
+        a.jump(_JMP32_JEQ_K, meta, "pass")
+    a.op(_AND32_K, dst=0, imm=int(subnet.netmask))
+    a.jump(_JMP32_JEQ_K, int(subnet.network_address), "pass")
     _ends(a)
     return a.assemble()
-
-
-class _ProgLoadAttr(ctypes.Structure):
-    _fields_ = [("prog_type", ctypes.c_uint32),
-                ("insn_cnt", ctypes.c_uint32),
-                ("insns", ctypes.c_uint64),
-                ("license", ctypes.c_uint64),
-                ("log_level", ctypes.c_uint32),
-                ("log_size", ctypes.c_uint32),
-                ("log_buf", ctypes.c_uint64),
-                ("kern_version", ctypes.c_uint32),
-                ("prog_flags", ctypes.c_uint32),
-                ("prog_name", ctypes.c_char * 16)]
-
-
-def load(code: bytes, name: str) -> int:
-    """Load the program into the kernel; returns its fd (caller closes)."""
-    nr = _SYS_BPF.get(platform.machine())
-    if nr is None:
-        raise exception.NetworkError(
-            reason=f"bpf(2) number unknown on {platform.machine()}")
-    insns = ctypes.create_string_buffer(code, len(code))
-    license_ = ctypes.create_string_buffer(b"GPL")
-    log = ctypes.create_string_buffer(65536)
-    attr = _ProgLoadAttr(prog_type=BPF_PROG_TYPE_SCHED_CLS,
-                         insn_cnt=len(code) // 8,
-                         insns=ctypes.addressof(insns),
-                         license=ctypes.addressof(license_),
-                         log_level=1, log_size=len(log),
-                         log_buf=ctypes.addressof(log),
-                         prog_name=name.encode()[:15])
-    fd = _libc.syscall(ctypes.c_long(nr), ctypes.c_int(BPF_PROG_LOAD),
-                       ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr)))
-    if fd < 0:
-        code_ = ctypes.get_errno()
-        raise exception.NetworkError(
-            reason=f"bpf prog load: {os.strerror(code_)}: "
-                   f"{log.value.decode(errors='replace')[-500:]}",
-            errno=code_)
-    return fd
 
 
 def install(host: netlink.HostNetlink, index: int, ifname: str, mac: str,
@@ -322,41 +332,19 @@ def install(host: netlink.HostNetlink, index: int, ifname: str, mac: str,
     """Put the ingress qdisc and the filter on the host end ``index``."""
     code = program(mac, ip, prefixlen, gateway, metadata_address,
                    metadata_port)
-    _attach(host, index, ifname, code, "pyct_antispoof")
+    tcfilter.attach(host, index, ifname, code, "pyct_antispoof")
 
 
 def install_bridge(host: netlink.HostNetlink, index: int, ifname: str,
                    gateway: str, metadata_address: str,
-                   metadata_port: int) -> None:
-    """Put ``bridge_program`` on the bridge ``index`` unless a bpf filter
-    is there already (ensure_bridge runs for every plug)."""
-    if installed(host, index):
+                   metadata_port: int, refresh: bool = False) -> None:
+    """Put ``bridge_program`` on the bridge ``index``. A bpf filter that
+    is there already is kept (ensure_bridge runs for every plug) unless
+    ``refresh``: then it is replaced, since an earlier compute service may
+    have installed it with another ``[metadata] port``."""
+    present = tcfilter.installed(host, index)
+    if present and not refresh:
         return
     code = bridge_program(gateway, metadata_address, metadata_port)
-    _attach(host, index, ifname, code, "pyct_bridge_in")
-
-
-def _attach(host: netlink.HostNetlink, index: int, ifname: str,
-            code: bytes, name: str) -> None:
-    fd = load(code, name)
-    try:
-        with host.lock, netlink.wrap(f"anti-spoofing on {ifname}"):
-            host.ipr.tc("add", "ingress", index, INGRESS)
-            host.ipr.tc("add-filter", "bpf", index, ":1", parent=INGRESS,
-                        prio=1, protocol=ETH_P_ALL, fd=fd,
-                        name=name, direct_action=True)
-    finally:
-        # The filter holds its own reference to the program.
-        os.close(fd)
-
-
-def installed(host: netlink.HostNetlink, index: int) -> bool:
-    """Whether a bpf filter sits on the ingress of ``index``."""
-    try:
-        with host.lock:
-            filters = host.ipr.get_filters(index=index, parent=INGRESS)
-    except OSError as err:
-        if err.errno == errno.ENODEV:
-            return False
-        raise
-    return any(f.get_attr("TCA_KIND") == "bpf" for f in filters)
+    tcfilter.attach(host, index, ifname, code, "pyct_bridge_in",
+                    replace=present)

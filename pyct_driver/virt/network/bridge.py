@@ -1,15 +1,21 @@
 """The data plane of project networks: one Linux bridge per network, veths.
 
 ``NetworkPlumber`` is what the container driver calls. Each network is a
-bridge ``pyb-<network id[:11]>`` carrying the gateway address and the
-metadata address (/32, on every bridge, so guests reach the host's metadata
-server on-link), with IPv4 forwarding off on it. Forwarding off is not
+bridge ``pyb-<network id[:11]>`` carrying the gateway address and, while
+the metadata service is on (``metadata_port`` > 0), the metadata address
+(/32, on every bridge, so guests reach the host's metadata server
+on-link), with IPv4 forwarding off on it. With the service off (port 0)
+nothing of it is set up: no address (one an earlier configuration left is
+removed), no route in guests, no filter rule. Forwarding off is not
 enough (the host accepts packets for any of its addresses on any
 interface), so each port's filter (``antispoof``) also limits where the
 guest's packets go: its own subnet, ICMP echo to the gateway and TCP to the
 metadata address's port, nothing else; a filter on the bridge's own ingress
-holds the host's stack to the same (it also sees subnet broadcasts). Each
-port is a veth ``pyv-<port id[:11]>`` whose guest end is created directly
+holds the host's stack to the same (it also sees subnet broadcasts). The
+same holds for ARP: the host answers on a bridge only for the addresses on
+that bridge (``arp_ignore=1``), never for other bridges' gateways or the
+uplink, and the port filter drops requests for targets outside the subnet.
+Each port is a veth ``pyv-<port id[:11]>`` whose guest end is created directly
 inside the guest's network namespace as ``eth<device_index>`` (creating it
 there costs ~1-3 ms, moving it afterwards ~15-30 ms), with the port's MAC and
 MTU; the host end joins the bridge only after its anti-spoofing filters are
@@ -76,7 +82,11 @@ class NetworkPlumber:
                        "[network] egress_nat = false")
         self.mtu = mtu
         self.metadata_address = str(ipaddress.IPv4Address(metadata_address))
-        # The only port of the metadata address a guest's filter lets through.
+        # The only port of the metadata address a guest's filter lets
+        # through; 0: the service is off and the address is set up nowhere.
+        if not 0 <= metadata_port < 65536:
+            raise exception.NetworkError(
+                reason=f"bad metadata port {metadata_port}")
         self.metadata_port = metadata_port
         self.dns = tuple(dns)
         self.host = netlink.HostNetlink()
@@ -114,32 +124,52 @@ class NetworkPlumber:
                     host.ipr.link("add", ifname=name, kind="bridge", mtu=mtu,
                                   address=_bridge_mac(network_id))
                 index = host.link_index(name)
-            conf = f"/proc/sys/net/ipv4/conf/{name}/forwarding"
-            _write_sysctl(conf, "0")
+            # First ensure of this bridge by this process: settings an
+            # older pyct (or an earlier configuration) may not have made.
+            fresh = network_id not in self._generation
+            conf = f"/proc/sys/net/ipv4/conf/{name}"
+            # Every time: a write to conf/all/forwarding sets every device's.
+            _write_sysctl(f"{conf}/forwarding", "0")
             _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "1")
-            with netlink.wrap(f"configure bridge {name}"):
-                have = {(a.get("IFA_ADDRESS"), a["prefixlen"])
-                        for a in host.ipr.get_addr(family=socket.AF_INET,
-                                                   index=index)}
-                wanted = [(str(iface.ip), prefixlen,
-                           str(iface.network.broadcast_address)),
-                          (self.metadata_address, 32, None)]
-                for address, plen, brd in wanted:
-                    if (address, plen) in have:
-                        continue
-                    kwargs = {"broadcast": brd} if brd else {}
-                    host.ipr.addr("add", index=index, address=address,
-                                  prefixlen=plen, **kwargs)
+            if fresh:
+                # ARP: answer only for this bridge's own addresses, and ask
+                # with the address of the target's subnet (the gateway).
+                _write_sysctl(f"{conf}/arp_ignore", "1")
+                _write_sysctl(f"{conf}/arp_announce", "2")
+            self._bridge_addresses(index, name, iface)
             # The host's copy of what guests send: only ARP, ICMP echo to
             # the gateway, TCP to the metadata port (not subnet broadcasts).
             antispoof.install_bridge(host, index, name, str(iface.ip),
                                      self.metadata_address,
-                                     self.metadata_port)
+                                     self.metadata_port, refresh=fresh)
             with netlink.wrap(f"set bridge {name} up"):
                 host.ipr.link("set", index=index, mtu=mtu, state="up")
             self._generation[network_id] = (
                 self._generation.get(network_id, 0) + 1)
         return name
+
+    def _bridge_addresses(self, index: int, name: str,
+                          iface: ipaddress.IPv4Interface) -> None:
+        """The gateway's address, and the metadata one while the service
+        is on; with it off, a metadata address left from before goes."""
+        host = self.host
+        with netlink.wrap(f"configure bridge {name}"):
+            have = {(a.get("IFA_ADDRESS"), a["prefixlen"])
+                    for a in host.ipr.get_addr(family=socket.AF_INET,
+                                               index=index)}
+            wanted = [(str(iface.ip), iface.network.prefixlen,
+                       str(iface.network.broadcast_address))]
+            if self.metadata_port:
+                wanted.append((self.metadata_address, 32, None))
+            elif (self.metadata_address, 32) in have:
+                host.ipr.addr("del", index=index,
+                              address=self.metadata_address, prefixlen=32)
+            for address, plen, brd in wanted:
+                if (address, plen) in have:
+                    continue
+                kwargs = {"broadcast": brd} if brd else {}
+                host.ipr.addr("add", index=index, address=address,
+                              prefixlen=plen, **kwargs)
 
     def remove_bridge_if_unused(self, network_id: str) -> None:
         """Queue removal of the bridge; it happens only if no port is on it
@@ -246,8 +276,9 @@ class NetworkPlumber:
                      prefixlen=vif.prefixlen,
                      broadcast=str(iface.network.broadcast_address))
             if vif.device_index == 0:
-                ipr.route("add", dst=f"{self.metadata_address}/32",
-                          oif=index, scope=SCOPE_LINK)
+                if self.metadata_port:
+                    ipr.route("add", dst=f"{self.metadata_address}/32",
+                              oif=index, scope=SCOPE_LINK)
                 ipr.route("add", dst="0.0.0.0/0", gateway=vif.gateway,
                           oif=index)
         netlink.announce(pid, guest_name, vif.mac, vif.ip)
