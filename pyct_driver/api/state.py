@@ -19,6 +19,7 @@ class Settings:
     max_instances_per_request: int = 100
     public_endpoint: str | None = None
     service_down_time: int = 60
+    image_member_quota: int = 128
 
 
 @dataclasses.dataclass
