@@ -179,6 +179,10 @@ class ApiApp:
                 base = self._base_url(req)
                 return _json_response(identity.show_v3(base) if parts[1:]
                                       else identity.versions(base))
+            if (parts[:3] == ["identity", "v3", "projects"]
+                    and len(parts) <= 4 and req.method == "GET"):
+                return _json_response(identity.project_lookup(
+                    listing=len(parts) == 3))
             raise exception.NotFound("The resource could not be found.")
         except _MethodNotAllowed as err:
             return faults.fault_response(

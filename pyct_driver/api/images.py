@@ -232,10 +232,7 @@ def register_image(db: Database, name: str, path: str,
     for key in _IMAGE_COLUMNS:
         if key in props:
             values[key] = props.pop(key)
-    if values["visibility"] not in image_access.VISIBILITIES:
-        raise exception.InvalidInput(
-            reason=f"visibility {values['visibility']!r} is not one of "
-                   f"{', '.join(image_access.VISIBILITIES)}")
+    image_access.check_visibility(values["visibility"])
     if os.path.isfile(path):
         if "size" not in values:
             values["size"] = os.path.getsize(path)

@@ -203,10 +203,7 @@ def image_create_for_project(db: Database, project_id: str, name: str,
            "visibility": "private", "min_disk": 0, "min_ram": 0,
            "properties": {}}
     row.update(values or {})
-    if row["visibility"] not in image_access.VISIBILITIES:
-        raise exception.InvalidInput(
-            reason=f"visibility {row['visibility']!r} is not one of "
-                   f"{', '.join(image_access.VISIBILITIES)}")
+    image_access.check_visibility(row["visibility"])
     row.update(name=name, owner=project_id)
     return image_create(db, row)
 

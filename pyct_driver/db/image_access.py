@@ -24,6 +24,15 @@ VISIBILITIES = ("public", "community", "shared", "private")
 MEMBER_STATUSES = ("pending", "accepted", "rejected")
 
 
+def check_visibility(value: str) -> str:
+    """``value`` if it is one of Glance's visibilities, else InvalidInput."""
+    if value not in VISIBILITIES:
+        raise exception.InvalidInput(
+            reason=f"visibility {value!r} is not one of "
+                   f"{', '.join(VISIBILITIES)}")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Viewer:
     """The caller an image query answers to: a project, maybe an admin."""

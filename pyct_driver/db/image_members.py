@@ -23,6 +23,11 @@ def _dict(row: models.ImageMember) -> dict:
             "updated_at": row.updated_at or row.created_at}
 
 
+def _not_a_member(member: str, image_id: str) -> exception.NotFound:
+    return exception.NotFound(f"{member} not found in the member list of "
+                              f"the image {image_id}.")
+
+
 def _scoped(image: dict, viewer: Viewer):
     query = sa.select(models.ImageMember).where(
         models.ImageMember.image_id == image["id"])
@@ -47,9 +52,7 @@ def member_get(db: Database, image: dict, member: str,
     with db.session() as session:
         row = session.scalars(query).first()
         if row is None:
-            raise exception.NotFound(
-                f"{member} not found in the member list of the image "
-                f"{image['id']}.")
+            raise _not_a_member(member, image["id"])
         return _dict(row)
 
 
@@ -89,9 +92,7 @@ def member_set_status(db: Database, image_id: str, member: str,
             models.ImageMember.image_id == image_id,
             models.ImageMember.member == member)).first()
         if row is None:
-            raise exception.NotFound(
-                f"{member} not found in the member list of the image "
-                f"{image_id}.")
+            raise _not_a_member(member, image_id)
         row.status = status
         session.flush()
         return _dict(row)
