@@ -61,6 +61,9 @@ api_opts = [
     cfg.StrOpt("public_endpoint",
                help="Base URL clients reach the API at, used in links; "
                     "default is the request's own host URL."),
+    cfg.IntOpt("image_member_quota", default=128, min=-1,
+               help="Most projects one image may be shared with (Glance's "
+                    "image_member_quota); -1 means no limit."),
 ]
 
 database_opts = [

@@ -22,6 +22,7 @@ layer turns each into a Nova fault body using ``code``::
     │   └── Duplicate               a unique name or id already exists
     │       └── FlavorAccessExists
     ├── TooLarge (413)
+    ├── UnsupportedMediaType (415)
     ├── NoValidHost                 the scheduler found no compute node
     ├── DBError                     the database failed (wrapped SQLAlchemy)
     ├── RPCError                    the message bus failed (wrapped)
@@ -151,6 +152,20 @@ class TooLarge(PyctError):
     code = 413
     fault = "overLimit"
     msg_fmt = "Request is too large."
+
+
+class UnsupportedMediaType(PyctError):
+    """A body in a media type the route does not take; ``accepted`` lists
+    the ones it does (Glance's image PATCH answers them in Accept-Patch)."""
+
+    code = 415
+    fault = "badMediaType"
+    msg_fmt = "Unsupported Content-Type"
+
+    def __init__(self, message: str | None = None,
+                 accepted: tuple[str, ...] = (), **kwargs: object) -> None:
+        super().__init__(message, **kwargs)
+        self.accepted = accepted
 
 
 class NoValidHost(PyctError):

@@ -17,10 +17,12 @@ import uuid
 from typing import Callable
 
 import webob
+import webob.exc
 
 from pyct_driver import exception
 from pyct_driver.api import identity
-from pyct_driver.api import (auth, faults, flavors, host_routes, images,
+from pyct_driver.api import (auth, faults, flavors, host_routes,
+                             image_members, image_update, images,
                              instance_actions, interfaces, keypairs,
                              microversion, networking, policy, scheduler,
                              server_actions, servers, versions)
@@ -73,6 +75,15 @@ COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
 IMAGE_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "v2/images", images.index),
     ("GET", "v2/images/{image_id}", images.show),
+    ("PATCH", "v2/images/{image_id}", image_update.update),
+    ("GET", "v2/images/{image_id}/file", images.download),
+    ("GET", "v2/images/{image_id}/members", image_members.index),
+    ("POST", "v2/images/{image_id}/members", image_members.create),
+    ("GET", "v2/images/{image_id}/members/{member_id}", image_members.show),
+    ("PUT", "v2/images/{image_id}/members/{member_id}",
+     image_members.update),
+    ("DELETE", "v2/images/{image_id}/members/{member_id}",
+     image_members.delete),
     ("GET", "v2/schemas/image", images.schema),
 ]
 
@@ -170,6 +181,10 @@ class ApiApp:
                 base = self._base_url(req)
                 return _json_response(identity.show_v3(base) if parts[1:]
                                       else identity.versions(base))
+            if (parts[:3] == ["identity", "v3", "projects"]
+                    and len(parts) <= 4 and req.method == "GET"):
+                return _json_response(identity.project_lookup(
+                    listing=len(parts) == 3))
             raise exception.NotFound("The resource could not be found.")
         except _MethodNotAllowed as err:
             return faults.fault_response(
@@ -247,11 +262,32 @@ class ApiApp:
                ) -> webob.Response:
         if not parts or parts == ["versions"]:
             return _json_response(images.versions(self._base_url(req)))
-        handler, params = self.image.match(req.method, "/".join(parts))
-        ctxt = self._context(req)
-        areq = ApiRequest(req, ctxt, microversion.MIN_VERSION,
-                          self._base_url(req), None)
-        return _json_response(handler(self.api, areq, **params))
+        try:
+            handler, params = self.image.match(req.method, "/".join(parts))
+            ctxt = self._context(req)
+            areq = ApiRequest(req, ctxt, microversion.MIN_VERSION,
+                              self._base_url(req), None)
+            out = handler(self.api, areq, **params)
+        except _MethodNotAllowed as err:
+            return webob.exc.HTTPMethodNotAllowed(
+                headers={"Allow": ", ".join(err.allowed)})
+        except exception.PyctError as err:
+            return _glance_fault(err)
+        # a download streams its own response
+        return out if isinstance(out, webob.Response) else \
+            _json_response(out)
+
+
+def _glance_fault(err: exception.PyctError) -> webob.Response:
+    """Glance's error response: webob's own, in the form the client's
+    Accept asks for (JSON ``{"message", "code", "title"}`` for the SDK)."""
+    if err.code >= 500:
+        return faults.from_exception(err)
+    if isinstance(err, exception.UnsupportedMediaType):
+        return webob.exc.HTTPUnsupportedMediaType(
+            detail=err.message,
+            headers={"Accept-Patch": ", ".join(err.accepted)})
+    return webob.exc.status_map[err.code](explanation=err.message)
 
 
 def _neutron_fault(code: int, kind: str, message: str) -> webob.Response:
@@ -312,6 +348,7 @@ def create_app(conf, db, compute_client) -> Callable:
         public_endpoint=(conf.api.public_endpoint or "").rstrip("/") or None,
         service_down_time=conf.service_down_time,
         allow_host_root=conf.container.allow_host_root_guests,
+        image_member_quota=conf.api.image_member_quota,
     )
     sched = scheduler.Scheduler(
         db, cpu_allocation_ratio=conf.compute.cpu_allocation_ratio,

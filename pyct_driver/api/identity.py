@@ -2,8 +2,12 @@
 
 pyct's noauth strategy has no Keystone, but the openstack CLI builds an
 identity v3 proxy even for plain commands like ``server list``; its version
-discovery needs ``/identity`` and ``/identity/v3`` to describe v3. Nothing
-else of Keystone is served (everything below ``/identity/v3`` is a 404).
+discovery needs ``/identity`` and ``/identity/v3`` to describe v3.
+Project look-ups (``/identity/v3/projects[/{id}]``) answer Keystone's 403,
+as Keystone does for a project the caller may not read: noauth keeps no
+project registry, and the CLI then takes the project id it was given
+(``openstack image add project IMAGE PROJECT_ID``). Nothing else of
+Keystone is served (everything else below ``/identity/v3`` is a 404).
 """
 
 from __future__ import annotations
@@ -33,3 +37,12 @@ def versions(base_url: str) -> Result:
 def show_v3(base_url: str) -> Result:
     """``GET /identity/v3``."""
     return Result(200, {"version": _v3(base_url)})
+
+
+def project_lookup(listing: bool) -> Result:
+    """``GET /identity/v3/projects[/{id}]``: Keystone's 403."""
+    action = "identity:list_projects" if listing else "identity:get_project"
+    return Result(403, {"error": {
+        "code": 403, "title": "Forbidden",
+        "message": "You are not authorized to perform the requested "
+                   f"action: {action}."}})

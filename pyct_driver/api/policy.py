@@ -1,9 +1,10 @@
 """API policy: rule defaults registered in code, checked with oslo.policy.
 
-Rule names are Nova's so an operator's policy file reads the same. Admin-
-only by default: flavor create/delete and extra-spec writes, listing all
-tenants, the extended server attributes (host names), host status and the
-events of instance actions. ``list_rules`` feeds
+Rule names are Nova's (Glance's for the image routes) so an operator's
+policy file reads the same. Admin-only by default: flavor create/delete and
+extra-spec writes, listing all tenants, the extended server attributes
+(host names), host status, the events of instance actions and making an
+image public. ``list_rules`` feeds
 ``oslopolicy-sample-generator`` (namespace ``pyct``).
 """
 
@@ -19,6 +20,11 @@ ADMIN = "role:admin"
 ADMIN_OR_OWNER = "is_admin:True or project_id:%(project_id)s"
 ANY = "@"
 ADMIN_OR_USER = "rule:admin_api or user_id:%(user_id)s"
+# Image rules' targets (api.images.target): project_id is the image's
+# owner, member_id the caller when it reached a shared image it does not
+# own (so as a member), visibility the image's.
+IMAGE_MEMBER = "project_id:%(member_id)s"
+ADMIN_OWNER_OR_MEMBER = f"{ADMIN_OR_OWNER} or {IMAGE_MEMBER}"
 
 _RULES: list[tuple[str, str, str]] = [
     ("admin_api", ADMIN, "Default rule for administrative APIs."),
@@ -94,6 +100,20 @@ _RULES: list[tuple[str, str, str]] = [
      "Detach an interface from a server."),
     ("os_compute_api:images:index", ANY, "List images (Glance API)."),
     ("os_compute_api:images:show", ANY, "Show an image (Glance API)."),
+    # Glance's own rule names and defaults (without its reader/member role
+    # split); visibility itself is enforced whatever these say.
+    ("download_image", f"{ADMIN_OWNER_OR_MEMBER} or 'public':%(visibility)s"
+     " or 'community':%(visibility)s", "Download an image's data."),
+    ("modify_image", ADMIN_OR_OWNER, "Update an image (PATCH)."),
+    ("publicize_image", ADMIN, "Make an image public."),
+    ("communitize_image", ADMIN_OR_OWNER, "Make an image community."),
+    ("get_members", ADMIN_OWNER_OR_MEMBER, "List an image's members."),
+    ("get_member", ADMIN_OWNER_OR_MEMBER, "Show one member of an image."),
+    ("add_member", ADMIN_OR_OWNER, "Share an image with a project."),
+    ("delete_member", ADMIN_OR_OWNER, "Remove a project from an image's "
+     "members."),
+    ("modify_member", f"is_admin:True or {IMAGE_MEMBER}",
+     "Accept, reject or reset a membership (the member itself)."),
 ]
 
 

@@ -17,12 +17,12 @@ import string
 import uuid
 
 from pyct_driver import exception, states
-from pyct_driver.api import (flavors, keypairs, schemas, server_networks,
-                             server_views)
+from pyct_driver.api import (flavors, images, keypairs, schemas,
+                             server_networks, server_views)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
-from pyct_driver.db import catalog
+from pyct_driver.db import catalog, image_access
 from pyct_driver.db import instances as db_instances
 
 MAX_METADATA_ITEMS = 128
@@ -31,11 +31,14 @@ _FLAVOR_KEYS = ("flavorid", "name", "vcpus", "memory_mb", "root_gb",
                 "extra_specs")
 
 
-def _image(api: Api, image_ref: str | None) -> dict:
+def _image(api: Api, req: ApiRequest, image_ref: str | None) -> dict:
+    """The image to boot; one the caller may not see is as missing as in
+    Nova when Glance answers 404."""
     if not image_ref:
         raise exception.Invalid("Can not find requested image")
     try:
-        image = catalog.image_get(api.db, image_ref)
+        image = image_access.image_get_visible(api.db, image_ref,
+                                               images.viewer(req))
     except exception.ImageNotFound as err:
         raise exception.Invalid("Can not find requested image") from err
     if image["status"] != "active":
@@ -156,7 +159,7 @@ def create(api: Api, req: ApiRequest) -> Result:
     server = body["server"]
     bdms, image_ref = _block_devices(server.get("block_device_mapping_v2"),
                                      server.get("imageRef"))
-    image = _image(api, image_ref)
+    image = _image(api, req, image_ref)
     flavor = _flavor(api, req, server["flavorRef"])
     if flavor["memory_mb"] < (image["min_ram"] or 0):
         raise exception.Invalid("Flavor's memory is too small for "

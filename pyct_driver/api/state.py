@@ -21,6 +21,7 @@ class Settings:
     service_down_time: int = 60
     # [container] allow_host_root_guests: pyct:host_root flavors allowed
     allow_host_root: bool = False
+    image_member_quota: int = 128
 
 
 @dataclasses.dataclass

@@ -4,7 +4,8 @@
 (extra specs validated exactly as the admin API does; ``--private
 --project P`` gives a private flavor to P); ``image import``
 registers an image file after the configured virt driver accepted it (the
-container driver unpacks and checks it), ``image create-busybox`` builds
+container driver unpacks and checks it; ``--visibility``/``--owner`` make
+it private or shared to a project), ``image create-busybox`` builds
 the demo image from the host's static busybox first, and ``image
 create-debian`` a Debian guest with systemd (debootstrap; cached on the host).
 """
@@ -24,6 +25,7 @@ from pyct_driver.api import flavors as api_flavors
 from pyct_driver.api import images as api_images
 from pyct_driver.cmd import bootstrap
 from pyct_driver.db import catalog as db_catalog
+from pyct_driver.db import image_access
 from pyct_driver.db import migration
 from pyct_driver.db.engine import Database
 from pyct_driver.virt.rootfs import busybox, debian
@@ -74,6 +76,13 @@ def _add_parsers(subparsers) -> None:
     imp.add_argument("file")
     imp.add_argument("--id", dest="image_id")
     imp.add_argument("--property", action="append", metavar="KEY=VALUE")
+    imp.add_argument("--visibility", choices=image_access.VISIBILITIES,
+                     help="Glance visibility (default public; private and "
+                          "shared images need --owner to be seen by any "
+                          "project)")
+    imp.add_argument("--owner", metavar="PROJECT_ID",
+                     help="project that owns the image (default none: "
+                          "only admins may change it)")
     imp.add_argument("--if-missing", action="store_true",
                      help="succeed quietly when the name exists")
     bb = isub.add_parser("create-busybox",
@@ -170,15 +179,20 @@ def _image_cmd(conf: cfg.ConfigOpts, db: Database) -> int:
     cmd = conf.command
     if cmd.action == "list":
         for i in db_catalog.image_list(db):
-            print(f"{i['id']}\t{i['name']}\t{i['status']}\t{i['size']}")
+            print(f"{i['id']}\t{i['name']}\t{i['status']}\t{i['size']}\t"
+                  f"{i['visibility']}\t{i['owner'] or '-'}")
         return 0
     existing = db_catalog.image_list(db, {"name": cmd.image_name})
     if cmd.if_missing and existing:
         print(existing[0]["id"])
         return 0
     if cmd.action == "import":
-        image = import_image(conf, db, cmd.image_name, cmd.file,
-                             _props(cmd.property), cmd.image_id)
+        props = _props(cmd.property)
+        for key in ("visibility", "owner"):
+            if getattr(cmd, key):
+                props[key] = getattr(cmd, key)
+        image = import_image(conf, db, cmd.image_name, cmd.file, props,
+                             cmd.image_id)
     elif cmd.action == "create-debian":
         tarball = debian.build_debian_rootfs(
             suite=cmd.suite, cache_dir=cmd.cache_dir, mirror=cmd.mirror)

@@ -7,14 +7,16 @@ catalogue behind the Glance-compatible API. Rows leave as plain dicts.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from pyct_driver import exception
-from pyct_driver.db import models
+from pyct_driver.db import image_access, models
 from pyct_driver.db.engine import Database, row_to_dict
+from pyct_driver.db.image_access import Viewer
 
 
 def _flavor_dict(row: models.Flavor) -> dict:
@@ -212,32 +214,56 @@ def image_get(db: Database, image_id: str) -> dict:
 
 
 def image_list(db: Database, filters: dict[str, Any] | None = None,
-               limit: int | None = None, marker: str | None = None
-               ) -> list[dict]:
-    """Images by name; ``filters`` may hold name, ids (a list), status."""
+               limit: int | None = None, marker: str | None = None,
+               viewer: Viewer | None = None,
+               member_status: str = "accepted") -> list[dict]:
+    """Images, newest first; ``filters`` may hold name, ids (a list),
+    status, owner and visibility (Glance's, ``all`` included).
+
+    With a ``viewer`` only the images it may list come back (see
+    ``image_access.list_clause``) and a marker it may not see is as
+    unknown as a missing one; without one (operators) every image does.
+    """
     filters = filters or {}
     query = sa.select(models.Image)
-    if filters.get("name") is not None:
-        query = query.where(models.Image.name == filters["name"])
+    for key in ("name", "status", "owner"):
+        if filters.get(key) is not None:
+            query = query.where(getattr(models.Image, key) == filters[key])
     if filters.get("ids") is not None:
         query = query.where(models.Image.id.in_(list(filters["ids"])))
-    if filters.get("status") is not None:
-        query = query.where(models.Image.status == filters["status"])
+    visibility = filters.get("visibility")
+    if viewer is not None:
+        query = query.where(image_access.list_clause(
+            viewer, member_status, visibility))
+    elif visibility not in (None, "all"):
+        query = query.where(models.Image.visibility == visibility)
     query = query.order_by(models.Image.created_at.desc(),
                            models.Image.id.desc())
+    if marker is not None:
+        mark = (image_get(db, marker) if viewer is None else
+                image_access.image_get_visible(db, marker, viewer))
+        query = query.where(sa.or_(
+            models.Image.created_at < mark["created_at"],
+            sa.and_(models.Image.created_at == mark["created_at"],
+                    models.Image.id < mark["id"])))
+    if limit is not None:
+        query = query.limit(limit)
     with db.session() as session:
-        if marker is not None:
-            mrow = session.get(models.Image, marker)
-            if mrow is None:
-                raise exception.InvalidInput(
-                    reason=f"marker [{marker}] not found")
-            query = query.where(sa.or_(
-                models.Image.created_at < mrow.created_at,
-                sa.and_(models.Image.created_at == mrow.created_at,
-                        models.Image.id < mrow.id)))
-        if limit is not None:
-            query = query.limit(limit)
         return [row_to_dict(r) for r in session.scalars(query)]
+
+
+def image_create_for_project(db: Database, project_id: str, name: str,
+                             values: dict | None = None) -> dict:
+    """Register an image owned by ``project_id``: private and queued unless
+    ``values`` say otherwise (a snapshot starts here); the owner is always
+    the project."""
+    row = {"id": str(uuid.uuid4()), "status": "queued",
+           "visibility": "private", "min_disk": 0, "min_ram": 0,
+           "properties": {}}
+    row.update(values or {})
+    image_access.check_visibility(row["visibility"])
+    row.update(name=name, owner=project_id)
+    return image_create(db, row)
 
 
 def image_delete(db: Database, image_id: str) -> None:

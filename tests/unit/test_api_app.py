@@ -139,6 +139,25 @@ def test_forged_identity_headers_are_ignored():
     assert resp.status_int == 403
 
 
+def test_identity_project_lookups_are_keystones_403():
+    """noauth keeps no project registry: a project look-up is Keystone's
+    403, after which openstackclient uses the id it was given."""
+    h = Harness()
+    for path, action in (("/identity/v3/projects/other",
+                          "identity:get_project"),
+                         ("/identity/v3/projects?name=other",
+                          "identity:list_projects")):
+        resp = h.request("GET", path)
+        assert resp.status_int == 403
+        assert resp.json == {"error": {
+            "code": 403, "title": "Forbidden",
+            "message": "You are not authorized to perform the requested "
+                       f"action: {action}."}}
+        assert h.request("GET", path, token=None).status_int == 401
+    for path in ("/identity/v3/users", "/identity/v3/projects/a/b"):
+        assert h.request("GET", path).status_int == 404
+
+
 def test_microversion_headers_echoed():
     h = Harness()
     resp = h.request("GET", "/v2.1/flavors", version="2.19")

@@ -10,6 +10,8 @@ flavor's limits whatever the tenant wrote, and only an admin may put
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pyct_driver import extra_specs
@@ -87,13 +89,45 @@ def test_image_property_privileged_is_ignored():
     _assert_unprivileged(spec)
 
 
+def test_image_properties_a_tenant_patches_are_ignored():
+    """An owner may now set any custom property on its own image (Glance
+    PATCH); none of them reaches a host control."""
+    h = Harness()
+    h.add_host()
+    image = images.register_image(h.db, "mine", "/nonexistent",
+                                  {"visibility": "private", "owner": "p1"})
+    ops = [{"op": "add", "path": f"/{key.replace('/', '~1')}",
+            "value": value} for key, value in HOSTILE.items()]
+    resp = h.request("PATCH", f"/image/v2/images/{image['id']}",
+                     raw=json.dumps(ops).encode(), headers={
+                         "Content-Type": "application/openstack-images-"
+                                         "v2.1-json-patch"})
+    assert resp.status_int == 200, resp.text
+    assert all(resp.json[k] == v for k, v in HOSTILE.items())
+    server = h.boot(imageRef=image["id"])
+    spec = _spec(h, server)
+    assert spec.image_properties == HOSTILE
+    _assert_unprivileged(spec)
+
+
 def test_tenant_cannot_create_or_change_images():
     h = Harness()
-    for method, path in (("POST", "/v2/images"),
+    for method, path in (("POST", "/image/v2/images"),
+                         ("PUT", f"/image/v2/images/{h.image['id']}/file"),
+                         ("POST", "/v2/images"),
                          ("PATCH", f"/v2/images/{h.image['id']}"),
                          ("PUT", f"/v2/images/{h.image['id']}/file")):
         resp = h.request(method, path, {"name": "x", "pyct:privileged": "1"})
         assert resp.status_int in (403, 404, 405), (method, path, resp.text)
+    # the operator's image has no owner: only an admin may change it
+    resp = h.request("PATCH", f"/image/v2/images/{h.image['id']}",
+                     raw=b'[{"op": "add", "path": "/pyct:privileged", '
+                         b'"value": "1"}]',
+                     headers={"Content-Type": "application/openstack-"
+                                              "images-v2.1-json-patch"})
+    assert resp.status_int == 403, resp.text
+    assert "pyct:privileged" not in h.request(
+        "GET", f"/image/v2/images/{h.image['id']}").json
 
 
 def test_privileged_extra_spec_is_admin_only():
