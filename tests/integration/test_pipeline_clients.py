@@ -6,8 +6,10 @@ PostgreSQL. The CLI runs the server lifecycle a user would (create
 --wait, list, show, reboot, stop, start, pause, unpause, console log,
 event list, delete --wait) and lists flavors and images; the SDK runs the
 same flow; and another project can neither see nor delete the user's
-server. Between CLI steps the SDK polls (the CLI's own ``--wait`` polls
-every 5 seconds and is used only where it is the point).
+server. The CLI imports a key pair from a .pub file and is refused (Nova's
+400) for a file holding two keys or an authorized_keys options prefix.
+Between CLI steps the SDK polls (the CLI's own ``--wait`` polls every 5
+seconds and is used only where it is the point).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import contextlib
 import json
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.integration.conftest import (FLAVOR_ID, IMAGE_NAME,
                                         open_pipeline, wait_status)
@@ -151,3 +155,38 @@ def test_cli_other_project_is_isolated(dep):
     finally:
         conn.compute.delete_server(server)
         conn.compute.wait_for_delete(server, interval=0.3, wait=30)
+
+
+def _ssh_pub() -> str:
+    return ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH,
+        serialization.PublicFormat.OpenSSH).decode()
+
+
+def test_cli_keypair_import_refuses_what_is_not_one_key(dep, tmp_path):
+    good = tmp_path / "good.pub"
+    good.write_text(_ssh_pub() + " me@laptop\n")      # as ssh-keygen writes
+    made = cli_json(dep, "keypair", "create", "--public-key", str(good),
+                    "k-good")
+    assert made["name"] == "k-good" and len(made["fingerprint"]) == 47
+    refused = {
+        "two.pub": (_ssh_pub() + "\n" + _ssh_pub() + "\n",
+                    "Keypair data is invalid: a public key must be one line "
+                    "holding one key"),
+        "forced.pub": ('command="/bin/sh -c id" ' + _ssh_pub() + "\n",
+                       "Keypair data is invalid: failed to generate "
+                       "fingerprint")}
+    try:
+        for name, (text, message) in refused.items():
+            path = tmp_path / name
+            path.write_text(text)
+            result = dep.openstack("keypair", "create", "--public-key",
+                                   str(path), "k-" + name[:-4], check=False)
+            assert result.returncode == 1, result.stdout
+            assert result.stderr.startswith("BadRequestException: 400"), \
+                result.stderr
+            assert result.stderr.rstrip().endswith(message), result.stderr
+        assert [k["Name"] for k in cli_json(dep, "keypair", "list")] == [
+            "k-good"]
+    finally:
+        dep.openstack("keypair", "delete", "k-good")
