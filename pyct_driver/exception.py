@@ -9,6 +9,7 @@ layer turns each into a Nova fault body using ``code``::
     ├── Invalid (400)
     │   ├── InvalidInput
     │   ├── InvalidExtraSpec
+    │   ├── InvalidKeypair          key pair data that is not one usable key
     │   ├── InvalidImage
     │   │   └── HostileImage        an archive that would escape its root
     │   └── InvalidMicroversion (406 at the API, see api.microversion)
@@ -65,6 +66,10 @@ class InvalidInput(Invalid):
 
 class InvalidExtraSpec(Invalid):
     msg_fmt = "Invalid extra spec %(key)s: %(reason)s"
+
+
+class InvalidKeypair(Invalid):
+    msg_fmt = "Keypair data is invalid: %(reason)s"
 
 
 class InvalidImage(Invalid):

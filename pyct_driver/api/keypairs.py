@@ -9,7 +9,7 @@ create that made it and never stored. Another user's key pair is a 404.
 
 from __future__ import annotations
 
-from pyct_driver import exception
+from pyct_driver import authorized_key, exception
 from pyct_driver.api import schemas, ssh_keys
 from pyct_driver.api.request import ApiRequest, Result, parse_int
 from pyct_driver.api.state import Api
@@ -109,11 +109,14 @@ def delete(api: Api, req: ApiRequest, keypair_name: str) -> Result:
 
 def key_data_for_boot(api: Api, req: ApiRequest,
                       key_name: str | None) -> str | None:
-    """The public key a server boots with; an unknown name is a 400."""
+    """The public key a server boots with; an unknown name is a 400, and
+    so is an SSH key stored before import checked it (InvalidKeypair)."""
     if key_name is None:
         return None
     try:
-        return db_keypairs.get(api.db, req.context.user_id,
-                               key_name)["public_key"]
+        row = db_keypairs.get(api.db, req.context.user_id, key_name)
     except exception.NotFound as err:
         raise exception.Invalid("Invalid key_name provided.") from err
+    if row["type"] == ssh_keys.SSH:
+        authorized_key.parse(row["public_key"])
+    return row["public_key"]

@@ -2,7 +2,10 @@
 
 ``ApiRequest`` carries the caller's context, the microversion, the base
 URLs links are built from, and the parsed query and body; ``json_body``
-turns malformed JSON into a 400 (Nova's words). ``Result`` is a handler's
+turns malformed JSON into a 400 (Nova's words). A body nested deeper than
+``MAX_BODY_DEPTH`` is malformed too, found by a scan before the parser
+runs: the parser recurses once per level, and a 50,000-deep body used to
+end in a RecursionError (a 500 and a traceback). ``Result`` is a handler's
 answer: a status, a JSON-able body (or none) and extra headers.
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any
 
 import webob
@@ -17,6 +21,43 @@ import webob
 from pyct_driver import exception
 from pyct_driver.api import microversion
 from pyct_driver.context import RequestContext
+
+# Nova's deepest bodies nest about five levels; no request needs 32.
+MAX_BODY_DEPTH = 32
+MALFORMED_BODY = "Malformed request body"
+# the bytes that open/close a level or a string; never part of a UTF-8
+# multi-byte sequence, so the body need not be decoded to scan it
+_STRUCTURE = re.compile(rb'[\[\]{}"\\]')
+
+
+def nesting_exceeds(data: bytes, limit: int) -> bool:
+    """Whether JSON text ``data`` opens more than ``limit`` nested arrays
+    or objects; brackets inside strings do not count. Linear, no
+    recursion, and it stops at the first level past ``limit``."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False            # the common case, without a Python loop
+    depth = 0
+    in_string = False
+    escaped_at = -1
+    for found in _STRUCTURE.finditer(data):
+        pos = found.start()
+        if pos == escaped_at:
+            continue
+        char = data[pos]
+        if in_string:
+            if char == 0x5C:            # backslash: skip what it escapes
+                escaped_at = pos + 1
+            elif char == 0x22:
+                in_string = False
+        elif char == 0x22:
+            in_string = True
+        elif char in b"[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in b"]}":
+            depth -= 1
+    return False
 
 
 @dataclasses.dataclass
@@ -49,10 +90,14 @@ class ApiRequest:
 
     @property
     def params(self) -> webob.multidict.MultiDict:
-        return self.raw.GET
+        try:
+            return self.raw.GET
+        except UnicodeDecodeError as err:     # webob decodes lazily
+            raise exception.Invalid(
+                "Query string is not UTF-8 encoded") from err
 
     def param(self, name: str) -> str | None:
-        values = self.raw.GET.getall(name)
+        values = self.params.getall(name)
         return values[-1] if values else None
 
     def json_body(self) -> Any:
@@ -60,11 +105,12 @@ class ApiRequest:
         if not data:
             raise exception.Invalid("The request body is empty or "
                                     "missing.")
+        if nesting_exceeds(data, MAX_BODY_DEPTH):
+            raise exception.Invalid(MALFORMED_BODY)
         try:
             return json.loads(data.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as err:
-            raise exception.Invalid(
-                "Malformed request body: cannot understand JSON") from err
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
+            raise exception.Invalid(MALFORMED_BODY) from err
 
     def compute_link(self, collection: str, item: str) -> list[dict]:
         """Nova's self and bookmark links of one resource."""

@@ -13,11 +13,17 @@ import dataclasses
 
 from pyct_driver import exception, states
 from pyct_driver.api import schemas
-from pyct_driver.api.request import ApiRequest, Result
+from pyct_driver.api.request import MALFORMED_BODY, ApiRequest, Result
 from pyct_driver.api.servers import get_instance
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import instances as db_instances
+
+# Nova strips C0 controls but tab and newline ([\x00-\x08\x0B-\x1F]: ESC,
+# BEL, CR, ...). DEL and the C1 range go too: a UTF-8 terminal such as
+# xterm acts on U+009B (CSI) and U+009D (OSC) as it does on ESC [ and ESC ].
+_CONSOLE_CONTROLS = dict.fromkeys(
+    [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)])
 
 _REBOOT_TASKS = (None, states.REBOOTING, states.REBOOT_PENDING,
                  states.REBOOT_STARTED)
@@ -92,13 +98,13 @@ def _console(api: Api, req: ApiRequest, server_id: str, body: dict
             f"Instance {inst['uuid']} is not ready yet.")
     output = api.compute.get_console_output(req.context, inst["host"],
                                             inst["uuid"], length=length)
-    return Result(200, {"output": output})
+    return Result(200, {"output": output.translate(_CONSOLE_CONTROLS)})
 
 
 def action(api: Api, req: ApiRequest, server_id: str) -> Result:
     body = req.json_body()
     if not isinstance(body, dict) or len(body) != 1:
-        raise exception.Invalid("Malformed request body")
+        raise exception.Invalid(MALFORMED_BODY)
     name = next(iter(body))
     if name == "reboot":
         schemas.validate(schemas.REBOOT, body)

@@ -21,6 +21,7 @@ from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import networks as db_networks
+from pyct_driver.db import regex_filter
 
 _P = "os_compute_api:servers:"
 create = server_create.create
@@ -78,10 +79,23 @@ def _changes_since(value: str | None) -> datetime.datetime | None:
     return parsed
 
 
+def _name_filter(value: str | None) -> str | None:
+    """The ``name`` regex, checked as Nova's query schema does (400)."""
+    if value is not None:
+        try:
+            regex_filter.compile_filter(value)
+        except exception.InvalidInput as err:
+            raise exception.Invalid(
+                f"Invalid input for query parameters name. Value: {value}. "
+                f"{err.kwargs['reason']}") from err
+    return value
+
+
 def _list(api: Api, req: ApiRequest, is_detail: bool
           ) -> tuple[list[dict], int]:
     rule = _P + ("detail" if is_detail else "index")
     api.policy.authorize(req.context, rule)
+    name = _name_filter(req.param("name"))
     all_tenants = req.param("all_tenants")
     project = req.context.project_id
     if all_tenants is not None:
@@ -105,7 +119,7 @@ def _list(api: Api, req: ApiRequest, is_detail: bool
     statuses = req.params.getall("status")
     try:
         rows = db_instances.list_(
-            api.db, project_id=project, name=req.param("name"),
+            api.db, project_id=project, name=name,
             statuses=statuses, host=host, limit=limit, marker=marker,
             include_deleted=since is not None, changes_since=since)
     except exception.InvalidInput as err:

@@ -27,6 +27,7 @@ import ipaddress
 import json
 import os
 
+from pyct_driver import authorized_key
 from pyct_driver.metadata.lookup import Source
 
 # Nova's OpenStack metadata versions (cloud-init picks the newest it knows)
@@ -62,11 +63,21 @@ def user_data(src: Source) -> bytes | None:
 
 
 def _keys(src: Source) -> list[dict]:
+    """Nova's typed key list. An SSH key is given only as one checked
+    authorized_keys line (no options, no second key), or not at all."""
     inst = src.instance
-    if not inst.get("key_data"):
+    data = inst.get("key_data")
+    if data and src.key_type == "ssh":
+        data = authorized_key.authorized_line(data)
+    if not data:
         return []
     return [{"name": inst.get("key_name") or "key",
-             "type": src.key_type, "data": inst["key_data"]}]
+             "type": src.key_type, "data": data}]
+
+
+def _ssh_keys(src: Source) -> list[dict]:
+    """The keys for the places guests copy into authorized_keys."""
+    return [k for k in _keys(src) if k["type"] == "ssh"]
 
 
 def meta_data(src: Source) -> dict:
@@ -80,7 +91,7 @@ def meta_data(src: Source) -> dict:
         "launch_index": inst.get("launch_index") or 0,
         "availability_zone": _zone(inst),
         "project_id": inst["project_id"],
-        "public_keys": {k["name"]: k["data"] for k in keys},
+        "public_keys": {k["name"]: k["data"] for k in _ssh_keys(src)},
         "keys": keys,
         "meta": {str(k): str(v)
                  for k, v in (inst.get("metadata") or {}).items()},
@@ -125,7 +136,7 @@ def _first_ip(src: Source) -> str:
 def ec2_meta_data(src: Source) -> dict:
     """The EC2 ``meta-data`` tree: dicts are directories, strings leaves."""
     inst = src.instance
-    keys = _keys(src)
+    keys = _ssh_keys(src)
     hostname = inst["hostname"]
     image = str(inst.get("image_ref") or "").replace("-", "")[:8] or "0"
     tree: dict = {
@@ -177,7 +188,7 @@ def _ec2(src: Source, parts: list[str]) -> Response:
     if isinstance(node, str):
         return 200, node.encode(), TEXT_TYPE
     return 200, _listing(node, parts[1:] == ["public-keys"],
-                         _keys(src)), TEXT_TYPE
+                         _ssh_keys(src)), TEXT_TYPE
 
 
 def _json(doc: dict) -> bytes:
@@ -262,7 +273,7 @@ def config_drive_files(src: Source) -> tuple[tuple[str, bytes], ...]:
     files["ec2/latest/meta-data.json"] = _json(ec2_meta_data(src))
     seed = {"instance-id": inst["uuid"],
             "local-hostname": inst["hostname"],
-            "public-keys": [k["data"] for k in _keys(src)]}
+            "public-keys": [k["data"] for k in _ssh_keys(src)]}
     files["nocloud/meta-data"] = _json(seed)
     files["nocloud/user-data"] = user_data(src) or b""
     if src.ports:

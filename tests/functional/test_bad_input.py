@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -80,7 +81,7 @@ CASES = [
      {"os-stop": None}, {"token": "bob:p2"}, 404, "itemNotFound",
      "Instance {sid} could not be found."),
     ("malformed-json", "POST", "/v2.1/servers", b'{"server": ',
-     {}, 400, "badRequest", "Malformed request body: cannot understand JSON"),
+     {}, 400, "badRequest", "Malformed request body"),
     ("oversized-body", "POST", "/v2.1/servers",
      lambda h: _server(h, user_data="A" * 120000), {}, 413, "overLimit",
      "Request is too large."),
@@ -174,6 +175,31 @@ CASES = [
      "unexpected)"),
     ("all-tenants-non-admin", "GET", "/v2.1/servers?all_tenants=1", None,
      {}, 403, "forbidden", "get_all_tenants"),
+    # the name filter is a regex run by RE2: what it cannot run is refused
+    # with the words of Nova's query schema
+    ("name-filter-invalid", "GET", "/v2.1/servers?name=" + quote("web("),
+     None, {}, 400, "badRequest", "Invalid input for query parameters "
+     "name. Value: web(. 'web(' is not a 'regex'"),
+    ("name-filter-backreference", "GET",
+     "/v2.1/servers?name=" + quote(r"(a)\1"), None, {}, 400, "badRequest",
+     r"Invalid input for query parameters name. Value: (a)\1. '(a)\\1' is "
+     "not a 'regex'"),
+    ("name-filter-lookahead", "GET", "/v2.1/servers?name=" + quote("(?=a)"),
+     None, {}, 400, "badRequest", "'(?=a)' is not a 'regex'"),
+    ("name-filter-empty", "GET", "/v2.1/servers/detail?name=", None, {},
+     400, "badRequest", "Invalid input for query parameters name. Value: . "
+     "'' is not a 'regex'"),
+    ("name-filter-too-long", "GET", "/v2.1/servers?name=" + "a" * 1025,
+     None, {}, 400, "badRequest", "'" + "a" * 1025 + "' is too long"),
+    ("name-filter-too-complex", "GET",
+     "/v2.1/servers?name=" + quote("(?:[ab]?){1000}"), None, {}, 400,
+     "badRequest", "'(?:[ab]?){{1000}}' is too complex"),
+    ("query-not-utf8", "GET", "/v2.1/servers?name=%ff", None, {}, 400,
+     "badRequest", "Query string is not UTF-8 encoded"),
+    # deeper than any Nova body (pyct's limit is 32 levels)
+    ("json-too-deep", "POST", "/v2.1/servers",
+     b'{"server": ' + b"[" * 50000 + b"]" * 50000 + b"}", {}, 400,
+     "badRequest", "Malformed request body"),
 ]
 
 

@@ -10,6 +10,13 @@ and an image shared with ``image set --shared``, ``image add project`` and
 ``image set --accept`` is seen and booted only as Glance's visibility model
 allows. Between CLI steps the SDK polls (the CLI's own ``--wait`` polls
 every 5 seconds and is used only where it is the point).
+
+
+same flow; and another project can neither see nor delete the user's
+server. The CLI imports a key pair from a .pub file and is refused (Nova's
+400) for a file holding two keys or an authorized_keys options prefix.
+Between CLI steps the SDK polls (the CLI's own ``--wait`` polls every 5
+seconds and is used only where it is the point).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import json
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from openstack import exceptions as sdk_exc
 
 from tests.integration.conftest import (FLAVOR_ID, IMAGE_NAME,
@@ -300,3 +309,38 @@ def _share_and_boot(dep, tmp_path, blob, image_id: str) -> None:
     assert cli_json(dep, "image", "member", "list", image_id) == []
     assert listed("other") == {IMAGE_NAME}
     refused_to_boot("other")
+
+
+def _ssh_pub() -> str:
+    return ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH,
+        serialization.PublicFormat.OpenSSH).decode()
+
+
+def test_cli_keypair_import_refuses_what_is_not_one_key(dep, tmp_path):
+    good = tmp_path / "good.pub"
+    good.write_text(_ssh_pub() + " me@laptop\n")      # as ssh-keygen writes
+    made = cli_json(dep, "keypair", "create", "--public-key", str(good),
+                    "k-good")
+    assert made["name"] == "k-good" and len(made["fingerprint"]) == 47
+    refused = {
+        "two.pub": (_ssh_pub() + "\n" + _ssh_pub() + "\n",
+                    "Keypair data is invalid: a public key must be one line "
+                    "holding one key"),
+        "forced.pub": ('command="/bin/sh -c id" ' + _ssh_pub() + "\n",
+                       "Keypair data is invalid: failed to generate "
+                       "fingerprint")}
+    try:
+        for name, (text, message) in refused.items():
+            path = tmp_path / name
+            path.write_text(text)
+            result = dep.openstack("keypair", "create", "--public-key",
+                                   str(path), "k-" + name[:-4], check=False)
+            assert result.returncode == 1, result.stdout
+            assert result.stderr.startswith("BadRequestException: 400"), \
+                result.stderr
+            assert result.stderr.rstrip().endswith(message), result.stderr
+        assert [k["Name"] for k in cli_json(dep, "keypair", "list")] == [
+            "k-good"]
+    finally:
+        dep.openstack("keypair", "delete", "k-good")

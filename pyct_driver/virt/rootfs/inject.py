@@ -26,7 +26,7 @@ import os
 import secrets
 from typing import Iterator
 
-from pyct_driver import exception
+from pyct_driver import authorized_key, exception
 from pyct_driver.virt import base
 
 # openat2 and the new mount API have the same numbers on every architecture
@@ -233,9 +233,11 @@ def guest_files(spec: base.InstanceSpec) -> dict[str, tuple[bytes, int]]:
         text = "".join(f"nameserver {ns}\n"
                        for ns in first[0].dns_nameservers[:3])
         files["/etc/resolv.conf"] = (text.encode(), 0o644)
-    if spec.key_data:
-        key = spec.key_data.strip() + "\n"
-        files["/root/.ssh/authorized_keys"] = (key.encode(), 0o600)
+    # one checked line: never options or a second key (an x509 key pair
+    # or a key stored unchecked gives no file)
+    key = authorized_key.authorized_line(spec.key_data)
+    if key:
+        files["/root/.ssh/authorized_keys"] = (f"{key}\n".encode(), 0o600)
     return files
 
 
