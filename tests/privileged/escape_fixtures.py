@@ -19,7 +19,9 @@ EPERM). ``enter PID`` makes it a host-side process that joins a guest's
 namespaces and forks a child there that never execs -- the window in
 which anything pyct (or an operator's ``nsenter``) starts inside a guest
 still runs a host binary. ``swap DIR A B`` exchanges two names with
-renameat2(RENAME_EXCHANGE) in a tight loop.
+renameat2(RENAME_EXCHANGE) in a tight loop. ``fitrim PATH`` and ``punch
+PATH`` try to hand disk blocks back (FITRIM on PATH's file system, a hole
+punched over the file PATH).
 
 ``escape_image`` is the busybox image plus the probe and an agent script
 that runs as the guest's PID 1 (image property ``os_command_line``): it
@@ -84,6 +86,7 @@ PROBE_C = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -220,15 +223,40 @@ static int do_swap(const char *dir, const char *a, const char *b) {
     return 0;
 }
 
+/* Hand a disk's blocks back: FITRIM on the file system behind PATH, or a
+   hole punched over the whole file PATH. */
+static int do_fitrim(const char *path) {
+    uint64_t range[3] = {0, UINT64_MAX, 0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { perror(path); return 1; }
+    long rc = ioctl(fd, 0xC0185879 /* FITRIM */, range);
+    report("fitrim", rc, errno);
+    close(fd);
+    return 0;
+}
+
+static int do_punch(const char *path) {
+    struct stat st;
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) { perror(path); return 1; }
+    /* FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE */
+    long rc = fallocate(fd, 0x02 | 0x01, 0, st.st_size);
+    report("punch", rc, errno);
+    close(fd);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "sys")) return sys_probe(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "ptrace")) return do_ptrace(atoi(argv[2]));
     if (argc == 3 && !strcmp(argv[1], "enter")) return do_enter(atoi(argv[2]));
     if (argc == 5 && !strcmp(argv[1], "swap"))
         return do_swap(argv[2], argv[3], argv[4]);
+    if (argc == 3 && !strcmp(argv[1], "fitrim")) return do_fitrim(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "punch")) return do_punch(argv[2]);
     if (argc == 2 && !strcmp(argv[1], "marker")) { puts(marker); return 0; }
     fprintf(stderr, "usage: pyct-probe sys NAME | ptrace PID | enter PID"
-            " | swap DIR A B | marker\n");
+            " | swap DIR A B | fitrim PATH | punch PATH | marker\n");
     return 2;
 }
 """.replace("@MARKER@", MARKER)
