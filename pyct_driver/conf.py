@@ -87,9 +87,23 @@ compute_opts = [
     cfg.FloatOpt("ram_allocation_ratio", default=1.0, min=0.0,
                  help="RAM schedulable per MiB of host RAM."),
     cfg.FloatOpt("disk_allocation_ratio", default=1.0, min=0.0,
-                 help="Root disk schedulable per GiB of host disk."),
+                 help="Root and ephemeral disk schedulable per GiB a "
+                      "compute host reports for instances (its file "
+                      "system's free space plus its instance disks, minus "
+                      "reserved_host_disk_mb). Above 1.0 needs [container] "
+                      "preallocate_images=none."),
     cfg.IntOpt("reserved_host_memory_mb", default=512, min=0,
                help="Host RAM kept away from instances."),
+    cfg.IntOpt("reserved_host_disk_mb", default=1024, min=0,
+               help="Disk kept away from instances on the file system "
+                    "that holds their disks (the container driver's "
+                    "base_dir), for pyct's own state (database, image "
+                    "cache, console logs) and the host. The compute host "
+                    "reports what its file system can still give plus "
+                    "what its instance disks hold, minus this (rounded up "
+                    "to GiB, as Nova does); the container driver also "
+                    "refuses a disk that would leave less than this "
+                    "free."),
     cfg.IntOpt("rpc_threads", default=16, min=1,
                help="Threads serving RPC requests in the compute service."),
 ]
@@ -126,6 +140,20 @@ container_opts = [
                help="Largest unpacked image accepted, in bytes."),
     cfg.IntOpt("image_max_files", default=500000, min=1,
                help="Most files an image may unpack to."),
+    cfg.StrOpt("preallocate_images", default="space",
+               choices=[("space", "Allocate every instance disk's full "
+                                  "size when it is created (fallocate): a "
+                                  "guest that fills its disk cannot take "
+                                  "space from the host or other guests; a "
+                                  "disk that does not fit fails the "
+                                  "spawn."),
+                        ("none", "Sparse disks that take space as guests "
+                                 "write, as Nova's default: only the "
+                                 "scheduler's accounting keeps them within "
+                                 "the file system (needed for "
+                                 "disk_allocation_ratio > 1).")],
+               help="Preallocation of instance disks (Nova's option of the "
+                    "same name and values)."),
     cfg.FloatOpt("soft_reboot_timeout", default=60.0, min=0.0,
                  help="Seconds a soft reboot waits for the guest's init "
                       "to shut down before it is killed (hard reboot)."),

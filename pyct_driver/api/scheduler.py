@@ -6,7 +6,10 @@ host fits when it is up, not disabled and has room for the flavor under the
 allocation ratios; among those the one with the most free RAM wins (Nova's
 default weigher), ties broken by host name so the choice is repeatable.
 Several servers of one request are placed one after another, each counting
-the ones placed before it.
+the ones placed before it. Disk room is Nova placement's
+(total - reserved) x ratio - used: a node's ``local_gb`` comes already net
+of its ``reserved_host_disk_mb`` (the compute host knows its own file
+system), and used is the root + ephemeral GiB of the flavors placed there.
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
             "disk_allocation_ratio": conf.compute.disk_allocation_ratio,
             "reserved_host_memory_mb": conf.compute.reserved_host_memory_mb,
         },
-        metadata_server=metadata)
+        metadata_server=metadata,
+        reserved_host_disk_mb=conf.compute.reserved_host_disk_mb)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,8 @@ class ComputeService:
                  transport: messaging.Transport, report_interval: float = 10,
                  sync_interval: float = 60,
                  allocation: dict | None = None,
-                 metadata_server: MetadataServer | None = None) -> None:
+                 metadata_server: MetadataServer | None = None,
+                 reserved_host_disk_mb: int = 0) -> None:
         self.manager = manager
         self.metadata_server = metadata_server
         self.transport = transport
@@ -45,6 +46,8 @@ class ComputeService:
         self.allocation = allocation or {
             "cpu_allocation_ratio": 16.0, "ram_allocation_ratio": 1.0,
             "disk_allocation_ratio": 1.0, "reserved_host_memory_mb": 0}
+        # Nova's arithmetic: whole GiB, the reserve rounded up
+        self.reserved_disk_gb = -(-reserved_host_disk_mb // 1024)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._server: messaging.MessageHandlingServer | None = None
@@ -82,13 +85,18 @@ class ComputeService:
             self.metadata_server = None
 
     def report(self) -> None:
-        """Heartbeat plus this host's capacity and usage."""
+        """Heartbeat plus this host's capacity and usage. ``local_gb`` is
+        the disk instances may have here: the driver's figure less the
+        reserve (the scheduler multiplies it by the allocation ratio and
+        subtracts the flavors placed, as placement does with Nova's
+        inventory); ``local_gb_used`` is the flavors' root + ephemeral."""
         db = self.manager.db
         db_services.heartbeat(db, self.host, BINARY, rpc_transport.TOPIC)
         res = self.manager.driver.get_available_resource()
         usage = db_instances.usage_by_host(db).get(self.host, {})
+        local_gb = max(0, res.local_gb - self.reserved_disk_gb)
         db_services.compute_node_report(db, self.host, dict(
-            vcpus=res.vcpus, memory_mb=res.memory_mb, local_gb=res.local_gb,
+            vcpus=res.vcpus, memory_mb=res.memory_mb, local_gb=local_gb,
             vcpus_used=usage.get("vcpus", 0),
             memory_mb_used=usage.get("memory_mb", 0),
             local_gb_used=usage.get("local_gb", 0),

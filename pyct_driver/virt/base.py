@@ -84,7 +84,9 @@ class InstanceInfo:
 
 @dataclasses.dataclass(frozen=True)
 class HostResources:
-    """Capacity of the host as the driver sees it."""
+    """Capacity of the host as the driver sees it; ``local_gb`` is the
+    disk instances can have (free space plus their disks' holdings), before
+    the compute service takes ``reserved_host_disk_mb`` off."""
 
     vcpus: int
     memory_mb: int

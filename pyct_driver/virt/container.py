@@ -59,16 +59,16 @@ class ContainerDriver(base.VirtDriver):
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         opts = conf.container
-        self.base_dir = opts.base_dir or os.path.join(conf.state_path,
-                                                      "container")
+        self.base_dir = opts.base_dir or os.path.join(conf.state_path, "container")
         self.images = ImageStore(os.path.join(self.base_dir, "images"),
                                  max_bytes=opts.image_max_bytes,
                                  max_files=opts.image_max_files)
-        self.roots = RootManager(os.path.join(self.base_dir, "roots"),
-                                 userns_for=self._userns_fd)
+        self.roots = RootManager(
+            os.path.join(self.base_dir, "roots"), userns_for=self._userns_fd,
+            preallocate=opts.preallocate_images == "space",
+            reserved_bytes=conf.compute.reserved_host_disk_mb << 20)
         self.cgroups = detect_backend(opts.cgroup_root, opts.cgroup_parent)
-        self.launcher = LauncherClient(os.path.join(self.base_dir,
-                                                    "launcher"))
+        self.launcher = LauncherClient(os.path.join(self.base_dir, "launcher"))
         self.records_dir = os.path.join(self.base_dir, "instances")
         self.records = InstanceRecords(self.records_dir)
         self.default_pids_max = opts.default_pids_max
@@ -122,7 +122,8 @@ class ContainerDriver(base.VirtDriver):
         self.launcher.ensure_running()
 
     def get_available_resource(self) -> base.HostResources:
-        return host_resources_mod.host_resources(self.base_dir)
+        return host_resources_mod.host_resources(
+            self.base_dir, self.roots.allocated_bytes())
 
     # -- images -------------------------------------------------------------
 

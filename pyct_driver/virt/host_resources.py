@@ -3,7 +3,14 @@ whether its shared kernel pools are sized for guests.
 
 Read from the real host (``/proc/meminfo``, ``os.cpu_count``, the file
 system under the driver's state directory) for the compute service's
-resource report; the scheduler applies the allocation ratios.
+resource report; the compute service takes ``reserved_host_disk_mb`` off
+the disk and the scheduler applies the allocation ratios. Disk is what
+instances can have on the file system that holds their disks: the space it
+can still give to unprivileged writers (``f_bavail``: not its size, which
+counts the host's own files, nor the root-reserved blocks) plus what the
+existing instance disks already hold (``held_bytes``), so the figure stays
+put while guests fill sparse disks and shrinks when anything else -- the
+image cache, logs, pyct's database -- grows.
 ``tuning_warnings`` compares the host's sysctls with ``HOST_SYSCTLS``
 (what etc/sysctl.d/60-pyct.conf sets): open files, pseudo-terminals and
 pids are host-wide pools, and each must be larger than what a guest's own
@@ -43,7 +50,7 @@ def tuning_warnings(proc_sys: str = "/proc/sys") -> list[str]:
     return out
 
 
-def host_resources(state_dir: str) -> base.HostResources:
+def host_resources(state_dir: str, held_bytes: int = 0) -> base.HostResources:
     """The host's capacity, with disk measured where instances live."""
     try:
         with open("/proc/meminfo") as f:
@@ -56,4 +63,4 @@ def host_resources(state_dir: str) -> base.HostResources:
             reason=f"cannot read host resources: {err}") from err
     return base.HostResources(
         vcpus=os.cpu_count() or 1, memory_mb=mem_kb // 1024,
-        local_gb=st.f_blocks * st.f_frsize // 1024 ** 3)
+        local_gb=(st.f_bavail * st.f_frsize + held_bytes) // 1024 ** 3)

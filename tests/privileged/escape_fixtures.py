@@ -25,7 +25,9 @@ renameat2(RENAME_EXCHANGE) in a tight loop. For network attacks:
 ``rawsend IF HEX N`` sends a hand-made Ethernet frame (VLAN tags, ARP)
 through a raw packet socket, ``rawrecv IF PREFIX MS`` lists the frames
 holding a marker that an interface sees, ``connect IP PORT MS`` tells a
-TCP connect's outcome (ok, refused, or a silent drop: timeout).
+TCP connect's outcome (ok, refused, or a silent drop: timeout). ``fitrim PATH`` and
+``punch PATH`` try to hand disk blocks back (FITRIM on PATH's file
+system, a hole punched over the file PATH).
 
 ``escape_image`` is the busybox image plus the probe and an agent script
 that runs as the guest's PID 1 (image property ``os_command_line``): it
@@ -95,6 +97,7 @@ PROBE_C = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -281,6 +284,18 @@ static int do_rawsend(const char *ifname, const char *hex, int count) {
     return 0;
 }
 
+/* Hand a disk's blocks back: FITRIM on the file system behind PATH, or a
+   hole punched over the whole file PATH. */
+static int do_fitrim(const char *path) {
+    uint64_t range[3] = {0, UINT64_MAX, 0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { perror(path); return 1; }
+    long rc = ioctl(fd, 0xC0185879 /* FITRIM */, range);
+    report("fitrim", rc, errno);
+    close(fd);
+    return 0;
+}
+
 /* For MS milliseconds print "got TOKEN vlan=0|1" for each frame on
    IFNAME (any direction, any type) that holds PREFIX; TOKEN is PREFIX
    and the letters, digits and dashes after it. */
@@ -361,6 +376,17 @@ static int do_connect(const char *host, int port, int ms) {
     return 0;
 }
 
+static int do_punch(const char *path) {
+    struct stat st;
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) { perror(path); return 1; }
+    /* FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE */
+    long rc = fallocate(fd, 0x02 | 0x01, 0, st.st_size);
+    report("punch", rc, errno);
+    close(fd);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "sys")) return sys_probe(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "ptrace")) return do_ptrace(atoi(argv[2]));
@@ -373,12 +399,15 @@ int main(int argc, char **argv) {
         return do_rawrecv(argv[2], argv[3], atoi(argv[4]));
     if (argc == 5 && !strcmp(argv[1], "connect"))
         return do_connect(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc == 3 && !strcmp(argv[1], "fitrim")) return do_fitrim(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "punch")) return do_punch(argv[2]);
     if (argc == 2 && !strcmp(argv[1], "marker")) { puts(marker); return 0; }
     if (argc == 4 && !strcmp(argv[1], "hold"))
         return do_hold(argv[2], atol(argv[3]));
     fprintf(stderr, "usage: pyct-probe sys NAME | ptrace PID | enter PID"
             " | swap DIR A B | rawsend IF HEX N | rawrecv IF PREFIX MS"
-            " | connect IP PORT MS | hold PATH MAX | marker\n");
+            " | connect IP PORT MS | hold PATH MAX | fitrim PATH"
+            " | punch PATH | marker\n");
     return 2;
 }
 """.replace("@MARKER@", MARKER)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from pyct_driver import exception
-from pyct_driver.virt.rootfs import busybox, overlay, store
+from pyct_driver.virt.rootfs import busybox, disk, overlay, store
 from tests.fixtures import rootfs_images as imgs
 
 
@@ -171,8 +171,44 @@ def test_create_mount_timing(env, bb_layers):
         creates.append(t1 - t0)
         mounts.append(t2 - t1)
         zero.append(t3 - t2)
-    print(f"\nrootfs timing (median of 20): create(10 GiB ext4) "
+        # each disk holds its 10 GiB (preallocated): one at a time
+        rm.remove(f"pyct-t{i}")
+    print(f"\nrootfs timing (median of 20): create(10 GiB ext4, "
+          f"preallocated) "
           f"{statistics.median(creates) * 1e3:.1f} ms, mount(loop+ext4+"
           f"overlay) {statistics.median(mounts) * 1e3:.1f} ms, "
           f"create+mount size 0 {statistics.median(zero) * 1e3:.1f} ms")
     assert statistics.median(mounts) < 0.5
+
+
+def test_mount_tops_up_a_sparse_disk(env, bb_layers):
+    _, rm, base = env
+    # a disk of an older pyct (or with a hole punched): sparse
+    overlay.RootManager(rm.base_dir, preallocate=False).create("pyct-old", 1)
+    image = os.path.join(rm.base_dir, "instances", "pyct-old", "disk.img")
+    assert disk.allocated_bytes(image) < (1 << 30)
+    rm.mount("pyct-old", bb_layers)
+    assert disk.allocated_bytes(image) >= 1 << 30
+    assert rm.allocated_bytes() == disk.allocated_bytes(image)
+
+
+def test_enospc_from_fallocate_leaves_no_disk(tmp_path, monkeypatch):
+    # The free-space check passed, then a concurrent writer took the
+    # space (modelled by skipping the check): the kernel's ENOSPC becomes
+    # the same clean refusal, with nothing left behind.
+    small = tmp_path / "pyct-small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs",
+                    str(small)], check=True)
+    try:
+        rm = overlay.RootManager(str(small / "roots"))
+        disk.ensure_template(os.path.join(rm.base_dir, "templates"), 1)
+        free = os.statvfs(str(small)).f_bavail
+        monkeypatch.setattr(disk, "_check_room", lambda *args: None)
+        with pytest.raises(exception.RootfsError,
+                           match="not enough free disk space"):
+            rm.create("pyct-big", 1)
+        assert rm.list_instances() == []
+        assert os.statvfs(str(small)).f_bavail == free
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

@@ -8,7 +8,9 @@ Both sides boot the same busybox root (one tarball, built by
 ipc, net and cgroup namespaces, init = ``/sbin/init``. A third
 series, pyct with ``root_gb=0`` (no disk: the overlay's upper dir on the
 host file system, like runc's plain directory root), shows pyct without
-the per-instance disk. Runs are interleaved (the order rotates every
+the per-instance disk; a fourth, pyct with a sparse disk
+(``preallocate_images=none``), what preallocating the disk costs.
+``--root-gb N`` sizes the disk (default 1, m1.tiny; m1.small has 20). Runs are interleaved (the order rotates every
 iteration) so both share the machine's
 noise; a few warm-up runs of each are not counted.
 
@@ -32,6 +34,7 @@ noise; a few warm-up runs of each are not counted.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import shutil
@@ -195,7 +198,7 @@ def instrument(env: driver_env.DriverEnv) -> Steps:
     records = getattr(d, "records", None)
     plan = [
         (d.images, "acquire", "spawn: image acquire"),
-        (d.roots, "create", "spawn: root disk create (template copy)"),
+        (d.roots, "create", "spawn: root disk create (template copy + fallocate)"),
         (d.roots, "mount", "spawn: loop + ext4 + overlay mount"),
         (sys.modules[type(d).__module__].__dict__.get("inject"), "inject",
          "spawn: inject hostname/keys into root"),
@@ -215,11 +218,24 @@ def instrument(env: driver_env.DriverEnv) -> Steps:
     return steps
 
 
+def sparse_once(env: driver_env.DriverEnv, flavor) -> tuple[float, float]:
+    env.driver.roots.preallocate = False
+    try:
+        return pyct_once(env, None, flavor)
+    finally:
+        env.driver.roots.preallocate = True
+
+
 def main() -> None:
-    args = report.parser(__doc__.splitlines()[0], 50).parse_args()
+    parser = report.parser(__doc__.splitlines()[0], 50)
+    parser.add_argument("--root-gb", type=int, default=1,
+                        help="root disk of the pyct series (default 1)")
+    args = parser.parse_args()
     report.interrupt_on_term()
+    flavor = dataclasses.replace(driver_env.TINY, root_gb=args.root_gb)
     pyct_spawn, pyct_destroy, runc_spawn, runc_destroy = [], [], [], []
     nodisk_spawn, nodisk_destroy = [], []
+    sparse_spawn, sparse_destroy = [], []
     runc = None
     with driver_env.DriverEnv() as env:
         try:
@@ -227,21 +243,26 @@ def main() -> None:
                         env.parent.replace("bench-", "bench-runc-"))
             steps = instrument(env)
             for i in range(WARMUP):
-                pyct_once(env, None)
+                pyct_once(env, None, flavor)
                 steps.drop()
                 runc.spawn(f"warm{i}")
                 runc.destroy(f"warm{i}")
             for i in range(args.runs):
-                order = ["pyct", "runc", "nodisk"]
-                order = order[i % 3:] + order[:i % 3]
+                order = ["pyct", "runc", "nodisk", "sparse"]
+                order = order[i % 4:] + order[:i % 4]
                 for who in order:
-                    if who == "nodisk":
+                    if who == "sparse":
+                        s, d = sparse_once(env, flavor)
+                        steps.drop()
+                        sparse_spawn.append(s)
+                        sparse_destroy.append(d)
+                    elif who == "nodisk":
                         s, d = pyct_once(env, None, NODISK)
                         steps.drop()
                         nodisk_spawn.append(s)
                         nodisk_destroy.append(d)
                     elif who == "pyct":
-                        s, d = pyct_once(env, steps)
+                        s, d = pyct_once(env, steps, flavor)
                         pyct_spawn.append(s)
                         pyct_destroy.append(d)
                     else:
@@ -253,9 +274,11 @@ def main() -> None:
     rows = {"pyct spawn": report.summarize(pyct_spawn),
             "runc run -d": report.summarize(runc_spawn),
             "pyct spawn, root_gb=0 (no disk)": report.summarize(nodisk_spawn),
+            "pyct spawn, sparse disk": report.summarize(sparse_spawn),
             "pyct destroy": report.summarize(pyct_destroy),
             "runc delete -f": report.summarize(runc_destroy),
-            "pyct destroy, root_gb=0": report.summarize(nodisk_destroy)}
+            "pyct destroy, root_gb=0": report.summarize(nodisk_destroy),
+            "pyct destroy, sparse disk": report.summarize(sparse_destroy)}
     for label, samples in sorted(steps.samples.items()):
         rows["  " + label] = report.summarize(samples)
     ps, rs = rows["pyct spawn"], rows["runc run -d"]
@@ -265,8 +288,8 @@ def main() -> None:
              "destroy median ratio pyct/runc":
                  rows["pyct destroy"]["median"] /
                  rows["runc delete -f"]["median"]}
-    report.emit("spawn/destroy, image cached, m1.tiny busybox", rows, extra,
-                args.json)
+    report.emit(f"spawn/destroy, image cached, busybox, {args.root_gb} GiB "
+                "root disk (preallocated)", rows, extra, args.json)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Per-instance copy-on-write roots: the read-only image layers under an
 overlayfs whose upper directory lives on the instance's own disk.
 
-The disk is a sparse file formatted ext4 (``create``) and attached to a
-loop device with ``LOOP_CONFIGURE`` and ``LO_FLAGS_AUTOCLEAR`` (``mount``),
-so the flavor's root size is a hard limit -- writes past it fail with
-ENOSPC inside the guest -- and the loop device's ``MAJ:MIN`` is what blkio
+The disk is a file formatted ext4 (``create``; preallocated unless
+``preallocate`` is off, see ``rootfs.disk``) and attached to a loop device
+with ``LOOP_CONFIGURE`` and ``LO_FLAGS_AUTOCLEAR`` (``mount``), so the
+flavor's root size is a hard limit -- writes past it fail with ENOSPC
+inside the guest -- and the loop device's ``MAJ:MIN`` is what blkio
 throttling keys on. Autoclear frees the loop device when the ext4 is
 finally unmounted, including after a lazy unmount. Size 0 means no disk:
 the upper directory is on the host file system, unlimited. Everything is
@@ -207,9 +208,11 @@ class RootManager:
     a user namespace fd mapped onto an id range (the caller's to close)."""
 
     def __init__(self, base_dir: str,
-                 userns_for: Callable[[tuple[int, int]], int] | None = None
-                 ) -> None:
+                 userns_for: Callable[[tuple[int, int]], int] | None = None,
+                 preallocate: bool = True, reserved_bytes: int = 0) -> None:
         self.userns_for = userns_for
+        self.preallocate = preallocate
+        self.reserved_bytes = reserved_bytes
         for ch in ",:\\":
             if ch in base_dir:
                 raise exception.RootfsError(
@@ -251,7 +254,8 @@ class RootManager:
             # a copy of a per-size template formatted once (rootfs.disk):
             # no mkfs on the spawn path; the first mount makes upper/work
             disk_mod.make_disk(self._templates, size_gb,
-                               os.path.join(top, "disk.img"))
+                               os.path.join(top, "disk.img"),
+                               self.preallocate, self.reserved_bytes)
         except BaseException as err:
             shutil.rmtree(top, ignore_errors=True)
             if isinstance(err, OSError):
@@ -295,10 +299,12 @@ class RootManager:
                                         "idmapped layers: no userns_for")
         try:
             if has_disk and not os.path.ismount(disk):
+                if self.preallocate:
+                    disk_mod.top_up(image, self.reserved_bytes)
                 lfd, rdev = _attach_loop(image)
-                try:
+                try:  # nodiscard: freed blocks stay the disk's
                     _mount(f"/dev/loop{os.minor(rdev)}", disk, "ext4",
-                           _MS_NOATIME | _MS_NOSUID, None)
+                           _MS_NOATIME | _MS_NOSUID, "nodiscard")
                 except OSError:
                     with contextlib.suppress(OSError):
                         fcntl.ioctl(lfd, _LOOP_CLR_FD)
@@ -362,6 +368,12 @@ class RootManager:
 
     def is_mounted(self, uuid: str) -> bool:
         return os.path.ismount(os.path.join(self._dir(uuid), "root"))
+
+    def allocated_bytes(self) -> int:
+        """Bytes the instances' disks hold on the host file system."""
+        return sum(disk_mod.allocated_bytes(os.path.join(
+            self._instances, uuid, "disk.img"))
+            for uuid in self.list_instances())
 
     def list_instances(self) -> list[str]:
         return sorted(e.name for e in os.scandir(self._instances)

@@ -1,0 +1,204 @@
+"""The confined way into a running guest: the launcher's ``exec``.
+
+An operator's ``nsenter`` leaves a host process in the guest without the
+guest's seccomp filter and with host file descriptors: guest root can
+ptrace it (and make it run syscalls the filter denies) or steal its
+descriptors with pidfd_getfd. ``start`` (in the launcher, single-threaded)
+forks E1 instead, which keeps only its stdio pipes and the status pipe,
+opens a pidfd of the guest's init (checked against its start time), joins
+the guest's pid namespace for its children and forks E2; E1 stays outside
+the guest, waits and reports E2's host pid and then its exit status (or
+the setup step that failed) as JSON lines on the status pipe. E2 joins
+the guest's cgroups, takes the guest's open-file limit, enters every
+namespace of the init through the pidfd -- its user namespace too, where
+it becomes guest root -- and then makes itself undumpable (no ptrace, no
+pidfd_getfd while it still runs host code), sets no_new_privs, gives a
+privileged guest's capability bound, starts a session of its own, installs
+the guest's seccomp filter and execs the command, found through the
+guest's PATH in the guest's root. What runs is then an ordinary guest
+process: guest ids, the guest's filter, no host descriptor beyond its
+three pipes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import resource
+import signal
+from typing import NoReturn
+
+from pyct_driver import exception
+from pyct_driver.virt.process import caps, guest, seccomp, userns
+from pyct_driver.virt.process import syscalls as sc
+
+EXEC_NAMESPACES = (sc.CLONE_NEWNS | sc.CLONE_NEWNET | sc.CLONE_NEWUTS
+                   | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP)
+DEFAULT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+                       "/sbin:/bin", "HOME": "/root", "TERM": "dumb"}
+PR_SET_DUMPABLE = 4
+_STATUS_FD = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecRequest:
+    """One command to run in a guest, as the compute side describes it."""
+
+    uuid: str
+    pid: int
+    start_time: int
+    argv: tuple[str, ...]
+    cgroup_procs: tuple[str, ...] = ()
+    env: dict[str, str] | None = None
+    # the guest has a user namespace of its own (enter it, become root)
+    userns: bool = True
+    keep_caps: tuple[str, ...] | None = None
+    nofile: tuple[int, int] = (1024, 524288)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ExecRequest:
+        try:
+            req = cls(uuid=str(data["uuid"]), pid=int(data["pid"]),
+                      start_time=int(data["start_time"]),
+                      argv=tuple(str(a) for a in data["argv"]),
+                      cgroup_procs=tuple(data.get("cgroup_procs") or ()),
+                      env={str(k): str(v) for k, v in
+                           (data.get("env") or {}).items()} or None,
+                      userns=bool(data.get("userns", True)),
+                      keep_caps=(tuple(data["keep_caps"])
+                                 if data.get("keep_caps") is not None
+                                 else None),
+                      nofile=tuple(int(n) for n in data.get(
+                          "nofile", (1024, 524288))))
+        except (KeyError, TypeError, ValueError) as err:
+            raise exception.InvalidInput(
+                reason=f"bad exec request: {err}") from err
+        if not req.argv or not req.argv[0] or "\0" in "".join(req.argv):
+            raise exception.InvalidInput(reason="exec needs a command")
+        if req.keep_caps is not None:
+            try:
+                caps.mask(req.keep_caps)
+            except ValueError as err:
+                raise exception.InvalidInput(reason=str(err)) from err
+        for path in req.cgroup_procs:
+            if not os.path.isabs(path) or not path.endswith("cgroup.procs"):
+                raise exception.InvalidInput(reason=f"bad cgroup {path!r}")
+        return req
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["argv"] = list(self.argv)
+        data["cgroup_procs"] = list(self.cgroup_procs)
+        data["nofile"] = list(self.nofile)
+        data["keep_caps"] = (list(self.keep_caps)
+                             if self.keep_caps is not None else None)
+        return data
+
+
+def start(req: ExecRequest) -> tuple[int, list[int]]:
+    """Fork E1; returns its pid and the caller's ends (stdin to write,
+    stdout and stderr to read, the status pipe to read), to pass on."""
+    if not guest.is_same_process(req.pid, req.start_time):
+        raise exception.InstanceNotRunning(instance_id=req.uuid)
+    pipes = [os.pipe2(os.O_CLOEXEC) for _ in range(4)]
+    (in_r, in_w), (out_r, out_w), (err_r, err_w), (st_r, st_w) = pipes
+    try:
+        pid = sc.fork_bare()
+    except OSError:
+        for pair in pipes:
+            for fd in pair:
+                os.close(fd)
+        raise
+    if pid == 0:
+        _e1(req, in_r, out_w, err_w, st_w)
+    for fd in (in_r, out_w, err_w, st_w):
+        os.close(fd)
+    return pid, [in_w, out_r, err_r, st_r]
+
+
+def _report(message: dict) -> None:
+    try:
+        os.write(_STATUS_FD, json.dumps(message).encode()[:3000] + b"\n")
+    except OSError:
+        pass
+
+
+def _e1(req: ExecRequest, stdin: int, stdout: int, stderr: int,
+        status: int) -> NoReturn:
+    code = 127
+    try:
+        # the launcher's signal handling and every one of its descriptors
+        # (other guests' consoles, its socket) stay behind
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2),
+                           (status, _STATUS_FD)):
+            os.dup2(fd, target, inheritable=False)
+        sc.close_range(_STATUS_FD + 1, 0xFFFFFFFF)
+        pidfd = os.pidfd_open(req.pid)
+        if not guest.is_same_process(req.pid, req.start_time):
+            _report({"error": "guest init is gone", "step": "pidfd"})
+            os._exit(code)
+        sc.setns(pidfd, sc.CLONE_NEWPID)  # for E2: the init's own
+        fail_r, fail_w = os.pipe2(os.O_CLOEXEC)
+        pid = sc.fork_bare()
+        if pid == 0:
+            os.close(fail_r)
+            _e2(req, pidfd, fail_w)
+        os.close(fail_w)
+        for fd in (0, 1, 2, pidfd):
+            os.close(fd)
+        _report({"pid": pid})
+        failure = b""
+        while chunk := os.read(fail_r, 4096):
+            failure += chunk
+        _, wait_status = os.waitpid(pid, 0)
+        if failure:
+            _report(json.loads(failure))
+        else:
+            _report({"exit": os.waitstatus_to_exitcode(wait_status)})
+        code = 0
+    except BaseException as err:  # noqa: B902 - never return to the launcher
+        _report({"error": f"{type(err).__name__}: {err}", "step": "exec"})
+    os._exit(code)
+
+
+def _e2(req: ExecRequest, pidfd: int, fail: int) -> NoReturn:
+    step = "start"
+    try:
+        os.close(_STATUS_FD)
+        step = "join cgroups"  # what it runs is charged to the guest
+        for procs in req.cgroup_procs:
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+        step = "limit open files"
+        resource.setrlimit(resource.RLIMIT_NOFILE, req.nofile)
+        step = "enter namespaces"
+        sc.setns(pidfd, EXEC_NAMESPACES | (sc.CLONE_NEWUSER if req.userns
+                                           else 0))
+        os.close(pidfd)
+        if req.userns:
+            step = "become guest root"
+            userns.become_root()
+        step = "confine"
+        sc.prctl(PR_SET_DUMPABLE, 0)
+        sc.set_no_new_privs()
+        if req.keep_caps is not None:
+            caps.limit_bounding(req.keep_caps)
+        os.setsid()
+        os.chdir("/")
+        step = "seccomp"
+        seccomp.install()
+        step = f"exec {req.argv[0]}"
+        env = dict(req.env or DEFAULT_ENV)
+        os.execvpe(req.argv[0], list(req.argv), env)
+    except BaseException as err:  # noqa: B902 - never return to E1's code
+        message = {"error": f"{step}: {getattr(err, 'strerror', None) or err}",
+                   "step": step, "errno": getattr(err, "errno", None)}
+        try:
+            os.write(fail, json.dumps(message).encode()[:3000])
+        except OSError:
+            pass
+    os._exit(127)
