@@ -136,6 +136,14 @@ container_opts = [
     cfg.IntOpt("console_max_bytes", default=1048576, min=1024,
                help="Largest console log kept per instance; older output "
                     "is dropped."),
+    cfg.IntOpt("console_rate_bytes", default=65536, min=0,
+               help="Bytes a second of a guest's console output the host "
+                    "reads (0: no bound). A guest writing faster blocks on "
+                    "its console, as on a slow serial line, and costs the "
+                    "host's launcher no more than this."),
+    cfg.IntOpt("console_burst_bytes", default=1048576, min=4096,
+               help="Console output a quiet guest may write at once before "
+                    "console_rate_bytes applies (boot logs)."),
     cfg.IntOpt("image_max_bytes", default=20 * 1024 ** 3, min=1,
                help="Largest unpacked image accepted, in bytes."),
     cfg.IntOpt("image_max_files", default=500000, min=1,

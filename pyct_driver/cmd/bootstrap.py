@@ -24,12 +24,16 @@ _logging_registered = False
 
 
 def parse_args(argv: Sequence[str], conf: cfg.ConfigOpts = CONF,
-               default_transport: str | None = None) -> cfg.ConfigOpts:
-    """Load configuration and logging for a service started with ``argv``."""
+               default_transport: str | None = None,
+               log_to_stderr: bool = False) -> cfg.ConfigOpts:
+    """Load configuration and logging for a service started with ``argv``
+    (``log_to_stderr``: a command whose stdout is its output)."""
     global _logging_registered
     if not _logging_registered:
         logging.register_options(conf)
         _logging_registered = True
+    if log_to_stderr:
+        conf.set_default("use_stderr", True)
     rpc_transport.register_opts(conf)
     if default_transport:
         # a config file's transport_url still wins over this default

@@ -7,7 +7,9 @@ registers an image file after the configured virt driver accepted it (the
 container driver unpacks and checks it; ``--visibility``/``--owner`` make
 it private or shared to a project), ``image create-busybox`` builds
 the demo image from the host's static busybox first, and ``image
-create-debian`` a Debian guest with systemd (debootstrap; cached on the host).
+create-debian`` a Debian guest with systemd (debootstrap; cached on the host);
+``server exec`` runs a command in a guest on this host, confined
+(``server_exec``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from oslo_config import cfg
 from pyct_driver import exception, plugins
 from pyct_driver.api import flavors as api_flavors
 from pyct_driver.api import images as api_images
-from pyct_driver.cmd import bootstrap
+from pyct_driver.cmd import bootstrap, server_exec
 from pyct_driver.db import catalog as db_catalog
 from pyct_driver.db import image_access
 from pyct_driver.db import migration
@@ -99,6 +101,7 @@ def _add_parsers(subparsers) -> None:
     deb.add_argument("--cache-dir", default=debian.DEFAULT_CACHE_DIR)
     deb.add_argument("--if-missing", action="store_true")
     isub.add_parser("list", help="list images")
+    server_exec.add_parser(subparsers)
 
 
 command_opt = cfg.SubCommandOpt("command", title="commands",
@@ -212,13 +215,16 @@ def _image_cmd(conf: cfg.ConfigOpts, db: Database) -> int:
 def main(argv: list[str] | None = None) -> int:
     conf = bootstrap.CONF
     conf.register_cli_opt(command_opt)
-    conf = bootstrap.parse_args(argv if argv is not None else sys.argv)
+    conf = bootstrap.parse_args(argv if argv is not None else sys.argv,
+                                log_to_stderr=True)
     try:
         if conf.command.name == "db":
             return _db_cmd(conf)
         db = bootstrap.database(conf)
         if conf.command.name == "flavor":
             return _flavor_cmd(conf, db)
+        if conf.command.name == "server":
+            return server_exec.run(conf, db)
         return _image_cmd(conf, db)
     except exception.PyctError as err:
         print(f"ERROR: {err.message}", file=sys.stderr)

@@ -9,19 +9,13 @@ restarted compute service re-adopts running guests: a guest counts as running
 only if that pid is alive with that start time and sits in the instance's
 cgroup. A failure in any spawn step undoes the earlier steps in reverse.
 
-Guests are unprivileged unless the flavor (admin-owned) says
-``pyct:privileged`` (no user namespace; Docker's default capabilities) or
-``pyct:host_root`` (every capability: refused unless the operator set
-``[container] allow_host_root_guests``): the instance's id range (allocated in the database,
-``InstanceSpec.id_range``) is what its user namespace maps guest ids onto,
-who owns its writable disk, its console, its systemd cgroup and the files
-injected into it (``ownership``); the image layers are idmapped onto it
-(``rootfs.overlay``). The range is recorded at spawn and must not change
-for the instance's life: its disk's ownership depends on it. Limits and
-privilege are read only from the flavor snapshot, never from image
-properties or instance metadata (tenant input); image properties choose
-only the guest's own init (``os_command_line``), which runs inside the
-guest like any other guest binary.
+Guests are unprivileged (a user namespace on the instance's id range:
+``ownership``) unless the admin-owned flavor says otherwise
+(``guest_config.launch_spec``). Limits and privilege are read only from
+the flavor snapshot, never from image properties or instance metadata
+(tenant input); image properties choose only the guest's own init
+(``os_command_line``), which runs inside the guest like any other guest
+binary.
 
 No-new-privs: host-side helpers pyct runs get it (mkfs.ext4 via
 ``setpriv``); the launcher cannot (guest inits inherit it; sudo in guests).
@@ -46,6 +40,7 @@ from pyct_driver.virt import host_resources as host_resources_mod
 from pyct_driver.virt.network.bridge import NetworkPlumber
 from pyct_driver.virt.process import guest
 from pyct_driver.virt.process.client import Begun, LauncherClient
+from pyct_driver.virt.process.exec_session import ExecSession
 from pyct_driver.virt.records import InstanceRecords
 from pyct_driver.virt.rootfs import configdrive
 from pyct_driver.virt.rootfs.overlay import RootManager
@@ -90,8 +85,7 @@ class ContainerDriver(base.VirtDriver):
 
     @property
     def net(self) -> NetworkPlumber:
-        """The host's network plumbing, opened on first use (image imports
-        and guests without networks never need a netlink socket)."""
+        """The host's network plumbing, opened on first use."""
         with self._guard:
             if self._plumber is None:
                 self._plumber = NetworkPlumber(**self._net_args)
@@ -112,7 +106,6 @@ class ContainerDriver(base.VirtDriver):
         with self._guard:
             return self._locks.setdefault(uuid, threading.Lock())
 
-    # -- host ---------------------------------------------------------------
     def init_host(self, host: str) -> None:
         self.host = host
         for path in (self.base_dir, self.records_dir):
@@ -125,8 +118,6 @@ class ContainerDriver(base.VirtDriver):
         return host_resources_mod.host_resources(
             self.base_dir, self.roots.allocated_bytes())
 
-    # -- images -------------------------------------------------------------
-
     def import_image(self, image_id: str, path: str) -> base.ImageInfo:
         if self.images.has_image(image_id):
             props = self.images.properties(image_id)
@@ -138,18 +129,13 @@ class ContainerDriver(base.VirtDriver):
     def delete_image(self, image_id: str) -> None:
         self.images.delete_image(image_id)
 
-    # -- lifecycle ----------------------------------------------------------
-
     def spawn(self, instance: base.InstanceSpec) -> None:
         uuid = instance.uuid
         id_range = ownership.id_range(instance)
         with self._lock(uuid), contextlib.ExitStack() as undo:
             self.records.create_dir(uuid)
             undo.callback(shutil.rmtree, self.records.dir(uuid), True)
-            record = {"uuid": uuid, "hostname": instance.hostname,
-                      "argv": guest_config.init_argv(self.images, instance), "pid": None,
-                      "start_time": None,
-                      "id_range": list(id_range) if id_range else None}
+            record = guest_config.new_record(self.images, instance, id_range)
 
             def make_root() -> list[str]:
                 layers = self.images.acquire(uuid, instance.image_id)
@@ -210,7 +196,8 @@ class ContainerDriver(base.VirtDriver):
                 self.net.plug_all(handle_.pid, instance.vifs)
                 undo.callback(self.net.unplug_all, instance.vifs)
                 self.launcher.release(uuid)
-            record.update(pid=handle_.pid, start_time=handle_.start_time)
+            record.update(pid=handle_.pid, start_time=handle_.start_time,
+                          keep_caps=spec.keep_caps)
             self.records.save(uuid, record)
             undo.pop_all()
 
@@ -361,8 +348,6 @@ class ContainerDriver(base.VirtDriver):
             # the last port of a hot-plugged network takes its bridge along
             self.net.remove_bridge_if_unused(vif.network_id)
 
-    # -- observation --------------------------------------------------------
-
     def get_info(self, instance: base.InstanceSpec) -> base.InstanceInfo:
         uuid = instance.uuid
         record = self.records.load(uuid)
@@ -392,6 +377,17 @@ class ContainerDriver(base.VirtDriver):
 
     def list_instances(self) -> list[str]:
         return self.records.list()
+
+    def exec_in_guest(self, uuid: str, argv: list[str],
+                      env: dict[str, str] | None = None) -> ExecSession:
+        """Run ``argv`` in the running guest as its own processes run
+        (``process.guest_exec``); never nsenter: see SECURITY.md."""
+        record = self.records.require(uuid)
+        if not self._running(uuid, record):
+            raise exception.InstanceNotRunning(instance_id=uuid)
+        return self.launcher.exec(guest_config.exec_request(
+            uuid, record, argv, env, self.cgroups.procs_files(uuid),
+            self.guest_limits))
 
     def get_console_output(self, instance: base.InstanceSpec,
                            length: int | None = None) -> str:

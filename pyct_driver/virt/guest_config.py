@@ -1,5 +1,6 @@
 """What the container driver starts a guest with: its init's argv, what
-the launcher is told (``launch_spec``) and its cgroup limits.
+the launcher is told (``launch_spec``; ``exec_request`` for a command in
+a running guest) and its cgroup limits.
 
 The argv comes from the image's ``os_command_line`` property (tenant
 input choosing only what runs inside the guest), the limits only from the
@@ -21,6 +22,7 @@ from pyct_driver import extra_specs as specs_mod
 from pyct_driver.virt import base
 from pyct_driver.virt.cgroups import base as cg_base
 from pyct_driver.virt.process import caps
+from pyct_driver.virt.process.guest_exec import ExecRequest
 from pyct_driver.virt.process.spec import GuestSpec
 from pyct_driver.virt.rootfs.store import ImageStore
 
@@ -32,6 +34,8 @@ class GuestLimits:
     allow_host_root: bool = False
     devpts_max: int = 512
     console_max_bytes: int = 1048576
+    console_rate: int = 65536
+    console_burst: int = 1048576
     nofile: tuple[int, int] = (1024, 524288)
 
     @classmethod
@@ -40,6 +44,8 @@ class GuestLimits:
         return cls(allow_host_root=opts.allow_host_root_guests,
                    devpts_max=opts.devpts_max,
                    console_max_bytes=opts.console_max_bytes,
+                   console_rate=opts.console_rate_bytes,
+                   console_burst=opts.console_burst_bytes,
                    nofile=(min(opts.nofile_soft, opts.nofile_hard),
                            opts.nofile_hard))
 
@@ -59,6 +65,7 @@ def launch_spec(instance: base.InstanceSpec, rules: GuestLimits, *,
         uuid=instance.uuid, root=root, hostname=instance.hostname,
         argv=tuple(argv), cgroup_procs=tuple(cgroup_procs),
         console_log=console_log, console_max_bytes=rules.console_max_bytes,
+        console_rate=rules.console_rate, console_burst=rules.console_burst,
         id_range=id_range,
         keep_caps=(caps.DOCKER_DEFAULT if instance.privileged
                    and not instance.host_root else None),
@@ -90,6 +97,15 @@ def init_argv(images: ImageStore, instance: base.InstanceSpec) -> list[str]:
     return [str(a) for a in argv]
 
 
+def new_record(images: ImageStore, instance: base.InstanceSpec,
+               id_range: tuple[int, int] | None) -> dict:
+    """An instance's record before its first start (``records``)."""
+    return {"uuid": instance.uuid, "hostname": instance.hostname,
+            "argv": init_argv(images, instance), "pid": None,
+            "start_time": None,
+            "id_range": list(id_range) if id_range else None}
+
+
 def limits(instance: base.InstanceSpec, device: str | None,
            default_pids_max: int) -> cg_base.CgroupLimits:
     f = instance.flavor
@@ -109,3 +125,20 @@ def early_limits(instance: base.InstanceSpec,
     full = limits(instance, "0:0" if needs_device(instance) else None,
                   default_pids_max)
     return dataclasses.replace(full, io_limits=())
+
+
+def exec_request(uuid: str, record: dict, argv: list[str],
+                 env: dict[str, str] | None, cgroup_procs: list[str],
+                 rules: GuestLimits) -> ExecRequest:
+    """What the launcher needs to run a command in a running guest as its
+    own processes run. A guest recorded before capabilities were (without
+    a user namespace) is treated as a privileged one: Docker's set."""
+    keep = record.get("keep_caps", caps.DOCKER_DEFAULT
+                      if not record.get("id_range") else None)
+    return ExecRequest(
+        uuid=uuid, pid=int(record["pid"]),
+        start_time=int(record["start_time"]), argv=tuple(argv),
+        cgroup_procs=tuple(cgroup_procs), env=env,
+        userns=bool(record.get("id_range")),
+        keep_caps=tuple(keep) if keep is not None else None,
+        nofile=rules.nofile)

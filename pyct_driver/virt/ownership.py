@@ -2,7 +2,14 @@
 
 An unprivileged guest's ids 0..65535 are its instance's id range on the
 host (allocated in the database, ``InstanceSpec.id_range``); guest root is
-host uid ``start``. This module holds the container driver's rules for
+host uid ``start``. The range is what its user namespace maps guest ids
+onto, who owns its writable disk, its console, its systemd cgroup and the
+files injected into it; the image layers are idmapped onto it
+(``rootfs.overlay``). It is recorded at spawn and never changes for the
+instance's life: its disk's ownership depends on it. Only an admin's
+flavor makes a guest without one: ``pyct:privileged`` (host ids, Docker's
+default capabilities) or ``pyct:host_root`` (every capability, where the
+operator allows it). This module holds the container driver's rules for
 that: which range a spec asks for (none only for an admin's privileged
 flavor; an unprivileged spec without one fails closed), that an instance
 keeps the range it was created with (its disk's files are owned by it),

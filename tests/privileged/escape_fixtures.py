@@ -15,7 +15,9 @@ group's limits, our own group's limits), the host's mount table and
 kexec_load, open_by_handle_at, ...) and prints ``name rc=.. errno=..``;
 each probe is built so that reaching the kernel past the permission
 check is harmless but visible (a wrong argument gives EINVAL instead of
-EPERM). ``hold PATH MAX`` opens PATH (a file, or a ptmx for new ptys) until an
+EPERM). ``inject PID`` attaches to a process and makes it run a keyctl (its own
+seccomp filter must refuse it); ``getfd PID`` copies its descriptors
+with pidfd_getfd and names them. ``hold PATH MAX`` opens PATH (a file, or a ptmx for new ptys) until an
 error and keeps it all open. ``enter PID`` makes it a host-side process
 that joins a guest's
 namespaces and forks a child there that never execs -- the window in
@@ -34,8 +36,8 @@ that runs as the guest's PID 1 (image property ``os_command_line``): it
 executes /run/pyct/cmd with sh and leaves the output in /run/pyct/out.
 Commands it runs are real guest processes -- descendants of the guest's
 init with everything the launcher applied (namespaces, cgroups, seccomp,
-user namespace) -- unlike ``guest_exec``'s nsenter'd ones, which do not
-inherit the init's seccomp filter.
+user namespace); ``guest_exec``'s are confined the same way but are not
+the init's descendants.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ import time
 
 import pytest
 
-from tests.privileged.guest_tools import _exec_argv, init_pid, wait_for
+from tests.privileged.guest_tools import guest_exec, init_pid, wait_for
 
 PROBE_IMAGE = "pyct-escape-probe"
 AGENT_ARGV = '["/bin/sh", "/sbin/pyct-agent"]'
@@ -102,6 +104,7 @@ PROBE_C = r"""
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -191,6 +194,61 @@ static int do_ptrace(pid_t pid) {
     if (rc == 0) {
         waitpid(pid, NULL, __WALL);
         ptrace(PTRACE_DETACH, pid, NULL, NULL);
+    }
+    return 0;
+}
+
+/* Attach to PID and make it run keyctl(KEYCTL_GET_KEYRING_ID, session):
+   the tracee's own seccomp filter decides (EPERM), not ours. x86_64. */
+static int do_inject(pid_t pid) {
+    struct user_regs_struct saved, regs;
+    int st;
+    long rc = ptrace(PTRACE_ATTACH, pid, NULL, NULL);
+    report("attach", rc, errno);
+    if (rc < 0) return 0;
+    waitpid(pid, &st, __WALL);
+    ptrace(PTRACE_GETREGS, pid, NULL, &saved);
+    errno = 0;
+    long text = ptrace(PTRACE_PEEKTEXT, pid, (void *)(saved.rip - 2), NULL);
+    if ((text & 0xffff) != 0x050f) {  /* not stopped after a syscall insn */
+        printf("injected rc=-1 errno=0 no-syscall-insn\n");
+    } else {
+        regs = saved;
+        regs.rip = saved.rip - 2;
+        regs.orig_rax = (unsigned long long)-1;
+        regs.rax = SYS_keyctl;
+        regs.rdi = 0;                        /* KEYCTL_GET_KEYRING_ID */
+        regs.rsi = (unsigned long long)-3;   /* session keyring */
+        regs.rdx = 0;
+        ptrace(PTRACE_SETREGS, pid, NULL, &regs);
+        ptrace(PTRACE_SINGLESTEP, pid, NULL, NULL);
+        waitpid(pid, &st, __WALL);
+        ptrace(PTRACE_GETREGS, pid, NULL, &regs);
+        long ret = (long)regs.rax;
+        report("injected", ret < 0 ? -1 : ret, ret < 0 ? (int)-ret : 0);
+    }
+    ptrace(PTRACE_SETREGS, pid, NULL, &saved);
+    ptrace(PTRACE_DETACH, pid, NULL, NULL);
+    return 0;
+}
+
+/* Take a copy of each of PID's descriptors 0..255 (pidfd_getfd) and say
+   what it is. */
+static int do_getfd(pid_t pid) {
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), fd;
+    char path[64], target[256];
+    if (pidfd < 0) { report("pidfd_open", -1, errno); return 0; }
+    for (fd = 0; fd < 256; fd++) {
+        int got = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+        if (got < 0) {
+            if (errno != EBADF) printf("getfd %d errno=%d\n", fd, errno);
+            continue;
+        }
+        snprintf(path, sizeof path, "/proc/self/fd/%d", got);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        target[n > 0 ? n : 0] = 0;
+        printf("stole %d %s\n", fd, target);
+        close(got);
     }
     return 0;
 }
@@ -391,6 +449,8 @@ int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "sys")) return sys_probe(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "ptrace")) return do_ptrace(atoi(argv[2]));
     if (argc == 3 && !strcmp(argv[1], "enter")) return do_enter(atoi(argv[2]));
+    if (argc == 3 && !strcmp(argv[1], "inject")) return do_inject(atoi(argv[2]));
+    if (argc == 3 && !strcmp(argv[1], "getfd")) return do_getfd(atoi(argv[2]));
     if (argc == 5 && !strcmp(argv[1], "swap"))
         return do_swap(argv[2], argv[3], argv[4]);
     if (argc == 5 && !strcmp(argv[1], "rawsend"))
@@ -407,7 +467,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: pyct-probe sys NAME | ptrace PID | enter PID"
             " | swap DIR A B | rawsend IF HEX N | rawrecv IF PREFIX MS"
             " | connect IP PORT MS | hold PATH MAX | fitrim PATH"
-            " | punch PATH | marker\n");
+            " | punch PATH | inject PID | getfd PID | marker\n");
     return 2;
 }
 """.replace("@MARKER@", MARKER)
@@ -628,11 +688,9 @@ def guest_write(driver, uuid: str, path: str, data: str) -> None:
     """Atomically write ``path`` in the guest, as guest root: the host's
     root cannot create files in an unprivileged guest's tmpfs (host uid 0
     has no mapping there: EOVERFLOW)."""
-    full, env = _exec_argv(driver, uuid, [
-        "/bin/sh", "-c", 'cat > "$0.tmp" && mv "$0.tmp" "$0"', path])
-    res = subprocess.run(full, env=env, input=data, capture_output=True,
-                         text=True, timeout=30, cwd="/")
-    assert res.returncode == 0, (res.stdout, res.stderr)
+    guest_exec(driver, uuid, ["/bin/sh", "-c",
+                              'cat > "$0.tmp" && mv "$0.tmp" "$0"', path],
+               input=data)
 
 
 def guest_file(driver, uuid: str, path: str) -> str:

@@ -5,10 +5,11 @@ holds "pyct") with its own cgroup parent ``pyct-test-<rand>``; at teardown
 it destroys every instance it can find, stops the launcher and removes the
 parent group in every hierarchy. ``busybox_image`` imports the busybox
 guest image. ``guests`` boots guests for one test and destroys them after
-it. ``guest_exec`` runs a command *inside* a guest: a host shell first
-writes its own pid into every ``cgroup.procs`` of the instance (so the work
-is charged to the guest) and then execs ``nsenter -a`` into all of the
-init's namespaces (so it sees only the guest).
+it. ``guest_exec`` runs a command *inside* a guest the confined way an
+operator would (``ContainerDriver.exec_in_guest``: the launcher's helper
+joins the guest's cgroups and namespaces, becomes guest root, takes the
+guest's seccomp filter and execs with no host descriptor) -- never a bare
+``nsenter``, whose process guest root could ptrace or rob of its fds.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid as uuid_mod
 from typing import Iterator
@@ -33,13 +35,11 @@ from pyct_driver import conf as pyct_conf
 from pyct_driver import states
 from pyct_driver.virt import base
 from pyct_driver.virt.container import ContainerDriver
+from pyct_driver.virt.process.exec_session import ExecSession
 from pyct_driver.virt.rootfs.busybox import build_busybox_rootfs
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 IMAGE_ID = "busybox"
-_WRAPPER = ('pid=$$; while [ "$1" != "--" ]; do '
-            'echo "$pid" > "$1" || exit 126; shift; done; shift; '
-            'exec nsenter -t "$INIT" -a -- "$@"')
 
 
 def wait_for(pred, timeout: float = 10.0, what: str = "condition",
@@ -204,17 +204,8 @@ class Guests:
 
     def close(self) -> None:
         errors = []
-        # Kill what each background nsenter runs in the guest first, so
-        # nsenter reaps it: killed together (by destroy), the in-guest
-        # child would be orphaned to the host's PID 1, which may reap
-        # slowly, and the guest's init waits for that reaping.
         for proc in self.procs:
-            if proc.poll() is None:
-                with contextlib.suppress(OSError, ValueError):
-                    with open(f"/proc/{proc.pid}/task/{proc.pid}/children"
-                              ) as f:
-                        for child in f.read().split():
-                            os.kill(int(child), signal.SIGKILL)
+            proc.kill()
         for spec in self.specs:
             try:
                 self.driver.destroy(spec)
@@ -225,6 +216,7 @@ class Guests:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 errors.append(f"guest_exec pid {proc.pid} still running")
+            proc.close()
         assert not errors, errors
 
 
@@ -243,31 +235,72 @@ def init_pid(drv: ContainerDriver, uuid: str) -> int:
     return int(record["pid"])
 
 
-def _exec_argv(drv: ContainerDriver, uuid: str, argv: list[str]) -> tuple:
-    procs = drv.cgroups.procs_files(uuid)
-    full = ["/bin/sh", "-c", _WRAPPER, "sh", *procs, "--", *argv]
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-           "INIT": str(init_pid(drv, uuid))}
-    return full, env
+class BackgroundExec:
+    """A command left running in a guest (``guest_exec(background=True)``):
+    ``poll``/``wait``/``kill`` like a Popen. Its output is drained so it
+    never blocks on a full pipe; a signal goes through a pidfd taken when
+    it started, never to a recycled pid."""
+
+    def __init__(self, session: ExecSession) -> None:
+        self.session = session
+        session.close_stdin()
+        self.pid = session.host_pid()
+        try:
+            self._pidfd: int | None = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            self._pidfd = None
+        self._drain = threading.Thread(target=self._drain_output,
+                                       daemon=True)
+        self._drain.start()
+
+    def _drain_output(self) -> None:
+        with contextlib.suppress(OSError, TimeoutError):
+            self.session.communicate(b"")
+
+    def poll(self) -> int | None:
+        return self.session.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._drain.join(timeout)
+        if self.session.returncode is None:
+            raise subprocess.TimeoutExpired("guest command", timeout)
+        return self.session.returncode
+
+    def kill(self) -> None:
+        if self._pidfd is not None and self.session.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
 
 
 def guest_exec(drv: ContainerDriver, uuid: str, argv: list[str],
                timeout: float = 30.0, check: bool = True,
-               background: bool = False, guests: Guests | None = None):
-    """Run ``argv`` inside the guest; returns CompletedProcess (text), or
-    the Popen when ``background`` (registered with ``guests`` so it is
-    reaped after the guest is destroyed)."""
-    full, env = _exec_argv(drv, uuid, argv)
+               background: bool = False, guests: Guests | None = None,
+               input: str | None = None):
+    """Run ``argv`` inside the guest the confined way (the driver's
+    ``exec_in_guest``, as ``pyct-manage server exec`` does: guest root,
+    the guest's seccomp filter and cgroups, no host descriptors); returns
+    a CompletedProcess (text), or a ``BackgroundExec`` when ``background``
+    (registered with ``guests``, killed before they are destroyed)."""
+    session = drv.exec_in_guest(uuid, list(argv))
     if background:
-        proc = subprocess.Popen(full, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, cwd="/")
+        proc = BackgroundExec(session)
         if guests is not None:
             guests.procs.append(proc)
         return proc
-    result = subprocess.run(full, env=env, capture_output=True, text=True,
-                            timeout=timeout, stdin=subprocess.DEVNULL,
-                            cwd="/")
+    with session:
+        try:
+            code, out, err = session.communicate(
+                (input or "").encode(), timeout)
+        except TimeoutError as exc:
+            raise subprocess.TimeoutExpired(argv, timeout) from exc
+    result = subprocess.CompletedProcess(
+        argv, code, out.decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"))
     if check and result.returncode != 0:
         raise AssertionError(
             f"{argv} in guest exited {result.returncode}: "

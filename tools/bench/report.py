@@ -66,6 +66,7 @@ def emit(title: str, rows: dict[str, dict], extra: dict | None,
         print()
         return
     scale = 1000.0 if unit == "ms" else 1.0
+    digits = 3 if unit == "cores" else 1
     print(f"\n== {title} ({facts['date']}, kernel {facts['kernel']}, "
           f"{facts['cpus']} cpus, load {facts['loadavg_at_end']})")
     width = max([len(k) for k in rows] + [10])
@@ -75,9 +76,9 @@ def emit(title: str, rows: dict[str, dict], extra: dict | None,
         if not s.get("n"):
             print(f"{label:{width}}  {0:>4}")
             continue
-        print(f"{label:{width}}  {s['n']:>4}  {s['median'] * scale:9.1f}  "
-              f"{s['p95'] * scale:9.1f}  {s['min'] * scale:9.1f}  "
-              f"{s['max'] * scale:9.1f}")
+        print(f"{label:{width}}  {s['n']:>4}  "
+              + "  ".join(f"{s[k] * scale:9.{digits}f}"
+                          for k in ("median", "p95", "min", "max")))
     for key, value in (extra or {}).items():
         if isinstance(value, float):
             value = f"{value:.3f}"

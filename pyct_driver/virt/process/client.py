@@ -20,8 +20,9 @@ import time
 
 import pyct_driver
 from pyct_driver import exception
-from pyct_driver.virt.process import guest
+from pyct_driver.virt.process import guest, guest_exec
 from pyct_driver.virt.process import spec as spec_mod
+from pyct_driver.virt.process.exec_session import ExecSession
 
 
 class LauncherClient:
@@ -108,7 +109,7 @@ class LauncherClient:
             reply = b""
             while not reply.endswith(b"\n"):
                 # recv_fds also works for replies without fds
-                chunk, got, _flags, _addr = socket.recv_fds(sock, 65536, 1)
+                chunk, got, _flags, _addr = socket.recv_fds(sock, 65536, 8)
                 if fds is not None:
                     fds.extend(got)
                 else:
@@ -172,6 +173,25 @@ class LauncherClient:
             raise exception.ProcessError(
                 reason="launcher sent no user namespace fd", step="userns")
         return fds[0]
+
+    def exec(self, request: guest_exec.ExecRequest) -> ExecSession:
+        """Run a command in a running guest, confined as the guest's own
+        processes (``guest_exec``); its pipes come back as a session."""
+        fds: list[int] = []
+        try:
+            with self._lock:
+                self._call_locked({"op": "exec",
+                                   "request": request.to_dict()}, fds)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        if len(fds) != 4:
+            for fd in fds:
+                os.close(fd)
+            raise exception.ProcessError(
+                reason="launcher sent no exec pipes", step="exec")
+        return ExecSession(fds)
 
     def release(self, uuid: str) -> None:
         """Let a guest spawned with ``hold`` exec its init; returns once it

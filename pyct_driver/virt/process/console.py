@@ -1,7 +1,8 @@
-"""A guest's console log on the host: append-only, bounded in size.
+"""A guest's console on the host: the launcher's side of its pty, and
+its log (append-only, bounded in size).
 
-The launcher feeds every byte read from a guest's pty master into one
-``ConsoleLog``. The file never grows past ``max_bytes``: when a write would
+``Consoles`` reads every guest's pty master, within a per-guest byte rate,
+and feeds what it reads into that guest's ``ConsoleLog``. The file never grows past ``max_bytes``: when a write would
 cross the bound, the file is rewritten (temp file + rename, so a reader never
 sees a half-written log) with only the newest half, cut at a line start.
 Bounding by rewrite rather than rotation keeps one file per instance, which
@@ -10,9 +11,16 @@ is what Nova's get_console_output reads.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import select
+import time
 
 from pyct_driver import exception
+
+LOG = logging.getLogger("pyct.launcher")
+READ_CHUNK = 65536
 
 
 class ConsoleLog:
@@ -81,3 +89,118 @@ class ConsoleLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class Console:
+    """One guest's console as the launcher holds it: the pty master it
+    reads, a slave it keeps open, the log, and a byte budget (a token
+    bucket: ``rate`` bytes a second, up to ``burst`` at once)."""
+
+    def __init__(self, uuid: str, master: int, slave: int, log: ConsoleLog,
+                 rate: int, burst: int) -> None:
+        self.uuid = uuid
+        self.master: int | None = master
+        # Holding a slave fd keeps the master from reporting hang-up while
+        # the guest init closes and reopens /dev/console (busybox, systemd).
+        self.slave: int | None = slave
+        self.log = log
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+        self.read_bytes = 0
+
+    def allowance(self, now: float) -> int:
+        if self.rate:
+            self.tokens = min(self.burst, self.tokens
+                              + (now - self.stamp) * self.rate)
+            self.stamp = now
+            return int(self.tokens)
+        return READ_CHUNK
+
+    def spend(self, n: int) -> None:
+        self.read_bytes += n
+        if self.rate:
+            self.tokens -= n
+
+
+class Consoles:
+    """The launcher's guest consoles, in its poll set.
+
+    Each is copied into its log at no more than its rate: over budget, its
+    master leaves the poll set until the bucket refills, the pty's buffer
+    fills and the guest's console writes block -- as on a VM's serial line
+    -- so a guest flooding its console costs the launcher (whom no cgroup
+    charges) a bounded amount of CPU.
+    """
+
+    def __init__(self, poll: select.poll) -> None:
+        self.poll = poll
+        self.by_fd: dict[int, Console] = {}
+        self.paused: dict[int, float] = {}  # master fd -> when to resume
+
+    def add(self, con: Console) -> None:
+        os.set_blocking(con.master, False)
+        self.by_fd[con.master] = con
+        self.poll.register(con.master, select.POLLIN)
+
+    def pump(self, con: Console, last: bool = False) -> None:
+        """Copy what the guest wrote into its log, within its budget (or,
+        ``last``, what is left in the pty after the guest died)."""
+        for _ in range(16):  # bounded, so one chatty guest can't starve us
+            if con.master is None:
+                return
+            now = time.monotonic()
+            want = READ_CHUNK if last else min(READ_CHUNK,
+                                               con.allowance(now))
+            if want < 1:
+                self._pause(con, now)
+                return
+            try:
+                data = os.read(con.master, want)
+            except BlockingIOError:
+                return
+            except OSError as err:
+                if err.errno != errno.EIO:
+                    LOG.warning("console of %s: %s", con.uuid, err)
+                self.close(con)
+                return
+            if not data:
+                self.close(con)
+                return
+            con.spend(len(data))
+            try:
+                con.log.append(data)
+            except OSError as err:
+                LOG.warning("console log of %s: %s", con.uuid, err)
+
+    def _pause(self, con: Console, now: float) -> None:
+        if con.master in self.paused:
+            return
+        self.poll.unregister(con.master)
+        # resume once a useful chunk has accrued, not after every byte
+        self.paused[con.master] = now + min(con.burst, 4096) / con.rate
+
+    def resume_due(self) -> float:
+        """Put paused consoles whose time came back in the poll set;
+        returns the seconds until the next one is due (or 1.0)."""
+        now = time.monotonic()
+        wait = 1.0
+        for fd, due in list(self.paused.items()):
+            if due <= now:
+                del self.paused[fd]
+                self.poll.register(fd, select.POLLIN)
+            else:
+                wait = min(wait, due - now)
+        return wait
+
+    def close(self, con: Console) -> None:
+        if con.master is not None:
+            if self.paused.pop(con.master, None) is None:
+                self.poll.unregister(con.master)
+            self.by_fd.pop(con.master, None)
+            os.close(con.master)
+            con.master = None
+        if con.slave is not None:
+            os.close(con.slave)
+            con.slave = None

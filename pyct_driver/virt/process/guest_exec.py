@@ -7,8 +7,9 @@ descriptors with pidfd_getfd. ``start`` (in the launcher, single-threaded)
 forks E1 instead, which keeps only its stdio pipes and the status pipe,
 opens a pidfd of the guest's init (checked against its start time), joins
 the guest's pid namespace for its children and forks E2; E1 stays outside
-the guest, waits and reports E2's host pid and then its exit status (or
-the setup step that failed) as JSON lines on the status pipe. E2 joins
+the guest, waits and reports E2's host pid once it exec'd and then its
+exit status (or the setup step that failed) as JSON lines on the status
+pipe. E2 joins
 the guest's cgroups, takes the guest's open-file limit, enters every
 namespace of the init through the pidfd -- its user namespace too, where
 it becomes guest root -- and then makes itself undumpable (no ptrace, no
@@ -25,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import resource
 import signal
 from typing import NoReturn
 
@@ -135,7 +135,7 @@ def _e1(req: ExecRequest, stdin: int, stdout: int, stderr: int,
             signal.signal(sig, signal.SIG_DFL)
         for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2),
                            (status, _STATUS_FD)):
-            os.dup2(fd, target, inheritable=False)
+            os.dup2(fd, target, inheritable=target < _STATUS_FD)
         sc.close_range(_STATUS_FD + 1, 0xFFFFFFFF)
         pidfd = os.pidfd_open(req.pid)
         if not guest.is_same_process(req.pid, req.start_time):
@@ -150,14 +150,15 @@ def _e1(req: ExecRequest, stdin: int, stdout: int, stderr: int,
         os.close(fail_w)
         for fd in (0, 1, 2, pidfd):
             os.close(fd)
-        _report({"pid": pid})
         failure = b""
-        while chunk := os.read(fail_r, 4096):
+        while chunk := os.read(fail_r, 4096):  # EOF: the exec happened
             failure += chunk
-        _, wait_status = os.waitpid(pid, 0)
         if failure:
+            os.waitpid(pid, 0)
             _report(json.loads(failure))
         else:
+            _report({"pid": pid})
+            _, wait_status = os.waitpid(pid, 0)
             _report({"exit": os.waitstatus_to_exitcode(wait_status)})
         code = 0
     except BaseException as err:  # noqa: B902 - never return to the launcher
@@ -174,7 +175,7 @@ def _e2(req: ExecRequest, pidfd: int, fail: int) -> NoReturn:
             with open(procs, "w") as f:
                 f.write(str(os.getpid()))
         step = "limit open files"
-        resource.setrlimit(resource.RLIMIT_NOFILE, req.nofile)
+        sc.limit_nofile(*req.nofile)
         step = "enter namespaces"
         sc.setns(pidfd, EXEC_NAMESPACES | (sc.CLONE_NEWUSER if req.userns
                                            else 0))

@@ -8,7 +8,8 @@ joins its cgroups and waits -- ``pending``; the reply carries the guest's
 user namespace fd, SCM_RIGHTS, for the root's idmapped layers), ``start``
 (let it go on; answers once init was exec'd), ``spawn`` (both), ``release``,
 ``ping``, ``status``, ``forget``, ``userns`` (an fd of a user namespace
-with a given id map), ``shutdown``. It makes every guest's user namespace
+with a given id map), ``exec`` (a command in a running guest, confined
+as its own processes are: ``guest_exec``), ``shutdown``. It makes every guest's user namespace
 (only host root in the initial namespace may map arbitrary ids). A spawn with ``hold`` answers once the
 guest's PID 1 waits just before its exec (namespaces and mounts ready, so
 the host can plumb its netns); ``release`` lets it exec. It is PR_SET_CHILD_SUBREAPER, so every guest init becomes its
@@ -26,7 +27,6 @@ to ``guest.is_same_process``.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import select
@@ -37,29 +37,24 @@ import time
 from pyct_driver import exception
 from pyct_driver.virt.process import console
 from pyct_driver.virt.process import guest as guest_mod
-from pyct_driver.virt.process import nsinit, pending
+from pyct_driver.virt.process import guest_exec, nsinit, pending
 from pyct_driver.virt.process import spec as spec_mod
 from pyct_driver.virt.process import userns
 
 LOG = logging.getLogger("pyct.launcher")
 SPAWN_TIMEOUT = 30.0
 MAX_REQUEST = 1 << 20
-READ_CHUNK = 65536
 
 
 class _Guest:
     """What the launcher remembers of one spawned guest."""
 
-    def __init__(self, uuid: str, pid: int, start_time: int, master: int,
-                 slave: int, log: console.ConsoleLog) -> None:
+    def __init__(self, uuid: str, pid: int, start_time: int,
+                 con: console.Console) -> None:
         self.uuid = uuid
         self.pid = pid
         self.start_time = start_time
-        self.master: int | None = master
-        # Holding a slave fd keeps the master from reporting hang-up while the
-        # guest init closes and reopens /dev/console (busybox, systemd do).
-        self.slave: int | None = slave
-        self.log = log
+        self.console = con
         self.exit_code: int | None = None
         # A held guest: writing the go byte to hold_w releases it, then EOF
         # on report_r says its init was exec'd.
@@ -81,7 +76,7 @@ class Launcher:
         self.listener = listener
         self.poll = select.poll()
         self.guests: dict[str, _Guest] = {}
-        self.by_master: dict[int, _Guest] = {}
+        self.consoles = console.Consoles(self.poll)
         self.by_pid: dict[int, _Guest] = {}
         self.pending: dict[str, pending.Pending] = {}
         self.conns: dict[int, tuple[socket.socket, bytearray]] = {}
@@ -98,7 +93,8 @@ class Launcher:
 
     def serve(self) -> None:
         while self.running:
-            for fd, _events in self.poll.poll(1000):
+            wait = self.consoles.resume_due()
+            for fd, _events in self.poll.poll(int(wait * 1000) + 1):
                 if fd == self.listener.fileno():
                     self._accept()
                 elif fd == self.wakeup_r:
@@ -109,8 +105,8 @@ class Launcher:
                         except BlockingIOError:
                             break
                     self._reap()
-                elif fd in self.by_master:
-                    self._pump(self.by_master[fd])
+                elif fd in self.consoles.by_fd:
+                    self.consoles.pump(self.consoles.by_fd[fd])
                 elif fd in self.conns:
                     self._read_conn(fd)
                 if not self.running:
@@ -134,7 +130,7 @@ class Launcher:
     def _read_conn(self, fd: int) -> None:
         conn, buf = self.conns[fd]
         try:
-            data = conn.recv(READ_CHUNK)
+            data = conn.recv(console.READ_CHUNK)
         except BlockingIOError:
             return
         except OSError:
@@ -147,12 +143,12 @@ class Launcher:
             line, _, rest = bytes(buf).partition(b"\n")
             buf[:] = rest
             reply = self._dispatch(line)
-            passed = reply.pop("_fd", None)
+            passed = reply.pop("_fds", [])
             try:
                 conn.settimeout(5.0)
                 data = spec_mod.encode(reply)
-                if passed is not None:
-                    sent = socket.send_fds(conn, [data], [passed])
+                if passed:
+                    sent = socket.send_fds(conn, [data], passed)
                     conn.sendall(data[sent:])
                 else:
                     conn.sendall(data)
@@ -160,8 +156,8 @@ class Launcher:
             except OSError:
                 self._drop_conn(fd)
             finally:
-                if passed is not None:
-                    os.close(passed)
+                for passed_fd in passed:
+                    os.close(passed_fd)
 
     def _dispatch(self, line: bytes) -> dict:
         try:
@@ -179,7 +175,10 @@ class Launcher:
             if op == "userns":
                 # an fd for idmapped mounts; rides the reply (SCM_RIGHTS)
                 id_range = spec_mod.check_id_range(req["id_range"])
-                return {"ok": True, "_fd": userns.make_userns_fd(id_range)}
+                return {"ok": True, "_fds": [userns.make_userns_fd(id_range)]}
+            if op == "exec":
+                return self._exec(guest_exec.ExecRequest.from_dict(
+                    req["request"]))
             if op == "release":
                 return self._release(str(req["uuid"]))
             if op == "status":
@@ -227,7 +226,7 @@ class Launcher:
         self.pending[spec.uuid] = entry
         reply: dict = {"ok": True}
         if ns_fd is not None:
-            reply["_fd"] = ns_fd
+            reply["_fds"] = [ns_fd]
         return reply
 
     def _start(self, uuid: str) -> dict:
@@ -260,14 +259,14 @@ class Launcher:
             raise exception.ProcessError(
                 reason=error.get("error", "unknown failure"),
                 step=error.get("step"), errno=error.get("errno"))
-        os.set_blocking(master, False)
-        guest = _Guest(uuid, pid, start_time, master, slave, entry.log)
+        con = console.Console(uuid, master, slave, entry.log,
+                              spec.console_rate, spec.console_burst)
+        guest = _Guest(uuid, pid, start_time, con)
         if spec.hold:
             guest.hold_w, guest.report_r = hold_w, report_r
         self.guests[uuid] = guest
-        self.by_master[master] = guest
+        self.consoles.add(con)
         self.by_pid[pid] = guest
-        self.poll.register(master, select.POLLIN)
         elapsed = time.monotonic() - entry.started
         LOG.info("spawned %s as pid %d in %.1f ms%s", uuid, pid,
                  elapsed * 1000, " (held)" if spec.hold else "")
@@ -276,8 +275,7 @@ class Launcher:
 
     def _spawn(self, spec: spec_mod.GuestSpec) -> dict:
         """``begin`` and ``start`` in one request."""
-        ns_fd = self._begin(spec).pop("_fd", None)
-        if ns_fd is not None:
+        for ns_fd in self._begin(spec).pop("_fds", []):
             os.close(ns_fd)
         return self._start(spec.uuid)
 
@@ -313,6 +311,15 @@ class Launcher:
                 step=error.get("step"), errno=error.get("errno"))
         return {"ok": True, "elapsed": time.monotonic() - started}
 
+    def _exec(self, req: guest_exec.ExecRequest) -> dict:
+        """Run a command in a guest the confined way (``guest_exec``);
+        the reply carries its stdin, stdout, stderr and status pipes."""
+        pid, fds = guest_exec.start(req)
+        # the audit trail on the host: who ran what is the caller's to log
+        LOG.info("exec in guest %s (init pid %d) by helper %d: %r",
+                 req.uuid, req.pid, pid, list(req.argv))
+        return {"ok": True, "_fds": fds}
+
     def _status(self, uuid: str) -> dict:
         entry = self.guests.get(uuid)
         if entry is None:
@@ -321,7 +328,8 @@ class Launcher:
             entry.pid, entry.start_time)
         return {"ok": True, "known": True, "alive": alive, "pid": entry.pid,
                 "start_time": entry.start_time, "exit_code": entry.exit_code,
-                "held": entry.hold_w is not None}
+                "held": entry.hold_w is not None,
+                "console_bytes": entry.console.read_bytes}
 
     def _forget(self, uuid: str) -> None:
         begun = self.pending.pop(uuid, None)
@@ -331,42 +339,10 @@ class Launcher:
         if entry is None:
             return
         entry.close_hold()  # a held guest sees EOF and exits
-        self._close_console(entry)
-        entry.log.close()
+        self.consoles.close(entry.console)
+        entry.console.log.close()
         if self.by_pid.get(entry.pid) is entry:
             del self.by_pid[entry.pid]
-
-    def _pump(self, entry: _Guest) -> None:
-        """Copy what the guest wrote to its console into its log."""
-        for _ in range(16):  # bounded, so one chatty guest can't starve us
-            if entry.master is None:
-                return
-            try:
-                data = os.read(entry.master, READ_CHUNK)
-            except BlockingIOError:
-                return
-            except OSError as err:
-                if err.errno != errno.EIO:
-                    LOG.warning("console of %s: %s", entry.uuid, err)
-                self._close_console(entry)
-                return
-            if not data:
-                self._close_console(entry)
-                return
-            try:
-                entry.log.append(data)
-            except OSError as err:
-                LOG.warning("console log of %s: %s", entry.uuid, err)
-
-    def _close_console(self, entry: _Guest) -> None:
-        if entry.master is not None:
-            self.poll.unregister(entry.master)
-            self.by_master.pop(entry.master, None)
-            os.close(entry.master)
-            entry.master = None
-        if entry.slave is not None:
-            os.close(entry.slave)
-            entry.slave = None
 
     def _reap(self) -> None:
         while True:
@@ -381,5 +357,6 @@ class Launcher:
                 entry.exit_code = os.waitstatus_to_exitcode(status)
                 LOG.info("guest %s (pid %d) exited: %d", entry.uuid, pid,
                          entry.exit_code)
-                self._pump(entry)  # the last words, still in the pty buffer
-                self._close_console(entry)
+                # the last words, still in the pty buffer
+                self.consoles.pump(entry.console, last=True)
+                self.consoles.close(entry.console)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import resource
 import select
 import signal
 import socket
@@ -123,7 +122,7 @@ def child_main(guest: spec_mod.GuestSpec, console_fd: int,
                 step="user namespace")
         owner = (guest.id_range[0],) * 2 if guest.id_range else (0, 0)
         # as host root: the guest cannot raise the hard limit
-        _step("limit open files", _limit_nofile, *guest.nofile)
+        _step("limit open files", sc.limit_nofile, *guest.nofile)
         # A private mount namespace owned by the host: what is mounted here
         # (by C1, then as host root inside the guest's pid namespace) is
         # locked once the guest's PID 1 copies it into a namespace of its
@@ -341,17 +340,6 @@ def _waitpid(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
-
-
-def _limit_nofile(soft: int, hard: int) -> None:
-    """Set RLIMIT_NOFILE; a launcher without CAP_SYS_RESOURCE cannot raise
-    its own hard limit, so its guests get at most that."""
-    _cur_soft, cur_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    except ValueError:
-        hard = min(hard, cur_hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, hard), hard))
 
 
 def _write_file(path: str, text: str) -> None:

@@ -42,6 +42,10 @@ class GuestSpec:
     cgroup_procs: tuple[str, ...] = ()
     console_log: str = ""
     console_max_bytes: int = 1048576
+    # bytes a second the launcher copies from the guest's console (0: no
+    # bound), up to console_burst at once; the rest waits in the pty
+    console_rate: int = 65536
+    console_burst: int = 1048576
     # Stop PID 1 just before exec until ``release`` (runc's create/start).
     hold: bool = False
     # (first host id, count): guest ids 0..count-1 in a user namespace;
@@ -89,6 +93,9 @@ class GuestSpec:
         if not self.argv or not self.argv[0].startswith("/"):
             raise exception.InvalidInput(
                 reason=f"guest init must be an absolute path: {self.argv!r}")
+        if self.console_rate < 0 or self.console_burst < 4096:
+            raise exception.InvalidInput(
+                reason="console_rate must be >= 0, console_burst >= 4096")
         if self.console_max_bytes < 1024:
             raise exception.InvalidInput(
                 reason="console_max_bytes must be at least 1024")

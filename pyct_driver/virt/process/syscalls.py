@@ -12,6 +12,7 @@ import ctypes
 import errno
 import os
 import platform
+import resource
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -107,6 +108,16 @@ def close_range(first: int, last: int, flags: int = 0) -> None:
     _check(_libc.syscall(ctypes.c_long(_SYS_CLOSE_RANGE), ctypes.c_uint(first),
                          ctypes.c_uint(last), ctypes.c_uint(flags)),
            "close_range")
+
+
+def limit_nofile(soft: int, hard: int) -> None:
+    """Set RLIMIT_NOFILE; a caller without CAP_SYS_RESOURCE cannot raise
+    its hard limit, so it gets at most the one it has."""
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    except ValueError:
+        hard = min(hard, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, hard), hard))
 
 
 def set_no_new_privs() -> None:
