@@ -25,6 +25,7 @@ from pyct_driver import exception
 from pyct_driver.virt.process import client as client_mod
 from pyct_driver.virt.process import guest
 from pyct_driver.virt.process import spec
+from pyct_driver.virt.process.guest_exec import ExecRequest
 
 PIDS_ROOT = "/sys/fs/cgroup/pids"
 INITTAB = """\
@@ -173,11 +174,15 @@ def _children(ppid: int) -> set[int]:
     return kids
 
 
-def _nsenter(pid: int, *argv: str) -> str:
-    return subprocess.run(
-        ["nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r",
-         "-w", *argv], capture_output=True, text=True, check=True,
-        timeout=10).stdout
+def _run_in(launcher: client_mod.LauncherClient, handle: spec.GuestHandle,
+            *argv: str) -> str:
+    """A command in the guest the confined way (the launcher's exec)."""
+    with launcher.exec(ExecRequest(
+            uuid="t", pid=handle.pid, start_time=handle.start_time,
+            argv=argv, userns=False)) as session:
+        code, out, err = session.communicate(b"", timeout=10)
+    assert code == 0, (argv, out, err)
+    return out.decode()
 
 
 def _booted(path: str, *needles: str):
@@ -196,9 +201,9 @@ def test_guest_boots_isolated(launcher, busybox_root, cgroup, workdir):
     exe, ours = os.stat(f"/proc/{handle.pid}/exe"), os.stat(
         os.path.join(busybox_root, "bin", "busybox"))
     assert (exe.st_dev, exe.st_ino) == (ours.st_dev, ours.st_ino)
-    assert _nsenter(handle.pid, "/bin/readlink", "/proc/1/exe").strip() == \
+    assert _run_in(launcher, handle, "/bin/readlink", "/proc/1/exe").strip() == \
         "/bin/busybox"
-    assert _nsenter(handle.pid, "/bin/hostname").strip() == "pyct-guest-one"
+    assert _run_in(launcher, handle, "/bin/hostname").strip() == "pyct-guest-one"
     for ns in ("pid", "mnt", "uts", "ipc", "net", "cgroup"):
         assert os.readlink(f"/proc/{handle.pid}/ns/{ns}") != \
             os.readlink(f"/proc/self/ns/{ns}"), ns
@@ -206,7 +211,7 @@ def test_guest_boots_isolated(launcher, busybox_root, cgroup, workdir):
         os.readlink("/proc/self/ns/user")
 
     # Only guest processes are visible inside: init, sleep, and this ls.
-    inside = [p for p in _nsenter(handle.pid, "/bin/ls", "/proc").split()
+    inside = [p for p in _run_in(launcher, handle, "/bin/ls", "/proc").split()
               if p.isdigit()]
     assert "1" in inside
     assert len(inside) == len(_cgroup_pids(cgroup)) + 1
@@ -326,9 +331,10 @@ def test_guest_outlives_its_launcher(busybox_root, cgroup, workdir):
         os.waitpid(first, 0)
         time.sleep(0.2)
         assert guest.is_same_process(handle.pid, handle.start_time)
-        assert _nsenter(handle.pid, "/bin/hostname").strip() == s.hostname
         second = client.ensure_running()
         assert second != first
+        # a new launcher enters a guest it never spawned, by pid+start time
+        assert _run_in(client, handle, "/bin/hostname").strip() == s.hostname
         assert client.status(s.uuid) == {"known": False, "alive": False}
         assert guest.is_same_process(handle.pid, handle.start_time)
         client.shutdown()
