@@ -163,3 +163,30 @@ def test_member_flavor_is_unprivileged_with_its_limits():
         (300, 64, 256 << 20)
     assert limits.cpu_quota_us == 2 * cg_base.DEFAULT_CPU_PERIOD_US
     assert limits.devices == cg_base.DEFAULT_DEVICES
+
+
+def test_host_root_spec_refused_unless_allowed():
+    """A host-root guest is root on the host: the flavor API refuses the
+    spec (even to an admin) while the operator has not allowed them."""
+    base = "/v2.1/flavors/1/os-extra_specs"
+    body = {"extra_specs": {"pyct:host_root": "true"}}
+    h = Harness()
+    resp = h.admin("POST", base, body)
+    assert resp.status_int == 400
+    assert "allow_host_root_guests" in resp.json["badRequest"]["message"]
+    resp = h.admin("PUT", base + "/pyct:host_root", {"pyct:host_root": "true"})
+    assert resp.status_int == 400
+    assert h.admin("GET", base).json == {"extra_specs": {}}
+    with pytest.raises(Exception, match="allow_host_root_guests"):
+        flavors.create_flavor(h.db, "root", 1, 64, 1,
+                              extra_specs={"pyct:host_root": "true"})
+    assert h.admin("POST", base, {"extra_specs": {
+        "pyct:host_root": "false"}}).status_int == 200
+    # where the operator allowed them: the admin may, members still not
+    h = Harness(container__allow_host_root_guests=True)
+    assert h.request("POST", base, body).status_int == 403
+    assert h.admin("POST", base, body).status_int == 200
+    h.add_host()
+    spec = _spec(h, h.boot())
+    assert spec.host_root is True and spec.privileged is True
+    assert spec.id_range is None
