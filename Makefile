@@ -57,6 +57,7 @@ bench: venv host
 	$(BIN)/python tools/bench/api_boot_net.py
 	$(BIN)/python tools/bench/debian_ssh.py
 	$(BIN)/python tools/bench/idle_memory.py --guests 200
+	$(BIN)/python tools/bench/console_flood.py
 
 sample-config: venv
 	$(BIN)/oslo-config-generator --config-file etc/pyct/pyct-config-generator.conf
