@@ -5,7 +5,8 @@ these with a URL at the migrations' head, so "works on SQLite" and "works
 in production" are proved by the same assertions: no drift between models
 and migrations, column types that behave alike (JSON, Boolean, microsecond
 DateTime), the soft-delete unique key, and the query modules' behaviour
-including the task-state compare-and-swap under a real race.
+including the task-state compare-and-swap, the first use of a project's
+default network and a service's first reports, each under a real race.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime
 import threading
 import uuid as uuidlib
+from typing import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -22,7 +24,7 @@ from sqlalchemy.dialects import mysql
 
 from pyct_driver import exception, states
 from pyct_driver.db import (actions, catalog, instances, migration, models,
-                            services)
+                            networks, services)
 from pyct_driver.db.engine import Database
 
 EXPECTED_NAMES = {
@@ -96,6 +98,10 @@ def _check_column_types(conn: sa.engine.Connection, insp) -> None:
                         col, got)
             elif isinstance(col.type, sa.Boolean):
                 assert isinstance(got, (sa.Boolean, mysql.TINYINT)), col
+
+
+CAPS = dict(vcpus=2, memory_mb=2048, local_gb=20, cpu_allocation_ratio=16.0,
+            ram_allocation_ratio=1.5, disk_allocation_ratio=1.0)
 
 
 def _instance(**kw) -> dict:
@@ -231,10 +237,7 @@ def check_services(db: Database) -> None:
     off = services.service_set_disabled(db, "node-1", "pyct-compute", True,
                                         "maintenance")
     assert off["disabled"] is True and off["disabled_reason"] == "maintenance"
-    caps = dict(vcpus=2, memory_mb=2048, local_gb=20,
-                cpu_allocation_ratio=16.0, ram_allocation_ratio=1.5,
-                disk_allocation_ratio=1.0)
-    node = services.compute_node_report(db, "node-1", caps)
+    node = services.compute_node_report(db, "node-1", CAPS)
     assert node["vcpus_used"] == 0 and node["ram_allocation_ratio"] == 1.5
     services.compute_node_report(db, "node-1", {"vcpus_used": 1,
                                                 "running_vms": 1})
@@ -283,19 +286,17 @@ def check_strings_compare_exactly(db: Database) -> None:
     instances.soft_delete(db, row["uuid"])
 
 
-def check_cas_race(db: Database, threads: int = 10) -> None:
-    """``threads`` requests race one CAS: exactly one wins."""
-    [row] = instances.create_many(db, [_instance()])
+def _race(threads: int, call: Callable[[], object]) -> list[object]:
+    """Run ``call`` in ``threads`` threads at once; each one's result or
+    exception, in thread order."""
     barrier = threading.Barrier(threads)
     outcomes: list[object] = [None] * threads
 
     def attempt(i: int) -> None:
         barrier.wait()
         try:
-            instances.update(db, row["uuid"], {"task_state": "rebooting"},
-                             expected_task_state=None, action="reboot")
-            outcomes[i] = "won"
-        except Exception as err:  # noqa: BLE001 - the test sorts them
+            outcomes[i] = call()
+        except Exception as err:  # noqa: BLE001 - the caller sorts them
             outcomes[i] = err
 
     workers = [threading.Thread(target=attempt, args=(i,))
@@ -303,12 +304,58 @@ def check_cas_race(db: Database, threads: int = 10) -> None:
     for w in workers:
         w.start()
     for w in workers:
-        w.join(30)
+        w.join(60)
+    return outcomes
+
+
+def check_cas_race(db: Database, threads: int = 10) -> None:
+    """``threads`` requests race one CAS: exactly one wins."""
+    [row] = instances.create_many(db, [_instance()])
+
+    def reboot() -> str:
+        instances.update(db, row["uuid"], {"task_state": "rebooting"},
+                         expected_task_state=None, action="reboot")
+        return "won"
+
+    outcomes = _race(threads, reboot)
     assert outcomes.count("won") == 1, outcomes
     losers = [o for o in outcomes if o != "won"]
     assert all(isinstance(o, exception.InstanceInvalidState)
                for o in losers), losers
     assert instances.get(db, row["uuid"])["task_state"] == "rebooting"
+
+
+def check_default_network_race(db: Database, threads: int = 16,
+                               rounds: int = 30) -> None:
+    """In each of ``rounds`` new projects, ``threads`` first uses of the
+    default network race: one network exists afterwards and every caller
+    got its id (one 16-thread race caught the old bug 44-58% of the time)."""
+    for _ in range(rounds):
+        project = f"p-{uuidlib.uuid4().hex[:8]}"
+        outcomes = _race(threads, lambda: networks.get_or_create_default(
+            db, project, networks.IpamSettings(), list)["id"])
+        defaults = [n for n in networks.list_networks(db, project_id=project)
+                    if n["is_default"]]
+        assert len(defaults) == 1, (defaults, outcomes)
+        assert outcomes == [defaults[0]["id"]] * threads, (defaults,
+                                                           outcomes)
+        assert defaults[0]["name"] == "private"
+
+
+def check_first_reports_race(db: Database, threads: int = 6) -> None:
+    """A service's first heartbeats and capacity reports race: no error
+    leaks, one row each, and every beat is counted."""
+    host = f"node-{uuidlib.uuid4().hex[:8]}"
+    beats = _race(threads, lambda: services.heartbeat(
+        db, host, "pyct-compute", "pyct-compute"))
+    assert all(isinstance(b, dict) for b in beats), beats
+    [row] = [s for s in services.service_list(db) if s["host"] == host]
+    assert row["report_count"] == threads, row
+    reports = _race(threads, lambda: services.compute_node_report(
+        db, host, CAPS))
+    assert all(isinstance(r, dict) for r in reports), reports
+    assert [n["vcpus"] for n in services.compute_node_list(db)
+            if n["host"] == host] == [2]
 
 
 def run_all(url: str) -> None:
@@ -324,5 +371,7 @@ def run_all(url: str) -> None:
         check_services(db)
         check_actions_and_faults(db)
         check_cas_race(db)
+        check_default_network_race(db)
+        check_first_reports_race(db)
     finally:
         db.dispose()

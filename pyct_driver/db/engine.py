@@ -49,13 +49,31 @@ class Database:
                         else contextlib.nullcontext())
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session inside one transaction, committed on success."""
+    def session(self, serializable: bool = False) -> Iterator[Session]:
+        """A session inside one transaction, committed on success.
+
+        ``serializable`` makes the transaction behave as if it ran alone,
+        for a check-then-insert no unique key guards: a racing one fails
+        with ``OperationalError`` (PostgreSQL: serialization failure,
+        MariaDB: deadlock) or, on SQLite, waits for the write lock.
+        """
         try:
             with self._serial, self._sessions.begin() as session:
+                if serializable:
+                    self._isolate(session)
                 yield session
         except sa_exc.SQLAlchemyError as err:
             raise exception.DBError(reason=_short(err)) from err
+
+    def _isolate(self, session: Session) -> None:
+        if self.url.get_backend_name() == "sqlite":
+            # pysqlite runs SELECTs outside any transaction and only
+            # begins one at the first write; take the write lock first so
+            # another process cannot commit between our read and write
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            session.connection(
+                execution_options={"isolation_level": "SERIALIZABLE"})
 
     def dispose(self) -> None:
         self.engine.dispose()

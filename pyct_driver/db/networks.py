@@ -8,7 +8,9 @@ A writer that loses a race gets an integrity error (or, on SQLite, a
 "database is locked"), rolls its whole transaction back and tries again with
 fresh data (``retrying``), so every allocation happens exactly once and a
 failed one leaves nothing behind. Subnets never overlap a route of the host
-(the caller passes the host's routes in; see ``api.host_routes``).
+(the caller passes the host's routes in; see ``api.host_routes``). A
+project's default network has no key to race on, so it is found or
+created in one serializable transaction instead.
 """
 
 from __future__ import annotations
@@ -110,56 +112,54 @@ def check_no_overlap(net: ipaddress.IPv4Network,
                        f"host covers")
 
 
+def _insert_network(session, project_id: str, name: str,
+                    settings: IpamSettings, pool: ipaddress.IPv4Network,
+                    routes: list[ipaddress.IPv4Network],
+                    is_default: bool) -> dict:
+    """A new network on the lowest free subnet, in the caller's
+    transaction (a racing writer may take that subnet: retry)."""
+    taken = {ipaddress.IPv4Network(c) for c in
+             session.scalars(sa.select(models.Network.cidr))}
+    # our own subnets show up as routes where bridges carry them
+    foreign = [r for r in routes if r not in taken]
+    check_no_overlap(pool, foreign, "The subnet pool")
+    odd = [t for t in taken if t.prefixlen != settings.subnet_prefixlen]
+    for subnet in pool.subnets(new_prefix=settings.subnet_prefixlen):
+        if subnet not in taken and not any(subnet.overlaps(t) for t in odd):
+            break
+    else:
+        raise exception.Conflict(
+            reason=f"no free /{settings.subnet_prefixlen} subnet is "
+                   f"left in the pool {pool}")
+    check_no_overlap(subnet, foreign, "Subnet")
+    row = models.Network(
+        id=str(uuidlib.uuid4()), name=name, project_id=project_id,
+        cidr=str(subnet), gateway=str(subnet.network_address + 1),
+        mtu=settings.mtu, is_default=is_default,
+        dns_nameservers=list(settings.dns_nameservers))
+    session.add(row)
+    session.flush()
+    return _network_dict(row)
+
+
 def create_network(db: Database, project_id: str, name: str,
-                   settings: IpamSettings, host_routes: Routes,
-                   is_default: bool = False) -> dict:
+                   settings: IpamSettings, host_routes: Routes) -> dict:
     """A new network on the lowest free subnet of the pool."""
     pool = _pool(settings)
     routes = list(host_routes())
 
     def attempt() -> dict:
         with db.session() as session:
-            taken = {ipaddress.IPv4Network(c) for c in
-                     session.scalars(sa.select(models.Network.cidr))}
-            # our own subnets show up as routes where bridges carry them
-            foreign = [r for r in routes if r not in taken]
-            check_no_overlap(pool, foreign, "The subnet pool")
-            odd = [t for t in taken
-                   if t.prefixlen != settings.subnet_prefixlen]
-            for subnet in pool.subnets(new_prefix=settings.subnet_prefixlen):
-                if subnet not in taken and not any(
-                        subnet.overlaps(t) for t in odd):
-                    break
-            else:
-                raise exception.Conflict(
-                    reason=f"no free /{settings.subnet_prefixlen} subnet is "
-                           f"left in the pool {pool}")
-            check_no_overlap(subnet, foreign, "Subnet")
-            row = models.Network(
-                id=str(uuidlib.uuid4()), name=name, project_id=project_id,
-                cidr=str(subnet), gateway=str(subnet.network_address + 1),
-                mtu=settings.mtu, is_default=is_default,
-                dns_nameservers=list(settings.dns_nameservers))
-            session.add(row)
-            session.flush()
-            return _network_dict(row)
+            return _insert_network(session, project_id, name, settings,
+                                   pool, routes, is_default=False)
     return retrying(attempt)
 
 
-def _defaults(db: Database, project_id: str) -> list[dict]:
-    with db.session() as session:
-        rows = session.scalars(sa.select(models.Network).where(
-            models.Network.project_id == project_id,
-            models.Network.is_default.is_(True)).order_by(
-                models.Network.created_at, models.Network.id))
-        return [_network_dict(r) for r in rows]
-
-
-def _delete_if_unused(db: Database, network_id: str) -> None:
-    with db.session() as session:
-        session.execute(sa.delete(models.Network).where(
-            models.Network.id == network_id,
-            ~sa.exists().where(models.Port.network_id == network_id)))
+def _default_row(session, project_id: str) -> models.Network | None:
+    return session.scalars(sa.select(models.Network).where(
+        models.Network.project_id == project_id,
+        models.Network.is_default.is_(True)).order_by(
+            models.Network.created_at, models.Network.id)).first()
 
 
 def get_or_create_default(db: Database, project_id: str,
@@ -167,23 +167,27 @@ def get_or_create_default(db: Database, project_id: str,
                           host_routes: Routes) -> dict:
     """The project's default network, created on first use.
 
-    Two first uses may race: whoever then sees another default drops its
-    own (still unused) network and takes the other one.
+    No unique key can say "one default per project", so looking for it and
+    creating it is one serializable transaction: of racing first uses one
+    commits its network, the others fail to serialize, roll back (nothing
+    of theirs was ever visible) and find the winner's on their retry.
     """
-    for _ in range(MAX_ATTEMPTS):
-        found = _defaults(db, project_id)
-        if found:
-            return found[0]
-        mine = create_network(db, project_id, settings.default_network_name,
-                              settings, host_routes, is_default=True)
-        others = [n for n in _defaults(db, project_id)
-                  if n["id"] != mine["id"]]
-        if not others:
-            return mine
-        _delete_if_unused(db, mine["id"])
-        time.sleep(random.uniform(0, 0.01))
-    raise exception.Conflict(
-        reason=f"could not settle the default network of {project_id}")
+    with db.session() as session:
+        row = _default_row(session, project_id)
+        if row is not None:  # the usual case: no lock taken
+            return _network_dict(row)
+    pool = _pool(settings)
+    routes = list(host_routes())
+
+    def attempt() -> dict:
+        with db.session(serializable=True) as session:
+            row = _default_row(session, project_id)
+            if row is not None:
+                return _network_dict(row)
+            return _insert_network(session, project_id,
+                                   settings.default_network_name, settings,
+                                   pool, routes, is_default=True)
+    return retrying(attempt)
 
 
 def get_network(db: Database, network_id: str,

@@ -3,7 +3,8 @@
 Each compute service upserts its ``services`` row every report interval
 (the heartbeat) and its ``compute_nodes`` row with the capacity its driver
 sees and the usage of its instances. The scheduler reads both to pick the
-least-loaded node that is up and has room.
+least-loaded node that is up and has room. Both rows are created by the
+first report; racing first reports retry on their unique key.
 """
 
 from __future__ import annotations
@@ -14,24 +15,27 @@ import sqlalchemy as sa
 
 from pyct_driver import exception
 from pyct_driver.db import models
+from pyct_driver.db import networks as db_networks
 from pyct_driver.db.engine import Database, row_to_dict
 
 
 def heartbeat(db: Database, host: str, binary: str, topic: str) -> dict:
     """Record that ``binary`` on ``host`` is alive now."""
-    now = models.utcnow()
-    with db.session() as session:
-        row = session.scalars(sa.select(models.Service).where(
-            models.Service.host == host,
-            models.Service.binary == binary)).first()
-        if row is None:
-            row = models.Service(host=host, binary=binary, topic=topic,
-                                 report_count=0)
-            session.add(row)
-        row.report_count = (row.report_count or 0) + 1
-        row.last_seen_up = now
-        session.flush()
-        return row_to_dict(row)
+    def attempt() -> dict:
+        with db.session() as session:
+            row = session.scalars(sa.select(models.Service).where(
+                models.Service.host == host,
+                models.Service.binary == binary)).first()
+            if row is None:  # a racing first beat makes us retry: unique
+                row = models.Service(host=host, binary=binary, topic=topic,
+                                     report_count=1)
+                session.add(row)
+            else:  # counted in SQL, so racing beats are not lost
+                row.report_count = models.Service.report_count + 1
+            row.last_seen_up = models.utcnow()
+            session.flush()
+            return row_to_dict(row)
+    return db_networks.retrying(attempt)
 
 
 def service_list(db: Database, binary: str | None = None) -> list[dict]:
@@ -66,17 +70,19 @@ def is_up(service: dict, down_time_s: int) -> bool:
 
 def compute_node_report(db: Database, host: str, values: dict) -> dict:
     """Upsert ``host``'s capacity and usage."""
-    with db.session() as session:
-        row = session.scalars(sa.select(models.ComputeNode).where(
-            models.ComputeNode.host == host)).first()
-        if row is None:
-            row = models.ComputeNode(host=host, **values)
-            session.add(row)
-        else:
-            for key, value in values.items():
-                setattr(row, key, value)
-        session.flush()
-        return row_to_dict(row)
+    def attempt() -> dict:
+        with db.session() as session:
+            row = session.scalars(sa.select(models.ComputeNode).where(
+                models.ComputeNode.host == host)).first()
+            if row is None:  # a racing first report makes us retry
+                row = models.ComputeNode(host=host, **values)
+                session.add(row)
+            else:
+                for key, value in values.items():
+                    setattr(row, key, value)
+            session.flush()
+            return row_to_dict(row)
+    return db_networks.retrying(attempt)
 
 
 def compute_node_list(db: Database) -> list[dict]:

@@ -3,7 +3,8 @@
 Each test gets its own freshly created database (dropped afterwards even on
 failure), upgrades it with the shipped migrations, checks there is no drift
 from the models and runs the same query checks as the SQLite unit test,
-plus a 10-thread race on one task-state compare-and-swap.
+plus races of threads on one task-state compare-and-swap, on a project's
+first default network and on a service's first reports.
 """
 
 from __future__ import annotations
@@ -70,3 +71,12 @@ def test_actions_events_faults(db):
 @pytest.mark.parametrize("round_", range(3))
 def test_cas_race_ten_threads(db, round_):
     dbchecks.check_cas_race(db, threads=10)
+
+
+def test_default_network_race(db):
+    dbchecks.check_default_network_race(db)
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_first_reports_race_six_threads(db, round_):
+    dbchecks.check_first_reports_race(db, threads=6)

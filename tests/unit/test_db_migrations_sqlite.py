@@ -140,3 +140,7 @@ def test_unreachable_server_fails_with_a_clear_message(monkeypatch, attr,
     with pytest.raises(pytest.fail.Exception, match="not reachable"):
         with make():
             pass
+
+
+def test_first_reports_race(db):
+    dbchecks.check_first_reports_race(db)

@@ -13,6 +13,7 @@ from pyct_driver.api import host_routes
 from pyct_driver.db import models
 from pyct_driver.db import networks as nets
 from pyct_driver.db.engine import Database
+from tests import dbchecks
 
 SETTINGS = nets.IpamSettings(pool_cidr="10.241.0.0/16", subnet_prefixlen=24,
                              dns_nameservers=("192.0.2.53",))
@@ -145,24 +146,5 @@ def test_ten_racing_threads_each_get_a_distinct_address(db):
 
 
 def test_default_network_is_created_once_under_a_race(db):
-    found, errors = [], []
-    barrier = threading.Barrier(6)
-
-    def worker():
-        try:
-            barrier.wait()
-            found.append(nets.get_or_create_default(db, "p1", SETTINGS,
-                                                    NO_ROUTES)["id"])
-        except Exception as err:  # noqa: BLE001 - reported below
-            errors.append(err)
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
-    defaults = [n for n in nets.list_networks(db, project_id="p1")
-                if n["is_default"]]
-    assert len(defaults) == 1 and set(found) == {defaults[0]["id"]}
-    assert defaults[0]["name"] == "private"
+    # the same check runs on PostgreSQL and MariaDB (test_db_backends.py)
+    dbchecks.check_default_network_race(db)
