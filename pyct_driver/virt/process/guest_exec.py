@@ -26,11 +26,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 from typing import NoReturn
 
 from pyct_driver import exception
-from pyct_driver.virt.process import caps, guest, seccomp, userns
+from pyct_driver.virt.process import caps, guest, nsinit, seccomp, userns
 from pyct_driver.virt.process import syscalls as sc
 
 EXEC_NAMESPACES = (sc.CLONE_NEWNS | sc.CLONE_NEWNET | sc.CLONE_NEWUTS
@@ -130,9 +129,7 @@ def _e1(req: ExecRequest, stdin: int, stdout: int, stderr: int,
     try:
         # the launcher's signal handling and every one of its descriptors
         # (other guests' consoles, its socket) stay behind
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
+        nsinit.reset_signals()
         for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2),
                            (status, _STATUS_FD)):
             os.dup2(fd, target, inheritable=target < _STATUS_FD)

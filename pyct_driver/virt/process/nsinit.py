@@ -75,7 +75,7 @@ def _fail(fd: int, err: BaseException) -> NoReturn:
     os._exit(127)
 
 
-def _reset_signals() -> None:
+def reset_signals() -> None:
     # The launcher's Python runtime ignores SIGPIPE/SIGXFSZ and catches
     # SIGCHLD into its wakeup pipe; exec would keep the ignores, so put every
     # disposition back to default before the guest sees them.
@@ -105,7 +105,7 @@ def child_main(guest: spec_mod.GuestSpec, console_fd: int,
     namespace (inside that user namespace unless privileged), fork the
     guest's PID 1, report it, exit."""
     try:
-        _reset_signals()
+        reset_signals()
         # First: the first cgroup v1 migration waits for an RCU grace
         # period (~10 ms); the host prepares the root meanwhile.
         for procs in guest.cgroup_procs:
