@@ -7,7 +7,7 @@ CONF    := $(STATE)/pyct.conf
 PYTEST  ?= -q
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: run test bench venv host conf sample-config clean
+.PHONY: run stop test bench venv host conf sample-config clean
 
 $(BIN)/pyct-manage: requirements.txt test-requirements.txt setup.cfg
 	$(PY) -m venv $(VENV)
@@ -25,9 +25,12 @@ else
 	@echo "not root: skipping host packages and services"
 endif
 
+# Project networks come from 10.250.0.0/16, not from the default pool
+# (10.241.0.0/16) the test suite uses, whose networks must overlap no host
+# route: `make test` runs beside a `make run` whose guests have ports.
 $(CONF):
 	mkdir -p $(STATE)
-	printf '[DEFAULT]\nstate_path = %s\nvirt_driver = %s\n\n[database]\nconnection = sqlite:///%s/pyct.sqlite\n' \
+	printf '[DEFAULT]\nstate_path = %s\nvirt_driver = %s\n\n[database]\nconnection = sqlite:///%s/pyct.sqlite\n\n[network]\npool_cidr = 10.250.0.0/16\n' \
 	  "$(STATE)" "$(if $(IS_ROOT),container,fake)" "$(STATE)" > $@
 
 conf: $(CONF)
@@ -41,11 +44,26 @@ run: venv host conf
 	@echo "pyct all-in-one on http://127.0.0.1:8774 — try: openstack --os-cloud pyct-local server list"
 	OS_CLIENT_CONFIG_FILE=$(CURDIR)/etc/pyct/clouds.yaml exec $(BIN)/pyct-all-in-one --config-file $(CONF)
 
+# Stop what `make run` started, from any state: the all-in-one if it still
+# runs, every guest (shut down cleanly: they show SHUTOFF, and `openstack
+# server start` brings them back after the next `make run`), the launcher,
+# the cgroup parent and the bridges. KEEP_GUESTS=1: change nothing while
+# guests run, list what is left.
+stop:
+	@if [ -x $(BIN)/pyct-manage ] && [ -f $(CONF) ]; then \
+	  $(BIN)/pyct-manage --config-file $(CONF) host stop $(if $(KEEP_GUESTS),--keep-running); \
+	else echo "nothing to stop: no $(CONF)"; fi
+
 # The whole suite: unit, functional, integration (real RabbitMQ, PostgreSQL,
-# MariaDB, real clients) and privileged (real kernel), then a leak check.
+# MariaDB, real clients) and privileged (real kernel), then a leak check
+# that blames the suite for what it created only: not for what was there
+# before it started, nor for the resources of `make run`'s all-in-one.
 test: venv host
-	$(BIN)/python -m pytest $(PYTEST) tests; rc=$$?; \
-	  $(BIN)/python tools/leak_check.py || rc=1; exit $$rc
+	base=$$(mktemp /tmp/pyct-leak-baseline.XXXXXX) && \
+	  $(BIN)/python tools/leak_check.py --save $$base || exit 1; \
+	  $(BIN)/python -m pytest $(PYTEST) tests; rc=$$?; \
+	  $(BIN)/python tools/leak_check.py --against $$base \
+	    --foreign-state $(STATE) || rc=1; rm -f $$base; exit $$rc
 
 # The benchmarks (programs that print medians and p95s; see tools/bench/).
 bench: venv host

@@ -20,6 +20,7 @@ layer turns each into a Nova fault body using ``code``::
     │   └── ImageNotFound, ServiceNotFound, ActionNotFound
     ├── Conflict (409)
     │   ├── InstanceInvalidState    a task-state compare-and-swap lost
+    │   ├── HostBusy                another process holds this compute host
     │   └── Duplicate               a unique name or id already exists
     │       └── FlavorAccessExists
     ├── TooLarge (413)
@@ -142,6 +143,11 @@ class Conflict(PyctError):
 class InstanceInvalidState(Conflict):
     msg_fmt = ("Cannot '%(action)s' instance %(instance_id)s while it is in "
                "%(attr)s %(state)s")
+
+
+class HostBusy(Conflict):
+    msg_fmt = ("Compute host %(host)s is held by process %(pid)s "
+               "(%(role)s); stop it first")
 
 
 class Duplicate(Conflict):

@@ -4,7 +4,11 @@ The development and demo setup: the in-process message bus (``inproc://``,
 unless the configuration names a transport) joins the API to a compute
 service for ``[DEFAULT] host``; the database is whatever
 ``[database] connection`` says (SQLite by default). The schema is migrated
-on start so a fresh state directory just works.
+on start so a fresh state directory just works. On SIGINT or SIGTERM
+(Ctrl-C of ``make run``) it stops serving; if no guest runs it also stops
+the launcher and removes the cgroup parent and bridges, else it logs which
+guests (and the launcher holding them) keep running and that
+``pyct-manage host stop`` (``make stop``) shuts them down.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     db = bootstrap.database(conf)
     migration.upgrade(conf.database.connection)
     service = compute_cmd.build_service(conf, db)
-    service.start()
+    if not compute_cmd.start(service):
+        return 1
     server, _ = api_cmd.serve_in_thread(conf, api_cmd.build_app(conf, db))
     try:
         bootstrap.wait_for_signal()

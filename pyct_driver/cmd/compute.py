@@ -2,18 +2,22 @@
 
 Loads the configured virt driver, recovers this host's instances and serves
 the ``pyct-compute`` RPC topic as server ``[DEFAULT] host`` until SIGTERM.
-Guests keep running when it stops or dies.
+Guests keep running when it stops or dies; when it stops and none runs, it
+releases the host (launcher, cgroup parent, bridges: ``compute.host``).
+One service per host and state dir (``compute.host_lock``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from pyct_driver import plugins
+from pyct_driver import exception, plugins
 from pyct_driver.cmd import bootstrap
+from pyct_driver.compute.host_lock import HostLock
 from pyct_driver.compute.manager import ComputeManager
 from pyct_driver.compute.service import ComputeService
 from pyct_driver.db.engine import Database
@@ -23,17 +27,29 @@ from pyct_driver.rpc import transport as rpc_transport
 LOG = logging.getLogger(__name__)
 
 
-def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
-    """Compose a compute service from configuration."""
+def host_lock(conf: cfg.ConfigOpts) -> HostLock:
+    """The lock of ``[DEFAULT] host`` in ``state_path``."""
+    return HostLock(os.path.join(conf.state_path, f"compute-{conf.host}.lock"),
+                    conf.host)
+
+
+def build_manager(conf: cfg.ConfigOpts, db: Database) -> ComputeManager:
+    """The configured virt driver behind a compute manager."""
     driver = plugins.load_virt_driver(conf.virt_driver, conf)
-    manager = ComputeManager(
+    return ComputeManager(
         db, driver, conf.host,
         shutdown_timeout=conf.compute.shutdown_timeout,
         force_config_drive=conf.metadata.force_config_drive)
+
+
+def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
+    """Compose a compute service from configuration."""
+    manager = build_manager(conf, db)
     metadata = None
     if conf.metadata.port > 0:
         metadata = MetadataServer.from_db(db, conf.metadata.address,
-                                          conf.metadata.port, conf.host)
+                                          conf.metadata.port, conf.host,
+                                          per_device=True)
     return ComputeService(
         manager, rpc_transport.get_transport(conf),
         report_interval=conf.report_interval,
@@ -45,14 +61,27 @@ def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
             "reserved_host_memory_mb": conf.compute.reserved_host_memory_mb,
         },
         metadata_server=metadata,
-        reserved_host_disk_mb=conf.compute.reserved_host_disk_mb)
+        reserved_host_disk_mb=conf.compute.reserved_host_disk_mb,
+        host_lock=host_lock(conf))
+
+
+def start(service: ComputeService) -> bool:
+    """Start ``service``; False, after one clear line instead of a
+    traceback, when another process holds the host."""
+    try:
+        service.start()
+    except exception.HostBusy as err:
+        LOG.error("%s", err.message)
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
     conf = bootstrap.parse_args(argv if argv is not None else sys.argv)
     db = bootstrap.database(conf)
     service = build_service(conf, db)
-    service.start()
+    if not start(service):
+        return 1
     try:
         bootstrap.wait_for_signal()
     finally:

@@ -9,7 +9,8 @@ it private or shared to a project), ``image create-busybox`` builds
 the demo image from the host's static busybox first, and ``image
 create-debian`` a Debian guest with systemd (debootstrap; cached on the host);
 ``server exec`` runs a command in a guest on this host, confined
-(``server_exec``).
+(``server_exec``); ``host stop`` stops what the compute service started on
+this host (``host_stop``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from oslo_config import cfg
 from pyct_driver import exception, plugins
 from pyct_driver.api import flavors as api_flavors
 from pyct_driver.api import images as api_images
-from pyct_driver.cmd import bootstrap, server_exec
+from pyct_driver.cmd import bootstrap, host_stop, server_exec
 from pyct_driver.db import catalog as db_catalog
 from pyct_driver.db import image_access
 from pyct_driver.db import migration
@@ -102,6 +103,7 @@ def _add_parsers(subparsers) -> None:
     deb.add_argument("--if-missing", action="store_true")
     isub.add_parser("list", help="list images")
     server_exec.add_parser(subparsers)
+    host_stop.add_parser(subparsers)
 
 
 command_opt = cfg.SubCommandOpt("command", title="commands",
@@ -225,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             return _flavor_cmd(conf, db)
         if conf.command.name == "server":
             return server_exec.run(conf, db)
+        if conf.command.name == "host":
+            return host_stop.run(conf, db)
         return _image_cmd(conf, db)
     except exception.PyctError as err:
         print(f"ERROR: {err.message}", file=sys.stderr)

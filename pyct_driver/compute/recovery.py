@@ -88,15 +88,8 @@ def _reap_orphans(manager: ComputeManager) -> None:
             continue  # lives on another host's record; not ours to touch
         LOG.warning("destroying guest %s that the database deleted", uuid)
         with manager.instance_lock(uuid):
-            manager.driver.destroy(_bare_spec(uuid, row))
-
-
-def _bare_spec(uuid: str, row: dict | None) -> virt_base.InstanceSpec:
-    """Enough of a spec for destroy, which needs only the uuid."""
-    return virt_base.InstanceSpec(
-        uuid=uuid, name=uuid, hostname=uuid,
-        flavor=virt_base.FlavorSpec(vcpus=1, memory_mb=1, root_gb=0),
-        image_id=(row or {}).get("image_ref", ""))
+            manager.driver.destroy(virt_base.bare_spec(
+                uuid, (row or {}).get("image_ref", "")))
 
 
 def sync_power_states(manager: ComputeManager) -> int:

@@ -5,7 +5,13 @@ recovers the host's instances, then serves the ``pyct-compute`` topic with
 this host's name as the RPC server (threaded executor) while one background
 thread beats the heartbeat, reports capacity and usage, and runs the
 power-state sync on their intervals. It also runs the host's metadata
-service when one is given (``[metadata] port`` > 0).
+service when one is given (``[metadata] port`` > 0), listening on each
+project bridge apart (the driver tells it of each: ``watch_networks``), so
+another deployment's service on the same host and port is no clash. It
+holds the host's
+lock (``host_lock``) while it runs, and on stop releases what the driver
+holds on the host if no guest runs, or says what keeps running
+(``compute.host``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import time
 
 from oslo_log import log as logging
 
+from pyct_driver.compute import host as host_mod
 from pyct_driver.compute import recovery
+from pyct_driver.compute.host_lock import HostLock
 from pyct_driver.exception import PyctError
 from pyct_driver.compute.manager import ComputeManager
 from pyct_driver.db import instances as db_instances
@@ -37,8 +45,10 @@ class ComputeService:
                  sync_interval: float = 60,
                  allocation: dict | None = None,
                  metadata_server: MetadataServer | None = None,
-                 reserved_host_disk_mb: int = 0) -> None:
+                 reserved_host_disk_mb: int = 0,
+                 host_lock: HostLock | None = None) -> None:
         self.manager = manager
+        self.host_lock = host_lock
         self.metadata_server = metadata_server
         self.transport = transport
         self.report_interval = report_interval
@@ -57,11 +67,13 @@ class ComputeService:
         return self.manager.host
 
     def start(self) -> None:
+        if self.host_lock is not None:
+            self.host_lock.acquire()  # HostBusy: another owner runs
         self.manager.driver.init_host(self.host)
+        self._start_metadata()  # before recovery may start guests
         self.report()
         recovery.recover_host(self.manager)
         recovery.sync_power_states(self.manager)
-        self._start_metadata()
         target = messaging.Target(topic=rpc_transport.TOPIC,
                                   server=self.host)
         self._server = messaging.get_rpc_server(
@@ -83,6 +95,10 @@ class ComputeService:
             # sees this and fixes the port clash or the address.
             LOG.error("metadata service not started: %s", err)
             self.metadata_server = None
+            return
+        if self.metadata_server.per_device:  # a listener on each bridge
+            self.manager.driver.watch_networks(
+                self.metadata_server, host_mod.network_ids(self.manager))
 
     def report(self) -> None:
         """Heartbeat plus this host's capacity and usage. ``local_gb`` is
@@ -133,4 +149,23 @@ class ComputeService:
             self._thread = None
         if self.metadata_server is not None:
             self.metadata_server.stop()
+        self._release_host()
+        if self.host_lock is not None:
+            self.host_lock.release()
         LOG.info("compute service on %s stopped", self.host)
+
+    def _release_host(self) -> None:
+        """Free the host if no guest runs; else say what keeps running."""
+        try:
+            before, after = host_mod.release(self.manager)
+        except PyctError as err:
+            LOG.error("could not release host %s: %s", self.host, err)
+            return
+        if after.running:
+            LOG.warning("%s", host_mod.describe_left(self.manager, after))
+        elif not after.empty():
+            LOG.error("no guest runs on %s, but these are left: %s",
+                      self.host, host_mod.describe(after))
+        elif not before.empty():
+            LOG.info("no guest runs on %s: released %s", self.host,
+                     host_mod.describe(before))

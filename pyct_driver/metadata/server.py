@@ -9,6 +9,14 @@ socket is bound with ``IP_FREEBIND`` because the address lives on pyct's
 project bridges, which may not exist yet when the service starts. Handlers
 have a socket timeout, so a guest that opens connections and stays silent
 ties up a thread only for that long.
+
+The compute service runs it ``per_device``: one listener per project
+bridge, bound to that device (``up`` when the driver sets a bridge up,
+``down`` when it goes), instead of one for the whole host. The kernel lets
+sockets bound to different devices share an address and port, so several
+pyct deployments on one host (``make run`` beside the test suite) each
+serve their own guests on 169.254.169.254:80, and a listener never hears
+anyone but the guests on its bridge.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import http.server
 import socket
 import threading
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from oslo_log import log as logging
@@ -87,8 +96,10 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], resolve: Resolver) -> None:
+    def __init__(self, address: tuple[str, int], resolve: Resolver,
+                 device: str | None = None) -> None:
         self.resolve = resolve
+        self.device = device
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
@@ -98,52 +109,137 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
             self.socket.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
         else:
             self.socket.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+        if self.device:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE,
+                                   self.device.encode())
         super().server_bind()
+
+
+class _Listener:
+    """One HTTP server and its thread; ``index`` is its device's ifindex
+    when it was bound (a device made again has a new one)."""
+
+    def __init__(self, httpd: _HTTPServer, index: int = 0) -> None:
+        self.httpd = httpd
+        self.index = index
+        self.thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.5},
+            daemon=True, name=f"metadata-{httpd.device or 'server'}")
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
 
 
 class MetadataServer:
     """The service's lifecycle: ``start`` binds and serves in a thread,
     ``stop`` closes. ``resolve`` maps a source address to its instance's
-    ``lookup.Source`` (or None)."""
+    ``lookup.Source`` (or None). With ``per_device``, ``start`` binds
+    nothing: ``up``/``down`` add and drop one listener per device."""
 
-    def __init__(self, address: str, port: int, resolve: Resolver) -> None:
+    def __init__(self, address: str, port: int, resolve: Resolver,
+                 per_device: bool = False) -> None:
         self.address = address
         self.port = port
         self.resolve = resolve
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self.per_device = per_device
+        self._guard = threading.Lock()
+        self._running = False
+        self._main: _Listener | None = None
+        self._devices: dict[str, _Listener] = {}
 
     @classmethod
     def from_db(cls, db: Database, address: str, port: int,
-                host: str | None = None) -> "MetadataServer":
+                host: str | None = None,
+                per_device: bool = False) -> "MetadataServer":
         """Serve the instances the database places on ``host``."""
         return cls(address, port,
-                   lambda ip: lookup.source_for_address(db, ip, host))
+                   lambda ip: lookup.source_for_address(db, ip, host),
+                   per_device=per_device)
 
     @property
     def bound_address(self) -> tuple[str, int]:
-        if self._httpd is None:
+        if self._main is None:
             raise exception.PyctError("metadata server is not running")
-        return self._httpd.server_address[:2]
+        return self._main.httpd.server_address[:2]
+
+    @property
+    def devices(self) -> list[str]:
+        """The devices served now (``per_device``)."""
+        with self._guard:
+            return sorted(self._devices)
 
     def start(self) -> None:
+        with self._guard:
+            self._running = True
+        if self.per_device:
+            LOG.info("metadata service on %s:%s, on each project network's "
+                     "bridge", self.address, self.port)
+            return
         try:
-            self._httpd = _HTTPServer((self.address, self.port), self.resolve)
+            self._main = _Listener(_HTTPServer((self.address, self.port),
+                                               self.resolve))
         except OSError as err:
             raise exception.PyctError(
                 f"metadata service cannot bind {self.address}:{self.port}: "
                 f"{err.strerror or err}") from err
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.5},
-            daemon=True, name="metadata-server")
-        self._thread.start()
         LOG.info("metadata service listening on %s:%s", *self.bound_address)
 
+    def up(self, device: str) -> None:
+        """Serve the guests behind ``device`` (again, if it was made anew).
+        Never raises: a guest without the service still boots (config
+        drive), and the error is logged."""
+        try:
+            index = socket.if_nametoindex(device)
+        except OSError:
+            return  # gone meanwhile
+        with self._guard:
+            if not (self._running and self.per_device):
+                return
+            held = self._devices.get(device)
+            if held is not None and held.index == index:
+                return  # the common case: a dictionary look per spawn
+            stale = self._devices.pop(device, None)
+            try:
+                listener = _Listener(_HTTPServer(
+                    (self.address, self.port), self.resolve, device), index)
+            except OSError as err:
+                LOG.error("metadata service cannot listen on %s:%s on %s: "
+                          "%s", self.address, self.port, device,
+                          err.strerror or err)
+                listener = None
+            if listener is not None:
+                self._devices[device] = listener
+        if stale is not None:
+            stale.close()
+        if listener is not None:
+            LOG.info("metadata service listening on %s:%s on %s",
+                     self.address, self.port, device)
+
+    def down(self, device: str) -> None:
+        """Stop serving on ``device`` once it is gone (a device of that
+        name made again meanwhile keeps the listener ``up`` gave it)."""
+        try:
+            index = socket.if_nametoindex(device)
+        except OSError:
+            index = None
+        with self._guard:
+            held = self._devices.get(device)
+            if held is None or held.index == index:
+                return
+            del self._devices[device]
+        held.close()
+
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        with self._guard:
+            self._running = False
+            listeners = list(self._devices.values())
+            self._devices.clear()
+            main, self._main = self._main, None
+        if main is not None:
+            listeners.append(main)
+        if listeners:  # each takes up to a poll interval: all at once
+            with ThreadPoolExecutor(min(len(listeners), 32)) as pool:
+                list(pool.map(_Listener.close, listeners))

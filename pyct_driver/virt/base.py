@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from typing import Iterable, Protocol
 
 from pyct_driver import exception
 
@@ -73,6 +74,14 @@ class InstanceSpec:
     host_root: bool = False
 
 
+def bare_spec(uuid: str, image_id: str = "") -> InstanceSpec:
+    """Enough of a spec for the steps that need only the uuid (destroy,
+    stopping a guest that has no ports)."""
+    return InstanceSpec(uuid=uuid, name=uuid, hostname=uuid,
+                        flavor=FlavorSpec(vcpus=1, memory_mb=1, root_gb=0),
+                        image_id=image_id)
+
+
 @dataclasses.dataclass(frozen=True)
 class InstanceInfo:
     """What the driver observes of one instance right now."""
@@ -94,6 +103,22 @@ class HostResources:
 
 
 @dataclasses.dataclass(frozen=True)
+class HostHoldings:
+    """What a driver holds on the host outside the guests' own disks:
+    guests still running (uuids), its helper processes (pids), its cgroup
+    parent directories and network links (names)."""
+
+    running: tuple[str, ...] = ()
+    helpers: tuple[int, ...] = ()
+    cgroups: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+
+    def empty(self) -> bool:
+        return not (self.running or self.helpers or self.cgroups
+                    or self.links)
+
+
+@dataclasses.dataclass(frozen=True)
 class ImageInfo:
     """What importing an image learned about it."""
 
@@ -102,6 +127,15 @@ class ImageInfo:
     size: int
     checksum: str
     properties: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+class NetworkWatcher(Protocol):
+    """Told when the host side of a project network (the device its
+    guests reach the host through) is set up and when it goes."""
+
+    def up(self, device: str) -> None: ...
+
+    def down(self, device: str) -> None: ...
 
 
 class VirtDriver(abc.ABC):
@@ -165,6 +199,27 @@ class VirtDriver(abc.ABC):
     @abc.abstractmethod
     def get_available_resource(self) -> HostResources:
         """The host's capacity for instances."""
+
+    @abc.abstractmethod
+    def host_holdings(self, network_ids: Iterable[str]) -> HostHoldings:
+        """What the driver holds on the host now; ``links`` only of the
+        networks ``network_ids``. Changes nothing."""
+
+    @abc.abstractmethod
+    def release_host(self, network_ids: Iterable[str]) -> HostHoldings:
+        """If no guest runs: stop the driver's helper processes and remove
+        its host-wide resources (cgroup parents, the links of
+        ``network_ids``, what guests that stopped by themselves still
+        hold); a later ``init_host`` makes them again. With a guest
+        running nothing changes. Returns what is still held."""
+
+    def watch_networks(self, watcher: NetworkWatcher,
+                       network_ids: Iterable[str]) -> None:
+        """From now on call ``watcher.up(device)`` whenever the host-side
+        device of a project network is set up (before a guest on it can
+        send) and ``watcher.down(device)`` when it is removed; right away,
+        ``up`` for the devices of ``network_ids`` that exist. A driver
+        without such devices has nothing to tell."""
 
     # Hot-plug is concrete so a driver without it still loads; the
     # manager turns the NetworkError into a failed attach (the API then

@@ -36,6 +36,7 @@ from oslo_log import log as logging
 from pyct_driver import exception, states
 from pyct_driver.virt import base, guest_config, ownership
 from pyct_driver.virt.cgroups.detect import detect_backend
+from pyct_driver.virt.container_host import HostSide
 from pyct_driver.virt import host_resources as host_resources_mod
 from pyct_driver.virt.network.bridge import NetworkPlumber
 from pyct_driver.virt.process import guest
@@ -49,8 +50,9 @@ from pyct_driver.virt.rootfs.store import ImageStore
 LOG = logging.getLogger(__name__)
 
 
-class ContainerDriver(base.VirtDriver):
-    """Linux containers that behave like VMs."""
+class ContainerDriver(HostSide, base.VirtDriver):
+    """Linux containers that behave like VMs (``HostSide``: what it holds
+    on the host as a whole, and releasing it)."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         opts = conf.container

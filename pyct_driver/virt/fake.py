@@ -14,6 +14,7 @@ import hashlib
 import os
 import threading
 import time
+from typing import Iterable
 
 from oslo_config import cfg
 
@@ -152,6 +153,16 @@ class FakeDriver(base.VirtDriver):
 
     def get_available_resource(self) -> base.HostResources:
         return self._resources
+
+    def host_holdings(self, network_ids: Iterable[str]) -> base.HostHoldings:
+        with self._lock:
+            running = sorted(u for u, e in self._instances.items()
+                             if e["power_state"] in (states.RUNNING,
+                                                     states.PAUSED_POWER))
+        return base.HostHoldings(running=tuple(running))
+
+    def release_host(self, network_ids: Iterable[str]) -> base.HostHoldings:
+        return self.host_holdings(network_ids)  # holds nothing on the host
 
     def simulate_crash(self, uuid: str) -> None:
         """Test hook: the guest stopped on its own."""

@@ -74,8 +74,8 @@ class E2E:
     def __init__(self, tag: str, extra: dict | None = None) -> None:
         self.tmp = tempfile.mkdtemp(prefix=f"pyct-e2e-{tag}-")
         self.parent = f"pyct-test-{uuid_mod.uuid4().hex[:8]}"
-        # the metadata service binds 169.254.169.254:80 host-wide; only
-        # deployments that test it ask for it
+        # the metadata service (a listener on each of the deployment's
+        # bridges): only deployments that test it ask for it
         sections = {"container": {"cgroup_parent": self.parent,
                                   "soft_reboot_timeout": 10},
                     "metadata": {"port": 0}}

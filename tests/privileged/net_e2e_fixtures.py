@@ -7,9 +7,10 @@ with what network tests need:
 - a subnet pool no host route and no existing interface address overlaps
   (``pick_pool``), so it cannot collide with the host or with another
   deployment's bridges running on this shared machine at the same time;
-- ``[metadata] port = 80`` and proof that *this* deployment's process owns
-  the only listener on 169.254.169.254:80 (``metadata_listeners``), waiting
-  (bounded) for another deployment to release it first;
+- ``[metadata] port = 80`` and proof that *this* deployment's process
+  serves 169.254.169.254:80 on each of its bridges (``metadata_listeners``:
+  one listener bound to each bridge, so other deployments' services on the
+  same address and port, on their own bridges, do not matter);
 - the real clients of two projects (``sdk`` is "demo", ``other`` is
   "other"), boot helpers, each server's fixed IPs/ports as the API shows them;
 - actions inside guests: ``ping``, ``icmp_in_echos`` (what the target
@@ -33,7 +34,7 @@ import time
 
 from pyct_driver.api.host_routes import read_ipv4_routes
 from pyct_driver.virt.network.bridge import bridge_name, veth_name
-from tests.privileged.e2e_fixtures import E2E, timing, wait_for
+from tests.privileged.e2e_fixtures import E2E, wait_for
 
 METADATA_IP = "169.254.169.254"
 METADATA_PORT = 80
@@ -59,40 +60,22 @@ def pick_pool() -> str:
     raise AssertionError(f"no free /16 in 10.200-249 (taken: {taken})")
 
 
-def _listen_inodes(port: int) -> dict[str, str]:
-    """inode -> local address of TCP sockets listening on ``port`` that
-    a connection to 169.254.169.254:``port`` could reach."""
-    found = {}
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(path) as f:
-            for line in f.readlines()[1:]:
-                fields = line.split()
-                addr, hexport = fields[1].rsplit(":", 1)
-                if fields[3] != "0A" or int(hexport, 16) != port:
-                    continue
-                # any address, or the metadata address (little-endian hex)
-                if set(addr) == {"0"} or addr.endswith("FEA9FEA9"):
-                    found[fields[9]] = addr
+def metadata_listeners(port: int = METADATA_PORT) -> dict[str, set[int]]:
+    """device -> pids of the processes listening on the metadata address
+    and ``port`` bound to that device ("" for one bound to none, which
+    would take the address for every bridge of the host)."""
+    out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"],
+                         capture_output=True, text=True, check=True).stdout
+    found: dict[str, set[int]] = {}
+    for line in out.splitlines():
+        fields = line.split()
+        local = fields[3].rsplit(":", 1)[0]
+        addr, _, device = local.partition("%")
+        if addr not in (METADATA_IP, "0.0.0.0", "*", "[::]"):
+            continue
+        found.setdefault(device, set()).update(
+            int(p) for p in re.findall(r"pid=(\d+)", line))
     return found
-
-
-def metadata_listeners(port: int = METADATA_PORT) -> dict[int, str]:
-    """pid -> command of every process holding a listener the metadata
-    address's port would reach (host network namespace)."""
-    inodes = {f"socket:[{i}]" for i in _listen_inodes(port)}
-    owners: dict[int, str] = {}
-    if not inodes:
-        return owners
-    for fd_dir in glob.glob("/proc/[0-9]*/fd"):
-        pid = int(fd_dir.split("/")[2])
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(fd_dir):
-                with contextlib.suppress(OSError):
-                    if os.readlink(os.path.join(fd_dir, fd)) in inodes:
-                        with open(f"/proc/{pid}/cmdline", "rb") as f:
-                            owners[pid] = f.read().replace(b"\0", b" ") \
-                                .decode(errors="replace")[:200]
-    return owners
 
 
 def links(prefixes: tuple[str, ...] = ("pyb-", "pyv-")) -> set[str]:
@@ -108,11 +91,12 @@ class NetE2E(E2E):
     """An all-in-one with real containers, networks and the metadata
     service on port 80, driven by the clients of two projects."""
 
-    def __init__(self, tag: str) -> None:
+    def __init__(self, tag: str, metadata_port: int = METADATA_PORT) -> None:
         self.pool = pick_pool()
+        self.metadata_port = metadata_port
         super().__init__(tag, {
             "network": {"pool_cidr": self.pool, "dns_nameservers": DNS},
-            "metadata": {"port": METADATA_PORT},
+            "metadata": {"port": metadata_port},
         })
         self.network_ids: set[str] = set()
         self.port_ids: set[str] = set()
@@ -123,36 +107,26 @@ class NetE2E(E2E):
 
     # -- set-up ---------------------------------------------------------------
 
-    def start(self, port_wait: float = 180.0):
-        """Start the all-in-one once nobody else serves the metadata port,
-        then check that it is the one process serving it. Another
-        deployment may grab the port between our look and our bind: then
-        ours logs that it could not bind, and is stopped and started again."""
-        t0 = time.monotonic()
-        deadline = t0 + port_wait
-        while True:
-            wait_for(lambda: not metadata_listeners(),
-                     max(deadline - time.monotonic(), 0), interval=0.5,
-                     what=f"{METADATA_IP}:{METADATA_PORT} to be free "
-                          f"(held by {metadata_listeners()})")
-            service = super().start()
-            wait_for(lambda: _logged(service, (
-                "metadata service listening", "metadata service not started")),
-                30, what="the metadata service to start or fail")
-            if _logged(service, ("metadata service listening",)):
-                break
-            service.stop()
-            self.dep.processes.remove(service)
-            if time.monotonic() > deadline:
-                raise AssertionError("the metadata port stayed busy")
-        if time.monotonic() - t0 > 2:
-            timing("waited for the metadata port", time.monotonic() - t0)
-        owners = metadata_listeners()
-        assert list(owners) == [service.pid], (
-            f"metadata port served by {owners}, not only by our "
-            f"pyct-all-in-one {service.pid}")
+    def start(self):
+        """Start the all-in-one; once it serves, each of our bridges that
+        exists (a restart) has a metadata listener bound to it, ours."""
+        service = super().start()
+        service.wait_output("compute service on", timeout=30)
+        self.check_metadata_listeners()
         self._other = None
         return service
+
+    def check_metadata_listeners(self) -> None:
+        """Every bridge of ours has one metadata listener: this service's;
+        none listens for every bridge at once."""
+        def wrong():
+            held = metadata_listeners(self.metadata_port)
+            ours = links() & {bridge_name(n) for n in self.network_ids}
+            return {dev: held.get(dev) for dev in ours | {""}
+                    if held.get(dev) != ({self.service.pid} if dev
+                                         else None)}
+        bad = _poll(wrong, 10.0)
+        assert not bad, f"metadata listeners by bridge: {bad}"
 
     @property
     def other(self):
@@ -320,16 +294,6 @@ class NetE2E(E2E):
         assert not left and not netns, (
             f"links left: {sorted(left)} (networks: {self.network_names}); "
             f"netns left: {netns}")
-
-
-def _logged(service, texts: tuple[str, ...]) -> bool:
-    with open(service.log, "rb") as f:
-        f.seek(service.log_offset)
-        out = f.read()
-    if not service.alive():
-        raise AssertionError(f"{service.script} exited:\n"
-                             f"{service.output()[-3000:]}")
-    return any(t.encode() in out for t in texts)
 
 
 def _poll(look, timeout: float):

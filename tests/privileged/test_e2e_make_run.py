@@ -1,7 +1,7 @@
 """End to end: the README's `make run` flow, then the openstack CLI with
 etc/pyct/clouds.yaml.
 
-The commands come from the Makefile itself (`make -n run STATE=<tmp>`), so
+The commands come from the Makefile itself (``make_run_fixtures``), so
 this test follows the Makefile when it changes: the config it writes, the
 pyct-manage set-up commands (run twice: `make run` again must be harmless)
 and the all-in-one command line. Two additions, both forced by the shared
@@ -12,8 +12,9 @@ pointing at it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
-import shlex
+import re
 import socket
 import subprocess
 import sys
@@ -21,20 +22,13 @@ import time
 
 import yaml
 
+from pyct_driver import conf as pyct_conf
 from tests.privileged.e2e_fixtures import E2E, timing
-from tests.services import ServiceProcess, free_port, wait_http
+from tests.privileged.make_run_fixtures import MakeRun, REPO
+from tests.services import free_port
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
 CLOUDS = os.path.join(REPO, "etc", "pyct", "clouds.yaml")
 BIN = os.path.dirname(sys.executable)
-
-
-def _make_run_commands(state: str) -> list[str]:
-    out = subprocess.run(["make", "-n", "-C", REPO, "run", f"STATE={state}"],
-                         check=True, capture_output=True, text=True).stdout
-    return [line for line in out.replace("\\\n", " ").splitlines()
-            if line.strip()]
 
 
 def _port_free(port: int) -> bool:
@@ -65,26 +59,13 @@ def test_make_run_flow_and_clouds_yaml():
 
 
 def _run(env: E2E) -> None:
-    state = env.state_path
-    lines = _make_run_commands(state)
-    conf = os.path.join(state, "pyct.conf")
-    setup = [ln for ln in lines if ln.startswith("mkdir -p")
-             or (ln.startswith("printf") and conf in ln)]
-    manage = [shlex.split(ln) for ln in lines if "/pyct-manage " in ln
-              and "--config-file" in ln]
-    serve = [ln for ln in lines if "pyct-all-in-one" in ln
-             and "--config-file" in ln]
-    assert len(setup) == 2 and len(manage) >= 3 and len(serve) == 1, lines
-    subprocess.run(["bash", "-ec", "\n".join(setup)], check=True)
-    with open(conf) as f:
-        text = f.read()
-    assert "virt_driver = container" in text, text  # we are root
+    run = MakeRun(env)
     port = 8774
-    extra = f"\n[container]\ncgroup_parent = {env.parent}\n"
+    extra = {"container": {"cgroup_parent": env.parent}}
     clouds = CLOUDS
     if not _port_free(port):
         port = free_port()
-        extra += f"\n[api]\nport = {port}\n"
+        extra["api"] = {"port": port}
         with open(CLOUDS) as f:
             text = f.read().replace("127.0.0.1:8774", f"127.0.0.1:{port}")
         clouds = os.path.join(env.tmp, "clouds.yaml")
@@ -92,25 +73,21 @@ def _run(env: E2E) -> None:
             f.write(text)
     print(f"\nE2E-NOTE make run flow on port {port} "
           f"({'etc/pyct/clouds.yaml' if clouds == CLOUDS else clouds})")
-    with open(conf, "a") as f:
-        f.write(extra)
-
-    for _ in range(2):  # `make run` twice must not fail or duplicate
-        for argv in manage:
-            subprocess.run(argv, check=True, capture_output=True)
-
-    # The all-in-one exactly as the Makefile execs it, seen by the cleanup.
-    argv = shlex.split(serve[0].split(" exec ", 1)[1])
-    assert argv[0].endswith("/pyct-all-in-one"), argv
-    env.dep.conf = conf
-    env.dep.port = port
-    env.dep.endpoint = f"http://127.0.0.1:{port}"
-    proc = ServiceProcess("pyct-all-in-one", conf,
-                          os.path.join(env.tmp, "all-in-one.log"),
-                          extra=argv[3:] if len(argv) > 3 else None)
-    env.dep.processes.append(proc)
-    env.service = proc
-    wait_http(env.dep.endpoint + "/")
+    # `make run` twice must not fail or duplicate
+    written = run.prepare(extra, port, runs=2)
+    assert "virt_driver = container" in written, written  # we are root
+    # Its networks stay clear of every pool the suite's networks come from
+    # (the default one, pick_pool's 10.200-249.0.0/16): the API refuses a
+    # pool a host route overlaps, so a `make run` guest with a port on the
+    # default pool failed every test that makes a network.
+    pool = ipaddress.IPv4Network(
+        re.search(r"pool_cidr = (\S+)", written).group(1))
+    default, = (o.default for o in pyct_conf.network_opts
+                if o.name == "pool_cidr")
+    suite = [ipaddress.IPv4Network(default)] + [
+        ipaddress.IPv4Network(f"10.{i}.0.0/16") for i in range(200, 250)]
+    assert not any(pool.overlaps(net) for net in suite), (pool, written)
+    run.start()
 
     with open(clouds) as f:
         assert {"pyct-local", "pyct-admin"} <= set(yaml.safe_load(f)

@@ -1,7 +1,8 @@
 """End to end: busybox guests on pyct's project networks, through the API.
 
 One all-in-one (container driver, SQLite, its own subnet pool, the metadata
-service on 169.254.169.254:80 served by it alone). Three servers: ``a1``
+service on 169.254.169.254:80, on each of its bridges by it). Three
+servers: ``a1``
 (project demo, booted with the real openstack CLI with ``--key-name`` and
 ``--user-data``), ``a2`` (demo, SDK, ``networks="auto"``, config drive) and
 ``b1`` (project other, SDK). Everything is checked from inside the guests
@@ -316,7 +317,7 @@ def test_addresses_survive_reboots_stop_start_and_compute_restart(net, vms):
     inits = {u: net.init_pid(u) for u in (a1, a2)}
     net.service.kill(signal.SIGKILL)
     t0 = time.monotonic()
-    net.start()  # also proves it alone serves the metadata port again
+    net.start()  # also proves it serves its bridges' metadata again
     timing("all-in-one SIGKILL -> restarted, metadata bound",
            time.monotonic() - t0)
     for uuid in (a1, a2):

@@ -281,6 +281,20 @@ class CgroupBackend(abc.ABC):
     def _remove_dirs(self, name: str, deadline: float) -> None:
         """rmdir the (empty) group everywhere it exists."""
 
+    @abc.abstractmethod
+    def parent_dirs(self) -> list[str]:
+        """The parent group's existing directories (one per hierarchy)."""
+
+    def remove_parent(self, timeout: float = 10.0) -> None:
+        """Destroy every group below the parent, then the parent itself
+        (only its last path component: the levels above may be shared).
+        ``create`` makes it again."""
+        deadline = time.monotonic() + timeout
+        for name in self.list_groups():
+            self.destroy(name, timeout=max(0.1, deadline - time.monotonic()))
+        for path in self.parent_dirs():
+            rmdir_tree(path, deadline)
+
     def kill_all(self, name: str, timeout: float = 10.0) -> None:
         """SIGKILL every task of the group until it is empty.
 

@@ -303,3 +303,8 @@ class V1Backend(base.CgroupBackend):
     def _remove_dirs(self, name: str, deadline: float) -> None:
         for group in self._group_dirs(name):
             base.rmdir_tree(group, deadline)
+
+    def parent_dirs(self) -> list[str]:
+        return [path for path in (os.path.join(m, self.parent)
+                                  for m in self._mounts)
+                if os.path.isdir(path)]

@@ -211,3 +211,6 @@ class V2Backend(base.CgroupBackend):
 
     def _remove_dirs(self, name: str, deadline: float) -> None:
         base.rmdir_tree(self._dir(name), deadline)
+
+    def parent_dirs(self) -> list[str]:
+        return [self._top] if os.path.isdir(self._top) else []

@@ -19,7 +19,9 @@ Each port is a veth ``pyv-<port id[:11]>`` whose guest end is created directly
 inside the guest's network namespace as ``eth<device_index>`` (creating it
 there costs ~1-3 ms, moving it afterwards ~15-30 ms), with the port's MAC and
 MTU; the host end joins the bridge only after its anti-spoofing filters are
-in place. Deletions go to a background thread (``deleter``).
+in place. Deletions go to a background thread (``deleter``). A
+``watcher`` (the compute service's metadata service) hears of every bridge
+set up and removed, to listen on each one apart.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ import ipaddress
 import logging
 import os
 import socket
+from typing import Iterable
 
 from pyct_driver import exception
-from pyct_driver.virt.base import VifSpec
+from pyct_driver.virt.base import NetworkWatcher, VifSpec
 from pyct_driver.virt.network import antispoof
 from pyct_driver.virt.network import deleter as deleter_mod
 from pyct_driver.virt.network import netlink
@@ -75,7 +78,8 @@ class NetworkPlumber:
                  metadata_address: str = "169.254.169.254",
                  metadata_port: int = 80,
                  dns: list[str] | tuple[str, ...] = (),
-                 egress_nat: bool = False) -> None:
+                 egress_nat: bool = False,
+                 watcher: NetworkWatcher | None = None) -> None:
         if egress_nat:
             raise exception.NetworkError(
                 reason="egress NAT is not implemented; set "
@@ -89,6 +93,7 @@ class NetworkPlumber:
                 reason=f"bad metadata port {metadata_port}")
         self.metadata_port = metadata_port
         self.dns = tuple(dns)
+        self.watcher = watcher
         self.host = netlink.HostNetlink()
         self.deleter = deleter_mod.Deleter()
         # Bumped by every ensure_bridge: a deferred removal requested
@@ -146,6 +151,8 @@ class NetworkPlumber:
                 host.ipr.link("set", index=index, mtu=mtu, state="up")
             self._generation[network_id] = (
                 self._generation.get(network_id, 0) + 1)
+            if self.watcher is not None:  # before any port can send
+                self.watcher.up(name)
         return name
 
     def _bridge_addresses(self, index: int, name: str,
@@ -192,6 +199,7 @@ class NetworkPlumber:
             with netlink.wrap(f"delete bridge {name}"):
                 host.ipr.link("del", index=index)
             self._generation.pop(network_id, None)
+        self._gone(name)
 
     # -- ports -------------------------------------------------------------
     def plug(self, pid: int, vif: VifSpec, bridge: str) -> None:
@@ -322,6 +330,51 @@ class NetworkPlumber:
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait for queued deletions; False if they did not finish."""
         return self.deleter.flush(timeout)
+
+    # -- the host as a whole -----------------------------------------------
+    def _network_links(self, network_ids: Iterable[str]
+                       ) -> tuple[dict[int, str], list[dict]]:
+        """(index -> name of the existing bridges of ``network_ids``, the
+        links on those bridges)."""
+        wanted = {bridge_name(n) for n in network_ids}
+        links = self.host.links()
+        bridges = {link["index"]: link["ifname"] for link in links
+                   if link["ifname"] in wanted}
+        return bridges, [link for link in links if link["master"] in bridges]
+
+    def network_links(self, network_ids: Iterable[str]) -> list[str]:
+        """Names of the bridges of ``network_ids`` that exist and of the
+        ports on them."""
+        bridges, ports = self._network_links(network_ids)
+        return sorted([*bridges.values(), *(p["ifname"] for p in ports)])
+
+    def remove_networks(self, network_ids: Iterable[str]) -> None:
+        """Delete the bridges of ``network_ids`` now (and so their
+        addresses), with any port still on them: only for a host on which
+        no guest runs."""
+        network_ids = list(network_ids)
+        self.flush()
+        with self.host.lock:
+            bridges, ports = self._network_links(network_ids)
+            for port in ports:
+                self._delete_now(port["index"], port["ifname"])
+            for index, name in bridges.items():
+                self._delete_now(index, name)
+            for network_id in network_ids:
+                self._generation.pop(network_id, None)
+        for name in bridges.values():
+            self._gone(name)
+
+    def announce(self, network_ids: Iterable[str]) -> None:
+        """Tell the watcher of the bridges of ``network_ids`` that exist
+        (made by an earlier run of the service)."""
+        if self.watcher is not None:
+            for name in self._network_links(network_ids)[0].values():
+                self.watcher.up(name)
+
+    def _gone(self, name: str) -> None:
+        if self.watcher is not None:
+            self.watcher.down(name)
 
     def list_links(self) -> list[str]:
         """Names of every pyb-/pyv- link on the host, for leak checks."""

@@ -213,6 +213,14 @@ class LauncherClient:
         """Stop logging the guest's console and drop the launcher's record."""
         self._call({"op": "forget", "uuid": uuid})
 
+    def running_pid(self) -> int | None:
+        """The pid of the launcher answering on the socket, if one does
+        (never starts one)."""
+        try:
+            return int(self._call({"op": "ping"})["pid"])
+        except exception.ProcessError:
+            return None
+
     def launcher_pid(self) -> int | None:
         """The pid in the launcher's pid file, if any."""
         try:

@@ -1,0 +1,85 @@
+"""The container driver's host-wide side: what it holds, and letting go.
+
+Besides each guest's own disk the container driver holds three things on a
+host: the launcher (the fork server every guest init descends from), the
+cgroup parent its guests' groups live in, and the project networks'
+bridges (with the gateway and metadata addresses) and ports. They outlive
+the compute service on purpose while guests run; when none does, the
+service's exit and ``pyct-manage host stop`` release them through
+``release_host``, and the next start makes them again. A guest counts as
+running while its init lives or its group still holds a task.
+``watch_networks`` hands the bridges' comings and goings to a watcher (the
+metadata service, one listener per bridge).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterable
+
+from oslo_log import log as logging
+
+from pyct_driver import exception
+from pyct_driver.virt import base
+
+LOG = logging.getLogger(__name__)
+
+
+class HostSide:
+    """Mixed into ``ContainerDriver``; uses its records, cgroups, launcher,
+    network plumbing and per-instance locks."""
+
+    def running_guests(self) -> list[str]:
+        """Uuids of the guests with a live init or a task in their group."""
+        running = set()
+        for uuid in self.records.list():
+            with contextlib.suppress(exception.VirtError):
+                if self._running(uuid, self.records.load(uuid)):
+                    running.add(uuid)
+        for name in self.cgroups.list_groups():
+            if name not in running and self.cgroups.pids(name):
+                running.add(name)
+        return sorted(running)
+
+    def watch_networks(self, watcher: base.NetworkWatcher,
+                       network_ids: Iterable[str]) -> None:
+        with self._guard:
+            self._net_args["watcher"] = watcher  # for a plumber made later
+            plumber = self._plumber
+        if plumber is not None:
+            plumber.watcher = watcher
+        self.net.announce(network_ids)
+
+    def host_holdings(self, network_ids: Iterable[str]) -> base.HostHoldings:
+        pid = self.launcher.running_pid()
+        return base.HostHoldings(
+            running=tuple(self.running_guests()),
+            helpers=(pid,) if pid else (),
+            cgroups=tuple(self.cgroups.parent_dirs()),
+            links=tuple(self.net.network_links(network_ids)))
+
+    def release_host(self, network_ids: Iterable[str]) -> base.HostHoldings:
+        network_ids = list(network_ids)
+        if self.running_guests():
+            return self.host_holdings(network_ids)
+        # A guest that stopped by itself since the last power sync still
+        # has its root mounted; stopping it again releases that.
+        for uuid in self.records.list():
+            with self._lock(uuid), contextlib.suppress(exception.VirtError):
+                record = self.records.load(uuid)
+                if record is not None:
+                    self._stop(base.bare_spec(uuid), record, 0)
+        steps = (("links", lambda: self.net.remove_networks(network_ids)),
+                 ("launcher", self.launcher.shutdown),
+                 ("cgroups", self.cgroups.remove_parent))
+        for what, step in steps:
+            try:
+                step()
+            except exception.PyctError as err:  # the rest still goes
+                LOG.warning("releasing the host's %s: %s", what, err)
+        held = self.host_holdings(network_ids)
+        with self._guard:
+            plumber, self._plumber = self._plumber, None
+        if plumber is not None:
+            plumber.close()
+        return held
