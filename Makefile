@@ -38,7 +38,10 @@ run: venv host conf
 	$(BIN)/pyct-manage --config-file $(CONF) image create-busybox busybox --if-missing
 	$(BIN)/pyct-manage --config-file $(CONF) flavor create m1.tiny --id 1 --vcpus 1 --ram 512 --disk 1 --if-missing
 	$(BIN)/pyct-manage --config-file $(CONF) flavor create m1.small --id 2 --vcpus 1 --ram 2048 --disk 20 --if-missing
-	@echo "pyct all-in-one on http://127.0.0.1:8774 — try: openstack --os-cloud pyct-local server list"
+	@echo "pyct all-in-one on http://127.0.0.1:8774 (Ctrl-C stops it). In another terminal, paste:"
+	@echo "  export OS_CLIENT_CONFIG_FILE=$(CURDIR)/etc/pyct/clouds.yaml OS_CLOUD=pyct-local"
+	@echo "  export PATH=$(BIN):\$$PATH"
+	@echo "  openstack server list"
 	OS_CLIENT_CONFIG_FILE=$(CURDIR)/etc/pyct/clouds.yaml exec $(BIN)/pyct-all-in-one --config-file $(CONF)
 
 # The whole suite: unit, functional, integration (real RabbitMQ, PostgreSQL,
