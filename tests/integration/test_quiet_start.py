@@ -4,7 +4,11 @@
 stderr; ``pyct-all-in-one`` and ``pyct-api`` + ``pyct-compute`` over the
 real RabbitMQ print no warning from start to stop; and at INFO the
 all-in-one logs one line per API request (Nova's format, with the request
-id) and one per instance state change, and nothing else. Before, every
+id) and one per instance state change, and nothing else. A request's line
+names its caller only once authenticated (a token-less request claiming
+``X-User-Id: mallory`` is refused before authentication and logged
+without a user), and a path with an encoded newline stays on its own line
+(re-quoted). Before, every
 one of them printed eight ``CryptographyDeprecationWarning: DSA is
 deprecated`` lines and eventlet's nine-line deprecation notice (futurist
 imports eventlet because oslo.service installs it), ``db version`` two
@@ -65,15 +69,24 @@ def test_manage_help_and_db_commands_write_nothing_to_stderr(tmp_path):
     assert (after.stdout, after.stderr) == (head + "\n", "")
 
 
+# a caller without a token claiming an identity, with a body too large to
+# get to the authentication middleware
+SPOOF = {"X-User-Id": "mallory", "X-Project-Id": "mallory",
+         "X-Roles": "admin", "X-Identity-Status": "Confirmed"}
+
+
 def _request(endpoint: str, method: str, path: str,
-             body: dict | None = None) -> tuple[int, dict, str]:
-    """(status, JSON body or {}, request id) of one API call as demo."""
+             body: dict | None = None, spoof: bool = False
+             ) -> tuple[int, dict, str]:
+    """(status, JSON body or {}, request id) of one API call as demo (or,
+    with ``spoof``, as nobody claiming to be mallory)."""
+    headers = {"OpenStack-API-Version": "compute 2.37",
+               "Content-Type": "application/json"}
+    headers.update(SPOOF if spoof else {"X-Auth-Token": "demo:demo"})
     req = urllib.request.Request(
         endpoint + path, method=method,
         data=json.dumps(body).encode() if body is not None else None,
-        headers={"X-Auth-Token": "demo:demo",
-                 "OpenStack-API-Version": "compute 2.37",
-                 "Content-Type": "application/json"})
+        headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             raw, status, headers = resp.read(), resp.status, resp.headers
@@ -108,11 +121,13 @@ def test_all_in_one_logs_each_request_and_state_change_only(tmp_path):
         time.sleep(1)  # anything the start still logs comes in now
         start = _parsed(proc.output())
         offset = len(start)
-        made: list[tuple[str, str, int, str]] = []
+        made: list[tuple[str, str, int, str, bool]] = []
 
-        def call(method: str, path: str, body: dict | None = None):
-            status, data, rid = _request(dep.endpoint, method, path, body)
-            made.append((method, path, status, rid))
+        def call(method: str, path: str, body: dict | None = None,
+                 spoof: bool = False):
+            status, data, rid = _request(dep.endpoint, method, path, body,
+                                         spoof)
+            made.append((method, path, status, rid, spoof))
             return status, data
 
         status, data = call("POST", "/v2.1/servers", {"server": {
@@ -131,6 +146,9 @@ def test_all_in_one_logs_each_request_and_state_change_only(tmp_path):
         # a path that would forge a log line if it reached the log raw
         assert call("GET", "/v2.1/servers/x%0A2026-01-01%20INFO%20forged"
                     )[0] == 404
+        # the log names only an authenticated caller, never a claimed one
+        assert call("POST", "/v2.1/servers", {"pad": "x" * 200_000},
+                    spoof=True)[0] == 413
         assert call("DELETE", path)[0] == 204
         while call("GET", path)[0] != 404:
             assert time.monotonic() < deadline, "server never went away"
@@ -152,11 +170,15 @@ def test_all_in_one_logs_each_request_and_state_change_only(tmp_path):
     assert len(access) + len(states) == len(lines), lines
     # one access line per request, in order, with its id and caller
     assert len(access) == len(made)
-    for line, (method, req_path, status, rid) in zip(access, made):
+    for line, (method, req_path, status, rid, spoof) in zip(access, made):
         got = ACCESS.match(line["message"])
         assert got, line["message"]
         assert (got["method"], got["status"]) == (method, str(status))
-        assert rid in line["context"] and "demo demo" in line["context"]
+        assert rid in line["context"]
+        if spoof:
+            assert line["context"] == f"None {rid} - - - - - -", line
+        else:
+            assert "demo demo" in line["context"], line
         # re-quoted as sent: the forged path stays on its one line
         assert got["path"] == req_path
         if req_path.endswith("/file"):
