@@ -24,8 +24,9 @@ from pyct_driver.api import identity, not_yet
 from pyct_driver.api import (auth, faults, flavors, host_routes,
                              image_members, image_update, images,
                              instance_actions, interfaces, keypairs,
-                             microversion, networking, policy, scheduler,
-                             server_actions, servers, versions)
+                             microversion, networking, policy,
+                             request_log, scheduler, server_actions,
+                             servers, versions)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api, Settings
 from pyct_driver.db.networks import IpamSettings
@@ -207,6 +208,9 @@ class ApiApp:
             req.environ, req.environ["openstack.request_id"])
         if ctxt is None:
             raise exception.NotAuthorized()
+        # the access log line and the request's other lines name the caller
+        req.environ[request_log.CONTEXT_KEY] = ctxt
+        ctxt.update_store()
         return ctxt
 
     def _compute(self, req: webob.Request, parts: list[str]
@@ -388,4 +392,4 @@ def create_app(conf, db, compute_client) -> Callable:
     app = auth.wrap(conf.api.auth_strategy, app, conf.api.noauth_roles,
                     conf.api.noauth_admin_users, settings.public_endpoint)
     app = BodyLimitMiddleware(app, conf.api.max_request_body_size)
-    return RequestIdMiddleware(app)
+    return RequestIdMiddleware(request_log.RequestLogMiddleware(app))

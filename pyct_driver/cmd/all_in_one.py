@@ -9,6 +9,9 @@ on start so a fresh state directory just works.
 
 from __future__ import annotations
 
+# first: eventlet must be unimportable before any oslo library loads
+from pyct_driver import no_eventlet  # noqa: F401,I100
+
 import sys
 
 from oslo_log import log as logging

@@ -7,6 +7,9 @@ Guests keep running when it stops or dies.
 
 from __future__ import annotations
 
+# first: eventlet must be unimportable before any oslo library loads
+from pyct_driver import no_eventlet  # noqa: F401,I100
+
 import sys
 
 from oslo_config import cfg

@@ -135,6 +135,7 @@ def _sync_one(manager: ComputeManager, instance: dict) -> int:
         values["vm_state"] = states.PAUSED
     if not values:
         return 0
-    LOG.info("power sync: %s %s -> %s", uuid, vm_state, values)
+    # the state change itself is logged where it is written
+    LOG.debug("power sync: %s %s -> %s", uuid, vm_state, values)
     manager._finish(uuid, values, None)
     return 1

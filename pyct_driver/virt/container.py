@@ -34,6 +34,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from pyct_driver import exception, states
+from pyct_driver.progress import SILENT, Progress
 from pyct_driver.virt import base, guest_config, ownership
 from pyct_driver.virt.cgroups.detect import detect_backend
 from pyct_driver.virt import host_resources as host_resources_mod
@@ -118,13 +119,14 @@ class ContainerDriver(base.VirtDriver):
         return host_resources_mod.host_resources(
             self.base_dir, self.roots.allocated_bytes())
 
-    def import_image(self, image_id: str, path: str) -> base.ImageInfo:
+    def import_image(self, image_id: str, path: str,
+                     progress: Progress = SILENT) -> base.ImageInfo:
         if self.images.has_image(image_id):
             props = self.images.properties(image_id)
             return base.ImageInfo(disk_format="raw", container_format="bare",
                                   size=os.path.getsize(path), checksum="",
                                   properties=props)
-        return self.images.import_image(image_id, path)
+        return self.images.import_image(image_id, path, progress)
 
     def delete_image(self, image_id: str) -> None:
         self.images.delete_image(image_id)

@@ -7,12 +7,16 @@ pyct-manage set-up commands (run twice: `make run` again must be harmless)
 and the all-in-one command line. Two additions, both forced by the shared
 test host: a unique [container] cgroup_parent, and -- only when something
 already listens on 127.0.0.1:8774 -- another port plus a copy of clouds.yaml
-pointing at it.
+pointing at it. The flow is quiet: every pyct-manage command writes
+nothing to stderr, and the all-in-one's log holds no third-party warning,
+one line per API request, one per instance state change and its few
+start-up lines.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -97,7 +101,10 @@ def _run(env: E2E) -> None:
 
     for _ in range(2):  # `make run` twice must not fail or duplicate
         for argv in manage:
-            subprocess.run(argv, check=True, capture_output=True)
+            done = subprocess.run(argv, check=True, capture_output=True,
+                                  text=True)
+            # no third-party warning, no alembic chatter: nothing at all
+            assert done.stderr == "", (argv, done.stderr)
 
     # The all-in-one exactly as the Makefile execs it, seen by the cleanup.
     argv = shlex.split(serve[0].split(" exec ", 1)[1])
@@ -135,3 +142,21 @@ def _run(env: E2E) -> None:
         clouds, "pyct-local", "console", "log", "show", "hello")
     _cli(clouds, "pyct-local", "server", "delete", "--wait", "hello")
     assert _cli(clouds, "pyct-local", "server", "list", "-f", "value") == ""
+    _check_log(proc.output())
+
+
+def _check_log(log: str) -> None:
+    """No third-party warning; at INFO one line per request and one per
+    state change, and only the few start-up lines besides."""
+    lines = log.splitlines()
+    third_party = [ln for ln in lines if re.search(r"\w+Warning\b", ln)
+                   or not re.match(r"^\S+ \S+ \d+ [A-Z]+ pyct_driver\.", ln)]
+    assert not third_party, "\n".join(third_party)
+    requests = [ln for ln in lines if " pyct_driver.api.request_log " in ln]
+    states = [ln for ln in lines if " pyct_driver.db.instances " in ln]
+    assert len(states) == 5, "\n".join(states)  # 3 for the boot, 2 delete
+    rest = [ln for ln in lines if ln not in requests and ln not in states]
+    # compute service started, API listening, the metadata service's word
+    assert len(rest) <= 3, "\n".join(rest)
+    print(f"\nE2E-NOTE all-in-one log: {len(lines)} lines, {len(requests)} "
+          f"requests, {len(states)} state changes")
