@@ -37,6 +37,7 @@ from pyct_driver import exception, states
 from pyct_driver.virt import base, guest_config, ownership
 from pyct_driver.virt.cgroups.detect import detect_backend
 from pyct_driver.virt import host_resources as host_resources_mod
+from pyct_driver.virt.network import dnsupstream
 from pyct_driver.virt.network.bridge import NetworkPlumber
 from pyct_driver.virt.process import guest
 from pyct_driver.virt.process.client import Begun, LauncherClient
@@ -47,6 +48,16 @@ from pyct_driver.virt.rootfs.overlay import RootManager
 from pyct_driver.virt.rootfs.store import ImageStore
 
 LOG = logging.getLogger(__name__)
+
+
+def _dns_upstreams(opts) -> list[dnsupstream.Upstream] | None:
+    """The forwarder's upstreams (None: no forwarder): the configured ones,
+    else the host's own resolvers. Bad entries fail the driver's start."""
+    if not opts.dns_forwarder:
+        return None
+    if opts.dns_upstreams:
+        return [dnsupstream.parse_upstream(u) for u in opts.dns_upstreams]
+    return dnsupstream.host_resolvers()
 
 
 class ContainerDriver(base.VirtDriver):
@@ -72,7 +83,8 @@ class ContainerDriver(base.VirtDriver):
         self._net_args = dict(mtu=conf.network.mtu,
                               metadata_address=conf.metadata.address,
                               metadata_port=conf.metadata.port,
-                              dns=tuple(conf.network.dns_nameservers),
+                              dns_upstreams=_dns_upstreams(conf.network),
+                              dns_rate=conf.network.dns_queries_per_second,
                               egress_nat=conf.network.egress_nat)
         self._plumber: NetworkPlumber | None = None
         self.host: str | None = None
@@ -363,6 +375,12 @@ class ContainerDriver(base.VirtDriver):
                     self._start(instance, record)
                 return self.get_info(instance)
             return base.InstanceInfo(power_state=states.SHUTDOWN)
+        if instance.vifs:
+            # the first power sync after a restart serves its networks' DNS
+            try:
+                self.net.resume(instance.vifs)
+            except exception.NetworkError as err:
+                LOG.warning("DNS for %s's networks: %s", uuid, err)
         try:
             power = (states.PAUSED_POWER if self.cgroups.is_frozen(uuid)
                      else states.RUNNING)
