@@ -14,8 +14,7 @@ Guests are unprivileged (a user namespace on the instance's id range:
 (``guest_config.launch_spec``). Limits and privilege are read only from
 the flavor snapshot, never from image properties or instance metadata
 (tenant input); image properties choose only the guest's own init
-(``os_command_line``), which runs inside the guest like any other guest
-binary.
+(``os_command_line``), which runs inside the guest like any guest binary.
 
 No-new-privs: host-side helpers pyct runs get it (mkfs.ext4 via
 ``setpriv``); the launcher cannot (guest inits inherit it; sudo in guests).
@@ -50,16 +49,6 @@ from pyct_driver.virt.rootfs.store import ImageStore
 LOG = logging.getLogger(__name__)
 
 
-def _dns_upstreams(opts) -> list[dnsupstream.Upstream] | None:
-    """The forwarder's upstreams (None: no forwarder): the configured ones,
-    else the host's own resolvers. Bad entries fail the driver's start."""
-    if not opts.dns_forwarder:
-        return None
-    if opts.dns_upstreams:
-        return [dnsupstream.parse_upstream(u) for u in opts.dns_upstreams]
-    return dnsupstream.host_resolvers()
-
-
 class ContainerDriver(base.VirtDriver):
     """Linux containers that behave like VMs."""
 
@@ -80,12 +69,13 @@ class ContainerDriver(base.VirtDriver):
         self.default_pids_max = opts.default_pids_max
         self.soft_reboot_timeout = opts.soft_reboot_timeout
         self.guest_limits = guest_config.GuestLimits.from_conf(opts)
-        self._net_args = dict(mtu=conf.network.mtu,
-                              metadata_address=conf.metadata.address,
-                              metadata_port=conf.metadata.port,
-                              dns_upstreams=_dns_upstreams(conf.network),
-                              dns_rate=conf.network.dns_queries_per_second,
-                              egress_nat=conf.network.egress_nat)
+        net = conf.network
+        self._net_args = dict(
+            mtu=net.mtu, metadata_address=conf.metadata.address,
+            metadata_port=conf.metadata.port, egress_nat=net.egress_nat,
+            dns_upstreams=dnsupstream.chosen(net.dns_forwarder,
+                                             net.dns_upstreams),
+            dns_rate=net.dns_queries_per_second)
         self._plumber: NetworkPlumber | None = None
         self.host: str | None = None
         # The manager may run two operations on one instance at once (a
@@ -375,12 +365,8 @@ class ContainerDriver(base.VirtDriver):
                     self._start(instance, record)
                 return self.get_info(instance)
             return base.InstanceInfo(power_state=states.SHUTDOWN)
-        if instance.vifs:
-            # the first power sync after a restart serves its networks' DNS
-            try:
-                self.net.resume(instance.vifs)
-            except exception.NetworkError as err:
-                LOG.warning("DNS for %s's networks: %s", uuid, err)
+        if instance.vifs:  # (a restart's first power sync: DNS again)
+            self.net.resume(instance.vifs)
         try:
             power = (states.PAUSED_POWER if self.cgroups.is_frozen(uuid)
                      else states.RUNNING)

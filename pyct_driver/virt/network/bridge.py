@@ -346,8 +346,11 @@ class NetworkPlumber:
             if (not self.dns.serves(vif.network_id)
                     and self.host.link_index(bridge_name(vif.network_id))
                     is not None):
-                self.ensure_bridge(vif.network_id, vif.gateway,
-                                   vif.prefixlen, vif.mtu)
+                try:
+                    self.ensure_bridge(vif.network_id, vif.gateway,
+                                       vif.prefixlen, vif.mtu)
+                except exception.NetworkError as err:  # the guest runs on
+                    LOG.warning("DNS on network %s: %s", vif.network_id, err)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait for queued deletions; False if they did not finish."""

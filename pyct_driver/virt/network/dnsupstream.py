@@ -1,7 +1,7 @@
 """The upstream side of the gateway's DNS forwarder (``dnsforward``).
 
-Which resolvers it asks (``parse_upstream`` for ``[network]
-dns_upstreams``, else ``host_resolvers``: the host's own) and how: over
+Which resolvers it asks (``chosen``: ``[network] dns_upstreams``, else
+``host_resolvers``, the host's own) and how: over
 UDP from a fresh socket connected to the upstream (``udp_ask``: a random
 source port per question, and the kernel delivers only that upstream's
 datagrams), over TCP for guests that asked over TCP (``tcp_ask``). Only
@@ -67,6 +67,17 @@ def host_resolvers(path: str = "/etc/resolv.conf") -> list[Upstream]:
     except OSError as err:
         LOG.warning("cannot read %s for DNS upstreams: %s", path, err)
     return found
+
+
+def chosen(enabled: bool, configured: list[str]) -> list[Upstream] | None:
+    """The forwarder's upstreams (None: no forwarder): ``configured``
+    (``[network] dns_upstreams``; a bad entry raises), else the host's
+    own resolvers."""
+    if not enabled:
+        return None
+    if configured:
+        return [parse_upstream(u) for u in configured]
+    return host_resolvers()
 
 
 def udp_ask(upstream: Upstream, query: dnsmsg.Query
