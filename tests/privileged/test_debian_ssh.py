@@ -39,6 +39,7 @@ import uuid as uuid_mod
 import pytest
 
 from tests.fixtures import dns_upstream
+from tests.fixtures.dns_upstream import upstream  # noqa: F401 - fixture
 from tests.privileged import e2e_fixtures
 from tests.privileged.guest_tools import wait_for
 
@@ -189,13 +190,6 @@ def own_metadata_service(env: e2e_fixtures.E2E, attempts: int = 4) -> None:
                  interval=0.5, what="169.254.169.254:80 free")
         env.start()
     raise AssertionError("another pyct keeps 169.254.169.254:80")
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    server = dns_upstream.Upstream()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")

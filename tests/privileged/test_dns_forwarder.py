@@ -26,7 +26,6 @@ A, ``b1`` on network B (another project's bridge). What is proven:
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import struct
 import time
@@ -35,23 +34,17 @@ import pytest
 
 from pyct_driver.virt.network import bridge as bridge_mod
 from tests.fixtures import dns_upstream
-from tests.fixtures.dns_upstream import a_records, parse, query
+from tests.fixtures.dns_upstream import (  # noqa: F401 - fixture
+    a_records, parse, query, upstream)
 from tests.privileged.escape_fixtures import (  # noqa: F401 - fixtures
     agent_run, boot_agent, escape_image, probe_binary)
 from tests.privileged.guest_tools import (  # noqa: F401 - fixtures
     Guests, container_driver, init_pid)
-from tests.privileged.net_e2e_fixtures import _poll, links
-from tests.privileged.test_net_guest_attacks import Net
+from tests.privileged.test_net_guest_attacks import (
+    Net, assert_links_gone, boot_three)
 from tests.privileged.test_network_plumbing import _drained, _listener
 
 RATE = 20  # queries a second per guest: bursts of 40
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    server = dns_upstream.Upstream()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -63,32 +56,20 @@ def driver(upstream):
         yield drv
 
 
-def _vif(net: Net, host: int):
-    return dataclasses.replace(net.vif(host), dns_nameservers=(net.gateway,))
-
-
 @pytest.fixture(scope="module")
 def vms(driver, escape_image):
     taken: list[str] = []
     net_a, net_b = Net(taken), Net(taken)
     guests = Guests(driver)
-    out: dict = {"A": net_a, "B": net_b, "taken": taken}
     try:
-        for name, net, host in (("a1", net_a, 11), ("a2", net_a, 12),
-                                ("b1", net_b, 11)):
-            vif = _vif(net, host)
-            out[name] = (boot_agent(guests, vifs=(vif,)), vif)
-        yield out
+        out = boot_three(guests, net_a, net_b, dns=True)
+        yield dict(out, A=net_a, B=net_b)
     finally:
         try:
             guests.close()
         finally:
             driver.net.flush()
-            ours = ({n.bridge for n in (net_a, net_b)}
-                    | {bridge_mod.veth_name(v.port_id)
-                       for n in (net_a, net_b) for v in n.ports})
-            left = _poll(lambda: ours & links(), 15.0)
-            assert not left, f"links left: {left}"
+            assert_links_gone([net_a, net_b])
 
 
 def _run(driver, vms, name: str, script: str) -> str:
@@ -310,8 +291,7 @@ def test_forwarder_off_leaves_port_53_shut(driver, escape_image):
             off.remove_bridge_if_unused(net.id)
             off.flush()
             off.close()
-            ours = {net.bridge, bridge_mod.veth_name(vif.port_id)}
-            assert not _poll(lambda: ours & links(), 15.0)
+            assert_links_gone([net])
 
 
 def test_a_restarted_compute_service_serves_again(driver, vms):
