@@ -29,8 +29,8 @@ through a raw packet socket, ``rawrecv IF PREFIX MS`` lists the frames
 holding a marker that an interface sees, ``connect IP PORT MS`` tells a
 TCP connect's outcome (ok, refused, or a silent drop: timeout);
 ``dnsq IP PORT udp|tcp HEX MS`` sends one DNS message and prints the
-reply in hex (or timeout), ``dnsflood IP HEX N MS`` sends N copies over
-UDP, one a millisecond, and counts the replies. ``fitrim PATH`` and
+reply in hex (or timeout), ``dnsflood IP HEX N GAP_US MS`` sends N copies
+over UDP, GAP_US apart, and counts the replies. ``fitrim PATH`` and
 ``punch PATH`` try to hand disk blocks back (FITRIM on PATH's file
 system, a hole punched over the file PATH).
 
@@ -498,19 +498,21 @@ static int do_dnsq(const char *ip, int port, const char *proto,
     return 0;
 }
 
-/* COUNT copies of a DNS query over UDP, one a millisecond (collecting
-   replies in between), then the replies that come within MS more:
-   "sent N replies M". */
-static int do_dnsflood(const char *ip, const char *hex, int count, int ms) {
+/* COUNT copies of a DNS query over UDP, GAP_US apart (0: as fast as
+   they go), collecting replies in between, then the replies that come
+   within MS more: "sent N replies M". */
+static int do_dnsflood(const char *ip, const char *hex, int count,
+                       long gap_us, int ms) {
     unsigned char q[2048], r[4096];
     size_t n = unhex(hex, q, sizeof q);
     int fd = dns_socket(ip, 53, SOCK_DGRAM, 50), sent = 0, replies = 0;
-    struct timespec start, now, gap = {0, 1000000};
+    struct timespec start, now, gap = {gap_us / 1000000,
+                                       (gap_us % 1000000) * 1000};
     if (fd < 0) return 0;
     while (sent < count && send(fd, q, n, 0) >= 0) {
         sent++;
         while (recv(fd, r, sizeof r, MSG_DONTWAIT) > 0) replies++;
-        nanosleep(&gap, NULL);
+        if (gap_us) nanosleep(&gap, NULL);
     }
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -551,8 +553,9 @@ int main(int argc, char **argv) {
         return do_connect(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 7 && !strcmp(argv[1], "dnsq"))
         return do_dnsq(argv[2], atoi(argv[3]), argv[4], argv[5], atoi(argv[6]));
-    if (argc == 6 && !strcmp(argv[1], "dnsflood"))
-        return do_dnsflood(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
+    if (argc == 7 && !strcmp(argv[1], "dnsflood"))
+        return do_dnsflood(argv[2], argv[3], atoi(argv[4]), atol(argv[5]),
+                           atoi(argv[6]));
     if (argc == 3 && !strcmp(argv[1], "fitrim")) return do_fitrim(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "punch")) return do_punch(argv[2]);
     if (argc == 2 && !strcmp(argv[1], "marker")) { puts(marker); return 0; }
@@ -561,7 +564,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: pyct-probe sys NAME | ptrace PID | enter PID"
             " | swap DIR A B | rawsend IF HEX N | rawrecv IF PREFIX MS"
             " | connect IP PORT MS | dnsq IP PORT udp|tcp HEX MS"
-            " | dnsflood IP HEX N MS | hold PATH MAX | fitrim PATH"
+            " | dnsflood IP HEX N GAP_US MS | hold PATH MAX | fitrim PATH"
             " | punch PATH | inject PID | getfd PID | marker\n");
     return 2;
 }

@@ -26,8 +26,10 @@ A, ``b1`` on network B (another project's bridge). What is proven:
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
+import threading
 import time
 
 import pytest
@@ -220,7 +222,7 @@ def test_a_flooding_guest_gets_its_rate_and_its_neighbour_is_answered(
     t0 = time.monotonic()
     out = _run(driver, vms, "a1", f"pyct-probe dnsflood {gw} "
                                   f"{query('www.pyct.test').hex()} 1500 "
-                                  f"1000\n")
+                                  f"1000 1000\n")
     elapsed = time.monotonic() - t0
     sent, replies = (int(w) for w in out.split()[1::2][:2])
     assert sent == 1500, out
@@ -235,6 +237,49 @@ def test_a_flooding_guest_gets_its_rate_and_its_neighbour_is_answered(
     # the neighbour on the same network is not held up
     reply = _ask(driver, vms, "a2", gw, query("www.pyct.test"))
     assert a_records(reply) == ["10.99.0.7"]
+
+
+def _thread_cpu(tid: int) -> float:
+    """CPU seconds a thread of this process has used."""
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_line_rate_flood_costs_the_host_little_and_no_other_network(
+        driver, vms):
+    """a1 sends queries as fast as it can: the forwarder reads at most
+    its network's budget and leaves the rest to the kernel, so its thread
+    (in the compute service) stays mostly idle, and b1, on another
+    project's network, is answered throughout."""
+    gw = vms["A"].gateway
+    thread = driver.net.dns._thread
+    paused = driver.net.dns.stats["network_paused"]
+    flood: dict = {}
+
+    def run_flood():
+        flood["out"] = _run(driver, vms, "a1", (
+            f"pyct-probe dnsflood {gw} {query('www.pyct.test').hex()} "
+            f"400000 0 200\n"))
+    worker = threading.Thread(target=run_flood)
+    cpu0, t0 = _thread_cpu(thread.native_id), time.monotonic()
+    worker.start()
+    try:
+        time.sleep(0.5)  # the flood is on
+        for _ in range(3):
+            reply = _ask(driver, vms, "b1", vms["B"].gateway,
+                         query("www.pyct.test"))
+            assert a_records(reply) == ["10.99.0.7"], reply
+    finally:
+        worker.join(timeout=120)
+    elapsed = time.monotonic() - t0
+    cpu = (_thread_cpu(thread.native_id) - cpu0) / elapsed
+    sent = int(flood["out"].split()[1])
+    print(f"\nline-rate flood: {sent} queries in {elapsed:.1f}s, forwarder "
+          f"thread {cpu:.3f} core")
+    assert sent >= 100000, flood
+    assert driver.net.dns.stats["network_paused"] > paused
+    assert cpu < 0.1, (cpu, elapsed)  # unbounded: ~0.3 here
 
 
 def test_only_port_53_of_the_gateway_is_open(driver, vms):

@@ -4,21 +4,19 @@ forwarding to the host's own resolvers (guests have no route to them).
 
 ``NetworkPlumber`` calls ``serve`` for each bridge it ensures and
 ``stop_serving`` before it removes one. Every network gets its own two
-sockets, bound to the gateway address *and* to the bridge device
-(``SO_BINDTODEVICE``): the kernel hands them only packets that arrived on
-that network's bridge, never one from the uplink, the host itself or
-another network's bridge (the host accepts packets for any of its
-addresses on any interface). The ports' filters (``antispoof``) already
-limit a guest to its own address and gateway; here a query is answered
-only from an address of the network's own subnet. Nothing a guest sends
-goes upstream as it was sent: ``dnsmsg`` parses and judges the question
-and builds a fresh query, sent from a fresh socket connected to the
-upstream (a random source port per query, and only the upstream's answer
-is read; ``dnsupstream``). What a guest may cost it is bounded
-(``dnslimits``: queries a second, questions waiting, TCP connections and
-their time); replies are never larger than the guest asked for. UDP is
-served by one thread (epoll); each TCP connection, rare (only after a
-truncated answer), by a thread of its own.
+sockets (``dnslisten``), bound to the gateway address and to the bridge
+device, so only packets that came in on that network's bridge reach
+them. The ports' filters (``antispoof``) already limit a guest to its own
+address and gateway; here a query is answered only from an address of
+the network's own subnet. Nothing a guest sends goes upstream as it was
+sent: ``dnsmsg`` parses and judges the question and builds a fresh query,
+sent from a fresh socket connected to the upstream (a random source port
+per query, and only the upstream's answer is read; ``dnsupstream``). What
+a guest may cost is bounded (``dnslimits``: queries a second, questions
+waiting, TCP connections and their time, and a read budget per network
+that leaves a flood to the kernel); replies are never larger than the
+guest asked for. UDP is served by one thread (epoll); each TCP
+connection, rare (only after a truncated answer), by a thread of its own.
 """
 
 from __future__ import annotations
@@ -32,35 +30,12 @@ import socket
 import threading
 import time
 
-from pyct_driver import exception
 from pyct_driver.virt.network import dnslimits as limits
-from pyct_driver.virt.network import dnsmsg, dnsupstream
+from pyct_driver.virt.network import dnslisten, dnsmsg, dnsupstream
 
 LOG = logging.getLogger(__name__)
-PORT = 53
-TCP_BACKLOG = 16
 Upstream = dnsupstream.Upstream
-
-
-@dataclasses.dataclass
-class _Network:
-    network_id: str
-    ifindex: int
-    subnet: ipaddress.IPv4Network
-    gateway: ipaddress.IPv4Address
-    udp: socket.socket
-    tcp: socket.socket
-    closed: bool = False
-
-    def member(self, ip: str) -> bool:
-        """``ip`` may be one of the network's ports."""
-        try:
-            addr = ipaddress.IPv4Address(ip)
-        except ValueError:
-            return False
-        return (addr in self.subnet and addr != self.gateway and addr
-                not in (self.subnet.network_address,
-                        self.subnet.broadcast_address))
+_Network = dnslisten.Network
 
 
 @dataclasses.dataclass
@@ -72,24 +47,6 @@ class _Pending:
     upstream: int = -1
     sock: socket.socket | None = None
     deadline: float = 0.0
-
-
-def _socket(kind: int, ifname: str, gateway: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, kind | socket.SOCK_CLOEXEC)
-    try:
-        # only packets that came in on this network's bridge
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE,
-                        ifname.encode())
-        if kind == socket.SOCK_STREAM:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((gateway, PORT))
-        if kind == socket.SOCK_STREAM:
-            sock.listen(TCP_BACKLOG)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 class DnsForwarder:
@@ -126,26 +83,10 @@ class DnsForwarder:
                     ifindex, iface.ip, iface.network):
                 return
             if old:
-                self._close_net(old)
-            try:
-                udp = _socket(socket.SOCK_DGRAM, ifname, gateway)
-                try:
-                    tcp = _socket(socket.SOCK_STREAM, ifname, gateway)
-                except BaseException:
-                    udp.close()
-                    raise
-            except OSError as err:
-                raise exception.NetworkError(
-                    reason=f"DNS forwarder cannot listen on {gateway}:53 "
-                           f"of {ifname}: {err.strerror or err} (a host DNS "
-                           f"server on *:53? set [network] dns_forwarder "
-                           f"= false or bind it to its own addresses)",
-                    errno=err.errno) from err
-            net = _Network(network_id, ifindex, iface.network, iface.ip,
-                           udp, tcp)
+                self._close_net(self._nets.pop(network_id))
+            net = dnslisten.listen(network_id, ifname, ifindex, iface)
             self._nets[network_id] = net
-            self._sel.register(udp, selectors.EVENT_READ, ("udp", net))
-            self._sel.register(tcp, selectors.EVENT_READ, ("tcp", net))
+            self._watch(net)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, daemon=True, name="dns-forwarder")
@@ -161,10 +102,15 @@ class DnsForwarder:
     def serves(self, network_id: str) -> bool:
         return network_id in self._nets  # (a dict look is atomic)
 
+    def _watch(self, net: _Network) -> None:
+        self._sel.register(net.udp, selectors.EVENT_READ, ("udp", net))
+        self._sel.register(net.tcp, selectors.EVENT_READ, ("tcp", net))
+
     def _close_net(self, net: _Network) -> None:
         net.closed = True
         for sock in (net.udp, net.tcp):
-            self._sel.unregister(sock)
+            if not net.paused:
+                self._sel.unregister(sock)
             sock.close()
         for pending in [p for p in self._pending.values() if p.net is net]:
             self._finish(pending)
@@ -191,7 +137,8 @@ class DnsForwarder:
     # -- the UDP loop --------------------------------------------------------
     def _run(self) -> None:
         while True:
-            events = self._sel.select(timeout=0.25)
+            paused = any(n.paused for n in list(self._nets.values()))
+            events = self._sel.select(timeout=0.05 if paused else 0.25)
             with self._lock:
                 if self._stopping:
                     for pending in list(self._pending.values()):
@@ -209,6 +156,8 @@ class DnsForwarder:
             self._wake_r.recv(4096)
         elif kind == "udp" and not obj.closed:
             for _ in range(64):  # then the others get their turn
+                if not self._spend(obj):
+                    return
                 try:
                     data, client = obj.udp.recvfrom(dnsmsg.MAX_QUERY + 1)
                 except (BlockingIOError, InterruptedError):
@@ -216,10 +165,27 @@ class DnsForwarder:
                 except OSError:
                     return
                 self._on_query(obj, data, client)
-        elif kind == "tcp" and not obj.closed:
+        elif kind == "tcp" and not obj.closed and self._spend(obj):
             self._on_accept(obj)
         elif kind == "up" and obj.sock is not None:
             self._on_upstream(obj)
+
+    def _spend(self, net: _Network) -> bool:
+        """Count one packet (or connection) against ``net``'s budget;
+        once it is spent, its sockets go unread until the window ends
+        (the kernel drops what overflows them): a flood costs this
+        process little, and only its own network is slowed."""
+        now = time.monotonic()
+        if now >= net.window_end:
+            net.window_end, net.spent = now + limits.WINDOW, 0
+        net.spent += 1
+        if net.spent <= limits.NETWORK_BUDGET:
+            return True
+        self.stats["network_paused"] += 1
+        net.paused = True
+        for sock in (net.udp, net.tcp):
+            self._sel.unregister(sock)
+        return False
 
     def _admit(self, net: _Network, ip: str) -> bool:
         if not net.member(ip):
@@ -307,6 +273,10 @@ class DnsForwarder:
         for pending in list(self._pending.values()):
             if pending.deadline <= now:
                 self._ask_next(pending)
+        for net in self._nets.values():
+            if net.paused and now >= net.window_end:
+                net.paused = False
+                self._watch(net)
 
     def _send(self, net: _Network, client: tuple[str, int],
               data: bytes) -> None:
@@ -336,8 +306,7 @@ class DnsForwarder:
         except OSError:
             return
         ip = client[0]
-        if not net.member(ip):
-            self.stats["foreign"] += 1
+        if not self._admit(net, ip):  # a connection costs a query
             conn.close()
             return
         if (self._tcp.count(ip) >= limits.TCP_PER_GUEST

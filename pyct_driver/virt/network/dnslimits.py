@@ -6,7 +6,11 @@ that (``Buckets``; more are dropped unanswered), and hold at most
 the host) and ``TCP_PER_GUEST`` TCP connections (``TCP_PER_NETWORK`` per
 network, ``TCP_TOTAL`` for the host: each has a thread), each of which
 must deliver every whole query within ``TCP_IDLE`` seconds. ``Holds``
-counts what is held per guest, per network and in all.
+counts what is held per guest, per network and in all. Whatever the
+guests send, the forwarder reads at most ``NETWORK_BUDGET`` packets and
+connections of one network per ``WINDOW`` seconds (20 guests at 100
+queries a second): past that the kernel drops them, so a flood cannot
+take the compute service's CPU, and slows only its own network.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ TCP_PER_GUEST = 2
 TCP_PER_NETWORK = 8
 TCP_TOTAL = 128
 TCP_IDLE = 5.0
+NETWORK_BUDGET = 200
+WINDOW = 0.1
 ALL = "*"
 
 
