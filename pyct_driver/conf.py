@@ -209,9 +209,10 @@ network_opts = [
                      "as Neutron's per-subnet dnsmasq does. The guests' "
                      "port filters let UDP/TCP 53 to the gateway through "
                      "only while this is on. Zone transfers, ANY, classes "
-                     "other than IN, single-label names, .local, "
-                     "localhost and reverse lookups of private, loopback "
-                     "and link-local addresses are refused (the host "
+                     "other than IN, addresses of single-label names, "
+                     ".local, localhost and reverse lookups within "
+                     "private, loopback, link-local and other "
+                     "special-purpose blocks are refused (the host "
                      "resolver's local names stay the host's). Off: no "
                      "listener and no filter rule."),
     cfg.ListOpt("dns_upstreams", default=[],

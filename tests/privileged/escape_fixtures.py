@@ -30,9 +30,10 @@ holding a marker that an interface sees, ``connect IP PORT MS`` tells a
 TCP connect's outcome (ok, refused, or a silent drop: timeout);
 ``dnsq IP PORT udp|tcp HEX MS`` sends one DNS message and prints the
 reply in hex (or timeout), ``dnsflood IP HEX N GAP_US MS`` sends N copies
-over UDP, GAP_US apart, and counts the replies. ``fitrim PATH`` and
-``punch PATH`` try to hand disk blocks back (FITRIM on PATH's file
-system, a hole punched over the file PATH).
+over UDP, GAP_US apart, and counts the replies; ``tcphold IP PORT N MS``
+holds N silent TCP connections and tells when the other side ends each.
+``fitrim PATH`` and ``punch PATH`` try to hand disk blocks back (FITRIM on
+PATH's file system, a hole punched over the file PATH).
 
 ``escape_image`` is the busybox image plus the probe and an agent script
 that runs as the guest's PID 1 (image property ``os_command_line``): it
@@ -526,6 +527,47 @@ static int do_dnsflood(const char *ip, const char *hex, int count,
     return 0;
 }
 
+/* N TCP connections to IP:PORT held open without a word; for MS, when
+   the other side ends each: "conn I eof MS" ("conn I open" if it did
+   not). */
+static int do_tcphold(const char *ip, int port, int count, int ms) {
+    int fds[16], done[16], i, left = 0;
+    struct timespec start, now;
+    if (count > 16) count = 16;
+    for (i = 0; i < count; i++) {
+        fds[i] = dns_socket(ip, port, SOCK_STREAM, 2000);
+        done[i] = fds[i] < 0;
+        left += !done[i];
+    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (left > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long t = (now.tv_sec - start.tv_sec) * 1000 +
+                 (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (t > ms) break;
+        struct pollfd p[16];
+        for (i = 0; i < count; i++) {
+            p[i].fd = done[i] ? -1 : fds[i];
+            p[i].events = POLLIN;
+        }
+        if (poll(p, (nfds_t)count, 50) <= 0) continue;
+        for (i = 0; i < count; i++) {
+            char c;
+            if (done[i] || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            if (recv(fds[i], &c, 1, MSG_DONTWAIT) > 0) continue;
+            printf("conn %d eof %ld\n", i, t);
+            done[i] = 1;
+            left--;
+        }
+    }
+    for (i = 0; i < count; i++) {
+        if (!done[i]) printf("conn %d open\n", i);
+        if (fds[i] >= 0) close(fds[i]);
+    }
+    return 0;
+}
+
 static int do_punch(const char *path) {
     struct stat st;
     int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -553,6 +595,8 @@ int main(int argc, char **argv) {
         return do_connect(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 7 && !strcmp(argv[1], "dnsq"))
         return do_dnsq(argv[2], atoi(argv[3]), argv[4], argv[5], atoi(argv[6]));
+    if (argc == 6 && !strcmp(argv[1], "tcphold"))
+        return do_tcphold(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
     if (argc == 7 && !strcmp(argv[1], "dnsflood"))
         return do_dnsflood(argv[2], argv[3], atoi(argv[4]), atol(argv[5]),
                            atoi(argv[6]));
@@ -564,7 +608,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: pyct-probe sys NAME | ptrace PID | enter PID"
             " | swap DIR A B | rawsend IF HEX N | rawrecv IF PREFIX MS"
             " | connect IP PORT MS | dnsq IP PORT udp|tcp HEX MS"
-            " | dnsflood IP HEX N GAP_US MS | hold PATH MAX | fitrim PATH"
+            " | dnsflood IP HEX N GAP_US MS | tcphold IP PORT N MS"
+            " | hold PATH MAX | fitrim PATH"
             " | punch PATH | inject PID | getfd PID | marker\n");
     return 2;
 }

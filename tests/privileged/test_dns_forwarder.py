@@ -35,6 +35,7 @@ import time
 import pytest
 
 from pyct_driver.virt.network import bridge as bridge_mod
+from pyct_driver.virt.network import dnslimits as limits
 from tests.fixtures import dns_upstream
 from tests.fixtures.dns_upstream import (  # noqa: F401 - fixture
     a_records, parse, query, upstream)
@@ -280,6 +281,25 @@ def test_a_line_rate_flood_costs_the_host_little_and_no_other_network(
     assert sent >= 100000, flood
     assert driver.net.dns.stats["network_paused"] > paused
     assert cpu < 0.1, (cpu, elapsed)  # unbounded: ~0.3 here
+
+
+def test_tcp_connections_are_few_and_short(driver, vms):
+    """A guest holding TCP connections open without a word: two are
+    taken, the third is closed at once, and the two are closed when
+    their query does not come within TCP_IDLE."""
+    wait_ms = int(limits.TCP_IDLE * 1000) + 3000
+    out = _run(driver, vms, "a2", f"pyct-probe tcphold {vms['A'].gateway} "
+                                  f"53 3 {wait_ms}\n")
+    ends = {int(w[1]): w[2:] for w in (line.split()
+                                       for line in out.splitlines())
+            if w and w[0] == "conn"}
+    assert sorted(ends) == [0, 1, 2], out
+    closed = sorted(int(e[1]) for e in ends.values() if e[0] == "eof")
+    assert len(closed) == 3, out  # none stays open
+    assert closed[0] < 1000, out  # the one over the guest's limit
+    idle_ms = limits.TCP_IDLE * 1000
+    assert all(idle_ms - 500 <= t <= idle_ms + 2500 for t in closed[1:]), \
+        out
 
 
 def test_only_port_53_of_the_gateway_is_open(driver, vms):

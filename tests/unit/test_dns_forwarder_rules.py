@@ -48,14 +48,23 @@ OPT_TSIG = b"\0" + struct.pack("!HHIH", 250, 255, 0, 0)
     (query("localhost"), dnsmsg.REFUSED),
     (query("ubuntu.localhost"), dnsmsg.REFUSED),
     (query("_gateway"), dnsmsg.REFUSED),
-    (query("hostname"), dnsmsg.REFUSED),
+    (query("hostname", 28), dnsmsg.REFUSED),
+    (query("LOCALHOST", 16), dnsmsg.REFUSED),
     (query("printer.local"), dnsmsg.REFUSED),
     (query("PRINTER.LOCAL"), dnsmsg.REFUSED),
-    (query(""), dnsmsg.REFUSED),  # the root
+    (query(""), dnsmsg.REFUSED),  # the root's address
+    # what a validating resolver in the guest asks: the root, TLDs, the
+    # public reverse zones
+    (query("", 48, edns=1232), None),  # root DNSKEY
+    (query("", 2), None),               # root NS
+    (query("com", 43), None),           # DS of a TLD
+    (query("in-addr.arpa", 43), None),
+    (query("arpa", 2), None),
+    (query("172.in-addr.arpa", 2), None),  # 172/8 is mostly public
+    (query("ip6.arpa", 43), None),
     (query("1.0.0.127.in-addr.arpa", 12), dnsmsg.REFUSED),
     (query("2.2.0.10.in-addr.arpa", 12), dnsmsg.REFUSED),
-    (query("10.in-addr.arpa", 12), dnsmsg.REFUSED),
-    (query("in-addr.arpa", 12), dnsmsg.REFUSED),
+    (query("10.in-addr.arpa", 2), dnsmsg.REFUSED),
     (query("5.168.192.in-addr.arpa", 12), dnsmsg.REFUSED),
     (query("1.254.169.in-addr.arpa", 12), dnsmsg.REFUSED),
     (query("20.172.in-addr.arpa", 12), dnsmsg.REFUSED),

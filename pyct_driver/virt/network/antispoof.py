@@ -247,9 +247,10 @@ def bridge_program(gateway: str, metadata_address: str,
     """The filter on a bridge's own ingress: what the host's IP stack may
     receive from the network's guests (untagged ARP; ICMP echo/reply, TCP
     with ACK and, with ``dns``, UDP/TCP port 53 to the gateway; TCP to the
-    metadata port unless that is 0). It sees only frames passed up to the host, so it removes the
-    host's copy of a guest's subnet broadcast (UDP services bound to
-    0.0.0.0 would get it) and leaves the siblings' copies alone.
+    metadata port unless that is 0). It sees only frames passed up to the
+    host, so it removes the host's copy of a guest's subnet broadcast (UDP
+    services bound to 0.0.0.0 would get it) and leaves the siblings'
+    copies alone.
     """
     gw = int(ipaddress.IPv4Address(gateway))
     meta = _metadata(metadata_address, metadata_port)

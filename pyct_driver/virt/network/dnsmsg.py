@@ -7,10 +7,13 @@ host; what goes upstream is a new message built here (``upstream_query``:
 our id, the question, RD/CD and a DO bit, our own OPT), so a guest can
 send its upstream resolver nothing but a well-formed question. Names the
 host's resolver answers from host-local state are refused, as dnsmasq's
-``--domain-needed`` and ``--bogus-priv`` do: single-label names (LLMNR,
-systemd-resolved's ``_gateway``), ``localhost``, ``.local`` (mDNS) and
-reverse lookups within private, loopback, link-local and shared address
-space. Zone transfers, ANY and classes other than IN are refused too. A
+``--domain-needed`` and ``--bogus-priv`` do: addresses of single-label
+names (LLMNR, systemd-resolved's ``_gateway``), ``localhost``, ``.local``
+(mDNS) and reverse lookups within private, loopback, link-local and the
+other special-purpose blocks (RFC 6303's locally served zones; the root,
+TLDs and public reverse zones stay answerable, which a validating
+resolver in the guest needs). Zone transfers, ANY and classes other than
+IN are refused too. A
 reply is passed back only when it answers the question we asked under
 the id we chose (``matches``), resized to what the guest can take
 (``for_client``: the TC bit when it does not fit).
@@ -32,6 +35,7 @@ _REFUSED_TYPES = frozenset({0, QTYPE_OPT, 249, 250, 251, 252, 253, 254, 255})
 _QR, _TC, _RD, _RA, _CD = 0x8000, 0x0200, 0x0100, 0x0080, 0x0010
 _DO = 0x8000
 _LOCAL_SUFFIXES = (b"localhost", b"local")
+_ADDRESS_TYPES = (1, 28)  # A, AAAA
 _HEADER = struct.Struct("!HHHHHH")
 # Reverse zones of addresses only the host's own networks know: private,
 # shared, loopback, link-local and the other special-purpose blocks
@@ -161,11 +165,13 @@ def refusal(query: Query) -> int | None:
     if query.qclass != 1 or query.qtype in _REFUSED_TYPES:
         return REFUSED
     labels = query.labels
-    if len(labels) < 2 or labels[-1].lower() in _LOCAL_SUFFIXES:
+    if labels and labels[-1].lower() in _LOCAL_SUFFIXES:
+        return REFUSED
+    if len(labels) < 2 and query.qtype in _ADDRESS_TYPES:
         return REFUSED
     block = _reverse_network(labels)
     if block is not None and any(block.version == n.version
-                                 and block.overlaps(n) for n in _NOT_GLOBAL):
+                                 and block.subnet_of(n) for n in _NOT_GLOBAL):
         return REFUSED
     return None
 
