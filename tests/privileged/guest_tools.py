@@ -113,6 +113,9 @@ def cleanup_driver(driver: ContainerDriver, tmp: str, parent: str) -> None:
             errors.append(f"destroy {uuid}: {err}")
     with contextlib.suppress(Exception):
         driver.launcher.shutdown()
+    if driver._plumber is not None:  # its deletions, DNS sockets, netlink
+        with contextlib.suppress(Exception):
+            driver._plumber.close()
     for path in reversed(parent_dirs(parent)):
         for sub in sorted(glob.glob(os.path.join(path, "*/")), reverse=True):
             with contextlib.suppress(OSError):
