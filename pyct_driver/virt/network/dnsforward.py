@@ -64,6 +64,7 @@ class DnsForwarder:
         self._lock = threading.Lock()
         self._sel = selectors.DefaultSelector()  # epoll: no fd limit
         self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_w.setblocking(False)  # a full pipe wakes it already
         self._sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         self._thread: threading.Thread | None = None
         self._stopping = False
