@@ -61,6 +61,7 @@ bench: venv host
 	$(BIN)/python tools/bench/debian_ssh.py
 	$(BIN)/python tools/bench/idle_memory.py --guests 200
 	$(BIN)/python tools/bench/console_flood.py
+	$(BIN)/python tools/bench/dns_forwarder.py --runs 1000
 
 sample-config: venv
 	$(BIN)/oslo-config-generator --config-file etc/pyct/pyct-config-generator.conf

@@ -32,11 +32,13 @@ def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
     manager = ComputeManager(
         db, driver, conf.host,
         shutdown_timeout=conf.compute.shutdown_timeout,
-        force_config_drive=conf.metadata.force_config_drive)
+        force_config_drive=conf.metadata.force_config_drive,
+        gateway_dns=conf.network.dns_forwarder)
     metadata = None
     if conf.metadata.port > 0:
-        metadata = MetadataServer.from_db(db, conf.metadata.address,
-                                          conf.metadata.port, conf.host)
+        metadata = MetadataServer.from_db(
+            db, conf.metadata.address, conf.metadata.port, conf.host,
+            gateway_dns=conf.network.dns_forwarder)
     return ComputeService(
         manager, rpc_transport.get_transport(conf),
         report_interval=conf.report_interval,

@@ -116,7 +116,8 @@ def sync_power_states(manager: ComputeManager) -> int:
 
 def _sync_one(manager: ComputeManager, instance: dict) -> int:
     uuid, vm_state = instance["uuid"], instance["vm_state"]
-    spec = instance_spec(manager.db, instance)
+    spec = instance_spec(manager.db, instance,
+                         gateway_dns=manager.gateway_dns)
     power = manager.driver.get_info(spec).power_state
     values: dict = {}
     if power != instance["power_state"]:

@@ -115,10 +115,12 @@ class MetadataServer:
 
     @classmethod
     def from_db(cls, db: Database, address: str, port: int,
-                host: str | None = None) -> "MetadataServer":
-        """Serve the instances the database places on ``host``."""
-        return cls(address, port,
-                   lambda ip: lookup.source_for_address(db, ip, host))
+                host: str | None = None,
+                gateway_dns: bool = False) -> "MetadataServer":
+        """Serve the instances the database places on ``host``
+        (``gateway_dns``: ``[network] dns_forwarder``)."""
+        return cls(address, port, lambda ip: lookup.source_for_address(
+            db, ip, host, gateway_dns))
 
     @property
     def bound_address(self) -> tuple[str, int]:

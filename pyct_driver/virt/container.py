@@ -14,8 +14,7 @@ Guests are unprivileged (a user namespace on the instance's id range:
 (``guest_config.launch_spec``). Limits and privilege are read only from
 the flavor snapshot, never from image properties or instance metadata
 (tenant input); image properties choose only the guest's own init
-(``os_command_line``), which runs inside the guest like any other guest
-binary.
+(``os_command_line``), which runs inside the guest like any guest binary.
 
 No-new-privs: host-side helpers pyct runs get it (mkfs.ext4 via
 ``setpriv``); the launcher cannot (guest inits inherit it; sudo in guests).
@@ -70,11 +69,7 @@ class ContainerDriver(base.VirtDriver):
         self.default_pids_max = opts.default_pids_max
         self.soft_reboot_timeout = opts.soft_reboot_timeout
         self.guest_limits = guest_config.GuestLimits.from_conf(opts)
-        self._net_args = dict(mtu=conf.network.mtu,
-                              metadata_address=conf.metadata.address,
-                              metadata_port=conf.metadata.port,
-                              dns=tuple(conf.network.dns_nameservers),
-                              egress_nat=conf.network.egress_nat)
+        self._net_args = NetworkPlumber.options(conf.network, conf.metadata)
         self._plumber: NetworkPlumber | None = None
         self.host: str | None = None
         # The manager may run two operations on one instance at once (a
@@ -365,6 +360,8 @@ class ContainerDriver(base.VirtDriver):
                     self._start(instance, record)
                 return self.get_info(instance)
             return base.InstanceInfo(power_state=states.SHUTDOWN)
+        if instance.vifs:  # (a restart's first power sync: DNS again)
+            self.net.resume(instance.vifs)
         try:
             power = (states.PAUSED_POWER if self.cgroups.is_frozen(uuid)
                      else states.RUNNING)

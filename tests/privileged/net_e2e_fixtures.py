@@ -79,7 +79,22 @@ def _listen_inodes(port: int) -> dict[str, str]:
 def metadata_listeners(port: int = METADATA_PORT) -> dict[int, str]:
     """pid -> command of every process holding a listener the metadata
     address's port would reach (host network namespace)."""
-    inodes = {f"socket:[{i}]" for i in _listen_inodes(port)}
+    return _owners(_listen_inodes(port))
+
+
+def dns_listeners(gateway: str) -> dict[int, str]:
+    """pid -> command of every process with a UDP socket bound to
+    ``gateway``:53 (the gateway's DNS forwarder)."""
+    want = "%08X:0035" % int.from_bytes(
+        ipaddress.IPv4Address(gateway).packed, "little")
+    with open("/proc/net/udp") as f:
+        inodes = [line.split()[9] for line in f.readlines()[1:]
+                  if line.split()[1] == want]
+    return _owners(inodes)
+
+
+def _owners(socket_inodes) -> dict[int, str]:
+    inodes = {f"socket:[{i}]" for i in socket_inodes}
     owners: dict[int, str] = {}
     if not inodes:
         return owners

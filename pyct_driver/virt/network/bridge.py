@@ -6,12 +6,15 @@ the metadata service is on (``metadata_port`` > 0), the metadata address
 (/32, on every bridge, so guests reach the host's metadata server
 on-link), with IPv4 forwarding off on it. With the service off (port 0)
 nothing of it is set up: no address (one an earlier configuration left is
-removed), no route in guests, no filter rule. Forwarding off is not
+removed), no route in guests, no filter rule. With a DNS forwarder
+(``dnsforward``; ``dns_upstreams`` not None) the gateway also answers
+DNS on port 53 for that bridge's guests. Forwarding off is not
 enough (the host accepts packets for any of its addresses on any
 interface), so each port's filter (``antispoof``) also limits where the
-guest's packets go: its own subnet, ICMP echo to the gateway and TCP to the
-metadata address's port, nothing else; a filter on the bridge's own ingress
-holds the host's stack to the same (it also sees subnet broadcasts). The
+guest's packets go: its own subnet, ICMP echo and DNS to the gateway and
+TCP to the metadata address's port, nothing else; a filter on the bridge's
+own ingress holds the host's stack to the same (it also sees subnet
+broadcasts). The
 same holds for ARP: the host answers on a bridge only for the addresses on
 that bridge (``arp_ignore=1``), never for other bridges' gateways or the
 uplink, and the port filter drops requests for targets outside the subnet.
@@ -33,8 +36,9 @@ import socket
 
 from pyct_driver import exception
 from pyct_driver.virt.base import VifSpec
-from pyct_driver.virt.network import antispoof
+from pyct_driver.virt.network import antispoof, dnsupstream
 from pyct_driver.virt.network import deleter as deleter_mod
+from pyct_driver.virt.network import dnsforward
 from pyct_driver.virt.network import netlink
 
 LOG = logging.getLogger(__name__)
@@ -74,7 +78,8 @@ class NetworkPlumber:
     def __init__(self, mtu: int = 1500,
                  metadata_address: str = "169.254.169.254",
                  metadata_port: int = 80,
-                 dns: list[str] | tuple[str, ...] = (),
+                 dns_upstreams: list[dnsforward.Upstream] | None = None,
+                 dns_rate: float = 100.0,
                  egress_nat: bool = False) -> None:
         if egress_nat:
             raise exception.NetworkError(
@@ -88,16 +93,31 @@ class NetworkPlumber:
             raise exception.NetworkError(
                 reason=f"bad metadata port {metadata_port}")
         self.metadata_port = metadata_port
-        self.dns = tuple(dns)
+        # None: no forwarder, and port 53 stays shut in every filter
+        self.dns = (dnsforward.DnsForwarder(dns_upstreams, dns_rate)
+                    if dns_upstreams is not None else None)
         self.host = netlink.HostNetlink()
         self.deleter = deleter_mod.Deleter()
         # Bumped by every ensure_bridge: a deferred removal requested
         # before the latest ensure must not remove the bridge.
         self._generation: dict[str, int] = {}
 
+    @staticmethod
+    def options(network, metadata) -> dict:
+        """Constructor arguments from the ``[network]`` and ``[metadata]``
+        option groups (the driver, a composition root, passes them)."""
+        return dict(mtu=network.mtu, metadata_address=metadata.address,
+                    metadata_port=metadata.port,
+                    egress_nat=network.egress_nat,
+                    dns_upstreams=dnsupstream.chosen(network.dns_forwarder,
+                                                     network.dns_upstreams),
+                    dns_rate=network.dns_queries_per_second)
+
     def close(self) -> None:
         self.deleter.flush()
         self.deleter.stop()
+        if self.dns:
+            self.dns.close()
         self.host.close()
 
     # -- bridges -----------------------------------------------------------
@@ -137,11 +157,16 @@ class NetworkPlumber:
                 _write_sysctl(f"{conf}/arp_ignore", "1")
                 _write_sysctl(f"{conf}/arp_announce", "2")
             self._bridge_addresses(index, name, iface)
-            # The host's copy of what guests send: only ARP, ICMP echo to
-            # the gateway, TCP to the metadata port (not subnet broadcasts).
+            if self.dns:  # listening before any filter lets port 53 in
+                self.dns.serve(network_id, name, index, str(iface.ip),
+                               iface.network.prefixlen)
+            # The host's copy of what guests send: only ARP, ICMP echo and
+            # DNS to the gateway, TCP to the metadata port (not subnet
+            # broadcasts).
             antispoof.install_bridge(host, index, name, str(iface.ip),
                                      self.metadata_address,
-                                     self.metadata_port, refresh=fresh)
+                                     self.metadata_port, dns=bool(self.dns),
+                                     refresh=fresh)
             with netlink.wrap(f"set bridge {name} up"):
                 host.ipr.link("set", index=index, mtu=mtu, state="up")
             self._generation[network_id] = (
@@ -189,6 +214,8 @@ class NetworkPlumber:
                 return
             if any(link["master"] == index for link in host.links()):
                 return
+            if self.dns:
+                self.dns.stop_serving(network_id)
             with netlink.wrap(f"delete bridge {name}"):
                 host.ipr.link("del", index=index)
             self._generation.pop(network_id, None)
@@ -248,7 +275,8 @@ class NetworkPlumber:
             try:
                 antispoof.install(host, index, host_name, vif.mac, vif.ip,
                                   vif.prefixlen, vif.gateway,
-                                  self.metadata_address, self.metadata_port)
+                                  self.metadata_address, self.metadata_port,
+                                  dns=bool(self.dns))
                 _write_sysctl(
                     f"/proc/sys/net/ipv6/conf/{host_name}/disable_ipv6", "1")
                 with netlink.wrap(f"set {host_name} up"):
@@ -318,6 +346,22 @@ class NetworkPlumber:
     def unplug_all(self, vifs: list[VifSpec] | tuple[VifSpec, ...]) -> None:
         for vif in vifs:
             self.unplug(vif)
+
+    def resume(self, vifs: list[VifSpec] | tuple[VifSpec, ...]) -> None:
+        """Serve DNS again on the bridges of a running guest's networks
+        (this process did not plug it: a restarted compute service);
+        costs a dictionary look once served."""
+        if not self.dns:
+            return
+        for vif in vifs:
+            if (not self.dns.serves(vif.network_id)
+                    and self.host.link_index(bridge_name(vif.network_id))
+                    is not None):
+                try:
+                    self.ensure_bridge(vif.network_id, vif.gateway,
+                                       vif.prefixlen, vif.mtu)
+                except exception.NetworkError as err:  # the guest runs on
+                    LOG.warning("DNS on network %s: %s", vif.network_id, err)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait for queued deletions; False if they did not finish."""

@@ -12,7 +12,9 @@ guest's addresses from the host side.
 
 The result is cached as ``<cache_dir>/debian-<suite>-<recipe hash>.tar``;
 the hash covers everything that shapes the image except the mirror, so a
-changed recipe builds anew and an unchanged one costs nothing. Downloaded
+changed recipe builds anew and an unchanged one costs nothing. Images of
+other recipes (another pyct version on the host, mid-upgrade) stay until
+unused for ``STALE_DAYS`` (each use touches its file). Downloaded
 packages are kept in ``<cache_dir>/debs`` for the next build. The mirror
 defaults to the one the host's apt already uses.
 """
@@ -29,6 +31,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 
 from pyct_driver import exception
 from pyct_driver.progress import SILENT, Progress, size
@@ -37,6 +40,7 @@ from pyct_driver.virt.rootfs import debian_agent, debootstrap
 DEFAULT_CACHE_DIR = "/var/cache/pyct/images"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 RECIPE_VERSION = 2  # bump when the code below changes the image
+STALE_DAYS = 7
 
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2",
             "ca-certificates", "jq")
@@ -126,6 +130,8 @@ def build_debian_rootfs(dest_tar: str | None = None, suite: str = "bookworm",
         if not os.path.exists(cached):
             _build(cached, suite, cache_dir, mirror or host_mirror(suite),
                    progress)
+        else:
+            os.utime(cached)  # in use: not stale for another recipe
     if dest_tar is None:
         return cached
     try:
@@ -186,11 +192,13 @@ def _build(cached: str, suite: str, cache_dir: str, mirror: str,
         os.rename(tmp, cached)
         progress.stage(f"built {cached} ({size(_size_of(cached))}) in "
                        f"{progress.elapsed():.0f} s")
-        # older recipes' images only take disk space now
+        # other recipes' images nobody used for a while take space only
         pattern = os.path.join(cache_dir, f"debian-{suite}-*.tar")
         for stale in glob.glob(pattern):
-            if stale != cached:
-                os.unlink(stale)
+            with contextlib.suppress(OSError):
+                if (stale != cached and time.time() - os.path.getmtime(stale)
+                        > STALE_DAYS * 86400):
+                    os.unlink(stale)
     finally:
         _unmount_below(work)
         shutil.rmtree(work, ignore_errors=True)
