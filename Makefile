@@ -41,7 +41,10 @@ run: venv host conf
 	$(BIN)/pyct-manage --config-file $(CONF) image create-busybox busybox --if-missing
 	$(BIN)/pyct-manage --config-file $(CONF) flavor create m1.tiny --id 1 --vcpus 1 --ram 512 --disk 1 --if-missing
 	$(BIN)/pyct-manage --config-file $(CONF) flavor create m1.small --id 2 --vcpus 1 --ram 2048 --disk 20 --if-missing
-	@echo "pyct all-in-one on http://127.0.0.1:8774 — try: openstack --os-cloud pyct-local server list"
+	@echo "pyct all-in-one on http://127.0.0.1:8774 (Ctrl-C stops it; \`make stop\` also its guests). In another terminal, paste:"
+	@echo "  export OS_CLIENT_CONFIG_FILE=$(CURDIR)/etc/pyct/clouds.yaml OS_CLOUD=pyct-local"
+	@echo "  export PATH=$(BIN):\$$PATH"
+	@echo "  openstack server list"
 	OS_CLIENT_CONFIG_FILE=$(CURDIR)/etc/pyct/clouds.yaml exec $(BIN)/pyct-all-in-one --config-file $(CONF)
 
 # Stop what `make run` started, from any state: the all-in-one if it still
@@ -76,6 +79,7 @@ bench: venv host
 	$(BIN)/python tools/bench/debian_ssh.py
 	$(BIN)/python tools/bench/idle_memory.py --guests 200
 	$(BIN)/python tools/bench/console_flood.py
+	$(BIN)/python tools/bench/dns_forwarder.py --runs 1000
 
 sample-config: venv
 	$(BIN)/oslo-config-generator --config-file etc/pyct/pyct-config-generator.conf

@@ -194,7 +194,35 @@ network_opts = [
     cfg.IntOpt("mtu", default=1500, min=576, max=9000,
                help="MTU of project networks (bridges, veths, guests)."),
     cfg.ListOpt("dns_nameservers", default=[],
-                help="Nameservers written to the guests' resolv.conf."),
+                help="Nameservers of new project networks (a network keeps "
+                     "the list it was made with, as a Neutron subnet's "
+                     "dns_nameservers), given to its guests' "
+                     "/etc/resolv.conf by injection, the metadata service "
+                     "and the config drive. Empty: the network's gateway "
+                     "while dns_forwarder is on (guests reach no other "
+                     "resolver: there is no NAT), else none (the image's "
+                     "own resolv.conf stays)."),
+    cfg.BoolOpt("dns_forwarder", default=True,
+                help="Answer DNS on each project network's gateway address "
+                     "(UDP and TCP port 53), for that network's own guests "
+                     "only, forwarding their questions to dns_upstreams, "
+                     "as Neutron's per-subnet dnsmasq does. The guests' "
+                     "port filters let UDP/TCP 53 to the gateway through "
+                     "only while this is on. Zone transfers, ANY, classes "
+                     "other than IN, addresses of single-label names, "
+                     ".local, localhost and reverse lookups within "
+                     "private, loopback, link-local and other "
+                     "special-purpose blocks are refused (the host "
+                     "resolver's local names stay the host's). Off: no "
+                     "listener and no filter rule."),
+    cfg.ListOpt("dns_upstreams", default=[],
+                help="Resolvers the DNS forwarder asks, each an IP, IP:port "
+                     "or [IPv6]:port. Empty: the nameservers of the host's "
+                     "/etc/resolv.conf when pyct-compute starts."),
+    cfg.IntOpt("dns_queries_per_second", default=100, min=1,
+               help="Queries a second the DNS forwarder takes from one "
+                    "guest address (bursts of twice this); more are "
+                    "dropped."),
     cfg.BoolOpt("egress_nat", default=False,
                 help="Let guests reach the outside through the host (NAT). "
                      "Off: project networks reach only their own members, "

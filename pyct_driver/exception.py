@@ -24,6 +24,7 @@ layer turns each into a Nova fault body using ``code``::
     │   └── Duplicate               a unique name or id already exists
     │       └── FlavorAccessExists
     ├── TooLarge (413)
+    ├── NotImplementedYet (501)     an OpenStack feature pyct lacks
     ├── UnsupportedMediaType (415)
     ├── NoValidHost                 the scheduler found no compute node
     ├── DBError                     the database failed (wrapped SQLAlchemy)
@@ -177,6 +178,14 @@ class UnsupportedMediaType(PyctError):
                  accepted: tuple[str, ...] = (), **kwargs: object) -> None:
         super().__init__(message, **kwargs)
         self.accepted = accepted
+
+
+class NotImplementedYet(PyctError):
+    """A feature OpenStack has that pyct does not (yet)."""
+
+    code = 501
+    fault = "notImplemented"
+    msg_fmt = "Not implemented: %(what)s"
 
 
 class NoValidHost(PyctError):

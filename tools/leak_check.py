@@ -211,7 +211,7 @@ def _link_names(url: str) -> set[str]:
     ``url``; none if it cannot be read (said on stderr)."""
     from pyct_driver.db import networks as db_networks
     from pyct_driver.db.engine import Database
-    from pyct_driver.virt.network.bridge import bridge_name, veth_name
+    from pyct_driver.virt.network.names import bridge_name, veth_name
 
     if url.startswith("sqlite:///") and not os.path.exists(
             url[len("sqlite:///"):]):

@@ -20,12 +20,13 @@ import webob
 import webob.exc
 
 from pyct_driver import exception
-from pyct_driver.api import identity
+from pyct_driver.api import identity, not_yet
 from pyct_driver.api import (auth, faults, flavors, host_routes,
                              image_members, image_update, images,
                              instance_actions, interfaces, keypairs,
-                             microversion, networking, policy, scheduler,
-                             server_actions, servers, versions)
+                             microversion, networking, policy,
+                             request_log, scheduler, server_actions,
+                             servers, versions)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api, Settings
 from pyct_driver.db.networks import IpamSettings
@@ -90,7 +91,10 @@ IMAGE_ROUTES: list[tuple[str, str, Handler]] = [
 # first path segments that are collections, not a project id
 _COLLECTIONS = {"servers", "flavors", "images", "os-keypairs", "limits",
                 "extensions", "os-availability-zone", "os-hypervisors",
-                "os-services", "os-quota-sets", "os-server-groups"}
+                "os-services", "os-quota-sets", "os-server-groups",
+                "os-simple-tenant-usage", "os-quota-class-sets",
+                "os-aggregates", "os-migrations",
+                "os-server-external-events"}
 
 
 def _compile(routes: list[tuple[str, str, Handler]]
@@ -108,10 +112,14 @@ def _compile(routes: list[tuple[str, str, Handler]]
 
 
 class Router:
-    """Resolve a path to (handler, url params) or raise a 404/405 fault."""
+    """Resolve a path to (handler, url params) or raise a 404/405 fault
+    -- or ``not_yet``'s 501 for a feature OpenStack has and pyct lacks."""
 
-    def __init__(self, routes: list[tuple[str, str, Handler]]) -> None:
+    def __init__(self, routes: list[tuple[str, str, Handler]],
+                 not_yet: Callable[[str, str], Exception | None]
+                 = lambda _m, _p: None) -> None:
         self._table = _compile(routes)
+        self._not_yet = not_yet
 
     def match(self, method: str, path: str) -> tuple[Handler, dict]:
         for regex, methods in self._table:
@@ -121,9 +129,11 @@ class Router:
             if method == "HEAD" and "GET" in methods:
                 method = "GET"
             if method not in methods:
-                raise _MethodNotAllowed(sorted(methods))
+                raise self._not_yet(method, path) or _MethodNotAllowed(
+                    sorted(methods))
             return methods[method], found.groupdict()
-        raise exception.NotFound("The resource could not be found.")
+        raise self._not_yet(method, path) or exception.NotFound(
+            "The resource could not be found.")
 
 
 class _MethodNotAllowed(Exception):
@@ -152,9 +162,10 @@ class ApiApp:
 
     def __init__(self, api: Api) -> None:
         self.api = api
-        self.compute = Router(COMPUTE_ROUTES)
-        self.image = Router(IMAGE_ROUTES)
-        self.networking = Router(networking.ROUTES)
+        self.compute = Router(COMPUTE_ROUTES,
+                              lambda _m, path: not_yet.compute(path))
+        self.image = Router(IMAGE_ROUTES, not_yet.image)
+        self.networking = Router(networking.ROUTES, not_yet.networking)
 
     def __call__(self, environ: dict, start_response: Callable):
         req = webob.Request(environ)
@@ -197,6 +208,9 @@ class ApiApp:
             req.environ, req.environ["openstack.request_id"])
         if ctxt is None:
             raise exception.NotAuthorized()
+        # the access log line and the request's other lines name the caller
+        req.environ[request_log.CONTEXT_KEY] = ctxt
+        ctxt.update_store()
         return ctxt
 
     def _compute(self, req: webob.Request, parts: list[str]
@@ -252,6 +266,8 @@ class ApiApp:
         except _MethodNotAllowed as err:
             return _neutron_fault(405, "HTTPMethodNotAllowed", str(err))
         except exception.PyctError as err:
+            if isinstance(err, exception.NotImplementedYet):
+                return _neutron_fault(501, "NotImplemented", err.message)
             if err.code >= 500:
                 return faults.from_exception(err)
             kind = {404: "NotFound", 401: "NotAuthorized",
@@ -281,6 +297,13 @@ class ApiApp:
 def _glance_fault(err: exception.PyctError) -> webob.Response:
     """Glance's error response: webob's own, in the form the client's
     Accept asks for (JSON ``{"message", "code", "title"}`` for the SDK)."""
+    if isinstance(err, exception.NotImplementedYet):
+        resp = webob.Response(status=501, content_type="application/json",
+                              charset="UTF-8")
+        resp.text = json.dumps({"message": err.message,
+                                "code": "501 Not Implemented",
+                                "title": "Not Implemented"})
+        return resp
     if err.code >= 500:
         return faults.from_exception(err)
     if isinstance(err, exception.UnsupportedMediaType):
@@ -367,6 +390,6 @@ def create_app(conf, db, compute_client) -> Callable:
               host_routes=host_routes.read_ipv4_routes)
     app: Callable = ApiApp(api)
     app = auth.wrap(conf.api.auth_strategy, app, conf.api.noauth_roles,
-                    conf.api.noauth_admin_users)
+                    conf.api.noauth_admin_users, settings.public_endpoint)
     app = BodyLimitMiddleware(app, conf.api.max_request_body_size)
-    return RequestIdMiddleware(app)
+    return RequestIdMiddleware(request_log.RequestLogMiddleware(app))

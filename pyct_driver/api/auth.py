@@ -6,16 +6,21 @@ keystonemiddleware's ``auth_token`` does; ``context_from_environ`` reads
 only those, so a keystone strategy slots in by wrapping the app with
 ``auth_token`` instead of ``NoAuthMiddleware``. The ``noauth`` strategy
 trusts an ``X-Auth-Token: user:project`` (development and tests only) and
-always overwrites the identity headers, so a client cannot forge them.
+always overwrites the identity headers, so a client cannot forge them; it
+also issues such tokens the Keystone way (``noauth_tokens``), so clients
+can use a password auth plugin and the catalog.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Callable, Iterable
 
+import webob
+
 from pyct_driver import exception
-from pyct_driver.api import faults
+from pyct_driver.api import faults, noauth_tokens
 from pyct_driver.context import RequestContext
 
 WSGIApp = Callable
@@ -40,14 +45,36 @@ class NoAuthMiddleware:
     """Trust ``X-Auth-Token: user:project``; give configured roles."""
 
     def __init__(self, app: WSGIApp, roles: Iterable[str],
-                 admin_users: Iterable[str]) -> None:
+                 admin_users: Iterable[str],
+                 public_endpoint: str | None = None) -> None:
         self.app = app
         self.roles = list(roles)
         self.admin_users = set(admin_users)
+        self.public_endpoint = public_endpoint
+
+    def _issue_token(self, environ: dict, start_response: Callable):
+        req = webob.Request(environ)
+        try:
+            status, headers, body = noauth_tokens.issue(
+                req.body, self.public_endpoint or req.application_url,
+                self.roles, self.admin_users)
+        except exception.PyctError as err:
+            status, headers = err.code, {}
+            body = {"error": {"code": err.code, "title": "Bad Request",
+                              "message": err.message}}
+        resp = webob.Response(status=status, headers=headers,
+                              content_type="application/json",
+                              charset="UTF-8")
+        resp.text = json.dumps(body)
+        return resp(environ, start_response)
 
     def __call__(self, environ: dict, start_response: Callable):
         for key in _IDENTITY_KEYS:
             environ.pop(key, None)
+        if (environ.get("PATH_INFO", "").rstrip("/")
+                == "/identity/v3/auth/tokens"
+                and environ.get("REQUEST_METHOD") == "POST"):
+            return self._issue_token(environ, start_response)
         token = environ.get("HTTP_X_AUTH_TOKEN")
         match = _TOKEN_RE.match(token.strip()) if token else None
         if match is None:
@@ -70,10 +97,11 @@ class NoAuthMiddleware:
 
 
 def wrap(strategy: str, app: WSGIApp, roles: Iterable[str],
-         admin_users: Iterable[str]) -> WSGIApp:
+         admin_users: Iterable[str],
+         public_endpoint: str | None = None) -> WSGIApp:
     """Wrap ``app`` with the middleware of ``strategy``."""
     if strategy == "noauth":
-        return NoAuthMiddleware(app, roles, admin_users)
+        return NoAuthMiddleware(app, roles, admin_users, public_endpoint)
     raise exception.InvalidInput(
         reason=f"unknown auth_strategy {strategy!r}")
 

@@ -13,6 +13,9 @@ guests (and the launcher holding them) keep running and that
 
 from __future__ import annotations
 
+# first: eventlet must be unimportable before any oslo library loads
+from pyct_driver import no_eventlet  # noqa: F401,I100
+
 import sys
 
 from oslo_log import log as logging

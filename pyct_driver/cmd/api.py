@@ -8,6 +8,9 @@ to any WSGI server (uWSGI, gunicorn, mod_wsgi) configured by
 
 from __future__ import annotations
 
+# first: eventlet must be unimportable before any oslo library loads
+from pyct_driver import no_eventlet  # noqa: F401,I100
+
 import os
 import sys
 import threading

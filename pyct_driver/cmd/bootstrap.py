@@ -7,6 +7,9 @@ RPC transport the services share.
 
 from __future__ import annotations
 
+# first: eventlet must be unimportable before any oslo library loads
+from pyct_driver import no_eventlet  # noqa: F401,I100
+
 import os
 import signal
 import threading
@@ -20,6 +23,8 @@ from pyct_driver.db.engine import Database
 from pyct_driver.rpc import transport as rpc_transport
 
 CONF = pyct_conf.CONF
+# third-party loggers whose INFO lines say nothing an operator needs
+QUIET_LOGGERS = ("alembic=WARN",)
 _logging_registered = False
 
 
@@ -32,6 +37,9 @@ def parse_args(argv: Sequence[str], conf: cfg.ConfigOpts = CONF,
     if not _logging_registered:
         logging.register_options(conf)
         _logging_registered = True
+    # alembic says which dialect it found on every start, db version too
+    logging.set_defaults(default_log_levels=[
+        *logging.get_default_log_levels(), *QUIET_LOGGERS])
     if log_to_stderr:
         conf.set_default("use_stderr", True)
     rpc_transport.register_opts(conf)

@@ -9,6 +9,9 @@ One service per host and state dir (``compute.host_lock``).
 
 from __future__ import annotations
 
+# first: eventlet must be unimportable before any oslo library loads
+from pyct_driver import no_eventlet  # noqa: F401,I100
+
 import os
 import sys
 
@@ -39,7 +42,8 @@ def build_manager(conf: cfg.ConfigOpts, db: Database) -> ComputeManager:
     return ComputeManager(
         db, driver, conf.host,
         shutdown_timeout=conf.compute.shutdown_timeout,
-        force_config_drive=conf.metadata.force_config_drive)
+        force_config_drive=conf.metadata.force_config_drive,
+        gateway_dns=conf.network.dns_forwarder)
 
 
 def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
@@ -47,9 +51,9 @@ def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
     manager = build_manager(conf, db)
     metadata = None
     if conf.metadata.port > 0:
-        metadata = MetadataServer.from_db(db, conf.metadata.address,
-                                          conf.metadata.port, conf.host,
-                                          per_device=True)
+        metadata = MetadataServer.from_db(
+            db, conf.metadata.address, conf.metadata.port, conf.host,
+            gateway_dns=conf.network.dns_forwarder, per_device=True)
     return ComputeService(
         manager, rpc_transport.get_transport(conf),
         report_interval=conf.report_interval,

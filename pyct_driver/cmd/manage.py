@@ -15,8 +15,11 @@ this host (``host_stop``).
 
 from __future__ import annotations
 
+# first: eventlet must be unimportable before any oslo library loads
+from pyct_driver import no_eventlet  # noqa: F401,I100
+
+import contextlib
 import os
-import shutil
 import sys
 import tempfile
 import uuid as uuidlib
@@ -24,6 +27,7 @@ import uuid as uuidlib
 from oslo_config import cfg
 
 from pyct_driver import exception, plugins
+from pyct_driver.progress import SILENT, Progress
 from pyct_driver.api import flavors as api_flavors
 from pyct_driver.api import images as api_images
 from pyct_driver.cmd import bootstrap, host_stop, server_exec
@@ -146,22 +150,39 @@ def _flavor_cmd(conf: cfg.ConfigOpts, db: Database) -> int:
     return 0
 
 
+def _copy(src: str, dest: str, progress: Progress) -> None:
+    """Copy in the kernel, in slices, reporting the bytes copied."""
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        total = os.fstat(fin.fileno()).st_size
+        done = 0
+        while True:
+            sent = os.sendfile(fout.fileno(), fin.fileno(), None, 8 << 20)
+            if not sent:
+                break
+            done += sent
+            progress.transfer("copying into the image store", done, total)
+
+
 def import_image(conf: cfg.ConfigOpts, db: Database, name: str, path: str,
                  properties: dict[str, str],
-                 image_id: str | None = None) -> dict:
+                 image_id: str | None = None,
+                 progress: Progress = SILENT) -> dict:
     """Copy ``path`` into the image store, let the driver accept it, and
-    register it; on any failure nothing is left behind."""
+    register it; on any failure nothing is left behind. A big file's bytes
+    copied and unpacked are reported to ``progress``."""
     image_id = image_id or str(uuidlib.uuid4())
     store = os.path.join(conf.state_path, "images")
     os.makedirs(store, mode=0o700, exist_ok=True)
     dest = os.path.join(store, image_id)
     try:
-        shutil.copyfile(path, dest)
+        _copy(path, dest, progress)
     except OSError as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(dest)
         raise exception.InvalidImage(image=name, reason=str(err)) from err
     driver = plugins.load_virt_driver(conf.virt_driver, conf)
     try:
-        info = driver.import_image(image_id, dest)
+        info = driver.import_image(image_id, dest, progress)
         props = dict(info.properties)
         props.update(properties)
         # Glance's own fields travel with the properties; register_image
@@ -191,19 +212,22 @@ def _image_cmd(conf: cfg.ConfigOpts, db: Database) -> int:
     if cmd.if_missing and existing:
         print(existing[0]["id"])
         return 0
+    # stdout is the command's result (the image id); news goes to stderr
+    progress = Progress(sys.stderr)
     if cmd.action == "import":
         props = _props(cmd.property)
         for key in ("visibility", "owner"):
             if getattr(cmd, key):
                 props[key] = getattr(cmd, key)
         image = import_image(conf, db, cmd.image_name, cmd.file, props,
-                             cmd.image_id)
+                             cmd.image_id, progress)
     elif cmd.action == "create-debian":
         tarball = debian.build_debian_rootfs(
-            suite=cmd.suite, cache_dir=cmd.cache_dir, mirror=cmd.mirror)
+            suite=cmd.suite, cache_dir=cmd.cache_dir, mirror=cmd.mirror,
+            progress=progress)
         image = import_image(conf, db, cmd.image_name, tarball,
                              {"os_distro": "debian",
-                              "os_version": cmd.suite})
+                              "os_version": cmd.suite}, progress=progress)
     else:
         with tempfile.TemporaryDirectory(prefix="pyct-busybox-") as tmp:
             tarball = os.path.join(tmp, "rootfs.tar")

@@ -36,8 +36,10 @@ from pyct_driver.virt import base as virt_base
 LOG = logging.getLogger(__name__)
 
 
-def vif_spec(port: dict) -> virt_base.VifSpec:
-    """The driver's view of a port row (its network under ``network``)."""
+def vif_spec(port: dict, gateway_dns: bool = False) -> virt_base.VifSpec:
+    """The driver's view of a port row (its network under ``network``);
+    ``gateway_dns``: the network's gateway answers DNS when it names no
+    nameservers of its own (``[network] dns_forwarder``)."""
     net = port["network"]
     return virt_base.VifSpec(
         port_id=port["id"], network_id=port["network_id"],
@@ -45,14 +47,16 @@ def vif_spec(port: dict) -> virt_base.VifSpec:
         prefixlen=ipaddress.IPv4Network(net["cidr"]).prefixlen,
         gateway=net["gateway"], mtu=int(net["mtu"]),
         device_index=int(port["device_index"] or 0),
-        dns_nameservers=tuple(net["dns_nameservers"] or ()))
+        dns_nameservers=tuple(db_networks.guest_nameservers(
+            net, gateway_dns)))
 
 
 def instance_spec(db: Database, instance: dict,
-                  force_config_drive: bool = False
-                  ) -> virt_base.InstanceSpec:
+                  force_config_drive: bool = False,
+                  gateway_dns: bool = False) -> virt_base.InstanceSpec:
     """The driver's view of an instance row (image properties and ports
-    included); ``force_config_drive`` is ``[metadata] force_config_drive``."""
+    included); ``force_config_drive`` is ``[metadata] force_config_drive``,
+    ``gateway_dns`` ``[network] dns_forwarder``."""
     config_drive = bool(instance.get("config_drive") or force_config_drive)
     flavor = instance["flavor"]
     extra = dict(flavor.get("extra_specs") or {})
@@ -81,11 +85,11 @@ def instance_spec(db: Database, instance: dict,
         metadata=dict(instance.get("metadata") or {}),
         key_data=instance.get("key_data"),
         project_id=instance["project_id"],
-        vifs=tuple(vif_spec(p) for p in db_networks.list_ports(
+        vifs=tuple(vif_spec(p, gateway_dns) for p in db_networks.list_ports(
             db, instance_uuids=[instance["uuid"]])),
         config_drive=config_drive,
         config_drive_files=md_content.config_drive_files(
-            md_lookup.source_for_instance(db, instance))
+            md_lookup.source_for_instance(db, instance, gateway_dns))
         if config_drive else (),
         id_range=id_range, privileged=privileged,
         host_root=extra_specs.host_root_from(extra))
@@ -98,17 +102,20 @@ class ComputeManager:
 
     def __init__(self, db: Database, driver: virt_base.VirtDriver,
                  host: str, shutdown_timeout: float = 60,
-                 force_config_drive: bool = False) -> None:
+                 force_config_drive: bool = False,
+                 gateway_dns: bool = False) -> None:
         self.db = db
         self.driver = driver
         self.host = host
         self.shutdown_timeout = shutdown_timeout
         self.force_config_drive = force_config_drive
+        self.gateway_dns = gateway_dns
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
     def spec(self, instance: dict) -> virt_base.InstanceSpec:
-        return instance_spec(self.db, instance, self.force_config_drive)
+        return instance_spec(self.db, instance, self.force_config_drive,
+                             self.gateway_dns)
 
     @contextlib.contextmanager
     def instance_lock(self, uuid: str) -> Iterator[None]:
@@ -325,7 +332,7 @@ class ComputeManager:
             with self._event(ctxt, instance_uuid,
                              "compute_attach_interface"):
                 self.driver.attach_interface(self.spec(instance),
-                                             vif_spec(port))
+                                             vif_spec(port, self.gateway_dns))
             db_networks.set_port_status(self.db, "ACTIVE", port_id=port_id)
 
     def detach_interface(self, ctxt: RequestContext, instance_uuid: str,
@@ -336,5 +343,5 @@ class ComputeManager:
             with self._event(ctxt, instance_uuid,
                              "compute_detach_interface"):
                 self.driver.detach_interface(self.spec(instance),
-                                             vif_spec(port))
+                                             vif_spec(port, self.gateway_dns))
             db_networks.set_port_status(self.db, "DOWN", port_id=port_id)

@@ -109,7 +109,8 @@ def sync_power_states(manager: ComputeManager) -> int:
 
 def _sync_one(manager: ComputeManager, instance: dict) -> int:
     uuid, vm_state = instance["uuid"], instance["vm_state"]
-    spec = instance_spec(manager.db, instance)
+    spec = instance_spec(manager.db, instance,
+                         gateway_dns=manager.gateway_dns)
     power = manager.driver.get_info(spec).power_state
     values: dict = {}
     if power != instance["power_state"]:
@@ -128,6 +129,7 @@ def _sync_one(manager: ComputeManager, instance: dict) -> int:
         values["vm_state"] = states.PAUSED
     if not values:
         return 0
-    LOG.info("power sync: %s %s -> %s", uuid, vm_state, values)
+    # the state change itself is logged where it is written
+    LOG.debug("power sync: %s %s -> %s", uuid, vm_state, values)
     manager._finish(uuid, values, None)
     return 1

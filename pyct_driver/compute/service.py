@@ -76,8 +76,10 @@ class ComputeService:
         recovery.sync_power_states(self.manager)
         target = messaging.Target(topic=rpc_transport.TOPIC,
                                   server=self.host)
+        # no executor argument (deprecated): without eventlet oslo.messaging
+        # runs the threading executor
         self._server = messaging.get_rpc_server(
-            self.transport, target, [self.manager], executor="threading",
+            self.transport, target, [self.manager],
             serializer=rpc_transport.ContextSerializer())
         self._server.start()
         self._thread = threading.Thread(target=self._periodic, daemon=True,

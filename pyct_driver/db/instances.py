@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import sqlalchemy as sa
+from oslo_log import log as logging
 
 from pyct_driver import exception, states
 from pyct_driver.db import idranges as db_idranges
@@ -20,7 +21,30 @@ from pyct_driver.db import networks as db_networks
 from pyct_driver.db import regex_filter
 from pyct_driver.db.engine import Database, row_to_dict
 
+LOG = logging.getLogger(__name__)
 UNSET: Any = object()
+_STATE_FIELDS = ("vm_state", "task_state", "power_state")
+_STATE_COLUMNS = tuple(getattr(models.Instance, f) for f in _STATE_FIELDS)
+
+
+def _shown(field: str, value: Any) -> str:
+    if field == "power_state":
+        return states.POWER_STATE_NAMES.get(value, str(value))
+    return str(value)
+
+
+def _log_states(uuid: str, before: tuple | None, after: dict,
+                note: str = "") -> None:
+    """The one INFO line an instance's state change gets: each field that
+    changed, old -> new (``before`` None: the instance is new)."""
+    if before is None:
+        parts = [f"{f} {_shown(f, after[f])}" for f in _STATE_FIELDS[:2]]
+    else:
+        parts = [f"{f} {_shown(f, old)} -> {_shown(f, after[f])}"
+                 for f, old in zip(_STATE_FIELDS, before)
+                 if old != after[f]]
+    if parts:
+        LOG.info("%s%s", note, ", ".join(parts), instance_uuid=uuid)
 
 
 def _to_dict(row: models.Instance) -> dict:
@@ -70,7 +94,11 @@ def create_many(db: Database, rows: list[dict],
                     db_networks.allocate_ports(session, obj.uuid,
                                                obj.project_id, wanted)
             return [_to_dict(o) for o in objs]
-    return db_networks.retrying(attempt) if ports else attempt()
+    created = db_networks.retrying(attempt) if ports else attempt()
+    for inst in created:
+        _log_states(inst["uuid"], None, inst,
+                    f"created on {inst['host'] or 'no host'}: ")
+    return created
 
 
 def get(db: Database, uuid: str, project_id: str | None = None,
@@ -172,7 +200,11 @@ def update(db: Database, uuid: str, values: dict,
         conds.append(sa.or_(*parts))
     values = _from_values(values)
     values["updated_at"] = models.utcnow()
+    watched = not values.keys().isdisjoint(_STATE_FIELDS)
     with db.session() as session:
+        # read for the log line only; the CAS below decides
+        before = tuple(session.execute(sa.select(*_STATE_COLUMNS).where(
+            *conds[:2])).first() or ()) if watched else None
         result = session.execute(sa.update(models.Instance).where(
             *conds).values(**values).execution_options(
                 synchronize_session=False))
@@ -189,7 +221,10 @@ def update(db: Database, uuid: str, values: dict,
                 attr, state = "vm_state", row.vm_state
             raise exception.InstanceInvalidState(
                 action=action, instance_id=uuid, attr=attr, state=state)
-        return _to_dict(row)
+        after = _to_dict(row)
+    if before:
+        _log_states(uuid, before, after)
+    return after
 
 
 def _matches(value: Any, expected: Any) -> bool:
@@ -207,6 +242,7 @@ def soft_delete(db: Database, uuid: str) -> dict:
             models.Instance.deleted == 0)).first()
         if row is None:
             raise exception.InstanceNotFound(instance_id=uuid)
+        before = (row.vm_state, row.task_state, row.power_state)
         row.deleted = row.id
         row.deleted_at = now
         row.terminated_at = now
@@ -218,7 +254,9 @@ def soft_delete(db: Database, uuid: str) -> dict:
         # and so does its uid/gid range (after the driver's destroy)
         db_idranges.release_in(session, uuid)
         session.flush()
-        return _to_dict(row)
+        after = _to_dict(row)
+    _log_states(uuid, before, after)
+    return after
 
 
 def usage_by_host(db: Database) -> dict[str, dict[str, int]]:

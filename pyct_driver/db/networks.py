@@ -86,6 +86,17 @@ def _network_dict(row: models.Network) -> dict:
     return values
 
 
+def guest_nameservers(net: dict, gateway_dns: bool) -> list[str]:
+    """The resolvers a network's guests are given: its own
+    ``dns_nameservers``; without any, its gateway when the host's DNS
+    forwarder answers there (``gateway_dns``; Neutron's DHCP hands out its
+    dnsmasq the same way), else none."""
+    own = list(net.get("dns_nameservers") or [])
+    if own or not gateway_dns or not net.get("gateway"):
+        return own
+    return [net["gateway"]]
+
+
 def _pool(settings: IpamSettings) -> ipaddress.IPv4Network:
     try:
         pool = ipaddress.IPv4Network(settings.pool_cidr)

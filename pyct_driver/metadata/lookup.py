@@ -4,6 +4,9 @@ The metadata service knows a guest only by the TCP source address of its
 request: ``source_for_address`` maps that address to the one port holding it
 as fixed IP, the port to its live instance, and gathers what the documents
 need (the instance, its ports with their networks, its key pair's type).
+Each network's ``dns_nameservers`` is what its guests are given
+(``db.networks.guest_nameservers``: the gateway when the host's DNS
+forwarder serves a network that names none).
 An address held by no port -- or, defensively, by several -- maps to
 nothing. ``source_for_instance`` gathers the same for the compute manager's
 config drive.
@@ -17,6 +20,7 @@ import sqlalchemy as sa
 
 from pyct_driver import exception
 from pyct_driver.db import instances as db_instances
+from pyct_driver.db import networks as db_networks
 from pyct_driver.db import models
 from pyct_driver.db.engine import Database, row_to_dict
 
@@ -31,12 +35,16 @@ class Source:
     key_type: str = "ssh"
 
 
-def _ports(session, uuid: str) -> tuple[tuple[dict, dict], ...]:
+def _ports(session, uuid: str, gateway_dns: bool
+           ) -> tuple[tuple[dict, dict], ...]:
     rows = session.execute(
         sa.select(models.Port, models.Network)
         .join(models.Network, models.Port.network_id == models.Network.id)
         .where(models.Port.instance_uuid == uuid)).all()
     pairs = [(row_to_dict(p), row_to_dict(n)) for p, n in rows]
+    for _port, net in pairs:
+        net["dns_nameservers"] = db_networks.guest_nameservers(net,
+                                                               gateway_dns)
     pairs.sort(key=lambda pn: (pn[0]["device_index"] is None,
                                pn[0]["device_index"] or 0, pn[0]["id"]))
     return tuple(pairs)
@@ -51,17 +59,19 @@ def _key_type(session, instance: dict) -> str:
     return kind or "ssh"
 
 
-def source_for_instance(db: Database, instance: dict) -> Source:
+def source_for_instance(db: Database, instance: dict,
+                        gateway_dns: bool = False) -> Source:
     """The metadata source of an instance row (as ``db.instances`` gives
-    it)."""
+    it); ``gateway_dns`` is ``[network] dns_forwarder``."""
     with db.session() as session:
         return Source(instance=instance,
-                      ports=_ports(session, instance["uuid"]),
+                      ports=_ports(session, instance["uuid"], gateway_dns),
                       key_type=_key_type(session, instance))
 
 
 def source_for_address(db: Database, address: str,
-                       host: str | None = None) -> Source | None:
+                       host: str | None = None,
+                       gateway_dns: bool = False) -> Source | None:
     """The instance whose port has fixed IP ``address`` (and, with
     ``host``, that runs on this host), or None."""
     with db.session() as session:
@@ -77,4 +87,4 @@ def source_for_address(db: Database, address: str,
         return None
     if host is not None and instance.get("host") != host:
         return None
-    return source_for_instance(db, instance)
+    return source_for_instance(db, instance, gateway_dns)

@@ -153,11 +153,12 @@ class MetadataServer:
     @classmethod
     def from_db(cls, db: Database, address: str, port: int,
                 host: str | None = None,
+                gateway_dns: bool = False,
                 per_device: bool = False) -> "MetadataServer":
-        """Serve the instances the database places on ``host``."""
-        return cls(address, port,
-                   lambda ip: lookup.source_for_address(db, ip, host),
-                   per_device=per_device)
+        """Serve the instances the database places on ``host``
+        (``gateway_dns``: ``[network] dns_forwarder``)."""
+        return cls(address, port, lambda ip: lookup.source_for_address(
+            db, ip, host, gateway_dns), per_device=per_device)
 
     @property
     def bound_address(self) -> tuple[str, int]:

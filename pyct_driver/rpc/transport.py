@@ -9,21 +9,19 @@ dict. All oslo.messaging setup happens here so the rest of pyct imports
 
 from __future__ import annotations
 
-import warnings
+# before oslo.service, futurist and oslo.utils look for eventlet
+from pyct_driver import no_eventlet  # noqa: F401,I100
+
+import logging
 from typing import Any
 
 from oslo_config import cfg
 from oslo_service import backend as service_backend
 
-# oslo.messaging's server module asks oslo.service for a backend; choose
-# threads before it is imported so eventlet is never selected.
+# oslo.messaging's server module asks oslo.service for a backend (its
+# default is eventlet); choose threads before it is imported.
 if service_backend.get_backend_type() is None:
     service_backend.init_backend(service_backend.BackendType.THREADING)
-
-# futurist and oslo.utils warn about eventlet merely because it is
-# installed; pyct never uses it
-warnings.filterwarnings("ignore", message=".*[Ee]ventlet.*")
-warnings.filterwarnings("ignore", module="oslo_utils.eventletutils")
 
 import oslo_messaging as messaging  # noqa: E402
 from oslo_messaging import opts as messaging_opts  # noqa: E402
@@ -35,6 +33,29 @@ TOPIC = "pyct-compute"
 EXCHANGE = "pyct"
 
 _TRANSPORTS: dict[str | None, messaging.Transport] = {}
+
+
+# amqp's message (abstract_channel.IGNORED_METHOD_DURING_CHANNEL_CLOSE) and
+# the method it names (spec.Basic.Cancel)
+_IGNORED_DURING_CLOSE = ("Received method %s during closing channel %s. "
+                         "This method will be ignored")
+_BASIC_CANCEL = (60, 30)
+
+
+class _FanoutCancelFilter(logging.Filter):
+    """Drops amqp's warning about the Basic.Cancel RabbitMQ sends on every
+    RPC server stop: oslo.messaging deletes the server's fanout queue while
+    the closing channel still consumes it. Any other amqp warning passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (
+            record.msg == _IGNORED_DURING_CLOSE
+            and isinstance(args, tuple) and bool(args)
+            and args[0] == _BASIC_CANCEL)
+
+
+logging.getLogger("amqp").addFilter(_FanoutCancelFilter())
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

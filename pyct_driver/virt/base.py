@@ -15,6 +15,7 @@ import dataclasses
 from typing import Iterable, Protocol
 
 from pyct_driver import exception
+from pyct_driver.progress import SILENT, Progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,8 +147,10 @@ class VirtDriver(abc.ABC):
         """Prepare the host; called once when the compute service starts."""
 
     @abc.abstractmethod
-    def import_image(self, image_id: str, path: str) -> ImageInfo:
-        """Make the image file at ``path`` bootable under ``image_id``."""
+    def import_image(self, image_id: str, path: str,
+                     progress: Progress = SILENT) -> ImageInfo:
+        """Make the image file at ``path`` bootable under ``image_id``,
+        reporting the bytes read to ``progress``."""
 
     @abc.abstractmethod
     def delete_image(self, image_id: str) -> None:

@@ -14,8 +14,7 @@ Guests are unprivileged (a user namespace on the instance's id range:
 (``guest_config.launch_spec``). Limits and privilege are read only from
 the flavor snapshot, never from image properties or instance metadata
 (tenant input); image properties choose only the guest's own init
-(``os_command_line``), which runs inside the guest like any other guest
-binary.
+(``os_command_line``), which runs inside the guest like any guest binary.
 
 No-new-privs: host-side helpers pyct runs get it (mkfs.ext4 via
 ``setpriv``); the launcher cannot (guest inits inherit it; sudo in guests).
@@ -34,6 +33,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from pyct_driver import exception, states
+from pyct_driver.progress import SILENT, Progress
 from pyct_driver.virt import base, guest_config, ownership
 from pyct_driver.virt.cgroups.detect import detect_backend
 from pyct_driver.virt.container_host import HostSide
@@ -71,11 +71,7 @@ class ContainerDriver(HostSide, base.VirtDriver):
         self.default_pids_max = opts.default_pids_max
         self.soft_reboot_timeout = opts.soft_reboot_timeout
         self.guest_limits = guest_config.GuestLimits.from_conf(opts)
-        self._net_args = dict(mtu=conf.network.mtu,
-                              metadata_address=conf.metadata.address,
-                              metadata_port=conf.metadata.port,
-                              dns=tuple(conf.network.dns_nameservers),
-                              egress_nat=conf.network.egress_nat)
+        self._net_args = NetworkPlumber.options(conf.network, conf.metadata)
         self._plumber: NetworkPlumber | None = None
         self.host: str | None = None
         # The manager may run two operations on one instance at once (a
@@ -120,13 +116,14 @@ class ContainerDriver(HostSide, base.VirtDriver):
         return host_resources_mod.host_resources(
             self.base_dir, self.roots.allocated_bytes())
 
-    def import_image(self, image_id: str, path: str) -> base.ImageInfo:
+    def import_image(self, image_id: str, path: str,
+                     progress: Progress = SILENT) -> base.ImageInfo:
         if self.images.has_image(image_id):
             props = self.images.properties(image_id)
             return base.ImageInfo(disk_format="raw", container_format="bare",
                                   size=os.path.getsize(path), checksum="",
                                   properties=props)
-        return self.images.import_image(image_id, path)
+        return self.images.import_image(image_id, path, progress)
 
     def delete_image(self, image_id: str) -> None:
         self.images.delete_image(image_id)
@@ -365,6 +362,8 @@ class ContainerDriver(HostSide, base.VirtDriver):
                     self._start(instance, record)
                 return self.get_info(instance)
             return base.InstanceInfo(power_state=states.SHUTDOWN)
+        if instance.vifs:  # (a restart's first power sync: DNS again)
+            self.net.resume(instance.vifs)
         try:
             power = (states.PAUSED_POWER if self.cgroups.is_frozen(uuid)
                      else states.RUNNING)

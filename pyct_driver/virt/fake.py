@@ -19,6 +19,7 @@ from typing import Iterable
 from oslo_config import cfg
 
 from pyct_driver import exception, states
+from pyct_driver.progress import SILENT, Progress
 from pyct_driver.virt import base
 
 
@@ -48,13 +49,17 @@ class FakeDriver(base.VirtDriver):
     def init_host(self, host: str) -> None:
         self.host = host
 
-    def import_image(self, image_id: str, path: str) -> base.ImageInfo:
+    def import_image(self, image_id: str, path: str,
+                     progress: Progress = SILENT) -> base.ImageInfo:
         try:
+            size = os.path.getsize(path)
+            done = 0
             with open(path, "rb") as f:
                 digest = hashlib.md5(usedforsecurity=False)
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     digest.update(chunk)
-            size = os.path.getsize(path)
+                    done += len(chunk)
+                    progress.transfer("checking the image", done, size)
         except OSError as err:
             raise exception.InvalidImage(image=image_id,
                                          reason=str(err)) from err

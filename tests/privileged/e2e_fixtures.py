@@ -78,7 +78,10 @@ class E2E:
         # bridges): only deployments that test it ask for it
         sections = {"container": {"cgroup_parent": self.parent,
                                   "soft_reboot_timeout": 10},
-                    "metadata": {"port": 0}}
+                    "metadata": {"port": 0},
+                    # guests' DNS goes to loopback, never to the uplink
+                    "network": {"dns_upstreams":
+                                guest_tools.NO_DNS_UPSTREAM}}
         for section, values in (extra or {}).items():
             sections.setdefault(section, {}).update(values)
         self.dep = Deployment(self.tmp, f"sqlite:///{self.tmp}/pyct.sqlite",

@@ -27,9 +27,13 @@ renameat2(RENAME_EXCHANGE) in a tight loop. For network attacks:
 ``rawsend IF HEX N`` sends a hand-made Ethernet frame (VLAN tags, ARP)
 through a raw packet socket, ``rawrecv IF PREFIX MS`` lists the frames
 holding a marker that an interface sees, ``connect IP PORT MS`` tells a
-TCP connect's outcome (ok, refused, or a silent drop: timeout). ``fitrim PATH`` and
-``punch PATH`` try to hand disk blocks back (FITRIM on PATH's file
-system, a hole punched over the file PATH).
+TCP connect's outcome (ok, refused, or a silent drop: timeout);
+``dnsq IP PORT udp|tcp HEX MS`` sends one DNS message and prints the
+reply in hex (or timeout), ``dnsflood IP HEX N GAP_US MS`` sends N copies
+over UDP, GAP_US apart, and counts the replies; ``tcphold IP PORT N MS``
+holds N silent TCP connections and tells when the other side ends each.
+``fitrim PATH`` and ``punch PATH`` try to hand disk blocks back (FITRIM on
+PATH's file system, a hole punched over the file PATH).
 
 ``escape_image`` is the busybox image plus the probe and an agent script
 that runs as the guest's PID 1 (image property ``os_command_line``): it
@@ -434,6 +438,136 @@ static int do_connect(const char *host, int port, int ms) {
     return 0;
 }
 
+static size_t unhex(const char *hex, unsigned char *out, size_t max) {
+    size_t i, n = strlen(hex) / 2;
+    if (n > max) return 0;
+    for (i = 0; i < n; i++)
+        out[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+    return n;
+}
+
+static int dns_socket(const char *ip, int port, int type, int ms) {
+    struct sockaddr_in sin;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    int fd = socket(AF_INET, type, 0);
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((unsigned short)port);
+    if (fd < 0 || inet_pton(AF_INET, ip, &sin.sin_addr) != 1) return -1;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
+        printf(errno == EINPROGRESS ? "timeout\n" : "errno=%d\n", errno);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* One DNS message to IP:PORT over UDP or TCP: "reply HEX", "timeout",
+   "closed" or "errno=N". */
+static int do_dnsq(const char *ip, int port, const char *proto,
+                   const char *hex, int ms) {
+    static unsigned char q[2048], r[65600];
+    size_t n = unhex(hex, q + 2, sizeof q - 2), i;
+    int tcp = !strcmp(proto, "tcp");
+    ssize_t got;
+    int fd = dns_socket(ip, port, tcp ? SOCK_STREAM : SOCK_DGRAM, ms);
+    if (fd < 0) return 0;
+    q[0] = (unsigned char)(n >> 8); q[1] = (unsigned char)n;
+    if (send(fd, tcp ? q : q + 2, tcp ? n + 2 : n, 0) < 0) {
+        printf("errno=%d\n", errno); close(fd); return 0;
+    }
+    if (tcp) {
+        got = recv(fd, r, 2, MSG_WAITALL);
+        if (got == 2)
+            got = recv(fd, r + 2, (size_t)(r[0] << 8 | r[1]), MSG_WAITALL);
+        else if (got >= 0) got = 0;
+    } else {
+        got = recv(fd, r + 2, sizeof r - 2, 0);
+    }
+    if (got < 0)
+        printf(errno == EAGAIN ? "timeout\n" : "errno=%d\n", errno);
+    else if (got == 0)
+        printf("closed\n");
+    else {
+        printf("reply ");
+        for (i = 0; i < (size_t)got; i++) printf("%02x", r[2 + i]);
+        printf("\n");
+    }
+    close(fd);
+    return 0;
+}
+
+/* COUNT copies of a DNS query over UDP, GAP_US apart (0: as fast as
+   they go), collecting replies in between, then the replies that come
+   within MS more: "sent N replies M". */
+static int do_dnsflood(const char *ip, const char *hex, int count,
+                       long gap_us, int ms) {
+    unsigned char q[2048], r[4096];
+    size_t n = unhex(hex, q, sizeof q);
+    int fd = dns_socket(ip, 53, SOCK_DGRAM, 50), sent = 0, replies = 0;
+    struct timespec start, now, gap = {gap_us / 1000000,
+                                       (gap_us % 1000000) * 1000};
+    if (fd < 0) return 0;
+    while (sent < count && send(fd, q, n, 0) >= 0) {
+        sent++;
+        while (recv(fd, r, sizeof r, MSG_DONTWAIT) > 0) replies++;
+        if (gap_us) nanosleep(&gap, NULL);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - start.tv_sec) * 1000 +
+            (now.tv_nsec - start.tv_nsec) / 1000000 > ms) break;
+        if (recv(fd, r, sizeof r, 0) > 0) replies++;
+    }
+    printf("sent %d replies %d\n", sent, replies);
+    close(fd);
+    return 0;
+}
+
+/* N TCP connections to IP:PORT held open without a word; for MS, when
+   the other side ends each: "conn I eof MS" ("conn I open" if it did
+   not). */
+static int do_tcphold(const char *ip, int port, int count, int ms) {
+    int fds[16], done[16], i, left = 0;
+    struct timespec start, now;
+    if (count > 16) count = 16;
+    for (i = 0; i < count; i++) {
+        fds[i] = dns_socket(ip, port, SOCK_STREAM, 2000);
+        done[i] = fds[i] < 0;
+        left += !done[i];
+    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (left > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long t = (now.tv_sec - start.tv_sec) * 1000 +
+                 (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (t > ms) break;
+        struct pollfd p[16];
+        for (i = 0; i < count; i++) {
+            p[i].fd = done[i] ? -1 : fds[i];
+            p[i].events = POLLIN;
+        }
+        if (poll(p, (nfds_t)count, 50) <= 0) continue;
+        for (i = 0; i < count; i++) {
+            char c;
+            if (done[i] || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            if (recv(fds[i], &c, 1, MSG_DONTWAIT) > 0) continue;
+            printf("conn %d eof %ld\n", i, t);
+            done[i] = 1;
+            left--;
+        }
+    }
+    for (i = 0; i < count; i++) {
+        if (!done[i]) printf("conn %d open\n", i);
+        if (fds[i] >= 0) close(fds[i]);
+    }
+    return 0;
+}
+
 static int do_punch(const char *path) {
     struct stat st;
     int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -459,6 +593,13 @@ int main(int argc, char **argv) {
         return do_rawrecv(argv[2], argv[3], atoi(argv[4]));
     if (argc == 5 && !strcmp(argv[1], "connect"))
         return do_connect(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc == 7 && !strcmp(argv[1], "dnsq"))
+        return do_dnsq(argv[2], atoi(argv[3]), argv[4], argv[5], atoi(argv[6]));
+    if (argc == 6 && !strcmp(argv[1], "tcphold"))
+        return do_tcphold(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+    if (argc == 7 && !strcmp(argv[1], "dnsflood"))
+        return do_dnsflood(argv[2], argv[3], atoi(argv[4]), atol(argv[5]),
+                           atoi(argv[6]));
     if (argc == 3 && !strcmp(argv[1], "fitrim")) return do_fitrim(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "punch")) return do_punch(argv[2]);
     if (argc == 2 && !strcmp(argv[1], "marker")) { puts(marker); return 0; }
@@ -466,7 +607,9 @@ int main(int argc, char **argv) {
         return do_hold(argv[2], atol(argv[3]));
     fprintf(stderr, "usage: pyct-probe sys NAME | ptrace PID | enter PID"
             " | swap DIR A B | rawsend IF HEX N | rawrecv IF PREFIX MS"
-            " | connect IP PORT MS | hold PATH MAX | fitrim PATH"
+            " | connect IP PORT MS | dnsq IP PORT udp|tcp HEX MS"
+            " | dnsflood IP HEX N GAP_US MS | tcphold IP PORT N MS"
+            " | hold PATH MAX | fitrim PATH"
             " | punch PATH | inject PID | getfd PID | marker\n");
     return 2;
 }

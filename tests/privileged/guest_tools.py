@@ -55,6 +55,9 @@ def wait_for(pred, timeout: float = 10.0, what: str = "condition",
         time.sleep(interval)
 
 
+NO_DNS_UPSTREAM = "127.0.0.1:9"  # nothing answers: SERVFAIL at once
+
+
 def make_conf(state_path: str, parent: str) -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
     for group, opts in pyct_conf.list_opts():
@@ -62,6 +65,9 @@ def make_conf(state_path: str, parent: str) -> cfg.ConfigOpts:
     conf([], project="pyct-test", default_config_files=[])
     conf.set_override("state_path", state_path)
     conf.set_override("cgroup_parent", parent, group="container")
+    # the DNS forwarder (on by default) asks loopback, never the uplink's
+    # resolvers; DNS tests point it at their own server
+    conf.set_override("dns_upstreams", [NO_DNS_UPSTREAM], group="network")
     return conf
 
 
@@ -107,6 +113,9 @@ def cleanup_driver(driver: ContainerDriver, tmp: str, parent: str) -> None:
             errors.append(f"destroy {uuid}: {err}")
     with contextlib.suppress(Exception):
         driver.launcher.shutdown()
+    if driver._plumber is not None:  # its deletions, DNS sockets, netlink
+        with contextlib.suppress(Exception):
+            driver._plumber.close()
     for path in reversed(parent_dirs(parent)):
         for sub in sorted(glob.glob(os.path.join(path, "*/")), reverse=True):
             with contextlib.suppress(OSError):

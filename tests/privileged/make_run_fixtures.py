@@ -70,8 +70,9 @@ class MakeRun:
     def prepare(self, extra: dict[str, dict[str, object]],
                 port: int, runs: int = 1) -> str:
         """Write the config (the Makefile's, then ``extra``'s sections: a
-        later section's options win) and run the set-up ``runs`` times;
-        return the config text the Makefile wrote."""
+        later section's options win) and run the set-up ``runs`` times
+        (each command quiet: nothing on stderr); return the config text
+        the Makefile wrote."""
         subprocess.run(["bash", "-ec", "\n".join(self.setup)], check=True)
         with open(self.conf) as f:
             written = f.read()
@@ -79,7 +80,10 @@ class MakeRun:
             f.write(conf_text(extra))
         for _ in range(runs):
             for argv in self.manage:
-                subprocess.run(argv, check=True, capture_output=True)
+                done = subprocess.run(argv, check=True, capture_output=True,
+                                      text=True)
+                # no third-party warning, no alembic chatter: nothing
+                assert done.stderr == "", (argv, done.stderr)
         dep = self.env.dep
         dep.conf, dep.port = self.conf, port
         dep.endpoint = f"http://127.0.0.1:{port}"

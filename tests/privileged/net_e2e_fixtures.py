@@ -78,6 +78,34 @@ def metadata_listeners(port: int = METADATA_PORT) -> dict[str, set[int]]:
     return found
 
 
+def dns_listeners(gateway: str) -> dict[int, str]:
+    """pid -> command of every process with a UDP socket bound to
+    ``gateway``:53 (the gateway's DNS forwarder)."""
+    want = "%08X:0035" % int.from_bytes(
+        ipaddress.IPv4Address(gateway).packed, "little")
+    with open("/proc/net/udp") as f:
+        inodes = [line.split()[9] for line in f.readlines()[1:]
+                  if line.split()[1] == want]
+    return _owners(inodes)
+
+
+def _owners(socket_inodes) -> dict[int, str]:
+    inodes = {f"socket:[{i}]" for i in socket_inodes}
+    owners: dict[int, str] = {}
+    if not inodes:
+        return owners
+    for fd_dir in glob.glob("/proc/[0-9]*/fd"):
+        pid = int(fd_dir.split("/")[2])
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(fd_dir):
+                with contextlib.suppress(OSError):
+                    if os.readlink(os.path.join(fd_dir, fd)) in inodes:
+                        with open(f"/proc/{pid}/cmdline", "rb") as f:
+                            owners[pid] = f.read().replace(b"\0", b" ") \
+                                .decode(errors="replace")[:200]
+    return owners
+
+
 def links(prefixes: tuple[str, ...] = ("pyb-", "pyv-")) -> set[str]:
     """Names of the host's links starting with one of ``prefixes``."""
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True,

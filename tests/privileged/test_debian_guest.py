@@ -5,8 +5,9 @@ The image comes from ``build_debian_rootfs`` (debootstrap; cached under
 The test writes a NoCloud seed into the guest's root just before its init
 starts -- the config drive and metadata service are wired elsewhere -- and
 checks what a tenant would: systemd reaches multi-user.target, the hostname,
-SSH key and user data arrive, sshd listens, a soft reboot (SIGRTMIN+3) shuts
-down cleanly and boots again without re-running user data, and destroy
+SSH key, user data and the network's nameservers (resolv.conf) arrive, sshd
+listens, a soft reboot (SIGRTMIN+3) shuts down cleanly and boots again
+without re-running user data, and destroy
 leaves nothing on the host. Boot timings are printed.
 """
 
@@ -29,6 +30,10 @@ IMAGE_ID = "debian-bookworm"
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK1rlGzx5zejOgu6tSkydzh5570OqLD6"
        "+hiXq2szl0dF pyct-test")
 USER_DATA = "#!/bin/sh\necho hello > /root/ud-ran\n"
+# the network's nameservers as the seed and the config drive give them
+# (written to resolv.conf only: no guest here has a network)
+SEED_DNS = ["198.51.100.53", "198.51.100.54"]
+DRIVE_DNS = ["203.0.113.53"]
 UD_LINE = "pyct-agent: running user data"
 
 
@@ -54,6 +59,9 @@ def _seed(root: str, spec, config_drive: bool = False) -> None:
                        "public_keys": {"k": KEY}}, f)
         with open(os.path.join(drive, "user_data"), "w") as f:
             f.write(USER_DATA)
+        with open(os.path.join(drive, "network_data.json"), "w") as f:
+            json.dump({"links": [], "networks": [], "services": [
+                {"type": "dns", "address": a} for a in DRIVE_DNS]}, f)
         return
     seed = os.path.join(root, "var/lib/cloud/seed/nocloud-net")
     os.makedirs(seed, exist_ok=True)
@@ -63,6 +71,10 @@ def _seed(root: str, spec, config_drive: bool = False) -> None:
                    "public-keys": [KEY]}, f)
     with open(os.path.join(seed, "user-data"), "w") as f:
         f.write(USER_DATA)
+    with open(os.path.join(seed, "network-config"), "w") as f:
+        json.dump({"version": 2, "ethernets": {"eth0": {
+            "match": {"macaddress": "fa:16:3e:00:00:01"},
+            "nameservers": {"addresses": SEED_DNS}}}}, f)
 
 
 @pytest.fixture
@@ -149,6 +161,9 @@ def test_debian_guest_boots_configures_reboots(driver, debian_image, seeded):
     assert KEY in _sh(driver, spec, "cat /root/.ssh/authorized_keys")
     assert _sh(driver, spec, "stat -c %a /root/.ssh/authorized_keys") \
         == "600"
+    # the seed's nameservers, as a DHCP client would have them
+    assert _sh(driver, spec, "cat /etc/resolv.conf").splitlines() == [
+        f"nameserver {a}" for a in SEED_DNS]
     wait_for(lambda: _sh(driver, spec, "cat /root/ud-ran 2>/dev/null",
                          check=False) == "hello", timeout=20,
              what="user data ran")
@@ -213,7 +228,11 @@ def test_debian_guest_takes_config_drive(driver, debian_image, seeded):
     to_multi, to_ssh = _boot_times(driver, spec, start)
     print(f"\nconfig-drive boot: multi-user.target {to_multi:.2f}s, "
           f"sshd {to_ssh:.2f}s")
-    assert "metadata source: configdrive" in driver.get_console_output(spec)
+    console = driver.get_console_output(spec)
+    assert "metadata source: configdrive" in console
+    assert f"pyct-agent: nameservers: {' '.join(DRIVE_DNS)}" in console
+    assert _sh(driver, spec, "cat /etc/resolv.conf").splitlines() == [
+        f"nameserver {a}" for a in DRIVE_DNS]
     assert _sh(driver, spec, "hostname") == spec.hostname
     assert KEY in _sh(driver, spec, "cat /root/.ssh/authorized_keys")
     wait_for(lambda: _sh(driver, spec, "cat /root/ud-ran 2>/dev/null",

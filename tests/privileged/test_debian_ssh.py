@@ -11,7 +11,12 @@ root@<fixed ip>``. The SSH client runs in a test network namespace
 with the subnet's last host address (IPAM hands out the lowest ones). The
 guest's key, hostname and user data come through pyct's own paths
 (injection and the metadata service); the test checks them from inside the
-guest over SSH, plus that PID 1 is systemd and multi-user.target is active.
+guest over SSH, plus that PID 1 is systemd and multi-user.target is active,
+and that the guest resolves names: its resolv.conf names the network's DNS
+server (by default the gateway, where pyct's forwarder answers; its
+upstream here is a DNS server the test runs on loopback) and glibc's
+resolver gets answers through it. A busybox guest on the same network is
+told the same.
 
 The deployment's subnet pool is a random /24 of 10.244.0.0/16 so that it
 overlaps no host route and no other test's network. The test namespace and
@@ -33,6 +38,8 @@ import uuid as uuid_mod
 
 import pytest
 
+from tests.fixtures import dns_upstream
+from tests.fixtures.dns_upstream import upstream  # noqa: F401 - fixture
 from tests.privileged import e2e_fixtures
 from tests.privileged.guest_tools import wait_for
 
@@ -186,10 +193,12 @@ def own_metadata_service(env: e2e_fixtures.E2E, attempts: int = 4) -> None:
 
 
 @pytest.fixture(scope="module")
-def env():
+def env(upstream):
     pool = free_pool()
+    # [network] dns_nameservers left at its default: the gateway
     with e2e_fixtures.deployment(
-            "ssh", {"network": {"pool_cidr": pool},
+            "ssh", {"network": {"pool_cidr": pool,
+                                "dns_upstreams": upstream.address},
                     "metadata": {"port": 80}}) as env:
         env.pool = pool
         env.dep.manage("flavor", "create", "m1.small", "--id", "2",
@@ -272,6 +281,14 @@ def test_boot_debian_and_ssh_in(env):
         console = env.cli("console", "log", "show", name).stdout
         assert f"metadata source: metadata-service, instance-id: " \
                f"{srv['id']}" in console, console[-3000:]
+        # names resolve: the network's DNS server (the gateway's
+        # forwarder), through the metadata service and the agent too
+        gateway = str(subnet.network_address + 1)
+        assert ssh("cat /etc/resolv.conf").splitlines() == [
+            f"nameserver {gateway}"]
+        assert f"pyct-agent: nameservers: {gateway}" in console
+        assert ssh("getent hosts www.pyct.test").split()[0] == \
+            dns_upstream.ZONE["www.pyct.test"]
         # the guest really has the fixed IP on eth0 and pyct's gateway
         addr = ssh("ip -4 -o addr show dev eth0")
         assert f"{ip}/{subnet.prefixlen}" in addr, addr
@@ -294,3 +311,22 @@ def test_boot_debian_and_ssh_in(env):
     # pyct removes the port's veth and then the bridge nobody uses
     wait_for(lambda: not set(pyct_links()) & (veths | {bridge}),
              timeout=15, what=f"{veths} and {bridge} removed")
+
+
+def test_busybox_guest_is_told_the_gateway_and_resolves(env, upstream):
+    """The issue's busybox side: with no nameservers configured, a guest
+    got an empty resolv.conf. Now it names the gateway, and the guest's
+    own resolver (busybox nslookup, run the confined way) gets answers."""
+    srv = env.cli_json("server", "create", "--image", "busybox", "--flavor",
+                       "m1.tiny", "--nic", "auto", "--wait", "bb-dns")
+    try:
+        _bridge, subnet = project_network(env)
+        gateway = str(subnet.network_address + 1)
+        resolv = env.exec(srv["id"], ["cat", "/etc/resolv.conf"]).stdout
+        assert resolv.splitlines() == [f"nameserver {gateway}"], resolv
+        upstream.clear()
+        out = env.exec(srv["id"], ["nslookup", "db.pyct.test"]).stdout
+        assert dns_upstream.ZONE["db.pyct.test"] in out, out
+        assert "db.pyct.test" in {q["name"] for q in upstream.questions()}
+    finally:
+        env.cli("server", "delete", "--wait", "bb-dns")

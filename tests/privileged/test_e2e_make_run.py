@@ -7,7 +7,10 @@ pyct-manage set-up commands (run twice: `make run` again must be harmless)
 and the all-in-one command line. Two additions, both forced by the shared
 test host: a unique [container] cgroup_parent, and -- only when something
 already listens on 127.0.0.1:8774 -- another port plus a copy of clouds.yaml
-pointing at it.
+pointing at it. The flow is quiet: every pyct-manage command writes
+nothing to stderr, and the all-in-one's log holds no third-party warning,
+one line per API request, one per instance state change and its few
+start-up lines.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def _run(env: E2E) -> None:
             f.write(text)
     print(f"\nE2E-NOTE make run flow on port {port} "
           f"({'etc/pyct/clouds.yaml' if clouds == CLOUDS else clouds})")
-    # `make run` twice must not fail or duplicate
+    # `make run` twice must not fail or duplicate; quiet (see prepare)
     written = run.prepare(extra, port, runs=2)
     assert "virt_driver = container" in written, written  # we are root
     # Its networks stay clear of every pool the suite's networks come from
@@ -87,7 +90,7 @@ def _run(env: E2E) -> None:
     suite = [ipaddress.IPv4Network(default)] + [
         ipaddress.IPv4Network(f"10.{i}.0.0/16") for i in range(200, 250)]
     assert not any(pool.overlaps(net) for net in suite), (pool, written)
-    run.start()
+    proc = run.start()
 
     with open(clouds) as f:
         assert {"pyct-local", "pyct-admin"} <= set(yaml.safe_load(f)
@@ -112,3 +115,21 @@ def _run(env: E2E) -> None:
         clouds, "pyct-local", "console", "log", "show", "hello")
     _cli(clouds, "pyct-local", "server", "delete", "--wait", "hello")
     assert _cli(clouds, "pyct-local", "server", "list", "-f", "value") == ""
+    _check_log(proc.output())
+
+
+def _check_log(log: str) -> None:
+    """No third-party warning; at INFO one line per request and one per
+    state change, and only the few start-up lines besides."""
+    lines = log.splitlines()
+    third_party = [ln for ln in lines if re.search(r"\w+Warning\b", ln)
+                   or not re.match(r"^\S+ \S+ \d+ [A-Z]+ pyct_driver\.", ln)]
+    assert not third_party, "\n".join(third_party)
+    requests = [ln for ln in lines if " pyct_driver.api.request_log " in ln]
+    states = [ln for ln in lines if " pyct_driver.db.instances " in ln]
+    assert len(states) == 5, "\n".join(states)  # 3 for the boot, 2 delete
+    rest = [ln for ln in lines if ln not in requests and ln not in states]
+    # compute service started, API listening, the metadata service's word
+    assert len(rest) <= 3, "\n".join(rest)
+    print(f"\nE2E-NOTE all-in-one log: {len(lines)} lines, {len(requests)} "
+          f"requests, {len(states)} state changes")

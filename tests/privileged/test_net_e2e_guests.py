@@ -15,6 +15,7 @@ everything and proves nothing is left on the host.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -24,7 +25,8 @@ import pytest
 
 from pyct_driver.virt.network.bridge import bridge_name, veth_name
 from tests.privileged.e2e_fixtures import timing, wait_for
-from tests.privileged.net_e2e_fixtures import DNS, NetE2E, links
+from tests.privileged.net_e2e_fixtures import (
+    DNS, NetE2E, dns_listeners, links)
 
 USER_DATA = "#!/bin/sh\necho raw user data \x01 ok\n"
 
@@ -324,6 +326,12 @@ def test_addresses_survive_reboots_stop_start_and_compute_restart(net, vms):
         net.wait_status(uuid, "ACTIVE", timeout=20)
         assert net.init_pid(uuid) == inits[uuid], "guest was restarted"
     _assert_addresses_and_pings(net, vms, "compute restart")
+    # its first power sync serves the running guests' networks' DNS again
+    for name in ("a1", "b1"):
+        gateway = str(ipaddress.IPv4Interface(f"{vms[name]['ip']}/24")
+                      .network.network_address + 1)
+        wait_for(lambda g=gateway: list(dns_listeners(g)) ==
+                 [net.service.pid], 20, what=f"DNS on {gateway} again")
     # the restarted service still plugs: a reboot after re-adoption
     act("soft reboot a1 after restart",
         lambda: sdk.compute.reboot_server(a1, "SOFT"), a1)

@@ -67,15 +67,37 @@ class Net:
         self.bridge = bridge_mod.bridge_name(self.id)
         self.ports: list[base.VifSpec] = []
 
-    def vif(self, host: int) -> base.VifSpec:
+    def vif(self, host: int, dns: bool = False) -> base.VifSpec:
+        """A port at ``host``; ``dns``: the gateway as its nameserver."""
         port = uuid_mod.uuid4().hex
         vif = base.VifSpec(
             port_id=port, network_id=self.id,
             mac="fa:16:3e:" + ":".join(port[i:i + 2] for i in (0, 2, 4)),
             ip=str(self.net.network_address + host), prefixlen=24,
-            gateway=self.gateway)
+            gateway=self.gateway,
+            dns_nameservers=(self.gateway,) if dns else ())
         self.ports.append(vif)
         return vif
+
+
+def boot_three(guests, net_a: Net, net_b: Net, dns: bool = False) -> dict:
+    """Agent guests a1, a2 on ``net_a`` and b1 on ``net_b``: name ->
+    (spec, vif)."""
+    out = {}
+    for name, net, host in (("a1", net_a, 11), ("a2", net_a, 12),
+                            ("b1", net_b, 11)):
+        vif = net.vif(host, dns)
+        out[name] = (boot_agent(guests, vifs=(vif,)), vif)
+    return out
+
+
+def assert_links_gone(nets: list[Net]) -> None:
+    """No bridge of ``nets`` and no veth of their ports is left (deferred
+    deletions are waited for, bounded)."""
+    ours = ({n.bridge for n in nets}
+            | {bridge_mod.veth_name(v.port_id) for n in nets for v in n.ports})
+    left = _poll(lambda: ours & links(), 15.0)
+    assert not left, f"links left: {left}"
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +112,7 @@ def vms(driver, escape_image):
     try:
         meta_on.ensure_bridge(net_m.id, net_m.gateway, 24)
         out["meta_bridge"] = net_m.bridge
-        for name, net, host in (("a1", net_a, 11), ("a2", net_a, 12),
-                                ("b1", net_b, 11)):
-            vif = net.vif(host)
-            out[name] = (boot_agent(guests, vifs=(vif,)), vif)
+        out.update(boot_three(guests, net_a, net_b))
         yield out
     finally:
         try:
@@ -103,11 +122,7 @@ def vms(driver, escape_image):
             meta_on.flush()
             meta_on.close()
             driver.net.flush()
-            ours = ({n.bridge for n in (net_a, net_b, net_m)}
-                    | {bridge_mod.veth_name(v.port_id)
-                       for n in (net_a, net_b) for v in n.ports})
-            left = _poll(lambda: ours & links(), 15.0)
-            assert not left, f"links left: {left}"
+            assert_links_gone([net_a, net_b, net_m])
 
 
 def _run(driver, vms, name: str, script: str, timeout: float = 60) -> str:

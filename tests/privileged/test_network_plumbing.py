@@ -714,3 +714,88 @@ def test_filter_verdicts_metadata_off():
         antispoof.program(MAC, IP, 24, GW, META, 65536)
     with pytest.raises(exception.NetworkError, match="metadata port"):
         bridge_mod.NetworkPlumber(metadata_port=-1)
+
+
+def _dns_grid() -> dict:
+    """Frames from the port to each place, for each protocol and port a
+    guest might try, and port 53 bent every way the rules care about."""
+    def udp(port):
+        return struct.pack("!HHHH", 40000, port, 8, 0)
+
+    def tcp(port, flags=0x5002):
+        return struct.pack("!HHIIHHHH", 40000, port, 0, 0, flags, 1000, 0,
+                           0)
+    places = {"gateway": GW, "metadata": META, "sibling": "10.241.7.11",
+              "broadcast": "10.241.7.255", "other gateway": "10.241.8.1",
+              "uplink": _uplink_address()}
+    grid = {}
+    for where, dst in places.items():
+        for port in (53, 52, 54, 67, 80, 853, 5353, 8775):
+            grid[f"udp {port} to {where}"] = _frame(dst, 17, udp(port))
+            grid[f"tcp syn {port} to {where}"] = _frame(dst, 6, tcp(port))
+        grid[f"tcp ack 53 to {where}"] = _frame(dst, 6, tcp(53, 0x5010))
+        grid[f"tcp rst 53 to {where}"] = _frame(dst, 6, tcp(53, 0x5004))
+    grid.update({
+        "udp 53 to gateway, more fragments": _frame(GW, 17, udp(53),
+                                                    frag=0x2000),
+        "udp 53 to gateway, later fragment": _frame(GW, 17, udp(53),
+                                                    frag=0x0010),
+        "udp 53 to gateway, IP options": _frame(GW, 17, udp(53), vhl=0x46),
+        "udp 53 to gateway, truncated": _frame(GW, 17, udp(53),
+                                               cut=14 + 20 + 4),
+        "tcp 53 to gateway, truncated": _frame(GW, 6, tcp(53),
+                                               cut=14 + 20 + 12),
+        "tcp 53 to gateway, IP options": _frame(GW, 6, tcp(53), vhl=0x46),
+        "udp 53 to gateway, spoofed source": _frame(GW, 17, udp(53),
+                                                    src="10.241.7.11"),
+        "udp 53 to gateway, 802.1Q": _frame(GW, 17, udp(53),
+                                            tags=[(frames.DOT1Q, 5)]),
+        "udp from port 53 to gateway": _frame(
+            GW, 17, struct.pack("!HHHH", 53, 40000, 8, 0)),
+        "icmp echo to gateway": _frame(GW),
+    })
+    return grid
+
+
+def _run_all(code: bytes, grid: dict) -> dict:
+    fd = tcfilter.load(code, "pyct_test")
+    try:
+        return {name: _verdict(fd, raw) for name, raw in grid.items()}
+    finally:
+        os.close(fd)
+
+
+def test_filter_verdicts_dns_opens_port_53_to_the_gateway_only():
+    """With the DNS forwarder on, the port's and the bridge's filters
+    differ from the forwarder-off ones in exactly two verdicts: UDP and
+    TCP (a SYN: a guest opens the connection) to port 53 of the gateway.
+    Every other place, port, protocol and bent packet keeps its verdict,
+    and the forwarder-off filters pass nothing to port 53 a guest could
+    open."""
+    grid = _dns_grid()
+    opened = {"udp 53 to gateway", "tcp syn 53 to gateway",
+              "tcp rst 53 to gateway"}
+    for meta_port in (8775, 0):
+        port_off = _run_all(antispoof.program(MAC, IP, 24, GW, META,
+                                              meta_port), grid)
+        port_on = _run_all(antispoof.program(MAC, IP, 24, GW, META,
+                                             meta_port, dns=True), grid)
+        assert {n for n in grid if port_on[n] != port_off[n]} == opened
+        assert {port_on[n] for n in opened} == {OK}
+        assert {port_off[n] for n in opened} == {SHOT}
+        bridge_off = _run_all(antispoof.bridge_program(GW, META, meta_port),
+                              grid)
+        bridge_on = _run_all(antispoof.bridge_program(GW, META, meta_port,
+                                                      dns=True), grid)
+        # (sources are the ports' business: the bridge sees them checked)
+        from_any = opened | {"udp 53 to gateway, spoofed source"}
+        assert {n for n in grid if bridge_on[n] != bridge_off[n]} == \
+            from_any
+        assert {bridge_on[n] for n in from_any} == {OK}
+    # (the rest stays as it was: e.g. nothing else of the gateway's)
+    assert port_on["udp 54 to gateway"] == port_on["udp 5353 to gateway"] \
+        == port_on["tcp syn 853 to gateway"] == SHOT
+    assert port_on["udp 53 to other gateway"] == SHOT
+    assert port_on["udp 53 to gateway, later fragment"] == SHOT
+    assert len(antispoof.program(MAC, IP, 24, GW, META, 80, dns=True)) \
+        // 8 < 96, "keep the program small"

@@ -141,3 +141,19 @@ def test_init_files_are_empty_and_modules_small():
         else:
             assert len(text.splitlines()) <= 400, path
             assert ast.get_docstring(ast.parse(text)), f"{path}: docstring"
+
+
+def test_console_scripts_never_import_eventlet():
+    """oslo.service installs eventlet and futurist imports whatever is
+    installed; pyct's processes must not load it (nor dnspython, which it
+    drags in with eight CryptographyDeprecationWarnings)."""
+    modules = sorted({t.partition(":")[0] for g, _, t in _entry_points()
+                      if g == "console_scripts"})
+    code = ("import sys\n"
+            + "".join(f"import {m}\n" for m in modules)
+            + "from pyct_driver.compute import service\n"
+            "print(sorted(m for m, v in sys.modules.items() if v is not None"
+            " and m.split('.')[0] in ('eventlet', 'dns', 'greenlet')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, cwd=REPO)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "[]\n", "")

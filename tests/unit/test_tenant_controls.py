@@ -118,7 +118,9 @@ def test_tenant_cannot_create_or_change_images():
                          ("PATCH", f"/v2/images/{h.image['id']}"),
                          ("PUT", f"/v2/images/{h.image['id']}/file")):
         resp = h.request(method, path, {"name": "x", "pyct:privileged": "1"})
-        assert resp.status_int in (403, 404, 405), (method, path, resp.text)
+        # (501: image creation and upload are not there yet)
+        assert resp.status_int in (403, 404, 405, 501), (method, path,
+                                                         resp.text)
     # the operator's image has no owner: only an admin may change it
     resp = h.request("PATCH", f"/image/v2/images/{h.image['id']}",
                      raw=b'[{"op": "add", "path": "/pyct:privileged", '

@@ -14,14 +14,16 @@ qdisc there holds one ``bpf`` filter in direct-action mode whose program
     IPv4 with source IP != port IP                            → drop
     IPv4 to the metadata address: TCP to its port only        → pass
     IPv4 to the gateway: ICMP echo or echo reply, or TCP with
-        ACK set (replies on connections the host opened)      → pass
+        ACK set (replies on connections the host opened), or
+        UDP/TCP to port 53 while the DNS forwarder is on      → pass
     IPv4 to any other address of the port's subnet
         (siblings, subnet broadcast; fragments and options)  → pass
     anything else (IPv6, runts, other addresses,
         255.255.255.255, multicast)                           → drop
 
 With the metadata service off (port 0) the metadata rules are left out:
-the address is then like any other outside the subnet.
+the address is then like any other outside the subnet; with the DNS
+forwarder off (``dns`` False) so is port 53 of the gateway.
 
 The destination rules exist because the host is a weak-host-model router
 with forwarding off: it still accepts a packet for ANY of its addresses
@@ -41,7 +43,7 @@ Limited broadcast is dropped: pyct configures addresses itself, no DHCP.
 A subnet broadcast must pass (siblings get it) but the bridge hands the host
 a copy too, which UDP sockets bound to 0.0.0.0 would get: a second program
 (``bridge_program``) on the bridge's own ingress lets the host's stack
-receive only ARP and the two services above.
+receive only ARP and the services above.
 
 Why eBPF and not u32/flower/basic+gact: hosts like this one build only
 cls_u32 and cls_bpf, without the gact action u32 would need to drop, and
@@ -90,6 +92,8 @@ L4 = 14 + 20          # only where IP_VHL was checked to be 0x45
 IP_MF_OFFSET = 0x3FFF
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+DNS_PORT = 53
 ICMP_ECHO = 8
 ICMP_ECHO_REPLY = 0
 TCP_ACK = 0x10
@@ -150,10 +154,11 @@ def _plain_to_host(a: _Asm, min_len: int) -> None:
 
 
 def _destinations(a: _Asm, gw: int, meta: int | None, metadata_port: int,
-                  subnet: ipaddress.IPv4Network | None) -> None:
-    """Where an IPv4 packet may go: the host only for ping and replies on
-    host-opened TCP at the gateway and TCP to the metadata port (``meta``
-    None: the service is off), else the subnet (None: nowhere)."""
+                  subnet: ipaddress.IPv4Network | None, dns: bool) -> None:
+    """Where an IPv4 packet may go: the host only for ping, replies on
+    host-opened TCP and (``dns``) UDP/TCP port 53 at the gateway and TCP
+    to the metadata port (``meta`` None: the service is off), else the
+    subnet (None: nowhere)."""
     a.op(_LD_ABS_W, imm=IP_DADDR)
     # The host's own addresses first: they may not be left to the subnet
     # rule (the gateway is in the subnet; the metadata one could be).
@@ -169,8 +174,10 @@ def _destinations(a: _Asm, gw: int, meta: int | None, metadata_port: int,
     # segments of connections the host opened (its SYN went out, the
     # guest answers SYN-ACK, ACK…). A guest can't open one (no bare SYN),
     # and an unsolicited ACK only earns it a reset.
-    _plain_to_host(a, MIN_ICMP)
+    _plain_to_host(a, MIN_ICMP)              # also a whole UDP header
     a.jump(_JMP32_JEQ_K, IPPROTO_TCP, "gateway_tcp")
+    if dns:
+        a.jump(_JMP32_JEQ_K, IPPROTO_UDP, "gateway_udp")
     a.jump(_JMP32_JNE_K, IPPROTO_ICMP, "drop")
     a.op(_LD_ABS_B, imm=L4)                  # ICMP type
     a.jump(_JMP32_JEQ_K, ICMP_ECHO, "pass")
@@ -179,9 +186,17 @@ def _destinations(a: _Asm, gw: int, meta: int | None, metadata_port: int,
     a.label("gateway_tcp")
     a.op(_MOV64_X, dst=0, src=7)
     a.jump(_JMP32_JLT_K, MIN_TCP, "drop")
+    if dns:  # the forwarder's TCP side: any segment to port 53
+        a.op(_LD_ABS_H, imm=L4 + 2)          # TCP destination port
+        a.jump(_JMP32_JEQ_K, DNS_PORT, "pass")
     a.op(_LD_ABS_B, imm=L4 + 13)             # TCP flags
     a.jump(_JMP32_JSET_K, TCP_ACK, "pass")
     a.jump(_JA, 0, "drop")
+    if dns:
+        a.label("gateway_udp")
+        a.op(_LD_ABS_H, imm=L4 + 2)          # UDP destination port
+        a.jump(_JMP32_JEQ_K, DNS_PORT, "pass")
+        a.jump(_JA, 0, "drop")
     if meta is None:
         return
     a.label("metadata")
@@ -228,13 +243,14 @@ def _metadata(metadata_address: str, metadata_port: int) -> int | None:
 
 
 def bridge_program(gateway: str, metadata_address: str,
-                   metadata_port: int) -> bytes:
+                   metadata_port: int, dns: bool = False) -> bytes:
     """The filter on a bridge's own ingress: what the host's IP stack may
-    receive from the network's guests (untagged ARP; ICMP echo/reply and
-    TCP with ACK to the gateway; TCP to the metadata port unless that is
-    0). It sees only frames passed up to the host, so it removes the
-    host's copy of a guest's subnet broadcast (UDP services bound to
-    0.0.0.0 would get it) and leaves the siblings' copies alone.
+    receive from the network's guests (untagged ARP; ICMP echo/reply, TCP
+    with ACK and, with ``dns``, UDP/TCP port 53 to the gateway; TCP to the
+    metadata port unless that is 0). It sees only frames passed up to the
+    host, so it removes the host's copy of a guest's subnet broadcast (UDP
+    services bound to 0.0.0.0 would get it) and leaves the siblings'
+    copies alone.
     """
     gw = int(ipaddress.IPv4Address(gateway))
     meta = _metadata(metadata_address, metadata_port)
@@ -245,16 +261,18 @@ def bridge_program(gateway: str, metadata_address: str,
     a.op(_LD_ABS_H, imm=ETH_TYPE)
     a.jump(_JMP32_JEQ_K, 0x0806, "pass")
     a.jump(_JMP32_JNE_K, 0x0800, "drop")
-    _destinations(a, gw, meta, metadata_port, None)
+    _destinations(a, gw, meta, metadata_port, None, dns)
     _ends(a)
     return a.assemble()
 
 
 def program(mac: str, ip: str, prefixlen: int, gateway: str,
-            metadata_address: str, metadata_port: int) -> bytes:
+            metadata_address: str, metadata_port: int,
+            dns: bool = False) -> bytes:
     """The filter's eBPF instructions for a port with this MAC and IP in
     the subnet ``ip/prefixlen`` whose gateway (the bridge) is ``gateway``;
-    ``metadata_port`` 0 means no metadata service.
+    ``metadata_port`` 0 means no metadata service, ``dns`` that the
+    gateway's DNS forwarder is on.
 
     Every packet load is preceded by a length check: an out-of-bounds
     LD_ABS ends the program with 0, which is TC_ACT_OK (pass).
@@ -294,7 +312,7 @@ def program(mac: str, ip: str, prefixlen: int, gateway: str,
     a.jump(_JMP32_JLT_K, MIN_IP, "drop")
     a.op(_LD_ABS_W, imm=IP_SADDR)
     a.jump(_JMP32_JNE_K, addr, "drop")
-    _destinations(a, gw, meta, metadata_port, subnet)
+    _destinations(a, gw, meta, metadata_port, subnet, dns)
     a.label("arp")
     a.op(_MOV64_X, dst=0, src=7)
     a.jump(_JMP32_JLT_K, MIN_ARP, "drop")
@@ -328,23 +346,24 @@ def program(mac: str, ip: str, prefixlen: int, gateway: str,
 
 def install(host: netlink.HostNetlink, index: int, ifname: str, mac: str,
             ip: str, prefixlen: int, gateway: str, metadata_address: str,
-            metadata_port: int) -> None:
+            metadata_port: int, dns: bool = False) -> None:
     """Put the ingress qdisc and the filter on the host end ``index``."""
     code = program(mac, ip, prefixlen, gateway, metadata_address,
-                   metadata_port)
+                   metadata_port, dns)
     tcfilter.attach(host, index, ifname, code, "pyct_antispoof")
 
 
 def install_bridge(host: netlink.HostNetlink, index: int, ifname: str,
                    gateway: str, metadata_address: str,
-                   metadata_port: int, refresh: bool = False) -> None:
+                   metadata_port: int, dns: bool = False,
+                   refresh: bool = False) -> None:
     """Put ``bridge_program`` on the bridge ``index``. A bpf filter that
     is there already is kept (ensure_bridge runs for every plug) unless
     ``refresh``: then it is replaced, since an earlier compute service may
-    have installed it with another ``[metadata] port``."""
+    have installed it with another ``[metadata] port`` or DNS setting."""
     present = tcfilter.installed(host, index)
     if present and not refresh:
         return
-    code = bridge_program(gateway, metadata_address, metadata_port)
+    code = bridge_program(gateway, metadata_address, metadata_port, dns)
     tcfilter.attach(host, index, ifname, code, "pyct_bridge_in",
                     replace=present)

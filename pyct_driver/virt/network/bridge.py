@@ -6,12 +6,15 @@ the metadata service is on (``metadata_port`` > 0), the metadata address
 (/32, on every bridge, so guests reach the host's metadata server
 on-link), with IPv4 forwarding off on it. With the service off (port 0)
 nothing of it is set up: no address (one an earlier configuration left is
-removed), no route in guests, no filter rule. Forwarding off is not
+removed), no route in guests, no filter rule. With a DNS forwarder
+(``dnsforward``; ``dns_upstreams`` not None) the gateway also answers
+DNS on port 53 for that bridge's guests. Forwarding off is not
 enough (the host accepts packets for any of its addresses on any
 interface), so each port's filter (``antispoof``) also limits where the
-guest's packets go: its own subnet, ICMP echo to the gateway and TCP to the
-metadata address's port, nothing else; a filter on the bridge's own ingress
-holds the host's stack to the same (it also sees subnet broadcasts). The
+guest's packets go: its own subnet, ICMP echo and DNS to the gateway and
+TCP to the metadata address's port, nothing else; a filter on the bridge's
+own ingress holds the host's stack to the same (it also sees subnet
+broadcasts). The
 same holds for ARP: the host answers on a bridge only for the addresses on
 that bridge (``arp_ignore=1``), never for other bridges' gateways or the
 uplink, and the port filter drops requests for targets outside the subnet.
@@ -32,27 +35,20 @@ import ipaddress
 import logging
 import os
 import socket
-from typing import Iterable
 
 from pyct_driver import exception
 from pyct_driver.virt.base import NetworkWatcher, VifSpec
-from pyct_driver.virt.network import antispoof
+from pyct_driver.virt.network import antispoof, dnsupstream
 from pyct_driver.virt.network import deleter as deleter_mod
+from pyct_driver.virt.network import dnsforward
 from pyct_driver.virt.network import netlink
+from pyct_driver.virt.network.bridge_set import BridgeSet
+# (importers find the names here too)
+from pyct_driver.virt.network.names import (  # noqa: F401
+    BRIDGE_PREFIX, NAME_CHARS, VETH_PREFIX, bridge_name, veth_name)
 
 LOG = logging.getLogger(__name__)
-BRIDGE_PREFIX = "pyb-"
-VETH_PREFIX = "pyv-"
-NAME_CHARS = 11  # IFNAMSIZ is 16 with the NUL: 4 of prefix + 11
 SCOPE_LINK = 253
-
-
-def bridge_name(network_id: str) -> str:
-    return BRIDGE_PREFIX + network_id[:NAME_CHARS]
-
-
-def veth_name(port_id: str) -> str:
-    return VETH_PREFIX + port_id[:NAME_CHARS]
 
 
 def _bridge_mac(network_id: str) -> str:
@@ -71,13 +67,15 @@ def _write_sysctl(path: str, value: str) -> None:
         raise exception.NetworkError(reason=f"write {path}: {err}") from err
 
 
-class NetworkPlumber:
-    """Bridges and veths of the project networks on this host."""
+class NetworkPlumber(BridgeSet):
+    """Bridges and veths of the project networks on this host
+    (``BridgeSet``: all of a deployment's at once)."""
 
     def __init__(self, mtu: int = 1500,
                  metadata_address: str = "169.254.169.254",
                  metadata_port: int = 80,
-                 dns: list[str] | tuple[str, ...] = (),
+                 dns_upstreams: list[dnsforward.Upstream] | None = None,
+                 dns_rate: float = 100.0,
                  egress_nat: bool = False,
                  watcher: NetworkWatcher | None = None) -> None:
         if egress_nat:
@@ -92,7 +90,9 @@ class NetworkPlumber:
             raise exception.NetworkError(
                 reason=f"bad metadata port {metadata_port}")
         self.metadata_port = metadata_port
-        self.dns = tuple(dns)
+        # None: no forwarder, and port 53 stays shut in every filter
+        self.dns = (dnsforward.DnsForwarder(dns_upstreams, dns_rate)
+                    if dns_upstreams is not None else None)
         self.watcher = watcher
         self.host = netlink.HostNetlink()
         self.deleter = deleter_mod.Deleter()
@@ -100,9 +100,22 @@ class NetworkPlumber:
         # before the latest ensure must not remove the bridge.
         self._generation: dict[str, int] = {}
 
+    @staticmethod
+    def options(network, metadata) -> dict:
+        """Constructor arguments from the ``[network]`` and ``[metadata]``
+        option groups (the driver, a composition root, passes them)."""
+        return dict(mtu=network.mtu, metadata_address=metadata.address,
+                    metadata_port=metadata.port,
+                    egress_nat=network.egress_nat,
+                    dns_upstreams=dnsupstream.chosen(network.dns_forwarder,
+                                                     network.dns_upstreams),
+                    dns_rate=network.dns_queries_per_second)
+
     def close(self) -> None:
         self.deleter.flush()
         self.deleter.stop()
+        if self.dns:
+            self.dns.close()
         self.host.close()
 
     # -- bridges -----------------------------------------------------------
@@ -142,11 +155,16 @@ class NetworkPlumber:
                 _write_sysctl(f"{conf}/arp_ignore", "1")
                 _write_sysctl(f"{conf}/arp_announce", "2")
             self._bridge_addresses(index, name, iface)
-            # The host's copy of what guests send: only ARP, ICMP echo to
-            # the gateway, TCP to the metadata port (not subnet broadcasts).
+            if self.dns:  # listening before any filter lets port 53 in
+                self.dns.serve(network_id, name, index, str(iface.ip),
+                               iface.network.prefixlen)
+            # The host's copy of what guests send: only ARP, ICMP echo and
+            # DNS to the gateway, TCP to the metadata port (not subnet
+            # broadcasts).
             antispoof.install_bridge(host, index, name, str(iface.ip),
                                      self.metadata_address,
-                                     self.metadata_port, refresh=fresh)
+                                     self.metadata_port, dns=bool(self.dns),
+                                     refresh=fresh)
             with netlink.wrap(f"set bridge {name} up"):
                 host.ipr.link("set", index=index, mtu=mtu, state="up")
             self._generation[network_id] = (
@@ -196,6 +214,8 @@ class NetworkPlumber:
                 return
             if any(link["master"] == index for link in host.links()):
                 return
+            if self.dns:
+                self.dns.stop_serving(network_id)
             with netlink.wrap(f"delete bridge {name}"):
                 host.ipr.link("del", index=index)
             self._generation.pop(network_id, None)
@@ -256,7 +276,8 @@ class NetworkPlumber:
             try:
                 antispoof.install(host, index, host_name, vif.mac, vif.ip,
                                   vif.prefixlen, vif.gateway,
-                                  self.metadata_address, self.metadata_port)
+                                  self.metadata_address, self.metadata_port,
+                                  dns=bool(self.dns))
                 _write_sysctl(
                     f"/proc/sys/net/ipv6/conf/{host_name}/disable_ipv6", "1")
                 with netlink.wrap(f"set {host_name} up"):
@@ -327,54 +348,25 @@ class NetworkPlumber:
         for vif in vifs:
             self.unplug(vif)
 
+    def resume(self, vifs: list[VifSpec] | tuple[VifSpec, ...]) -> None:
+        """Serve DNS again on the bridges of a running guest's networks
+        (this process did not plug it: a restarted compute service);
+        costs a dictionary look once served."""
+        if not self.dns:
+            return
+        for vif in vifs:
+            if (not self.dns.serves(vif.network_id)
+                    and self.host.link_index(bridge_name(vif.network_id))
+                    is not None):
+                try:
+                    self.ensure_bridge(vif.network_id, vif.gateway,
+                                       vif.prefixlen, vif.mtu)
+                except exception.NetworkError as err:  # the guest runs on
+                    LOG.warning("DNS on network %s: %s", vif.network_id, err)
+
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait for queued deletions; False if they did not finish."""
         return self.deleter.flush(timeout)
-
-    # -- the host as a whole -----------------------------------------------
-    def _network_links(self, network_ids: Iterable[str]
-                       ) -> tuple[dict[int, str], list[dict]]:
-        """(index -> name of the existing bridges of ``network_ids``, the
-        links on those bridges)."""
-        wanted = {bridge_name(n) for n in network_ids}
-        links = self.host.links()
-        bridges = {link["index"]: link["ifname"] for link in links
-                   if link["ifname"] in wanted}
-        return bridges, [link for link in links if link["master"] in bridges]
-
-    def network_links(self, network_ids: Iterable[str]) -> list[str]:
-        """Names of the bridges of ``network_ids`` that exist and of the
-        ports on them."""
-        bridges, ports = self._network_links(network_ids)
-        return sorted([*bridges.values(), *(p["ifname"] for p in ports)])
-
-    def remove_networks(self, network_ids: Iterable[str]) -> None:
-        """Delete the bridges of ``network_ids`` now (and so their
-        addresses), with any port still on them: only for a host on which
-        no guest runs."""
-        network_ids = list(network_ids)
-        self.flush()
-        with self.host.lock:
-            bridges, ports = self._network_links(network_ids)
-            for port in ports:
-                self._delete_now(port["index"], port["ifname"])
-            for index, name in bridges.items():
-                self._delete_now(index, name)
-            for network_id in network_ids:
-                self._generation.pop(network_id, None)
-        for name in bridges.values():
-            self._gone(name)
-
-    def announce(self, network_ids: Iterable[str]) -> None:
-        """Tell the watcher of the bridges of ``network_ids`` that exist
-        (made by an earlier run of the service)."""
-        if self.watcher is not None:
-            for name in self._network_links(network_ids)[0].values():
-                self.watcher.up(name)
-
-    def _gone(self, name: str) -> None:
-        if self.watcher is not None:
-            self.watcher.down(name)
 
     def list_links(self) -> list[str]:
         """Names of every pyb-/pyv- link on the host, for leak checks."""

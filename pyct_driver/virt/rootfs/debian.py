@@ -12,7 +12,9 @@ guest's addresses from the host side.
 
 The result is cached as ``<cache_dir>/debian-<suite>-<recipe hash>.tar``;
 the hash covers everything that shapes the image except the mirror, so a
-changed recipe builds anew and an unchanged one costs nothing. Downloaded
+changed recipe builds anew and an unchanged one costs nothing. Images of
+other recipes (another pyct version on the host, mid-upgrade) stay until
+unused for ``STALE_DAYS`` (each use touches its file). Downloaded
 packages are kept in ``<cache_dir>/debs`` for the next build. The mirror
 defaults to the one the host's apt already uses.
 """
@@ -29,13 +31,16 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 
 from pyct_driver import exception
-from pyct_driver.virt.rootfs import debian_agent
+from pyct_driver.progress import SILENT, Progress, size
+from pyct_driver.virt.rootfs import debian_agent, debootstrap
 
 DEFAULT_CACHE_DIR = "/var/cache/pyct/images"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 RECIPE_VERSION = 2  # bump when the code below changes the image
+STALE_DAYS = 7
 
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2",
             "ca-certificates", "jq")
@@ -108,18 +113,25 @@ def host_mirror(suite: str = "bookworm") -> str:
 
 def build_debian_rootfs(dest_tar: str | None = None, suite: str = "bookworm",
                         cache_dir: str = DEFAULT_CACHE_DIR,
-                        mirror: str | None = None) -> str:
+                        mirror: str | None = None,
+                        progress: Progress = SILENT) -> str:
     """Make sure the cached image exists; copy it to ``dest_tar`` if given.
 
     Returns the path of the tarball (``dest_tar``, or the cached file).
-    Concurrent callers on one host wait for a single build.
+    Concurrent callers on one host wait for a single build. A build
+    reports its stages and how far each is to ``progress``.
     """
     os.makedirs(cache_dir, mode=0o755, exist_ok=True)
     cached = cached_path(suite, cache_dir)
     with open(os.path.join(cache_dir, ".build.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _try_lock(lock):
+            progress.stage("waiting for another build of the image")
+            fcntl.flock(lock, fcntl.LOCK_EX)
         if not os.path.exists(cached):
-            _build(cached, suite, cache_dir, mirror or host_mirror(suite))
+            _build(cached, suite, cache_dir, mirror or host_mirror(suite),
+                   progress)
+        else:
+            os.utime(cached)  # in use: not stale for another recipe
     if dest_tar is None:
         return cached
     try:
@@ -130,16 +142,12 @@ def build_debian_rootfs(dest_tar: str | None = None, suite: str = "bookworm",
     return dest_tar
 
 
-def _run(argv: list[str], what: str) -> None:
+def _try_lock(lock) -> bool:
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
-    except OSError as err:
-        raise exception.RootfsError(reason=f"{what}: {err}") from err
-    if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr)[-2000:]
-        raise exception.RootfsError(
-            reason=f"{what} exited {proc.returncode}: {tail}")
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _unmount_below(path: str) -> None:
@@ -152,31 +160,55 @@ def _unmount_below(path: str) -> None:
             subprocess.run(["umount", "-l", point], capture_output=True)
 
 
-def _build(cached: str, suite: str, cache_dir: str, mirror: str) -> None:
+def _build(cached: str, suite: str, cache_dir: str, mirror: str,
+           progress: Progress) -> None:
     debs = os.path.join(cache_dir, "debs")
     os.makedirs(debs, exist_ok=True)
     work = tempfile.mkdtemp(prefix="pyct-debootstrap-", dir=cache_dir)
     root = os.path.join(work, "root")
+    progress.stage(f"building the Debian {suite} image from {mirror} "
+                   f"(first build, about a minute; cached in {cache_dir})")
+    had = debootstrap.tree_bytes(debs)
+    stages = debootstrap.Stages(
+        progress, lambda: debootstrap.tree_bytes(debs) - had)
     try:
-        _run(["debootstrap", "--variant=minbase",
-              "--include=" + ",".join(PACKAGES), f"--cache-dir={debs}",
-              suite, root, mirror], f"debootstrap {suite} from {mirror}")
+        debootstrap.run(["debootstrap", "--variant=minbase",
+                         "--include=" + ",".join(PACKAGES),
+                         f"--cache-dir={debs}", suite, root, mirror],
+                        f"debootstrap {suite} from {mirror}",
+                        on_line=stages.feed, heartbeat=stages.heartbeat)
         _unmount_below(root)
+        progress.stage("fitting the tree for pyct guests")
         customize(root)
         tmp = os.path.join(work, "image.tar")
-        _run(["tar", "--numeric-owner", "--sort=name", "--xattrs",
-              "--xattrs-include=security.capability", "-C", root,
-              "--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*",
-              "--exclude=./run/*", "-cf", tmp, "."], "tar the image")
+        progress.stage("writing the image tarball")
+        debootstrap.run(
+            ["tar", "--numeric-owner", "--sort=name", "--xattrs",
+             "--xattrs-include=security.capability", "-C", root,
+             "--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*",
+             "--exclude=./run/*", "-cf", tmp, "."], "tar the image",
+            heartbeat=lambda: progress.update(
+                f"writing the image tarball: {size(_size_of(tmp))}"))
         os.rename(tmp, cached)
-        # older recipes' images only take disk space now
+        progress.stage(f"built {cached} ({size(_size_of(cached))}) in "
+                       f"{progress.elapsed():.0f} s")
+        # other recipes' images nobody used for a while take space only
         pattern = os.path.join(cache_dir, f"debian-{suite}-*.tar")
         for stale in glob.glob(pattern):
-            if stale != cached:
-                os.unlink(stale)
+            with contextlib.suppress(OSError):
+                if (stale != cached and time.time() - os.path.getmtime(stale)
+                        > STALE_DAYS * 86400):
+                    os.unlink(stale)
     finally:
         _unmount_below(work)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _size_of(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def customize(root: str) -> None:

@@ -5,11 +5,15 @@ well under one, so the image carries this small equivalent instead: a bash
 script run by a oneshot unit ordered before ``ssh.service``. It reads the
 instance's metadata from, in order, the NoCloud seed directory
 (``/var/lib/cloud/seed/nocloud-net``: ``meta-data``, JSON or simple YAML,
-with ``instance-id``, ``local-hostname`` and ``public-keys``; ``user-data``),
-the
-config drive (``/mnt/config/openstack/latest``: ``meta_data.json``,
-``user_data``) or the metadata service at 169.254.169.254 (same files over
-HTTP, tried only when a route to it exists). It sets the hostname, installs
+with ``instance-id``, ``local-hostname`` and ``public-keys``; ``user-data``;
+``network-config`` version 2 as JSON), the config drive
+(``/mnt/config/openstack/latest``: ``meta_data.json``, ``user_data``,
+``network_data.json``) or the metadata service at 169.254.169.254 (same
+files over HTTP, tried only when a route to it exists). It sets the
+hostname, writes ``/etc/resolv.conf`` from the network's DNS servers (the
+``dns`` services of ``network_data.json``, or the seed's ``nameservers``;
+a resolv.conf that is a symlink belongs to a resolver the guest runs and
+is left alone), installs
 the public keys in ``/root/.ssh/authorized_keys``, creates the instance's
 own ed25519 host key (a new instance-id, e.g. a server booted from a
 snapshot, gets a new one) and prints its fingerprint to the console the way
@@ -25,7 +29,7 @@ AGENT_UNIT = "pyct-agent.service"
 USERDATA_UNIT = "pyct-userdata.service"
 
 _AGENT = r"""#!/bin/bash
-# pyct first-boot agent: hostname, SSH keys, host key, user data.
+# pyct first-boot agent: hostname, DNS, SSH keys, host key, user data.
 set -u
 STATE=/var/lib/pyct-agent
 SEED=/var/lib/cloud/seed/nocloud-net
@@ -49,22 +53,27 @@ http_get() {  # path -> body on stdout; fails on anything but 200
 
 if [ "${1:-}" = --http-get ]; then http_get "$2"; exit; fi
 
-fetch_md() {  # fill $STATE/current/{meta.json or meta-data,user-data}
+fetch_md() {  # fill $STATE/current/{meta.json or meta-data,user-data,net}
     local cur=$STATE/current
     rm -rf "$cur"; mkdir -p "$cur"; chmod 700 "$cur"
     if [ -f "$SEED/meta-data" ]; then
         cp "$SEED/meta-data" "$cur/meta-data"
         [ -f "$SEED/user-data" ] && cp "$SEED/user-data" "$cur/user-data"
+        [ -f "$SEED/network-config" ] && cp "$SEED/network-config" "$cur/net"
         echo nocloud
     elif [ -f "$DRIVE/meta_data.json" ]; then
         cp "$DRIVE/meta_data.json" "$cur/meta.json"
         [ -f "$DRIVE/user_data" ] && cp "$DRIVE/user_data" "$cur/user-data"
+        [ -f "$DRIVE/network_data.json" ] &&
+            cp "$DRIVE/network_data.json" "$cur/net"
         echo configdrive
     elif ip -4 route get "$MDS" >/dev/null 2>&1 &&
          timeout 5 "$0" --http-get /openstack/latest/meta_data.json \
             > "$cur/meta.json" 2>/dev/null; then
         timeout 5 "$0" --http-get /openstack/latest/user_data \
             > "$cur/user-data" 2>/dev/null || rm -f "$cur/user-data"
+        timeout 5 "$0" --http-get /openstack/latest/network_data.json \
+            > "$cur/net" 2>/dev/null || rm -f "$cur/net"
         echo metadata-service
     else
         echo none
@@ -87,7 +96,7 @@ yaml_list() {  # key file -> items of a top-level block list "key:\n - x"
 
 source=$(fetch_md)
 cur=$STATE/current
-iid="" host="" keys=""
+iid="" host="" keys="" dns=""
 case "$source" in
 nocloud)
     md=$cur/meta-data
@@ -101,11 +110,16 @@ nocloud)
         host=$(yaml_value local-hostname "$md")
         keys=$(yaml_list public-keys "$md")
     fi
+    # network-config version 2 (pyct's is JSON)
+    dns=$(jq -r '(.ethernets // {}) | .[] | (.nameservers.addresses // [])
+                 | .[] | strings' "$cur/net" 2>/dev/null)
     ;;
 configdrive|metadata-service)
     iid=$(jq -r '.uuid // empty' "$cur/meta.json")
     host=$(jq -r '.hostname // .name // empty' "$cur/meta.json")
     keys=$(jq -r '(.public_keys // {}) | .[]' "$cur/meta.json")
+    dns=$(jq -r '(.services // []) | .[] | select(.type == "dns")
+                 | .address | strings' "$cur/net" 2>/dev/null)
     ;;
 esac
 if [ -f "$cur/user-data" ] && head -n1 "$cur/user-data" | grep -q '^#cloud-config'; then
@@ -130,6 +144,15 @@ if [ -n "$host" ]; then
     else
         printf '127.0.1.1\t%s\n' "$host" >> /etc/hosts
     fi
+fi
+
+# as a DHCP client would: the network's resolvers (addresses only, 3 at most)
+dns=$(printf '%s\n' "$dns" |
+      awk '/^[0-9A-Fa-f:.]+$/ && !seen[$0]++ && n++ < 3 { print }')
+if [ -n "$dns" ] && [ ! -L /etc/resolv.conf ]; then
+    printf 'nameserver %s\n' $dns > /etc/resolv.conf.pyct-agent &&
+        mv /etc/resolv.conf.pyct-agent /etc/resolv.conf
+    log "nameservers:" $dns
 fi
 
 if [ -n "$(printf '%s' "$keys" | tr -d '[:space:]')" ]; then
@@ -182,7 +205,7 @@ echo "pyct-agent: user data exited $?"
 """
 
 _AGENT_UNIT = f"""[Unit]
-Description=pyct agent: hostname, SSH keys and host key from metadata
+Description=pyct agent: hostname, DNS, SSH keys and host key from metadata
 After=local-fs.target network.target
 Before=ssh.service systemd-user-sessions.service {USERDATA_UNIT}
 ConditionPathExists=/{AGENT_PATH}

@@ -25,9 +25,10 @@ import os
 import shutil
 import tempfile
 import threading
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from pyct_driver import exception
+from pyct_driver.progress import SILENT, Progress
 from pyct_driver.virt import base
 from pyct_driver.virt.rootfs import layout
 from pyct_driver.virt.rootfs import unpack
@@ -36,10 +37,13 @@ from pyct_driver.virt.rootfs import unpack
 class _HashingReader(io.RawIOBase):
     """A read-through stream that hashes what passes through it."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO,
+                 on_read: Callable[[int], None] | None = None) -> None:
         super().__init__()
         self.raw = raw
         self.sha = hashlib.sha256()
+        self.done = 0
+        self._on_read = on_read
 
     def readable(self) -> bool:
         return True
@@ -49,12 +53,28 @@ class _HashingReader(io.RawIOBase):
         n = len(data)
         buf[:n] = data
         self.sha.update(data)
+        self.done += n
+        if n and self._on_read is not None:
+            self._on_read(self.done)
         return n
 
     def drain(self) -> str:
         while self.read(1 << 20):
             pass
         return self.sha.hexdigest()
+
+
+def _reporter(progress: Progress, what: str, f: BinaryIO
+              ) -> Callable[[int], None] | None:
+    """Report bytes read from ``f`` (of its size, when it has one)."""
+    if progress is SILENT:
+        return None
+    try:
+        total: int | None = os.fstat(f.fileno()).st_size
+    except (OSError, ValueError, AttributeError):
+        # a member of an OCI tarball: tarfile's reader knows its size
+        total = getattr(getattr(f, "raw", None), "size", None)
+    return lambda done: progress.transfer(what, done, total)
 
 
 class ImageStore:
@@ -169,8 +189,10 @@ class ImageStore:
                 os.unlink(self._record_path(image_id))
             self._collect()
 
-    def import_image(self, image_id: str, path: str) -> base.ImageInfo:
-        """Make the archive at ``path`` available as ``image_id``."""
+    def import_image(self, image_id: str, path: str,
+                     progress: Progress = SILENT) -> base.ImageInfo:
+        """Make the archive at ``path`` available as ``image_id``,
+        reporting each layer's bytes read to ``progress``."""
         record = self._record_path(image_id)
         with layout.open_source(path, image_id) as src:
             blobs, info = src.describe()
@@ -183,8 +205,10 @@ class ImageStore:
                 self._write_json(record, {"state": "importing",
                                           "layers": digests})
             try:
-                for blob in blobs:
-                    self._ensure_layer(image_id, blob)
+                for n, blob in enumerate(blobs, 1):
+                    what = (f"layer {n}/{len(blobs)}" if len(blobs) > 1
+                            else "image")
+                    self._ensure_layer(image_id, blob, progress, what)
             except BaseException:
                 with self._locked():
                     with contextlib.suppress(FileNotFoundError):
@@ -201,20 +225,24 @@ class ImageStore:
 
     # -- layers -----------------------------------------------------------
 
-    def _ensure_layer(self, image_id: str, blob: layout.Blob) -> None:
+    def _ensure_layer(self, image_id: str, blob: layout.Blob,
+                      progress: Progress = SILENT, what: str = "image"
+                      ) -> None:
         final = self._layer_dir(blob.digest)
         if os.path.isdir(final):
             # A hit still costs one read: the blob must really be the
             # bytes the cached layer was made from.
             with blob.open() as f:
-                got = _HashingReader(f).drain()
+                got = _HashingReader(f, _reporter(
+                    progress, f"checking the cached {what}", f)).drain()
             self._check_digest(image_id, blob, got)
             return
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self._layers)
         dest = os.path.join(tmp, "root")
         try:
             with blob.open() as f:
-                reader = _HashingReader(f)
+                reader = _HashingReader(f, _reporter(
+                    progress, f"unpacking the {what}", f))
                 unpack.unpack(reader, dest, image=image_id,
                               limits=self.limits, whiteouts=True)
                 got = reader.drain()

@@ -1,0 +1,119 @@
+"""What Nova, Glance and Neutron offer and pyct does not (yet): a clear 501.
+
+A client that asks for a real OpenStack feature pyct lacks gets Nova's
+``notImplemented`` fault (Neutron's and Glance's forms on their routes)
+naming the feature, instead of a 404 that reads like a typo or a 400 that
+says the action does not exist. The README's "What works today" table
+lists the same features; a test runs each of its commands. When a feature
+lands, its entry goes from here.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pyct_driver import exception
+
+_HINT = "; see 'What works today' in pyct's README."
+
+# paths below /v2.1[/{project}] -> the feature
+_COMPUTE = [(re.compile(p + r"(/.*)?$"), what) for p, what in (
+    (r"os-quota-sets", "quotas"), (r"os-quota-class-sets", "quotas"),
+    (r"limits", "limits"), (r"os-simple-tenant-usage", "usage reports"),
+    (r"os-availability-zone", "availability zones"),
+    (r"os-hypervisors", "the hypervisor API"),
+    (r"os-services", "the compute service API"),
+    (r"os-server-groups", "server groups"), (r"os-aggregates", "aggregates"),
+    (r"os-migrations", "migrations"), (r"os-server-external-events",
+                                       "external events"),
+    (r"servers/[^/]+/metadata", "server metadata"),
+    (r"servers/[^/]+/tags", "server tags"),
+    (r"servers/[^/]+/remote-consoles", "remote consoles"),
+    (r"servers/[^/]+/os-volume_attachments", "volumes"),
+    (r"servers/[^/]+/os-security-groups", "security groups"),
+    (r"servers/[^/]+/migrations", "migrations"),
+    (r"servers/[^/]+/diagnostics", "server diagnostics"),
+    (r"servers/[^/]+/os-server-password", "server passwords"),
+)]
+
+# server actions Nova has -> the feature
+_ACTIONS = {
+    "resize": "resize", "confirmResize": "resize", "revertResize": "resize",
+    "createImage": "snapshots (server image create)",
+    "createBackup": "backups", "rebuild": "rebuild",
+    "lock": "server locks", "unlock": "server locks",
+    "suspend": "suspend and resume", "resume": "suspend and resume",
+    "shelve": "shelve", "shelveOffload": "shelve", "unshelve": "shelve",
+    "rescue": "rescue", "unrescue": "rescue",
+    "changePassword": "setting the root password",
+    "migrate": "migration", "os-migrateLive": "live migration",
+    "evacuate": "evacuation", "os-resetState": "resetting server states",
+    "addSecurityGroup": "security groups",
+    "removeSecurityGroup": "security groups",
+    "addFloatingIp": "floating IPs", "removeFloatingIp": "floating IPs",
+    "os-getVNCConsole": "remote consoles",
+    "os-getSerialConsole": "remote consoles",
+    "os-getSPICEConsole": "remote consoles",
+    "trigger_crash_dump": "crash dumps", "restore": "soft delete",
+    "forceDelete": "soft delete", "os-resetNetwork": "network resets",
+    "injectNetworkInfo": "network info injection",
+}
+
+# Neutron resources pyct does not have, and writes it does not take
+_NETWORK_RESOURCES = {
+    "security-groups": "security groups",
+    "security-group-rules": "security groups",
+    "floatingips": "floating IPs", "routers": "routers",
+    "quotas": "quotas", "trunks": "trunks", "qos": "QoS policies",
+    "rbac-policies": "network sharing", "address-scopes": "address scopes",
+    "subnetpools": "subnet pools", "network-ip-availabilities":
+        "IP availability reports",
+}
+_NETWORK_WRITES = {"networks": "creating and changing networks",
+                   "subnets": "creating and changing subnets",
+                   "ports": "creating and changing ports"}
+
+
+def _error(what: str) -> exception.NotImplementedYet:
+    return exception.NotImplementedYet(
+        f"pyct does not implement {what} yet{_HINT}")
+
+
+def compute(path: str) -> exception.NotImplementedYet | None:
+    """The 501 for a compute path pyct lacks, else None (a real 404)."""
+    for regex, what in _COMPUTE:
+        if regex.match(path):
+            return _error(what)
+    return None
+
+
+def action(name: str) -> exception.NotImplementedYet | None:
+    """The 501 for a server action Nova has and pyct lacks, else None."""
+    return _error(_ACTIONS[name]) if name in _ACTIONS else None
+
+
+def networking(method: str, path: str) -> exception.NotImplementedYet | None:
+    parts = path.split("/")
+    if len(parts) < 2 or parts[0] != "v2.0":
+        return None
+    resource = parts[1]
+    if resource in _NETWORK_RESOURCES:
+        return _error(_NETWORK_RESOURCES[resource])
+    if resource in _NETWORK_WRITES and method != "GET":
+        return _error(_NETWORK_WRITES[resource])
+    return None
+
+
+def image(method: str, path: str) -> exception.NotImplementedYet | None:
+    """Image upload, create and delete (``pyct-manage image import``)."""
+    if method == "POST" and path.rstrip("/") == "v2/images":
+        return _error("creating images through the API (use pyct-manage "
+                      "image import)")
+    if re.match(r"v2/images/[^/]+/?$", path) and method == "DELETE":
+        return _error("deleting images")
+    if re.match(r"v2/images/[^/]+/(file|stage|import)/?$", path) \
+            and method in ("PUT", "POST"):
+        return _error("uploading image data")
+    if re.match(r"v2/images/[^/]+/tags", path):
+        return _error("image tags")
+    return None

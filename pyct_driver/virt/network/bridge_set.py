@@ -1,0 +1,66 @@
+"""The project bridges of one deployment as a whole, for the host's release.
+
+Mixed into ``bridge.NetworkPlumber``: which bridges of a set of networks
+exist and what is on them (``network_links``), removing them all at once
+when no guest runs any more (``remove_networks``: ports, DNS service and
+addresses go with them), and telling the plumber's watcher (the metadata
+service, one listener per bridge) of bridges an earlier run of the
+service made (``announce``) and of each bridge that goes (``_gone``).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from pyct_driver.virt.network.names import bridge_name
+
+
+class BridgeSet:
+    """Uses the plumber's host netlink, DNS forwarder, watcher and
+    generation counts."""
+
+    def _network_links(self, network_ids: Iterable[str]
+                       ) -> tuple[dict[int, str], list[dict]]:
+        """(index -> name of the existing bridges of ``network_ids``, the
+        links on those bridges)."""
+        wanted = {bridge_name(n) for n in network_ids}
+        links = self.host.links()
+        bridges = {link["index"]: link["ifname"] for link in links
+                   if link["ifname"] in wanted}
+        return bridges, [link for link in links if link["master"] in bridges]
+
+    def network_links(self, network_ids: Iterable[str]) -> list[str]:
+        """Names of the bridges of ``network_ids`` that exist and of the
+        ports on them."""
+        bridges, ports = self._network_links(network_ids)
+        return sorted([*bridges.values(), *(p["ifname"] for p in ports)])
+
+    def remove_networks(self, network_ids: Iterable[str]) -> None:
+        """Delete the bridges of ``network_ids`` now (and so their
+        addresses and DNS service), with any port still on them: only for
+        a host on which no guest runs."""
+        network_ids = list(network_ids)
+        self.flush()
+        with self.host.lock:
+            bridges, ports = self._network_links(network_ids)
+            for port in ports:
+                self._delete_now(port["index"], port["ifname"])
+            for network_id in network_ids:
+                if self.dns:
+                    self.dns.stop_serving(network_id)
+                self._generation.pop(network_id, None)
+            for index, name in bridges.items():
+                self._delete_now(index, name)
+        for name in bridges.values():
+            self._gone(name)
+
+    def announce(self, network_ids: Iterable[str]) -> None:
+        """Tell the watcher of the bridges of ``network_ids`` that exist
+        (made by an earlier run of the service)."""
+        if self.watcher is not None:
+            for name in self._network_links(network_ids)[0].values():
+                self.watcher.up(name)
+
+    def _gone(self, name: str) -> None:
+        if self.watcher is not None:
+            self.watcher.down(name)
