@@ -258,6 +258,11 @@ _GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
     ("metadata", metadata_opts),
 ]
 
+# Option groups of later areas live in their own module of
+# ``pyct_driver.options`` (``GROUP``, ``OPTS``) and are listed here.
+_OPTION_MODULES: tuple = ()
+_GROUPS += [(module.GROUP, module.OPTS) for module in _OPTION_MODULES]
+
 for _group, _opts in _GROUPS:
     CONF.register_opts(_opts, group=_group)
 

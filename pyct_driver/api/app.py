@@ -21,80 +21,16 @@ import webob.exc
 
 from pyct_driver import exception
 from pyct_driver.api import identity, not_yet
-from pyct_driver.api import (auth, faults, flavors, host_routes,
-                             image_members, image_update, images,
-                             instance_actions, interfaces, keypairs,
+from pyct_driver.api import (auth, faults, host_routes, images,
                              microversion, networking, policy,
-                             request_log, scheduler, server_actions,
-                             servers, versions)
+                             request_log, scheduler, versions)
+from pyct_driver.api.routes import (COLLECTIONS, COMPUTE_ROUTES,
+                                    IMAGE_ROUTES, Handler)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api, Settings
 from pyct_driver.db.networks import IpamSettings
 
-Handler = Callable[..., Result]
-
 _ID = r"(?P<{}>[^/]+)"
-
-# (method, path below /v2.1[/project], handler)
-COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
-    ("GET", "", versions.show_v21),
-    ("GET", "flavors", flavors.index),
-    ("POST", "flavors", flavors.create),
-    ("GET", "flavors/detail", flavors.detail),
-    ("GET", "flavors/{flavor_id}", flavors.show),
-    ("DELETE", "flavors/{flavor_id}", flavors.delete),
-    ("GET", "flavors/{flavor_id}/os-flavor-access", flavors.access_index),
-    ("POST", "flavors/{flavor_id}/action", flavors.action),
-    ("GET", "flavors/{flavor_id}/os-extra_specs", flavors.specs_index),
-    ("POST", "flavors/{flavor_id}/os-extra_specs", flavors.specs_create),
-    ("GET", "flavors/{flavor_id}/os-extra_specs/{key}", flavors.spec_show),
-    ("PUT", "flavors/{flavor_id}/os-extra_specs/{key}", flavors.spec_update),
-    ("DELETE", "flavors/{flavor_id}/os-extra_specs/{key}",
-     flavors.spec_delete),
-    ("GET", "servers", servers.index),
-    ("POST", "servers", servers.create),
-    ("GET", "servers/detail", servers.detail),
-    ("GET", "servers/{server_id}", servers.show),
-    ("PUT", "servers/{server_id}", servers.update),
-    ("DELETE", "servers/{server_id}", servers.delete),
-    ("POST", "servers/{server_id}/action", server_actions.action),
-    ("GET", "servers/{server_id}/os-instance-actions",
-     instance_actions.index),
-    ("GET", "servers/{server_id}/os-instance-actions/{request_id}",
-     instance_actions.show),
-    ("GET", "servers/{server_id}/os-interface", interfaces.index),
-    ("POST", "servers/{server_id}/os-interface", interfaces.create),
-    ("GET", "servers/{server_id}/os-interface/{port_id}", interfaces.show),
-    ("DELETE", "servers/{server_id}/os-interface/{port_id}",
-     interfaces.delete),
-    ("GET", "os-keypairs", keypairs.index),
-    ("POST", "os-keypairs", keypairs.create),
-    ("GET", "os-keypairs/{keypair_name}", keypairs.show),
-    ("DELETE", "os-keypairs/{keypair_name}", keypairs.delete),
-]
-
-IMAGE_ROUTES: list[tuple[str, str, Handler]] = [
-    ("GET", "v2/images", images.index),
-    ("GET", "v2/images/{image_id}", images.show),
-    ("PATCH", "v2/images/{image_id}", image_update.update),
-    ("GET", "v2/images/{image_id}/file", images.download),
-    ("GET", "v2/images/{image_id}/members", image_members.index),
-    ("POST", "v2/images/{image_id}/members", image_members.create),
-    ("GET", "v2/images/{image_id}/members/{member_id}", image_members.show),
-    ("PUT", "v2/images/{image_id}/members/{member_id}",
-     image_members.update),
-    ("DELETE", "v2/images/{image_id}/members/{member_id}",
-     image_members.delete),
-    ("GET", "v2/schemas/image", images.schema),
-]
-
-# first path segments that are collections, not a project id
-_COLLECTIONS = {"servers", "flavors", "images", "os-keypairs", "limits",
-                "extensions", "os-availability-zone", "os-hypervisors",
-                "os-services", "os-quota-sets", "os-server-groups",
-                "os-simple-tenant-usage", "os-quota-class-sets",
-                "os-aggregates", "os-migrations",
-                "os-server-external-events"}
 
 
 def _compile(routes: list[tuple[str, str, Handler]]
@@ -234,7 +170,7 @@ class ApiApp:
             return _json_response(versions.show_v21(
                 None, base_url=self._base_url(req)))
         project = None
-        if parts[0] not in _COLLECTIONS:
+        if parts[0] not in COLLECTIONS:
             project, parts = parts[0], parts[1:]
         handler, params = self.compute.match(req.method, "/".join(parts))
         ctxt = self._context(req)

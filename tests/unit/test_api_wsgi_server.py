@@ -15,6 +15,7 @@ from typing import Iterator
 import pytest
 
 from pyct_driver.api import policy, wsgi_server
+from pyct_driver.api.policies import base as policy_base
 from tests.unit.test_api_app import Harness
 
 
@@ -149,7 +150,7 @@ def test_policy_rules_listed_for_sample_generator():
     assert "os_compute_api:os-flavor-manage:create" in names
     assert "os_compute_api:servers:index:get_all_tenants" in names
     admin_only = {r.name for r in policy.list_rules()
-                  if r.check_str == policy.ADMIN}
+                  if r.check_str == policy_base.ADMIN}
     assert {"os_compute_api:os-extended-server-attributes",
             "os_compute_api:servers:show:host_status",
             "os_compute_api:os-flavor-manage:delete"} <= admin_only

@@ -1,0 +1,80 @@
+"""The API's route tables: which handler serves which method and path.
+
+``COMPUTE_ROUTES`` are the paths below ``/v2.1[/{project_id}]``,
+``IMAGE_ROUTES`` those below ``/image``; ``COLLECTIONS`` are the first path
+segments that name a compute collection rather than a project id (any
+other first segment is taken as the URL's project id). The router in
+``app`` compiles these once; a new API area adds its rows here.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from pyct_driver.api import (flavors, image_members, image_update, images,
+                             instance_actions, interfaces, keypairs,
+                             server_actions, servers, versions)
+from pyct_driver.api.request import Result
+
+Handler = Callable[..., Result]
+
+# (method, path below /v2.1[/project], handler)
+COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "", versions.show_v21),
+    ("GET", "flavors", flavors.index),
+    ("POST", "flavors", flavors.create),
+    ("GET", "flavors/detail", flavors.detail),
+    ("GET", "flavors/{flavor_id}", flavors.show),
+    ("DELETE", "flavors/{flavor_id}", flavors.delete),
+    ("GET", "flavors/{flavor_id}/os-flavor-access", flavors.access_index),
+    ("POST", "flavors/{flavor_id}/action", flavors.action),
+    ("GET", "flavors/{flavor_id}/os-extra_specs", flavors.specs_index),
+    ("POST", "flavors/{flavor_id}/os-extra_specs", flavors.specs_create),
+    ("GET", "flavors/{flavor_id}/os-extra_specs/{key}", flavors.spec_show),
+    ("PUT", "flavors/{flavor_id}/os-extra_specs/{key}", flavors.spec_update),
+    ("DELETE", "flavors/{flavor_id}/os-extra_specs/{key}",
+     flavors.spec_delete),
+    ("GET", "servers", servers.index),
+    ("POST", "servers", servers.create),
+    ("GET", "servers/detail", servers.detail),
+    ("GET", "servers/{server_id}", servers.show),
+    ("PUT", "servers/{server_id}", servers.update),
+    ("DELETE", "servers/{server_id}", servers.delete),
+    ("POST", "servers/{server_id}/action", server_actions.action),
+    ("GET", "servers/{server_id}/os-instance-actions",
+     instance_actions.index),
+    ("GET", "servers/{server_id}/os-instance-actions/{request_id}",
+     instance_actions.show),
+    ("GET", "servers/{server_id}/os-interface", interfaces.index),
+    ("POST", "servers/{server_id}/os-interface", interfaces.create),
+    ("GET", "servers/{server_id}/os-interface/{port_id}", interfaces.show),
+    ("DELETE", "servers/{server_id}/os-interface/{port_id}",
+     interfaces.delete),
+    ("GET", "os-keypairs", keypairs.index),
+    ("POST", "os-keypairs", keypairs.create),
+    ("GET", "os-keypairs/{keypair_name}", keypairs.show),
+    ("DELETE", "os-keypairs/{keypair_name}", keypairs.delete),
+]
+
+IMAGE_ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "v2/images", images.index),
+    ("GET", "v2/images/{image_id}", images.show),
+    ("PATCH", "v2/images/{image_id}", image_update.update),
+    ("GET", "v2/images/{image_id}/file", images.download),
+    ("GET", "v2/images/{image_id}/members", image_members.index),
+    ("POST", "v2/images/{image_id}/members", image_members.create),
+    ("GET", "v2/images/{image_id}/members/{member_id}", image_members.show),
+    ("PUT", "v2/images/{image_id}/members/{member_id}",
+     image_members.update),
+    ("DELETE", "v2/images/{image_id}/members/{member_id}",
+     image_members.delete),
+    ("GET", "v2/schemas/image", images.schema),
+]
+
+# first path segments that are collections, not a project id
+COLLECTIONS = {"servers", "flavors", "images", "os-keypairs", "limits",
+                "extensions", "os-availability-zone", "os-hypervisors",
+                "os-services", "os-quota-sets", "os-server-groups",
+                "os-simple-tenant-usage", "os-quota-class-sets",
+                "os-aggregates", "os-migrations",
+                "os-server-external-events"}
