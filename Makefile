@@ -82,8 +82,8 @@ bench: venv host
 	$(BIN)/python tools/bench/dns_forwarder.py --runs 1000
 
 sample-config: venv
-	$(BIN)/oslo-config-generator --config-file etc/pyct/pyct-config-generator.conf
-	$(BIN)/oslopolicy-sample-generator --config-file etc/pyct/pyct-policy-generator.conf
+	PYTHONPATH=$(CURDIR) $(BIN)/oslo-config-generator --config-file etc/pyct/pyct-config-generator.conf
+	PYTHONPATH=$(CURDIR) $(BIN)/oslopolicy-sample-generator --config-file etc/pyct/pyct-policy-generator.conf
 
 clean:
 	rm -rf $(VENV) $(STATE) *.egg-info

@@ -48,9 +48,22 @@ api_opts = [
                                    "password check (development only).")],
                help="How API requests are authenticated."),
     cfg.ListOpt("noauth_roles", default=["member", "reader"],
-                help="Roles every noauth user gets."),
+                help="Roles every noauth user gets, with the roles they "
+                     "imply as Keystone infers them (admin implies member, "
+                     "member implies reader): 'member' alone gives member "
+                     "and reader."),
     cfg.ListOpt("noauth_admin_users", default=["admin"],
-                help="noauth users who also get the admin role."),
+                help="noauth users who also get the admin role (and so "
+                     "member and reader)."),
+    cfg.ListOpt("noauth_reader_users", default=["reader"],
+                help="noauth users who get only the reader role, whatever "
+                     "noauth_roles and noauth_admin_users say: they read "
+                     "their project's resources and change nothing (the "
+                     "project reader persona, e.g. token 'reader:demo' or "
+                     "--os-username reader). Roles come only from these "
+                     "options, never from request headers, so a client "
+                     "cannot raise its own; but noauth checks no "
+                     "password, so anyone may name any user."),
     cfg.IntOpt("max_request_body_size", default=114688, min=1024,
                help="Largest request body accepted, in bytes; larger "
                     "bodies get 413."),

@@ -5,8 +5,12 @@ and the allocation ratios once and hands plain values to the handlers via
 ``Api``. Requests pass, outermost first: request id (every response gets
 ``x-openstack-request-id``), body size limit (413), authentication
 (``auth.wrap``), then the router, which resolves ``/v2.1[/{project_id}]/…``
-and ``/image/…`` to a handler, answering 404 for unknown paths and 405 for
-known paths with another method.
+(and ``/v2/…``, Nova's legacy v2.0 alias: the same handlers at 2.1
+behaviour, microversion headers ignored) and ``/image/…`` to a handler,
+answering 404 for unknown paths and 405 for known paths with another
+method. A first segment is a project id only when what follows it is a
+route (or a feature ``not_yet`` answers for), so an unknown collection is
+a 404, not a project id that does not match the caller's.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pyct_driver.api.state import Api, Settings
 from pyct_driver.db.networks import IpamSettings
 
 _ID = r"(?P<{}>[^/]+)"
+_NOVA_PROJECT_ID = re.compile(r"^[0-9a-f-]+$")
 
 
 def _compile(routes: list[tuple[str, str, Handler]]
@@ -56,6 +61,11 @@ class Router:
                  = lambda _m, _p: None) -> None:
         self._table = _compile(routes)
         self._not_yet = not_yet
+
+    def knows(self, path: str) -> bool:
+        """Whether some route (any method) or ``not_yet`` has ``path``."""
+        return (any(regex.match(path) for regex, _ in self._table)
+                or self._not_yet("GET", path) is not None)
 
     def match(self, method: str, path: str) -> tuple[Handler, dict]:
         for regex, methods in self._table:
@@ -118,8 +128,8 @@ class ApiApp:
             if not parts:
                 return _json_response(versions.index(
                     self._base_url(req)))
-            if parts[0] == "v2.1":
-                return self._compute(req, parts[1:])
+            if parts[0] in ("v2.1", "v2"):
+                return self._compute(req, parts[1:], parts[0] == "v2")
             if parts[0] == "image":
                 return self._image(req, parts[1:])
             if parts[0] == "networking":
@@ -144,17 +154,24 @@ class ApiApp:
             req.environ, req.environ["openstack.request_id"])
         if ctxt is None:
             raise exception.NotAuthorized()
+        # Nova's is_admin: whatever the policy's context_is_admin says
+        ctxt.is_admin = self.api.policy.is_admin(ctxt)
         # the access log line and the request's other lines name the caller
         req.environ[request_log.CONTEXT_KEY] = ctxt
         ctxt.update_store()
         return ctxt
 
-    def _compute(self, req: webob.Request, parts: list[str]
-                 ) -> webob.Response:
-        version = microversion.parse(req.headers)
-        headers = microversion.response_headers(version)
+    def _compute(self, req: webob.Request, parts: list[str],
+                 legacy_v2: bool) -> webob.Response:
+        if legacy_v2:
+            # Nova's legacy v2 wrapper: microversion headers neither read
+            # nor answered; every request is served at 2.1
+            version, headers = microversion.MIN_VERSION, []
+        else:
+            version = microversion.parse(req.headers)
+            headers = microversion.response_headers(version)
         try:
-            resp = self._compute_dispatch(req, parts, version)
+            resp = self._compute_dispatch(req, parts, version, legacy_v2)
         except _MethodNotAllowed as err:
             resp = faults.fault_response(
                 405, str(err), {"Allow": ", ".join(err.allowed)})
@@ -164,14 +181,28 @@ class ApiApp:
             resp.headers[key] = value
         return resp
 
+    def _split_project(self, parts: list[str]
+                       ) -> tuple[str | None, list[str]]:
+        """(project id in the URL or None, the path below it)."""
+        path = "/".join(parts)
+        if parts[0] in COLLECTIONS or self.compute.knows(path):
+            return None, parts
+        rest = "/".join(parts[1:])
+        # a lone segment is a project id only in Nova's form (hex and
+        # dashes), as /v2.1/{project_id} shows the version document
+        if (rest and self.compute.knows(rest)) or (
+                not rest and _NOVA_PROJECT_ID.match(parts[0])):
+            return parts[0], parts[1:]
+        raise exception.NotFound("The resource could not be found.")
+
     def _compute_dispatch(self, req: webob.Request, parts: list[str],
-                          version: microversion.Version) -> webob.Response:
+                          version: microversion.Version, legacy_v2: bool
+                          ) -> webob.Response:
+        base = self._base_url(req)
         if not parts:
-            return _json_response(versions.show_v21(
-                None, base_url=self._base_url(req)))
-        project = None
-        if parts[0] not in COLLECTIONS:
-            project, parts = parts[0], parts[1:]
+            return _json_response(versions.document(
+                "v2.0" if legacy_v2 else "v2.1", base))
+        project, parts = self._split_project(parts)
         handler, params = self.compute.match(req.method, "/".join(parts))
         ctxt = self._context(req)
         if project is not None and project != ctxt.project_id:
@@ -179,7 +210,7 @@ class ApiApp:
                 f"Malformed request URL: URL's project_id '{project}' "
                 f"doesn't match Context's project_id "
                 f"'{ctxt.project_id}'")
-        areq = ApiRequest(req, ctxt, version, self._base_url(req), project)
+        areq = ApiRequest(req, ctxt, version, base, project, legacy_v2)
         return _json_response(handler(self.api, areq, **params))
 
     def _networking(self, req: webob.Request, parts: list[str]
@@ -326,6 +357,7 @@ def create_app(conf, db, compute_client) -> Callable:
               host_routes=host_routes.read_ipv4_routes)
     app: Callable = ApiApp(api)
     app = auth.wrap(conf.api.auth_strategy, app, conf.api.noauth_roles,
-                    conf.api.noauth_admin_users, settings.public_endpoint)
+                    conf.api.noauth_admin_users, settings.public_endpoint,
+                    conf.api.noauth_reader_users)
     app = BodyLimitMiddleware(app, conf.api.max_request_body_size)
     return RequestIdMiddleware(request_log.RequestLogMiddleware(app))

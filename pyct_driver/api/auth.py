@@ -6,7 +6,10 @@ keystonemiddleware's ``auth_token`` does; ``context_from_environ`` reads
 only those, so a keystone strategy slots in by wrapping the app with
 ``auth_token`` instead of ``NoAuthMiddleware``. The ``noauth`` strategy
 trusts an ``X-Auth-Token: user:project`` (development and tests only) and
-always overwrites the identity headers, so a client cannot forge them; it
+always overwrites the identity headers, so a client cannot forge them;
+the roles come from configuration only (``api.roles``: ``[api]
+noauth_roles``, admins and read-only users by name, implied roles added),
+never from the request. It
 also issues such tokens the Keystone way (``noauth_tokens``), so clients
 can use a password auth plugin and the catalog.
 """
@@ -20,7 +23,7 @@ from typing import Callable, Iterable
 import webob
 
 from pyct_driver import exception
-from pyct_driver.api import faults, noauth_tokens
+from pyct_driver.api import faults, noauth_tokens, roles as api_roles
 from pyct_driver.context import RequestContext
 
 WSGIApp = Callable
@@ -29,7 +32,7 @@ _TOKEN_RE = re.compile(r"^([^:\s]{1,255}):([^:\s]{1,255})$")
 
 # version documents are public, as in Nova and Glance
 _PUBLIC_PATHS = re.compile(
-    r"^/(v2\.1/?|image/?|image/versions/?|identity/?|identity/v3/?"
+    r"^/(v2\.1/?|v2/?|image/?|image/versions/?|identity/?|identity/v3/?"
     r"|networking/?|networking/v2\.0/?)?$")
 
 _IDENTITY_KEYS = ("HTTP_X_USER_ID", "HTTP_X_USER", "HTTP_X_PROJECT_ID",
@@ -46,18 +49,24 @@ class NoAuthMiddleware:
 
     def __init__(self, app: WSGIApp, roles: Iterable[str],
                  admin_users: Iterable[str],
-                 public_endpoint: str | None = None) -> None:
+                 public_endpoint: str | None = None,
+                 reader_users: Iterable[str] = ()) -> None:
         self.app = app
         self.roles = list(roles)
         self.admin_users = set(admin_users)
+        self.reader_users = set(reader_users)
         self.public_endpoint = public_endpoint
+
+    def roles_of(self, user: str) -> list[str]:
+        return api_roles.noauth_roles(user, self.roles, self.admin_users,
+                                      self.reader_users)
 
     def _issue_token(self, environ: dict, start_response: Callable):
         req = webob.Request(environ)
         try:
             status, headers, body = noauth_tokens.issue(
                 req.body, self.public_endpoint or req.application_url,
-                self.roles, self.admin_users)
+                self.roles_of)
         except exception.PyctError as err:
             status, headers = err.code, {}
             body = {"error": {"code": err.code, "title": "Bad Request",
@@ -86,22 +95,21 @@ class NoAuthMiddleware:
             resp = faults.fault_response(401, message)
             return resp(environ, start_response)
         user, project = match.groups()
-        roles = list(self.roles)
-        if user in self.admin_users and "admin" not in roles:
-            roles.append("admin")
         environ["HTTP_X_USER_ID"] = user
         environ["HTTP_X_PROJECT_ID"] = project
-        environ["HTTP_X_ROLES"] = ",".join(roles)
+        environ["HTTP_X_ROLES"] = ",".join(self.roles_of(user))
         environ["HTTP_X_IDENTITY_STATUS"] = "Confirmed"
         return self.app(environ, start_response)
 
 
 def wrap(strategy: str, app: WSGIApp, roles: Iterable[str],
          admin_users: Iterable[str],
-         public_endpoint: str | None = None) -> WSGIApp:
+         public_endpoint: str | None = None,
+         reader_users: Iterable[str] = ()) -> WSGIApp:
     """Wrap ``app`` with the middleware of ``strategy``."""
     if strategy == "noauth":
-        return NoAuthMiddleware(app, roles, admin_users, public_endpoint)
+        return NoAuthMiddleware(app, roles, admin_users, public_endpoint,
+                                reader_users)
     raise exception.InvalidInput(
         reason=f"unknown auth_strategy {strategy!r}")
 

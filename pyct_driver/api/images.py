@@ -87,11 +87,16 @@ def visible(api: Api, req: ApiRequest, image_id: str,
     """The image if the caller may see it; else the 404 of a missing one
     (``message`` is the route's Glance wording)."""
     try:
-        return image_access.image_get_visible(api.db, image_id,
-                                              viewer(req))
+        image = image_access.image_get_visible(api.db, image_id,
+                                               viewer(req))
     except exception.ImageNotFound as err:
         raise exception.NotFound(
             message or f"No image found with ID {image_id}") from err
+    # Glance: an image get_image refuses is as missing as an unknown one
+    if not api.policy.check(req.context, "get_image", target(req, image)):
+        raise exception.NotFound(
+            message or f"No image found with ID {image_id}")
+    return image
 
 
 def target(req: ApiRequest, image: dict) -> dict:
@@ -101,6 +106,14 @@ def target(req: ApiRequest, image: dict) -> dict:
     # "" never equals a caller's project id ("None" could)
     return {"project_id": image["owner"] or "", "member_id": member or "",
             "visibility": image["visibility"]}
+
+
+def authorize_list(api: Api, req: ApiRequest, rule: str) -> None:
+    """Glance's 403 when ``rule`` refuses listing in the caller's project."""
+    if not api.policy.check(req.context, rule,
+                            {"project_id": req.context.project_id}):
+        raise exception.Forbidden(
+            f"You are not authorized to complete {rule} action.")
 
 
 def authorize(api: Api, req: ApiRequest, rule: str, image: dict) -> None:
@@ -119,7 +132,7 @@ def _choice(req: ApiRequest, name: str, allowed: tuple[str, ...],
 
 
 def index(api: Api, req: ApiRequest) -> Result:
-    api.policy.authorize(req.context, "os_compute_api:images:index")
+    authorize_list(api, req, "get_images")
     filters: dict = {}
     for key in ("name", "owner"):
         if req.param(key) is not None:
@@ -146,7 +159,11 @@ def index(api: Api, req: ApiRequest) -> Result:
     except exception.ImageNotFound as err:
         # a marker the caller may not see is as unknown as a missing one
         raise exception.Invalid(f"No image found with ID {marker}") from err
-    body: dict = {"images": [view(r) for r in rows],
+    # as Glance: each image is also one get_image allows; paging goes on
+    # the rows read, so a refused image never ends a listing early
+    shown = [r for r in rows if api.policy.check(req.context, "get_image",
+                                                 target(req, r))]
+    body: dict = {"images": [view(r) for r in shown],
                   "first": "/v2/images", "schema": "/v2/schemas/images"}
     if rows and len(rows) == limit:
         params = [(k, v) for k, v in req.params.items() if k != "marker"]
@@ -157,7 +174,6 @@ def index(api: Api, req: ApiRequest) -> Result:
 
 
 def show(api: Api, req: ApiRequest, image_id: str) -> Result:
-    api.policy.authorize(req.context, "os_compute_api:images:show")
     return Result(200, view(visible(api, req, image_id)))
 
 

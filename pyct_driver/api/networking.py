@@ -5,7 +5,8 @@ list`` and ``port list --server`` through the network service; this answers
 those reads from pyct's own tables: every pyct network is a Neutron network
 with one IPv4 subnet (its id derived from the network's), every port a
 Neutron port whose ``device_id`` is its server. A project sees its own
-networks and ports; admins see all. Filters are Neutron's: any attribute
+networks and ports; admins see all; Neutron's read rules (``get_network``,
+``get_subnet``, ``get_port``: the project's readers) filter what is shown. Filters are Neutron's: any attribute
 given in the query (repeated for "any of"), compared as text.
 """
 
@@ -115,47 +116,64 @@ def _project(req: ApiRequest) -> str | None:
     return None if req.is_admin else req.context.project_id
 
 
+def _readable(api: Api, req: ApiRequest, rule: str,
+              items: list[dict]) -> list[dict]:
+    """The items ``rule`` lets the caller read (a project's readers, an
+    admin): Neutron leaves the others out of lists and 404s on them."""
+    return [i for i in items if api.policy.check(
+        req.context, rule, {"project_id": i["project_id"]})]
+
+
 def _one(items: list[dict], kind: str, item_id: str) -> dict:
     if not items:
         raise exception.NotFound(f"{kind} {item_id} could not be found.")
     return items[0]
 
 
+def _networks(api: Api, req: ApiRequest, **filters) -> list[dict]:
+    return _readable(api, req, "get_network", db_networks.list_networks(
+        api.db, project_id=_project(req), **filters))
+
+
+def _ports(api: Api, req: ApiRequest, **filters) -> list[dict]:
+    return _readable(api, req, "get_port", db_networks.list_ports(
+        api.db, project_id=_project(req), **filters))
+
+
 def list_networks(api: Api, req: ApiRequest) -> Result:
-    nets = db_networks.list_networks(api.db, project_id=_project(req))
     return Result(200, {"networks": _filtered(
-        req, [network_view(n) for n in nets])})
+        req, [network_view(n) for n in _networks(api, req)])})
 
 
 def show_network(api: Api, req: ApiRequest, network_id: str) -> Result:
-    nets = db_networks.list_networks(api.db, project_id=_project(req),
-                                     ids=[network_id])
+    nets = _networks(api, req, ids=[network_id])
     return Result(200, {"network": network_view(
         _one(nets, "Network", network_id))})
 
 
+def _subnets(api: Api, req: ApiRequest) -> list[dict]:
+    return _readable(api, req, "get_subnet", db_networks.list_networks(
+        api.db, project_id=_project(req)))
+
+
 def list_subnets(api: Api, req: ApiRequest) -> Result:
-    nets = db_networks.list_networks(api.db, project_id=_project(req))
     return Result(200, {"subnets": _filtered(
-        req, [subnet_view(n) for n in nets])})
+        req, [subnet_view(n) for n in _subnets(api, req)])})
 
 
 def show_subnet(api: Api, req: ApiRequest, subnet_id: str) -> Result:
-    nets = [n for n in db_networks.list_networks(
-        api.db, project_id=_project(req)) if n["subnet_id"] == subnet_id]
+    nets = [n for n in _subnets(api, req) if n["subnet_id"] == subnet_id]
     return Result(200, {"subnet": subnet_view(
         _one(nets, "Subnet", subnet_id))})
 
 
 def list_ports(api: Api, req: ApiRequest) -> Result:
-    ports = db_networks.list_ports(api.db, project_id=_project(req))
     return Result(200, {"ports": _filtered(
-        req, [port_view(p) for p in ports])})
+        req, [port_view(p) for p in _ports(api, req)])})
 
 
 def show_port(api: Api, req: ApiRequest, port_id: str) -> Result:
-    ports = db_networks.list_ports(api.db, project_id=_project(req),
-                                   port_id=port_id)
+    ports = _ports(api, req, port_id=port_id)
     return Result(200, {"port": port_view(_one(ports, "Port", port_id))})
 
 

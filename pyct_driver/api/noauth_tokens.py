@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import json
 import uuid
+from typing import Callable
 
 from pyct_driver import exception
 
@@ -66,16 +67,17 @@ def _catalog(base_url: str) -> list[dict]:
     return out
 
 
-def issue(raw_body: bytes, base_url: str, roles: list[str],
-          admin_users: set[str]) -> tuple[int, dict, dict]:
-    """(status, headers, body) for ``POST /identity/v3/auth/tokens``."""
+def issue(raw_body: bytes, base_url: str,
+          roles_of: Callable[[str], list[str]]) -> tuple[int, dict, dict]:
+    """(status, headers, body) for ``POST /identity/v3/auth/tokens``;
+    ``roles_of`` gives a user's roles (the middleware's, so the token
+    names the roles its requests will have)."""
     try:
         body = json.loads(raw_body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise exception.Invalid("Malformed request body") from err
     user, project = _parse(body)
-    roles = list(roles) + (["admin"] if user in admin_users
-                           and "admin" not in roles else [])
+    roles = roles_of(user)
     now = datetime.datetime.now(datetime.timezone.utc)
     stamp = (lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.000000Z"))  # noqa
     token = {

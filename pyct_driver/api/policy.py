@@ -1,9 +1,12 @@
 """API policy: rule defaults registered in code, checked with oslo.policy.
 
-Rule names are Nova's (Glance's for the image routes) so an operator's
-policy file reads the same; the defaults live in ``policies``, one module
-per API area, built from the personas of ``policies.base``. ``list_rules``
-feeds ``oslopolicy-sample-generator`` (namespace ``pyct``).
+Rule names are Nova's (Glance's and Neutron's for the image and network
+routes) so an operator's policy file reads the same; the defaults live in
+``policies``, one module per API area, built from the personas of
+``policies.base``. oslo.policy's ``[oslo_policy]`` options choose the
+operator's file (``policy_file``, ``policy_dirs``), whose rules override
+these defaults. ``list_rules`` feeds ``oslopolicy-sample-generator``
+(namespace ``pyct``).
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from oslo_config import cfg
 from oslo_policy import policy as oslo_policy
 
 from pyct_driver import exception
-from pyct_driver.api.policies import compute, images
+from pyct_driver.api.policies import base, compute, images, networking
 from pyct_driver.context import RequestContext
 
-# Each module of ``policies`` holds one API area's RULES.
-_MODULES = (compute, images)
+# Each module of ``policies`` holds one API area's RULES; the personas
+# (``base``) first, since the others refer to them.
+_MODULES = (base, compute, images, networking)
 
 
 def list_rules() -> list[oslo_policy.RuleDefault]:
@@ -31,6 +35,14 @@ class Policy:
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         self._enforcer = oslo_policy.Enforcer(conf)
         self._enforcer.register_defaults(list_rules())
+
+    def is_admin(self, ctxt: RequestContext) -> bool:
+        """Whether ``context_is_admin`` holds for the caller: what Nova
+        stores as the context's ``is_admin``, so an operator who redefines
+        the admin persona redefines who sees everything."""
+        creds = dict(ctxt.to_policy_values())
+        creds["is_admin"] = False
+        return bool(self._enforcer.enforce("context_is_admin", {}, creds))
 
     def check(self, ctxt: RequestContext, rule: str,
               target: dict | None = None) -> bool:

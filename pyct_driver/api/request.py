@@ -72,13 +72,17 @@ class ApiRequest:
 
     def __init__(self, webob_req: webob.Request, ctxt: RequestContext,
                  version: microversion.Version, base_url: str,
-                 project_in_url: str | None) -> None:
+                 project_in_url: str | None, legacy_v2: bool = False
+                 ) -> None:
         self.raw = webob_req
         self.context = ctxt
         self.version = version
         # e.g. http://host:8774 (the WSGI root), no trailing slash
         self.base_url = base_url.rstrip("/")
         self.project_in_url = project_in_url
+        # came in on /v2 (Nova's legacy v2.0 alias): links stay below /v2
+        self.legacy_v2 = legacy_v2
+        self.api_root = "v2" if legacy_v2 else "v2.1"
 
     @property
     def is_admin(self) -> bool:
@@ -117,7 +121,8 @@ class ApiRequest:
         proj = f"/{self.project_in_url}" if self.project_in_url else ""
         return [
             {"rel": "self",
-             "href": f"{self.base_url}/v2.1{proj}/{collection}/{item}"},
+             "href": f"{self.base_url}/{self.api_root}{proj}/{collection}/"
+                     f"{item}"},
             {"rel": "bookmark",
              "href": f"{self.base_url}{proj}/{collection}/{item}"},
         ]
@@ -127,7 +132,7 @@ class ApiRequest:
 
     def collection_url(self, collection: str) -> str:
         proj = f"/{self.project_in_url}" if self.project_in_url else ""
-        return f"{self.base_url}/v2.1{proj}/{collection}"
+        return f"{self.base_url}/{self.api_root}{proj}/{collection}"
 
 
 def parse_int(value: str | None, name: str, minimum: int = 0

@@ -1,10 +1,11 @@
 """The API's route tables: which handler serves which method and path.
 
 ``COMPUTE_ROUTES`` are the paths below ``/v2.1[/{project_id}]``,
-``IMAGE_ROUTES`` those below ``/image``; ``COLLECTIONS`` are the first path
-segments that name a compute collection rather than a project id (any
-other first segment is taken as the URL's project id). The router in
-``app`` compiles these once; a new API area adds its rows here.
+``IMAGE_ROUTES`` those below ``/image``. A first path segment is the URL's
+project id only when the rest of the path is a route; ``COLLECTIONS`` are
+first segments that are never a project id even then. The router in
+``app`` compiles these once; a new API area adds its rows here (and
+tests/unit/policy_matrix.py an entry per row).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ Handler = Callable[..., Result]
 
 # (method, path below /v2.1[/project], handler)
 COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
-    ("GET", "", versions.show_v21),
+    ("GET", "", versions.show),
     ("GET", "flavors", flavors.index),
     ("POST", "flavors", flavors.create),
     ("GET", "flavors/detail", flavors.detail),

@@ -14,7 +14,7 @@ from oslo_config import cfg
 
 from pyct_driver import conf as pyct_conf
 from pyct_driver.api import app as api_app
-from pyct_driver.api import flavors, images, request
+from pyct_driver.api import flavors, images, microversion, request
 from pyct_driver.db import models, services
 from pyct_driver.db.engine import Database
 
@@ -94,12 +94,16 @@ class Harness:
         return resp.json["server"]
 
 
-def test_root_lists_only_v21():
+def test_root_lists_v20_and_v21_as_nova():
     h = Harness()
     resp = h.request("GET", "/", token=None)
     assert resp.status_int == 200
     assert resp.json == {"versions": [{
-        "id": "v2.1", "status": "CURRENT", "version": "2.37",
+        "id": "v2.0", "status": "SUPPORTED", "version": "",
+        "min_version": "", "updated": "2011-01-21T11:33:21Z",
+        "links": [{"rel": "self", "href": "http://localhost/v2/"}]}, {
+        "id": "v2.1", "status": "CURRENT",
+        "version": microversion.to_str(microversion.MAX_VERSION),
         "min_version": "2.1", "updated": "2013-07-23T11:33:21Z",
         "links": [{"rel": "self", "href": "http://localhost/v2.1/"}]}]}
     assert resp.headers["x-openstack-request-id"].startswith("req-")
@@ -113,7 +117,9 @@ def test_v21_document_with_and_without_slash():
         resp = h.request("GET", path, token=None)
         assert resp.status_int == 200
         doc = resp.json["version"]
-        assert doc["id"] == "v2.1" and doc["version"] == "2.37"
+        assert doc["id"] == "v2.1"
+        assert doc["version"] == microversion.to_str(
+            microversion.MAX_VERSION)
         assert doc["min_version"] == "2.1"
         assert doc["media-types"][0]["base"] == "application/json"
 

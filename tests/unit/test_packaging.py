@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import configparser
 import importlib
+import os
 import pathlib
 import subprocess
 import sys
@@ -53,13 +54,19 @@ def test_unknown_virt_driver_is_a_clear_error():
         plugins.load_virt_driver("nope", conf.CONF)
 
 
+def _this_checkout() -> dict:
+    """The environment that makes a console script import this checkout's
+    pyct_driver (not whatever the venv's editable install points at)."""
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
 def test_sample_config_is_current(tmp_path):
     out = tmp_path / "pyct.conf.sample"
     gen = pathlib.Path(sys.executable).parent / "oslo-config-generator"
     subprocess.run([str(gen), "--config-file",
                     str(REPO / "etc/pyct/pyct-config-generator.conf"),
                     "--output-file", str(out)], check=True, cwd=REPO,
-                   capture_output=True)
+                   capture_output=True, env=_this_checkout())
     assert out.read_text() == (REPO / "etc/pyct/pyct.conf.sample"
                                ).read_text(), (
         "etc/pyct/pyct.conf.sample is stale: run `make sample-config`")
@@ -68,8 +75,10 @@ def test_sample_config_is_current(tmp_path):
 def test_policy_sample_is_current(tmp_path):
     out = tmp_path / "policy.yaml.sample"
     gen = pathlib.Path(sys.executable).parent / "oslopolicy-sample-generator"
-    subprocess.run([str(gen), "--namespace", "pyct", "--output-file",
-                    str(out)], check=True, cwd=REPO, capture_output=True)
+    subprocess.run([str(gen), "--config-file",
+                    str(REPO / "etc/pyct/pyct-policy-generator.conf"),
+                    "--output-file", str(out)], check=True, cwd=REPO,
+                   capture_output=True, env=_this_checkout())
     assert out.read_text() == (REPO / "etc/pyct/policy.yaml.sample"
                                ).read_text(), (
         "etc/pyct/policy.yaml.sample is stale: run `make sample-config`")

@@ -2,32 +2,40 @@
 
 The targets (``api.images.target``): ``project_id`` is the image's owner,
 ``member_id`` the caller when it reached a shared image it does not own,
-``visibility`` the image's.
+``visibility`` the image's. Readers see and list images; members of the
+owning project change them and their member lists; a project an image is
+shared with (as member) accepts or rejects it and downloads it. Visibility
+itself is enforced whatever these say: an image a caller may not see is a
+404 before any rule is asked.
 """
 
 from __future__ import annotations
 
-from pyct_driver.api.policies.base import (ADMIN, ADMIN_OR_OWNER,
-                                           ADMIN_OWNER_OR_MEMBER, ANY,
-                                           IMAGE_MEMBER)
+from pyct_driver.api.policies.base import (
+    ADMIN, ADMIN_OR_IMAGE_MEMBER, ADMIN_OR_MEMBER_ON_VISIBLE_IMAGE,
+    ADMIN_OR_READER_ON_VISIBLE_IMAGE, ADMIN_OR_READER_OR_IMAGE_MEMBER,
+    PROJECT_MEMBER_OR_ADMIN, PROJECT_READER_OR_ADMIN)
 
 RULES: list[tuple[str, str, str]] = [
-    ("os_compute_api:images:index", ANY, "List images (Glance API)."),
-    ("os_compute_api:images:show", ANY, "Show an image (Glance API)."),
-    # Glance's own rule names and defaults (without its reader/member role
-    # split); visibility itself is enforced whatever these say.
-    ("download_image", f"{ADMIN_OWNER_OR_MEMBER} or 'public':%(visibility)s"
-     " or 'community':%(visibility)s", "Download an image's data."),
-    ("modify_image", ADMIN_OR_OWNER, "Update an image (PATCH)."),
+    ("get_images", PROJECT_READER_OR_ADMIN,
+     "List images (target: the caller's project)."),
+    ("get_image", ADMIN_OR_READER_ON_VISIBLE_IMAGE,
+     "Show an image; an image this refuses is a 404, and left out of "
+     "lists."),
+    ("download_image", ADMIN_OR_MEMBER_ON_VISIBLE_IMAGE,
+     "Download an image's data."),
+    ("modify_image", PROJECT_MEMBER_OR_ADMIN, "Update an image (PATCH)."),
     ("publicize_image", ADMIN, "Make an image public."),
-    ("communitize_image", ADMIN_OR_OWNER, "Make an image community."),
-    ("get_members", ADMIN_OWNER_OR_MEMBER, "List an image's members."),
-    ("get_member", ADMIN_OWNER_OR_MEMBER, "Show one member of an image."),
-    ("add_member", ADMIN_OR_OWNER, "Share an image with a project."),
-    ("delete_member", ADMIN_OR_OWNER, "Remove a project from an image's "
-     "members."),
-    ("modify_member", f"is_admin:True or {IMAGE_MEMBER}",
+    ("communitize_image", PROJECT_MEMBER_OR_ADMIN,
+     "Make an image community."),
+    ("get_members", ADMIN_OR_READER_OR_IMAGE_MEMBER,
+     "List an image's members."),
+    ("get_member", ADMIN_OR_READER_OR_IMAGE_MEMBER,
+     "Show one member of an image."),
+    ("add_member", PROJECT_MEMBER_OR_ADMIN, "Share an image with a "
+     "project."),
+    ("delete_member", PROJECT_MEMBER_OR_ADMIN, "Remove a project from an "
+     "image's members."),
+    ("modify_member", ADMIN_OR_IMAGE_MEMBER,
      "Accept, reject or reset a membership (the member itself)."),
 ]
-
-
