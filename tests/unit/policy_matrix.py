@@ -1,0 +1,165 @@
+"""The persona matrix: every API route, the call that exercises it, and
+the status each persona gets (Nova's, Glance's and Neutron's defaults).
+
+One entry per row of ``api.routes.COMPUTE_ROUTES``, ``IMAGE_ROUTES`` and
+``api.networking.ROUTES``, keyed ``(area, method, route path)``; a route
+without an entry fails ``test_policy_personas``. Adding a route is adding
+one line here: ``call(path, admin, member, reader, other, body=...)``.
+
+Personas (``test_policy_personas.TOKENS``): ``admin`` (admin role, its own
+project), ``member`` and ``reader`` of the project that owns the world's
+resources, and ``other``, a member of another project. ``{name}`` in a
+path or body is filled from the world the test builds: ``project`` (the
+caller's own project id), ``server``, ``port``, ``request_id``,
+``flavor``, ``private_flavor``, ``spec_key``, ``keypair``, ``image``,
+``image_member``, ``network``, ``subnet``. Bodies may be dicts (sent as
+JSON) or lists (JSON patch documents).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+COMPUTE, IMAGE, NETWORK = "compute", "image", "networking"
+PERSONAS = ("admin", "member", "reader", "other")
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    path: str
+    expect: tuple[int, int, int, int]      # admin, member, reader, other
+    body: object = None
+    version: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def call(path: str, admin: int, member: int, reader: int, other: int,
+         body: object = None, version: str | None = None,
+         headers: dict | None = None) -> Call:
+    return Call(path, (admin, member, reader, other), body, version,
+                tuple((headers or {}).items()))
+
+
+def same(path: str, status: int, **kw) -> Call:
+    """A route every persona gets the same answer from (its own things:
+    flavors, key pairs, lists scoped to the caller's project)."""
+    return call(path, status, status, status, status, **kw)
+
+
+S = "/v2.1/servers/{server}"
+I = "/image/v2/images/{image}"
+F = "/v2.1/flavors/{flavor}"
+_PATCH = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
+_FLAVOR = {"flavor": {"name": "new", "ram": 512, "vcpus": 1, "disk": 1}}
+_SERVER = {"server": {"name": "new", "imageRef": "{public_image}",
+                      "flavorRef": "1", "networks": "none"}}
+_ACCESS = {"addTenantAccess": {"tenant": "f00d"}}
+_SPEC = {"extra_specs": {"quota:cpu_period": "20000"}}
+
+MATRIX: dict[tuple[str, str, str], list[Call]] = {
+    # -- compute: versions, flavors (admin writes, everyone reads)
+    (COMPUTE, "GET", ""): [same("/v2.1/{project}/", 200)],
+    (COMPUTE, "GET", "flavors"): [same("/v2.1/flavors", 200)],
+    (COMPUTE, "POST", "flavors"): [call("/v2.1/flavors", 200, 403, 403, 403,
+                                        body=_FLAVOR)],
+    (COMPUTE, "GET", "flavors/detail"): [same("/v2.1/flavors/detail", 200)],
+    (COMPUTE, "GET", "flavors/{flavor_id}"): [same(F, 200)],
+    (COMPUTE, "DELETE", "flavors/{flavor_id}"): [call(F, 202, 403, 403,
+                                                      403)],
+    (COMPUTE, "GET", "flavors/{flavor_id}/os-flavor-access"): [
+        call("/v2.1/flavors/{private_flavor}/os-flavor-access", 200, 403,
+             403, 403)],
+    (COMPUTE, "POST", "flavors/{flavor_id}/action"): [
+        call("/v2.1/flavors/{private_flavor}/action", 200, 403, 403, 403,
+             body=_ACCESS)],
+    (COMPUTE, "GET", "flavors/{flavor_id}/os-extra_specs"): [
+        same(F + "/os-extra_specs", 200)],
+    (COMPUTE, "POST", "flavors/{flavor_id}/os-extra_specs"): [
+        call(F + "/os-extra_specs", 200, 403, 403, 403, body=_SPEC)],
+    (COMPUTE, "GET", "flavors/{flavor_id}/os-extra_specs/{key}"): [
+        same(F + "/os-extra_specs/{spec_key}", 200)],
+    (COMPUTE, "PUT", "flavors/{flavor_id}/os-extra_specs/{key}"): [
+        call(F + "/os-extra_specs/{spec_key}", 200, 403, 403, 403,
+             body={"{spec_key}": "2048"})],
+    (COMPUTE, "DELETE", "flavors/{flavor_id}/os-extra_specs/{key}"): [
+        call(F + "/os-extra_specs/{spec_key}", 200, 403, 403, 403)],
+    # -- compute: servers (readers read, members act, others 404)
+    (COMPUTE, "GET", "servers"): [same("/v2.1/servers", 200)],
+    (COMPUTE, "POST", "servers"): [
+        call("/v2.1/servers", 202, 202, 403, 202, body=_SERVER,
+             version="2.37")],
+    (COMPUTE, "GET", "servers/detail"): [same("/v2.1/servers/detail", 200)],
+    (COMPUTE, "GET", "servers/{server_id}"): [call(S, 200, 200, 200, 404)],
+    (COMPUTE, "PUT", "servers/{server_id}"): [
+        call(S, 200, 200, 403, 404, body={"server": {"name": "renamed"}})],
+    (COMPUTE, "DELETE", "servers/{server_id}"): [
+        call(S, 204, 204, 403, 404)],
+    (COMPUTE, "POST", "servers/{server_id}/action"): [
+        call(S + "/action", 202, 202, 403, 404,
+             body={"reboot": {"type": "SOFT"}}),
+        call(S + "/action", 202, 202, 403, 404, body={"os-stop": None}),
+        call(S + "/action", 202, 202, 403, 404, body={"pause": None}),
+        # console output may hold secrets: members only, as in Nova
+        call(S + "/action", 200, 200, 403, 404,
+             body={"os-getConsoleOutput": {}})],
+    (COMPUTE, "GET", "servers/{server_id}/os-instance-actions"): [
+        call(S + "/os-instance-actions", 200, 200, 200, 404)],
+    (COMPUTE, "GET",
+     "servers/{server_id}/os-instance-actions/{request_id}"): [
+        call(S + "/os-instance-actions/{request_id}", 200, 200, 200, 404)],
+    (COMPUTE, "GET", "servers/{server_id}/os-interface"): [
+        call(S + "/os-interface", 200, 200, 200, 404)],
+    (COMPUTE, "POST", "servers/{server_id}/os-interface"): [
+        call(S + "/os-interface", 200, 200, 403, 404,
+             body={"interfaceAttachment": {}})],
+    (COMPUTE, "GET", "servers/{server_id}/os-interface/{port_id}"): [
+        call(S + "/os-interface/{port}", 200, 200, 200, 404)],
+    (COMPUTE, "DELETE", "servers/{server_id}/os-interface/{port_id}"): [
+        call(S + "/os-interface/{port}", 202, 202, 403, 404)],
+    # -- compute: key pairs belong to their user; everyone has "kp"
+    (COMPUTE, "GET", "os-keypairs"): [same("/v2.1/os-keypairs", 200)],
+    (COMPUTE, "POST", "os-keypairs"): [
+        same("/v2.1/os-keypairs", 200, body={"keypair": {"name": "new"}})],
+    (COMPUTE, "GET", "os-keypairs/{keypair_name}"): [
+        same("/v2.1/os-keypairs/{keypair}", 200)],
+    (COMPUTE, "DELETE", "os-keypairs/{keypair_name}"): [
+        same("/v2.1/os-keypairs/{keypair}", 202)],
+    # -- image: the world's image is the project's, shared with another
+    (IMAGE, "GET", "v2/images"): [same("/image/v2/images", 200)],
+    (IMAGE, "GET", "v2/images/{image_id}"): [call(I, 200, 200, 200, 404)],
+    (IMAGE, "PATCH", "v2/images/{image_id}"): [
+        call(I, 200, 200, 403, 404, headers=_PATCH, body=[
+            {"op": "replace", "path": "/name", "value": "renamed"}])],
+    # Glance: downloading takes a member; 204: the image has no data
+    (IMAGE, "GET", "v2/images/{image_id}/file"): [
+        call(I + "/file", 204, 204, 403, 404)],
+    (IMAGE, "GET", "v2/images/{image_id}/members"): [
+        call(I + "/members", 200, 200, 200, 404)],
+    (IMAGE, "POST", "v2/images/{image_id}/members"): [
+        call(I + "/members", 200, 200, 403, 404,
+             body={"member": "f00d"})],
+    (IMAGE, "GET", "v2/images/{image_id}/members/{member_id}"): [
+        call(I + "/members/{image_member}", 200, 200, 200, 404)],
+    # only the member project itself (or an admin) sets its status
+    (IMAGE, "PUT", "v2/images/{image_id}/members/{member_id}"): [
+        call(I + "/members/{image_member}", 200, 403, 403, 404,
+             body={"status": "accepted"})],
+    (IMAGE, "DELETE", "v2/images/{image_id}/members/{member_id}"): [
+        call(I + "/members/{image_member}", 204, 204, 403, 404)],
+    (IMAGE, "GET", "v2/schemas/image"): [
+        same("/image/v2/schemas/image", 200)],
+    # -- networking: reads only; another project's items are 404s
+    (NETWORK, "GET", "v2.0/networks"): [
+        same("/networking/v2.0/networks", 200)],
+    (NETWORK, "GET", "v2.0/networks/{network_id}"): [
+        call("/networking/v2.0/networks/{network}", 200, 200, 200, 404)],
+    (NETWORK, "GET", "v2.0/subnets"): [
+        same("/networking/v2.0/subnets", 200)],
+    (NETWORK, "GET", "v2.0/subnets/{subnet_id}"): [
+        call("/networking/v2.0/subnets/{subnet}", 200, 200, 200, 404)],
+    (NETWORK, "GET", "v2.0/ports"): [same("/networking/v2.0/ports", 200)],
+    (NETWORK, "GET", "v2.0/ports/{port_id}"): [
+        call("/networking/v2.0/ports/{port}", 200, 200, 200, 404)],
+    (NETWORK, "GET", "v2.0/extensions"): [
+        same("/networking/v2.0/extensions", 200)],
+}
