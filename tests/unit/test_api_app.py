@@ -11,6 +11,7 @@ import uuid
 
 import webob
 from oslo_config import cfg
+from oslo_policy import opts as policy_opts
 
 from pyct_driver import conf as pyct_conf
 from pyct_driver.api import app as api_app
@@ -42,6 +43,8 @@ class Harness:
         self.conf = cfg.ConfigOpts()
         for group, opts in pyct_conf.list_opts():
             self.conf.register_opts(opts, group=group)
+        # [oslo_policy] too, so a test can point policy_file at its own
+        policy_opts.set_defaults(self.conf)
         self.conf([], default_config_files=[])
         for key, value in overrides.items():
             group, _, name = key.rpartition("__")
