@@ -27,7 +27,7 @@ from pyct_driver import exception
 from pyct_driver.api import identity, not_yet
 from pyct_driver.api import (auth, faults, host_routes, images,
                              microversion, networking, policy,
-                             request_log, scheduler, versions)
+                             request_log, scheduler, schemas, versions)
 from pyct_driver.api.routes import (COLLECTIONS, COMPUTE_ROUTES,
                                     IMAGE_ROUTES, Handler)
 from pyct_driver.api.request import ApiRequest, Result
@@ -170,6 +170,7 @@ class ApiApp:
         else:
             version = microversion.parse(req.headers)
             headers = microversion.response_headers(version)
+        relaxed = schemas.LEGACY_V2.set(legacy_v2)
         try:
             resp = self._compute_dispatch(req, parts, version, legacy_v2)
         except _MethodNotAllowed as err:
@@ -177,6 +178,8 @@ class ApiApp:
                 405, str(err), {"Allow": ", ".join(err.allowed)})
         except Exception as err:  # noqa: BLE001 - every error is a fault
             resp = faults.from_exception(err)
+        finally:
+            schemas.LEGACY_V2.reset(relaxed)
         for key, value in headers:
             resp.headers[key] = value
         return resp

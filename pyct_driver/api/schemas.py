@@ -1,8 +1,10 @@
 """JSON schemas of request bodies, and validation with Nova's messages.
 
-Every object schema forbids additional properties. Schemas that changed
-across microversions are built by functions taking the request's version.
-A failure is a 400 whose message reads like Nova's
+Every object schema forbids additional properties -- except on ``/v2``,
+Nova's legacy v2.0 alias, where unknown properties are dropped from the
+body instead (``LEGACY_V2``, set by the app for such a request). Schemas
+that changed across microversions are built by functions taking the
+request's version. A failure is a 400 whose message reads like Nova's
 ("Invalid input for field/attribute name. Value: ... ").
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import uuid as uuidlib
 from typing import Any
 
@@ -200,9 +203,41 @@ EXTRA_SPEC_UPDATE = {"type": "object",
                      "minProperties": 1, "maxProperties": 1}
 
 
+# True while a /v2 request is handled: the app sets it around the handler
+# (one request runs in one thread, so the flag is that request's), so no
+# handler needs to know about the legacy alias.
+LEGACY_V2: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "legacy_v2", default=False)
+
+
+def _drop_unknown(validator, value, instance, schema):
+    """Nova's legacy v2 relaxation of ``additionalProperties: false``:
+    properties the schema does not name are removed from the body (kept
+    and checked where ``patternProperties`` names what may be there)."""
+    if value is not False or not validator.is_type(instance, "object"):
+        yield from jsonschema.Draft4Validator.VALIDATORS[
+            "additionalProperties"](validator, value, instance, schema)
+        return
+    patterns = schema.get("patternProperties")
+    if patterns:
+        yield from jsonschema.Draft4Validator.VALIDATORS[
+            "additionalProperties"](validator, value, instance, schema)
+        return
+    extra = set(instance) - set(schema.get("properties", {}))
+    # every key unknown: one branch of a oneOf that does not apply
+    if extra and extra != set(instance):
+        for key in extra:
+            del instance[key]
+
+
+_Relaxed = jsonschema.validators.extend(
+    jsonschema.Draft4Validator, {"additionalProperties": _drop_unknown})
+
+
 def validate(schema: dict, body: Any) -> None:
     """Raise Invalid (400) with a Nova-style message if ``body`` fails."""
-    validator = jsonschema.Draft4Validator(schema, format_checker=_checker)
+    kind = _Relaxed if LEGACY_V2.get() else jsonschema.Draft4Validator
+    validator = kind(schema, format_checker=_checker)
     error = js_exc.best_match(validator.iter_errors(body))
     if error is None:
         return

@@ -168,3 +168,28 @@ def test_openstacksdk_endpoint_data_and_legacy_v2():
             compute_endpoint_override=root + "/v2",
             region_name="RegionOne")
         assert [s.id for s in legacy.compute.servers()] == [sid]
+
+
+def test_legacy_v2_drops_unknown_body_properties_as_nova():
+    h = Harness()
+    h.add_host()
+    server = {"name": "x", "imageRef": h.image["id"], "flavorRef": "1",
+              "no_such_key": 1}
+    resp = h.request("POST", "/v2.1/servers", {"server": server})
+    assert resp.status_int == 400
+    assert "no_such_key" in resp.json["badRequest"]["message"]
+    resp = h.request("POST", "/v2/servers", {"server": server,
+                                             "other_top": {}})
+    assert resp.status_int == 202, resp.text
+    sid = resp.json["server"]["id"]
+    resp = h.request("PUT", f"/v2/servers/{sid}",
+                     {"server": {"name": "y", "bogus": True}})
+    assert resp.status_int == 200 and resp.json["server"]["name"] == "y"
+    # what the schema does name is still checked
+    resp = h.request("PUT", f"/v2/servers/{sid}",
+                     {"server": {"name": 5, "bogus": True}})
+    assert resp.status_int == 400
+    # and the relaxation ends with the request
+    resp = h.request("PUT", f"/v2.1/servers/{sid}",
+                     {"server": {"name": "z", "bogus": True}})
+    assert resp.status_int == 400
