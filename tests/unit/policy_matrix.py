@@ -12,13 +12,21 @@ resources, and ``other``, a member of another project. ``{name}`` in a
 path or body is filled from the world the test builds: ``project`` (the
 caller's own project id), ``server``, ``port``, ``request_id``,
 ``flavor``, ``private_flavor``, ``spec_key``, ``keypair``, ``image``,
-``image_member``, ``network``, ``subnet``. Bodies may be dicts (sent as
-JSON) or lists (JSON patch documents).
+``image_member``, ``network``, ``subnet``, ``public_image``,
+``member_project``. Bodies may
+be dicts (sent as JSON) or lists (JSON patch documents). A route that needs
+more in the world (an aggregate, a quota row…) passes ``setup``: a
+function ``(harness, world) -> {name: value}`` run on each fresh world
+before the call, whose values fill ``{name}`` too; what it changes is part
+of the "before" a refused call must leave untouched.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
+
+from pyct_driver.api import flavors
 
 COMPUTE, IMAGE, NETWORK = "compute", "image", "networking"
 PERSONAS = ("admin", "member", "reader", "other")
@@ -31,13 +39,15 @@ class Call:
     body: object = None
     version: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    setup: Callable[..., dict] | None = None
 
 
 def call(path: str, admin: int, member: int, reader: int, other: int,
          body: object = None, version: str | None = None,
-         headers: dict | None = None) -> Call:
+         headers: dict | None = None,
+         setup: Callable[..., dict] | None = None) -> Call:
     return Call(path, (admin, member, reader, other), body, version,
-                tuple((headers or {}).items()))
+                tuple((headers or {}).items()), setup)
 
 
 def same(path: str, status: int, **kw) -> Call:
@@ -64,14 +74,18 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
                                         body=_FLAVOR)],
     (COMPUTE, "GET", "flavors/detail"): [same("/v2.1/flavors/detail", 200)],
     (COMPUTE, "GET", "flavors/{flavor_id}"): [same(F, 200)],
-    (COMPUTE, "DELETE", "flavors/{flavor_id}"): [call(F, 202, 403, 403,
-                                                      403)],
+    (COMPUTE, "DELETE", "flavors/{flavor_id}"): [
+        call("/v2.1/flavors/{doomed}", 202, 403, 403, 403,
+             setup=lambda h, _w: {"doomed": flavors.create_flavor(
+                 h.db, "doomed", 1, 64, 1, flavorid="doomed")["flavorid"]})],
     (COMPUTE, "GET", "flavors/{flavor_id}/os-flavor-access"): [
         call("/v2.1/flavors/{private_flavor}/os-flavor-access", 200, 403,
              403, 403)],
     (COMPUTE, "POST", "flavors/{flavor_id}/action"): [
         call("/v2.1/flavors/{private_flavor}/action", 200, 403, 403, 403,
-             body=_ACCESS)],
+             body=_ACCESS),
+        call("/v2.1/flavors/{private_flavor}/action", 200, 403, 403, 403,
+             body={"removeTenantAccess": {"tenant": "{member_project}"}})],
     (COMPUTE, "GET", "flavors/{flavor_id}/os-extra_specs"): [
         same(F + "/os-extra_specs", 200)],
     (COMPUTE, "POST", "flavors/{flavor_id}/os-extra_specs"): [

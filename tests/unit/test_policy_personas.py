@@ -78,7 +78,7 @@ def build_world() -> tuple[Harness, dict]:
         "spec_key": "quota:cpu_shares", "keypair": "kp",
         "image": image["id"], "image_member": "e3e3",
         "public_image": h.image["id"], "network": net["id"],
-        "subnet": net["subnet_id"]}
+        "subnet": net["subnet_id"], "member_project": PROJECT}
     h.compute.calls.clear()
     return h, world
 
@@ -118,6 +118,9 @@ def test_every_route_has_a_matrix_entry():
 @pytest.mark.parametrize("key,case,persona", list(_cases()))
 def test_persona(key, case, persona):
     h, world = build_world()
+    if case.setup is not None:
+        world.update(case.setup(h, world))
+        h.compute.calls.clear()
     values = {**world, "project": PROJECTS[persona]}
     raw = None
     if case.body is not None:
