@@ -20,7 +20,7 @@ import webob
 import webob.exc
 
 from pyct_driver import exception
-from pyct_driver.api import identity, not_yet
+from pyct_driver.api import identity, not_yet, quota_check
 from pyct_driver.api import (auth, faults, host_routes, images,
                              microversion, networking, policy,
                              request_log, scheduler, versions)
@@ -308,6 +308,8 @@ def create_app(conf, db, compute_client) -> Callable:
         service_down_time=conf.service_down_time,
         allow_host_root=conf.container.allow_host_root_guests,
         image_member_quota=conf.api.image_member_quota,
+        quota_defaults=quota_check.defaults_from(conf.quota),
+        quota_enforced=conf.quota.driver != "noop",
     )
     sched = scheduler.Scheduler(
         db, cpu_allocation_ratio=conf.compute.cpu_allocation_ratio,
