@@ -131,7 +131,9 @@ class ApiApp:
             if (parts[:3] == ["identity", "v3", "projects"]
                     and len(parts) <= 4 and req.method == "GET"):
                 return _json_response(identity.project_lookup(
-                    listing=len(parts) == 3))
+                    self._base_url(req), self._context(req),
+                    parts[3] if len(parts) == 4 else None,
+                    req.GET.get("name")))
             raise exception.NotFound("The resource could not be found.")
         except _MethodNotAllowed as err:
             return faults.fault_response(
