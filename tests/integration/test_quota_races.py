@@ -14,6 +14,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 import sqlalchemy as sa
 import webob
 from oslo_config import cfg
@@ -146,10 +148,14 @@ def test_multi_creates_race_to_exactly_the_ram_quota(url):
 
 def test_keypair_creates_race_to_exactly_the_key_pair_quota(url):
     app = App(url, key_pairs=4)
+    # imported, not generated: key generation would spread the racers out
+    public = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH,
+        serialization.PublicFormat.OpenSSH).decode()
     try:
         results = _race(lambda t, a: app.request(
             "POST", "/v2.1/os-keypairs",
-            {"keypair": {"name": f"k{t}-{a}"}}))
+            {"keypair": {"name": f"k{t}-{a}", "public_key": public}}))
         assert {r.status_int for r in results} == {201, 403}
         assert all(r.json["forbidden"]["message"]
                    == "Quota exceeded, too many key pairs."
