@@ -5,13 +5,17 @@ server (dropped afterwards); 16 threads race to create servers or key
 pairs for one project whose quota is small. Every create either makes
 its servers or is refused with Nova's 403 -- never a 500 -- and the end
 state is exactly the quota: usage never passes it, and since the demand
-is larger, it reaches it. ``min_count`` is all-or-nothing: too little
+is larger, it reaches it -- also through a real pyct-api process with a
+compute service. ``min_count`` is all-or-nothing: too little
 quota (403) or too few hosts (NoValidHost) leave no row behind.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.error
+import urllib.request
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -26,6 +30,7 @@ from pyct_driver.api import flavors, images
 from pyct_driver.db import migration, services
 from pyct_driver.db.engine import Database
 from tests import dbfixtures
+from tests.integration.conftest import FLAVOR_ID, wait_until
 from tests.unit.test_api_app import FakeCompute
 
 BACKENDS = {"postgresql": dbfixtures.make_postgres_url,
@@ -231,3 +236,41 @@ def test_quota_update_below_usage_is_refused_unless_forced(url):
             "2 of 1 instances")
     finally:
         app.db.dispose()
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_real_api_process_race(pipeline_factory, backend):
+    """The same race through a real pyct-api process (its worker threads,
+    its connection pool) with a real compute service over RabbitMQ: 16
+    clients x 3 creates against instances = 6; then the servers go
+    ACTIVE and the limits say 6 of 6."""
+    dep = pipeline_factory(backend, extra={"quota": {"instances": 6}})
+    dep.start_all("c1")
+    body = json.dumps({"server": {
+        "name": "race", "imageRef": dep.image_id, "flavorRef": FLAVOR_ID,
+        "networks": "none"}}).encode()
+
+    def work(_thread: int, _attempt: int):
+        req = urllib.request.Request(
+            f"{dep.endpoint}/v2.1/servers", data=body, method="POST",
+            headers={"X-Auth-Token": "demo:demo",
+                     "Content-Type": "application/json",
+                     "OpenStack-API-Version": "compute 2.37"})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                return resp.status, None
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+    results = _race(work)
+    assert {status for status, _ in results} == {202, 403}
+    assert all(fault["forbidden"]["message"].startswith(
+        "Quota exceeded for instances: Requested 1, but already used ")
+        for status, fault in results if status == 403)
+    assert sum(status == 202 for status, _ in results) == 6
+    assert len(dep.live_instances()) == 6
+    conn = dep.sdk_connection("user")
+    wait_until(lambda: all(s.status == "ACTIVE"
+                           for s in conn.compute.servers()), 60,
+               "the servers to be ACTIVE")
+    limits = conn.get_compute_limits()
+    assert (limits.instances_used, limits.instances) == (6, 6)
