@@ -3,9 +3,14 @@
 Order matters for "nothing left behind": every check (schema, policy,
 image, flavor, networks, block devices, counts) runs before any row is
 written; then all instances, their ``create`` actions and any NoValidHost
-faults go in ONE transaction; only then are the builds cast. A server no
-host can take is still created, in ERROR with a NoValidHost fault, and the
-request still answers 202, as Nova does.
+faults go in ONE transaction, which first takes the project's quota lock
+and counts (``quota_check.InstanceGuard``): as many servers as fit
+between ``min_count`` and ``max_count`` are inserted, or none (Nova's
+403). Only then are the builds cast. A multi-create is placed whole
+before any row is written: fewer than ``min_count`` placeable is
+NoValidHost and nothing is made. A single server no host can take is
+still created, in ERROR with a NoValidHost fault, and the request still
+answers 202, as Nova does.
 """
 
 from __future__ import annotations
@@ -170,15 +175,17 @@ def create(api: Api, req: ApiRequest) -> Result:
     min_count, max_count = _counts(api, server)
     metadata = server.get("metadata", {})
     quota_check.check_metadata(api, ctxt.project_id, ctxt.user_id, metadata)
-    guard = quota_check.InstanceGuard(api, ctxt.project_id, ctxt.user_id,
-                                      flavor, min_count, max_count)
-    # over quota is a 403 before anything is made (Nova checks it first)
-    fits = guard.precheck()
     user_data = _user_data(server.get("user_data"))
     zone, force_host = _force_host(api, req, server.get("availability_zone"))
     password = server.get("adminPass") or _password()
     snapshot = {k: flavor[k] for k in _FLAVOR_KEYS}
     key_data = keypairs.key_data_for_boot(api, req, server.get("key_name"))
+    guard = quota_check.InstanceGuard(api, ctxt.project_id, ctxt.user_id,
+                                      flavor, min_count, max_count)
+    # over quota is a 403 before anything is made or placed (Nova too
+    # checks it before scheduling); the exact check is the guard's, in
+    # the transaction that inserts the rows
+    fits = guard.precheck()
     # last check: "auto" may create the project's default network
     port_requests = server_networks.resolve(api, req, networks, max_count)
 
