@@ -24,19 +24,11 @@ def _hidden(req: ApiRequest) -> tuple:
     return hide if req.at_least("2.50") else hide + _GROUPS
 
 
-def _limits(api: Api, class_name: str) -> dict:
-    values = dict.fromkeys(quota_check.RESOURCES, -1)
-    values.update(api.settings.quota_defaults)
-    values.update({k: v for k, v in db_quotas.class_get(
-        api.db, class_name).items() if k in values})
-    return values
-
-
 def show(api: Api, req: ApiRequest, class_name: str) -> Result:
     api.policy.authorize(req.context, _P + "show", {})
+    values = quota_check.class_limits(api, class_name)
     return Result(200, {"quota_class_set": dict(
-        id=class_name,
-        **quota_sets.shown(req, _limits(api, class_name), _hidden(req)))})
+        id=class_name, **quota_sets.shown(req, values, _hidden(req)))})
 
 
 def update(api: Api, req: ApiRequest, class_name: str) -> Result:
@@ -54,4 +46,4 @@ def update(api: Api, req: ApiRequest, class_name: str) -> Result:
     if values:
         db_quotas.class_set(api.db, class_name, values)
     return Result(200, {"quota_class_set": quota_sets.shown(
-        req, _limits(api, class_name), hide)})
+        req, quota_check.class_limits(api, class_name), hide)})

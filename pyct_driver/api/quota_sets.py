@@ -162,11 +162,13 @@ def update(api: Api, req: ApiRequest, project_id: str) -> Result:
     force = schemas.to_bool(asked.get("force", False))
     values = {r: limit_value(r, v) for r, v in asked.items()
               if r != "force" and (v or v == 0)}
-    if not force and values:
+    # with quotas off nothing is counted, so any limit may be stored (as
+    # Nova's noop driver lets it) and shows as -1 until they are on
+    if not force and values and api.settings.quota_enforced:
         bounds = _bounds(api, project_id, user)
         for res, value in values.items():
             _within(res, value, *bounds[res])
-    if values and api.settings.quota_enforced:
+    if values:
         db_quotas.project_set(api.db, project_id, user or "", values)
     limits = quota_check.effective(api, project_id, user)
     return Result(200, {"quota_set": shown(req, limits, hide)})
