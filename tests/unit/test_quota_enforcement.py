@@ -157,3 +157,24 @@ def test_sqlite_file_race_ends_at_the_quota(tmp_path):
     assert sorted(statuses) == [202] * 4 + [403] * 12
     assert _count(h, "instances") == 4
     h.db.dispose()
+
+
+def test_losing_the_race_inside_the_transaction_leaves_nothing(
+        monkeypatch):
+    """The precheck saw room, a racer took it before the lock: the
+    guard's 403 rolls back the rows, actions and ports of this create."""
+    h = Harness(quota__instances=1)
+    h.add_host()
+    net = _boot(h, networks="auto")
+    assert net.status_int == 202
+    before = {t: _count(h, t) for t in ("instances", "instance_actions",
+                                        "ports", "networks")}
+    monkeypatch.setattr(quota_check.InstanceGuard, "precheck",
+                        lambda self: self.max_count)
+    resp = _boot(h, networks="auto", min_count=1, max_count=2)
+    assert resp.status_int == 403
+    assert resp.json["forbidden"]["message"] == (
+        "Quota exceeded for instances: Requested 1-2, but already used 1 "
+        "of 1 instances")
+    assert {t: _count(h, t) for t in before} == before
+    assert len(h.compute.calls) == 1
