@@ -39,8 +39,10 @@ def update(api: Api, req: ApiRequest, class_name: str) -> Result:
             "characters.")
     body = req.json_body()
     hide = _hidden(req)
+    # below 2.50 server groups may be set though they are not shown
     schemas.validate(quota_sets.update_schema(
-        req, "quota_class_set", hide, False), body)
+        req, "quota_class_set", quota_sets.hidden(req, "2.50"), False),
+        body)
     values = {r: quota_sets.limit_value(r, v)
               for r, v in body["quota_class_set"].items()}
     if values:

@@ -87,6 +87,13 @@ def test_quota_class_bodies_per_microversion(version, keys):
     # the default class is every project's default now
     assert h.request("GET", "/v2.1/os-quota-sets/p1").json[
         "quota_set"]["instances"] == 4
+    # server groups are settable at every version, shown from 2.50
+    resp = h.admin("PUT", "/v2.1/os-quota-class-sets/default",
+                   {"quota_class_set": {"server_groups": 3}},
+                   version=version)
+    assert resp.status_int == 200
+    assert h.request("GET", "/v2.1/os-quota-sets/p1").json[
+        "quota_set"]["server_groups"] == 3
 
 
 _LIMITS_21 = {
