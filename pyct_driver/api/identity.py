@@ -16,6 +16,7 @@ below ``/identity/v3`` is a 404).
 from __future__ import annotations
 
 from pyct_driver.api.request import Result
+from pyct_driver.context import RequestContext
 
 _UPDATED = "2024-01-01T00:00:00Z"
 
@@ -49,7 +50,8 @@ def _project(base_url: str, name: str) -> dict:
             "links": {"self": f"{base_url}/identity/v3/projects/{name}"}}
 
 
-def project_lookup(base_url: str, ctxt, project: str | None,
+def project_lookup(base_url: str, ctxt: RequestContext,
+                   project: str | None,
                    name: str | None) -> Result:
     """``GET /identity/v3/projects/{project}`` or ``projects?name=``."""
     listing = project is None

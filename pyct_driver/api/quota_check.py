@@ -12,6 +12,8 @@ or a 403 in Nova's words.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from pyct_driver import exception
 from pyct_driver.api.state import Api
 from pyct_driver.db import quotas as db_quotas
@@ -41,7 +43,7 @@ FILE_QUOTAS = ("injected_files", "injected_file_content_bytes",
                "injected_file_path_bytes")
 
 
-def defaults_from(conf_group) -> dict[str, int]:
+def defaults_from(conf_group: Any) -> dict[str, int]:
     """The configured defaults of every resource (the app factory's)."""
     return {r: (conf_group[OPTIONS[r]] if r in OPTIONS else -1)
             for r in RESOURCES}
@@ -147,7 +149,7 @@ class InstanceGuard:
         self.min_count, self.max_count = min_count, max_count
         self.scopes = [db_quotas.project_scope(project_id)]
 
-    def _allowed(self, session) -> int:
+    def _allowed(self, session: Any) -> int:
         if not self.enforced:
             return self.max_count
         allowed = instances_allowed(
@@ -164,7 +166,7 @@ class InstanceGuard:
         with self.db.session() as session:
             return self._allowed(session)
 
-    def __call__(self, session) -> int:
+    def __call__(self, session: Any) -> int:
         if self.enforced:
             db_quotas.lock(session, self.scopes)
         return self._allowed(session)
@@ -175,7 +177,8 @@ class InstanceGuard:
             db_quotas.ensure_locks(self.db, self.scopes)
 
 
-def keypair_guard(api: Api, project_id: str, user_id: str):
+def keypair_guard(api: Api, project_id: str, user_id: str
+                  ) -> Callable[[Any], None] | None:
     """The ``guard`` of ``db.keypairs.create``: the user's key pairs stay
     within the key_pairs limit (counted per user, as in Nova)."""
     if not api.settings.quota_enforced:
@@ -184,7 +187,7 @@ def keypair_guard(api: Api, project_id: str, user_id: str):
     scopes = [db_quotas.user_scope(user_id)]
     db_quotas.ensure_locks(api.db, scopes)
 
-    def guard(session) -> None:
+    def guard(session: Any) -> None:
         db_quotas.lock(session, scopes)
         check_keypair(limits, {"key_pairs": db_quotas.keypair_count(
             session, user_id)})

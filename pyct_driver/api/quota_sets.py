@@ -52,7 +52,7 @@ def check_query(req: ApiRequest, allowed: tuple[str, ...],
         dict(req.params))
 
 
-def limit_value(resource: str, value) -> int:
+def limit_value(resource: str, value: int | str) -> int:
     """An int from a validated limit; below -1 even as a string is a 400
     in Nova's words (its validator compares strings as numbers)."""
     number = int(value)
