@@ -24,7 +24,7 @@ import webob
 import webob.exc
 
 from pyct_driver import exception
-from pyct_driver.api import identity, not_yet
+from pyct_driver.api import identity, not_yet, quota_check
 from pyct_driver.api import (auth, faults, host_routes, images,
                              microversion, networking, policy,
                              request_log, scheduler, schemas, versions)
@@ -141,7 +141,9 @@ class ApiApp:
             if (parts[:3] == ["identity", "v3", "projects"]
                     and len(parts) <= 4 and req.method == "GET"):
                 return _json_response(identity.project_lookup(
-                    listing=len(parts) == 3))
+                    self._base_url(req), self._context(req),
+                    parts[3] if len(parts) == 4 else None,
+                    req.GET.get("name")))
             raise exception.NotFound("The resource could not be found.")
         except _MethodNotAllowed as err:
             return faults.fault_response(
@@ -342,6 +344,8 @@ def create_app(conf, db, compute_client) -> Callable:
         service_down_time=conf.service_down_time,
         allow_host_root=conf.container.allow_host_root_guests,
         image_member_quota=conf.api.image_member_quota,
+        quota_defaults=quota_check.defaults_from(conf.quota),
+        quota_enforced=conf.quota.driver != "noop",
     )
     sched = scheduler.Scheduler(
         db, cpu_allocation_ratio=conf.compute.cpu_allocation_ratio,

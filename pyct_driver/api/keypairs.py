@@ -10,7 +10,7 @@ create that made it and never stored. Another user's key pair is a 404.
 from __future__ import annotations
 
 from pyct_driver import authorized_key, exception
-from pyct_driver.api import schemas, ssh_keys
+from pyct_driver.api import quota_check, schemas, ssh_keys
 from pyct_driver.api.request import ApiRequest, Result, parse_int
 from pyct_driver.api.state import Api
 from pyct_driver.db import keypairs as db_keypairs
@@ -92,8 +92,9 @@ def create(api: Api, req: ApiRequest) -> Result:
         fingerprint = ssh_keys.fingerprint(public, key_type)
     else:
         private, public, fingerprint = ssh_keys.generate(key_type, user)
-    row = db_keypairs.create(api.db, user, data["name"], public,
-                             fingerprint, key_type)
+    row = db_keypairs.create(
+        api.db, user, data["name"], public, fingerprint, key_type,
+        guard=quota_check.keypair_guard(api, req.context.project_id, user))
     out = _brief(req, row)
     out["user_id"] = row["user_id"]
     if private is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 
 from pyct_driver import exception
+from pyct_driver.api import network_quotas
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import networks as db_networks
@@ -189,4 +190,6 @@ ROUTES = [
     ("GET", "v2.0/ports", list_ports),
     ("GET", "v2.0/ports/{port_id}", show_port),
     ("GET", "v2.0/extensions", list_extensions),
+    ("GET", "v2.0/quotas/{project_id}", network_quotas.show),
+    ("GET", "v2.0/quotas/{project_id}/details", network_quotas.details),
 ]

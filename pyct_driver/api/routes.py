@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Callable
 
 from pyct_driver.api import (flavors, image_members, image_update, images,
-                             instance_actions, interfaces, keypairs,
-                             server_actions, servers, versions)
+                             instance_actions, interfaces, keypairs, limits,
+                             quota_class_sets, quota_sets, server_actions,
+                             servers, versions)
 from pyct_driver.api.request import Result
 
 Handler = Callable[..., Result]
@@ -55,6 +56,14 @@ COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "os-keypairs", keypairs.create),
     ("GET", "os-keypairs/{keypair_name}", keypairs.show),
     ("DELETE", "os-keypairs/{keypair_name}", keypairs.delete),
+    ("GET", "os-quota-sets/{project_id}", quota_sets.show),
+    ("PUT", "os-quota-sets/{project_id}", quota_sets.update),
+    ("DELETE", "os-quota-sets/{project_id}", quota_sets.delete),
+    ("GET", "os-quota-sets/{project_id}/defaults", quota_sets.defaults),
+    ("GET", "os-quota-sets/{project_id}/detail", quota_sets.detail),
+    ("GET", "os-quota-class-sets/{class_name}", quota_class_sets.show),
+    ("PUT", "os-quota-class-sets/{class_name}", quota_class_sets.update),
+    ("GET", "limits", limits.index),
 ]
 
 IMAGE_ROUTES: list[tuple[str, str, Handler]] = [

@@ -3,9 +3,14 @@
 Order matters for "nothing left behind": every check (schema, policy,
 image, flavor, networks, block devices, counts) runs before any row is
 written; then all instances, their ``create`` actions and any NoValidHost
-faults go in ONE transaction; only then are the builds cast. A server no
-host can take is still created, in ERROR with a NoValidHost fault, and the
-request still answers 202, as Nova does.
+faults go in ONE transaction, which first takes the project's quota lock
+and counts (``quota_check.InstanceGuard``): as many servers as fit
+between ``min_count`` and ``max_count`` are inserted, or none (Nova's
+403). Only then are the builds cast. A multi-create is placed whole
+before any row is written: fewer than ``min_count`` placeable is
+NoValidHost and nothing is made. A single server no host can take is
+still created, in ERROR with a NoValidHost fault, and the request still
+answers 202, as Nova does.
 """
 
 from __future__ import annotations
@@ -17,15 +22,14 @@ import string
 import uuid
 
 from pyct_driver import exception, states
-from pyct_driver.api import (flavors, images, keypairs, schemas,
-                             server_networks, server_views)
+from pyct_driver.api import (flavors, images, keypairs, quota_check,
+                             schemas, server_networks, server_views)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import catalog, image_access
 from pyct_driver.db import instances as db_instances
 
-MAX_METADATA_ITEMS = 128
 _FLAVOR_KEYS = ("flavorid", "name", "vcpus", "memory_mb", "root_gb",
                 "ephemeral_gb", "swap", "rxtx_factor", "is_public",
                 "extra_specs")
@@ -168,21 +172,25 @@ def create(api: Api, req: ApiRequest) -> Result:
         raise exception.Invalid("Flavor's disk is too small for requested "
                                 "image.")
     networks = _networks(server.get("networks"))
-    _min_count, max_count = _counts(api, server)
+    min_count, max_count = _counts(api, server)
     metadata = server.get("metadata", {})
-    if len(metadata) > MAX_METADATA_ITEMS:
-        raise exception.QuotaExceeded(
-            f"Quota exceeded for metadata_items: Requested "
-            f"{len(metadata)}, but the limit is {MAX_METADATA_ITEMS}")
+    quota_check.check_metadata(api, ctxt.project_id, ctxt.user_id, metadata)
     user_data = _user_data(server.get("user_data"))
     zone, force_host = _force_host(api, req, server.get("availability_zone"))
     password = server.get("adminPass") or _password()
     snapshot = {k: flavor[k] for k in _FLAVOR_KEYS}
     key_data = keypairs.key_data_for_boot(api, req, server.get("key_name"))
+    guard = quota_check.InstanceGuard(api, ctxt.project_id, ctxt.user_id,
+                                      flavor, min_count, max_count)
+    # over quota is a 403 before anything is made or placed (Nova too
+    # checks it before scheduling); the exact check is the guard's, in
+    # the transaction that inserts the rows
+    fits = guard.precheck()
     # last check: "auto" may create the project's default network
     port_requests = server_networks.resolve(api, req, networks, max_count)
 
-    hosts = api.scheduler.select_hosts(flavor, max_count, force_host)
+    hosts = _place(api, flavor, min_count, max_count, fits, force_host)
+    guard.prepare()
     reservation_id = "r-" + secrets.token_hex(4)
     rows, faults, ports = [], {}, {}
     for index, host in enumerate(hosts):
@@ -218,7 +226,7 @@ def create(api: Api, req: ApiRequest) -> Result:
                               "request_id": ctxt.request_id,
                               "user_id": ctxt.user_id,
                               "project_id": ctxt.project_id},
-        faults=faults, ports=ports)
+        faults=faults, ports=ports, guard=guard)
     for inst in created:
         if inst["host"]:
             _cast_build(api, req, inst)
@@ -235,6 +243,24 @@ def create(api: Api, req: ApiRequest) -> Result:
                 "security_groups", [{"name": "default"}])]
     return Result(202, {"server": resp},
                   {"Location": links[0]["href"]})
+
+
+def _place(api: Api, flavor: dict, min_count: int, max_count: int,
+           fits: int, force_host: str | None) -> list[str | None]:
+    """Hosts for the servers: as many as the quota ``fits`` (at most
+    ``max_count``), or as many as the hosts can take if that is at least
+    ``min_count`` -- a multi-create is all-or-nothing down to its minimum:
+    NoValidHost, and nothing made. One server no host can take is still
+    made, in ERROR, as Nova does."""
+    hosts = api.scheduler.select_hosts(flavor, min(fits, max_count),
+                                       force_host)
+    if max_count == 1:
+        return hosts
+    placed = [h for h in hosts if h is not None]
+    if len(placed) < min_count:
+        raise exception.NoValidHost(
+            reason="There are not enough hosts available.")
+    return placed
 
 
 def _cast_build(api: Api, req: ApiRequest, inst: dict) -> None:

@@ -22,6 +22,10 @@ class Settings:
     # [container] allow_host_root_guests: pyct:host_root flavors allowed
     allow_host_root: bool = False
     image_member_quota: int = 128
+    # [quota]: each resource's configured default (api.quota_check), and
+    # whether quotas are enforced at all (driver != noop)
+    quota_defaults: dict = dataclasses.field(default_factory=dict)
+    quota_enforced: bool = True
 
 
 @dataclasses.dataclass

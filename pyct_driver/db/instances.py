@@ -9,7 +9,7 @@ exactly one wins and the other gets ``InstanceInvalidState`` (a 409).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 from oslo_log import log as logging
@@ -63,8 +63,8 @@ def _from_values(values: dict) -> dict:
 def create_many(db: Database, rows: list[dict],
                 action: dict | None = None,
                 faults: dict[str, dict] | None = None,
-                ports: dict[str, list[db_networks.PortRequest]] | None = None
-                ) -> list[dict]:
+                ports: dict[str, list[db_networks.PortRequest]] | None = None,
+                guard: Callable[[Any], int] | None = None) -> list[dict]:
     """Insert instances in one transaction: all are created, or none.
 
     ``action`` (action, request_id, user_id, project_id) starts that
@@ -72,12 +72,15 @@ def create_many(db: Database, rows: list[dict],
     message, details, host) it is born with, e.g. NoValidHost; ``ports``
     maps a uuid to the ports (eth0, eth1…) allocated with it — an address
     that cannot be had fails the whole transaction, which is retried
-    while it merely lost a race for an address.
+    while it merely lost a race for an address. ``guard`` (a quota check)
+    runs first in the transaction, given the session, and says how many
+    of ``rows`` (the first ones) to insert, or raises to insert none.
     """
     def attempt() -> list[dict]:
         now = models.utcnow()
         with db.session() as session:
-            objs = [models.Instance(**_from_values(r)) for r in rows]
+            keep = guard(session) if guard is not None else len(rows)
+            objs = [models.Instance(**_from_values(r)) for r in rows[:keep]]
             session.add_all(objs)
             for obj in objs:
                 if action is not None:

@@ -7,6 +7,8 @@ even when two requests race.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
@@ -21,10 +23,14 @@ def _not_found(user_id: str, name: str) -> exception.NotFound:
 
 
 def create(db: Database, user_id: str, name: str, public_key: str,
-           fingerprint: str, type_: str = "ssh") -> dict:
-    """Store a key pair; Duplicate if the user already has ``name``."""
+           fingerprint: str, type_: str = "ssh",
+           guard: Callable[[Any], None] | None = None) -> dict:
+    """Store a key pair; Duplicate if the user already has ``name``.
+    ``guard`` (a quota check) runs first in the transaction."""
     try:
         with db.session() as session:
+            if guard is not None:
+                guard(session)
             row = models.KeyPair(user_id=user_id, name=name,
                                  public_key=public_key,
                                  fingerprint=fingerprint, type=type_)

@@ -386,3 +386,9 @@ class IdRange(TimestampMixin, Base):
     range_start: Mapped[int] = mapped_column(BigInteger, nullable=False)
     range_size: Mapped[int] = mapped_column(Integer, nullable=False,
                                             default=65536)
+
+
+
+# The quota tables live in their own module (this one is at its size
+# limit); importing it registers them on Base.metadata with the rest.
+from pyct_driver.db import quota_models  # noqa: E402,F401

@@ -158,7 +158,7 @@ CASES = [
      "the root disk's uuid must be the imageRef"),
     ("metadata-too-many", "POST", "/v2.1/servers",
      lambda h: _server(h, metadata={f"k{i}": "v" for i in range(129)}),
-     {}, 403, "forbidden", "Quota exceeded for metadata_items"),
+     {}, 403, "forbidden", "Maximum number of metadata items exceeds 128"),
     ("metadata-value-too-long", "POST", "/v2.1/servers",
      lambda h: _server(h, metadata={"k": "v" * 256}), {}, 400,
      "badRequest", "is too long"),

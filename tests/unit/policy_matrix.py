@@ -59,6 +59,7 @@ def same(path: str, status: int, **kw) -> Call:
 S = "/v2.1/servers/{server}"
 I = "/image/v2/images/{image}"
 F = "/v2.1/flavors/{flavor}"
+Q = "/v2.1/os-quota-sets/{member_project}"
 _PATCH = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
 _FLAVOR = {"flavor": {"name": "new", "ram": 512, "vcpus": 1, "disk": 1}}
 _SERVER = {"server": {"name": "new", "imageRef": "{public_image}",
@@ -176,4 +177,28 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
         call("/networking/v2.0/ports/{port}", 200, 200, 200, 404)],
     (NETWORK, "GET", "v2.0/extensions"): [
         same("/networking/v2.0/extensions", 200)],
+    # -- quotas and limits (admin writes; a project reads its own)
+    (COMPUTE, "GET", "os-quota-sets/{project_id}"): [
+        call(Q, 200, 200, 200, 403)],
+    (COMPUTE, "PUT", "os-quota-sets/{project_id}"): [
+        call(Q, 200, 403, 403, 403,
+             body={"quota_set": {"instances": 5}})],
+    (COMPUTE, "DELETE", "os-quota-sets/{project_id}"): [
+        call(Q, 202, 403, 403, 403)],
+    (COMPUTE, "GET", "os-quota-sets/{project_id}/defaults"): [
+        same(Q + "/defaults", 200)],
+    (COMPUTE, "GET", "os-quota-sets/{project_id}/detail"): [
+        call(Q + "/detail", 200, 200, 200, 403)],
+    (COMPUTE, "GET", "os-quota-class-sets/{class_name}"): [
+        call("/v2.1/os-quota-class-sets/default", 200, 403, 403, 403)],
+    (COMPUTE, "PUT", "os-quota-class-sets/{class_name}"): [
+        call("/v2.1/os-quota-class-sets/default", 200, 403, 403, 403,
+             body={"quota_class_set": {"instances": 5}})],
+    (COMPUTE, "GET", "limits"): [same("/v2.1/limits", 200)],
+    (NETWORK, "GET", "v2.0/quotas/{project_id}"): [
+        call("/networking/v2.0/quotas/{member_project}", 200, 200, 200,
+             403)],
+    (NETWORK, "GET", "v2.0/quotas/{project_id}/details"): [
+        call("/networking/v2.0/quotas/{member_project}/details", 200, 200,
+             200, 403)],
 }

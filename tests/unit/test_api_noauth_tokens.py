@@ -55,8 +55,6 @@ def test_bad_logins_are_400(body):
 
 
 @pytest.mark.parametrize("method,path,feature", [
-    ("GET", "/v2.1/os-quota-sets/demo", "quotas"),
-    ("GET", "/v2.1/limits", "limits"),
     ("GET", "/v2.1/os-simple-tenant-usage/demo", "usage reports"),
     ("GET", "/v2.1/p1/os-availability-zone/detail", "availability zones"),
     ("POST", "/v2.1/os-server-groups", "server groups")])

@@ -281,7 +281,11 @@ def main() -> None:
     parent = f"pyct-bench-{uuid_mod.uuid4().hex[:8]}"
     dep = Deployment(tmp, f"sqlite:///{tmp}/pyct.sqlite",
                      virt_driver="container",
-                     extra={"container": {"cgroup_parent": parent},
+                     # no limit, but the quota lock and count still run,
+                     # as they do on every real boot
+                     extra={"quota": {"instances": -1, "cores": -1,
+                                      "ram": -1},
+                            "container": {"cgroup_parent": parent},
                             "compute": {"ram_allocation_ratio": 64,
                                         "cpu_allocation_ratio": 256,
                                         "disk_allocation_ratio": 64}})

@@ -111,7 +111,11 @@ def main() -> None:
     pool = free_pool()
     dep = Deployment(tmp, f"sqlite:///{tmp}/pyct.sqlite",
                      virt_driver="container",
-                     extra={"container": {"cgroup_parent": parent},
+                     # no limit, but the quota lock and count still run,
+                     # as they do on every real boot
+                     extra={"quota": {"instances": -1, "cores": -1,
+                                      "ram": -1},
+                            "container": {"cgroup_parent": parent},
                             "network": {"pool_cidr": pool},
                             "compute": {"ram_allocation_ratio": 64,
                                         "cpu_allocation_ratio": 256,

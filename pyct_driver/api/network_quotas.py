@@ -1,0 +1,44 @@
+"""Neutron's quota reads at ``/networking/v2.0/quotas/{project}[/details]``.
+
+``openstack quota show`` asks the network service too whenever the
+catalog has one, and fails as a whole if that call fails. pyct's network
+subset answers in Neutron's shape with the limits pyct really has: one
+network with one subnet per project (made by ``--nic auto``), ports as
+many as its addresses allow (-1), and none of the resources pyct does not
+implement (routers, floating IPs, security groups, RBAC policies, subnet
+pools: 0). Changing them stays a 501, as every network write does. A
+project reads its own quotas only (Neutron's ``get_quota`` rule).
+"""
+
+from __future__ import annotations
+
+from pyct_driver import exception
+from pyct_driver.api.request import ApiRequest, Result
+from pyct_driver.api.state import Api
+from pyct_driver.db import networks as db_networks
+
+LIMITS = {"network": 1, "subnet": 1, "port": -1, "router": 0,
+          "floatingip": 0, "security_group": 0, "security_group_rule": 0,
+          "rbac_policy": 0, "subnetpool": 0}
+
+
+def _allowed(req: ApiRequest, project_id: str) -> None:
+    if not req.is_admin and project_id != req.context.project_id:
+        raise exception.Forbidden("(rule:get_quota) is disallowed by "
+                                  "policy")
+
+
+def show(api: Api, req: ApiRequest, project_id: str) -> Result:
+    _allowed(req, project_id)
+    return Result(200, {"quota": dict(LIMITS)})
+
+
+def details(api: Api, req: ApiRequest, project_id: str) -> Result:
+    _allowed(req, project_id)
+    nets = db_networks.list_networks(api.db, project_id=project_id)
+    used = {"network": len(nets), "subnet": len(nets),
+            "port": len(db_networks.list_ports(api.db,
+                                               project_id=project_id))}
+    return Result(200, {"quota": {
+        name: {"limit": limit, "used": used.get(name, 0), "reserved": 0}
+        for name, limit in LIMITS.items()}})
