@@ -17,8 +17,8 @@ import string
 import uuid
 
 from pyct_driver import exception, states
-from pyct_driver.api import (flavors, images, keypairs, schemas,
-                             server_networks, server_views)
+from pyct_driver.api import (availability_zones, flavors, images, keypairs,
+                             schemas, server_networks, server_views)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
@@ -130,7 +130,8 @@ def _force_host(api: Api, req: ApiRequest, zone: str | None
     if host:
         api.policy.authorize(req.context,
                              "os_compute_api:servers:create:forced_host")
-    if name not in ("", "nova"):
+    # a forced host skips the zone check, as in Nova
+    if name and not host and name not in availability_zones.available(api):
         raise exception.Invalid(
             "The requested availability zone is not available")
     return name or None, host or None
@@ -182,7 +183,9 @@ def create(api: Api, req: ApiRequest) -> Result:
     # last check: "auto" may create the project's default network
     port_requests = server_networks.resolve(api, req, networks, max_count)
 
-    hosts = api.scheduler.select_hosts(flavor, max_count, force_host)
+    hosts = api.scheduler.select_hosts(
+        flavor, max_count, force_host, None if force_host else zone)
+    zone_of = availability_zones.zone_lookup(api)
     reservation_id = "r-" + secrets.token_hex(4)
     rows, faults, ports = [], {}, {}
     for index, host in enumerate(hosts):
@@ -204,7 +207,7 @@ def create(api: Api, req: ApiRequest) -> Result:
             "config_drive": schemas.to_bool(
                 server.get("config_drive", False)),
             "reservation_id": reservation_id, "launch_index": index,
-            "availability_zone": zone,
+            "availability_zone": zone or (zone_of(host) if host else None),
         })
         if host is None:
             err = exception.NoValidHost(

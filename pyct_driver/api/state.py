@@ -22,6 +22,9 @@ class Settings:
     # [container] allow_host_root_guests: pyct:host_root flavors allowed
     allow_host_root: bool = False
     image_member_quota: int = 128
+    # [DEFAULT] default_availability_zone / internal_service_...
+    default_zone: str = "nova"
+    internal_zone: str = "internal"
 
 
 @dataclasses.dataclass

@@ -219,6 +219,8 @@ class Service(TimestampMixin, Base):
                                            default=False)
     disabled_reason: Mapped[str | None] = mapped_column(String(255))
     last_seen_up: Mapped[datetime.datetime | None] = mapped_column(DateTime)
+    uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
+    forced_down: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ComputeNode(TimestampMixin, Base):
@@ -246,6 +248,11 @@ class ComputeNode(TimestampMixin, Base):
     reserved_host_memory_mb: Mapped[int] = mapped_column(Integer,
                                                          nullable=False,
                                                          default=0)
+    uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
+    hypervisor_type: Mapped[str | None] = mapped_column(String(255))
+    hypervisor_version: Mapped[int | None] = mapped_column(Integer)
+    host_ip: Mapped[str | None] = mapped_column(String(39))
+    uptime: Mapped[str | None] = mapped_column(String(255))
 
 
 class InstanceAction(TimestampMixin, Base):
@@ -386,3 +393,6 @@ class IdRange(TimestampMixin, Base):
     range_start: Mapped[int] = mapped_column(BigInteger, nullable=False)
     range_size: Mapped[int] = mapped_column(Integer, nullable=False,
                                             default=65536)
+
+# aggregates and migrations: the same metadata, another module
+from pyct_driver.db import models_hosts  # noqa: E402,F401
