@@ -39,8 +39,9 @@ def _when(value: str | None, now: datetime.datetime) -> datetime.datetime:
 
 def _window(req: ApiRequest) -> tuple[datetime.datetime,
                                       datetime.datetime]:
+    # each missing bound is "now" when read, as in Nova
+    start = _when(req.param("start"), models.utcnow())
     now = models.utcnow()
-    start = _when(req.param("start"), now)
     stop = _when(req.param("end"), now)
     if not start < stop:
         raise exception.Invalid("Invalid start time. The start time cannot "
