@@ -21,8 +21,10 @@ from pyct_driver.db import instances as db_instances
 from pyct_driver.db import services as db_services
 
 _P = "os_compute_api:os-aggregates:"
-_ZONE = {"oneOf": [dict(schemas.NAME, pattern=r"^(?![\s])[^:]*(?<![\s])$"),
-                   {"type": "null"}]}
+# a name without ':' (that separates a forced host) or null; string
+# keywords do not apply to null
+_ZONE = dict(schemas.NAME, type=["string", "null"],
+             pattern=r"^(?![\s])[^:]*(?<![\s])$")
 _FQDN = {"type": "string", "minLength": 1, "maxLength": 255,
          "pattern": "^[a-zA-Z0-9-._]*$"}
 _META = {"type": "object", "additionalProperties": False,
