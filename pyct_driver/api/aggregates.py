@@ -159,6 +159,19 @@ def _host_zone(api: Api, host: str, leaving: int | None = None
     return sorted(names)[0] if names else None
 
 
+def _zone_move(prefix: str, verb: str, old: str | None, new: str | None,
+               count: int) -> exception.Conflict:
+    """Nova's refusal to move a host with instances to another zone."""
+    return exception.Conflict(
+        f"{prefix}. Reason: The host cannot be {verb} the aggregate as the "
+        f"availability zone of the host would change from '{old}' to "
+        f"'{new}' but the host already has {count} instance(s). Changing "
+        "the AZ of an existing instance is not supported by this action. "
+        "Move the instances away from this host then try again. If you "
+        "need to move the instances between AZs then you can use "
+        "shelve_offload and unshelve to achieve this.")
+
+
 def _add_host(api: Api, agg: dict, host: str) -> dict:
     prefix = f"Cannot add host to aggregate {agg['id']}"
     zone = agg["availability_zone"]
@@ -170,15 +183,7 @@ def _add_host(api: Api, agg: dict, host: str) -> dict:
         count = _has_instances(api, [host])
         old = _host_zone(api, host)
         if count and old != zone:
-            raise exception.Conflict(
-                f"{prefix}. Reason: The host cannot be added to the "
-                "aggregate as the availability zone of the host would "
-                f"change from '{old}' to '{zone}' but the host already has "
-                f"{count} instance(s). Changing the AZ of an existing "
-                "instance is not supported by this action. Move the "
-                "instances away from this host then try again. If you need "
-                "to move the instances between AZs then you can use "
-                "shelve_offload and unshelve to achieve this.")
+            raise _zone_move(prefix, "added to", old, zone, count)
     return db_aggregates.add_host(api.db, agg["id"], host)
 
 
@@ -187,15 +192,8 @@ def _remove_host(api: Api, agg: dict, host: str) -> dict:
     count = _has_instances(api, [host]) if zone else 0
     new = _host_zone(api, host, leaving=agg["id"])
     if count and new != zone and host in agg["hosts"]:
-        raise exception.Conflict(
-            f"Cannot remove host from aggregate {agg['id']}. Reason: The "
-            "host cannot be removed from the aggregate as the availability "
-            f"zone of the host would change from '{zone}' to '{new}' but "
-            f"the host already has {count} instance(s). Changing the AZ of "
-            "an existing instance is not supported by this action. Move "
-            "the instances away from this host then try again. If you need "
-            "to move the instances between AZs then you can use "
-            "shelve_offload and unshelve to achieve this.")
+        raise _zone_move(f"Cannot remove host from aggregate {agg['id']}",
+                         "removed from", zone, new, count)
     return db_aggregates.remove_host(api.db, agg["id"], host)
 
 

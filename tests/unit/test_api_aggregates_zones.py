@@ -303,3 +303,23 @@ def test_default_zone_is_configurable():
         "name": "v", "imageRef": h.image["id"], "flavorRef": "1",
         "networks": "none", "availability_zone": "nova"}},
         version="2.37").status_int == 400
+
+
+def test_host_with_instances_stays_in_its_zone_aggregate():
+    h = _hosts()
+    agg = _create(h, zone="az1")
+    _act(h, agg["id"], {"add_host": {"host": "node2"}})
+    h.boot(availability_zone="az1")
+    resp = _act(h, agg["id"], {"remove_host": {"host": "node2"}})
+    assert resp.status_int == 409
+    assert "cannot be removed from the aggregate as the availability " \
+        "zone of the host would change from 'az1' to 'None' but the host " \
+        "already has 1 instance(s)" in resp.json["conflictingRequest"][
+            "message"]
+    assert db_aggregates.get(h.db, agg["id"])["hosts"] == ["node2"]
+    # another aggregate of the same zone keeps it there: then it may go
+    twin = _create(h, "twin", "az1")
+    assert _act(h, twin["id"], {"add_host": {"host": "node2"}}
+                ).status_int == 200
+    assert _act(h, agg["id"], {"remove_host": {"host": "node2"}}
+                ).status_int == 200
