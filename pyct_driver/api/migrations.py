@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 
 from pyct_driver import exception
-from pyct_driver.api.host_views import timestamp
+from pyct_driver.api.host_views import check_query, timestamp
 from pyct_driver.api.request import ApiRequest, Result, parse_int
 from pyct_driver.api.state import Api
 from pyct_driver.db import instance_moves
@@ -61,6 +61,13 @@ def index(api: Api, req: ApiRequest) -> Result:
     names = list(instance_moves.FILTERS)
     if not req.at_least("2.80"):
         names = names[:-2]
+    allowed = tuple(names) + ("host", "hidden")
+    if req.at_least("2.59"):
+        allowed += ("limit", "marker", "changes-since")
+    if req.at_least("2.66"):
+        allowed += ("changes-before",)
+    # unknown parameters: ignored until 2.59, refused from then on
+    check_query(req, allowed, strict=req.at_least("2.59"))
     filters = {k: req.param(k) for k in names if req.param(k) is not None}
     since = _time(req, "changes-since", "2.59")
     before = _time(req, "changes-before", "2.66")

@@ -180,6 +180,12 @@ def test_migrations_admin_only_and_bad_paging():
     assert resp.status_int == 400
     assert resp.json["badRequest"]["message"] == \
         "Marker x could not be found."
+    assert h.admin("GET", "/v2.1/os-migrations?frob=1",
+                   version="2.58").status_int == 200
+    assert h.admin("GET", "/v2.1/os-migrations?frob=1",
+                   version="2.59").status_int == 400
+    assert h.admin("GET", "/v2.1/os-migrations?user_id=u",
+                   version="2.79").status_int == 400
     resp = h.admin("GET", "/v2.1/os-migrations?changes-since=2026-01-02"
                    "&changes-before=2026-01-01", version="2.66")
     assert resp.status_int == 400
