@@ -305,3 +305,20 @@ def test_all_hosts_disabled_is_no_valid_host():
     shown = h.request("GET", f"/v2.1/servers/{server['id']}").json["server"]
     assert shown["fault"]["message"].startswith("No valid host was found")
     assert h.compute.calls == []
+
+
+def test_host_status_of_servers_follows_the_service():
+    h = Harness()
+    h.add_host("node1")
+    sid = h.boot()["id"]
+
+    def status():
+        return h.admin("GET", f"/v2.1/servers/{sid}",
+                       version="2.16").json["server"]["host_status"]
+    assert status() == "UP"
+    body = {"host": "node1", "binary": "nova-compute"}
+    h.admin("PUT", "/v2.1/os-services/disable", body)
+    assert status() == "MAINTENANCE"
+    h.admin("PUT", "/v2.1/os-services/force-down",
+            dict(body, forced_down=True), version="2.11")
+    assert status() == "DOWN"
