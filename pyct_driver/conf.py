@@ -33,6 +33,16 @@ default_opts = [
     cfg.IntOpt("service_down_time", default=60, min=1,
                help="A compute service whose last heartbeat is older than "
                     "this many seconds is considered down."),
+    cfg.StrOpt("default_availability_zone", default="nova",
+               help="The availability zone of compute hosts in no "
+                    "aggregate with an availability_zone."),
+    cfg.StrOpt("internal_service_availability_zone", default="internal",
+               help="The availability zone of services that host no "
+                    "instances; never listed, never bootable."),
+    cfg.StrOpt("my_ip", sample_default="<host_ipv4>",
+               help="This host's IP address, shown as the hypervisor's "
+                    "host_ip; default: the address of the interface of "
+                    "the default route."),
     cfg.IntOpt("sync_power_state_interval", default=60, min=-1,
                help="Seconds between power-state syncs with the driver; "
                     "-1 disables the periodic task."),

@@ -17,9 +17,11 @@ layer turns each into a Nova fault body using ``code``::
     ├── Forbidden (403)
     ├── NotFound (404)
     │   ├── InstanceNotFound, FlavorNotFound, FlavorAccessNotFound,
-    │   └── ImageNotFound, ServiceNotFound, ActionNotFound
+    │   ├── ImageNotFound, ServiceNotFound, ActionNotFound,
+    │   └── AggregateNotFound, ComputeHostNotFound
     ├── Conflict (409)
     │   ├── InstanceInvalidState    a task-state compare-and-swap lost
+    │   ├── HostHasInstances        a compute service still hosting some
     │   ├── HostBusy                another process holds this compute host
     │   └── Duplicate               a unique name or id already exists
     │       └── FlavorAccessExists
@@ -131,6 +133,14 @@ class ServiceNotFound(NotFound):
     msg_fmt = "Service %(host)s could not be found."
 
 
+class AggregateNotFound(NotFound):
+    msg_fmt = "Aggregate %(aggregate_id)s could not be found."
+
+
+class ComputeHostNotFound(NotFound):
+    msg_fmt = "Compute host %(host)s could not be found."
+
+
 class ActionNotFound(NotFound):
     msg_fmt = "Action for request_id %(request_id)s not found."
 
@@ -144,6 +154,11 @@ class Conflict(PyctError):
 class InstanceInvalidState(Conflict):
     msg_fmt = ("Cannot '%(action)s' instance %(instance_id)s while it is in "
                "%(attr)s %(state)s")
+
+
+class HostHasInstances(Conflict):
+    msg_fmt = ("Unable to delete compute service that is hosting "
+               "instances. Migrate or delete the instances first.")
 
 
 class HostBusy(Conflict):

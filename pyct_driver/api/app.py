@@ -346,13 +346,16 @@ def create_app(conf, db, compute_client) -> Callable:
         image_member_quota=conf.api.image_member_quota,
         quota_defaults=quota_check.defaults_from(conf.quota),
         quota_enforced=conf.quota.driver != "noop",
+        default_zone=conf.default_availability_zone,
+        internal_zone=conf.internal_service_availability_zone,
     )
     sched = scheduler.Scheduler(
         db, cpu_allocation_ratio=conf.compute.cpu_allocation_ratio,
         ram_allocation_ratio=conf.compute.ram_allocation_ratio,
         disk_allocation_ratio=conf.compute.disk_allocation_ratio,
         reserved_host_memory_mb=conf.compute.reserved_host_memory_mb,
-        service_down_time=conf.service_down_time)
+        service_down_time=conf.service_down_time,
+        default_zone=conf.default_availability_zone)
     ipam = IpamSettings(
         pool_cidr=conf.network.pool_cidr,
         subnet_prefixlen=conf.network.subnet_prefixlen,

@@ -18,13 +18,8 @@ _HINT = "; see 'What works today' in pyct's README."
 
 # paths below /v2.1[/{project}] -> the feature
 _COMPUTE = [(re.compile(p + r"(/.*)?$"), what) for p, what in (
-    (r"os-simple-tenant-usage", "usage reports"),
-    (r"os-availability-zone", "availability zones"),
-    (r"os-hypervisors", "the hypervisor API"),
-    (r"os-services", "the compute service API"),
-    (r"os-server-groups", "server groups"), (r"os-aggregates", "aggregates"),
-    (r"os-migrations", "migrations"), (r"os-server-external-events",
-                                       "external events"),
+    (r"os-server-groups", "server groups"),
+    (r"os-server-external-events", "external events"),
     (r"servers/[^/]+/metadata", "server metadata"),
     (r"servers/[^/]+/tags", "server tags"),
     (r"servers/[^/]+/remote-consoles", "remote consoles"),

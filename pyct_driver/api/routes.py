@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from pyct_driver.api import (flavors, image_members, image_update, images,
+from pyct_driver.api import (aggregates, availability_zones,
+                             compute_services, flavors, hypervisors,
+                             image_members, image_update, images,
                              instance_actions, interfaces, keypairs, limits,
-                             quota_class_sets, quota_sets, server_actions,
-                             servers, versions)
+                             migrations, quota_class_sets, quota_sets,
+                             server_actions, servers, tenant_usage,
+                             versions)
 from pyct_driver.api.request import Result
 
 Handler = Callable[..., Result]
@@ -64,6 +67,29 @@ COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "os-quota-class-sets/{class_name}", quota_class_sets.show),
     ("PUT", "os-quota-class-sets/{class_name}", quota_class_sets.update),
     ("GET", "limits", limits.index),
+    # the operator's views (admin by default)
+    ("GET", "os-services", compute_services.index),
+    ("PUT", "os-services/{service_id}", compute_services.update),
+    ("DELETE", "os-services/{service_id}", compute_services.delete),
+    # fixed paths before the {hypervisor_id} ones they would match
+    ("GET", "os-hypervisors", hypervisors.index),
+    ("GET", "os-hypervisors/detail", hypervisors.detail),
+    ("GET", "os-hypervisors/statistics", hypervisors.statistics),
+    ("GET", "os-hypervisors/{hypervisor_id}", hypervisors.show),
+    ("GET", "os-hypervisors/{hypervisor_id}/uptime", hypervisors.uptime),
+    ("GET", "os-hypervisors/{pattern}/search", hypervisors.search),
+    ("GET", "os-hypervisors/{pattern}/servers", hypervisors.servers),
+    ("GET", "os-availability-zone", availability_zones.index),
+    ("GET", "os-availability-zone/detail", availability_zones.detail),
+    ("GET", "os-aggregates", aggregates.index),
+    ("POST", "os-aggregates", aggregates.create),
+    ("GET", "os-aggregates/{aggregate_id}", aggregates.show),
+    ("PUT", "os-aggregates/{aggregate_id}", aggregates.update),
+    ("DELETE", "os-aggregates/{aggregate_id}", aggregates.delete),
+    ("POST", "os-aggregates/{aggregate_id}/action", aggregates.action),
+    ("GET", "os-simple-tenant-usage", tenant_usage.index),
+    ("GET", "os-simple-tenant-usage/{tenant_id}", tenant_usage.show),
+    ("GET", "os-migrations", migrations.index),
 ]
 
 IMAGE_ROUTES: list[tuple[str, str, Handler]] = [

@@ -2,7 +2,9 @@
 
 The compute services' heartbeats say which hosts are up, their compute-node
 reports say what each has, and the live instances say what is claimed. A
-host fits when it is up, not disabled and has room for the flavor under the
+host fits when it is up (not forced down either), not disabled, in the
+requested availability zone (``db.aggregates``; hosts in no zoned
+aggregate are in the default zone) and has room for the flavor under the
 allocation ratios; among those the one with the most free RAM wins (Nova's
 default weigher), ties broken by host name so the choice is repeatable.
 Several servers of one request are placed one after another, each counting
@@ -15,6 +17,7 @@ system), and used is the root + ephemeral GiB of the flavors placed there.
 from __future__ import annotations
 
 from pyct_driver import exception
+from pyct_driver.db import aggregates as db_aggregates
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import services as db_services
 from pyct_driver.db.engine import Database
@@ -26,8 +29,10 @@ class Scheduler:
     def __init__(self, db: Database, cpu_allocation_ratio: float,
                  ram_allocation_ratio: float, disk_allocation_ratio: float,
                  reserved_host_memory_mb: int,
-                 service_down_time: int) -> None:
+                 service_down_time: int,
+                 default_zone: str = "nova") -> None:
         self.db = db
+        self.default_zone = default_zone
         self.cpu_ratio = cpu_allocation_ratio
         self.ram_ratio = ram_allocation_ratio
         self.disk_ratio = disk_allocation_ratio
@@ -41,6 +46,8 @@ class Scheduler:
         for svc in db_services.service_list(self.db, COMPUTE_BINARY):
             if svc["host"] != host:
                 continue
+            if svc["forced_down"]:
+                return "DOWN"
             if svc["disabled"]:
                 return "MAINTENANCE"
             return "UP" if db_services.is_up(svc, self.down_time) else "DOWN"
@@ -49,10 +56,15 @@ class Scheduler:
     def is_up(self, host: str | None) -> bool:
         return bool(host) and self.host_state(host) in ("UP", "MAINTENANCE")
 
-    def _free(self) -> dict[str, dict[str, float]]:
+    def _free(self, zone: str | None) -> dict[str, dict[str, float]]:
         up = {s["host"] for s in db_services.service_list(
             self.db, COMPUTE_BINARY)
-            if not s["disabled"] and db_services.is_up(s, self.down_time)}
+            if not s["disabled"] and not s["forced_down"]
+            and db_services.is_up(s, self.down_time)}
+        if zone is not None:
+            zones = db_aggregates.host_zones(self.db)
+            up = {h for h in up if zone in db_aggregates.zone_of(
+                zones, h, self.default_zone).split(",")}
         usage = db_instances.usage_by_host(self.db)
         free: dict[str, dict[str, float]] = {}
         for node in db_services.compute_node_list(self.db):
@@ -70,11 +82,13 @@ class Scheduler:
         return free
 
     def select_hosts(self, flavor: dict, count: int,
-                     force_host: str | None = None) -> list[str | None]:
-        """A host for each of ``count`` servers; None where none fits."""
+                     force_host: str | None = None,
+                     zone: str | None = None) -> list[str | None]:
+        """A host for each of ``count`` servers (in ``zone`` if given);
+        None where none fits."""
         need = {"vcpus": flavor["vcpus"], "memory_mb": flavor["memory_mb"],
                 "local_gb": flavor["root_gb"] + flavor["ephemeral_gb"]}
-        free = self._free()
+        free = self._free(zone)
         if force_host is not None:
             free = {h: v for h, v in free.items() if h == force_host}
         chosen: list[str | None] = []

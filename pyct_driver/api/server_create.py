@@ -22,7 +22,8 @@ import string
 import uuid
 
 from pyct_driver import exception, states
-from pyct_driver.api import (flavors, images, keypairs, quota_check,
+from pyct_driver.api import (availability_zones, flavors, images, keypairs,
+                             quota_check,
                              schemas, server_networks, server_views)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
@@ -134,7 +135,8 @@ def _force_host(api: Api, req: ApiRequest, zone: str | None
     if host:
         api.policy.authorize(req.context,
                              "os_compute_api:servers:create:forced_host")
-    if name not in ("", "nova"):
+    # a forced host skips the zone check, as in Nova
+    if name and not host and name not in availability_zones.available(api):
         raise exception.Invalid(
             "The requested availability zone is not available")
     return name or None, host or None
@@ -189,8 +191,10 @@ def create(api: Api, req: ApiRequest) -> Result:
     # last check: "auto" may create the project's default network
     port_requests = server_networks.resolve(api, req, networks, max_count)
 
-    hosts = _place(api, flavor, min_count, max_count, fits, force_host)
+    hosts = _place(api, flavor, min_count, max_count, fits, force_host,
+                   None if force_host else zone)
     guard.prepare()
+    zone_of = availability_zones.zone_lookup(api)
     reservation_id = "r-" + secrets.token_hex(4)
     rows, faults, ports = [], {}, {}
     for index, host in enumerate(hosts):
@@ -212,7 +216,7 @@ def create(api: Api, req: ApiRequest) -> Result:
             "config_drive": schemas.to_bool(
                 server.get("config_drive", False)),
             "reservation_id": reservation_id, "launch_index": index,
-            "availability_zone": zone,
+            "availability_zone": zone or (zone_of(host) if host else None),
         })
         if host is None:
             err = exception.NoValidHost(
@@ -246,14 +250,15 @@ def create(api: Api, req: ApiRequest) -> Result:
 
 
 def _place(api: Api, flavor: dict, min_count: int, max_count: int,
-           fits: int, force_host: str | None) -> list[str | None]:
+           fits: int, force_host: str | None,
+           zone: str | None) -> list[str | None]:
     """Hosts for the servers: as many as the quota ``fits`` (at most
     ``max_count``), or as many as the hosts can take if that is at least
     ``min_count`` -- a multi-create is all-or-nothing down to its minimum:
     NoValidHost, and nothing made. One server no host can take is still
     made, in ERROR, as Nova does."""
     hosts = api.scheduler.select_hosts(flavor, min(fits, max_count),
-                                       force_host)
+                                       force_host, zone)
     if max_count == 1:
         return hosts
     placed = [h for h in hosts if h is not None]

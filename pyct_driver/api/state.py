@@ -26,6 +26,9 @@ class Settings:
     # whether quotas are enforced at all (driver != noop)
     quota_defaults: dict = dataclasses.field(default_factory=dict)
     quota_enforced: bool = True
+    # [DEFAULT] default_availability_zone / internal_service_...
+    default_zone: str = "nova"
+    internal_zone: str = "internal"
 
 
 @dataclasses.dataclass

@@ -65,6 +65,7 @@ def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
             "reserved_host_memory_mb": conf.compute.reserved_host_memory_mb,
         },
         metadata_server=metadata,
+        host_ip=conf.my_ip, hypervisor_type=conf.virt_driver,
         reserved_host_disk_mb=conf.compute.reserved_host_disk_mb,
         host_lock=host_lock(conf))
 

@@ -22,6 +22,7 @@ import time
 from oslo_log import log as logging
 
 from pyct_driver.compute import host as host_mod
+from pyct_driver.compute import host_facts
 from pyct_driver.compute import recovery
 from pyct_driver.compute.host_lock import HostLock
 from pyct_driver.exception import PyctError
@@ -46,8 +47,14 @@ class ComputeService:
                  allocation: dict | None = None,
                  metadata_server: MetadataServer | None = None,
                  reserved_host_disk_mb: int = 0,
-                 host_lock: HostLock | None = None) -> None:
+                 host_lock: HostLock | None = None,
+                 host_ip: str | None = None,
+                 hypervisor_type: str = "container") -> None:
         self.manager = manager
+        # what os-hypervisors shows of this host besides its capacity
+        self.facts = {"host_ip": host_facts.host_ip(host_ip),
+                      "hypervisor_type": hypervisor_type,
+                      "hypervisor_version": host_facts.kernel_version()}
         self.host_lock = host_lock
         self.metadata_server = metadata_server
         self.transport = transport
@@ -118,7 +125,9 @@ class ComputeService:
             vcpus_used=usage.get("vcpus", 0),
             memory_mb_used=usage.get("memory_mb", 0),
             local_gb_used=usage.get("local_gb", 0),
-            running_vms=usage.get("instances", 0), **self.allocation))
+            running_vms=usage.get("instances", 0),
+            uptime=host_facts.uptime_text(), **self.facts,
+            **self.allocation))
 
     def _periodic(self) -> None:
         next_report = time.monotonic() + self.report_interval

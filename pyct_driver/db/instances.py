@@ -263,14 +263,18 @@ def soft_delete(db: Database, uuid: str) -> dict:
 
 
 def usage_by_host(db: Database) -> dict[str, dict[str, int]]:
-    """Resources claimed by live instances, per host."""
+    """Resources claimed by live instances, per host (``busy``: those
+    with a task under way, Nova's current_workload)."""
     usage: dict[str, dict[str, int]] = {}
-    query = sa.select(models.Instance.host, models.Instance.flavor).where(
+    query = sa.select(models.Instance.host, models.Instance.flavor,
+                      models.Instance.task_state).where(
         models.Instance.deleted == 0, models.Instance.host.is_not(None))
     with db.session() as session:
-        for host, flavor in session.execute(query):
+        for host, flavor, task in session.execute(query):
             u = usage.setdefault(host, {"vcpus": 0, "memory_mb": 0,
-                                        "local_gb": 0, "instances": 0})
+                                        "local_gb": 0, "instances": 0,
+                                        "busy": 0})
+            u["busy"] += task is not None
             u["vcpus"] += int(flavor.get("vcpus", 0))
             u["memory_mb"] += int(flavor.get("memory_mb", 0))
             u["local_gb"] += int(flavor.get("root_gb", 0)) + int(

@@ -219,6 +219,8 @@ class Service(TimestampMixin, Base):
                                            default=False)
     disabled_reason: Mapped[str | None] = mapped_column(String(255))
     last_seen_up: Mapped[datetime.datetime | None] = mapped_column(DateTime)
+    uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
+    forced_down: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ComputeNode(TimestampMixin, Base):
@@ -246,6 +248,11 @@ class ComputeNode(TimestampMixin, Base):
     reserved_host_memory_mb: Mapped[int] = mapped_column(Integer,
                                                          nullable=False,
                                                          default=0)
+    uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
+    hypervisor_type: Mapped[str | None] = mapped_column(String(255))
+    hypervisor_version: Mapped[int | None] = mapped_column(Integer)
+    host_ip: Mapped[str | None] = mapped_column(String(39))
+    uptime: Mapped[str | None] = mapped_column(String(255))
 
 
 class InstanceAction(TimestampMixin, Base):
@@ -388,7 +395,6 @@ class IdRange(TimestampMixin, Base):
                                             default=65536)
 
 
-
-# The quota tables live in their own module (this one is at its size
-# limit); importing it registers them on Base.metadata with the rest.
-from pyct_driver.db import quota_models  # noqa: E402,F401
+# Later tables (quotas; aggregates, node facts, migrations) live in their
+# own modules; importing them registers them on the same Base.metadata.
+from pyct_driver.db import models_hosts, quota_models  # noqa: E402,F401,I001

@@ -109,6 +109,11 @@ def test_heartbeat_and_resource_report(env):
     assert services.is_up(svc[0], 60)
     nodes = services.compute_node_list(db)
     assert nodes[0]["vcpus"] == conf.fake_driver.vcpus
+    # what os-hypervisors shows besides capacity, and the 2.53 ids
+    assert nodes[0]["hypervisor_version"] > 3_000_000   # this kernel's
+    assert nodes[0]["host_ip"] and " up " in nodes[0]["uptime"]
+    assert nodes[0]["hypervisor_type"] == "container"
+    assert len(nodes[0]["uuid"]) == len(svc[0]["uuid"]) == 36
 
 
 def test_restart_recovers_transitional_states(tmp_path):

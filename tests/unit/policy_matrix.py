@@ -60,12 +60,38 @@ S = "/v2.1/servers/{server}"
 I = "/image/v2/images/{image}"
 F = "/v2.1/flavors/{flavor}"
 Q = "/v2.1/os-quota-sets/{member_project}"
+AG = "/v2.1/os-aggregates/{aggregate_id}"
 _PATCH = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
 _FLAVOR = {"flavor": {"name": "new", "ram": 512, "vcpus": 1, "disk": 1}}
 _SERVER = {"server": {"name": "new", "imageRef": "{public_image}",
                       "flavorRef": "1", "networks": "none"}}
 _ACCESS = {"addTenantAccess": {"tenant": "f00d"}}
 _SPEC = {"extra_specs": {"quota:cpu_period": "20000"}}
+
+
+def _admin_get(h, path: str, version: str | None = None) -> dict:
+    resp = h.request("GET", path, token="admin:ad0001", version=version)
+    assert resp.status_int == 200, resp.text
+    return resp.json
+
+
+def _idle_service(h, _w) -> dict:
+    h.add_host("node2")
+    return {"service_id": str(_admin_get(
+        h, "/v2.1/os-services?host=node2")["services"][0]["id"])}
+
+
+def _hypervisor(h, _w) -> dict:
+    return {"hypervisor_id": str(_admin_get(h, "/v2.1/os-hypervisors")[
+        "hypervisors"][0]["id"])}
+
+
+def _aggregate(h, _w) -> dict:
+    resp = h.request("POST", "/v2.1/os-aggregates",
+                     {"aggregate": {"name": "agg1"}}, token="admin:ad0001")
+    assert resp.status_int == 200, resp.text
+    return {"aggregate_id": str(resp.json["aggregate"]["id"])}
+
 
 MATRIX: dict[tuple[str, str, str], list[Call]] = {
     # -- compute: versions, flavors (admin writes, everyone reads)
@@ -201,4 +227,55 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
     (NETWORK, "GET", "v2.0/quotas/{project_id}/details"): [
         call("/networking/v2.0/quotas/{member_project}/details", 200, 200,
              200, 403)],
+    # -- the operator's views (admin only, but zones and own usage)
+    (COMPUTE, "GET", "os-services"): [
+        call("/v2.1/os-services", 200, 403, 403, 403)],
+    (COMPUTE, "PUT", "os-services/{service_id}"): [
+        call("/v2.1/os-services/disable", 200, 403, 403, 403,
+             body={"host": "node1", "binary": "nova-compute"})],
+    (COMPUTE, "DELETE", "os-services/{service_id}"): [
+        call("/v2.1/os-services/{service_id}", 204, 403, 403, 403,
+             setup=_idle_service)],
+    (COMPUTE, "GET", "os-hypervisors"): [
+        call("/v2.1/os-hypervisors", 200, 403, 403, 403)],
+    (COMPUTE, "GET", "os-hypervisors/detail"): [
+        call("/v2.1/os-hypervisors/detail", 200, 403, 403, 403)],
+    (COMPUTE, "GET", "os-hypervisors/statistics"): [
+        call("/v2.1/os-hypervisors/statistics", 200, 403, 403, 403)],
+    (COMPUTE, "GET", "os-hypervisors/{hypervisor_id}"): [
+        call("/v2.1/os-hypervisors/{hypervisor_id}", 200, 403, 403, 403,
+             setup=_hypervisor)],
+    (COMPUTE, "GET", "os-hypervisors/{hypervisor_id}/uptime"): [
+        call("/v2.1/os-hypervisors/{hypervisor_id}/uptime", 200, 403, 403,
+             403, setup=_hypervisor)],
+    (COMPUTE, "GET", "os-hypervisors/{pattern}/search"): [
+        call("/v2.1/os-hypervisors/node1/search", 200, 403, 403, 403)],
+    (COMPUTE, "GET", "os-hypervisors/{pattern}/servers"): [
+        call("/v2.1/os-hypervisors/node1/servers", 200, 403, 403, 403)],
+    (COMPUTE, "GET", "os-availability-zone"): [
+        same("/v2.1/os-availability-zone", 200)],
+    (COMPUTE, "GET", "os-availability-zone/detail"): [
+        call("/v2.1/os-availability-zone/detail", 200, 403, 403, 403)],
+    (COMPUTE, "GET", "os-aggregates"): [
+        call("/v2.1/os-aggregates", 200, 403, 403, 403)],
+    (COMPUTE, "POST", "os-aggregates"): [
+        call("/v2.1/os-aggregates", 200, 403, 403, 403,
+             body={"aggregate": {"name": "new"}})],
+    (COMPUTE, "GET", "os-aggregates/{aggregate_id}"): [
+        call(AG, 200, 403, 403, 403, setup=_aggregate)],
+    (COMPUTE, "PUT", "os-aggregates/{aggregate_id}"): [
+        call(AG, 200, 403, 403, 403, setup=_aggregate,
+             body={"aggregate": {"name": "renamed"}})],
+    (COMPUTE, "DELETE", "os-aggregates/{aggregate_id}"): [
+        call(AG, 200, 403, 403, 403, setup=_aggregate)],
+    (COMPUTE, "POST", "os-aggregates/{aggregate_id}/action"): [
+        call(AG + "/action", 200, 403, 403, 403, setup=_aggregate,
+             body={"add_host": {"host": "node1"}})],
+    (COMPUTE, "GET", "os-simple-tenant-usage"): [
+        call("/v2.1/os-simple-tenant-usage", 200, 403, 403, 403)],
+    (COMPUTE, "GET", "os-simple-tenant-usage/{tenant_id}"): [
+        call("/v2.1/os-simple-tenant-usage/{member_project}", 200, 200, 200,
+             403)],
+    (COMPUTE, "GET", "os-migrations"): [
+        call("/v2.1/os-migrations", 200, 403, 403, 403)],
 }

@@ -55,8 +55,7 @@ def test_bad_logins_are_400(body):
 
 
 @pytest.mark.parametrize("method,path,feature", [
-    ("GET", "/v2.1/os-simple-tenant-usage/demo", "usage reports"),
-    ("GET", "/v2.1/p1/os-availability-zone/detail", "availability zones"),
+    ("GET", "/v2.1/p1/os-server-external-events", "external events"),
     ("POST", "/v2.1/os-server-groups", "server groups")])
 def test_missing_compute_features_are_novas_501(method, path, feature):
     h = Harness()
