@@ -193,3 +193,16 @@ def test_legacy_v2_drops_unknown_body_properties_as_nova():
     resp = h.request("PUT", f"/v2.1/servers/{sid}",
                      {"server": {"name": "z", "bogus": True}})
     assert resp.status_int == 400
+
+
+def test_legacy_v2_keeps_the_personas():
+    h = Harness()
+    h.add_host()
+    sid = h.boot("vm")["id"]
+    assert h.request("GET", f"/v2/servers/{sid}",
+                     token="reader:p1").status_int == 200
+    assert h.request("DELETE", f"/v2/servers/{sid}",
+                     token="reader:p1").status_int == 403
+    assert h.request("GET", f"/v2/servers/{sid}",
+                     token="bob:p2").status_int == 404
+    assert h.request("DELETE", f"/v2/servers/{sid}").status_int == 204
