@@ -10,7 +10,7 @@ in ``images``.
 from __future__ import annotations
 
 from pyct_driver.api import microversion
-from pyct_driver.api.request import Result
+from pyct_driver.api.request import ApiRequest, Result
 
 _DOCS = {
     "v2.0": {"status": "SUPPORTED", "version": "", "min_version": "",
@@ -52,8 +52,7 @@ def document(version_id: str, base_url: str) -> Result:
     return Result(200, {"version": doc})
 
 
-def show(api: object, req: object) -> Result:
+def show(api: object, req: ApiRequest) -> Result:
     """``GET /v2.1/{project_id}/`` (or ``/v2/…``): the document of the
     version the request came in on."""
-    return document("v2.0" if req.legacy_v2 else "v2.1",  # type: ignore
-                    req.base_url)  # type: ignore[attr-defined]
+    return document("v2.0" if req.legacy_v2 else "v2.1", req.base_url)

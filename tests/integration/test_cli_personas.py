@@ -134,3 +134,22 @@ def test_cli_and_sdk_discover_novas_versions(dep):
             cloud="member", compute_endpoint_override=dep.endpoint + "/v2")
     legacy = openstack.connection.Connection(config=config)
     assert list(legacy.compute.servers()) == []
+
+
+def test_policy_yaml_beside_the_config_overrides_live(dep):
+    """oslo.policy finds policy.yaml beside pyct.conf (``[oslo_policy]
+    policy_file``'s default) and rereads it when it changes."""
+    path = os.path.join(os.path.dirname(dep.conf), "policy.yaml")
+    assert cli_json(dep, "member", "keypair", "list") == []
+    with open(path, "w") as f:
+        yaml.safe_dump({"os_compute_api:os-keypairs:index":
+                        "rule:context_is_admin"}, f)
+    try:
+        result = cli(dep, "member", "keypair", "list", check=False)
+        assert result.returncode != 0 and "403" in result.stderr, \
+            result.stderr
+        assert cli_json(dep, "admin", "keypair", "list") == []
+    finally:
+        with open(path, "w") as f:
+            f.write("{}\n")
+    assert cli_json(dep, "member", "keypair", "list") == []

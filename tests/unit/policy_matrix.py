@@ -100,7 +100,10 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
     (COMPUTE, "POST", "flavors"): [call("/v2.1/flavors", 200, 403, 403, 403,
                                         body=_FLAVOR)],
     (COMPUTE, "GET", "flavors/detail"): [same("/v2.1/flavors/detail", 200)],
-    (COMPUTE, "GET", "flavors/{flavor_id}"): [same(F, 200)],
+    (COMPUTE, "GET", "flavors/{flavor_id}"): [
+        same(F, 200),
+        # a private flavor is the projects' it is given to
+        call("/v2.1/flavors/{private_flavor}", 200, 200, 200, 404)],
     (COMPUTE, "DELETE", "flavors/{flavor_id}"): [
         call("/v2.1/flavors/{doomed}", 202, 403, 403, 403,
              setup=lambda h, _w: {"doomed": flavors.create_flavor(
