@@ -8,6 +8,7 @@ layer turns each into a Nova fault body using ``code``::
     PyctError (500)
     ├── Invalid (400)
     │   ├── InvalidInput
+    │   ├── MarkerNotFound          a list's marker is not a known item
     │   ├── InvalidExtraSpec
     │   ├── InvalidKeypair          key pair data that is not one usable key
     │   ├── InvalidImage
@@ -17,9 +18,11 @@ layer turns each into a Nova fault body using ``code``::
     ├── Forbidden (403)
     ├── NotFound (404)
     │   ├── InstanceNotFound, FlavorNotFound, FlavorAccessNotFound,
-    │   └── ImageNotFound, ServiceNotFound, ActionNotFound
+    │   └── ImageNotFound, ServiceNotFound, ActionNotFound,
+    │       InstanceTagNotFound, PortNotFound
     ├── Conflict (409)
     │   ├── InstanceInvalidState    a task-state compare-and-swap lost
+    │   ├── PortInUse               a port another server is bound to
     │   ├── HostBusy                another process holds this compute host
     │   └── Duplicate               a unique name or id already exists
     │       └── FlavorAccessExists
@@ -64,6 +67,10 @@ class Invalid(PyctError):
 
 class InvalidInput(Invalid):
     msg_fmt = "Invalid input received: %(reason)s"
+
+
+class MarkerNotFound(Invalid):
+    msg_fmt = "marker [%(marker)s] not found"
 
 
 class InvalidExtraSpec(Invalid):
@@ -135,6 +142,14 @@ class ActionNotFound(NotFound):
     msg_fmt = "Action for request_id %(request_id)s not found."
 
 
+class InstanceTagNotFound(NotFound):
+    msg_fmt = "Instance %(instance_id)s has no tag '%(tag)s'"
+
+
+class PortNotFound(NotFound):
+    msg_fmt = "Port id %(port_id)s could not be found."
+
+
 class Conflict(PyctError):
     code = 409
     fault = "conflictingRequest"
@@ -144,6 +159,10 @@ class Conflict(PyctError):
 class InstanceInvalidState(Conflict):
     msg_fmt = ("Cannot '%(action)s' instance %(instance_id)s while it is in "
                "%(attr)s %(state)s")
+
+
+class PortInUse(Conflict):
+    msg_fmt = "Port %(port_id)s is still in use."
 
 
 class HostBusy(Conflict):

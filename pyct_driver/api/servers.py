@@ -9,19 +9,16 @@ here, in the database.
 
 from __future__ import annotations
 
-import datetime
-
-from oslo_utils import strutils
+import urllib.parse
 
 from pyct_driver import exception, states
-from pyct_driver.api import (schemas, server_create, server_networks,
-                             server_views)
-from pyct_driver.api.request import ApiRequest, Result, parse_int
+from pyct_driver.api import (schemas, server_create, server_filters,
+                             server_networks, server_views)
+from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import networks as db_networks
-from pyct_driver.db import regex_filter
 
 _P = "os_compute_api:servers:"
 create = server_create.create
@@ -64,78 +61,26 @@ def _renderer(api: Api, req: ApiRequest, insts: list[dict]):
     return render
 
 
-def _changes_since(value: str | None) -> datetime.datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z",
-                                                               "+00:00"))
-    except ValueError as err:
-        raise exception.Invalid(
-            f"Invalid filter field: changes-since. Value: {value}") from err
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(datetime.timezone.utc).replace(
-            tzinfo=None)
-    return parsed
-
-
-def _name_filter(value: str | None) -> str | None:
-    """The ``name`` regex, checked as Nova's query schema does (400)."""
-    if value is not None:
-        try:
-            regex_filter.compile_filter(value)
-        except exception.InvalidInput as err:
-            raise exception.Invalid(
-                f"Invalid input for query parameters name. Value: {value}. "
-                f"{err.kwargs['reason']}") from err
-    return value
-
-
 def _list(api: Api, req: ApiRequest, is_detail: bool
-          ) -> tuple[list[dict], int]:
+          ) -> tuple[list[dict], int | None]:
     rule = _P + ("detail" if is_detail else "index")
     api.policy.authorize(req.context, rule)
-    name = _name_filter(req.param("name"))
-    all_tenants = req.param("all_tenants")
-    project = req.context.project_id
-    if all_tenants is not None:
-        try:
-            wanted = strutils.bool_from_string(all_tenants or "True",
-                                               strict=True)
-        except ValueError as err:
-            raise exception.Invalid(str(err)) from err
-        if wanted:
-            api.policy.authorize(req.context, rule + ":get_all_tenants")
-            project = None
-    if req.is_admin and req.param("project_id") and project is None:
-        project = req.param("project_id")
-    limit = parse_int(req.param("limit"), "limit")
-    limit = min(limit, api.settings.max_limit) if limit is not None \
-        else api.settings.max_limit
-    marker = req.param("marker")
-    since = _changes_since(req.param("changes-since"))
-    host = req.param("host") if api.policy.check(
-        req.context, _P + "allow_all_filters") else None
-    statuses = req.params.getall("status")
-    try:
-        rows = db_instances.list_(
-            api.db, project_id=project, name=name,
-            statuses=statuses, host=host, limit=limit, marker=marker,
-            include_deleted=since is not None, changes_since=since)
-    except exception.InvalidInput as err:
-        if marker is not None and "marker" in err.message:
-            raise exception.Invalid(f"marker [{marker}] not found") from err
-        raise exception.Invalid(err.message) from err
-    return rows, limit
+    query = server_filters.parse(api, req, is_detail)
+    if query is None:
+        return [], None
+    return db_instances.list_matching(api.db, query), query.limit
 
 
-def _links(req: ApiRequest, rows: list[dict], limit: int, path: str
+def _links(req: ApiRequest, rows: list[dict], limit: int | None, path: str
            ) -> list[dict]:
-    if not rows or len(rows) < limit:
+    """Nova's ``next`` link: the same query (URL-encoded again, so a
+    filter value holding ``&`` or ``=`` survives) with the last row as
+    the marker."""
+    if not rows or limit is None or len(rows) < limit:
         return []
     params = [(k, v) for k, v in req.params.items() if k != "marker"]
     params.append(("marker", rows[-1]["uuid"]))
-    query = "&".join(f"{k}={v}" for k, v in params)
+    query = urllib.parse.urlencode(params)
     return [{"rel": "next", "href": f"{req.collection_url(path)}?{query}"}]
 
 

@@ -16,6 +16,7 @@ from oslo_log import log as logging
 
 from pyct_driver import exception, states
 from pyct_driver.db import idranges as db_idranges
+from pyct_driver.db import instance_list
 from pyct_driver.db import models
 from pyct_driver.db import networks as db_networks
 from pyct_driver.db import regex_filter
@@ -177,6 +178,11 @@ def list_(db: Database, project_id: str | None = None,
         if limit is not None:
             rows = rows[:limit]
     return rows
+
+
+def list_matching(db: Database, query: instance_list.Query) -> list[dict]:
+    """The server list API's query (``instance_list``)."""
+    return instance_list.list_(db, query, _to_dict)
 
 
 def update(db: Database, uuid: str, values: dict,

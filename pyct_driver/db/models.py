@@ -386,3 +386,15 @@ class IdRange(TimestampMixin, Base):
     range_start: Mapped[int] = mapped_column(BigInteger, nullable=False)
     range_size: Mapped[int] = mapped_column(Integer, nullable=False,
                                             default=65536)
+
+
+class Tag(Base):
+    """A server's tag (2.26): a short string, at most 50 per server."""
+
+    __tablename__ = "tags"
+    __table_args__ = (
+        Index("tags_tag_idx", "tag"),
+    )
+
+    resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(80), primary_key=True)
