@@ -67,8 +67,8 @@ def show(api: Api, req: ApiRequest, server_id: str, port_id: str) -> Result:
 def _network(api: Api, req: ApiRequest, inst: dict, data: dict) -> dict:
     if data.get("port_id"):
         # pyct has no unbound ports a user could have made beforehand
-        raise exception.NotFound(
-            f"Port id {data['port_id']} could not be found.")
+        raise server_networks.port_unusable(api, req, data["port_id"],
+                                            exception.NotFound)
     if data.get("fixed_ips") and not data.get("net_id"):
         raise exception.Invalid(
             "Must input network_id when request IP address")

@@ -12,11 +12,11 @@ from oslo_config import cfg
 from oslo_policy import policy as oslo_policy
 
 from pyct_driver import exception
-from pyct_driver.api.policies import compute, images
+from pyct_driver.api.policies import compute, images, servers
 from pyct_driver.context import RequestContext
 
 # Each module of ``policies`` holds one API area's RULES.
-_MODULES = (compute, images)
+_MODULES = (compute, images, servers)
 
 
 def list_rules() -> list[oslo_policy.RuleDefault]:

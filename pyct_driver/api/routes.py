@@ -13,7 +13,8 @@ from typing import Callable
 
 from pyct_driver.api import (flavors, image_members, image_update, images,
                              instance_actions, interfaces, keypairs,
-                             server_actions, servers, versions)
+                             server_actions, server_tags, servers,
+                             versions)
 from pyct_driver.api.request import Result
 
 Handler = Callable[..., Result]
@@ -50,6 +51,12 @@ COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "servers/{server_id}/os-interface/{port_id}", interfaces.show),
     ("DELETE", "servers/{server_id}/os-interface/{port_id}",
      interfaces.delete),
+    ("GET", "servers/{server_id}/tags", server_tags.index),
+    ("PUT", "servers/{server_id}/tags", server_tags.update_all),
+    ("DELETE", "servers/{server_id}/tags", server_tags.delete_all),
+    ("GET", "servers/{server_id}/tags/{tag}", server_tags.show),
+    ("PUT", "servers/{server_id}/tags/{tag}", server_tags.update),
+    ("DELETE", "servers/{server_id}/tags/{tag}", server_tags.delete),
     ("GET", "os-keypairs", keypairs.index),
     ("POST", "os-keypairs", keypairs.create),
     ("GET", "os-keypairs/{keypair_name}", keypairs.show),

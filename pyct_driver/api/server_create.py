@@ -18,7 +18,8 @@ import uuid
 
 from pyct_driver import exception, states
 from pyct_driver.api import (flavors, images, keypairs, schemas,
-                             server_networks, server_views)
+                             server_networks, server_references,
+                             server_views)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
@@ -152,7 +153,8 @@ def _password() -> str:
 
 def create(api: Api, req: ApiRequest) -> Result:
     body = req.json_body()
-    schemas.validate(schemas.server_create(req.version), body)
+    schemas.validate(schemas.server_create(
+        req.version, server_references.HINTS), body)
     ctxt = req.context
     api.policy.authorize(ctxt, "os_compute_api:servers:create",
                          {"project_id": ctxt.project_id})
@@ -176,6 +178,12 @@ def create(api: Api, req: ApiRequest) -> Result:
             f"{len(metadata)}, but the limit is {MAX_METADATA_ITEMS}")
     user_data = _user_data(server.get("user_data"))
     zone, force_host = _force_host(api, req, server.get("availability_zone"))
+    force_host = server_references.requested_host(
+        api, req, server, force_host) or force_host
+    hostname = server_references.hostname(server, max_count)
+    server_references.security_groups(server)
+    server_references.server_group(body)
+    untrusted = server_references.needs_trusted_certs(api, req, server)
     password = server.get("adminPass") or _password()
     snapshot = {k: flavor[k] for k in _FLAVOR_KEYS}
     key_data = keypairs.key_data_for_boot(api, req, server.get("key_name"))
@@ -183,6 +191,10 @@ def create(api: Api, req: ApiRequest) -> Result:
     port_requests = server_networks.resolve(api, req, networks, max_count)
 
     hosts = api.scheduler.select_hosts(flavor, max_count, force_host)
+    if untrusted:
+        # no pyct host verifies image signatures (Nova: no host has the
+        # COMPUTE_TRUSTED_CERTS trait, so NoValidHost)
+        hosts = [None] * max_count
     reservation_id = "r-" + secrets.token_hex(4)
     rows, faults, ports = [], {}, {}
     for index, host in enumerate(hosts):
@@ -190,7 +202,8 @@ def create(api: Api, req: ApiRequest) -> Result:
             f"{server['name']}-{index + 1}"
         inst_uuid = str(uuid.uuid4())
         rows.append({
-            "uuid": inst_uuid, "name": name, "hostname": hostname_of(name),
+            "uuid": inst_uuid, "name": name,
+            "hostname": hostname or hostname_of(name),
             "description": server.get("description"),
             "project_id": ctxt.project_id, "user_id": ctxt.user_id,
             "host": host, "image_ref": image["id"],
@@ -218,7 +231,7 @@ def create(api: Api, req: ApiRequest) -> Result:
                               "request_id": ctxt.request_id,
                               "user_id": ctxt.user_id,
                               "project_id": ctxt.project_id},
-        faults=faults, ports=ports)
+        faults=faults, ports=ports, tags=server.get("tags"))
     for inst in created:
         if inst["host"]:
             _cast_build(api, req, inst)

@@ -19,6 +19,7 @@ from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import networks as db_networks
+from pyct_driver.db import tags as db_tags
 
 _P = "os_compute_api:servers:"
 create = server_create.create
@@ -34,12 +35,17 @@ def get_instance(api: Api, req: ApiRequest, server_id: str,
     return inst
 
 
-def _renderer(api: Api, req: ApiRequest, insts: list[dict]):
+def _renderer(api: Api, req: ApiRequest, insts: list[dict],
+              view: str = "show"):
+    """A function rendering each of ``insts`` for this request; ``view``:
+    ``show``, ``detail`` (the list) or ``update``."""
     faults = db_actions.fault_latest(
         api.db, [i["uuid"] for i in insts if i["vm_state"] == states.ERROR
                  or i["vm_state"] == states.DELETED])
     ports = db_networks.ports_by_instance(
         api.db, [i["uuid"] for i in insts if not i["deleted"]])
+    tags = db_tags.by_instance(api.db, [i["uuid"] for i in insts]) \
+        if req.at_least("2.26") else {}
     cache: dict[str, bool] = {}
 
     def allowed(rule: str, inst: dict) -> bool:
@@ -57,7 +63,10 @@ def _renderer(api: Api, req: ApiRequest, insts: list[dict]):
             req, inst, faults.get(inst["uuid"]),
             allowed("os_compute_api:os-extended-server-attributes", inst),
             host_status if allowed(_P + "show:host_status", inst) else None,
-            server_networks.addresses(ports.get(inst["uuid"], [])))
+            server_networks.addresses(ports.get(inst["uuid"], [])),
+            {"tags": tags.get(inst["uuid"], []), "view": view,
+             "flavor_specs": req.at_least("2.47") and allowed(
+                 _P + "show:flavor-extra-specs", inst)})
     return render
 
 
@@ -95,7 +104,7 @@ def index(api: Api, req: ApiRequest) -> Result:
 
 def detail(api: Api, req: ApiRequest) -> Result:
     rows, limit = _list(api, req, is_detail=True)
-    render = _renderer(api, req, rows)
+    render = _renderer(api, req, rows, "detail")
     body: dict = {"servers": [render(r) for r in rows]}
     links = _links(req, rows, limit, "servers/detail")
     if links:
@@ -118,9 +127,12 @@ def update(api: Api, req: ApiRequest, server_id: str) -> Result:
         values["name"] = server["name"]
     if "description" in server:
         values["description"] = server["description"]
+    if "hostname" in server:
+        values["hostname"] = server["hostname"]
     if values:
         inst = db_instances.update(api.db, inst["uuid"], values)
-    return Result(200, {"server": _renderer(api, req, [inst])(inst)})
+    return Result(200, {"server": server_views.for_update(
+        req, _renderer(api, req, [inst], "update")(inst))})
 
 
 def delete(api: Api, req: ApiRequest, server_id: str) -> Result:

@@ -20,6 +20,7 @@ from pyct_driver.db import instance_list
 from pyct_driver.db import models
 from pyct_driver.db import networks as db_networks
 from pyct_driver.db import regex_filter
+from pyct_driver.db import tags as db_tags
 from pyct_driver.db.engine import Database, row_to_dict
 
 LOG = logging.getLogger(__name__)
@@ -64,8 +65,8 @@ def _from_values(values: dict) -> dict:
 def create_many(db: Database, rows: list[dict],
                 action: dict | None = None,
                 faults: dict[str, dict] | None = None,
-                ports: dict[str, list[db_networks.PortRequest]] | None = None
-                ) -> list[dict]:
+                ports: dict[str, list[db_networks.PortRequest]] | None = None,
+                tags: list[str] | None = None) -> list[dict]:
     """Insert instances in one transaction: all are created, or none.
 
     ``action`` (action, request_id, user_id, project_id) starts that
@@ -73,7 +74,8 @@ def create_many(db: Database, rows: list[dict],
     message, details, host) it is born with, e.g. NoValidHost; ``ports``
     maps a uuid to the ports (eth0, eth1…) allocated with it — an address
     that cannot be had fails the whole transaction, which is retried
-    while it merely lost a race for an address.
+    while it merely lost a race for an address; ``tags`` (2.52) are
+    every new instance's.
     """
     def attempt() -> list[dict]:
         now = models.utcnow()
@@ -88,6 +90,8 @@ def create_many(db: Database, rows: list[dict],
                 if fault is not None:
                     session.add(models.InstanceFault(
                         instance_uuid=obj.uuid, **fault))
+                if tags:
+                    db_tags.add_in(session, obj.uuid, tags)
             session.flush()
             for obj in objs:
                 wanted = (ports or {}).get(obj.uuid)
@@ -259,6 +263,7 @@ def soft_delete(db: Database, uuid: str) -> dict:
         db_networks.release_instance_ports(session, uuid)
         # and so does its uid/gid range (after the driver's destroy)
         db_idranges.release_in(session, uuid)
+        db_tags.delete_in(session, uuid)
         session.flush()
         after = _to_dict(row)
     _log_states(uuid, before, after)

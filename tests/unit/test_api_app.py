@@ -99,7 +99,7 @@ def test_root_lists_only_v21():
     resp = h.request("GET", "/", token=None)
     assert resp.status_int == 200
     assert resp.json == {"versions": [{
-        "id": "v2.1", "status": "CURRENT", "version": "2.37",
+        "id": "v2.1", "status": "CURRENT", "version": "2.96",
         "min_version": "2.1", "updated": "2013-07-23T11:33:21Z",
         "links": [{"rel": "self", "href": "http://localhost/v2.1/"}]}]}
     assert resp.headers["x-openstack-request-id"].startswith("req-")
@@ -113,7 +113,7 @@ def test_v21_document_with_and_without_slash():
         resp = h.request("GET", path, token=None)
         assert resp.status_int == 200
         doc = resp.json["version"]
-        assert doc["id"] == "v2.1" and doc["version"] == "2.37"
+        assert doc["id"] == "v2.1" and doc["version"] == "2.96"
         assert doc["min_version"] == "2.1"
         assert doc["media-types"][0]["base"] == "application/json"
 
@@ -165,7 +165,7 @@ def test_microversion_headers_echoed():
     assert resp.headers["X-OpenStack-Nova-API-Version"] == "2.19"
     assert "OpenStack-API-Version" in resp.headers["Vary"]
     resp = h.request("GET", "/v2.1/flavors", version="latest")
-    assert resp.headers["OpenStack-API-Version"] == "compute 2.37"
+    assert resp.headers["OpenStack-API-Version"] == "compute 2.96"
     resp = h.request("GET", "/v2.1/flavors",
                      headers={"X-OpenStack-Nova-API-Version": "2.3"})
     assert resp.headers["X-OpenStack-Nova-API-Version"] == "2.3"
@@ -175,13 +175,13 @@ def test_microversion_headers_echoed():
 
 def test_microversion_out_of_range_and_malformed():
     h = Harness()
-    for version in ("2.0", "2.38", "2.999", "3.0"):
+    for version in ("2.0", "2.97", "2.999", "3.0"):
         resp = h.request("GET", "/v2.1/flavors", version=version)
         assert resp.status_int == 406, version
         assert resp.json["computeFault"]["code"] == 406
         assert resp.json["computeFault"]["message"] == (
             f"Version {version} is not supported by the API. Minimum is "
-            "2.1 and maximum is 2.37.")
+            "2.1 and maximum is 2.96.")
     resp = h.request("GET", "/v2.1/flavors", version="garbage")
     assert resp.status_int == 400
     assert resp.json == {"badRequest": {"code": 400, "message": (
