@@ -13,8 +13,8 @@ from typing import Callable
 
 from pyct_driver.api import (flavors, image_members, image_update, images,
                              instance_actions, interfaces, keypairs,
-                             server_actions, server_tags, servers,
-                             versions)
+                             server_actions, server_tags, server_topology,
+                             servers, versions)
 from pyct_driver.api.request import Result
 
 Handler = Callable[..., Result]
@@ -26,6 +26,7 @@ COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "flavors", flavors.create),
     ("GET", "flavors/detail", flavors.detail),
     ("GET", "flavors/{flavor_id}", flavors.show),
+    ("PUT", "flavors/{flavor_id}", flavors.update),
     ("DELETE", "flavors/{flavor_id}", flavors.delete),
     ("GET", "flavors/{flavor_id}/os-flavor-access", flavors.access_index),
     ("POST", "flavors/{flavor_id}/action", flavors.action),
@@ -57,6 +58,7 @@ COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "servers/{server_id}/tags/{tag}", server_tags.show),
     ("PUT", "servers/{server_id}/tags/{tag}", server_tags.update),
     ("DELETE", "servers/{server_id}/tags/{tag}", server_tags.delete),
+    ("GET", "servers/{server_id}/topology", server_topology.index),
     ("GET", "os-keypairs", keypairs.index),
     ("POST", "os-keypairs", keypairs.create),
     ("GET", "os-keypairs/{keypair_name}", keypairs.show),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import uuid as uuidlib
 from typing import Any
 
@@ -222,6 +223,22 @@ FLAVOR_CREATE = _obj({"flavor": _obj({
                     "maximum": 3.40282e+38},
     "os-flavor-access:is_public": BOOLEAN,
 }, ("name", "ram", "vcpus", "disk"))}, ("flavor",))
+
+FLAVOR_DESCRIPTION = {"type": ["string", "null"], "minLength": 0,
+                      "maxLength": 65535}
+FLAVOR_UPDATE = _obj({"flavor": _obj({"description": FLAVOR_DESCRIPTION},
+                                     ("description",))}, ("flavor",))
+
+
+def flavor_create(version: tuple[int, int]) -> dict:
+    """2.55 lets a flavor be created with its description."""
+    if version < (2, 55):
+        return FLAVOR_CREATE
+    schema = copy.deepcopy(FLAVOR_CREATE)
+    schema["properties"]["flavor"]["properties"]["description"] = \
+        FLAVOR_DESCRIPTION
+    return schema
+
 
 _SPEC_KEY = r"^[a-zA-Z0-9-_:. /]{1,255}$"
 _SPEC_VALUE = {"type": ["string", "number", "boolean"], "minLength": 0,

@@ -18,7 +18,8 @@ import datetime
 from oslo_utils import strutils
 
 from pyct_driver import exception, states
-from pyct_driver.api.request import ApiRequest, parse_int
+from pyct_driver.api.request import (ApiRequest, parse_int,
+                                     reject_unknown_params)
 from pyct_driver.db import catalog, instance_list, regex_filter
 from pyct_driver.db.instance_list import Query
 
@@ -113,6 +114,23 @@ def _time(name: str, values: list[str]) -> datetime.datetime:
     return parsed
 
 
+def changes_window(req: ApiRequest) -> dict:
+    """``changes-since`` (and from 2.66 ``changes-before``) of a list that
+    pages by time, checked as the server list checks them."""
+    out = {}
+    names = ["changes-since"] + (["changes-before"]
+                                 if req.at_least("2.66") else [])
+    for name in names:
+        values = req.params.getall(name)
+        if values:
+            out[name.replace("-", "_")] = _time(name, values)
+    if out.get("changes_since") and out.get("changes_before") and \
+            out["changes_before"] < out["changes_since"]:
+        raise exception.Invalid("The value of changes-since must be less "
+                                "than or equal to changes-before.")
+    return out
+
+
 def _bool(value: str, strict: bool) -> bool:
     try:
         return strutils.bool_from_string(value, strict=strict)
@@ -190,13 +208,9 @@ def parse(api, req: ApiRequest, is_detail: bool) -> Query | None:
     admin = api.policy.check(req.context, _P + "allow_all_filters")
     opts = {k: req.params.getall(k) for k in req.params.keys()}
     if req.at_least("2.75"):
-        unknown = sorted(k for k in opts if k not in known(req.version)
-                         and not k.startswith("_"))
-        if unknown:
-            quoted = ", ".join(repr(k) for k in unknown)
-            verb = "were" if len(unknown) > 1 else "was"
-            raise exception.Invalid("Additional properties are not allowed "
-                                    f"({quoted} {verb} unexpected)")
+        # "_..." names pass Nova's schema, to be refused below
+        reject_unknown_params((k for k in opts if not k.startswith("_")),
+                              known(req.version))
     if not admin:
         allowed = public(req.version)
         opts = {k: v for k, v in opts.items() if k in allowed}
@@ -214,13 +228,10 @@ def parse(api, req: ApiRequest, is_detail: bool) -> Query | None:
             setattr(q, name, value)
         elif name != "flavor":          # an exact match, below
             q.regex[_REGEX_ALIASES.get(name, name)] = value
-    for name in ("changes-since", "changes-before"):
-        if name in opts:
-            setattr(q, name.replace("-", "_"), _time(name, opts[name]))
-    if q.changes_since and q.changes_before and \
-            q.changes_before < q.changes_since:
-        raise exception.Invalid("The value of changes-since must be less "
-                                "than or equal to changes-before.")
+    if "changes-since" in opts or "changes-before" in opts:
+        window = changes_window(req)
+        q.changes_since = window.get("changes_since")
+        q.changes_before = window.get("changes_before")
     if "deleted" in opts:
         q.deleted = _bool(opts["deleted"][-1], strict=False)
     elif q.changes_since or q.changes_before:

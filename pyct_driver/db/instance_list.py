@@ -21,7 +21,7 @@ from typing import Any, Callable
 import sqlalchemy as sa
 
 from pyct_driver import exception, states
-from pyct_driver.db import models
+from pyct_driver.db import keyset, models
 from pyct_driver.db import networks as db_networks
 from pyct_driver.db import regex_filter
 from pyct_driver.db.engine import Database
@@ -185,40 +185,6 @@ def _order(sort: list[tuple[str, str]]) -> list[tuple[Any, str]]:
     return out
 
 
-def _order_by(order: list[tuple[Any, str]]) -> list:
-    exprs = []
-    for column, direction in order:
-        present = sa.case((column.is_(None), 0), else_=1)
-        if direction == "asc":
-            exprs += [present.asc(), column.asc()]
-        else:
-            exprs += [present.desc(), column.desc()]
-    return exprs
-
-
-def _after(column, direction: str, value: Any) -> sa.ColumnElement[bool]:
-    """Rows strictly after ``value`` in this column's order (NULL first
-    when ascending)."""
-    if direction == "asc":
-        return column.is_not(None) if value is None else column > value
-    if value is None:
-        return sa.false()
-    return sa.or_(column < value, column.is_(None))
-
-
-def _equal(column, value: Any) -> sa.ColumnElement[bool]:
-    return column.is_(None) if value is None else column == value
-
-
-def _keyset(order: list[tuple[Any, str]], marker: models.Instance) -> Any:
-    ors = []
-    for index, (column, direction) in enumerate(order):
-        ands = [_equal(c, getattr(marker, c.key)) for c, _ in order[:index]]
-        ands.append(_after(column, direction, getattr(marker, column.key)))
-        ors.append(sa.and_(*ands))
-    return sa.or_(*ors)
-
-
 def _python_filter(q: Query) -> Callable[[dict, list[dict]], bool] | None:
     checks = [(REGEX_FIELDS[k], regex_filter.compile_filter(v))
               for k, v in q.regex.items()]
@@ -255,8 +221,8 @@ def list_(db: Database, q: Query, to_dict: Callable[[Any], dict]
             mrow = session.scalars(look.order_by(_I.deleted)).first()
             if mrow is None:
                 raise exception.MarkerNotFound(marker=q.marker)
-            query = query.where(_keyset(order, mrow))
-        query = query.order_by(*_order_by(order))
+            query = query.where(keyset.after(order, mrow))
+        query = query.order_by(*keyset.order_by(order))
         if keep is None and q.limit is not None:
             query = query.limit(q.limit)
         rows = [to_dict(r) for r in session.scalars(query)]

@@ -1,5 +1,7 @@
-"""Default rules of the server sub-resources this area adds (Nova's names):
-server tags (2.26) and the server topology (2.78)."""
+"""Default rules that later microversions brought (Nova's names): server
+tags (2.26), the embedded flavor's extra specs (2.47), flavor
+descriptions (2.55), trusted certificates (2.63), requested destinations
+(2.74), the server topology (2.78)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,10 @@ RULES: list[tuple[str, str, str]] = [
      "Delete one tag of a server."),
     (_TAGS + "delete_all", PROJECT_MEMBER_OR_ADMIN,
      "Delete all the tags of a server."),
+    ("os_compute_api:os-instance-actions:events:details", ADMIN,
+     "Show the details of instance action events (2.84)."),
+    ("os_compute_api:os-flavor-manage:update", ADMIN,
+     "Update a flavor's description (2.55)."),
     ("os_compute_api:servers:topology:index", PROJECT_READER_OR_ADMIN,
      "Show a server's NUMA topology (2.78)."),
     ("os_compute_api:servers:topology:host:index", ADMIN,
