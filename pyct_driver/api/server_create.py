@@ -183,7 +183,7 @@ def create(api: Api, req: ApiRequest) -> Result:
     hostname = server_references.hostname(server, max_count)
     server_references.security_groups(server)
     server_references.server_group(body)
-    untrusted = server_references.needs_trusted_certs(api, req, server)
+    unplaceable = server_references.unplaceable(api, req, server)
     password = server.get("adminPass") or _password()
     snapshot = {k: flavor[k] for k in _FLAVOR_KEYS}
     key_data = keypairs.key_data_for_boot(api, req, server.get("key_name"))
@@ -191,9 +191,7 @@ def create(api: Api, req: ApiRequest) -> Result:
     port_requests = server_networks.resolve(api, req, networks, max_count)
 
     hosts = api.scheduler.select_hosts(flavor, max_count, force_host)
-    if untrusted:
-        # no pyct host verifies image signatures (Nova: no host has the
-        # COMPUTE_TRUSTED_CERTS trait, so NoValidHost)
+    if unplaceable is not None:
         hosts = [None] * max_count
     reservation_id = "r-" + secrets.token_hex(4)
     rows, faults, ports = [], {}, {}
@@ -220,7 +218,7 @@ def create(api: Api, req: ApiRequest) -> Result:
             "availability_zone": zone,
         })
         if host is None:
-            err = exception.NoValidHost(
+            err = unplaceable or exception.NoValidHost(
                 reason="There are not enough hosts available.")
             faults[inst_uuid] = {"code": 500, "message": err.message,
                                  "details": err.message, "host": None}

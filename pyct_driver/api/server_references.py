@@ -6,9 +6,9 @@ has only that one), a server group named by the ``group`` scheduler hint
 (pyct has none), a requested host (2.74, admins) that is not a compute
 host. It also checks the request's own values: a ``hostname`` (2.90) is
 for one server only, ``tags`` (2.52) are at most 50. Trusted image
-certificates (2.63) need a compute host that verifies image signatures;
-pyct has none, so, as Nova's scheduler finds no host with that trait, the
-server is created in ERROR with NoValidHost.
+certificates (2.63) need a compute host that verifies image signatures,
+device tags one that tags devices; pyct has neither, so, as in a Nova
+cloud without such hosts, the server is created in ERROR (``unplaceable``).
 """
 
 from __future__ import annotations
@@ -97,10 +97,28 @@ def hostname(server: dict, max_count: int) -> str | None:
     return value
 
 
-def needs_trusted_certs(api: Api, req: ApiRequest, server: dict) -> bool:
-    if not server.get("trusted_image_certificates"):
-        return False
-    api.policy.authorize(req.context,
-                         "os_compute_api:servers:create:trusted_certs",
-                         {"project_id": req.context.project_id})
-    return True
+def _device_tags(server: dict) -> bool:
+    items = server.get("networks")
+    items = items if isinstance(items, list) else []
+    items = items + list(server.get("block_device_mapping_v2") or [])
+    return any(item.get("tag") for item in items)
+
+
+def unplaceable(api: Api, req: ApiRequest, server: dict
+                ) -> exception.PyctError | None:
+    """Why no pyct host can take this server, or None: the servers are
+    then created in ERROR with this fault, as Nova's are when no host has
+    the capability. Trusted certificates (2.63): no host verifies image
+    signatures (NoValidHost). Device tags (2.32, 2.42): no host puts
+    device metadata in the guest (the build is aborted)."""
+    if server.get("trusted_image_certificates"):
+        api.policy.authorize(req.context,
+                             "os_compute_api:servers:create:trusted_certs",
+                             {"project_id": req.context.project_id})
+        return exception.NoValidHost(
+            reason="There are not enough hosts available.")
+    if _device_tags(server):
+        return exception.PyctError(
+            "Attempt to boot guest with tagged devices on host that does "
+            "not support tagging.")
+    return None
