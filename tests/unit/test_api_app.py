@@ -36,7 +36,7 @@ class FakeCompute:
 
 
 class Harness:
-    def __init__(self, **overrides) -> None:
+    def __init__(self, db_url: str = "sqlite://", **overrides) -> None:
         self.conf = cfg.ConfigOpts()
         for group, opts in pyct_conf.list_opts():
             self.conf.register_opts(opts, group=group)
@@ -44,7 +44,7 @@ class Harness:
         for key, value in overrides.items():
             group, _, name = key.rpartition("__")
             self.conf.set_override(name, value, group=group or None)
-        self.db = Database("sqlite://")
+        self.db = Database(db_url)
         models.Base.metadata.create_all(self.db.engine)
         self.compute = FakeCompute()
         self.app = api_app.create_app(self.conf, self.db, self.compute)
