@@ -14,7 +14,6 @@ path for ``pyct-manage flavor create``.
 
 from __future__ import annotations
 
-import urllib.parse
 import uuid
 
 from pyct_driver import exception, extra_specs
@@ -141,9 +140,7 @@ def _page_links(req: ApiRequest, rows: list[dict], limit: int | None,
                 path: str) -> list[dict]:
     if not rows or limit is None or len(rows) < limit:
         return []
-    params = [(k, v) for k, v in req.params.items() if k != "marker"]
-    params.append(("marker", rows[-1]["flavorid"]))
-    query = urllib.parse.urlencode(params)
+    query = req.next_query(rows[-1]["flavorid"])
     return [{"rel": "next", "href": f"{req.collection_url(path)}?{query}"}]
 
 

@@ -11,8 +11,6 @@ from 2.62 the host, only to whom the ``events`` rule allows); 2.58 adds
 
 from __future__ import annotations
 
-import urllib.parse
-
 from pyct_driver import exception
 from pyct_driver.api import server_filters, server_views
 from pyct_driver.api.request import ApiRequest, Result, parse_int
@@ -77,11 +75,9 @@ def index(api: Api, req: ApiRequest, server_id: str) -> Result:
     rows = db_actions.action_list(api.db, inst["uuid"], **paging)
     body: dict = {"instanceActions": [_view(req, r) for r in rows]}
     if paging and rows and len(rows) == paging["limit"]:
-        params = [(k, v) for k, v in req.params.items() if k != "marker"]
-        params.append(("marker", rows[-1]["request_id"]))
         url = req.collection_url(f"servers/{server_id}/os-instance-actions")
         body["links"] = [{"rel": "next", "href":
-                          f"{url}?{urllib.parse.urlencode(params)}"}]
+                          f"{url}?{req.next_query(rows[-1]['request_id'])}"}]
     return Result(200, body)
 
 

@@ -12,8 +12,6 @@ it and never stored. Another user's key pair is a 404.
 from __future__ import annotations
 
 from pyct_driver import authorized_key, exception
-import urllib.parse
-
 from pyct_driver.api import schemas, ssh_keys
 from pyct_driver.api.request import (ApiRequest, Result, parse_int,
                                      reject_unknown_params)
@@ -79,13 +77,10 @@ def index(api: Api, req: ApiRequest) -> Result:
     rows = db_keypairs.list_(api.db, user, limit=limit, marker=marker)
     body: dict = {"keypairs": [{"keypair": _brief(req, r)} for r in rows]}
     if limit and rows and len(rows) == limit:
-        # Nova's next link: the request's query with the last name as marker
-        params = [(k, v) for k, v in req.params.items() if k != "marker"]
-        params.append(("marker", rows[-1]["name"]))
         body["keypairs_links"] = [{
             "rel": "next",
             "href": f"{req.collection_url('os-keypairs')}?"
-                    f"{urllib.parse.urlencode(params)}"}]
+                    f"{req.next_query(rows[-1]['name'])}"}]
     return Result(200, body)
 
 

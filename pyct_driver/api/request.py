@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import urllib.parse
 from typing import Any
 
 import webob
@@ -124,6 +125,14 @@ class ApiRequest:
 
     def bookmark(self, collection: str, item: str) -> list[dict]:
         return [self.compute_link(collection, item)[1]]
+
+    def next_query(self, marker: str) -> str:
+        """The query string of a list's ``next`` link: this request's
+        parameters, URL-encoded again (so a value holding ``&`` or ``=``
+        survives), with ``marker`` replaced."""
+        params = [(k, v) for k, v in self.params.items() if k != "marker"]
+        params.append(("marker", marker))
+        return urllib.parse.urlencode(params)
 
     def collection_url(self, collection: str) -> str:
         proj = f"/{self.project_in_url}" if self.project_in_url else ""

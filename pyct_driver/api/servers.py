@@ -9,9 +9,7 @@ here, in the database.
 
 from __future__ import annotations
 
-import urllib.parse
-
-from pyct_driver import exception, states
+from pyct_driver import states
 from pyct_driver.api import (schemas, server_create, server_filters,
                              server_networks, server_views)
 from pyct_driver.api.request import ApiRequest, Result
@@ -87,9 +85,7 @@ def _links(req: ApiRequest, rows: list[dict], limit: int | None, path: str
     the marker."""
     if not rows or limit is None or len(rows) < limit:
         return []
-    params = [(k, v) for k, v in req.params.items() if k != "marker"]
-    params.append(("marker", rows[-1]["uuid"]))
-    query = urllib.parse.urlencode(params)
+    query = req.next_query(rows[-1]["uuid"])
     return [{"rel": "next", "href": f"{req.collection_url(path)}?{query}"}]
 
 

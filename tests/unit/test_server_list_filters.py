@@ -232,10 +232,10 @@ def test_joined_table_and_private_filters_are_400_for_admins(world):
     ("all_tenants=maybe", None),
     ("sort_key=nosuch", None),
     ("sort_key=name", None),            # Nova's key is display_name
-    ("sort_key=display_name&sort_dir=up", "Invalid input received: Unknown sort "
-     "direction, must be 'desc' or 'asc'"),
-    ("sort_key=display_name&sort_dir=asc&sort_dir=desc", "Invalid input received: "
-     "Sort direction size exceeds sort key size"),
+    ("sort_key=display_name&sort_dir=up", "Invalid input received: "
+     "Unknown sort direction, must be 'desc' or 'asc'"),
+    ("sort_key=display_name&sort_dir=asc&sort_dir=desc",
+     "Invalid input received: Sort direction size exceeds sort key size"),
     ("limit=-1", "limit param must be non-negative"),
     ("limit=x", "limit param must be an integer"),
     ("marker=nosuch", "marker [nosuch] not found"),
