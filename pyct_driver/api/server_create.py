@@ -218,8 +218,11 @@ def create(api: Api, req: ApiRequest) -> Result:
             "availability_zone": zone,
         })
         if host is None:
-            err = unplaceable or exception.NoValidHost(
+            err = exception.NoValidHost(
                 reason="There are not enough hosts available.")
+            if unplaceable is not None:
+                err = exception.PyctError(f"Build of instance {inst_uuid} "
+                                          f"aborted: {unplaceable}")
             faults[inst_uuid] = {"code": 500, "message": err.message,
                                  "details": err.message, "host": None}
         elif port_requests:

@@ -104,21 +104,19 @@ def _device_tags(server: dict) -> bool:
     return any(item.get("tag") for item in items)
 
 
-def unplaceable(api: Api, req: ApiRequest, server: dict
-                ) -> exception.PyctError | None:
-    """Why no pyct host can take this server, or None: the servers are
-    then created in ERROR with this fault, as Nova's are when no host has
-    the capability. Trusted certificates (2.63): no host verifies image
-    signatures (NoValidHost). Device tags (2.32, 2.42): no host puts
-    device metadata in the guest (the build is aborted)."""
+def unplaceable(api: Api, req: ApiRequest, server: dict) -> str | None:
+    """Why no pyct host can build this server, or None: the servers are
+    then created in ERROR with Nova's "Build of instance … aborted"
+    fault, as a Nova compute host without the capability aborts them.
+    Trusted certificates (2.63): no host verifies image signatures. Device
+    tags (2.32, 2.42): no host puts device metadata in the guest."""
     if server.get("trusted_image_certificates"):
         api.policy.authorize(req.context,
                              "os_compute_api:servers:create:trusted_certs",
                              {"project_id": req.context.project_id})
-        return exception.NoValidHost(
-            reason="There are not enough hosts available.")
+        return ("Trusted image certificates provided on host that does not "
+                "support certificate validation.")
     if _device_tags(server):
-        return exception.PyctError(
-            "Attempt to boot guest with tagged devices on host that does "
-            "not support tagging.")
+        return ("Attempt to boot guest with tagged devices on host that "
+                "does not support tagging.")
     return None

@@ -15,7 +15,7 @@ import copy
 import jsonschema
 import pytest
 
-from pyct_driver.api import microversion
+from pyct_driver.api import images, microversion
 from pyct_driver.db import networks as db_networks
 from tests.unit.test_api_app import Harness
 
@@ -346,3 +346,52 @@ def test_every_boundary_is_within_the_advertised_range():
     assert microversion.MAX_VERSION == (2, 96)
     assert max(v(b) for b in BOUNDARIES) == microversion.MAX_VERSION
     assert copy.deepcopy(BOUNDARIES) == sorted(BOUNDARIES, key=v)
+
+
+def _flavor_pages(h: Harness, query: str, version: str = "2.96"
+                  ) -> list[list[str]]:
+    pages, path = [], "/v2.1/flavors?" + query
+    while path:
+        resp = h.request("GET", path, version=version)
+        assert resp.status_int == 200, resp.text
+        pages.append([f["name"] for f in resp.json["flavors"]])
+        links = resp.json.get("flavors_links")
+        path = links[0]["href"].split("localhost", 1)[1] if links else None
+        assert len(pages) < 10
+    return pages
+
+
+def test_flavor_sort_keys_paging_and_query_checks():
+    h = Harness()
+    for name, ram, fid in (("a&b", 1024, "7"), ("a&c", 256, "8")):
+        h.admin("POST", "/v2.1/flavors", {"flavor": {
+            "name": name, "ram": ram, "vcpus": 1, "disk": 0, "id": fid}})
+    assert _flavor_pages(h, "sort_key=memory_mb&sort_dir=desc&limit=2") == [
+        ["a&b", "m1.small"], ["a&c"]]
+    assert _flavor_pages(h, "sort_key=name&limit=1&minRam=300") == [
+        ["a&b"], ["m1.small"], []]
+    resp = h.request("GET", "/v2.1/flavors?minRam=300&limit=1")
+    assert "minRam=300&limit=1&marker=1" in resp.json[
+        "flavors_links"][0]["href"]
+    for query in ("sort_key=nosuch", "sort_dir=up", "marker=nosuch",
+                  "limit=-1"):
+        resp = h.request("GET", "/v2.1/flavors?" + query)
+        assert resp.status_int == 400, query
+    assert h.request("GET", "/v2.1/flavors?foo=1",
+                     version="2.74").status_int == 200
+    resp = h.request("GET", "/v2.1/flavors/detail?foo=1", version="2.75")
+    assert resp.status_int == 400
+    assert "'foo' was unexpected" in resp.text
+
+
+def test_image_next_link_is_url_encoded():
+    h = Harness()
+    for _ in range(2):
+        images.register_image(h.db, "a&b", "/nonexistent",
+                              {"disk_format": "raw"})
+    resp = h.request("GET", "/image/v2/images?name=a%26b&limit=1")
+    assert resp.status_int == 200, resp.text
+    nxt = resp.json["next"]
+    assert nxt.startswith("/v2/images?name=a%26b&limit=1&marker=")
+    resp = h.request("GET", "/image" + nxt)
+    assert [i["name"] for i in resp.json["images"]] == ["a&b"]

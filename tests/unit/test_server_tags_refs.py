@@ -242,8 +242,9 @@ def test_trusted_certs_and_device_tags_end_in_error_as_nova(h):
     sid = resp.json["server"]["id"]
     server = h.request("GET", f"/v2.1/servers/{sid}", version=V).json
     assert server["server"]["status"] == "ERROR"
-    assert server["server"]["fault"]["message"].startswith(
-        "No valid host was found.")
+    assert server["server"]["fault"]["message"] == (
+        f"Build of instance {sid} aborted: Trusted image certificates "
+        "provided on host that does not support certificate validation.")
     assert h.compute.calls == []
     assert _create(h, trusted_image_certificates=[],
                    version=V).status_int == 400
