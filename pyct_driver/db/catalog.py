@@ -90,7 +90,10 @@ def flavor_list(db: Database, is_public: bool | None = True,
     private ones (``is_public`` True), only private ones (False) or all
     (None).
     """
-    query = sa.select(models.Flavor).where(models.Flavor.disabled.is_(False))
+    query = sa.select(models.Flavor)
+    if not admin:
+        # Nova hides disabled flavors from everyone but admins
+        query = query.where(models.Flavor.disabled.is_(False))
     if not admin or is_public:
         query = query.where(_visible_to(project_id) if project_id
                             else models.Flavor.is_public.is_(True))

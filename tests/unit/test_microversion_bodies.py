@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 
 from pyct_driver.api import images, microversion
+from pyct_driver.db import models
 from pyct_driver.db import networks as db_networks
 from tests.unit.test_api_app import Harness
 
@@ -395,3 +396,13 @@ def test_image_next_link_is_url_encoded():
     assert nxt.startswith("/v2/images?name=a%26b&limit=1&marker=")
     resp = h.request("GET", "/image" + nxt)
     assert [i["name"] for i in resp.json["images"]] == ["a&b"]
+
+
+def test_disabled_flavors_listed_for_admins_only():
+    h = Harness()
+    with h.db.session() as session:
+        session.query(models.Flavor).update({"disabled": True})
+    assert h.request("GET", "/v2.1/flavors").json["flavors"] == []
+    listed = h.admin("GET", "/v2.1/flavors/detail").json["flavors"]
+    assert [(f["id"], f["OS-FLV-DISABLED:disabled"]) for f in listed] == [
+        ("1", True)]

@@ -358,3 +358,16 @@ def test_marker_of_another_project_is_not_found_for_a_member(world):
 def test_limit_zero_and_above_max(world):
     assert names(world, "limit=0") == []
     assert len(names(world, "limit=100000")) == 4
+
+
+def test_a_page_boundary_holds_while_servers_come_and_go():
+    h = build(Harness())
+    first = h.request("GET", "/v2.1/servers?limit=2", version="2.96").json
+    assert [s["name"] for s in first["servers"]] == ["b&c-two", "gamma"]
+    # a newer server arrives and one already listed is deleted
+    _row(h, "newest", 30)
+    db_instances.soft_delete(h.db, first["servers"][0]["id"])
+    link = urllib.parse.urlsplit(first["servers_links"][0]["href"])
+    rest = h.request("GET", link.path + "?" + link.query,
+                     version="2.96").json
+    assert [s["name"] for s in rest["servers"]] == ["b&c", "alpha"]
