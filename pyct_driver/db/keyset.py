@@ -13,15 +13,21 @@ from typing import Any
 import sqlalchemy as sa
 
 
+def _nullable(column: Any) -> bool:
+    return bool(getattr(column, "nullable", None) if not hasattr(
+        column, "property") else column.property.columns[0].nullable)
+
+
 def order_by(order: list[tuple[Any, str]]) -> list:
-    """ORDER BY expressions for (column, "asc"|"desc") pairs."""
+    """ORDER BY expressions for (column, "asc"|"desc") pairs; a NOT NULL
+    column sorts by itself (so an index on it can serve the order)."""
     exprs = []
     for column, direction in order:
-        present = sa.case((column.is_(None), 0), else_=1)
-        if direction == "asc":
-            exprs += [present.asc(), column.asc()]
-        else:
-            exprs += [present.desc(), column.desc()]
+        if _nullable(column):
+            present = sa.case((column.is_(None), 0), else_=1)
+            exprs.append(present.asc() if direction == "asc"
+                         else present.desc())
+        exprs.append(column.asc() if direction == "asc" else column.desc())
     return exprs
 
 
