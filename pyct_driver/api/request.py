@@ -15,7 +15,7 @@ import dataclasses
 import json
 import re
 import urllib.parse
-from typing import Any
+from typing import Any, Container, Iterable
 
 import webob
 
@@ -155,7 +155,8 @@ def parse_int(value: str | None, name: str, minimum: int = 0
     return number
 
 
-def reject_unknown_params(names, allowed) -> None:
+def reject_unknown_params(names: Iterable[str], allowed: Container[str]
+                          ) -> None:
     """A query parameter outside ``allowed`` is a 400 with jsonschema's
     words, as Nova's query schemas answer from 2.75."""
     unknown = sorted(k for k in set(names) if k not in allowed)

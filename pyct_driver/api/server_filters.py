@@ -20,6 +20,7 @@ from oslo_utils import strutils
 from pyct_driver import exception, states
 from pyct_driver.api.request import (ApiRequest, parse_int,
                                      reject_unknown_params)
+from pyct_driver.api.state import Api
 from pyct_driver.db import catalog, instance_list, regex_filter
 from pyct_driver.db.instance_list import Query
 
@@ -204,7 +205,7 @@ def _all_tenants(req: ApiRequest, opts: dict[str, list[str]]) -> bool:
     return _bool(value, strict=True) if value else True
 
 
-def parse(api, req: ApiRequest, is_detail: bool) -> Query | None:
+def parse(api: Api, req: ApiRequest, is_detail: bool) -> Query | None:
     """The list query, or None when Nova answers an empty list."""
     admin = api.policy.check(req.context, _P + "allow_all_filters")
     opts = {k: req.params.getall(k) for k in req.params.keys()}
@@ -271,7 +272,7 @@ def parse(api, req: ApiRequest, is_detail: bool) -> Query | None:
     return q
 
 
-def _flavor(api, q: Query, flavorid: str) -> bool:
+def _flavor(api: Api, q: Query, flavorid: str) -> bool:
     """Nova looks the flavor up first: an unknown one matches nothing."""
     try:
         catalog.flavor_get(api.db, flavorid)
