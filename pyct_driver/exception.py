@@ -8,6 +8,7 @@ layer turns each into a Nova fault body using ``code``::
     PyctError (500)
     ├── Invalid (400)
     │   ├── InvalidInput
+    │   ├── MarkerNotFound          a list's marker is not a known item
     │   ├── InvalidExtraSpec
     │   ├── InvalidKeypair          key pair data that is not one usable key
     │   ├── InvalidImage
@@ -18,10 +19,12 @@ layer turns each into a Nova fault body using ``code``::
     ├── NotFound (404)
     │   ├── InstanceNotFound, FlavorNotFound, FlavorAccessNotFound,
     │   ├── ImageNotFound, ServiceNotFound, ActionNotFound,
-    │   └── AggregateNotFound, ComputeHostNotFound
+    │   ├── AggregateNotFound, ComputeHostNotFound
+    │   └── InstanceTagNotFound, PortNotFound
     ├── Conflict (409)
     │   ├── InstanceInvalidState    a task-state compare-and-swap lost
     │   ├── HostHasInstances        a compute service still hosting some
+    │   ├── PortInUse               a port another server is bound to
     │   ├── HostBusy                another process holds this compute host
     │   └── Duplicate               a unique name or id already exists
     │       └── FlavorAccessExists
@@ -66,6 +69,10 @@ class Invalid(PyctError):
 
 class InvalidInput(Invalid):
     msg_fmt = "Invalid input received: %(reason)s"
+
+
+class MarkerNotFound(Invalid):
+    msg_fmt = "marker [%(marker)s] not found"
 
 
 class InvalidExtraSpec(Invalid):
@@ -145,6 +152,14 @@ class ActionNotFound(NotFound):
     msg_fmt = "Action for request_id %(request_id)s not found."
 
 
+class InstanceTagNotFound(NotFound):
+    msg_fmt = "Instance %(instance_id)s has no tag '%(tag)s'"
+
+
+class PortNotFound(NotFound):
+    msg_fmt = "Port id %(port_id)s could not be found."
+
+
 class Conflict(PyctError):
     code = 409
     fault = "conflictingRequest"
@@ -159,6 +174,10 @@ class InstanceInvalidState(Conflict):
 class HostHasInstances(Conflict):
     msg_fmt = ("Unable to delete compute service that is hosting "
                "instances. Migrate or delete the instances first.")
+
+
+class PortInUse(Conflict):
+    msg_fmt = "Port %(port_id)s is still in use."
 
 
 class HostBusy(Conflict):

@@ -18,7 +18,8 @@ import uuid
 
 from pyct_driver import exception, extra_specs
 from pyct_driver.api import schemas
-from pyct_driver.api.request import ApiRequest, Result, parse_int
+from pyct_driver.api.request import (ApiRequest, Result, parse_int,
+                                     reject_unknown_params)
 from pyct_driver.api.state import Api
 from pyct_driver.db import catalog
 from pyct_driver.db.engine import Database
@@ -31,12 +32,25 @@ def _links(req: ApiRequest, flavor: dict) -> list[dict]:
 
 
 def view_summary(req: ApiRequest, flavor: dict) -> dict:
-    return {"id": flavor["flavorid"], "name": flavor["name"],
-            "links": _links(req, flavor)}
+    out = {"id": flavor["flavorid"], "name": flavor["name"],
+           "links": _links(req, flavor)}
+    if req.at_least("2.55"):
+        out["description"] = flavor["description"]
+    return out
 
 
-def view_detail(req: ApiRequest, flavor: dict) -> dict:
-    return {
+def _show_specs(api: Api, req: ApiRequest) -> bool:
+    """2.61: extra specs in the flavor body when the caller may list them."""
+    return req.at_least("2.61") and api.policy.check(
+        req.context, _PREFIX + "index",
+        {"project_id": req.context.project_id})
+
+
+def view_detail(req: ApiRequest, flavor: dict, specs: bool = False) -> dict:
+    """A flavor at the request's microversion: 2.55 adds ``description``,
+    2.61 ``extra_specs`` (``specs``: policy allows), 2.75 shows no swap as
+    0 instead of ""."""
+    out = {
         "id": flavor["flavorid"],
         "name": flavor["name"],
         "ram": flavor["memory_mb"],
@@ -46,10 +60,16 @@ def view_detail(req: ApiRequest, flavor: dict) -> dict:
         "OS-FLV-DISABLED:disabled": bool(flavor["disabled"]),
         "OS-FLV-EXT-DATA:ephemeral": flavor["ephemeral_gb"],
         "os-flavor-access:is_public": bool(flavor["is_public"]),
-        "rxtx_factor": flavor["rxtx_factor"],
-        # Nova shows no swap as "" before 2.75
+        "rxtx_factor": flavor["rxtx_factor"] or "",
         "swap": flavor["swap"] or "",
     }
+    if req.at_least("2.55"):
+        out["description"] = flavor["description"]
+    if specs:
+        out["extra_specs"] = dict(flavor["extra_specs"])
+    if req.at_least("2.75"):
+        out["swap"] = flavor["swap"] or 0
+    return out
 
 
 def _parse_is_public(value: str | None) -> bool | None:
@@ -84,25 +104,44 @@ def _list(api: Api, req: ApiRequest) -> tuple[list[dict], int | None]:
             except ValueError as err:
                 raise exception.Invalid(
                     f"Invalid {name} filter [{value}]") from err
+    _check_query(req)
     limit = parse_int(req.param("limit"), "limit")
     limit = min(limit, api.settings.max_limit) if limit is not None \
         else api.settings.max_limit
     marker = req.param("marker")
-    try:
-        rows = catalog.flavor_list(api.db, limit=limit, marker=marker,
-                                   **filters)
-    except exception.InvalidInput as err:
-        raise exception.Invalid(f"marker [{marker}] not found") from err
+    rows = catalog.flavor_list(
+        api.db, limit=limit, marker=marker,
+        sort_key=req.param("sort_key") or "flavorid",
+        sort_dir=req.param("sort_dir") or "asc", **filters)
     return rows, limit
+
+
+_SORT_KEYS = ("created_at", "description", "disabled", "ephemeral_gb",
+              "flavorid", "id", "is_public", "memory_mb", "name", "root_gb",
+              "rxtx_factor", "swap", "updated_at", "vcpu_weight", "vcpus")
+_QUERY = ("limit", "marker", "is_public", "minRam", "minDisk", "sort_key",
+          "sort_dir")
+
+
+def _check_query(req: ApiRequest) -> None:
+    """Nova's flavor list query schema: sort keys and directions from its
+    lists; from 2.75 no parameter it does not know."""
+    for name, allowed in (("sort_key", _SORT_KEYS),
+                          ("sort_dir", ("asc", "desc"))):
+        for value in req.params.getall(name):
+            if value not in allowed:
+                raise exception.Invalid(
+                    f"Invalid input for query parameters {name}. Value: "
+                    f"{value}. '{value}' is not one of {list(allowed)}")
+    if req.at_least("2.75"):
+        reject_unknown_params(req.params.keys(), _QUERY)
 
 
 def _page_links(req: ApiRequest, rows: list[dict], limit: int | None,
                 path: str) -> list[dict]:
     if not rows or limit is None or len(rows) < limit:
         return []
-    params = [(k, v) for k, v in req.params.items() if k != "marker"]
-    params.append(("marker", rows[-1]["flavorid"]))
-    query = "&".join(f"{k}={v}" for k, v in params)
+    query = req.next_query(rows[-1]["flavorid"])
     return [{"rel": "next", "href": f"{req.collection_url(path)}?{query}"}]
 
 
@@ -117,7 +156,8 @@ def index(api: Api, req: ApiRequest) -> Result:
 
 def detail(api: Api, req: ApiRequest) -> Result:
     rows, limit = _list(api, req)
-    body: dict = {"flavors": [view_detail(req, f) for f in rows]}
+    specs = _show_specs(api, req)
+    body: dict = {"flavors": [view_detail(req, f, specs) for f in rows]}
     links = _page_links(req, rows, limit, "flavors/detail")
     if links:
         body["flavors_links"] = links
@@ -126,7 +166,8 @@ def detail(api: Api, req: ApiRequest) -> Result:
 
 def show(api: Api, req: ApiRequest, flavor_id: str) -> Result:
     return Result(200, {"flavor": view_detail(
-        req, catalog.flavor_get(api.db, flavor_id, caller_project(req)))})
+        req, catalog.flavor_get(api.db, flavor_id, caller_project(req)),
+        _show_specs(api, req))})
 
 
 def _values_from_body(flavor: dict) -> dict:
@@ -184,9 +225,26 @@ def _validate_specs(specs: dict[str, str], allow_host_root: bool) -> None:
 def create(api: Api, req: ApiRequest) -> Result:
     api.policy.authorize(req.context, "os_compute_api:os-flavor-manage:create")
     body = req.json_body()
-    schemas.validate(schemas.FLAVOR_CREATE, body)
-    row = catalog.flavor_create(api.db, _values_from_body(body["flavor"]))
-    return Result(200, {"flavor": view_detail(req, row)})
+    schemas.validate(schemas.flavor_create(req.version), body)
+    values = _values_from_body(body["flavor"])
+    values["description"] = body["flavor"].get("description")
+    row = catalog.flavor_create(api.db, values)
+    return Result(200, {"flavor": view_detail(req, row,
+                                              _show_specs(api, req))})
+
+
+def update(api: Api, req: ApiRequest, flavor_id: str) -> Result:
+    """2.55: a flavor's description is the one thing that changes."""
+    if not req.at_least("2.55"):
+        raise exception.NotFound("The resource could not be found.")
+    api.policy.authorize(req.context, "os_compute_api:os-flavor-manage:update",
+                         {})
+    body = req.json_body()
+    schemas.validate(schemas.FLAVOR_UPDATE, body)
+    row = catalog.flavor_update(api.db, flavor_id,
+                                {"description": body["flavor"]["description"]})
+    return Result(200, {"flavor": view_detail(req, row,
+                                              _show_specs(api, req))})
 
 
 def delete(api: Api, req: ApiRequest, flavor_id: str) -> Result:

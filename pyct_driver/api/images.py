@@ -166,10 +166,7 @@ def index(api: Api, req: ApiRequest) -> Result:
     body: dict = {"images": [view(r) for r in shown],
                   "first": "/v2/images", "schema": "/v2/schemas/images"}
     if rows and len(rows) == limit:
-        params = [(k, v) for k, v in req.params.items() if k != "marker"]
-        params.append(("marker", rows[-1]["id"]))
-        body["next"] = "/v2/images?" + "&".join(f"{k}={v}"
-                                                for k, v in params)
+        body["next"] = "/v2/images?" + req.next_query(rows[-1]["id"])
     return Result(200, body)
 
 

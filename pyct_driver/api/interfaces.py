@@ -10,6 +10,8 @@ in flight (409 otherwise), and both are recorded as instance actions.
 
 from __future__ import annotations
 
+import copy
+
 from pyct_driver import exception, states
 from pyct_driver.api import schemas, server_networks, servers
 from pyct_driver.api.request import ApiRequest, Result
@@ -28,6 +30,23 @@ ATTACH = schemas._obj({"interfaceAttachment": schemas._obj({
                       "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}},
                       ("ip_address",))},
 })})
+
+
+def _attach_schema(req: ApiRequest) -> dict:
+    if not req.at_least("2.49"):
+        return ATTACH
+    schema = copy.deepcopy(ATTACH)
+    schema["properties"]["interfaceAttachment"]["properties"]["tag"] = \
+        schemas._TAG
+    return schema
+
+
+def _attachment(req: ApiRequest, port: dict) -> dict:
+    """One attachment; 2.70 adds its device ``tag`` (pyct tags none)."""
+    out = server_networks.attachment(port)
+    if req.at_least("2.70"):
+        out["tag"] = None
+    return out
 
 
 def _port(api: Api, inst: dict, port_id: str) -> dict:
@@ -55,20 +74,20 @@ def index(api: Api, req: ApiRequest, server_id: str) -> Result:
     inst = servers.get_instance(api, req, server_id, _P + "list")
     ports = db_networks.list_ports(api.db, instance_uuids=[inst["uuid"]])
     return Result(200, {"interfaceAttachments": [
-        server_networks.attachment(p) for p in ports]})
+        _attachment(req, p) for p in ports]})
 
 
 def show(api: Api, req: ApiRequest, server_id: str, port_id: str) -> Result:
     inst = servers.get_instance(api, req, server_id, _P + "show")
-    return Result(200, {"interfaceAttachment": server_networks.attachment(
-        _port(api, inst, port_id))})
+    return Result(200, {"interfaceAttachment": _attachment(
+        req, _port(api, inst, port_id))})
 
 
 def _network(api: Api, req: ApiRequest, inst: dict, data: dict) -> dict:
     if data.get("port_id"):
         # pyct has no unbound ports a user could have made beforehand
-        raise exception.NotFound(
-            f"Port id {data['port_id']} could not be found.")
+        raise server_networks.port_unusable(api, req, data["port_id"],
+                                            exception.NotFound)
     if data.get("fixed_ips") and not data.get("net_id"):
         raise exception.Invalid(
             "Must input network_id when request IP address")
@@ -80,12 +99,16 @@ def _network(api: Api, req: ApiRequest, inst: dict, data: dict) -> dict:
 
 def create(api: Api, req: ApiRequest, server_id: str) -> Result:
     body = req.json_body()
-    schemas.validate(ATTACH, body)
+    schemas.validate(_attach_schema(req), body)
     inst = servers.get_instance(api, req, server_id, _P + "create")
     _check_state(inst, "attach_interface")
     if not inst["host"]:
         raise exception.Conflict(reason="the server has no compute host")
     data = body.get("interfaceAttachment") or {}
+    if data.get("tag"):
+        # pyct puts no device metadata in guests (2.49's tagged attach)
+        raise exception.Invalid("Tagged network interface attachment is "
+                                "not supported for this server instance.")
     net = _network(api, req, inst, data)
     fixed = data.get("fixed_ips")
     port = db_networks.allocate_port(
@@ -102,8 +125,8 @@ def create(api: Api, req: ApiRequest, server_id: str) -> Result:
         raise
     finally:
         db_actions.action_finish(api.db, inst["uuid"], ctxt.request_id)
-    return Result(200, {"interfaceAttachment": server_networks.attachment(
-        _port(api, inst, port["id"]))})
+    return Result(200, {"interfaceAttachment": _attachment(
+        req, _port(api, inst, port["id"]))})
 
 
 def delete(api: Api, req: ApiRequest, server_id: str, port_id: str

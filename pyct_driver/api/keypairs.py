@@ -1,34 +1,50 @@
-"""os-keypairs: a user's SSH keys (and x509 certificates), as Nova 2.37.
+"""os-keypairs: a user's SSH keys (and x509 certificates), as Nova 2.96.
 
 2.2 adds ``type`` (``ssh``/``x509``) and answers create with 201 and
 delete with 204 (200 and 202 before); 2.10 lets an admin act for another
 user (``user_id`` in the body or the query); 2.35 pages the list with
-``limit``/``marker``. A generated key's private half is returned by the
-create that made it and never stored. Another user's key pair is a 404.
+``limit``/``marker``; 2.75 refuses query parameters Nova does not know;
+2.92 only imports (``public_key`` required) and allows ``@`` and ``.`` in
+names. A generated key's private half is returned by the create that made
+it and never stored. Another user's key pair is a 404.
 """
 
 from __future__ import annotations
 
 from pyct_driver import authorized_key, exception
 from pyct_driver.api import quota_check, schemas, ssh_keys
-from pyct_driver.api.request import ApiRequest, Result, parse_int
+from pyct_driver.api.request import (ApiRequest, Result, parse_int,
+                                     reject_unknown_params)
 from pyct_driver.api.state import Api
 from pyct_driver.db import keypairs as db_keypairs
 
 _P = "os_compute_api:os-keypairs:"
-_NAME = {"type": "string", "minLength": 1, "maxLength": 255,
-         "pattern": r"^[a-zA-Z0-9 _-]+$"}
+
+
+def _name(req: ApiRequest) -> dict:
+    chars = r"^[_\-\@\. a-zA-Z0-9]+$" if req.at_least("2.92") \
+        else r"^[_\- a-zA-Z0-9]+$"
+    return {"allOf": [schemas.NAME, {"type": "string", "minLength": 1,
+                                     "maxLength": 255, "pattern": chars}]}
+
+
+def _check_query(req: ApiRequest, paged: bool) -> None:
+    """From 2.75 a query parameter Nova does not know is a 400."""
+    if not req.at_least("2.75"):
+        return
+    allowed = {"user_id"} | ({"limit", "marker"} if paged else set())
+    reject_unknown_params(req.params.keys(), allowed)
 
 
 def _create_schema(req: ApiRequest) -> dict:
-    props: dict = {"name": _NAME, "public_key": {"type": "string"}}
+    props: dict = {"name": _name(req), "public_key": {"type": "string"}}
     if req.at_least("2.2"):
         props["type"] = {"type": "string",
                          "enum": [ssh_keys.SSH, ssh_keys.X509]}
     if req.at_least("2.10"):
-        props["user_id"] = {"type": "string", "minLength": 1,
-                            "maxLength": 255}
-    return schemas._obj({"keypair": schemas._obj(props, ("name",))},
+        props["user_id"] = {"type": "string"}
+    required = ("name", "public_key") if req.at_least("2.92") else ("name",)
+    return schemas._obj({"keypair": schemas._obj(props, required)},
                         ("keypair",))
 
 
@@ -50,24 +66,26 @@ def _brief(req: ApiRequest, row: dict) -> dict:
 
 
 def index(api: Api, req: ApiRequest) -> Result:
+    _check_query(req, paged=req.at_least("2.35"))
     user = _user(api, req, "index", req.param("user_id"))
     limit = marker = None
     if req.at_least("2.35"):
         limit = parse_int(req.param("limit"), "limit")
+        limit = api.settings.max_limit if limit is None \
+            else min(limit, api.settings.max_limit)
         marker = req.param("marker")
     rows = db_keypairs.list_(api.db, user, limit=limit, marker=marker)
     body: dict = {"keypairs": [{"keypair": _brief(req, r)} for r in rows]}
-    if limit is not None and rows and len(rows) >= limit:
-        query = f"limit={limit}&marker={rows[-1]['name']}"
-        if req.param("user_id") and req.at_least("2.10"):
-            query = f"user_id={user}&" + query
+    if limit and rows and len(rows) == limit:
         body["keypairs_links"] = [{
             "rel": "next",
-            "href": f"{req.collection_url('os-keypairs')}?{query}"}]
+            "href": f"{req.collection_url('os-keypairs')}?"
+                    f"{req.next_query(rows[-1]['name'])}"}]
     return Result(200, body)
 
 
 def show(api: Api, req: ApiRequest, keypair_name: str) -> Result:
+    _check_query(req, paged=False)
     user = _user(api, req, "show", req.param("user_id"))
     row = db_keypairs.get(api.db, user, keypair_name)
     out = _brief(req, row)
@@ -103,6 +121,7 @@ def create(api: Api, req: ApiRequest) -> Result:
 
 
 def delete(api: Api, req: ApiRequest, keypair_name: str) -> Result:
+    _check_query(req, paged=False)
     user = _user(api, req, "delete", req.param("user_id"))
     db_keypairs.delete(api.db, user, keypair_name)
     return Result(204 if req.at_least("2.2") else 202)

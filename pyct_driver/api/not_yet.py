@@ -21,7 +21,6 @@ _COMPUTE = [(re.compile(p + r"(/.*)?$"), what) for p, what in (
     (r"os-server-groups", "server groups"),
     (r"os-server-external-events", "external events"),
     (r"servers/[^/]+/metadata", "server metadata"),
-    (r"servers/[^/]+/tags", "server tags"),
     (r"servers/[^/]+/remote-consoles", "remote consoles"),
     (r"servers/[^/]+/os-volume_attachments", "volumes"),
     (r"servers/[^/]+/os-security-groups", "security groups"),

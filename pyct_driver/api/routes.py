@@ -17,8 +17,8 @@ from pyct_driver.api import (aggregates, availability_zones,
                              image_members, image_update, images,
                              instance_actions, interfaces, keypairs, limits,
                              migrations, quota_class_sets, quota_sets,
-                             server_actions, servers, tenant_usage,
-                             versions)
+                             server_actions, server_tags, server_topology,
+                             servers, tenant_usage, versions)
 from pyct_driver.api.request import Result
 
 Handler = Callable[..., Result]
@@ -30,6 +30,7 @@ COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "flavors", flavors.create),
     ("GET", "flavors/detail", flavors.detail),
     ("GET", "flavors/{flavor_id}", flavors.show),
+    ("PUT", "flavors/{flavor_id}", flavors.update),
     ("DELETE", "flavors/{flavor_id}", flavors.delete),
     ("GET", "flavors/{flavor_id}/os-flavor-access", flavors.access_index),
     ("POST", "flavors/{flavor_id}/action", flavors.action),
@@ -55,6 +56,13 @@ COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "servers/{server_id}/os-interface/{port_id}", interfaces.show),
     ("DELETE", "servers/{server_id}/os-interface/{port_id}",
      interfaces.delete),
+    ("GET", "servers/{server_id}/tags", server_tags.index),
+    ("PUT", "servers/{server_id}/tags", server_tags.update_all),
+    ("DELETE", "servers/{server_id}/tags", server_tags.delete_all),
+    ("GET", "servers/{server_id}/tags/{tag}", server_tags.show),
+    ("PUT", "servers/{server_id}/tags/{tag}", server_tags.update),
+    ("DELETE", "servers/{server_id}/tags/{tag}", server_tags.delete),
+    ("GET", "servers/{server_id}/topology", server_topology.index),
     ("GET", "os-keypairs", keypairs.index),
     ("POST", "os-keypairs", keypairs.create),
     ("GET", "os-keypairs/{keypair_name}", keypairs.show),

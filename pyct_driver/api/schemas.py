@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextvars
+import copy
 import uuid as uuidlib
 from typing import Any
 
@@ -62,7 +63,8 @@ BOOLEAN = {"type": ["boolean", "string"],
                     "YES", "Yes", "yes", False, "False", "FALSE", "false",
                     "0", "OFF", "Off", "off", "NO", "No", "no"]}
 UUID = {"type": "string", "format": "uuid"}
-_TAG = {"type": "string", "maxLength": 60, "pattern": r"^[^,/]*$"}
+_TAG = {"type": "string", "minLength": 1, "maxLength": 60,
+        "pattern": r"^[^,/]*$"}
 METADATA = {"type": "object",
             "patternProperties": {
                 r"^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string",
@@ -104,24 +106,45 @@ def _network_item(with_tag: bool) -> dict:
     return schema
 
 
-def server_create(version: tuple[int, int]) -> dict:
-    # device tags on networks and BDMs came with 2.32
-    tagged = version >= (2, 32)
+HOSTNAME = {"type": "string", "minLength": 2, "maxLength": 63,
+            "pattern": r"^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$"}
+FQDN = {"type": "string", "minLength": 1, "maxLength": 255,
+        "pattern": r"^[a-zA-Z0-9-._]*$"}
+DESCRIPTION = {"type": ["string", "null"], "minLength": 0,
+               "maxLength": 255,
+               "pattern": r"^[\S\s]*$"}
+
+
+def _hostname(version: tuple[int, int]) -> dict:
+    # 2.90 takes a hostname, 2.94 a fully qualified one
+    return FQDN if version >= (2, 94) else HOSTNAME
+
+
+def server_create(version: tuple[int, int],
+                  hints: dict | None = None) -> dict:
+    # device tags: 2.32 on networks and BDMs, 2.33-2.36 on networks only
+    # (Nova's slip), none 2.37-2.41, both again from 2.42
+    net_tag = version == (2, 32) or (2, 33) <= version < (2, 37) \
+        or version >= (2, 42)
+    bdm_tag = version == (2, 32) or version >= (2, 42)
+    bdm = _bdm(bdm_tag)
+    if version >= (2, 67):
+        bdm["properties"]["volume_type"] = {
+            "type": ["string", "null"], "minLength": 0, "maxLength": 255}
     server = {
         "name": NAME,
         "imageRef": UUID,
         "flavorRef": {"type": ["string", "integer"], "minLength": 1},
         "adminPass": {"type": "string"},
         "metadata": METADATA,
-        "networks": {"type": "array", "items": _network_item(tagged)},
+        "networks": {"type": "array", "items": _network_item(net_tag)},
         "OS-DCF:diskConfig": {"type": "string",
                               "enum": ["AUTO", "MANUAL"]},
         "accessIPv4": {"type": "string", "format": "ipv4"},
         "accessIPv6": {"type": "string", "format": "ipv6"},
         "availability_zone": {"type": "string", "minLength": 1,
                               "maxLength": 255},
-        "block_device_mapping_v2": {"type": "array",
-                                    "items": _bdm(tagged)},
+        "block_device_mapping_v2": {"type": "array", "items": bdm},
         "config_drive": BOOLEAN,
         "key_name": {"type": "string", "minLength": 1, "maxLength": 255},
         "min_count": POSITIVE_INT,
@@ -135,16 +158,28 @@ def server_create(version: tuple[int, int]) -> dict:
     }
     required = ["name", "flavorRef"]
     if version >= (2, 19):
-        server["description"] = {"type": ["string", "null"],
-                                 "maxLength": 255}
+        server["description"] = DESCRIPTION
     if version >= (2, 37):
         server["networks"] = {"oneOf": [
-            {"type": "array", "items": _network_item(tagged)},
+            {"type": "array", "items": _network_item(net_tag)},
             {"type": "string", "enum": ["none", "auto"]}]}
         required.append("networks")
+    if version >= (2, 52):
+        server["tags"] = {"type": "array", "items": _TAG, "maxItems": 50}
+    if version >= (2, 63):
+        server["trusted_image_certificates"] = {
+            "type": ["array", "null"], "minItems": 1, "maxItems": 50,
+            "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1}}
+    if version >= (2, 74):
+        server["host"] = FQDN
+        server["hypervisor_hostname"] = FQDN
+    if version >= (2, 90):
+        server["hostname"] = _hostname(version)
+    hints = hints or {"type": "object"}
     return _obj({"server": _obj(server, tuple(required)),
-                 "os:scheduler_hints": {"type": "object"},
-                 "OS-SCH-HNT:scheduler_hints": {"type": "object"}},
+                 "os:scheduler_hints": hints,
+                 "OS-SCH-HNT:scheduler_hints": hints},
                 ("server",))
 
 
@@ -155,8 +190,9 @@ def server_update(version: tuple[int, int]) -> dict:
               "OS-DCF:diskConfig": {"type": "string",
                                     "enum": ["AUTO", "MANUAL"]}}
     if version >= (2, 19):
-        server["description"] = {"type": ["string", "null"],
-                                 "maxLength": 255}
+        server["description"] = DESCRIPTION
+    if version >= (2, 90):
+        server["hostname"] = _hostname(version)
     return _obj({"server": _obj(server)}, ("server",))
 
 
@@ -190,6 +226,22 @@ FLAVOR_CREATE = _obj({"flavor": _obj({
                     "maximum": 3.40282e+38},
     "os-flavor-access:is_public": BOOLEAN,
 }, ("name", "ram", "vcpus", "disk"))}, ("flavor",))
+
+FLAVOR_DESCRIPTION = {"type": ["string", "null"], "minLength": 0,
+                      "maxLength": 65535}
+FLAVOR_UPDATE = _obj({"flavor": _obj({"description": FLAVOR_DESCRIPTION},
+                                     ("description",))}, ("flavor",))
+
+
+def flavor_create(version: tuple[int, int]) -> dict:
+    """2.55 lets a flavor be created with its description."""
+    if version < (2, 55):
+        return FLAVOR_CREATE
+    schema = copy.deepcopy(FLAVOR_CREATE)
+    schema["properties"]["flavor"]["properties"]["description"] = \
+        FLAVOR_DESCRIPTION
+    return schema
+
 
 _SPEC_KEY = r"^[a-zA-Z0-9-_:. /]{1,255}$"
 _SPEC_VALUE = {"type": ["string", "number", "boolean"], "minLength": 0,

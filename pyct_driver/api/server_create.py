@@ -23,8 +23,8 @@ import uuid
 
 from pyct_driver import exception, states
 from pyct_driver.api import (availability_zones, flavors, images, keypairs,
-                             quota_check,
-                             schemas, server_networks, server_views)
+                             quota_check, schemas, server_networks,
+                             server_references, server_views)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
@@ -158,7 +158,8 @@ def _password() -> str:
 
 def create(api: Api, req: ApiRequest) -> Result:
     body = req.json_body()
-    schemas.validate(schemas.server_create(req.version), body)
+    schemas.validate(schemas.server_create(
+        req.version, server_references.HINTS), body)
     ctxt = req.context
     api.policy.authorize(ctxt, "os_compute_api:servers:create",
                          {"project_id": ctxt.project_id})
@@ -179,6 +180,12 @@ def create(api: Api, req: ApiRequest) -> Result:
     quota_check.check_metadata(api, ctxt.project_id, ctxt.user_id, metadata)
     user_data = _user_data(server.get("user_data"))
     zone, force_host = _force_host(api, req, server.get("availability_zone"))
+    force_host = server_references.requested_host(
+        api, req, server, force_host) or force_host
+    hostname = server_references.hostname(server, max_count)
+    server_references.security_groups(server)
+    server_references.server_group(body)
+    unplaceable = server_references.unplaceable(api, req, server)
     password = server.get("adminPass") or _password()
     snapshot = {k: flavor[k] for k in _FLAVOR_KEYS}
     key_data = keypairs.key_data_for_boot(api, req, server.get("key_name"))
@@ -193,6 +200,8 @@ def create(api: Api, req: ApiRequest) -> Result:
 
     hosts = _place(api, flavor, min_count, max_count, fits, force_host,
                    None if force_host else zone)
+    if unplaceable is not None:
+        hosts = [None] * len(hosts)
     guard.prepare()
     zone_of = availability_zones.zone_lookup(api)
     reservation_id = "r-" + secrets.token_hex(4)
@@ -202,7 +211,8 @@ def create(api: Api, req: ApiRequest) -> Result:
             f"{server['name']}-{index + 1}"
         inst_uuid = str(uuid.uuid4())
         rows.append({
-            "uuid": inst_uuid, "name": name, "hostname": hostname_of(name),
+            "uuid": inst_uuid, "name": name,
+            "hostname": hostname or hostname_of(name),
             "description": server.get("description"),
             "project_id": ctxt.project_id, "user_id": ctxt.user_id,
             "host": host, "image_ref": image["id"],
@@ -217,10 +227,14 @@ def create(api: Api, req: ApiRequest) -> Result:
                 server.get("config_drive", False)),
             "reservation_id": reservation_id, "launch_index": index,
             "availability_zone": zone or (zone_of(host) if host else None),
+            "pinned_availability_zone": zone,
         })
         if host is None:
             err = exception.NoValidHost(
                 reason="There are not enough hosts available.")
+            if unplaceable is not None:
+                err = exception.PyctError(f"Build of instance {inst_uuid} "
+                                          f"aborted: {unplaceable}")
             faults[inst_uuid] = {"code": 500, "message": err.message,
                                  "details": err.message, "host": None}
         elif port_requests:
@@ -230,7 +244,7 @@ def create(api: Api, req: ApiRequest) -> Result:
                               "request_id": ctxt.request_id,
                               "user_id": ctxt.user_id,
                               "project_id": ctxt.project_id},
-        faults=faults, ports=ports, guard=guard)
+        faults=faults, ports=ports, guard=guard, tags=server.get("tags"))
     for inst in created:
         if inst["host"]:
             _cast_build(api, req, inst)

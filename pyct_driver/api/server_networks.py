@@ -3,7 +3,8 @@
 ``resolve`` turns the request's ``networks`` into port requests before any
 row is written: ``"auto"`` is the project's default network (created on
 first use), ``"none"`` is no port, a list names networks of the project
-(another project's network is "not found", a 400 at create as in Nova),
+(another project's network is "not found", a 400 at create as in Nova;
+a port it sees is already bound, a 409),
 and no ``networks`` at all (before 2.37) means the project's only network,
 none if it has none. ``addresses`` and ``attachment`` render ports the way
 Nova's server body and os-interface do.
@@ -45,8 +46,7 @@ def resolve(api: Api, req: ApiRequest, value, max_count: int
     out = []
     for item in value:
         if item.get("port"):
-            raise exception.Invalid(
-                f"Port id {item['port']} could not be found.")
+            raise port_unusable(api, req, item["port"], exception.Invalid)
         try:
             net = _visible(api, req, item["uuid"])
         except exception.NotFound as err:
@@ -58,6 +58,19 @@ def resolve(api: Api, req: ApiRequest, value, max_count: int
                 "specified.")
         out.append(db_networks.PortRequest(net["id"], fixed_ip))
     return out
+
+
+def port_unusable(api: Api, req: ApiRequest, port_id: str,
+                  not_found: type[exception.PyctError]
+                  ) -> exception.PyctError:
+    """Why a port the request names cannot be used: one the caller cannot
+    see is not found (``not_found``: 400 at create, 404 at attach); one it
+    sees is bound to a server (pyct has no unbound ports), Nova's 409."""
+    ports = db_networks.list_ports(api.db, port_id=port_id)
+    if ports and (req.is_admin
+                  or ports[0]["project_id"] == req.context.project_id):
+        return exception.PortInUse(port_id=port_id)
+    return not_found(f"Port id {port_id} could not be found.")
 
 
 def addresses(ports: list[dict]) -> dict:

@@ -9,19 +9,15 @@ here, in the database.
 
 from __future__ import annotations
 
-import datetime
-
-from oslo_utils import strutils
-
-from pyct_driver import exception, states
-from pyct_driver.api import (schemas, server_create, server_networks,
-                             server_views)
-from pyct_driver.api.request import ApiRequest, Result, parse_int
+from pyct_driver import states
+from pyct_driver.api import (schemas, server_create, server_filters,
+                             server_networks, server_views)
+from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import networks as db_networks
-from pyct_driver.db import regex_filter
+from pyct_driver.db import tags as db_tags
 
 _P = "os_compute_api:servers:"
 create = server_create.create
@@ -37,12 +33,17 @@ def get_instance(api: Api, req: ApiRequest, server_id: str,
     return inst
 
 
-def _renderer(api: Api, req: ApiRequest, insts: list[dict]):
+def _renderer(api: Api, req: ApiRequest, insts: list[dict],
+              view: str = "show"):
+    """A function rendering each of ``insts`` for this request; ``view``:
+    ``show``, ``detail`` (the list) or ``update``."""
     faults = db_actions.fault_latest(
         api.db, [i["uuid"] for i in insts if i["vm_state"] == states.ERROR
                  or i["vm_state"] == states.DELETED])
     ports = db_networks.ports_by_instance(
         api.db, [i["uuid"] for i in insts if not i["deleted"]])
+    tags = db_tags.by_instance(api.db, [i["uuid"] for i in insts]) \
+        if req.at_least("2.26") else {}
     cache: dict[str, bool] = {}
 
     def allowed(rule: str, inst: dict) -> bool:
@@ -60,82 +61,31 @@ def _renderer(api: Api, req: ApiRequest, insts: list[dict]):
             req, inst, faults.get(inst["uuid"]),
             allowed("os_compute_api:os-extended-server-attributes", inst),
             host_status if allowed(_P + "show:host_status", inst) else None,
-            server_networks.addresses(ports.get(inst["uuid"], [])))
+            server_networks.addresses(ports.get(inst["uuid"], [])),
+            {"tags": tags.get(inst["uuid"], []), "view": view,
+             "flavor_specs": req.at_least("2.47") and allowed(
+                 _P + "show:flavor-extra-specs", inst)})
     return render
 
 
-def _changes_since(value: str | None) -> datetime.datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z",
-                                                               "+00:00"))
-    except ValueError as err:
-        raise exception.Invalid(
-            f"Invalid filter field: changes-since. Value: {value}") from err
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(datetime.timezone.utc).replace(
-            tzinfo=None)
-    return parsed
-
-
-def _name_filter(value: str | None) -> str | None:
-    """The ``name`` regex, checked as Nova's query schema does (400)."""
-    if value is not None:
-        try:
-            regex_filter.compile_filter(value)
-        except exception.InvalidInput as err:
-            raise exception.Invalid(
-                f"Invalid input for query parameters name. Value: {value}. "
-                f"{err.kwargs['reason']}") from err
-    return value
-
-
 def _list(api: Api, req: ApiRequest, is_detail: bool
-          ) -> tuple[list[dict], int]:
+          ) -> tuple[list[dict], int | None]:
     rule = _P + ("detail" if is_detail else "index")
     api.policy.authorize(req.context, rule)
-    name = _name_filter(req.param("name"))
-    all_tenants = req.param("all_tenants")
-    project = req.context.project_id
-    if all_tenants is not None:
-        try:
-            wanted = strutils.bool_from_string(all_tenants or "True",
-                                               strict=True)
-        except ValueError as err:
-            raise exception.Invalid(str(err)) from err
-        if wanted:
-            api.policy.authorize(req.context, rule + ":get_all_tenants")
-            project = None
-    if req.is_admin and req.param("project_id") and project is None:
-        project = req.param("project_id")
-    limit = parse_int(req.param("limit"), "limit")
-    limit = min(limit, api.settings.max_limit) if limit is not None \
-        else api.settings.max_limit
-    marker = req.param("marker")
-    since = _changes_since(req.param("changes-since"))
-    host = req.param("host") if api.policy.check(
-        req.context, _P + "allow_all_filters") else None
-    statuses = req.params.getall("status")
-    try:
-        rows = db_instances.list_(
-            api.db, project_id=project, name=name,
-            statuses=statuses, host=host, limit=limit, marker=marker,
-            include_deleted=since is not None, changes_since=since)
-    except exception.InvalidInput as err:
-        if marker is not None and "marker" in err.message:
-            raise exception.Invalid(f"marker [{marker}] not found") from err
-        raise exception.Invalid(err.message) from err
-    return rows, limit
+    query = server_filters.parse(api, req, is_detail)
+    if query is None:
+        return [], None
+    return db_instances.list_matching(api.db, query), query.limit
 
 
-def _links(req: ApiRequest, rows: list[dict], limit: int, path: str
+def _links(req: ApiRequest, rows: list[dict], limit: int | None, path: str
            ) -> list[dict]:
-    if not rows or len(rows) < limit:
+    """Nova's ``next`` link: the same query (URL-encoded again, so a
+    filter value holding ``&`` or ``=`` survives) with the last row as
+    the marker."""
+    if not rows or limit is None or len(rows) < limit:
         return []
-    params = [(k, v) for k, v in req.params.items() if k != "marker"]
-    params.append(("marker", rows[-1]["uuid"]))
-    query = "&".join(f"{k}={v}" for k, v in params)
+    query = req.next_query(rows[-1]["uuid"])
     return [{"rel": "next", "href": f"{req.collection_url(path)}?{query}"}]
 
 
@@ -150,7 +100,7 @@ def index(api: Api, req: ApiRequest) -> Result:
 
 def detail(api: Api, req: ApiRequest) -> Result:
     rows, limit = _list(api, req, is_detail=True)
-    render = _renderer(api, req, rows)
+    render = _renderer(api, req, rows, "detail")
     body: dict = {"servers": [render(r) for r in rows]}
     links = _links(req, rows, limit, "servers/detail")
     if links:
@@ -173,9 +123,12 @@ def update(api: Api, req: ApiRequest, server_id: str) -> Result:
         values["name"] = server["name"]
     if "description" in server:
         values["description"] = server["description"]
+    if "hostname" in server:
+        values["hostname"] = server["hostname"]
     if values:
         inst = db_instances.update(api.db, inst["uuid"], values)
-    return Result(200, {"server": _renderer(api, req, [inst])(inst)})
+    return Result(200, {"server": server_views.for_update(
+        req, _renderer(api, req, [inst], "update")(inst))})
 
 
 def delete(api: Api, req: ApiRequest, server_id: str) -> Result:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from pyct_driver import exception
-from pyct_driver.db import models
+from pyct_driver.db import keyset, models
 from pyct_driver.db.engine import Database, row_to_dict
 
 
@@ -81,13 +81,32 @@ def event_finish(db: Database, instance_uuid: str, request_id: str,
             action.message = "Error"
 
 
-def action_list(db: Database, instance_uuid: str) -> list[dict]:
+def action_list(db: Database, instance_uuid: str, limit: int | None = None,
+                marker: str | None = None, changes_since=None,
+                changes_before=None) -> list[dict]:
+    """An instance's actions, newest first; ``marker`` is the request id
+    of the previous page's last action (2.58), ``changes_since`` and
+    ``changes_before`` bound their last update."""
+    A = models.InstanceAction
+    order = [(A.created_at, "desc"), (A.id, "desc")]
+    query = sa.select(A).where(A.instance_uuid == instance_uuid)
+    stamp = sa.func.coalesce(A.updated_at, A.created_at)
+    if changes_since is not None:
+        query = query.where(stamp >= changes_since)
+    if changes_before is not None:
+        query = query.where(stamp <= changes_before)
     with db.session() as session:
-        rows = session.scalars(sa.select(models.InstanceAction).where(
-            models.InstanceAction.instance_uuid == instance_uuid).order_by(
-                models.InstanceAction.start_time.desc(),
-                models.InstanceAction.id.desc()))
-        return [row_to_dict(r) for r in rows]
+        if marker is not None:
+            mrow = session.scalars(sa.select(A).where(
+                A.instance_uuid == instance_uuid,
+                A.request_id == marker)).first()
+            if mrow is None:
+                raise exception.MarkerNotFound(marker=marker)
+            query = query.where(keyset.after(order, mrow))
+        query = query.order_by(*keyset.order_by(order))
+        if limit is not None:
+            query = query.limit(limit)
+        return [row_to_dict(r) for r in session.scalars(query)]
 
 
 def action_get(db: Database, instance_uuid: str, request_id: str) -> dict:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from pyct_driver import exception
-from pyct_driver.db import image_access, models
+from pyct_driver.db import image_access, keyset, models
 from pyct_driver.db.engine import Database, row_to_dict
 from pyct_driver.db.image_access import Viewer
 
@@ -78,9 +78,11 @@ def flavor_get(db: Database, flavorid: str,
 def flavor_list(db: Database, is_public: bool | None = True,
                 project_id: str | None = None, admin: bool = False,
                 limit: int | None = None, marker: str | None = None,
-                min_ram: int | None = None, min_disk: int | None = None
+                min_ram: int | None = None, min_disk: int | None = None,
+                sort_key: str = "flavorid", sort_dir: str = "asc"
                 ) -> list[dict]:
-    """Flavors ordered by flavorid, as Nova sorts them by default.
+    """Flavors ordered by ``sort_key`` then id (Nova's default: flavorid
+    ascending), the page after the flavor ``marker``.
 
     Nova's visibility rules: a caller who is not ``admin`` sees public
     flavors and the private ones its ``project_id`` has access to, whatever
@@ -88,7 +90,10 @@ def flavor_list(db: Database, is_public: bool | None = True,
     private ones (``is_public`` True), only private ones (False) or all
     (None).
     """
-    query = sa.select(models.Flavor).where(models.Flavor.disabled.is_(False))
+    query = sa.select(models.Flavor)
+    if not admin:
+        # Nova hides disabled flavors from everyone but admins
+        query = query.where(models.Flavor.disabled.is_(False))
     if not admin or is_public:
         query = query.where(_visible_to(project_id) if project_id
                             else models.Flavor.is_public.is_(True))
@@ -98,19 +103,30 @@ def flavor_list(db: Database, is_public: bool | None = True,
         query = query.where(models.Flavor.memory_mb >= min_ram)
     if min_disk is not None:
         query = query.where(models.Flavor.root_gb >= min_disk)
-    query = query.order_by(models.Flavor.flavorid)
+    column = getattr(models.Flavor, sort_key, None)
+    order = [(c, sort_dir) for c in (column, models.Flavor.id)
+             if c is not None]
+    query = query.order_by(*keyset.order_by(order))
     with db.session() as session:
         if marker is not None:
             try:
-                _flavor_row(session, marker,
-                            None if admin else project_id or "")
+                mrow = _flavor_row(session, marker,
+                                   None if admin else project_id or "")
             except exception.FlavorNotFound as err:
-                raise exception.InvalidInput(
-                    reason=f"marker [{marker}] not found") from err
-            query = query.where(models.Flavor.flavorid > marker)
+                raise exception.MarkerNotFound(marker=marker) from err
+            query = query.where(keyset.after(order, mrow))
         if limit is not None:
             query = query.limit(limit)
         return [_flavor_dict(r) for r in session.scalars(query)]
+
+
+def flavor_update(db: Database, flavorid: str, values: dict) -> dict:
+    with db.session() as session:
+        row = _flavor_row(session, flavorid)
+        for key, value in values.items():
+            setattr(row, key, value)
+        session.flush()
+        return _flavor_dict(row)
 
 
 def flavor_access_list(db: Database, flavorid: str) -> list[str]:

@@ -16,9 +16,11 @@ from oslo_log import log as logging
 
 from pyct_driver import exception, states
 from pyct_driver.db import idranges as db_idranges
+from pyct_driver.db import instance_list
 from pyct_driver.db import models
 from pyct_driver.db import networks as db_networks
 from pyct_driver.db import regex_filter
+from pyct_driver.db import tags as db_tags
 from pyct_driver.db.engine import Database, row_to_dict
 
 LOG = logging.getLogger(__name__)
@@ -64,7 +66,8 @@ def create_many(db: Database, rows: list[dict],
                 action: dict | None = None,
                 faults: dict[str, dict] | None = None,
                 ports: dict[str, list[db_networks.PortRequest]] | None = None,
-                guard: Callable[[Any], int] | None = None) -> list[dict]:
+                guard: Callable[[Any], int] | None = None,
+                tags: list[str] | None = None) -> list[dict]:
     """Insert instances in one transaction: all are created, or none.
 
     ``action`` (action, request_id, user_id, project_id) starts that
@@ -74,7 +77,8 @@ def create_many(db: Database, rows: list[dict],
     that cannot be had fails the whole transaction, which is retried
     while it merely lost a race for an address. ``guard`` (a quota check)
     runs first in the transaction, given the session, and says how many
-    of ``rows`` (the first ones) to insert, or raises to insert none.
+    of ``rows`` (the first ones) to insert, or raises to insert none;
+    ``tags`` (2.52) are every new instance's.
     """
     def attempt() -> list[dict]:
         now = models.utcnow()
@@ -90,6 +94,8 @@ def create_many(db: Database, rows: list[dict],
                 if fault is not None:
                     session.add(models.InstanceFault(
                         instance_uuid=obj.uuid, **fault))
+                if tags:
+                    db_tags.add_in(session, obj.uuid, tags)
             session.flush()
             for obj in objs:
                 wanted = (ports or {}).get(obj.uuid)
@@ -182,6 +188,11 @@ def list_(db: Database, project_id: str | None = None,
     return rows
 
 
+def list_matching(db: Database, query: instance_list.Query) -> list[dict]:
+    """The server list API's query (``instance_list``)."""
+    return instance_list.list_(db, query, _to_dict)
+
+
 def update(db: Database, uuid: str, values: dict,
            expected_task_state: Any = UNSET,
            expected_vm_state: Any = UNSET, action: str = "update") -> dict:
@@ -256,6 +267,7 @@ def soft_delete(db: Database, uuid: str) -> dict:
         db_networks.release_instance_ports(session, uuid)
         # and so does its uid/gid range (after the driver's destroy)
         db_idranges.release_in(session, uuid)
+        db_tags.delete_in(session, uuid)
         session.flush()
         after = _to_dict(row)
     _log_states(uuid, before, after)

@@ -69,8 +69,7 @@ class Instance(TimestampMixin, Base):
     host: Mapped[str | None] = mapped_column(String(255))
     image_ref: Mapped[str] = mapped_column(String(255), nullable=False)
     flavor_id: Mapped[str] = mapped_column(String(255), nullable=False)
-    # the flavor as it was at boot, extra specs included; later flavor
-    # changes or deletion do not alter a running instance
+    # the flavor at boot (extra specs too): later flavor changes don't count
     flavor: Mapped[dict] = mapped_column(JSON, nullable=False)
     vm_state: Mapped[str] = mapped_column(String(255), nullable=False)
     task_state: Mapped[str | None] = mapped_column(String(255))
@@ -89,6 +88,7 @@ class Instance(TimestampMixin, Base):
     launch_index: Mapped[int] = mapped_column(Integer, nullable=False,
                                               default=0)
     availability_zone: Mapped[str | None] = mapped_column(String(255))
+    pinned_availability_zone: Mapped[str | None] = mapped_column(String(255))
     locked: Mapped[bool] = mapped_column(Boolean, nullable=False,
                                          default=False)
     launched_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
@@ -395,6 +395,6 @@ class IdRange(TimestampMixin, Base):
                                             default=65536)
 
 
-# Later tables (quotas; aggregates, node facts, migrations) live in their
-# own modules; importing them registers them on the same Base.metadata.
-from pyct_driver.db import models_hosts, quota_models  # noqa: E402,F401,I001
+# Later tables live in their own modules on the same Base.metadata.
+from pyct_driver.db import models_hosts, quota_models, tag_models  # noqa
+Tag = tag_models.Tag

@@ -54,7 +54,7 @@ CASES = [
     ("microversion-2.0", "GET", "/v2.1/servers", None,
      {"version": "2.0"}, 406, "computeFault",
      "Version 2.0 is not supported by the API. Minimum is 2.1 and maximum "
-     "is 2.37."),
+     "is 2.96."),
     ("microversion-2.999", "GET", "/v2.1/servers", None,
      {"version": "2.999"}, 406, "computeFault",
      "Version 2.999 is not supported by the API."),

@@ -93,6 +93,14 @@ def _aggregate(h, _w) -> dict:
     return {"aggregate_id": str(resp.json["aggregate"]["id"])}
 
 
+
+def _tagged(h, w) -> dict:
+    resp = h.request("PUT", f"/v2.1/servers/{w['server']}/tags/t1",
+                     token="alice:c0ffee01", version="2.26")
+    assert resp.status_int in (201, 204), resp.text
+    return {"tag": "t1"}
+
+
 MATRIX: dict[tuple[str, str, str], list[Call]] = {
     # -- compute: versions, flavors (admin writes, everyone reads)
     (COMPUTE, "GET", ""): [same("/v2.1/{project}/", 200)],
@@ -281,4 +289,26 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
              403)],
     (COMPUTE, "GET", "os-migrations"): [
         call("/v2.1/os-migrations", 200, 403, 403, 403)],
+    # -- server tags (2.26), topology (2.78), flavor description (2.55)
+    (COMPUTE, "GET", "servers/{server_id}/tags"): [
+        call(S + "/tags", 200, 200, 200, 404, version="2.26")],
+    (COMPUTE, "PUT", "servers/{server_id}/tags"): [
+        call(S + "/tags", 200, 200, 403, 404, version="2.26",
+             body={"tags": ["a", "b"]})],
+    (COMPUTE, "DELETE", "servers/{server_id}/tags"): [
+        call(S + "/tags", 204, 204, 403, 404, version="2.26",
+             setup=_tagged)],
+    (COMPUTE, "GET", "servers/{server_id}/tags/{tag}"): [
+        call(S + "/tags/{tag}", 204, 204, 204, 404, version="2.26",
+             setup=_tagged)],
+    (COMPUTE, "PUT", "servers/{server_id}/tags/{tag}"): [
+        call(S + "/tags/new", 201, 201, 403, 404, version="2.26")],
+    (COMPUTE, "DELETE", "servers/{server_id}/tags/{tag}"): [
+        call(S + "/tags/{tag}", 204, 204, 403, 404, version="2.26",
+             setup=_tagged)],
+    (COMPUTE, "GET", "servers/{server_id}/topology"): [
+        call(S + "/topology", 200, 200, 200, 404, version="2.78")],
+    (COMPUTE, "PUT", "flavors/{flavor_id}"): [
+        call(F, 200, 403, 403, 403, version="2.55",
+             body={"flavor": {"description": "small"}})],
 }
