@@ -144,6 +144,9 @@ class ApiApp:
             req.environ, req.environ["openstack.request_id"])
         if ctxt is None:
             raise exception.NotAuthorized()
+        # travels with the context over RPC into the compute service's logs
+        ctxt.global_request_id = req.environ.get(
+            "openstack.global_request_id") or ctxt.global_request_id
         # the access log line and the request's other lines name the caller
         req.environ[request_log.CONTEXT_KEY] = ctxt
         ctxt.update_store()
@@ -257,8 +260,18 @@ def _neutron_fault(code: int, kind: str, message: str) -> webob.Response:
     return resp
 
 
+# a caller's X-OpenStack-Request-ID taken as the global request id: only
+# this exact form (oslo.middleware's), so a client cannot put arbitrary
+# text into every log line the request causes
+_GLOBAL_REQUEST_ID = re.compile(
+    r"^req-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
+
+
 class RequestIdMiddleware:
-    """Give every request an id and every response its headers."""
+    """Give every request an id and every response its headers; a
+    well-formed incoming ``X-OpenStack-Request-ID`` becomes the request's
+    global id (``openstack.global_request_id``), as in Nova, so one id
+    follows a request across services."""
 
     def __init__(self, app: Callable) -> None:
         self.app = app
@@ -266,6 +279,9 @@ class RequestIdMiddleware:
     def __call__(self, environ: dict, start_response: Callable):
         request_id = "req-" + str(uuid.uuid4())
         environ["openstack.request_id"] = request_id
+        incoming = environ.get("HTTP_X_OPENSTACK_REQUEST_ID", "")
+        if _GLOBAL_REQUEST_ID.match(incoming):
+            environ["openstack.global_request_id"] = incoming
 
         def _start(status, headers, exc_info=None):
             headers = [(k, v) for k, v in headers if k.lower() not in (

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if not start(service):
         return 1
     try:
-        bootstrap.wait_for_signal()
+        bootstrap.wait_for_signal(conf)
     finally:
         service.stop()
         rpc_transport.cleanup()
