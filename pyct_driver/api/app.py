@@ -18,6 +18,7 @@ from typing import Callable
 
 import webob
 import webob.exc
+from oslo_log import log as logging
 
 from pyct_driver import exception
 from pyct_driver.api import identity, not_yet
@@ -30,6 +31,7 @@ from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api, Settings
 from pyct_driver.db.networks import IpamSettings
 
+LOG = logging.getLogger(__name__)
 _ID = r"(?P<{}>[^/]+)"
 
 
@@ -67,6 +69,10 @@ class Router:
             if method not in methods:
                 raise self._not_yet(method, path) or _MethodNotAllowed(
                     sorted(methods))
+            # which handler serves a path: what an operator who turned
+            # [DEFAULT] debug on wants to see (never the body: passwords)
+            LOG.debug("%s %s: %s", method, path,
+                      getattr(methods[method], "__qualname__", "handler"))
             return methods[method], found.groupdict()
         raise self._not_yet(method, path) or exception.NotFound(
             "The resource could not be found.")

@@ -147,6 +147,7 @@ class ComputeManager:
                event: str) -> Iterator[None]:
         """Wrap one step in an instance-action event (best effort)."""
         request_id = ctxt.request_id
+        LOG.debug("%s started", event, instance_uuid=uuid)
         try:
             db_actions.event_start(self.db, uuid, request_id, event,
                                    self.host)
