@@ -16,12 +16,9 @@ import uuid as uuidlib
 import pytest
 import webob
 
-from pyct_driver.api import app as api_app
 from pyct_driver.compute.notify import Notifications
 from pyct_driver.db import catalog
 from pyct_driver.db import networks as db_networks
-from pyct_driver.rpc import client as rpc_client
-from pyct_driver.rpc import transport as rpc_transport
 from tests.functional import compute_fixtures as fx
 
 # InstanceActionPayload 1.9's fields (Nova's
@@ -76,19 +73,10 @@ class Recorder:
 
 @pytest.fixture
 def env(tmp_path):
-    conf = fx.make_conf()
-    db = fx.make_db(tmp_path)
-    fx.seed_catalog(db, tmp_path)
-    url = f"fake://{tmp_path.name}/"
-    service = fx.start_compute(conf, db, "host-a", url)
-    rec = Recorder()
-    service.manager.notify = Notifications(db, "host-a", versioned=rec)
-    client = rpc_client.ComputeClient(
-        conf, rpc_transport.get_transport(conf, url), timeout=10)
-    app = api_app.create_app(conf, db, client)
-    yield db, service, app, rec
-    service.stop()
-    rpc_transport.cleanup()
+    with fx.api_with_compute(tmp_path) as (db, service, app):
+        rec = Recorder()
+        service.manager.notify = Notifications(db, "host-a", versioned=rec)
+        yield db, service, app, rec
 
 
 def call(app, method, path, body=None, token="alice:p1"):
