@@ -358,7 +358,8 @@ class ComputeManager:
         """Unplug a port; the API releases it afterwards."""
         with self.instance_lock(instance_uuid):
             instance, port = self._port_of(instance_uuid, port_id)
-            with self.notify.action(ctxt, instance_uuid, "interface_detach"):
+            with self.notify.action(ctxt, instance_uuid, "interface_detach",
+                                    unplugged=port_id):
                 with self._event(ctxt, instance_uuid,
                                  "compute_detach_interface"):
                     self.driver.detach_interface(

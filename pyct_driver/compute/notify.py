@@ -129,8 +129,11 @@ class Notifications:
         return cls(db, host, versioned, legacy)
 
     @contextlib.contextmanager
-    def action(self, ctxt: RequestContext, uuid: str,
-               action: str) -> Iterator[ActionNote]:
+    def action(self, ctxt: RequestContext, uuid: str, action: str,
+               unplugged: str | None = None) -> Iterator[ActionNote]:
+        """Bracket ``action``; ``unplugged``: a port the action unplugs,
+        left out of the end payload (the API releases it afterwards;
+        Nova's payload no longer lists a detached port)."""
         note = ActionNote(self, ctxt, uuid, action)
         self.instance_event(ctxt, uuid, action, "start")
         try:
@@ -139,27 +142,32 @@ class Notifications:
             note.fail(err)
             raise
         if not note.failed:
-            self.instance_event(ctxt, uuid, action, "end")
+            self.instance_event(ctxt, uuid, action, "end",
+                                without_port=unplugged)
 
     def instance_event(self, ctxt: RequestContext, uuid: str, action: str,
-                       phase: str, err: BaseException | None = None) -> None:
+                       phase: str, err: BaseException | None = None,
+                       without_port: str | None = None) -> None:
         """Emit ``instance.<action>.<phase>`` for the row as it is now."""
         if not self.enabled:
             return
         try:
-            self._instance_event(ctxt, uuid, action, phase, err)
+            self._instance_event(ctxt, uuid, action, phase, err,
+                                 without_port)
         except Exception:  # never fail an operation over a notification
             LOG.exception("could not send instance.%s.%s for %s", action,
                           phase, uuid)
 
     def _instance_event(self, ctxt: RequestContext, uuid: str, action: str,
-                        phase: str, err: BaseException | None) -> None:
+                        phase: str, err: BaseException | None,
+                        without_port: str | None) -> None:
         try:
             instance = db_instances.get(self.db, uuid, read_deleted=True)
         except exception.InstanceNotFound:
             return
-        ports = [] if instance.get("deleted") else db_networks.list_ports(
-            self.db, instance_uuids=[uuid])
+        ports = [] if instance.get("deleted") else [
+            p for p in db_networks.list_ports(self.db, instance_uuids=[uuid])
+            if p["id"] != without_port]
         priority = "error" if phase == "error" else "info"
         if self.versioned is not None:
             payload = self._versioned_payload(ctxt, instance, ports, action,

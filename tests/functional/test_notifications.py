@@ -248,9 +248,13 @@ def test_interface_attach_and_detach(env, monkeypatch):
                        for ip in end["ip_addresses"]}
     resp = call(app, "DELETE", f"/v2.1/servers/{sid}/os-interface/{port_id}")
     assert resp.status_int == 202
-    assert rec.events() == ["instance.interface_detach.start",
-                            "instance.interface_detach.end"]
-    rec.take()
+    sent = rec.take()
+    assert [e for _, _, e, _ in sent] == ["instance.interface_detach.start",
+                                          "instance.interface_detach.end"]
+    ips = [{data_of(ip, "IpPayload", "1.0")["port_uuid"] for ip in
+            data_of(payload, "InstanceActionPayload")["ip_addresses"]}
+           for _, _, _, payload in sent]
+    assert port_id in ips[0] and port_id not in ips[1] and ips[1]
 
     def refuse(inst, vif):
         raise RuntimeError("no hot-plug today")

@@ -5,7 +5,8 @@ own RabbitMQ virtual host, with ``[oslo_messaging_notifications] driver =
 messagingv2``. This test listens on the ``versioned_notifications`` topic
 with oslo.messaging's notification listener, as a consumer such as
 Ceilometer does, while the real openstacksdk creates, reboots, stops,
-starts, pauses, unpauses and deletes a server, and boots one whose spawn
+starts, pauses, unpauses, plugs and unplugs a port of, and deletes a
+server, and boots one whose spawn
 fails (the fake driver's ``fake_fail`` image property).
 """
 
@@ -91,7 +92,7 @@ def test_lifecycle_and_failed_create_from_rabbitmq(listening):
 
     server = conn.compute.create_server(
         name="noted", image_id=dep.image_id, flavor_id=FLAVOR_ID,
-        networks="none")
+        networks="auto")
     wait_status(conn, server.id, "ACTIVE")
     for act, status in ((lambda: conn.compute.reboot_server(server, "SOFT"),
                          "ACTIVE"),
@@ -105,22 +106,28 @@ def test_lifecycle_and_failed_create_from_rabbitmq(listening):
         # the end notification follows the state change
         wait_until(lambda: endpoint.of(server.id)[-1]["event_type"].endswith(
             ".end"), 30, "the action's end notification")
+    [net] = list(conn.network.networks())
+    port = conn.compute.create_server_interface(server, net_id=net.id)
+    conn.compute.delete_server_interface(port.port_id, server=server)
     actions = {a.action: a.request_id
                for a in conn.compute.server_actions(server.id)}
     conn.compute.delete_server(server)
     conn.compute.wait_for_delete(server, interval=0.3, wait=30)
 
-    got = _events(endpoint, server.id, 14)
+    got = _events(endpoint, server.id, 18)
     assert [n["event_type"] for n in got] == [
         f"instance.{a}.{p}" for a in ("create", "reboot", "power_off",
                                       "power_on", "pause", "unpause",
+                                      "interface_attach", "interface_detach",
                                       "delete") for p in ("start", "end")]
     assert {n["publisher_id"] for n in got} == {f"nova-compute:{HOST}"}
     assert {n["priority"] for n in got} == {"INFO"}
     by_event = {n["event_type"]: n["payload"] for n in got}
     for action, event in (("create", "create"), ("reboot", "reboot"),
                           ("stop", "power_off"), ("start", "power_on"),
-                          ("pause", "pause"), ("unpause", "unpause")):
+                          ("pause", "pause"), ("unpause", "unpause"),
+                          ("attach_interface", "interface_attach"),
+                          ("detach_interface", "interface_detach")):
         data = by_event[f"instance.{event}.end"]["nova_object.data"]
         # the request id a user sees in os-instance-actions
         assert data["request_id"] == actions[action], event
@@ -135,6 +142,12 @@ def test_lifecycle_and_failed_create_from_rabbitmq(listening):
         "power_state"] == "shutdown"
     assert by_event["instance.delete.end"]["nova_object.data"][
         "state"] == "deleted"
+    attached = by_event["instance.interface_attach.end"]["nova_object.data"]
+    assert port.port_id in {ip["nova_object.data"]["port_uuid"]
+                            for ip in attached["ip_addresses"]}
+    detached = by_event["instance.interface_detach.end"]["nova_object.data"]
+    assert port.port_id not in {ip["nova_object.data"]["port_uuid"]
+                                for ip in detached["ip_addresses"]}
 
     bad = conn.compute.create_server(
         name="doomed", image_id=failing, flavor_id=FLAVOR_ID,
