@@ -30,6 +30,7 @@ from pyct_driver.api.routes import (COLLECTIONS, COMPUTE_ROUTES,
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api, Settings
 from pyct_driver.db.networks import IpamSettings
+from pyct_driver.notifications.notifier import Notifications
 
 LOG = logging.getLogger(__name__)
 _ID = r"(?P<{}>[^/]+)"
@@ -345,7 +346,9 @@ def create_app(conf, db, compute_client) -> Callable:
         default_network_name=conf.network.default_network_name)
     api = Api(db=db, compute=compute_client, policy=policy.Policy(conf),
               scheduler=sched, settings=settings, ipam=ipam,
-              host_routes=host_routes.read_ipv4_routes)
+              host_routes=host_routes.read_ipv4_routes,
+              notifications=Notifications.from_conf(conf, db, conf.host,
+                                                    source="api"))
     app: Callable = ApiApp(api)
     app = auth.wrap(conf.api.auth_strategy, app, conf.api.noauth_roles,
                     conf.api.noauth_admin_users, settings.public_endpoint)

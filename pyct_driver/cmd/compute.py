@@ -22,7 +22,7 @@ from pyct_driver import exception, plugins
 from pyct_driver.cmd import bootstrap
 from pyct_driver.compute.host_lock import HostLock
 from pyct_driver.compute.manager import ComputeManager
-from pyct_driver.compute.notify import Notifications
+from pyct_driver.notifications.notifier import Notifications
 from pyct_driver.compute.service import ComputeService
 from pyct_driver.db.engine import Database
 from pyct_driver.metadata.server import MetadataServer

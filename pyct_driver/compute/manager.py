@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 from oslo_log import log as logging
 
 from pyct_driver import exception, extra_specs, states
-from pyct_driver.compute.notify import Notifications
+from pyct_driver.notifications.notifier import Notifications
 from pyct_driver.context import RequestContext
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import catalog as db_catalog

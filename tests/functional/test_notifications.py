@@ -16,7 +16,7 @@ import uuid as uuidlib
 import pytest
 import webob
 
-from pyct_driver.compute.notify import Notifications
+from pyct_driver.notifications.notifier import Notifications
 from pyct_driver.db import catalog
 from pyct_driver.db import networks as db_networks
 from tests.functional import compute_fixtures as fx
@@ -291,3 +291,43 @@ def test_no_notifier_sends_nothing_and_reads_nothing(env, monkeypatch):
         pytest.fail("payload built while notifications are off")))
     boot(app, db, _image(db))
     assert rec.sent == []
+
+
+@pytest.fixture
+def api_notes(tmp_path, monkeypatch):
+    """The pipeline with recorders for the API's notifications (as
+    ``nova-api``) and the compute service's."""
+    api_rec = Recorder()
+    real = Notifications.from_conf
+
+    def from_conf(conf, db, host, source="compute"):
+        if source == "api":
+            return Notifications(db, "api-host", versioned=api_rec)
+        return real(conf, db, host, source)
+    monkeypatch.setattr(Notifications, "from_conf", from_conf)
+    with fx.api_with_compute(tmp_path) as (db, service, app):
+        rec = Recorder()
+        service.manager.notify = Notifications(db, "host-a", versioned=rec)
+        yield db, app, api_rec, rec
+
+
+def test_the_api_notifies_a_delete_no_compute_service_does(api_notes):
+    db, app, api_rec, rec = api_notes
+    catalog.flavor_create(db, dict(flavorid="huge", name="huge", vcpus=1,
+                                   memory_mb=1 << 30, root_gb=1))
+    resp = call(app, "POST", "/v2.1/servers", {"server": dict(
+        name="nowhere", imageRef=_image(db), flavorRef="huge",
+        networks="none")})
+    assert resp.status_int == 202, resp.text
+    sid = resp.json["server"]["id"]
+    row = fx.wait_for(db, sid, lambda r: r["vm_state"] == "error")
+    assert row["host"] is None          # NoValidHost: never scheduled
+    resp = call(app, "DELETE", f"/v2.1/servers/{sid}")
+    assert resp.status_int == 204
+    sent = api_rec.take(2)
+    assert [e for _, _, e, _ in sent] == ["instance.delete.start",
+                                          "instance.delete.end"]
+    end = data_of(sent[1][3], "InstanceActionPayload")
+    assert (end["uuid"], end["state"], end["host"]) == (sid, "deleted", None)
+    assert end["request_id"] == resp.headers["x-openstack-request-id"]
+    assert rec.sent == []               # the compute service saw nothing

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pyct_driver import context
-from pyct_driver.compute.notify import Notifications
+from pyct_driver.notifications.notifier import Notifications
 from pyct_driver.rpc import transport as rpc_transport
 # after pyct's transport module, which picks oslo.service's thread backend
 from oslo_messaging.notify import _impl_test  # noqa: I100
@@ -99,3 +99,15 @@ def test_unversioned_only(env):
     conf, db, inst = env
     notes = _notifications(conf, db, ["test"], fmt="unversioned")
     assert notes.versioned is None and notes.legacy is not None
+
+
+def test_the_api_publishes_as_nova_api(env):
+    conf, db, inst = env
+    conf.set_override("driver", ["test"], "oslo_messaging_notifications")
+    conf.set_override("transport_url", "rabbit://guest:guest@127.0.0.1/")
+    conf.set_override("notification_format", "both", "notifications")
+    notes = Notifications.from_conf(conf, db, "api-1", source="api")
+    notes.instance_event(context.RequestContext("u1", "p1"), inst["uuid"],
+                         "delete", "end")
+    assert sorted(m["publisher_id"] for _, m, _, _ in
+                  _impl_test.NOTIFICATIONS) == ["api.api-1", "nova-api:api-1"]

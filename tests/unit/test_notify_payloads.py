@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 from pyct_driver import context, exception, states
-from pyct_driver.compute import notify_payloads as payloads
+from pyct_driver.notifications import payloads
 
 INSTANCE = {
     "id": 42, "uuid": "178b0921-8f85-4257-88b6-2e743b5a975c",

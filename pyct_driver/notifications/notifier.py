@@ -1,7 +1,8 @@
-"""The compute service's notifications: instance actions and exceptions.
+"""Notifications of instance actions and exceptions, as Nova sends them.
 
-``Notifications.action(ctxt, uuid, "reboot")`` brackets one operation of
-the compute manager: it emits ``instance.reboot.start`` on entry and
+``Notifications.action(ctxt, uuid, "reboot")`` brackets one operation
+(of the compute manager, or of the API when it deletes an instance no
+compute service holds): it emits ``instance.reboot.start`` on entry and
 ``instance.reboot.end`` when the block ends well; a failure (``fail(err)``
 inside the block, or an exception leaving it) emits
 ``instance.reboot.error`` with the fault, for the actions Nova has an
@@ -9,10 +10,11 @@ error notification for, and always ``compute.exception`` (as Nova's
 ``wrap_exception`` does). Each payload is built from the instance's row as
 it is at that moment (``notify_payloads``). Versioned notifications go
 through an oslo.messaging ``Notifier`` with publisher ``nova-compute:<host>``
-(Nova's source name, so consumers filtering on it work) on
-``[notifications] versioned_notifications_topics``; the unversioned format,
-when ``notification_format`` asks for it, on ``[oslo_messaging_notifications]
-topics`` as ``compute.instance.<action>.<phase>`` from ``compute.<host>``.
+or ``nova-api:<host>`` (Nova's source names, so consumers filtering on
+them work) on ``[notifications] versioned_notifications_topics``; the
+unversioned format, when ``notification_format`` asks for it, on
+``[oslo_messaging_notifications] topics`` as
+``compute.instance.<action>.<phase>`` from ``compute.<host>`` (``api.<host>``).
 A notification that cannot be sent is logged and never fails the
 operation.
 """
@@ -26,7 +28,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from pyct_driver import exception
-from pyct_driver.compute import notify_payloads as payloads
+from pyct_driver.notifications import payloads
 from pyct_driver.context import RequestContext
 from pyct_driver.db import catalog as db_catalog
 from pyct_driver.db import instances as db_instances
@@ -99,10 +101,14 @@ class Notifications:
         return self.versioned is not None or self.legacy is not None
 
     @classmethod
-    def from_conf(cls, conf: cfg.ConfigOpts, db: Database,
-                  host: str) -> "Notifications":
+    def from_conf(cls, conf: cfg.ConfigOpts, db: Database, host: str,
+                  source: str = "compute") -> "Notifications":
         """As ``[oslo_messaging_notifications]`` and ``[notifications]``
-        say; disabled when the driver is unset or ``noop``."""
+        say, for the ``source`` service ("compute" or "api") on ``host``;
+        disabled when the driver is unset or ``noop``."""
+        # a configuration built from pyct's options alone (an embedding
+        # WSGI server's, a test's) lacks oslo.messaging's: their defaults
+        rpc_transport.register_opts(conf)
         drivers = [d for d in conf.oslo_messaging_notifications.driver
                    if d != "noop"]
         if not drivers:
@@ -119,12 +125,12 @@ class Notifications:
         versioned = legacy = None
         if fmt in ("versioned", "both"):
             versioned = messaging.Notifier(
-                transport, publisher_id=f"nova-compute:{host}",
+                transport, publisher_id=f"nova-{source}:{host}",
                 topics=list(conf.notifications.versioned_notifications_topics),
                 serializer=_Serializer())
         if fmt in ("unversioned", "both"):
             legacy = messaging.Notifier(
-                transport, publisher_id=f"compute.{host}",
+                transport, publisher_id=f"{source}.{host}",
                 serializer=_Serializer())
         return cls(db, host, versioned, legacy)
 
