@@ -7,13 +7,15 @@ with oslo.messaging's notification listener, as a consumer such as
 Ceilometer does, while the real openstacksdk creates, reboots, stops,
 starts, pauses, unpauses, plugs and unplugs a port of, and deletes a
 server, and boots one whose spawn
-fails (the fake driver's ``fake_fail`` image property).
+fails (the fake driver's ``fake_fail`` image property), which the API
+then deletes itself while its compute host is down.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
 from oslo_config import cfg
@@ -56,7 +58,8 @@ class Endpoint:
 @pytest.fixture
 def listening(pipeline_factory):
     dep = pipeline_factory("postgresql", extra={
-        "oslo_messaging_notifications": {"driver": "messagingv2"}})
+        "oslo_messaging_notifications": {"driver": "messagingv2"},
+        "DEFAULT": {"service_down_time": 3}})
     conf = cfg.ConfigOpts()
     conf([], default_config_files=[])
     # the deployment's exchange, named in the target
@@ -84,7 +87,7 @@ def _events(endpoint, uuid, count):
 
 def test_lifecycle_and_failed_create_from_rabbitmq(listening):
     dep, endpoint = listening
-    dep.start_all(HOST)
+    [compute] = dep.start_all(HOST)
     blob = os.path.join(dep.workdir, "image.bin")
     failing = dep.manage("image", "import", "failing-image", blob,
                          "--property", "fake_fail=spawn")
@@ -165,5 +168,15 @@ def test_lifecycle_and_failed_create_from_rabbitmq(listening):
     assert [(n["priority"], n["publisher_id"]) for n in exceptions] == [
         ("ERROR", f"nova-compute:{HOST}")]
     assert exceptions[0]["payload"] == fault
+
+    # its host down, the API deletes it and says so itself, as nova-api
+    compute.stop()
+    time.sleep(4)  # past service_down_time
     conn.compute.delete_server(bad)
     conn.compute.wait_for_delete(bad, interval=0.3, wait=30)
+    got = _events(endpoint, bad.id, 4)[2:]
+    assert [n["event_type"] for n in got] == ["instance.delete.start",
+                                              "instance.delete.end"]
+    assert {n["publisher_id"].partition(":")[0] for n in got} == {
+        "nova-api"}
+    assert got[1]["payload"]["nova_object.data"]["state"] == "deleted"
