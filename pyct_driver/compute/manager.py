@@ -6,6 +6,9 @@ the driver, and commits the result with a task-state compare-and-swap. The
 API already moved the instance into the operation's task state; the manager
 moves it out. A failure leaves a fault row and a consistent state (ERROR for
 a failed build or reboot; the previous state for a failed stop or start).
+Each action is bracketed by its notifications (``instance.<action>.start``
+then ``.end``, or ``.error`` and ``compute.exception``:
+``notifications.notifier``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from typing import Callable, Iterator
 from oslo_log import log as logging
 
 from pyct_driver import exception, extra_specs, states
-from pyct_driver.notifications.notifier import Notifications
 from pyct_driver.context import RequestContext
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import catalog as db_catalog
@@ -30,6 +32,7 @@ from pyct_driver.db.engine import Database
 from pyct_driver.db.models import utcnow
 from pyct_driver.metadata import content as md_content
 from pyct_driver.metadata import lookup as md_lookup
+from pyct_driver.notifications.notifier import Notifications
 from pyct_driver.rpc.client import RPC_API_VERSION
 from pyct_driver.rpc.transport import messaging
 from pyct_driver.virt import base as virt_base
