@@ -32,7 +32,8 @@ from pyct_driver.db.engine import Database
 from pyct_driver.db.models import utcnow
 from pyct_driver.metadata import content as md_content
 from pyct_driver.metadata import lookup as md_lookup
-from pyct_driver.notifications.notifier import Notifications
+from pyct_driver.notifications.notifier import (Notifications,
+                                                reports_exceptions)
 from pyct_driver.rpc.client import RPC_API_VERSION
 from pyct_driver.rpc.transport import messaging
 from pyct_driver.virt import base as virt_base
@@ -328,6 +329,7 @@ class ComputeManager:
             states.UNPAUSING, self.driver.unpause,
             {"vm_state": states.ACTIVE}, None)
 
+    @reports_exceptions
     def get_console_output(self, ctxt: RequestContext, instance_uuid: str,
                            length: int | None = None) -> str:
         instance = db_instances.get(self.db, instance_uuid)
@@ -342,6 +344,7 @@ class ComputeManager:
                                      f"found.")
         return instance, ports[0]
 
+    @reports_exceptions
     def attach_interface(self, ctxt: RequestContext, instance_uuid: str,
                          port_id: str) -> None:
         """Plug an allocated port (a call: failures go back to the API,
@@ -356,6 +359,7 @@ class ComputeManager:
                 db_networks.set_port_status(self.db, "ACTIVE",
                                             port_id=port_id)
 
+    @reports_exceptions
     def detach_interface(self, ctxt: RequestContext, instance_uuid: str,
                          port_id: str) -> None:
         """Unplug a port; the API releases it afterwards."""

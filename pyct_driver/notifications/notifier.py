@@ -22,7 +22,8 @@ operation.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Protocol
+import functools
+from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -39,6 +40,9 @@ from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
 LOG = logging.getLogger(__name__)
+_F = TypeVar("_F", bound=Callable[..., Any])
+# set on an exception once compute.exception told of it
+_SENT = "_pyct_notified"
 
 # actions whose failure Nova reports as instance.<action>.error; the others
 # only raise compute.exception
@@ -207,11 +211,29 @@ class Notifications:
             data, instance, keypair))
 
     def exception(self, ctxt: RequestContext, err: BaseException) -> None:
-        """``compute.exception`` (versioned format only, as in Nova)."""
-        if self.versioned is None:
+        """``compute.exception`` (versioned format only, as in Nova), once
+        per exception."""
+        if self.versioned is None or getattr(err, _SENT, False):
             return
+        with contextlib.suppress(AttributeError):
+            setattr(err, _SENT, True)
         try:
             self.versioned.error(ctxt, "compute.exception",
                                  payloads.exception_payload(err))
         except Exception:  # never fail an operation over a notification
             LOG.exception("could not send compute.exception")
+
+
+def reports_exceptions(endpoint: _F) -> _F:
+    """An RPC endpoint whose exceptions go out as ``compute.exception``
+    before they reach the caller, as Nova's ``wrap_exception`` does (the
+    endpoint's object has ``notify``)."""
+    @functools.wraps(endpoint)
+    def wrapper(self: Any, ctxt: RequestContext, *args: Any,
+                **kwargs: Any) -> Any:
+        try:
+            return endpoint(self, ctxt, *args, **kwargs)
+        except Exception as err:
+            self.notify.exception(ctxt, err)
+            raise
+    return wrapper  # type: ignore[return-value]

@@ -331,3 +331,23 @@ def test_the_api_notifies_a_delete_no_compute_service_does(api_notes):
     assert (end["uuid"], end["state"], end["host"]) == (sid, "deleted", None)
     assert end["request_id"] == resp.headers["x-openstack-request-id"]
     assert rec.sent == []               # the compute service saw nothing
+
+
+def test_calls_that_fail_send_compute_exception_once(env):
+    db, service, app, rec = env
+    sid, _ = boot(app, db, _image(db))
+    rec.take(2)
+    # a port that is not the server's: refused before any action begins
+    resp = call(app, "DELETE", f"/v2.1/servers/{sid}/os-interface/"
+                f"{uuidlib.uuid4()}")
+    assert resp.status_int == 404
+    assert rec.events() == []   # the API refused it; compute never asked
+    service.manager.driver.get_console_output = lambda *a: (
+        _ for _ in ()).throw(OSError("console gone"))
+    resp = call(app, "POST", f"/v2.1/servers/{sid}/action",
+                {"os-getConsoleOutput": {}})
+    assert resp.status_int >= 400
+    sent = rec.take(1)
+    assert [(p, e) for p, _, e, _ in sent] == [("ERROR", "compute.exception")]
+    assert data_of(sent[0][3], "ExceptionPayload", "1.1")[
+        "exception"] == "OSError"
