@@ -6,7 +6,8 @@ DEBUG lines then appear in its log, it keeps serving (API requests made
 while the signal lands all succeed; the compute service still builds a
 server and answers for the one it had before), and flipping back and
 sending SIGHUP again silences them. Checked for ``pyct-api`` with
-``pyct-compute`` over the real RabbitMQ, and for ``pyct-all-in-one``.
+``pyct-compute`` over the real RabbitMQ, and for ``pyct-all-in-one``; a
+logger's level in a ``log_config_append`` file reloads the same way.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def _hammer(url: str, stop: threading.Event, results: list) -> None:
                 results.append(resp.status)
         except OSError as err:
             results.append(repr(err))
+
+
+def _get_flavors(dep: Deployment) -> None:
+    urllib.request.urlopen(urllib.request.Request(
+        f"{dep.endpoint}/v2.1/flavors", headers={
+            "X-Auth-Token": "demo:demo"}), timeout=10).close()
 
 
 def _flip_and_check(dep: Deployment, proc: ServiceProcess, conf: str,
@@ -138,9 +145,7 @@ def test_all_in_one_reloads_debug(tmp_path):
         assert DEBUG not in proc.output()
         _flip_and_check(dep, proc, dep.conf, True)
         offset = os.path.getsize(proc.log)
-        urllib.request.urlopen(urllib.request.Request(
-            f"{dep.endpoint}/v2.1/servers", headers={
-                "X-Auth-Token": "demo:demo"}), timeout=10).close()
+        _get_flavors(dep)
         wait_until(lambda: _debug_lines(proc, offset), 10,
                    "a DEBUG line from pyct-all-in-one")
     finally:
@@ -161,9 +166,65 @@ def test_a_broken_file_keeps_the_running_configuration(tmp_path, garbage):
         wait_until(lambda: "could not reload the configuration"
                    in _log_since(proc, offset), 30, "the reload to fail")
         assert proc.alive()
-        urllib.request.urlopen(urllib.request.Request(
-            f"{dep.endpoint}/v2.1/flavors", headers={
-                "X-Auth-Token": "demo:demo"}), timeout=10).close()
+        _get_flavors(dep)
         assert _debug_lines(proc, offset) == []
+    finally:
+        dep.stop_all()
+
+
+LOGGING_CONF = """[loggers]
+keys = root, api
+
+[handlers]
+keys = stderr
+
+[formatters]
+keys = plain
+
+[logger_root]
+level = INFO
+handlers = stderr
+
+[logger_api]
+level = {level}
+handlers =
+qualname = pyct_driver.api.app
+
+[handler_stderr]
+class = StreamHandler
+args = (sys.stderr,)
+formatter = plain
+
+[formatter_plain]
+format = %(levelname)s %(name)s %(message)s
+"""
+
+
+def test_log_levels_of_a_logging_config_file_reload(tmp_path):
+    """One logger's level, set in ``log_config_append``'s file, changes on
+    SIGHUP while the rest stays at INFO."""
+    logging_conf = tmp_path / "logging.conf"
+    logging_conf.write_text(LOGGING_CONF.format(level="INFO"))
+    dep = Deployment(str(tmp_path), f"sqlite:///{tmp_path}/pyct.sqlite",
+                     extra={"DEFAULT": {"log_config_append": logging_conf}})
+    try:
+        dep.manage("db", "sync")
+        proc = dep.start("pyct-api")
+        _get_flavors(dep)
+        assert "DEBUG" not in proc.output()
+        logging_conf.write_text(LOGGING_CONF.format(level="DEBUG"))
+        later = time.time() + 2  # a new mtime even on a coarse clock
+        os.utime(logging_conf, (later, later))
+        offset = os.path.getsize(proc.log)
+        os.kill(proc.pid, signal.SIGHUP)
+        wait_until(lambda: "configuration reloaded" in _log_since(
+            proc, offset), 30, "pyct-api to reload")
+        _get_flavors(dep)
+        debug = wait_until(lambda: [
+            line for line in _log_since(proc, offset).splitlines()
+            if line.startswith("DEBUG ")], 10, "a DEBUG line")
+        assert all(line.startswith("DEBUG pyct_driver.api.app ")
+                   for line in debug), debug
+        assert proc.alive()
     finally:
         dep.stop_all()
