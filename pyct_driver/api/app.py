@@ -22,6 +22,7 @@ from typing import Callable
 
 import webob
 import webob.exc
+from oslo_log import log as logging
 
 from pyct_driver import exception
 from pyct_driver.api import identity, not_yet, quota_check
@@ -33,7 +34,9 @@ from pyct_driver.api.routes import (COLLECTIONS, COMPUTE_ROUTES,
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api, Settings
 from pyct_driver.db.networks import IpamSettings
+from pyct_driver.notifications.notifier import Notifications
 
+LOG = logging.getLogger(__name__)
 _ID = r"(?P<{}>[^/]+)"
 _NOVA_PROJECT_ID = re.compile(r"^[0-9a-f-]+$")
 
@@ -77,6 +80,10 @@ class Router:
             if method not in methods:
                 raise self._not_yet(method, path) or _MethodNotAllowed(
                     sorted(methods))
+            # which handler serves a path: what an operator who turned
+            # [DEFAULT] debug on wants to see (never the body: passwords)
+            LOG.debug("%s %s: %s", method, path,
+                      getattr(methods[method], "__qualname__", "handler"))
             return methods[method], found.groupdict()
         raise self._not_yet(method, path) or exception.NotFound(
             "The resource could not be found.")
@@ -158,6 +165,9 @@ class ApiApp:
             raise exception.NotAuthorized()
         # Nova's is_admin: whatever the policy's context_is_admin says
         ctxt.is_admin = self.api.policy.is_admin(ctxt)
+        # travels with the context over RPC into the compute service's logs
+        ctxt.global_request_id = req.environ.get(
+            "openstack.global_request_id") or ctxt.global_request_id
         # the access log line and the request's other lines name the caller
         req.environ[request_log.CONTEXT_KEY] = ctxt
         ctxt.update_store()
@@ -293,8 +303,18 @@ def _neutron_fault(code: int, kind: str, message: str) -> webob.Response:
     return resp
 
 
+# a caller's X-OpenStack-Request-ID taken as the global request id: only
+# this exact form (oslo.middleware's), so a client cannot put arbitrary
+# text into every log line the request causes
+_GLOBAL_REQUEST_ID = re.compile(
+    r"^req-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
+
+
 class RequestIdMiddleware:
-    """Give every request an id and every response its headers."""
+    """Give every request an id and every response its headers; a
+    well-formed incoming ``X-OpenStack-Request-ID`` becomes the request's
+    global id (``openstack.global_request_id``), as in Nova, so one id
+    follows a request across services."""
 
     def __init__(self, app: Callable) -> None:
         self.app = app
@@ -302,6 +322,9 @@ class RequestIdMiddleware:
     def __call__(self, environ: dict, start_response: Callable):
         request_id = "req-" + str(uuid.uuid4())
         environ["openstack.request_id"] = request_id
+        incoming = environ.get("HTTP_X_OPENSTACK_REQUEST_ID", "")
+        if _GLOBAL_REQUEST_ID.match(incoming):
+            environ["openstack.global_request_id"] = incoming
 
         def _start(status, headers, exc_info=None):
             headers = [(k, v) for k, v in headers if k.lower() not in (
@@ -364,7 +387,9 @@ def create_app(conf, db, compute_client) -> Callable:
         default_network_name=conf.network.default_network_name)
     api = Api(db=db, compute=compute_client, policy=policy.Policy(conf),
               scheduler=sched, settings=settings, ipam=ipam,
-              host_routes=host_routes.read_ipv4_routes)
+              host_routes=host_routes.read_ipv4_routes,
+              notifications=Notifications.from_conf(conf, db, conf.host,
+                                                    source="api"))
     app: Callable = ApiApp(api)
     app = auth.wrap(conf.api.auth_strategy, app, conf.api.noauth_roles,
                     conf.api.noauth_admin_users, settings.public_endpoint,

@@ -78,8 +78,10 @@ class RequestLogMiddleware:
     def __call__(self, environ: dict, start_response: Callable):
         start = time.monotonic()
         request_id = environ.get("openstack.request_id")
+        global_id = environ.get("openstack.global_request_id")
         # this thread's logging context for the request's other lines
-        RequestContext(request_id=request_id, overwrite=True)
+        RequestContext(request_id=request_id, global_request_id=global_id,
+                       overwrite=True)
         seen: dict[str, object] = {}
 
         def _start(status: str, headers: list, exc_info=None):
@@ -91,7 +93,8 @@ class RequestLogMiddleware:
 
         def done(sent: int) -> None:
             ctxt = environ.get(CONTEXT_KEY) or RequestContext(
-                request_id=request_id, overwrite=False)
+                request_id=request_id, global_request_id=global_id,
+                overwrite=False)
             LOG.info('%s "%s %s" status: %s len: %d microversion: %s '
                      'time: %.6f', environ.get("REMOTE_ADDR", "-"),
                      urllib.parse.quote(environ.get("REQUEST_METHOD", "-"),

@@ -142,7 +142,9 @@ def delete(api: Api, req: ApiRequest, server_id: str) -> Result:
                             ctxt.request_id, ctxt.user_id, ctxt.project_id)
     if inst["host"] and api.scheduler.is_up(inst["host"]):
         api.compute.terminate_instance(ctxt, inst["host"], inst["uuid"])
-    else:
+        return Result(204)
+    # no compute service will: the API deletes, and notifies as Nova's does
+    with api.notifications.action(ctxt, inst["uuid"], "delete"):
         db_instances.soft_delete(api.db, inst["uuid"])
-        db_actions.action_finish(api.db, inst["uuid"], ctxt.request_id)
+    db_actions.action_finish(api.db, inst["uuid"], ctxt.request_id)
     return Result(204)

@@ -11,6 +11,7 @@ from typing import Any
 from pyct_driver.api.policy import Policy
 from pyct_driver.db.engine import Database
 from pyct_driver.db.networks import IpamSettings, Routes
+from pyct_driver.notifications.notifier import Notifications
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,3 +42,10 @@ class Api:
     ipam: IpamSettings = dataclasses.field(default_factory=IpamSettings)
     # the host's routes, read when a network is created (api.host_routes)
     host_routes: Routes = list
+    # what the API itself notifies (a delete no compute service does);
+    # not given: nothing is sent
+    notifications: Notifications = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.notifications is None:
+            self.notifications = Notifications(self.db, "")

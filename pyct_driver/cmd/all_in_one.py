@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     server, _ = api_cmd.serve_in_thread(conf, api_cmd.build_app(conf, db))
     try:
-        bootstrap.wait_for_signal()
+        bootstrap.wait_for_signal(conf)
     finally:
         server.shutdown()
         server.server_close()

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     server, _ = serve_in_thread(conf, build_app(conf,
                                                 bootstrap.database(conf)))
     try:
-        bootstrap.wait_for_signal()
+        bootstrap.wait_for_signal(conf)
     finally:
         server.shutdown()
         server.server_close()

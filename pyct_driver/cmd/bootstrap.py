@@ -2,7 +2,8 @@
 
 Parses ``--config-file``/``--config-dir`` (defaults: ``/etc/pyct/pyct.conf``
 when present), sets up oslo.log, and builds the ``Database`` handle and the
-RPC transport the services share.
+RPC transport the services share; ``wait_for_signal`` is the services'
+main loop (SIGTERM/SIGINT stop them, SIGHUP reloads the mutable options).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pyct_driver.db.engine import Database
 from pyct_driver.rpc import transport as rpc_transport
 
 CONF = pyct_conf.CONF
+LOG = logging.getLogger(__name__)
 # third-party loggers whose INFO lines say nothing an operator needs
 QUIET_LOGGERS = ("alembic=WARN",)
 _logging_registered = False
@@ -61,17 +63,42 @@ def database(conf: cfg.ConfigOpts = CONF) -> Database:
                     debug=conf.database.connection_debug)
 
 
-def wait_for_signal() -> int:
-    """Block until SIGTERM or SIGINT; return the signal number."""
+def reload_config(conf: cfg.ConfigOpts = CONF) -> None:
+    """Re-read the config files and apply the mutable options (SIGHUP):
+    ``[DEFAULT] debug`` and ``log_config_append`` through oslo.log's
+    mutate hook; a change to any other option is logged and ignored until
+    the service restarts."""
+    LOG.info("SIGHUP: reloading the configuration files")
+    try:
+        conf.mutate_config_files()
+    except Exception:  # a broken file keeps the running configuration
+        LOG.exception("could not reload the configuration; the running "
+                      "one stays")
+        return
+    LOG.info("configuration reloaded (debug=%s)", conf.debug)
+
+
+def wait_for_signal(conf: cfg.ConfigOpts = CONF) -> int:
+    """Block until SIGTERM or SIGINT; return the signal number. SIGHUP
+    meanwhile reloads the mutable options (``reload_config``) without
+    stopping anything: requests in flight and guests are untouched."""
     got: list[int] = []
-    done = threading.Event()
+    wake = threading.Event()
 
     def handler(signum: int, _frame: object) -> None:
         got.append(signum)
-        done.set()
+        wake.set()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    while not done.wait(1.0):
-        pass
-    return got[0]
+    signal.signal(signal.SIGHUP, handler)
+    while True:
+        # a timeout keeps the main thread responsive to signals
+        wake.wait(1.0)
+        wake.clear()
+        while got and got[0] == signal.SIGHUP:
+            got.pop(0)
+            # here, not in the handler: reloading takes locks and logs
+            reload_config(conf)
+        if got:
+            return got[0]

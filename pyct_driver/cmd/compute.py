@@ -22,6 +22,7 @@ from pyct_driver import exception, plugins
 from pyct_driver.cmd import bootstrap
 from pyct_driver.compute.host_lock import HostLock
 from pyct_driver.compute.manager import ComputeManager
+from pyct_driver.notifications.notifier import Notifications
 from pyct_driver.compute.service import ComputeService
 from pyct_driver.db.engine import Database
 from pyct_driver.metadata.server import MetadataServer
@@ -36,14 +37,18 @@ def host_lock(conf: cfg.ConfigOpts) -> HostLock:
                     conf.host)
 
 
-def build_manager(conf: cfg.ConfigOpts, db: Database) -> ComputeManager:
-    """The configured virt driver behind a compute manager."""
+def build_manager(conf: cfg.ConfigOpts, db: Database,
+                  notify: bool = True) -> ComputeManager:
+    """The configured virt driver behind a compute manager (``notify``:
+    sending the configured notifications; a command line tool does not)."""
     driver = plugins.load_virt_driver(conf.virt_driver, conf)
     return ComputeManager(
         db, driver, conf.host,
         shutdown_timeout=conf.compute.shutdown_timeout,
         force_config_drive=conf.metadata.force_config_drive,
-        gateway_dns=conf.network.dns_forwarder)
+        gateway_dns=conf.network.dns_forwarder,
+        notifications=Notifications.from_conf(conf, db, conf.host)
+        if notify else None)
 
 
 def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
@@ -88,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if not start(service):
         return 1
     try:
-        bootstrap.wait_for_signal()
+        bootstrap.wait_for_signal(conf)
     finally:
         service.stop()
         rpc_transport.cleanup()

@@ -74,7 +74,7 @@ def run(conf: cfg.ConfigOpts, db: Database) -> int:
     _stop_service(lock, cmd.service_timeout)
     lock.acquire(lock_mod.HOST_STOP)
     try:
-        manager = compute_cmd.build_manager(conf, db)
+        manager = compute_cmd.build_manager(conf, db, notify=False)
         if cmd.keep_running:
             now = host_mod.holdings(manager)
             if now.running:

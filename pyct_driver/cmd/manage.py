@@ -1,6 +1,7 @@
 """``pyct-manage``: the operator's command line.
 
-``db sync`` migrates the database; ``flavor create|list`` manages flavors
+``db sync`` migrates the database and ``db version`` prints its schema
+revision (None before the first sync); ``flavor create|list`` manages flavors
 (extra specs validated exactly as the admin API does; ``--private
 --project P`` gives a private flavor to P); ``image import``
 registers an image file after the configured virt driver accepted it (the
@@ -8,9 +9,11 @@ container driver unpacks and checks it; ``--visibility``/``--owner`` make
 it private or shared to a project), ``image create-busybox`` builds
 the demo image from the host's static busybox first, and ``image
 create-debian`` a Debian guest with systemd (debootstrap; cached on the host);
-``server exec`` runs a command in a guest on this host, confined
-(``server_exec``); ``host stop`` stops what the compute service started on
-this host (``host_stop``).
+``image list`` lists the registered images; ``server exec`` runs a
+command in a guest on this host, confined (``server_exec``); ``host
+stop`` stops what the compute service started on this host
+(``host_stop``); ``service list`` shows the services, up or down
+(``service_list``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pyct_driver import exception, plugins
 from pyct_driver.progress import SILENT, Progress
 from pyct_driver.api import flavors as api_flavors
 from pyct_driver.api import images as api_images
-from pyct_driver.cmd import bootstrap, host_stop, server_exec
+from pyct_driver.cmd import bootstrap, host_stop, server_exec, service_list
 from pyct_driver.db import catalog as db_catalog
 from pyct_driver.db import image_access
 from pyct_driver.db import migration
@@ -108,6 +111,7 @@ def _add_parsers(subparsers) -> None:
     isub.add_parser("list", help="list images")
     server_exec.add_parser(subparsers)
     host_stop.add_parser(subparsers)
+    service_list.add_parser(subparsers)
 
 
 command_opt = cfg.SubCommandOpt("command", title="commands",
@@ -119,6 +123,7 @@ def _db_cmd(conf: cfg.ConfigOpts) -> int:
     if conf.command.action == "sync":
         bootstrap.database(conf).dispose()  # makes a SQLite file's folder
         migration.upgrade(url, conf.command.revision)
+    # "None" for a database never migrated (alembic's word for it)
     print(migration.current(url))
     return 0
 
@@ -253,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             return server_exec.run(conf, db)
         if conf.command.name == "host":
             return host_stop.run(conf, db)
+        if conf.command.name == "service":
+            return service_list.run(conf, db)
         return _image_cmd(conf, db)
     except exception.PyctError as err:
         print(f"ERROR: {err.message}", file=sys.stderr)

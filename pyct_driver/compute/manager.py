@@ -6,6 +6,9 @@ the driver, and commits the result with a task-state compare-and-swap. The
 API already moved the instance into the operation's task state; the manager
 moves it out. A failure leaves a fault row and a consistent state (ERROR for
 a failed build or reboot; the previous state for a failed stop or start).
+Each action is bracketed by its notifications (``instance.<action>.start``
+then ``.end``, or ``.error`` and ``compute.exception``:
+``notifications.notifier``).
 """
 
 from __future__ import annotations
@@ -29,11 +32,16 @@ from pyct_driver.db.engine import Database
 from pyct_driver.db.models import utcnow
 from pyct_driver.metadata import content as md_content
 from pyct_driver.metadata import lookup as md_lookup
+from pyct_driver.notifications.notifier import (Notifications,
+                                                reports_exceptions)
 from pyct_driver.rpc.client import RPC_API_VERSION
 from pyct_driver.rpc.transport import messaging
 from pyct_driver.virt import base as virt_base
 
 LOG = logging.getLogger(__name__)
+# the instance-action event of each notified action (compute_<x>_instance)
+_EVENTS = {"reboot": "reboot", "power_off": "stop", "power_on": "start",
+           "pause": "pause", "unpause": "unpause"}
 
 
 def vif_spec(port: dict, gateway_dns: bool = False) -> virt_base.VifSpec:
@@ -103,8 +111,11 @@ class ComputeManager:
     def __init__(self, db: Database, driver: virt_base.VirtDriver,
                  host: str, shutdown_timeout: float = 60,
                  force_config_drive: bool = False,
-                 gateway_dns: bool = False) -> None:
+                 gateway_dns: bool = False,
+                 notifications: Notifications | None = None) -> None:
         self.db = db
+        # versioned notifications of each action (none sent by default)
+        self.notify = notifications or Notifications(db, host)
         self.driver = driver
         self.host = host
         self.shutdown_timeout = shutdown_timeout
@@ -140,6 +151,7 @@ class ComputeManager:
                event: str) -> Iterator[None]:
         """Wrap one step in an instance-action event (best effort)."""
         request_id = ctxt.request_id
+        LOG.debug("%s started", event, instance_uuid=uuid)
         try:
             db_actions.event_start(self.db, uuid, request_id, event,
                                    self.host)
@@ -190,14 +202,16 @@ class ComputeManager:
                 return
             # the state flips only after the event closed, so a client that
             # sees ACTIVE or ERROR also sees the finished event
-            try:
-                with self._event(ctxt, instance_uuid,
-                                 "compute_build_and_run_instance"):
-                    final = self._build(instance)
-            except Exception:  # logged and recorded as a fault by _build
-                final = {"vm_state": states.ERROR, "task_state": None,
-                         "power_state": states.NOSTATE}
-            self._finish(instance_uuid, final, states.SPAWNING)
+            with self.notify.action(ctxt, instance_uuid, "create") as note:
+                try:
+                    with self._event(ctxt, instance_uuid,
+                                     "compute_build_and_run_instance"):
+                        final = self._build(instance)
+                except Exception as err:  # logged, fault recorded: _build
+                    note.fail(err)
+                    final = {"vm_state": states.ERROR, "task_state": None,
+                             "power_state": states.NOSTATE}
+                self._finish(instance_uuid, final, states.SPAWNING)
 
     def _build(self, instance: dict) -> dict:
         """Spawn the guest; return the instance's final values."""
@@ -229,10 +243,11 @@ class ComputeManager:
             instance = self._get(instance_uuid)
             if instance is None:
                 return
-            with contextlib.suppress(Exception):  # logged, fault recorded
-                with self._event(ctxt, instance_uuid,
-                                 "compute_terminate_instance"):
-                    self.delete_now(instance)
+            with contextlib.suppress(Exception), \
+                    self.notify.action(ctxt, instance_uuid, "delete"), \
+                    self._event(ctxt, instance_uuid,
+                                "compute_terminate_instance"):
+                self.delete_now(instance)  # logged, fault recorded
 
     def delete_now(self, instance: dict) -> None:
         """Destroy the guest and soft-delete its row, releasing its ports
@@ -248,7 +263,7 @@ class ComputeManager:
             raise
         db_instances.soft_delete(self.db, instance["uuid"])
 
-    def _simple_op(self, ctxt: RequestContext, uuid: str, event: str,
+    def _simple_op(self, ctxt: RequestContext, uuid: str, action: str,
                    task_state: str, run: Callable[[virt_base.InstanceSpec],
                                                   None],
                    done: dict, failed: dict | None) -> None:
@@ -258,25 +273,30 @@ class ComputeManager:
                 return
             spec = self.spec(instance)
             values = dict(done)
-            try:
-                with self._event(ctxt, uuid, event):
-                    try:
-                        run(spec)
-                    except Exception as err:
-                        LOG.warning("%s of %s failed: %s", event, uuid, err)
-                        self._record_fault(uuid, err)
-                        raise
-            except Exception:
-                values = dict(failed or {})
-            values.update(task_state=None,
-                          power_state=self.driver.get_info(spec).power_state)
-            self._finish(uuid, values, task_state)
+            event = f"compute_{_EVENTS[action]}_instance"
+            with self.notify.action(ctxt, uuid, action) as note:
+                try:
+                    with self._event(ctxt, uuid, event):
+                        try:
+                            run(spec)
+                        except Exception as err:
+                            LOG.warning("%s of %s failed: %s", event, uuid,
+                                        err)
+                            self._record_fault(uuid, err)
+                            note.fail(err)
+                            raise
+                except Exception:
+                    values = dict(failed or {})
+                values.update(
+                    task_state=None,
+                    power_state=self.driver.get_info(spec).power_state)
+                self._finish(uuid, values, task_state)
 
     def reboot_instance(self, ctxt: RequestContext, instance_uuid: str,
                         reboot_type: str) -> None:
         hard = reboot_type.upper() == "HARD"
         self._simple_op(
-            ctxt, instance_uuid, "compute_reboot_instance",
+            ctxt, instance_uuid, "reboot",
             states.REBOOTING_HARD if hard else states.REBOOTING,
             lambda spec: self.driver.reboot(spec, hard),
             {"vm_state": states.ACTIVE}, {"vm_state": states.ERROR})
@@ -284,7 +304,7 @@ class ComputeManager:
     def stop_instance(self, ctxt: RequestContext,
                       instance_uuid: str) -> None:
         self._simple_op(
-            ctxt, instance_uuid, "compute_stop_instance",
+            ctxt, instance_uuid, "power_off",
             states.POWERING_OFF,
             lambda spec: self.driver.power_off(spec, self.shutdown_timeout),
             {"vm_state": states.STOPPED}, None)
@@ -292,23 +312,24 @@ class ComputeManager:
     def start_instance(self, ctxt: RequestContext,
                        instance_uuid: str) -> None:
         self._simple_op(
-            ctxt, instance_uuid, "compute_start_instance",
+            ctxt, instance_uuid, "power_on",
             states.POWERING_ON, self.driver.power_on,
             {"vm_state": states.ACTIVE}, None)
 
     def pause_instance(self, ctxt: RequestContext,
                        instance_uuid: str) -> None:
         self._simple_op(
-            ctxt, instance_uuid, "compute_pause_instance", states.PAUSING,
+            ctxt, instance_uuid, "pause", states.PAUSING,
             self.driver.pause, {"vm_state": states.PAUSED}, None)
 
     def unpause_instance(self, ctxt: RequestContext,
                          instance_uuid: str) -> None:
         self._simple_op(
-            ctxt, instance_uuid, "compute_unpause_instance",
+            ctxt, instance_uuid, "unpause",
             states.UNPAUSING, self.driver.unpause,
             {"vm_state": states.ACTIVE}, None)
 
+    @reports_exceptions
     def get_console_output(self, ctxt: RequestContext, instance_uuid: str,
                            length: int | None = None) -> str:
         instance = db_instances.get(self.db, instance_uuid)
@@ -323,25 +344,31 @@ class ComputeManager:
                                      f"found.")
         return instance, ports[0]
 
+    @reports_exceptions
     def attach_interface(self, ctxt: RequestContext, instance_uuid: str,
                          port_id: str) -> None:
         """Plug an allocated port (a call: failures go back to the API,
         which releases the port)."""
         with self.instance_lock(instance_uuid):
             instance, port = self._port_of(instance_uuid, port_id)
-            with self._event(ctxt, instance_uuid,
-                             "compute_attach_interface"):
-                self.driver.attach_interface(self.spec(instance),
-                                             vif_spec(port, self.gateway_dns))
-            db_networks.set_port_status(self.db, "ACTIVE", port_id=port_id)
+            with self.notify.action(ctxt, instance_uuid, "interface_attach"):
+                with self._event(ctxt, instance_uuid,
+                                 "compute_attach_interface"):
+                    self.driver.attach_interface(
+                        self.spec(instance), vif_spec(port, self.gateway_dns))
+                db_networks.set_port_status(self.db, "ACTIVE",
+                                            port_id=port_id)
 
+    @reports_exceptions
     def detach_interface(self, ctxt: RequestContext, instance_uuid: str,
                          port_id: str) -> None:
         """Unplug a port; the API releases it afterwards."""
         with self.instance_lock(instance_uuid):
             instance, port = self._port_of(instance_uuid, port_id)
-            with self._event(ctxt, instance_uuid,
-                             "compute_detach_interface"):
-                self.driver.detach_interface(self.spec(instance),
-                                             vif_spec(port, self.gateway_dns))
-            db_networks.set_port_status(self.db, "DOWN", port_id=port_id)
+            with self.notify.action(ctxt, instance_uuid, "interface_detach",
+                                    unplugged=port_id):
+                with self._event(ctxt, instance_uuid,
+                                 "compute_detach_interface"):
+                    self.driver.detach_interface(
+                        self.spec(instance), vif_spec(port, self.gateway_dns))
+                db_networks.set_port_status(self.db, "DOWN", port_id=port_id)

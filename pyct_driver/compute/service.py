@@ -120,6 +120,13 @@ class ComputeService:
         res = self.manager.driver.get_available_resource()
         usage = db_instances.usage_by_host(db).get(self.host, {})
         local_gb = max(0, res.local_gb - self.reserved_disk_gb)
+        # Nova's resource tracker view, for an operator with debug on
+        LOG.debug("resources of %s: vcpus %d/%d, memory %d/%d MiB, disk "
+                  "%d/%d GiB, %d instance(s)", self.host,
+                  usage.get("vcpus", 0), res.vcpus,
+                  usage.get("memory_mb", 0), res.memory_mb,
+                  usage.get("local_gb", 0), local_gb,
+                  usage.get("instances", 0))
         db_services.compute_node_report(db, self.host, dict(
             vcpus=res.vcpus, memory_mb=res.memory_mb, local_gb=local_gb,
             vcpus_used=usage.get("vcpus", 0),

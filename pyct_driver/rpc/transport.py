@@ -32,7 +32,7 @@ from pyct_driver import exception
 TOPIC = "pyct-compute"
 EXCHANGE = "pyct"
 
-_TRANSPORTS: dict[str | None, messaging.Transport] = {}
+_TRANSPORTS: dict[object, messaging.Transport] = {}
 
 
 # amqp's message (abstract_channel.IGNORED_METHOD_DURING_CHANNEL_CLOSE) and
@@ -75,6 +75,21 @@ def get_transport(conf: cfg.ConfigOpts, url: str | None = None
         try:
             _TRANSPORTS[key] = messaging.get_rpc_transport(
                 conf, url=url, allowed_remote_exmods=[exception.__name__])
+        except (messaging.InvalidTransportURL,
+                messaging.DriverLoadFailure) as err:
+            raise exception.RPCError(reason=str(err)) from err
+    return _TRANSPORTS[key]
+
+
+def get_notification_transport(conf: cfg.ConfigOpts) -> messaging.Transport:
+    """The notification transport: ``[oslo_messaging_notifications]
+    transport_url``, else the RPC one's URL (oslo.messaging's rule)."""
+    url = conf.oslo_messaging_notifications.transport_url
+    key = ("notifications", url or conf.transport_url)
+    if key not in _TRANSPORTS:
+        try:
+            _TRANSPORTS[key] = messaging.get_notification_transport(
+                conf, url=url)
         except (messaging.InvalidTransportURL,
                 messaging.DriverLoadFailure) as err:
             raise exception.RPCError(reason=str(err)) from err

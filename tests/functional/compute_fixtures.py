@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid as uuidlib
 
@@ -9,10 +10,12 @@ from oslo_config import cfg
 
 from pyct_driver import conf as pyct_conf
 from pyct_driver import states
+from pyct_driver.api import app as api_app
 from pyct_driver.compute.manager import ComputeManager
 from pyct_driver.compute.service import ComputeService
 from pyct_driver.db import catalog, instances, models
 from pyct_driver.db.engine import Database
+from pyct_driver.rpc import client as rpc_client
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.virt.fake import FakeDriver
 
@@ -74,3 +77,21 @@ def wait_for(db, uuid, pred, timeout=10.0) -> dict:
             return row
         time.sleep(0.02)
     raise AssertionError(f"timed out; last row: {row}")
+
+
+@contextlib.contextmanager
+def api_with_compute(tmp_path, host: str = "host-a"):
+    """(db, compute service, API app): the whole pipeline in process over
+    the fake bus, with the m1.tiny flavor and an image; stopped after."""
+    conf = make_conf()
+    db = make_db(tmp_path)
+    seed_catalog(db, tmp_path)
+    url = f"fake://{tmp_path.name}/"
+    service = start_compute(conf, db, host, url)
+    client = rpc_client.ComputeClient(
+        conf, rpc_transport.get_transport(conf, url), timeout=10)
+    try:
+        yield db, service, api_app.create_app(conf, db, client)
+    finally:
+        service.stop()
+        rpc_transport.cleanup()

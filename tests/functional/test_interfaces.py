@@ -9,13 +9,10 @@ import pytest
 import webob
 
 from pyct_driver import exception
-from pyct_driver.api import app as api_app
 from pyct_driver.compute.manager import ComputeManager
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import models
 from pyct_driver.db import networks as db_networks
-from pyct_driver.rpc import client as rpc_client
-from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.virt import base as virt_base
 from pyct_driver.virt.fake import FakeDriver
 from tests.functional import compute_fixtures as fx
@@ -23,17 +20,8 @@ from tests.functional import compute_fixtures as fx
 
 @pytest.fixture
 def env(tmp_path):
-    conf = fx.make_conf()
-    db = fx.make_db(tmp_path)
-    fx.seed_catalog(db, tmp_path)
-    url = f"fake://{tmp_path.name}/"
-    service = fx.start_compute(conf, db, "host-a", url)
-    client = rpc_client.ComputeClient(
-        conf, rpc_transport.get_transport(conf, url), timeout=10)
-    app = api_app.create_app(conf, db, client)
-    yield db, service, app
-    service.stop()
-    rpc_transport.cleanup()
+    with fx.api_with_compute(tmp_path) as env:
+        yield env
 
 
 def call(app, method, path, body=None):
