@@ -326,6 +326,7 @@ def create_app(conf, db, compute_client) -> Callable:
               host_routes=host_routes.read_ipv4_routes)
     app: Callable = ApiApp(api)
     app = auth.wrap(conf.api.auth_strategy, app, conf.api.noauth_roles,
-                    conf.api.noauth_admin_users, settings.public_endpoint)
+                    conf.api.noauth_admin_users, settings.public_endpoint,
+                    conf)
     app = BodyLimitMiddleware(app, conf.api.max_request_body_size)
     return RequestIdMiddleware(request_log.RequestLogMiddleware(app))
