@@ -10,7 +10,8 @@ the demo image from the host's static busybox first, and ``image
 create-debian`` a Debian guest with systemd (debootstrap; cached on the host);
 ``server exec`` runs a command in a guest on this host, confined
 (``server_exec``); ``host stop`` stops what the compute service started on
-this host (``host_stop``).
+this host (``host_stop``); ``endpoint register`` puts pyct's services
+into Keystone's catalog (``endpoint_register``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from pyct_driver import exception, plugins
 from pyct_driver.progress import SILENT, Progress
 from pyct_driver.api import flavors as api_flavors
 from pyct_driver.api import images as api_images
-from pyct_driver.cmd import bootstrap, host_stop, server_exec
+from pyct_driver.cmd import (bootstrap, endpoint_register, host_stop,
+                              server_exec)
 from pyct_driver.db import catalog as db_catalog
 from pyct_driver.db import image_access
 from pyct_driver.db import migration
@@ -108,6 +110,7 @@ def _add_parsers(subparsers) -> None:
     isub.add_parser("list", help="list images")
     server_exec.add_parser(subparsers)
     host_stop.add_parser(subparsers)
+    endpoint_register.add_parser(subparsers)
 
 
 command_opt = cfg.SubCommandOpt("command", title="commands",
@@ -246,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if conf.command.name == "db":
             return _db_cmd(conf)
+        if conf.command.name == "endpoint":
+            return endpoint_register.run(conf)
         db = bootstrap.database(conf)
         if conf.command.name == "flavor":
             return _flavor_cmd(conf, db)
