@@ -239,10 +239,10 @@ class KeystoneServer:
                        "region_name": REGION, "identity_api_version": 3}
                 for name, user in self.users.items()}
 
-    def admin_env(self) -> dict[str, str]:
-        """OS_* variables of the admin, as an operator's openrc sets."""
-        env = {f"OS_{k.upper()}": v for k, v in self.auth(self.admin)
-               .items()}
+    def admin_env(self, user: User | None = None) -> dict[str, str]:
+        """OS_* variables of the admin (or ``user``), as an openrc sets."""
+        env = {f"OS_{k.upper()}": v for k, v in self.auth(
+            user or self.admin).items()}
         env.update(OS_REGION_NAME=REGION, OS_IDENTITY_API_VERSION="3",
                    OS_AUTH_TYPE="password")
         return env

@@ -63,13 +63,7 @@ def add_parser(subparsers) -> None:
 def _connect(cloud: str | None, region: str):
     # imported here: only this command needs the SDK
     import openstack
-    from openstack import exceptions as sdk_exc
-    try:
-        return openstack.connect(cloud=cloud, region_name=region)
-    except sdk_exc.OpenStackCloudException as err:
-        raise exception.InvalidInput(
-            reason=f"cannot authenticate to Keystone ({err}); source an "
-                   f"admin openrc or give --os-cloud") from err
+    return openstack.connect(cloud=cloud, region_name=region)
 
 
 def _ensure_endpoints(identity, service, urls: dict[str, str], region: str,
@@ -131,14 +125,16 @@ def run(conf: cfg.ConfigOpts) -> int:
     internal = cmd.internal_url or public
     base = {"public": public, "internal": internal,
             "admin": cmd.admin_url or internal}
-    conn = _connect(cmd.os_cloud, cmd.region)
+    from keystoneauth1 import exceptions as ks_exc
     from openstack import exceptions as sdk_exc
     try:
+        conn = _connect(cmd.os_cloud, cmd.region)
         register(conn.identity, base, cmd.region,
                  {"compute": cmd.compute_name},
                  {"image": cmd.image_mode, "network": cmd.network_mode})
-    except sdk_exc.OpenStackCloudException as err:
+    except (sdk_exc.OpenStackCloudException, ks_exc.ClientException) as err:
         raise exception.InvalidInput(
-            reason=f"Keystone refused: {err}") from err
+            reason=f"Keystone: {err} (source an admin openrc or give "
+                   f"--os-cloud)") from err
     print("catalog up to date")
     return 0

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import subprocess
+import uuid
 
 import pytest
 import requests
@@ -34,12 +35,13 @@ class KeystoneCloud:
         with open(self.clouds_yaml, "w") as f:
             yaml.safe_dump({"clouds": keystone.clouds()}, f)
 
-    def register(self, *args: str) -> subprocess.CompletedProcess:
-        """``pyct-manage endpoint register`` as an operator with an admin
-        openrc runs it."""
+    def register(self, *args: str, user: str = "admin"
+                 ) -> subprocess.CompletedProcess:
+        """``pyct-manage endpoint register`` as an operator with an
+        openrc (the admin's, unless ``user``) runs it."""
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("OS_")}
-        env.update(self.keystone.admin_env())
+        env.update(self.keystone.admin_env(self.keystone.users[user]))
         return subprocess.run(
             [os.path.join(BIN, "python"), "-m", "pyct_driver.cmd.manage",
              "--config-file", self.dep.conf, "endpoint", "register",
@@ -111,6 +113,19 @@ def test_endpoint_register_put_pyct_in_the_catalog_once(cloud):
     after = (sorted(s.id for s in admin.identity.services()),
              sorted(e.id for e in admin.identity.endpoints()))
     assert after == before
+
+
+def test_endpoint_register_as_a_member_is_refused_and_changes_nothing(
+        cloud):
+    admin = cloud.sdk("admin")
+    before = sorted((e.id, e.url) for e in admin.identity.endpoints())
+    run = cloud.register("--public-url", "http://elsewhere:8774",
+                         user="member-a")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "ERROR: " in run.stderr and "Keystone:" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert sorted((e.id, e.url) for e in admin.identity.endpoints()) == \
+        before
 
 
 def test_cli_password_login_flavors_keypairs_servers(cloud, tmp_path):
@@ -201,8 +216,19 @@ def test_bad_missing_and_expired_tokens_are_401(cloud):
         assert resp.status_code == 401, (token, resp.text)
         assert resp.headers["WWW-Authenticate"] == expected
         assert resp.headers["x-openstack-request-id"].startswith("req-")
-    good = _get_servers(cloud, keystone.token(keystone.users["member-a"]))
+    # a caller's request id becomes the context's global_request_id,
+    # which every log line of the request names first
+    caller_id = f"req-{uuid.uuid4()}"
+    good = requests.get(f"{cloud.dep.endpoint}/v2.1/servers", headers={
+        "X-Auth-Token": keystone.token(keystone.users["member-a"]),
+        "X-OpenStack-Request-ID": caller_id}, timeout=30)
     assert good.status_code == 200, good.text
+    own_id = good.headers["x-openstack-request-id"]
+    assert own_id != caller_id
+    api_log = [p for p in cloud.dep.processes if p.script == "pyct-api"][0]
+    api_log.wait_output(f"[{caller_id} {own_id} "
+                        f"{keystone.users['member-a'].id} "
+                        f"{keystone.users['member-a'].project_id}")
     # the version documents stay public
     for path in ("/", "/v2.1/"):
         resp = requests.get(cloud.dep.endpoint + path, timeout=30)
