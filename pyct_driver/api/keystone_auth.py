@@ -9,7 +9,10 @@ reads. The middleware is given pyct's own ``ConfigOpts`` (the way
 keystonemiddleware documents for services that load it in code, not from
 paste), so it registers and reads ``[keystone_authtoken]`` from pyct.conf.
 Version documents stay public, as in Nova: their paths go around
-``auth_token``, with any identity headers the client sent removed.
+``auth_token``, with any identity headers the client sent removed. The
+stand-in identity API that noauth serves under ``/identity`` (version
+documents, token issue) is not served: Keystone is the identity service,
+and a second one at pyct's URL would only mislead clients (404).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Callable
 
 from keystonemiddleware import auth_token
 
-from pyct_driver.api import auth
+from pyct_driver.api import auth, faults
 
 
 class KeystoneAuth:
@@ -30,7 +33,12 @@ class KeystoneAuth:
             app, {"oslo_config_config": conf})
 
     def __call__(self, environ: dict, start_response: Callable):
-        if auth.is_public(environ.get("PATH_INFO", "")):
+        path = environ.get("PATH_INFO", "")
+        if path == "/identity" or path.startswith("/identity/"):
+            resp = faults.fault_response(
+                404, "The resource could not be found.")
+            return resp(environ, start_response)
+        if auth.is_public(path):
             auth.drop_identity(environ)
             return self.app(environ, start_response)
         return self.protected(environ, start_response)

@@ -69,6 +69,18 @@ def test_keystone_strategy_keeps_version_documents_public(path):
     assert "WWW-Authenticate" not in resp.headers
 
 
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/identity"), ("GET", "/identity/v3"),
+    ("POST", "/identity/v3/auth/tokens"), ("GET", "/identity/v3/projects")])
+def test_keystone_strategy_serves_no_stand_in_identity(method, path):
+    req = webob.Request.blank(path, method=method)
+    req.body = b'{"auth": {}}'
+    resp = req.get_response(_keystone_app())
+    assert resp.status_int == 404
+    assert resp.json["itemNotFound"]["code"] == 404
+    assert "X-Subject-Token" not in resp.headers
+
+
 def test_context_carries_what_auth_token_says():
     rid = f"req-{uuid.uuid4()}"
     ctxt = auth.context_from_environ({
@@ -174,3 +186,17 @@ def test_pyct_api_starts_noauth_off_loopback_when_allowed(tmp_path):
     run = _run_api(tmp_path, allow=True)
     assert run.returncode == 42, run.stderr
     assert "not a loopback address" not in run.stderr
+
+
+def test_all_in_one_refuses_noauth_on_all_addresses_too(tmp_path):
+    conf = tmp_path / "pyct.conf"
+    conf.write_text(
+        f"[DEFAULT]\nstate_path = {tmp_path}\n[database]\nconnection = "
+        f"sqlite:///{tmp_path}/db\n[api]\nlisten = 0.0.0.0\n")
+    run = subprocess.run([sys.executable, "-m", "pyct_driver.cmd.all_in_one",
+                          "--config-file", str(conf)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert "allow_noauth_off_loopback" in run.stderr
+    # refused before anything was made: no database file
+    assert not (tmp_path / "db").exists()
