@@ -161,6 +161,8 @@ def test_cli_password_login_flavors_keypairs_servers(cloud, tmp_path):
 
 def test_projects_are_isolated_readers_read_admin_sees_all(cloud):
     member_b = cloud.sdk("member-b")
+    assert [(f.id, f.name) for f in member_b.compute.flavors()] == [
+        (FLAVOR_ID, "m1.tiny")]
     server = member_b.compute.create_server(
         name="vm-b", image_id=cloud.dep.image_id, flavor_id=FLAVOR_ID,
         networks="none")
