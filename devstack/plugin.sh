@@ -1,10 +1,33 @@
 #!/bin/bash
-# devstack plugin for pyct: installs it, writes /etc/pyct/pyct.conf from
-# devstack's database and RabbitMQ settings, migrates the database, creates
-# the demo image and flavors, and runs pyct-api and pyct-compute.
+# devstack plugin for pyct (devstack/README.md). Phases:
+#   stack pre-install  distro packages the container driver needs
+#   stack install      pyct itself (setup_develop), host sysctls
+#   stack post-config  pyct.conf (database, transport_url, [keystone_authtoken]),
+#                      pyct's service user and its catalog entries, db sync
+#   stack extra        demo image and flavors; pyct-api and pyct-compute
+#   stack test-config  tempest's compute options that match pyct's features
+#   unstack            stop pyct-api and pyct-compute
+#   clean              remove pyct's state and configuration
+
+function pyct_auth_strategy {
+    if [[ -n "$PYCT_AUTH_STRATEGY" ]]; then
+        echo $PYCT_AUTH_STRATEGY
+    elif is_service_enabled keystone; then
+        echo keystone
+    else
+        echo noauth
+    fi
+}
+
+function pyct_service_url {
+    echo "$PYCT_SERVICE_PROTOCOL://$PYCT_SERVICE_HOST:$PYCT_API_PORT"
+}
+
+function install_pyct_packages {
+    install_package busybox-static e2fsprogs util-linux
+}
 
 function install_pyct {
-    install_package busybox-static e2fsprogs util-linux
     setup_develop $PYCT_DIR
     # shared kernel pools sized so each guest's own limits bind first
     sudo install -m 644 $PYCT_DIR/etc/sysctl.d/60-pyct.conf /etc/sysctl.d/
@@ -21,13 +44,55 @@ function configure_pyct {
     iniset $PYCT_CONF DEFAULT debug $ENABLE_DEBUG_LOG_LEVEL
     iniset $PYCT_CONF api listen $PYCT_API_HOST
     iniset $PYCT_CONF api port $PYCT_API_PORT
+    iniset $PYCT_CONF api public_endpoint $(pyct_service_url)
     iniset $PYCT_CONF database connection $(database_connection_url pyct)
-    cp $PYCT_DIR/etc/pyct/clouds.yaml $PYCT_CONF_DIR/clouds.yaml
+    local strategy
+    strategy=$(pyct_auth_strategy)
+    iniset $PYCT_CONF api auth_strategy $strategy
+    if [[ "$strategy" == "keystone" ]]; then
+        configure_keystone_authtoken_middleware $PYCT_CONF $PYCT_SERVICE_USER
+    else
+        cp $PYCT_DIR/etc/pyct/clouds.yaml $PYCT_CONF_DIR/clouds.yaml
+    fi
+}
+
+# Register pyct's Glance or Neutron subset ($1: image|network, $2: name,
+# $3: path) unless devstack runs the real service ($4, $5: its names) or
+# PYCT_REGISTER_* ($6) says otherwise.
+function pyct_register_subset {
+    local kind=$1 name=$2 path=$3 real1=$4 real2=$5 mode=$6
+    if [[ "$mode" == "False" ]]; then
+        return
+    fi
+    if [[ "$mode" == "auto" ]] && is_service_enabled $real1 $real2; then
+        return
+    fi
+    get_or_create_service "$name" "$kind" "$kind service subset of pyct"
+    local url
+    url=$(pyct_service_url)$path
+    get_or_create_endpoint "$kind" "$REGION_NAME" "$url" "$url" "$url"
+}
+
+function create_pyct_accounts {
+    create_service_user $PYCT_SERVICE_USER
+    get_or_create_role reader
+    get_or_create_role member
+    get_or_create_service "pyct" "compute" "Compute service (pyct)"
+    local url
+    url=$(pyct_service_url)/v2.1
+    get_or_create_endpoint "compute" "$REGION_NAME" "$url" "$url" "$url"
+    pyct_register_subset image pyct-image /image g-api glance \
+        $PYCT_REGISTER_IMAGE
+    pyct_register_subset network pyct-network /networking q-svc neutron-api \
+        $PYCT_REGISTER_NETWORK
 }
 
 function init_pyct {
     recreate_database pyct
     $PYCT_BIN_DIR/pyct-manage --config-file $PYCT_CONF db sync
+}
+
+function init_pyct_demo {
     sudo $PYCT_BIN_DIR/pyct-manage --config-file $PYCT_CONF \
         image create-busybox $PYCT_DEMO_IMAGE --if-missing
     $PYCT_BIN_DIR/pyct-manage --config-file $PYCT_CONF flavor create \
@@ -47,21 +112,61 @@ function stop_pyct {
     stop_process pyct-compute
 }
 
+# tempest runs only what pyct does: no resize, migration, snapshots,
+# rescue, shelve, suspend, password or remote consoles yet
+function configure_tempest_for_pyct {
+    local max
+    max=$($PYTHON -c "from pyct_driver.api import microversion as m; print('%d.%d' % m.MAX_VERSION)")
+    iniset $TEMPEST_CONFIG compute min_microversion 2.1
+    iniset $TEMPEST_CONFIG compute max_microversion $max
+    iniset $TEMPEST_CONFIG compute-feature-enabled console_output True
+    iniset $TEMPEST_CONFIG compute-feature-enabled pause True
+    iniset $TEMPEST_CONFIG compute-feature-enabled interface_attach True
+    iniset $TEMPEST_CONFIG compute-feature-enabled config_drive True
+    iniset $TEMPEST_CONFIG compute-feature-enabled metadata_service True
+    local feature
+    for feature in resize cold_migration live_migration \
+            block_migration_for_live_migration live_migrate_back_and_forth \
+            snapshot suspend shelve shelve_migrate rescue stable_rescue \
+            change_password enable_instance_password personality \
+            vnc_console spice_console serial_console \
+            attach_encrypted_volume swap_volume volume_multiattach \
+            volume_backed_live_migration disk_config; do
+        iniset $TEMPEST_CONFIG compute-feature-enabled $feature False
+    done
+    iniset $TEMPEST_CONFIG service_available nova True
+}
+
+# the database goes with devstack's own clean (it removes the server)
+function clean_pyct {
+    sudo rm -rf $PYCT_STATE_PATH $PYCT_CONF_DIR
+}
+
 PYCT_BIN_DIR=$(get_python_exec_prefix)
 
 if is_service_enabled pyct-api pyct-compute; then
-    if [[ "$1" == "stack" && "$2" == "install" ]]; then
+    if [[ "$1" == "stack" && "$2" == "pre-install" ]]; then
+        install_pyct_packages
+    elif [[ "$1" == "stack" && "$2" == "install" ]]; then
         install_pyct
     elif [[ "$1" == "stack" && "$2" == "post-config" ]]; then
         configure_pyct
-    elif [[ "$1" == "stack" && "$2" == "extra" ]]; then
+        if [[ "$(pyct_auth_strategy)" == "keystone" ]]; then
+            create_pyct_accounts
+        fi
         init_pyct
+    elif [[ "$1" == "stack" && "$2" == "extra" ]]; then
+        init_pyct_demo
         start_pyct
+    elif [[ "$1" == "stack" && "$2" == "test-config" ]]; then
+        if is_service_enabled tempest; then
+            configure_tempest_for_pyct
+        fi
     fi
     if [[ "$1" == "unstack" ]]; then
         stop_pyct
     fi
     if [[ "$1" == "clean" ]]; then
-        sudo rm -rf $PYCT_STATE_PATH $PYCT_CONF_DIR
+        clean_pyct
     fi
 fi

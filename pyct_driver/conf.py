@@ -58,8 +58,18 @@ api_opts = [
                help="Worker threads of the built-in API server."),
     cfg.StrOpt("auth_strategy", default="noauth",
                choices=[("noauth", "X-Auth-Token is 'user:project'; no "
-                                   "password check (development only).")],
+                                   "password check (development only)."),
+                        ("keystone", "Tokens are validated by Keystone "
+                                     "through keystonemiddleware's "
+                                     "auth_token, configured in "
+                                     "[keystone_authtoken].")],
                help="How API requests are authenticated."),
+    cfg.BoolOpt("allow_noauth_off_loopback", default=False,
+                help="Let pyct-api start with auth_strategy=noauth while "
+                     "listen is not a loopback address. noauth trusts any "
+                     "'user:project' token, so anyone who reaches the port "
+                     "is admin of every project; off, pyct-api refuses to "
+                     "start in that case."),
     cfg.ListOpt("noauth_roles", default=["member", "reader"],
                 help="Roles every noauth user gets, with the roles they "
                      "imply as Keystone infers them (admin implies member, "

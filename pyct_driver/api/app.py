@@ -393,6 +393,6 @@ def create_app(conf, db, compute_client) -> Callable:
     app: Callable = ApiApp(api)
     app = auth.wrap(conf.api.auth_strategy, app, conf.api.noauth_roles,
                     conf.api.noauth_admin_users, settings.public_endpoint,
-                    conf.api.noauth_reader_users)
+                    conf.api.noauth_reader_users, conf)
     app = BodyLimitMiddleware(app, conf.api.max_request_body_size)
     return RequestIdMiddleware(request_log.RequestLogMiddleware(app))

@@ -32,6 +32,8 @@ LOG = logging.getLogger(__name__)
 def main(argv: list[str] | None = None) -> int:
     conf = bootstrap.parse_args(argv if argv is not None else sys.argv,
                                 default_transport="inproc://")
+    if not api_cmd.check_listen(conf):
+        return 2
     db = bootstrap.database(conf)
     migration.upgrade(conf.database.connection)
     service = compute_cmd.build_service(conf, db)

@@ -1,7 +1,9 @@
 """``pyct-api``: the Nova-compatible REST API on the built-in server.
 
 Serves ``pyct_driver.api.app.create_app`` on ``[api] listen``:``[api] port``
-with ``[api] threads`` worker threads. ``application()`` gives the same app
+with ``[api] threads`` worker threads, refusing to start (exit 2) when
+``auth_strategy = noauth`` would listen beyond loopback (``check_listen``).
+``application()`` gives the same app
 to any WSGI server (uWSGI, gunicorn, mod_wsgi) configured by
 ``PYCT_CONFIG_FILE``.
 """
@@ -19,7 +21,9 @@ from typing import Callable
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from pyct_driver import exception
 from pyct_driver.api import app as api_app
+from pyct_driver.api import auth
 from pyct_driver.api import wsgi_server
 from pyct_driver.cmd import bootstrap
 from pyct_driver.db.engine import Database
@@ -56,8 +60,23 @@ def serve_in_thread(conf: cfg.ConfigOpts, app: Callable
     return server, thread
 
 
+def check_listen(conf: cfg.ConfigOpts) -> bool:
+    """False (and why, on stderr and in the log) if the API must not
+    start: noauth on an address other hosts can reach."""
+    try:
+        auth.check_listen(conf.api.auth_strategy, conf.api.listen,
+                          conf.api.allow_noauth_off_loopback)
+    except exception.PyctError as err:
+        LOG.error("%s", err.message)
+        print(f"ERROR: {err.message}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     conf = bootstrap.parse_args(argv if argv is not None else sys.argv)
+    if not check_listen(conf):
+        return 2
     server, _ = serve_in_thread(conf, build_app(conf,
                                                 bootstrap.database(conf)))
     try:

@@ -13,7 +13,8 @@ create-debian`` a Debian guest with systemd (debootstrap; cached on the host);
 command in a guest on this host, confined (``server_exec``); ``host
 stop`` stops what the compute service started on this host
 (``host_stop``); ``service list`` shows the services, up or down
-(``service_list``).
+(``service_list``); ``endpoint register`` puts pyct's services into
+Keystone's catalog (``endpoint_register``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from pyct_driver import exception, plugins
 from pyct_driver.progress import SILENT, Progress
 from pyct_driver.api import flavors as api_flavors
 from pyct_driver.api import images as api_images
-from pyct_driver.cmd import bootstrap, host_stop, server_exec, service_list
+from pyct_driver.cmd import (bootstrap, endpoint_register, host_stop,
+                              server_exec, service_list)
 from pyct_driver.db import catalog as db_catalog
 from pyct_driver.db import image_access
 from pyct_driver.db import migration
@@ -112,6 +114,7 @@ def _add_parsers(subparsers) -> None:
     server_exec.add_parser(subparsers)
     host_stop.add_parser(subparsers)
     service_list.add_parser(subparsers)
+    endpoint_register.add_parser(subparsers)
 
 
 command_opt = cfg.SubCommandOpt("command", title="commands",
@@ -251,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if conf.command.name == "db":
             return _db_cmd(conf)
+        if conf.command.name == "endpoint":
+            return endpoint_register.run(conf)
         db = bootstrap.database(conf)
         if conf.command.name == "flavor":
             return _flavor_cmd(conf, db)

@@ -19,7 +19,6 @@ from __future__ import annotations
 # first: eventlet must be unimportable before any oslo library loads
 from pyct_driver import no_eventlet  # noqa: F401,I100
 
-import ipaddress
 import sys
 
 from oslo_config import cfg
@@ -27,6 +26,7 @@ from oslo_policy import policy as oslo_policy
 from oslo_upgradecheck import common_checks, upgradecheck
 
 from pyct_driver import exception
+from pyct_driver.api import auth
 from pyct_driver.api import policy as api_policy
 from pyct_driver.cmd import bootstrap
 from pyct_driver.compute.service import BINARY as COMPUTE_BINARY
@@ -37,15 +37,6 @@ Result = upgradecheck.Result
 Code = upgradecheck.Code
 # transports whose messages stay in one process (the all-in-one's)
 _LOCAL_BUSES = ("inproc:", "fake:")
-
-
-def _loopback(address: str) -> bool:
-    if address in ("localhost", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:  # a host name: it may resolve anywhere
-        return False
 
 
 class Checks(upgradecheck.UpgradeCommands):
@@ -142,13 +133,11 @@ class Checks(upgradecheck.UpgradeCommands):
 
     def _config(self) -> Result:
         conf = self.conf
-        if conf.api.auth_strategy == "noauth" and not _loopback(
-                conf.api.listen):
-            return Result(Code.FAILURE, f"[api] auth_strategy = noauth while "
-                                        f"the API listens on "
-                                        f"{conf.api.listen}: anyone who can "
-                                        "reach it is any user, admin "
-                                        "included.")
+        try:
+            auth.check_listen(conf.api.auth_strategy, conf.api.listen,
+                              conf.api.allow_noauth_off_loopback)
+        except exception.InvalidInput as err:
+            return Result(Code.FAILURE, err.message)
         notes = []
         bus = conf.transport_url or ""
         if not bus or bus.startswith(_LOCAL_BUSES):

@@ -216,3 +216,22 @@ def pipeline_factory(tmp_path) -> Iterator[Callable[..., Pipeline]]:
         count = iter(range(1000))
         yield lambda backend="postgresql", extra=None: open_pipeline(
             stack, str(tmp_path / f"dep{next(count)}"), backend, extra)
+
+
+@pytest.fixture(scope="session")
+def keystone(tmp_path_factory):
+    """A real Keystone from PyPI (cached venv) on loopback, with projects
+    A and B (member and reader users each), the admin and pyct's service
+    user; ``tests.keystone_fixture``. If Keystone cannot be installed or
+    started, the tests that use it fail."""
+    from tests import keystone_fixture
+    try:
+        venv = keystone_fixture.keystone_venv()
+        server = keystone_fixture.KeystoneServer(
+            str(tmp_path_factory.mktemp("keystone")), venv).start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as err:
+        pytest.fail(f"a real Keystone is needed: {err}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
