@@ -13,6 +13,7 @@ layer turns each into a Nova fault body using ``code``::
     │   ├── InvalidKeypair          key pair data that is not one usable key
     │   ├── InvalidImage
     │   │   └── HostileImage        an archive that would escape its root
+    │   ├── ConsoleTypeUnavailable  a console kind this cloud doesn't serve
     │   └── InvalidMicroversion (406 at the API, see api.microversion)
     ├── NotAuthorized (401)
     ├── Forbidden (403)
@@ -26,6 +27,7 @@ layer turns each into a Nova fault body using ``code``::
     │   ├── HostHasInstances        a compute service still hosting some
     │   ├── PortInUse               a port another server is bound to
     │   ├── HostBusy                another process holds this compute host
+    │   ├── InstanceNotReady        no console to attach to (not running)
     │   └── Duplicate               a unique name or id already exists
     │       └── FlavorAccessExists
     ├── TooLarge (413)
@@ -89,6 +91,10 @@ class InvalidImage(Invalid):
 
 class HostileImage(InvalidImage):
     msg_fmt = "Refused image archive %(image)s: %(reason)s"
+
+
+class ConsoleTypeUnavailable(Invalid):
+    msg_fmt = "Unavailable console type %(console_type)s."
 
 
 class InvalidMicroversion(Invalid):
@@ -183,6 +189,10 @@ class PortInUse(Conflict):
 class HostBusy(Conflict):
     msg_fmt = ("Compute host %(host)s is held by process %(pid)s "
                "(%(role)s); stop it first")
+
+
+class InstanceNotReady(Conflict):
+    msg_fmt = "Instance %(instance_id)s is not ready"
 
 
 class Duplicate(Conflict):

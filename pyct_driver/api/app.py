@@ -371,7 +371,8 @@ def create_app(conf, db, compute_client) -> Callable:
         quota_enforced=conf.quota.driver != "noop",
         default_zone=conf.default_availability_zone,
         internal_zone=conf.internal_service_availability_zone,
-    )
+        console={k: conf.serial_console[k]
+                 for k in ("enabled", "base_url", "token_ttl")})
     sched = scheduler.Scheduler(
         db, cpu_allocation_ratio=conf.compute.cpu_allocation_ratio,
         ram_allocation_ratio=conf.compute.ram_allocation_ratio,

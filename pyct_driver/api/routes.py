@@ -17,6 +17,7 @@ from pyct_driver.api import (aggregates, availability_zones,
                              image_members, image_update, images,
                              instance_actions, interfaces, keypairs, limits,
                              migrations, quota_class_sets, quota_sets,
+                             remote_consoles,
                              server_actions, server_tags, server_topology,
                              servers, tenant_usage, versions)
 from pyct_driver.api.request import Result
@@ -63,6 +64,7 @@ COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
     ("PUT", "servers/{server_id}/tags/{tag}", server_tags.update),
     ("DELETE", "servers/{server_id}/tags/{tag}", server_tags.delete),
     ("GET", "servers/{server_id}/topology", server_topology.index),
+    ("POST", "servers/{server_id}/remote-consoles", remote_consoles.create),
     ("GET", "os-keypairs", keypairs.index),
     ("POST", "os-keypairs", keypairs.create),
     ("GET", "os-keypairs/{keypair_name}", keypairs.show),

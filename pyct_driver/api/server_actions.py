@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from pyct_driver import exception, states
-from pyct_driver.api import not_yet, schemas
+from pyct_driver.api import not_yet, remote_consoles, schemas
 from pyct_driver.api.request import MALFORMED_BODY, ApiRequest, Result
 from pyct_driver.api.servers import get_instance
 from pyct_driver.api.state import Api
@@ -115,5 +115,7 @@ def action(api: Api, req: ApiRequest, server_id: str) -> Result:
         return _console(api, req, server_id, body)
     if name in _TRANSITIONS:
         return _run(api, req, server_id, _TRANSITIONS[name])
+    if name in remote_consoles.ACTIONS:
+        return remote_consoles.action(api, req, server_id, body)
     raise not_yet.action(name) or exception.Invalid(
         f"There is no such action: {name}")

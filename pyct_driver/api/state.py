@@ -30,6 +30,10 @@ class Settings:
     # [DEFAULT] default_availability_zone / internal_service_...
     default_zone: str = "nova"
     internal_zone: str = "internal"
+    # [serial_console] enabled, base_url, token_ttl (api.remote_consoles)
+    console: dict = dataclasses.field(default_factory=lambda: {
+        "enabled": True, "base_url": "ws://127.0.0.1:6083/",
+        "token_ttl": 600})
 
 
 @dataclasses.dataclass

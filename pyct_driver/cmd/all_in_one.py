@@ -1,4 +1,5 @@
-"""``pyct-all-in-one``: API and compute service in one process.
+"""``pyct-all-in-one``: API, compute service and serial console proxy in
+one process.
 
 The development and demo setup: the in-process message bus (``inproc://``,
 unless the configuration names a transport) joins the API to a compute
@@ -23,6 +24,7 @@ from oslo_log import log as logging
 from pyct_driver.cmd import api as api_cmd
 from pyct_driver.cmd import bootstrap
 from pyct_driver.cmd import compute as compute_cmd
+from pyct_driver.cmd import serialproxy as serialproxy_cmd
 from pyct_driver.db import migration
 from pyct_driver.rpc import transport as rpc_transport
 
@@ -40,9 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     if not compute_cmd.start(service):
         return 1
     server, _ = api_cmd.serve_in_thread(conf, api_cmd.build_app(conf, db))
+    proxy = None
+    if conf.serial_console.enabled:
+        proxy = serialproxy_cmd.build(conf, db)
+        proxy.start()
     try:
         bootstrap.wait_for_signal(conf)
     finally:
+        if proxy is not None:
+            proxy.stop()
         server.shutdown()
         server.server_close()
         service.stop()

@@ -20,6 +20,7 @@ from oslo_log import log as logging
 
 from pyct_driver import exception, plugins
 from pyct_driver.cmd import bootstrap
+from pyct_driver.compute.console_endpoint import ConsoleEndpoint
 from pyct_driver.compute.host_lock import HostLock
 from pyct_driver.compute.manager import ComputeManager
 from pyct_driver.notifications.notifier import Notifications
@@ -72,7 +73,19 @@ def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
         metadata_server=metadata,
         host_ip=conf.my_ip, hypervisor_type=conf.virt_driver,
         reserved_host_disk_mb=conf.compute.reserved_host_disk_mb,
-        host_lock=host_lock(conf))
+        host_lock=host_lock(conf), console_endpoint=console_endpoint(
+            conf, manager))
+
+
+def console_endpoint(conf: cfg.ConfigOpts, manager: ComputeManager
+                     ) -> ConsoleEndpoint | None:
+    """Where ``pyct-serialproxy`` attaches to this host's guests."""
+    opts = conf.serial_console
+    if not opts.enabled:
+        return None
+    return ConsoleEndpoint(opts.proxyclient_address,
+                           ConsoleEndpoint.parse_range(opts.port_range),
+                           opts.token_ttl, manager.attach_console)
 
 
 def start(service: ComputeService) -> bool:

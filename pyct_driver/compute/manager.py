@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import socket
 import threading
 import traceback
 from typing import Callable, Iterator
@@ -22,6 +23,7 @@ from typing import Callable, Iterator
 from oslo_log import log as logging
 
 from pyct_driver import exception, extra_specs, states
+from pyct_driver.compute.console_endpoint import ConsoleEndpoint
 from pyct_driver.context import RequestContext
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import catalog as db_catalog
@@ -123,6 +125,8 @@ class ComputeManager:
         self.gateway_dns = gateway_dns
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # the serial console listener, set by the service that runs one
+        self.consoles: ConsoleEndpoint | None = None
 
     def spec(self, instance: dict) -> virt_base.InstanceSpec:
         return instance_spec(self.db, instance, self.force_config_drive,
@@ -334,6 +338,24 @@ class ComputeManager:
                            length: int | None = None) -> str:
         instance = db_instances.get(self.db, instance_uuid)
         return self.driver.get_console_output(self.spec(instance), length)
+
+    @reports_exceptions
+    def get_serial_console(self, ctxt: RequestContext, instance_uuid: str
+                           ) -> dict:
+        """Where the console proxy attaches to this guest, with a one-time
+        key for it (``console_endpoint``)."""
+        instance = db_instances.get(self.db, instance_uuid)
+        if self.consoles is None:
+            raise exception.ConsoleTypeUnavailable(console_type="serial")
+        if self.driver.get_info(self.spec(instance)).power_state != \
+                states.RUNNING:
+            raise exception.InstanceNotReady(instance_id=instance_uuid)
+        return self.consoles.authorize(instance_uuid)
+
+    def attach_console(self, instance_uuid: str) -> socket.socket:
+        """A socket on the guest's console (the endpoint's ``attach``)."""
+        instance = db_instances.get(self.db, instance_uuid)
+        return self.driver.attach_console(self.spec(instance))
 
     def _port_of(self, instance_uuid: str, port_id: str
                  ) -> tuple[dict, dict]:

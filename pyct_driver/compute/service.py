@@ -4,7 +4,8 @@
 recovers the host's instances, then serves the ``pyct-compute`` topic with
 this host's name as the RPC server (threaded executor) while one background
 thread beats the heartbeat, reports capacity and usage, and runs the
-power-state sync on their intervals. It also runs the host's metadata
+power-state sync on their intervals, and the serial consoles' endpoint
+for the proxy (``console_endpoint``) when given. It also runs the host's metadata
 service when one is given (``[metadata] port`` > 0), listening on each
 project bridge apart (the driver tells it of each: ``watch_networks``), so
 another deployment's service on the same host and port is no clash. It
@@ -24,6 +25,7 @@ from oslo_log import log as logging
 from pyct_driver.compute import host as host_mod
 from pyct_driver.compute import host_facts
 from pyct_driver.compute import recovery
+from pyct_driver.compute.console_endpoint import ConsoleEndpoint
 from pyct_driver.compute.host_lock import HostLock
 from pyct_driver.exception import PyctError
 from pyct_driver.compute.manager import ComputeManager
@@ -49,8 +51,10 @@ class ComputeService:
                  reserved_host_disk_mb: int = 0,
                  host_lock: HostLock | None = None,
                  host_ip: str | None = None,
-                 hypervisor_type: str = "container") -> None:
+                 hypervisor_type: str = "container",
+                 console_endpoint: ConsoleEndpoint | None = None) -> None:
         self.manager = manager
+        self.console_endpoint = console_endpoint
         # what os-hypervisors shows of this host besides its capacity
         self.facts = {"host_ip": host_facts.host_ip(host_ip),
                       "hypervisor_type": hypervisor_type,
@@ -78,6 +82,7 @@ class ComputeService:
             self.host_lock.acquire()  # HostBusy: another owner runs
         self.manager.driver.init_host(self.host)
         self._start_metadata()  # before recovery may start guests
+        self._start_consoles()
         self.report()
         recovery.recover_host(self.manager)
         recovery.sync_power_states(self.manager)
@@ -108,6 +113,16 @@ class ComputeService:
         if self.metadata_server.per_device:  # a listener on each bridge
             self.manager.driver.watch_networks(
                 self.metadata_server, host_mod.network_ids(self.manager))
+
+    def _start_consoles(self) -> None:
+        if self.console_endpoint is None:
+            return
+        try:
+            self.console_endpoint.start()
+        except PyctError as err:  # guests run; consoles answer 400
+            LOG.error("serial consoles not offered: %s", err.message)
+            return
+        self.manager.consoles = self.console_endpoint
 
     def report(self) -> None:
         """Heartbeat plus this host's capacity and usage. ``local_gb`` is
@@ -167,6 +182,9 @@ class ComputeService:
             self._thread = None
         if self.metadata_server is not None:
             self.metadata_server.stop()
+        if self.console_endpoint is not None:
+            self.manager.consoles = None
+            self.console_endpoint.stop()
         self._release_host()
         if self.host_lock is not None:
             self.host_lock.release()

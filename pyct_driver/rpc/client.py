@@ -13,6 +13,7 @@ to answer every version it ever advertised):
 * 1.1 - pause_instance, unpause_instance, get_console_output
 * 1.2 - attach_interface, detach_interface (calls: the API releases the
         port if plugging fails)
+* 1.3 - get_serial_console (a call: where the console proxy attaches)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pyct_driver.context import RequestContext
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
-RPC_API_VERSION = "1.2"
+RPC_API_VERSION = "1.3"
 
 
 class ComputeClient:
@@ -98,6 +99,13 @@ class ComputeClient:
         """Ask the compute host for the console log (a blocking call)."""
         return self._call(ctxt, host, "get_console_output", "1.1",
                           instance_uuid=instance_uuid, length=length)
+
+    def get_serial_console(self, ctxt: RequestContext, host: str,
+                           instance_uuid: str) -> dict:
+        """Where the console proxy attaches to the guest: ``host``,
+        ``port`` and a one-time ``internal_access_path`` key."""
+        return self._call(ctxt, host, "get_serial_console", "1.3",
+                          instance_uuid=instance_uuid)
 
     def attach_interface(self, ctxt: RequestContext, host: str,
                          instance_uuid: str, port_id: str) -> None:

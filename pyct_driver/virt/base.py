@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import socket
 from typing import Iterable, Protocol
 
 from pyct_driver import exception
@@ -233,6 +234,13 @@ class VirtDriver(abc.ABC):
         paused or stopped (a stopped guest gets it at its next start)."""
         raise exception.NetworkError(
             reason="interface hot-plug is not supported by this driver")
+
+    def attach_console(self, instance: InstanceSpec) -> socket.socket:
+        """A stream socket on the running guest's serial console: it
+        reads what the guest writes from now on (the console log keeps
+        it too) and what is sent goes to the guest's console input.
+        Concrete so a driver without consoles still loads."""
+        raise exception.ConsoleTypeUnavailable(console_type="serial")
 
     def detach_interface(self, instance: InstanceSpec, vif: VifSpec) -> None:
         """Unplug ``vif`` (still listed in ``instance.vifs``); idempotent."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
 import time
 from typing import Iterable
@@ -155,6 +156,35 @@ class FakeDriver(base.VirtDriver):
         if length is not None:
             lines = lines[-length:] if length > 0 else []
         return "\n".join(lines) + ("\n" if lines else "")
+
+    def attach_console(self, instance: base.InstanceSpec) -> socket.socket:
+        """A pretend shell on the console: echoes each line typed, answers
+        ``echo WORDS`` with WORDS, and logs both as a tty would."""
+        with self._lock:
+            entry = self._instances.get(instance.uuid)
+            if entry is None or entry["power_state"] != states.RUNNING:
+                raise exception.InstanceNotReady(instance_id=instance.uuid)
+        ours, theirs = socket.socketpair()
+        threading.Thread(target=self._shell, args=(entry, ours),
+                         daemon=True, name=f"console-{instance.uuid}").start()
+        return theirs
+
+    def _shell(self, entry: dict, sock: socket.socket) -> None:
+        buf = b""
+        with sock:
+            while chunk := sock.recv(4096):
+                buf += chunk.replace(b"\r", b"\n")
+                while b"\n" in buf:
+                    line, _, buf = buf.partition(b"\n")
+                    if not line:
+                        continue
+                    out = b"# " + line + b"\r\n"
+                    if line.startswith(b"echo "):
+                        out += line[5:] + b"\r\n"
+                    with self._lock:
+                        entry["console"].extend(
+                            out.decode(errors="replace").splitlines())
+                    sock.sendall(out)
 
     def get_available_resource(self) -> base.HostResources:
         return self._resources

@@ -151,6 +151,8 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
              body={"reboot": {"type": "SOFT"}}),
         call(S + "/action", 202, 202, 403, 404, body={"os-stop": None}),
         call(S + "/action", 202, 202, 403, 404, body={"pause": None}),
+        call(S + "/action", 200, 200, 403, 404, version="2.5",
+             body={"os-getSerialConsole": {"type": "serial"}}),
         # console output may hold secrets: members only, as in Nova
         call(S + "/action", 200, 200, 403, 404,
              body={"os-getConsoleOutput": {}})],
@@ -306,6 +308,10 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
     (COMPUTE, "DELETE", "servers/{server_id}/tags/{tag}"): [
         call(S + "/tags/{tag}", 204, 204, 403, 404, version="2.26",
              setup=_tagged)],
+    (COMPUTE, "POST", "servers/{server_id}/remote-consoles"): [
+        call(S + "/remote-consoles", 200, 200, 403, 404, version="2.6",
+             body={"remote_console": {"protocol": "serial",
+                                      "type": "serial"}})],
     (COMPUTE, "GET", "servers/{server_id}/topology"): [
         call(S + "/topology", 200, 200, 200, 404, version="2.78")],
     (COMPUTE, "PUT", "flavors/{flavor_id}"): [

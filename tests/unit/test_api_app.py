@@ -34,6 +34,9 @@ class FakeCompute:
                                {**kwargs, "args": args} if args else kwargs))
             if name == "get_console_output":
                 return self.console
+            if name == "get_serial_console":
+                return {"host": "127.0.0.1", "port": 10000,
+                        "internal_access_path": f"key-{instance_uuid}"}
             return None
         return record
 

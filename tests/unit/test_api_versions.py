@@ -113,13 +113,14 @@ def test_project_in_url_must_be_the_callers():
 
 
 @pytest.mark.parametrize("path", [
-    "/v2.1/servers/x/remote-consoles", "/v2.1/p1/servers/x/remote-consoles",
-    "/v2/servers/x/remote-consoles"])
+    "/v2.1/servers/x/os-volume_attachments",
+    "/v2.1/p1/servers/x/os-volume_attachments",
+    "/v2/servers/x/os-volume_attachments"])
 def test_not_yet_features_stay_501(path):
     h = Harness()
-    resp = h.request("POST", path, {"remote_console": {}})
+    resp = h.request("POST", path, {"volumeAttachment": {}})
     assert resp.status_int == 501, resp.text
-    assert "remote consoles" in resp.json["notImplemented"]["message"]
+    assert "volumes" in resp.json["notImplemented"]["message"]
 
 
 def test_keystoneauth_discovery_reads_both_versions():

@@ -116,6 +116,8 @@ FORBIDDEN = {
     "rpc": ("pyct_driver.api", "pyct_driver.compute", "pyct_driver.virt"),
     "metadata": ("pyct_driver.api", "pyct_driver.rpc", "pyct_driver.compute",
                  "pyct_driver.virt"),
+    "console": ("pyct_driver.api", "pyct_driver.rpc", "pyct_driver.compute",
+                "pyct_driver.virt"),
 }
 
 

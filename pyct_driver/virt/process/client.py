@@ -158,11 +158,20 @@ class LauncherClient:
     def userns_fd(self, id_range: tuple[int, int]) -> int:
         """An fd of a user namespace whose ids 0.. map onto ``id_range``
         (for idmapped mounts); the caller closes it."""
+        return self._one_fd({"op": "userns", "id_range": list(id_range)},
+                            "user namespace")
+
+    def attach_console(self, uuid: str) -> int:
+        """A stream socket (fd) on the guest's console: what the guest
+        writes from now on (the log keeps it too), and what is written to
+        it goes to the guest's console input; the caller closes it."""
+        return self._one_fd({"op": "attach", "uuid": uuid}, "console")
+
+    def _one_fd(self, request: dict, what: str) -> int:
         fds: list[int] = []
         try:
             with self._lock:
-                self._call_locked({"op": "userns",
-                                   "id_range": list(id_range)}, fds)
+                self._call_locked(request, fds)
         except BaseException:
             for fd in fds:
                 os.close(fd)
@@ -171,7 +180,7 @@ class LauncherClient:
             for fd in fds:
                 os.close(fd)
             raise exception.ProcessError(
-                reason="launcher sent no user namespace fd", step="userns")
+                reason=f"launcher sent no {what} fd", step=request["op"])
         return fds[0]
 
     def exec(self, request: guest_exec.ExecRequest) -> ExecSession:

@@ -2,7 +2,10 @@
 its log (append-only, bounded in size).
 
 ``Consoles`` reads every guest's pty master, within a per-guest byte rate,
-and feeds what it reads into that guest's ``ConsoleLog``. The file never grows past ``max_bytes``: when a write would
+and feeds what it reads into that guest's ``ConsoleLog`` and to the clients
+attached to it (the serial console proxy, through the compute service);
+what a client sends goes to the guest's console input, within the same
+budget. The file never grows past ``max_bytes``: when a write would
 cross the bound, the file is rewritten (temp file + rename, so a reader never
 sees a half-written log) with only the newest half, cut at a line start.
 Bounding by rewrite rather than rotation keeps one file per instance, which
@@ -15,6 +18,7 @@ import errno
 import logging
 import os
 import select
+import socket
 import time
 
 from pyct_driver import exception
@@ -109,6 +113,7 @@ class Console:
         self.tokens = float(burst)
         self.stamp = time.monotonic()
         self.read_bytes = 0
+        self.clients: set[int] = set()  # attached sockets (``attach``)
 
     def allowance(self, now: float) -> int:
         if self.rate:
@@ -137,6 +142,7 @@ class Consoles:
     def __init__(self, poll: select.poll) -> None:
         self.poll = poll
         self.by_fd: dict[int, Console] = {}
+        self.clients: dict[int, Console] = {}  # client fd -> its console
         self.paused: dict[int, float] = {}  # master fd -> when to resume
 
     def add(self, con: Console) -> None:
@@ -173,13 +179,77 @@ class Consoles:
                 con.log.append(data)
             except OSError as err:
                 LOG.warning("console log of %s: %s", con.uuid, err)
+            self._fan_out(con, data)
+
+    def attach(self, con: Console) -> int:
+        """A new client of ``con``: returns the caller's end of a socket
+        pair whose other end this loop reads (guest input) and writes
+        (guest output). Only output from now on reaches it."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        fd = ours.detach()
+        os.set_blocking(fd, False)
+        # room for a few seconds of output at the console's rate
+        sock = socket.socket(fileno=os.dup(fd))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 18)
+        sock.close()
+        con.clients.add(fd)
+        self.clients[fd] = con
+        self.poll.register(fd, select.POLLIN)
+        return theirs.detach()
+
+    def _fan_out(self, con: Console, data: bytes) -> None:
+        for fd in list(con.clients):
+            try:
+                sent = os.write(fd, data)
+            except (BlockingIOError, OSError):
+                sent = -1
+            # A client that can't keep up is dropped rather than buffered
+            # for: the launcher's memory stays bounded, the log has it all.
+            if sent != len(data):
+                self.detach(fd)
+
+    def feed(self, fd: int) -> None:
+        """Copy what a client typed to its guest's console input, within
+        the console's budget (over it, the client waits, as output does)."""
+        con = self.clients[fd]
+        now = time.monotonic()
+        want = min(4096, con.allowance(now))
+        if want < 1:
+            self._pause_fd(con, fd, now)
+            return
+        try:
+            data = os.read(fd, want)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data or con.master is None:
+            self.detach(fd)
+            return
+        con.spend(len(data))
+        try:
+            os.write(con.master, data)
+        except OSError:
+            pass  # the guest reads no input: like a serial line, it is lost
+
+    def detach(self, fd: int) -> None:
+        con = self.clients.pop(fd, None)
+        if con is None:
+            return
+        con.clients.discard(fd)
+        if self.paused.pop(fd, None) is None:
+            self.poll.unregister(fd)
+        os.close(fd)
 
     def _pause(self, con: Console, now: float) -> None:
-        if con.master in self.paused:
+        self._pause_fd(con, con.master, now)
+
+    def _pause_fd(self, con: Console, fd: int, now: float) -> None:
+        if fd in self.paused:
             return
-        self.poll.unregister(con.master)
+        self.poll.unregister(fd)
         # resume once a useful chunk has accrued, not after every byte
-        self.paused[con.master] = now + min(con.burst, 4096) / con.rate
+        self.paused[fd] = now + min(con.burst, 4096) / con.rate
 
     def resume_due(self) -> float:
         """Put paused consoles whose time came back in the poll set;
@@ -195,6 +265,8 @@ class Consoles:
         return wait
 
     def close(self, con: Console) -> None:
+        for fd in list(con.clients):
+            self.detach(fd)
         if con.master is not None:
             if self.paused.pop(con.master, None) is None:
                 self.poll.unregister(con.master)

@@ -7,7 +7,8 @@ one at a time from a poll loop: ``begin`` (fork the guest's C1, which
 joins its cgroups and waits -- ``pending``; the reply carries the guest's
 user namespace fd, SCM_RIGHTS, for the root's idmapped layers), ``start``
 (let it go on; answers once init was exec'd), ``spawn`` (both), ``release``,
-``ping``, ``status``, ``forget``, ``userns`` (an fd of a user namespace
+``ping``, ``status``, ``forget``, ``attach`` (a socket on a guest's
+console), ``userns`` (an fd of a user namespace
 with a given id map), ``exec`` (a command in a running guest, confined
 as its own processes are: ``guest_exec``), ``shutdown``. It makes every guest's user namespace
 (only host root in the initial namespace may map arbitrary ids). A spawn with ``hold`` answers once the
@@ -107,6 +108,8 @@ class Launcher:
                     self._reap()
                 elif fd in self.consoles.by_fd:
                     self.consoles.pump(self.consoles.by_fd[fd])
+                elif fd in self.consoles.clients:
+                    self.consoles.feed(fd)
                 elif fd in self.conns:
                     self._read_conn(fd)
                 if not self.running:
@@ -179,6 +182,8 @@ class Launcher:
             if op == "exec":
                 return self._exec(guest_exec.ExecRequest.from_dict(
                     req["request"]))
+            if op == "attach":
+                return self._attach(str(req["uuid"]))
             if op == "release":
                 return self._release(str(req["uuid"]))
             if op == "status":
@@ -319,6 +324,16 @@ class Launcher:
         LOG.info("exec in guest %s (init pid %d) by helper %d: %r",
                  req.uuid, req.pid, pid, list(req.argv))
         return {"ok": True, "_fds": fds}
+
+    def _attach(self, uuid: str) -> dict:
+        """A socket on the guest's console (output fanned out beside the
+        log, input to the pty); rides the reply (SCM_RIGHTS)."""
+        entry = self.guests.get(uuid)
+        if entry is None or entry.console.master is None:
+            raise exception.ProcessError(
+                reason=f"guest {uuid} has no console here", step="attach")
+        LOG.info("console of %s attached", uuid)
+        return {"ok": True, "_fds": [self.consoles.attach(entry.console)]}
 
     def _status(self, uuid: str) -> dict:
         entry = self.guests.get(uuid)
