@@ -125,6 +125,7 @@ class Deployment:
         self.workdir = workdir
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.console_port = free_port()  # the all-in-one's serial proxy
         self.db_url = db_url
         self.processes: list[ServiceProcess] = []
         sections: dict[str, dict[str, object]] = {
@@ -136,6 +137,9 @@ class Deployment:
             "database": {"connection": db_url},
             "compute": {"reserved_host_memory_mb": 0,
                         "shutdown_timeout": 5},
+            "serial_console": {
+                "serialproxy_port": self.console_port,
+                "base_url": f"ws://127.0.0.1:{self.console_port}/"},
         }
         if transport_url:
             sections["DEFAULT"]["transport_url"] = transport_url

@@ -26,6 +26,7 @@ from pyct_driver.cmd import bootstrap
 from pyct_driver.cmd import compute as compute_cmd
 from pyct_driver.cmd import serialproxy as serialproxy_cmd
 from pyct_driver.db import migration
+from pyct_driver.exception import PyctError
 from pyct_driver.rpc import transport as rpc_transport
 
 LOG = logging.getLogger(__name__)
@@ -45,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     proxy = None
     if conf.serial_console.enabled:
         proxy = serialproxy_cmd.build(conf, db)
-        proxy.start()
+        try:
+            proxy.start()
+        except PyctError as err:  # the rest works; console URLs fail
+            LOG.error("%s", err.message)
+            proxy = None
     try:
         bootstrap.wait_for_signal(conf)
     finally:

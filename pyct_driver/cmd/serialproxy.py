@@ -14,10 +14,14 @@ from pyct_driver import no_eventlet  # noqa: F401,I100
 import sys
 
 from oslo_config import cfg
+from oslo_log import log as logging
 
 from pyct_driver.cmd import bootstrap
 from pyct_driver.console.websocketproxy import SerialProxy
 from pyct_driver.db.engine import Database
+from pyct_driver.exception import PyctError
+
+LOG = logging.getLogger(__name__)
 
 
 def build(conf: cfg.ConfigOpts, db: Database) -> SerialProxy:
@@ -29,7 +33,11 @@ def build(conf: cfg.ConfigOpts, db: Database) -> SerialProxy:
 def main(argv: list[str] | None = None) -> int:
     conf = bootstrap.parse_args(argv if argv is not None else sys.argv)
     proxy = build(conf, bootstrap.database(conf))
-    proxy.start()
+    try:
+        proxy.start()
+    except PyctError as err:
+        LOG.error("%s", err.message)
+        return 1
     try:
         bootstrap.wait_for_signal(conf)
     finally:

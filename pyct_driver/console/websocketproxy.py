@@ -29,6 +29,7 @@ from websockets import exceptions as ws_exc
 from websockets.http11 import Request, Response
 from websockets.sync import server as ws_server
 
+from pyct_driver import exception
 from pyct_driver.db import console_tokens
 from pyct_driver.db.engine import Database
 
@@ -61,10 +62,15 @@ class SerialProxy:
 
     def start(self) -> None:
         """Listen, and serve in a thread."""
-        self._server = ws_server.serve(
-            self._session, self.host, self.port,
-            process_request=self._check, select_subprotocol=_choose,
-            compression=None, max_size=1 << 20)
+        try:
+            self._server = ws_server.serve(
+                self._session, self.host, self.port,
+                process_request=self._check, select_subprotocol=_choose,
+                compression=None, max_size=1 << 20)
+        except OSError as err:
+            raise exception.PyctError(
+                f"serial console proxy cannot listen on {self.host}:"
+                f"{self.port}: {err}") from err
         self.port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         daemon=True, name="serialproxy")

@@ -1,9 +1,10 @@
 """A minimal bootable guest image built from the host's static busybox.
 
 The tarball holds ``/bin/busybox``, one symlink per applet, an inittab
-that prints a boot banner to the console and waits (no shell respawning on
-a console nobody reads), and the few files and empty directories a guest
-expects. Members are sorted and carry fixed owners and mtimes, so one host
+that prints a boot banner to the console and offers a root shell there
+once someone presses Enter (``askfirst``: what a VM's serial console gives
+its operator, and no shell runs on a console nobody reads), and the few
+files and empty directories a guest expects. Members are sorted and carry fixed owners and mtimes, so one host
 always produces the same bytes -- and the same layer digest.
 """
 
@@ -22,6 +23,7 @@ _INITTAB = """\
 # pyct busybox guest. The launcher has mounted /proc, /sys and /dev.
 ::sysinit:/bin/echo "pyct busybox guest booting"
 ::sysinit:/bin/sh -c 'echo "hostname: $(hostname)"'
+::askfirst:-/bin/sh
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/bin/echo "pyct busybox guest shutting down"
 ::shutdown:/bin/sync
