@@ -105,11 +105,18 @@ function start_pyct {
     run_process pyct-api "$PYCT_BIN_DIR/pyct-api --config-file $PYCT_CONF"
     # the container driver needs root: namespaces, cgroups, mounts
     run_process pyct-compute "$PYCT_BIN_DIR/pyct-compute --config-file $PYCT_CONF" root root
+    # guests' serial consoles (openstack console url show --serial)
+    if is_service_enabled pyct-serialproxy; then
+        run_process pyct-serialproxy "$PYCT_BIN_DIR/pyct-serialproxy --config-file $PYCT_CONF"
+    fi
 }
 
 function stop_pyct {
     stop_process pyct-api
     stop_process pyct-compute
+    if is_service_enabled pyct-serialproxy; then
+        stop_process pyct-serialproxy
+    fi
 }
 
 # tempest runs only what pyct does: no resize, migration, snapshots,

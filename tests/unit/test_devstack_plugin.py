@@ -241,3 +241,13 @@ def test_every_phase_does_nothing_when_pyct_is_not_enabled(tmp_path):
     for phase in PHASES:
         assert ds.run_phase(*phase) == [["define_plugin", "pyct"]], phase
     assert not os.path.exists(ds.conf)
+
+
+def test_serial_console_proxy_runs_when_enabled(tmp_path):
+    devstack = Devstack(str(tmp_path), KEYSTONE_CLOUD + ",pyct-serialproxy")
+    conf = devstack.conf
+    assert _calls(devstack.run_phase("stack", "extra"), "run_process")[-1] \
+        == ["run_process", "pyct-serialproxy",
+            f"{devstack.bin}/pyct-serialproxy --config-file {conf}"]
+    assert _calls(devstack.run_phase("unstack"), "stop_process")[-1] == \
+        ["stop_process", "pyct-serialproxy"]
