@@ -7,9 +7,11 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import time
 import urllib.parse
 
 import pytest
+import sqlalchemy as sa
 import webob
 from websockets import exceptions as ws_exc
 from websockets.sync.client import connect
@@ -20,7 +22,7 @@ from pyct_driver.compute.console_endpoint import ConsoleEndpoint
 from pyct_driver.compute.manager import ComputeManager
 from pyct_driver.compute.service import ComputeService
 from pyct_driver.console.websocketproxy import SerialProxy
-from pyct_driver.db import actions
+from pyct_driver.db import actions, models
 from pyct_driver.rpc import client as rpc_client
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.virt.fake import FakeDriver
@@ -148,3 +150,25 @@ def test_other_project_cannot_get_a_url(env):
     req.content_type = "application/json"
     assert req.get_response(app).status_int == 404
     assert urllib.parse.urlsplit(_url(app, uuid)).query.startswith("token=")
+
+
+def test_expired_token_is_refused_at_the_proxy(env):
+    app, uuid, _endpoint, proxy = env
+    url = _url(app, uuid)
+    db = proxy.db
+    with db.session() as session:
+        session.execute(sa.update(models.console_models.ConsoleAuthToken)
+                        .values(expires=1))
+    with pytest.raises(ws_exc.InvalidStatus) as err:
+        connect(url, subprotocols=["binary"])
+    assert err.value.response.status_code == 401
+
+
+def test_compute_endpoint_keys_expire(env):
+    _app, uuid, endpoint, _proxy = env
+    endpoint.ttl = 0.01
+    where = endpoint.authorize(uuid)
+    time.sleep(0.05)
+    with socket.create_connection(("127.0.0.1", endpoint.port)) as s:
+        s.sendall(where["internal_access_path"].encode() + b"\n")
+        assert s.recv(8) == b"refused\n"
