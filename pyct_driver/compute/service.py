@@ -5,8 +5,8 @@ recovers the host's instances, then serves the ``pyct-compute`` topic with
 this host's name as the RPC server (threaded executor) while one background
 thread beats the heartbeat, reports capacity and usage, and runs the
 power-state sync on their intervals, and the serial consoles' endpoint
-for the proxy (``console_endpoint``) when given. It also runs the host's metadata
-service when one is given (``[metadata] port`` > 0), listening on each
+for the proxy (``console_endpoint``) when given. It also runs the host's
+metadata service when one is given (``[metadata] port`` > 0), listening on each
 project bridge apart (the driver tells it of each: ``watch_networks``), so
 another deployment's service on the same host and port is no clash. It
 holds the host's

@@ -1,10 +1,9 @@
 """SQLAlchemy 2 models: the tables pyct keeps its state in.
 
-These declarations are the source of truth for the schema; the alembic
-migrations in the top-level ``migrations/`` folder must produce exactly the
-same tables (a test compares them on SQLite, PostgreSQL and MariaDB).
-Instances are soft-deleted (``deleted`` holds the row id, so a uuid may be
-reused only after deletion); everything else is deleted for real.
+These declarations are the schema's source of truth; the alembic migrations in
+``migrations/`` must produce the same tables (a test compares them on SQLite,
+PostgreSQL and MariaDB). Instances are soft-deleted (``deleted`` holds the row
+id, so a uuid may be reused only after deletion); the rest is deleted for real.
 """
 
 from __future__ import annotations
@@ -396,5 +395,6 @@ class IdRange(TimestampMixin, Base):
 
 
 # Later tables live in their own modules on the same Base.metadata.
-from pyct_driver.db import console_models, models_hosts, quota_models, tag_models  # noqa: E501,F401
+from pyct_driver.db import console_models, models_hosts  # noqa: F401
+from pyct_driver.db import quota_models, tag_models  # noqa
 Tag = tag_models.Tag
