@@ -65,7 +65,8 @@ class SerialProxy:
         try:
             self._server = ws_server.serve(
                 self._session, self.host, self.port,
-                process_request=self._check, select_subprotocol=_choose,
+                process_request=self._check, process_response=self._drop,
+                select_subprotocol=_choose,
                 compression=None, max_size=1 << 20)
         except OSError as err:
             raise exception.PyctError(
@@ -110,6 +111,15 @@ class SerialProxy:
         with self._guard:
             self._targets[id(conn)] = target
         return None
+
+    def _drop(self, conn: ws_server.ServerConnection, _request: Request,
+              response: Response) -> None:
+        """A handshake that failed after the check: let its console go."""
+        if response.status_code != 101:
+            with self._guard:
+                target = self._targets.pop(id(conn), None)
+            if target is not None:
+                target.close()
 
     def _origin_ok(self, request: Request) -> bool:
         origin = request.headers.get("Origin")

@@ -16,7 +16,7 @@ import webob
 from websockets import exceptions as ws_exc
 from websockets.sync.client import connect
 
-from pyct_driver import context
+from pyct_driver import context, exception
 from pyct_driver.api import app as api_app
 from pyct_driver.compute.console_endpoint import ConsoleEndpoint
 from pyct_driver.compute.manager import ComputeManager
@@ -172,3 +172,22 @@ def test_compute_endpoint_keys_expire(env):
     with socket.create_connection(("127.0.0.1", endpoint.port)) as s:
         s.sendall(where["internal_access_path"].encode() + b"\n")
         assert s.recv(8) == b"refused\n"
+
+
+def test_console_gone_by_connect_time_is_503_and_token_spent(env):
+    app, uuid, endpoint, _proxy = env
+    url = _url(app, uuid)
+    attach = endpoint.attach
+
+    def gone(instance_uuid):
+        raise exception.InstanceNotReady(instance_id=instance_uuid)
+    endpoint.attach = gone
+    try:
+        with pytest.raises(ws_exc.InvalidStatus) as err:
+            connect(url, subprotocols=["binary"])
+        assert err.value.response.status_code == 503
+    finally:
+        endpoint.attach = attach
+    with pytest.raises(ws_exc.InvalidStatus) as err:
+        connect(url, subprotocols=["binary"])
+    assert err.value.response.status_code == 401
