@@ -396,5 +396,5 @@ class IdRange(TimestampMixin, Base):
 
 
 # Later tables live in their own modules on the same Base.metadata.
-from pyct_driver.db import models_hosts, quota_models, tag_models  # noqa
+from pyct_driver.db import group_models, models_hosts, quota_models, tag_models  # noqa: E501,E402
 Tag = tag_models.Tag
