@@ -256,3 +256,7 @@ class NetworkError(VirtError):
 
 class InstanceNotRunning(VirtError):
     msg_fmt = "Instance %(instance_id)s is not running."
+
+
+class InstanceIsLocked(Conflict):
+    msg_fmt = "Instance %(instance_uuid)s is locked"

@@ -335,6 +335,19 @@ class ComputeManager:
         instance = db_instances.get(self.db, instance_uuid)
         return self.driver.get_console_output(self.spec(instance), length)
 
+    @reports_exceptions
+    def set_admin_password(self, ctxt: RequestContext, instance_uuid: str,
+                           new_pass: str) -> None:
+        with self.instance_lock(instance_uuid):
+            instance = db_instances.get(self.db, instance_uuid)
+            self.driver.set_admin_password(self.spec(instance), new_pass)
+
+    @reports_exceptions
+    def get_diagnostics(self, ctxt: RequestContext,
+                        instance_uuid: str) -> dict:
+        instance = db_instances.get(self.db, instance_uuid)
+        return self.driver.get_diagnostics(self.spec(instance))
+
     def _port_of(self, instance_uuid: str, port_id: str
                  ) -> tuple[dict, dict]:
         instance = db_instances.get(self.db, instance_uuid)

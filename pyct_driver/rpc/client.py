@@ -111,3 +111,15 @@ class ComputeClient:
         """Unplug a port from the guest (the API releases it after)."""
         self._call(ctxt, host, "detach_interface", "1.2",
                    instance_uuid=instance_uuid, port_id=port_id)
+
+    def set_admin_password(self, ctxt: RequestContext, host: str,
+                           instance_uuid: str, new_pass: str) -> None:
+        """Set root's password in the guest (a call: the API answers
+        with the outcome)."""
+        self._call(ctxt, host, "set_admin_password", "1.2",
+                   instance_uuid=instance_uuid, new_pass=new_pass)
+
+    def get_diagnostics(self, ctxt: RequestContext, host: str,
+                        instance_uuid: str) -> dict:
+        return self._call(ctxt, host, "get_diagnostics", "1.2",
+                          instance_uuid=instance_uuid)

@@ -34,6 +34,10 @@ class FakeCompute:
                                {**kwargs, "args": args} if args else kwargs))
             if name == "get_console_output":
                 return self.console
+            if name == "get_diagnostics":
+                return {"state": "running", "cpu_details": [
+                    {"id": 0, "time": 5, "utilisation": None}],
+                    "uptime": 7}
             return None
         return record
 
