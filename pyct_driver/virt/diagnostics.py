@@ -5,7 +5,8 @@ entry with the cgroup's CPU time, memory maximum and use in MiB, one NIC
 entry per port with the counters of its host-side veth -- the host end
 receives what the guest sends, so rx and tx swap). ``GuestAdmin`` is the
 container driver's part: it reads the cgroup and the host's own links,
-and sets root's password by running the guest's own ``chpasswd`` the way
+and sets root's password by running the guest's own ``chpasswd`` (or its
+``sed`` on its own ``/etc/shadow``) the way
 ``pyct-manage server exec`` runs commands (``exec_in_guest``: guest root
 in the guest's namespaces, cgroup and seccomp filter), so no guest path
 is ever opened from the host.
@@ -14,6 +15,7 @@ is ever opened from the host.
 from __future__ import annotations
 
 import os
+import warnings
 
 from pyct_driver import exception, states
 from pyct_driver.virt import base
@@ -103,16 +105,44 @@ class GuestAdmin:
 
     def set_admin_password(self, instance: base.InstanceSpec,
                            password: str, timeout: float = 30.0) -> None:
+        """The guest's ``chpasswd``; a guest without one (busybox builds
+        often lack it) gets the SHA-512 crypt hash made here and written
+        by the guest's own ``sed`` into its own ``/etc/shadow``."""
         if "\n" in password or "\r" in password:
             raise exception.Invalid("The password may not hold a newline")
-        session = self.exec_in_guest(instance.uuid, ["chpasswd"])
-        try:
-            code, _out, err = session.communicate(
-                f"root:{password}\n".encode(), timeout=timeout)
-        except TimeoutError as exc:
-            raise exception.Conflict(
-                "chpasswd did not finish in the guest") from exc
+        code, err = self._guest_run(instance.uuid, ["chpasswd"],
+                                    f"root:{password}\n", timeout)
+        if code == 127:
+            code, err = self._guest_run(
+                instance.uuid, ["sh", "-c", _SED_SHADOW],
+                _crypt(password) + "\n", timeout)
         if code != 0:
             raise exception.Conflict(
-                "the guest's chpasswd failed: "
-                + err.decode(errors="replace").strip()[-200:])
+                "setting the password in the guest failed: "
+                + err.strip()[-200:])
+
+    def _guest_run(self, uuid: str, argv: list[str], stdin: str,
+                   timeout: float) -> tuple[int, str]:
+        session = self.exec_in_guest(uuid, argv)
+        try:
+            code, _out, err = session.communicate(stdin.encode(),
+                                                  timeout=timeout)
+        except TimeoutError as exc:
+            raise exception.Conflict(
+                f"{argv[0]} did not finish in the guest") from exc
+        return code, err.decode(errors="replace")
+
+
+# run by the guest's shell: the hash comes on stdin, never on a command
+# line other guest processes could read
+_SED_SHADOW = ('read -r h && sed -i "s|^root:[^:]*:|root:$h:|" '
+               '/etc/shadow && grep -q "^root:$h:" /etc/shadow')
+
+
+def _crypt(password: str) -> str:
+    """A SHA-512 crypt(3) hash (the crypt module warns that it goes in
+    3.13; passlib is not a dependency)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_SHA512))
