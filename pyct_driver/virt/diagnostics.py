@@ -56,7 +56,8 @@ def diagnostics(instance: base.InstanceSpec, info: base.InstanceInfo,
                           "write_bytes": 0, "write_requests": 0,
                           "errors_count": 0}],
         "memory_details": {"maximum": instance.flavor.memory_mb,
-                           "used": info.memory_used_kb // 1024},
+                           # MiB, rounded up: a tiny guest uses some
+                           "used": -(-info.memory_used_kb // 1024)},
     }
 
 
@@ -123,13 +124,19 @@ class GuestAdmin:
 
     def _guest_run(self, uuid: str, argv: list[str], stdin: str,
                    timeout: float) -> tuple[int, str]:
-        session = self.exec_in_guest(uuid, argv)
+        """(exit code, stderr) of ``argv`` in the guest; 127, as a shell
+        says, when the guest has no such program."""
         try:
+            session = self.exec_in_guest(uuid, argv)
             code, _out, err = session.communicate(stdin.encode(),
                                                   timeout=timeout)
         except TimeoutError as exc:
             raise exception.Conflict(
                 f"{argv[0]} did not finish in the guest") from exc
+        except exception.ProcessError as exc:
+            if "No such file or directory" in exc.message:
+                return 127, exc.message
+            raise
         return code, err.decode(errors="replace")
 
 
