@@ -13,6 +13,7 @@ to answer every version it ever advertised):
 * 1.1 - pause_instance, unpause_instance, get_console_output
 * 1.2 - attach_interface, detach_interface (calls: the API releases the
         port if plugging fails)
+* 1.3 - set_admin_password, get_diagnostics (calls)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pyct_driver.context import RequestContext
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
-RPC_API_VERSION = "1.2"
+RPC_API_VERSION = "1.3"
 
 
 class ComputeClient:
@@ -116,10 +117,10 @@ class ComputeClient:
                            instance_uuid: str, new_pass: str) -> None:
         """Set root's password in the guest (a call: the API answers
         with the outcome)."""
-        self._call(ctxt, host, "set_admin_password", "1.2",
+        self._call(ctxt, host, "set_admin_password", "1.3",
                    instance_uuid=instance_uuid, new_pass=new_pass)
 
     def get_diagnostics(self, ctxt: RequestContext, host: str,
                         instance_uuid: str) -> dict:
-        return self._call(ctxt, host, "get_diagnostics", "1.2",
+        return self._call(ctxt, host, "get_diagnostics", "1.3",
                           instance_uuid=instance_uuid)
