@@ -156,6 +156,10 @@ class InstanceTagNotFound(NotFound):
     msg_fmt = "Instance %(instance_id)s has no tag '%(tag)s'"
 
 
+class InstanceGroupNotFound(NotFound):
+    msg_fmt = "Instance group %(group_uuid)s could not be found."
+
+
 class PortNotFound(NotFound):
     msg_fmt = "Port id %(port_id)s could not be found."
 

@@ -23,10 +23,6 @@ from pyct_driver.db.group_models import InstanceGroup, InstanceGroupMember
 _G, _M, _I = InstanceGroup, InstanceGroupMember, models.Instance
 
 
-class GroupNotFound(exception.NotFound):
-    msg_fmt = "Instance group %(group_uuid)s could not be found."
-
-
 def _members(session, group_ids: Iterable[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     ids = list(group_ids)
@@ -47,6 +43,16 @@ def _to_dict(row: InstanceGroup, members: list[str]) -> dict:
     return values
 
 
+def _find(session, uuid: str, project_id: str | None) -> InstanceGroup:
+    query = sa.select(_G).where(_G.uuid == uuid)
+    if project_id is not None:
+        query = query.where(_G.project_id == project_id)
+    row = session.scalars(query).first()
+    if row is None:
+        raise exception.InstanceGroupNotFound(group_uuid=uuid)
+    return row
+
+
 def create(db: Database, values: dict,
            guard: Callable[[Any], None] | None = None) -> dict:
     """Insert a group; ``guard(session)`` (the quota check) runs first in
@@ -64,12 +70,7 @@ def get(db: Database, uuid: str, project_id: str | None = None) -> dict:
     """The group (404 if missing or, ``project_id`` given, another
     project's)."""
     with db.session() as session:
-        query = sa.select(_G).where(_G.uuid == uuid)
-        if project_id is not None:
-            query = query.where(_G.project_id == project_id)
-        row = session.scalars(query).first()
-        if row is None:
-            raise GroupNotFound(group_uuid=uuid)
+        row = _find(session, uuid, project_id)
         return _to_dict(row, _members(session, [row.id]).get(row.id, []))
 
 
@@ -89,12 +90,7 @@ def list_(db: Database, project_id: str | None, limit: int | None,
 
 def delete(db: Database, uuid: str, project_id: str | None) -> None:
     with db.session() as session:
-        query = sa.select(_G).where(_G.uuid == uuid)
-        if project_id is not None:
-            query = query.where(_G.project_id == project_id)
-        row = session.scalars(query).first()
-        if row is None:
-            raise GroupNotFound(group_uuid=uuid)
+        row = _find(session, uuid, project_id)
         session.execute(sa.delete(_M).where(_M.group_id == row.id))
         session.delete(row)
 
