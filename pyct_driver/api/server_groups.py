@@ -104,7 +104,7 @@ def create(api: Api, req: ApiRequest) -> Result:
     rules = {k: schemas.to_int(v) for k, v in spec.get("rules", {}).items()}
     if rules and policy != "anti-affinity":
         raise exception.Invalid(
-            "Only anti-affinity policy supports max_server_per_host rule")
+            "Only anti-affinity policy supports rules.")
     values = {"uuid": str(uuid.uuid4()), "name": spec["name"],
               "project_id": ctxt.project_id, "user_id": ctxt.user_id,
               "policy": policy, "rules": rules}

@@ -107,6 +107,11 @@ def test_group_bad_input_makes_nothing(h):
         resp = h.request("POST", G, body, version=version)
         assert resp.status_int == 400, (body, version)
         assert "badRequest" in resp.json
+    resp = h.request("POST", G, {"server_group": {
+        "name": "g", "policy": "affinity",
+        "rules": {"max_server_per_host": 2}}}, version="2.64")
+    assert resp.json["badRequest"]["message"] == \
+        "Only anti-affinity policy supports rules."
     assert h.request("POST", G, raw=b"{x").status_int == 400
     assert db_groups.list_(h.db, None, None, 0) == []
 

@@ -64,6 +64,9 @@ def test_lock_refuses_members_not_admins_and_shows_reason(h):
     assert resp.status_int == 409
     assert h.request("DELETE", f"/v2.1/servers/{sid}",
                      version=V).status_int == 409
+    resp = h.request("POST", f"/v2.1/servers/{sid}/os-interface",
+                     {"interfaceAttachment": {}}, version=V)
+    assert resp.status_int == 409
     assert len(h.compute.calls) == calls
     inst = db_instances.get(h.db, sid)
     assert inst["task_state"] is None and inst["metadata"] == {}
