@@ -124,7 +124,7 @@ def trigger_crash_dump(api: Api, req: ApiRequest, server_id: str,
                                 "os_compute_api:servers:trigger_crash_dump")
     server_lock.check(req, inst)
     if inst["vm_state"] not in (states.ACTIVE, states.PAUSED,
-                                states.STOPPED, states.SUSPENDED,
+                                states.RESCUED, states.RESIZED,
                                 states.ERROR) or inst["task_state"]:
         attr = "task_state" if inst["task_state"] else "vm_state"
         raise exception.InstanceInvalidState(

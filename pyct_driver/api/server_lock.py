@@ -20,9 +20,12 @@ from pyct_driver.db import actions as db_actions
 from pyct_driver.db import locks as db_locks
 
 _P = "os_compute_api:os-lock-server:"
+# before 2.73 (and for unlock always) Nova takes any value under the key
+_ANY = {name: schemas._obj({name: {}}, (name,)) for name in ("lock",
+                                                            "unlock")}
 _LOCK_273 = {"type": "object", "properties": {"lock": {
     "type": ["object", "null"],
-    "properties": {"locked_reason": {"type": "string", "minLength": 0,
+    "properties": {"locked_reason": {"type": "string", "minLength": 1,
                                      "maxLength": 255}},
     "additionalProperties": False}},
     "required": ["lock"], "additionalProperties": False}
@@ -47,10 +50,13 @@ def _locker(req: ApiRequest, inst: dict) -> str:
 
 
 def lock(api: Api, req: ApiRequest, server_id: str, body: dict) -> Result:
-    schemas.validate(_LOCK_273 if req.at_least("2.73")
-                     else schemas.empty_action("lock"), body)
+    schemas.validate(_LOCK_273 if req.at_least("2.73") else _ANY["lock"],
+                     body)
     inst = servers.get_instance(api, req, server_id, _P + "lock")
-    reason = (body["lock"] or {}).get("locked_reason")
+    api.policy.authorize(req.context, _P + "lock", {
+        "project_id": inst["project_id"], "user_id": inst["user_id"]})
+    reason = (body["lock"] or {}).get("locked_reason") \
+        if req.at_least("2.73") else None
     db_locks.lock(api.db, inst["uuid"], _locker(req, inst), reason)
     _record(api, req, inst, "lock")
     return Result(202)
@@ -58,7 +64,7 @@ def lock(api: Api, req: ApiRequest, server_id: str, body: dict) -> Result:
 
 def unlock(api: Api, req: ApiRequest, server_id: str, body: dict
            ) -> Result:
-    schemas.validate(schemas.empty_action("unlock"), body)
+    schemas.validate(_ANY["unlock"], body)
     inst = servers.get_instance(api, req, server_id, _P + "unlock")
     held = db_locks.by_instance(api.db, [inst["uuid"]]).get(inst["uuid"])
     if held is not None and held["locked_by"] != _locker(req, inst):

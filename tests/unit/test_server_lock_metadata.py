@@ -99,12 +99,18 @@ def test_lock_bad_input(h):
     for body, version in (({"lock": {"locked_reason": "x" * 256}}, V),
                           ({"lock": {"locked_reason": 5}}, V),
                           ({"lock": {"other": "x"}}, V),
-                          ({"lock": {"locked_reason": "x"}}, "2.72"),
-                          ({"unlock": {"x": 1}}, V)):
+                          ({"lock": {"locked_reason": ""}}, V),
+                          ({"lock": None, "unlock": None}, V),
+                          ({"lock": [1]}, V)):
         resp = _act(h, sid, body, version=version)
         assert resp.status_int == 400, body
         assert _fault(resp)[0] == "badRequest"
     assert db_instances.get(h.db, sid)["locked"] is False
+    # before 2.73 Nova takes any value and no reason
+    assert _act(h, sid, {"lock": {"locked_reason": "x"}},
+                version="2.72").status_int == 202
+    assert db_locks.by_instance(h.db, [sid])[sid]["reason"] is None
+    assert _act(h, sid, {"unlock": {"x": 1}}).status_int == 202
     assert _act(h, "nosuch", {"lock": None}).status_int == 404
     assert _act(h, sid, {"lock": None}, token="bob:p2").status_int == 404
     assert db_instances.get(h.db, sid)["locked"] is False
@@ -213,6 +219,10 @@ def test_server_password_crash_dump_ips_diagnostics(h):
         "Triggering crash dump is not supported"
     resp = _act(h, sid, {"trigger_crash_dump": None}, version="2.16")
     assert resp.status_int == 400
+    db_instances.update(h.db, sid, {"vm_state": states.STOPPED})
+    resp = _act(h, sid, {"trigger_crash_dump": None})
+    assert resp.status_int == 409
+    db_instances.update(h.db, sid, {"vm_state": states.ACTIVE})
     assert h.request("GET", url + "/ips").json == {"addresses": {}}
     resp = h.request("GET", url + "/ips/nosuch")
     assert resp.status_int == 404
