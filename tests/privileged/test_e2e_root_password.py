@@ -7,7 +7,9 @@ the guest with ``guest_exec``, holds a SHA-512 hash of the new password;
 the host never opened the guest's file. A locked server refuses the
 member's password change (409) and the entry stays. Diagnostics (admin,
 2.48) show the guest's CPU time (non-zero: the guest ran a shell) and its
-memory. Everything is torn down by the fixture, also on failure.
+memory; its one NIC's counters (from the host end of its veth) agree
+with the guest's own eth0 after it pinged its gateway. Everything is
+torn down by the fixture, also on failure.
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ from __future__ import annotations
 import warnings
 
 from tests.privileged import e2e_fixtures
+from tests.privileged.test_debian_ssh import free_pool
 
 
 def _root_entry(env, uuid: str) -> str:
     shadow = env.exec(uuid, ["cat", "/etc/shadow"]).stdout
     return next(line for line in shadow.splitlines()
                 if line.startswith("root:"))
+
+
+def _guest_tx(env, uuid: str) -> int:
+    return int(env.exec(uuid, ["cat", "/sys/class/net/eth0/statistics/"
+                                      "tx_bytes"]).stdout)
 
 
 def _matches(password: str, hashed: str) -> bool:
@@ -31,8 +39,11 @@ def _matches(password: str, hashed: str) -> bool:
 
 
 def test_root_password_and_diagnostics():
-    with e2e_fixtures.deployment("rootpw") as env:
-        srv, _ = e2e_fixtures.boot(env, "pw1")
+    extra = {"network": {"pool_cidr": free_pool()}}
+    with e2e_fixtures.deployment("rootpw", extra) as env:
+        srv = env.cli_json("server", "create", "--image", "busybox",
+                           "--flavor", "m1.tiny", "--nic", "auto",
+                           "--wait", "pw1")
         uuid = srv["id"]
         before = _root_entry(env, uuid)
         assert before.startswith("root:*:")
@@ -52,12 +63,24 @@ def test_root_password_and_diagnostics():
         assert _root_entry(env, uuid) == after
         env.cli("server", "unlock", "pw1")
 
+        # traffic from the guest: its eth0 counters bracket what the host
+        # end of its veth saw (the diagnostics' guest-side view)
+        gateway = env.exec(uuid, ["ip", "route"]).stdout.split(
+            "default via ")[1].split()[0]
+        env.exec(uuid, ["ping", "-c", "2", "-W", "1", gateway], check=False)
+        sent_before = _guest_tx(env, uuid)
         admin = env.dep.sdk_connection("admin")
         try:
             diag = admin.compute.get_server_diagnostics(uuid)
         finally:
             admin.close()
+        sent_after = _guest_tx(env, uuid)
         assert diag.state == "running"
+        nic, = diag.nic_details
+        assert nic["mac_address"] == env.cli_json(
+            "port", "list", "--server", "pw1")[0]["MAC Address"]
+        assert 0 < sent_before <= nic["tx_octets"] <= sent_after
+        assert nic["tx_packets"] >= 2
         assert diag.cpu_details[0]["time"] > 0
         assert diag.memory_details["maximum"] == 512
         assert 0 < diag.memory_details["used"] <= 512
