@@ -194,6 +194,10 @@ def test_quotas_count_groups_and_members(h):
     detail = h.request("GET", "/v2.1/os-quota-sets/p1/detail").json[
         "quota_set"]
     assert detail["server_groups"]["in_use"] == 1
+    # Nova shows no usage for the per-group member limit
+    assert detail["server_group_members"]["in_use"] == 0
+    absolute = h.request("GET", "/v2.1/limits").json["limits"]["absolute"]
+    assert absolute["totalServerGroupsUsed"] == 1
     assert _boot(h, group["id"], 2).status_int == 202
     resp = _boot(h, group["id"])
     assert resp.status_int == 403
