@@ -162,6 +162,10 @@ class InstanceTagNotFound(NotFound):
     msg_fmt = "Instance %(instance_id)s has no tag '%(tag)s'"
 
 
+class InstanceGroupNotFound(NotFound):
+    msg_fmt = "Instance group %(group_uuid)s could not be found."
+
+
 class PortNotFound(NotFound):
     msg_fmt = "Port id %(port_id)s could not be found."
 
@@ -266,3 +270,7 @@ class NetworkError(VirtError):
 
 class InstanceNotRunning(VirtError):
     msg_fmt = "Instance %(instance_id)s is not running."
+
+
+class InstanceIsLocked(Conflict):
+    msg_fmt = "Instance %(instance_uuid)s is locked"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 
 from pyct_driver import exception, states
-from pyct_driver.api import schemas, server_networks, servers
+from pyct_driver.api import schemas, server_lock, server_networks, servers
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
@@ -101,6 +101,7 @@ def create(api: Api, req: ApiRequest, server_id: str) -> Result:
     body = req.json_body()
     schemas.validate(_attach_schema(req), body)
     inst = servers.get_instance(api, req, server_id, _P + "create")
+    server_lock.check(req, inst)
     _check_state(inst, "attach_interface")
     if not inst["host"]:
         raise exception.Conflict(reason="the server has no compute host")
@@ -132,6 +133,7 @@ def create(api: Api, req: ApiRequest, server_id: str) -> Result:
 def delete(api: Api, req: ApiRequest, server_id: str, port_id: str
            ) -> Result:
     inst = servers.get_instance(api, req, server_id, _P + "delete")
+    server_lock.check(req, inst)
     _check_state(inst, "detach_interface")
     port = _port(api, inst, port_id)
     ctxt = req.context

@@ -18,14 +18,10 @@ _HINT = "; see 'What works today' in pyct's README."
 
 # paths below /v2.1[/{project}] -> the feature
 _COMPUTE = [(re.compile(p + r"(/.*)?$"), what) for p, what in (
-    (r"os-server-groups", "server groups"),
     (r"os-server-external-events", "external events"),
-    (r"servers/[^/]+/metadata", "server metadata"),
     (r"servers/[^/]+/os-volume_attachments", "volumes"),
     (r"servers/[^/]+/os-security-groups", "security groups"),
     (r"servers/[^/]+/migrations", "migrations"),
-    (r"servers/[^/]+/diagnostics", "server diagnostics"),
-    (r"servers/[^/]+/os-server-password", "server passwords"),
 )]
 
 # server actions Nova has -> the feature
@@ -33,17 +29,15 @@ _ACTIONS = {
     "resize": "resize", "confirmResize": "resize", "revertResize": "resize",
     "createImage": "snapshots (server image create)",
     "createBackup": "backups", "rebuild": "rebuild",
-    "lock": "server locks", "unlock": "server locks",
     "suspend": "suspend and resume", "resume": "suspend and resume",
     "shelve": "shelve", "shelveOffload": "shelve", "unshelve": "shelve",
     "rescue": "rescue", "unrescue": "rescue",
-    "changePassword": "setting the root password",
     "migrate": "migration", "os-migrateLive": "live migration",
     "evacuate": "evacuation", "os-resetState": "resetting server states",
     "addSecurityGroup": "security groups",
     "removeSecurityGroup": "security groups",
     "addFloatingIp": "floating IPs", "removeFloatingIp": "floating IPs",
-    "trigger_crash_dump": "crash dumps", "restore": "soft delete",
+    "restore": "soft delete",
     "forceDelete": "soft delete", "os-resetNetwork": "network resets",
     "injectNetworkInfo": "network info injection",
 }

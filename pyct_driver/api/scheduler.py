@@ -8,7 +8,9 @@ aggregate are in the default zone) and has room for the flavor under the
 allocation ratios; among those the one with the most free RAM wins (Nova's
 default weigher), ties broken by host name so the choice is repeatable.
 Several servers of one request are placed one after another, each counting
-the ones placed before it. Disk room is Nova placement's
+the ones placed before it; a server group's policy
+(``api.group_placement``) filters and ranks the hosts first. Disk room
+is Nova placement's
 (total - reserved) x ratio - used: a node's ``local_gb`` comes already net
 of its ``reserved_host_disk_mb`` (the compute host knows its own file
 system), and used is the root + ephemeral GiB of the flavors placed there.
@@ -17,6 +19,7 @@ system), and used is the root + ephemeral GiB of the flavors placed there.
 from __future__ import annotations
 
 from pyct_driver import exception
+from pyct_driver.api.group_placement import GroupPlacement
 from pyct_driver.db import aggregates as db_aggregates
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import services as db_services
@@ -83,9 +86,11 @@ class Scheduler:
 
     def select_hosts(self, flavor: dict, count: int,
                      force_host: str | None = None,
-                     zone: str | None = None) -> list[str | None]:
-        """A host for each of ``count`` servers (in ``zone`` if given);
-        None where none fits."""
+                     zone: str | None = None,
+                     group: GroupPlacement | None = None
+                     ) -> list[str | None]:
+        """A host for each of ``count`` servers (in ``zone`` if given,
+        as the server ``group``'s policy allows); None where none fits."""
         need = {"vcpus": flavor["vcpus"], "memory_mb": flavor["memory_mb"],
                 "local_gb": flavor["root_gb"] + flavor["ephemeral_gb"]}
         free = self._free(zone)
@@ -95,12 +100,17 @@ class Scheduler:
         for _ in range(count):
             fits = [h for h, room in free.items()
                     if all(room[k] >= need[k] for k in need)]
+            if group is not None:
+                fits = group.allowed(fits)
             if not fits:
                 chosen.append(None)
                 continue
-            host = min(fits, key=lambda h: (-free[h]["memory_mb"], h))
+            host = min(fits, key=lambda h: (
+                group.rank(h) if group else 0, -free[h]["memory_mb"], h))
             for key in need:
                 free[host][key] -= need[key]
+            if group is not None:
+                group.placed(host)
             chosen.append(host)
         return chosen
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 
 from pyct_driver import exception, states
-from pyct_driver.api import not_yet, remote_consoles, schemas
+from pyct_driver.api import (not_yet, remote_consoles, schemas,
+                             server_extras, server_lock)
 from pyct_driver.api.request import MALFORMED_BODY, ApiRequest, Result
 from pyct_driver.api.servers import get_instance
 from pyct_driver.api.state import Api
@@ -64,9 +65,18 @@ _HARD = _Transition("reboot", "os_compute_api:servers:reboot",
                     states.REBOOTING_HARD, "reboot_instance")
 
 
+# actions whose module handles them whole: (api, req, server_id, body)
+_HANDLERS = {
+    "lock": server_lock.lock, "unlock": server_lock.unlock,
+    "changePassword": server_extras.change_password,
+    "trigger_crash_dump": server_extras.trigger_crash_dump,
+}
+
+
 def _run(api: Api, req: ApiRequest, server_id: str, tr: _Transition,
          **rpc_kwargs: object) -> Result:
     inst = get_instance(api, req, server_id, tr.rule)
+    server_lock.check(req, inst)
     inst = db_instances.update(
         api.db, inst["uuid"], {"task_state": tr.new_task_state},
         expected_task_state=tr.task_states, expected_vm_state=tr.vm_states,
@@ -117,5 +127,7 @@ def action(api: Api, req: ApiRequest, server_id: str) -> Result:
         return _run(api, req, server_id, _TRANSITIONS[name])
     if name in remote_consoles.ACTIONS:
         return remote_consoles.action(api, req, server_id, body)
+    if name in _HANDLERS:
+        return _HANDLERS[name](api, req, server_id, body)
     raise not_yet.action(name) or exception.Invalid(
         f"There is no such action: {name}")

@@ -25,11 +25,13 @@ from pyct_driver import exception, states
 from pyct_driver.api import (availability_zones, flavors, images, keypairs,
                              quota_check, schemas, server_networks,
                              server_references, server_views)
+from pyct_driver.api.group_placement import GroupPlacement
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import catalog, image_access
 from pyct_driver.db import instances as db_instances
+from pyct_driver.db import server_groups as db_groups
 
 _FLAVOR_KEYS = ("flavorid", "name", "vcpus", "memory_mb", "root_gb",
                 "ephemeral_gb", "swap", "rxtx_factor", "is_public",
@@ -184,7 +186,7 @@ def create(api: Api, req: ApiRequest) -> Result:
         api, req, server, force_host) or force_host
     hostname = server_references.hostname(server, max_count)
     server_references.security_groups(server)
-    server_references.server_group(body)
+    group = server_references.server_group(api, req, body)
     unplaceable = server_references.unplaceable(api, req, server)
     password = server.get("adminPass") or _password()
     snapshot = {k: flavor[k] for k in _FLAVOR_KEYS}
@@ -199,7 +201,7 @@ def create(api: Api, req: ApiRequest) -> Result:
     port_requests = server_networks.resolve(api, req, networks, max_count)
 
     hosts = _place(api, flavor, min_count, max_count, fits, force_host,
-                   None if force_host else zone)
+                   None if force_host else zone, group)
     if unplaceable is not None:
         hosts = [None] * len(hosts)
     guard.prepare()
@@ -244,7 +246,10 @@ def create(api: Api, req: ApiRequest) -> Result:
                               "request_id": ctxt.request_id,
                               "user_id": ctxt.user_id,
                               "project_id": ctxt.project_id},
-        faults=faults, ports=ports, guard=guard, tags=server.get("tags"))
+        faults=faults, ports=ports, tags=server.get("tags"),
+        guard=guard if group is None else db_groups.member_guard(
+            group, [r["uuid"] for r in rows], quota_check.effective(
+                api, ctxt.project_id)["server_group_members"], guard))
     for inst in created:
         if inst["host"]:
             _cast_build(api, req, inst)
@@ -265,14 +270,16 @@ def create(api: Api, req: ApiRequest) -> Result:
 
 def _place(api: Api, flavor: dict, min_count: int, max_count: int,
            fits: int, force_host: str | None,
-           zone: str | None) -> list[str | None]:
+           zone: str | None, group: dict | None) -> list[str | None]:
     """Hosts for the servers: as many as the quota ``fits`` (at most
     ``max_count``), or as many as the hosts can take if that is at least
     ``min_count`` -- a multi-create is all-or-nothing down to its minimum:
     NoValidHost, and nothing made. One server no host can take is still
     made, in ERROR, as Nova does."""
+    placement = None if group is None else GroupPlacement(
+        group["policy"], group["rules"], group["member_hosts"])
     hosts = api.scheduler.select_hosts(flavor, min(fits, max_count),
-                                       force_host, zone)
+                                       force_host, zone, placement)
     if max_count == 1:
         return hosts
     placed = [h for h in hosts if h is not None]

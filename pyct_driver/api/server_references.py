@@ -3,7 +3,8 @@
 Nova validates each reference of ``POST /servers`` and answers a 400 for
 one that does not exist: a security group other than ``default`` (pyct
 has only that one), a server group named by the ``group`` scheduler hint
-(pyct has none), a requested host (2.74, admins) that is not a compute
+(of the caller's project; the group is returned for the scheduler),
+a requested host (2.74, admins) that is not a compute
 host. It also checks the request's own values: a ``hostname`` (2.90) is
 for one server only, ``tags`` (2.52) are at most 50. Trusted image
 certificates (2.63) need a compute host that verifies image signatures,
@@ -16,6 +17,7 @@ from __future__ import annotations
 from pyct_driver import exception
 from pyct_driver.api.request import ApiRequest
 from pyct_driver.api.state import Api
+from pyct_driver.db import server_groups as db_groups
 from pyct_driver.db import services as db_services
 
 HINTS = {
@@ -53,15 +55,25 @@ def security_groups(server: dict) -> None:
                 f"'{group['name']}'")
 
 
-def server_group(body: dict) -> None:
+def server_group(api: Api, req: ApiRequest, body: dict) -> dict | None:
+    """The group the ``group`` hint names (with its members' hosts), or
+    None; one that does not exist for the caller is a 400."""
     hints = body.get("os:scheduler_hints") or body.get(
         "OS-SCH-HNT:scheduler_hints") or {}
     group = hints.get("group")
     if isinstance(group, list):
         group = group[0] if group else None
-    if group:
+    if not group:
+        return None
+    try:
+        found = db_groups.get(api.db, group, None if req.is_admin
+                              else req.context.project_id)
+    except exception.NotFound as err:
         raise exception.Invalid(f"Instance group {group} could not be "
-                                "found.")
+                                "found.") from err
+    found["member_hosts"] = list(db_groups.member_hosts(
+        api.db, found["id"]).values())
+    return found
 
 
 def requested_host(api: Api, req: ApiRequest, server: dict,

@@ -147,7 +147,9 @@ def _since_2_9(req: ApiRequest, inst: dict, server: dict,
     """What each microversion from 2.9 adds, in Nova's order.
 
     ``extra``: ``tags`` (the server's), ``view`` (``show``, ``detail`` or
-    ``update``: server_groups are not in the list), ``flavor_specs``.
+    ``update``: server_groups are not in the list), ``flavor_specs``,
+    ``server_groups`` (the uuid of the server's group, if any),
+    ``locked_reason``.
     """
     if req.at_least("2.9"):
         server["locked"] = bool(inst["locked"])
@@ -161,11 +163,9 @@ def _since_2_9(req: ApiRequest, inst: dict, server: dict,
         # pyct verifies no image signatures: no server has certificates
         server["trusted_image_certificates"] = None
     if req.at_least("2.71") and extra.get("view", "show") != "detail":
-        # server groups are not implemented: a server is in none
-        server["server_groups"] = []
+        server["server_groups"] = list(extra.get("server_groups") or [])
     if req.at_least("2.73"):
-        # locking takes no reason in pyct (the lock action is not there)
-        server["locked_reason"] = None
+        server["locked_reason"] = extra.get("locked_reason")
     if req.at_least("2.90") and not show_extended:
         server["OS-EXT-SRV-ATTR:hostname"] = inst["hostname"]
     if req.at_least("2.96") and "OS-EXT-AZ:availability_zone" in server:

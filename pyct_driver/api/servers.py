@@ -9,14 +9,16 @@ here, in the database.
 
 from __future__ import annotations
 
-from pyct_driver import states
+from pyct_driver import exception, states
 from pyct_driver.api import (schemas, server_create, server_filters,
                              server_networks, server_views)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import instances as db_instances
+from pyct_driver.db import locks as db_locks
 from pyct_driver.db import networks as db_networks
+from pyct_driver.db import server_groups as db_groups
 from pyct_driver.db import tags as db_tags
 
 _P = "os_compute_api:servers:"
@@ -42,8 +44,13 @@ def _renderer(api: Api, req: ApiRequest, insts: list[dict],
                  or i["vm_state"] == states.DELETED])
     ports = db_networks.ports_by_instance(
         api.db, [i["uuid"] for i in insts if not i["deleted"]])
-    tags = db_tags.by_instance(api.db, [i["uuid"] for i in insts]) \
-        if req.at_least("2.26") else {}
+    uuids = [i["uuid"] for i in insts]
+    tags = db_tags.by_instance(api.db, uuids) if req.at_least("2.26") \
+        else {}
+    groups = db_groups.groups_of(api.db, uuids) if req.at_least("2.71") \
+        and view != "detail" else {}
+    locks = db_locks.by_instance(api.db, uuids) if req.at_least("2.73") \
+        else {}
     cache: dict[str, bool] = {}
 
     def allowed(rule: str, inst: dict) -> bool:
@@ -63,6 +70,9 @@ def _renderer(api: Api, req: ApiRequest, insts: list[dict],
             host_status if allowed(_P + "show:host_status", inst) else None,
             server_networks.addresses(ports.get(inst["uuid"], [])),
             {"tags": tags.get(inst["uuid"], []), "view": view,
+             "server_groups": [groups[inst["uuid"]]]
+             if inst["uuid"] in groups else [],
+             "locked_reason": locks.get(inst["uuid"], {}).get("reason"),
              "flavor_specs": req.at_least("2.47") and allowed(
                  _P + "show:flavor-extra-specs", inst)})
     return render
@@ -133,6 +143,8 @@ def update(api: Api, req: ApiRequest, server_id: str) -> Result:
 
 def delete(api: Api, req: ApiRequest, server_id: str) -> Result:
     inst = get_instance(api, req, server_id, _P + "delete")
+    if inst["locked"] and not req.is_admin:
+        raise exception.InstanceIsLocked(instance_uuid=inst["uuid"])
     inst = db_instances.update(
         api.db, inst["uuid"], {"task_state": states.DELETING},
         expected_task_state=inst["task_state"],

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import socket
 import threading
 import traceback
 from typing import Callable, Iterator
@@ -24,6 +23,7 @@ from oslo_log import log as logging
 
 from pyct_driver import exception, extra_specs, states
 from pyct_driver.compute.console_endpoint import ConsoleEndpoint
+from pyct_driver.compute.guest_calls import GuestCalls
 from pyct_driver.context import RequestContext
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import catalog as db_catalog
@@ -105,7 +105,7 @@ def instance_spec(db: Database, instance: dict,
         host_root=extra_specs.host_root_from(extra))
 
 
-class ComputeManager:
+class ComputeManager(GuestCalls):
     """Endpoints of the ``pyct-compute`` RPC server on one host."""
 
     target = messaging.Target(version=RPC_API_VERSION)
@@ -332,30 +332,6 @@ class ComputeManager:
             ctxt, instance_uuid, "unpause",
             states.UNPAUSING, self.driver.unpause,
             {"vm_state": states.ACTIVE}, None)
-
-    @reports_exceptions
-    def get_console_output(self, ctxt: RequestContext, instance_uuid: str,
-                           length: int | None = None) -> str:
-        instance = db_instances.get(self.db, instance_uuid)
-        return self.driver.get_console_output(self.spec(instance), length)
-
-    @reports_exceptions
-    def get_serial_console(self, ctxt: RequestContext, instance_uuid: str
-                           ) -> dict:
-        """Where the console proxy attaches to this guest, with a one-time
-        key for it (``console_endpoint``)."""
-        instance = db_instances.get(self.db, instance_uuid)
-        if self.consoles is None:
-            raise exception.ConsoleTypeUnavailable(console_type="serial")
-        if self.driver.get_info(self.spec(instance)).power_state != \
-                states.RUNNING:
-            raise exception.InstanceNotReady(instance_id=instance_uuid)
-        return self.consoles.authorize(instance_uuid)
-
-    def attach_console(self, instance_uuid: str) -> socket.socket:
-        """A socket on the guest's console (the endpoint's ``attach``)."""
-        instance = db_instances.get(self.db, instance_uuid)
-        return self.driver.attach_console(self.spec(instance))
 
     def _port_of(self, instance_uuid: str, port_id: str
                  ) -> tuple[dict, dict]:

@@ -395,6 +395,6 @@ class IdRange(TimestampMixin, Base):
 
 
 # Later tables live in their own modules on the same Base.metadata.
-from pyct_driver.db import console_models, models_hosts  # noqa: F401
-from pyct_driver.db import quota_models, tag_models  # noqa
+from pyct_driver.db import console_models, group_models  # noqa: F401
+from pyct_driver.db import models_hosts, quota_models, tag_models  # noqa
 Tag = tag_models.Tag

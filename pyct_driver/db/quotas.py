@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from pyct_driver import exception
 from pyct_driver.db import models
 from pyct_driver.db.engine import Database
+from pyct_driver.db.group_models import InstanceGroup
 from pyct_driver.db.quota_models import Quota, QuotaClass, QuotaLock
 
 Limits = dict[str, int]
@@ -114,7 +115,7 @@ def usage(session: Session, project_id: str,
           user_id: str | None = None) -> Limits:
     """What the project (or one user of it) uses now: live instances with
     their flavors' cores and RAM (BUILD and ERROR ones too, as Nova
-    counts them) and, for a user, their key pairs."""
+    counts them), server groups and, for a user, their key pairs."""
     query = sa.select(models.Instance.flavor).where(
         models.Instance.deleted == 0,
         models.Instance.project_id == project_id)
@@ -127,7 +128,18 @@ def usage(session: Session, project_id: str,
         used["ram"] += int(flavor.get("memory_mb", 0))
     if user_id is not None:
         used["key_pairs"] = keypair_count(session, user_id)
+    used["server_groups"] = group_count(session, project_id, user_id)
     return used
+
+
+def group_count(session: Session, project_id: str,
+                user_id: str | None = None) -> int:
+    """The project's (or one user's) server groups."""
+    query = sa.select(sa.func.count()).select_from(InstanceGroup).where(
+        InstanceGroup.project_id == project_id)
+    if user_id is not None:
+        query = query.where(InstanceGroup.user_id == user_id)
+    return int(session.scalar(query))
 
 
 def keypair_count(session: Session, user_id: str) -> int:

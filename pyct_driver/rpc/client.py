@@ -14,6 +14,7 @@ to answer every version it ever advertised):
 * 1.2 - attach_interface, detach_interface (calls: the API releases the
         port if plugging fails)
 * 1.3 - get_serial_console (a call: where the console proxy attaches)
+* 1.4 - set_admin_password, get_diagnostics (calls)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pyct_driver.context import RequestContext
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
-RPC_API_VERSION = "1.3"
+RPC_API_VERSION = "1.4"
 
 
 class ComputeClient:
@@ -119,3 +120,15 @@ class ComputeClient:
         """Unplug a port from the guest (the API releases it after)."""
         self._call(ctxt, host, "detach_interface", "1.2",
                    instance_uuid=instance_uuid, port_id=port_id)
+
+    def set_admin_password(self, ctxt: RequestContext, host: str,
+                           instance_uuid: str, new_pass: str) -> None:
+        """Set root's password in the guest (a call: the API answers
+        with the outcome)."""
+        self._call(ctxt, host, "set_admin_password", "1.4",
+                   instance_uuid=instance_uuid, new_pass=new_pass)
+
+    def get_diagnostics(self, ctxt: RequestContext, host: str,
+                        instance_uuid: str) -> dict:
+        return self._call(ctxt, host, "get_diagnostics", "1.4",
+                          instance_uuid=instance_uuid)

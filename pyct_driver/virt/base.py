@@ -246,3 +246,14 @@ class VirtDriver(abc.ABC):
         """Unplug ``vif`` (still listed in ``instance.vifs``); idempotent."""
         raise exception.NetworkError(
             reason="interface hot-plug is not supported by this driver")
+
+    def set_admin_password(self, instance: InstanceSpec,
+                           password: str) -> None:
+        """Set the guest's root password inside the guest."""
+        raise exception.NotImplementedYet(
+            "Unable to set password on instance")
+
+    def get_diagnostics(self, instance: InstanceSpec) -> dict:
+        """Nova's 2.48 standard diagnostics of a running guest."""
+        raise exception.NotImplementedYet(
+            "Unable to get diagnostics, functionality not implemented")

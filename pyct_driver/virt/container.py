@@ -38,6 +38,7 @@ from pyct_driver.virt import base, guest_config, ownership
 from pyct_driver.virt.cgroups.detect import detect_backend
 from pyct_driver.virt.container_console import ConsoleSide
 from pyct_driver.virt.container_host import HostSide
+from pyct_driver.virt.diagnostics import GuestAdmin
 from pyct_driver.virt import host_resources as host_resources_mod
 from pyct_driver.virt.network.bridge import NetworkPlumber
 from pyct_driver.virt.process import guest
@@ -51,7 +52,7 @@ from pyct_driver.virt.rootfs.store import ImageStore
 LOG = logging.getLogger(__name__)
 
 
-class ContainerDriver(HostSide, ConsoleSide, base.VirtDriver):
+class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, base.VirtDriver):
     """Linux containers that behave like VMs (``HostSide``: what it holds
     on the host as a whole, and releasing it)."""
 

@@ -21,7 +21,7 @@ from oslo_config import cfg
 
 from pyct_driver import exception, states
 from pyct_driver.progress import SILENT, Progress
-from pyct_driver.virt import base
+from pyct_driver.virt import base, diagnostics
 
 
 class FakeDriver(base.VirtDriver):
@@ -185,6 +185,23 @@ class FakeDriver(base.VirtDriver):
                         entry["console"].extend(
                             out.decode(errors="replace").splitlines())
                     sock.sendall(out)
+
+    def set_admin_password(self, instance: base.InstanceSpec,
+                           password: str) -> None:
+        with self._lock:
+            self._get(instance)["root_password"] = password
+
+    def get_diagnostics(self, instance: base.InstanceSpec) -> dict:
+        """Fixed numbers, in the container driver's form."""
+        with self._lock:
+            self._get(instance)
+        info = base.InstanceInfo(power_state=states.RUNNING,
+                                 memory_used_kb=65536,
+                                 cpu_time_ns=1_000_000_000)
+        return diagnostics.diagnostics(
+            instance, info, 60, "fake",
+            [{"rx_octets": 1000, "tx_octets": 2000, "rx_packets": 10,
+              "tx_packets": 20}] * len(instance.vifs))
 
     def get_available_resource(self) -> base.HostResources:
         return self._resources

@@ -101,6 +101,29 @@ def _tagged(h, w) -> dict:
     return {"tag": "t1"}
 
 
+def _meta(h, w) -> dict:
+    resp = h.request("PUT", f"/v2.1/servers/{w['server']}/metadata/k1",
+                     {"meta": {"k1": "v1"}}, token="alice:c0ffee01")
+    assert resp.status_int == 200, resp.text
+    return {"meta_key": "k1"}
+
+
+def _net_label(h, w) -> dict:
+    resp = h.request("GET", f"/v2.1/servers/{w['server']}/ips",
+                     token="alice:c0ffee01")
+    assert resp.status_int == 200, resp.text
+    return {"net_label": next(iter(resp.json["addresses"]))}
+
+
+def _group(h, _w) -> dict:
+    resp = h.request("POST", "/v2.1/os-server-groups", {"server_group": {
+        "name": "g", "policies": ["anti-affinity"]}},
+        token="alice:c0ffee01")
+    assert resp.status_int == 200, resp.text
+    return {"group_id": resp.json["server_group"]["id"]}
+
+
+_LOCKED = {"lock": None}
 MATRIX: dict[tuple[str, str, str], list[Call]] = {
     # -- compute: versions, flavors (admin writes, everyone reads)
     (COMPUTE, "GET", ""): [same("/v2.1/{project}/", 200)],
@@ -155,7 +178,14 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
              body={"os-getSerialConsole": {"type": "serial"}}),
         # console output may hold secrets: members only, as in Nova
         call(S + "/action", 200, 200, 403, 404,
-             body={"os-getConsoleOutput": {}})],
+             body={"os-getConsoleOutput": {}}),
+        call(S + "/action", 202, 202, 403, 404, body=_LOCKED),
+        call(S + "/action", 202, 202, 403, 404, body={"unlock": None}),
+        call(S + "/action", 202, 202, 403, 404,
+             body={"changePassword": {"adminPass": "s3cret"}}),
+        # no container can dump a kernel: a clean 400 for those allowed
+        call(S + "/action", 400, 400, 403, 404, version="2.17",
+             body={"trigger_crash_dump": None})],
     (COMPUTE, "GET", "servers/{server_id}/os-instance-actions"): [
         call(S + "/os-instance-actions", 200, 200, 200, 404)],
     (COMPUTE, "GET",
@@ -317,4 +347,43 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
     (COMPUTE, "PUT", "flavors/{flavor_id}"): [
         call(F, 200, 403, 403, 403, version="2.55",
              body={"flavor": {"description": "small"}})],
+    # -- server metadata, addresses, passwords, diagnostics, groups
+    (COMPUTE, "GET", "servers/{server_id}/metadata"): [
+        call(S + "/metadata", 200, 200, 200, 404)],
+    (COMPUTE, "POST", "servers/{server_id}/metadata"): [
+        call(S + "/metadata", 200, 200, 403, 404,
+             body={"metadata": {"a": "b"}})],
+    (COMPUTE, "PUT", "servers/{server_id}/metadata"): [
+        call(S + "/metadata", 200, 200, 403, 404,
+             body={"metadata": {"a": "b"}})],
+    (COMPUTE, "GET", "servers/{server_id}/metadata/{key}"): [
+        call(S + "/metadata/{meta_key}", 200, 200, 200, 404, setup=_meta)],
+    (COMPUTE, "PUT", "servers/{server_id}/metadata/{key}"): [
+        call(S + "/metadata/k2", 200, 200, 403, 404,
+             body={"meta": {"k2": "v"}})],
+    (COMPUTE, "DELETE", "servers/{server_id}/metadata/{key}"): [
+        call(S + "/metadata/{meta_key}", 204, 204, 403, 404, setup=_meta)],
+    (COMPUTE, "GET", "servers/{server_id}/ips"): [
+        call(S + "/ips", 200, 200, 200, 404)],
+    (COMPUTE, "GET", "servers/{server_id}/ips/{network_label}"): [
+        call(S + "/ips/{net_label}", 200, 200, 200, 404,
+             setup=_net_label)],
+    (COMPUTE, "GET", "servers/{server_id}/os-server-password"): [
+        call(S + "/os-server-password", 200, 200, 200, 404)],
+    (COMPUTE, "DELETE", "servers/{server_id}/os-server-password"): [
+        call(S + "/os-server-password", 204, 204, 403, 404)],
+    (COMPUTE, "GET", "servers/{server_id}/diagnostics"): [
+        call(S + "/diagnostics", 200, 403, 403, 404, version="2.48")],
+    (COMPUTE, "GET", "os-server-groups"): [
+        same("/v2.1/os-server-groups", 200)],
+    (COMPUTE, "POST", "os-server-groups"): [
+        call("/v2.1/os-server-groups", 200, 200, 403, 200,
+             body={"server_group": {"name": "g2",
+                                    "policies": ["affinity"]}})],
+    (COMPUTE, "GET", "os-server-groups/{group_id}"): [
+        call("/v2.1/os-server-groups/{group_id}", 200, 200, 200, 404,
+             setup=_group)],
+    (COMPUTE, "DELETE", "os-server-groups/{group_id}"): [
+        call("/v2.1/os-server-groups/{group_id}", 204, 204, 403, 404,
+             setup=_group)],
 }

@@ -37,6 +37,10 @@ class FakeCompute:
             if name == "get_serial_console":
                 return {"host": "127.0.0.1", "port": 10000,
                         "internal_access_path": f"key-{instance_uuid}"}
+            if name == "get_diagnostics":
+                return {"state": "running", "cpu_details": [
+                    {"id": 0, "time": 5, "utilisation": None}],
+                    "uptime": 7}
             return None
         return record
 

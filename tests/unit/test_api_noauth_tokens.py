@@ -56,7 +56,7 @@ def test_bad_logins_are_400(body):
 
 @pytest.mark.parametrize("method,path,feature", [
     ("GET", "/v2.1/p1/os-server-external-events", "external events"),
-    ("POST", "/v2.1/os-server-groups", "server groups")])
+    ("GET", "/v2.1/servers/x/os-volume_attachments", "volumes")])
 def test_missing_compute_features_are_novas_501(method, path, feature):
     h = Harness()
     resp = h.request(method, path, {})
@@ -70,13 +70,13 @@ def test_missing_server_actions_and_sub_resources_are_501():
     h.add_host()
     sid = h.boot()["id"]
     for body in ({"resize": {"flavorRef": "1"}}, {"createImage": {
-            "name": "s"}}, {"lock": None}, {"suspend": None}):
+            "name": "s"}}, {"shelve": None}, {"suspend": None}):
         resp = h.request("POST", f"/v2.1/servers/{sid}/action", body)
         assert resp.status_int == 501, body
         assert "does not implement" in resp.json["notImplemented"]["message"]
     resp = h.request("POST", f"/v2.1/servers/{sid}/action", {"frob": None})
     assert resp.status_int == 400  # not a Nova action at all
-    resp = h.request("GET", f"/v2.1/servers/{sid}/metadata")
+    resp = h.request("GET", f"/v2.1/servers/{sid}/os-volume_attachments")
     assert resp.status_int == 501
     assert h.request("GET", f"/v2.1/servers/{sid}/frobs").status_int == 404
 
