@@ -110,6 +110,15 @@ def image_create(db: Database, values: dict, tags: list[str]) -> dict:
     return with_tags(db, catalog.image_get(db, values["id"]))
 
 
+def set_tags(db: Database, image_id: str, tags: list[str]) -> None:
+    """Replace the image's tags."""
+    with db.session() as session:
+        session.execute(sa.delete(ImageTag).where(
+            ImageTag.image_id == image_id))
+        session.add_all(ImageTag(image_id=image_id, value=t)
+                        for t in sorted(set(tags)))
+
+
 def set_status(db: Database, image_id: str, expect: tuple[str, ...],
                values: dict) -> dict:
     """Change the image (its ``status`` among them) only while its status

@@ -177,3 +177,25 @@ def test_versions_document_stops_at_what_is_implemented(h):
     assert [d["status"] for d in docs] == ["CURRENT"] + ["SUPPORTED"] * 5
     assert json.dumps(docs).count("/image/v2/") == 6
     assert os.path.isdir(h.state_dir)
+
+
+def test_patch_protects_hides_and_tags(h):
+    """``image set --protected --hidden --tag``: Glance's PATCH of the
+    columns pyct now keeps; formats only among the accepted ones."""
+    image = h.create()
+    path = f"/image/v2/images/{image['id']}"
+    patch = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
+
+    def send(*ops):
+        return h.request("PATCH", path, raw=json.dumps(list(ops)).encode(),
+                         headers=patch)
+    resp = send({"op": "replace", "path": "/protected", "value": True},
+                {"op": "replace", "path": "/os_hidden", "value": True},
+                {"op": "replace", "path": "/tags", "value": ["x", "y"]})
+    assert resp.status_int == 200, resp.text
+    assert (resp.json["protected"], resp.json["os_hidden"],
+            resp.json["tags"]) == (True, True, ["x", "y"])
+    assert h.request("DELETE", path).status_int == 403
+    resp = send({"op": "replace", "path": "/disk_format", "value": "qcow2"})
+    assert resp.status_int == 400 and "accepted: raw" in resp.text
+    assert h.show(image["id"])["disk_format"] == "raw"
