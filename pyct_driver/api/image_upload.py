@@ -80,10 +80,14 @@ def _declared(req: ApiRequest, image: dict) -> dict[str, str]:
     return out
 
 
-def _receive(req: ApiRequest, dest: str, limit: int) -> dict:
-    """Stream the body into ``dest``; its size and digests."""
+def _receive(req: ApiRequest, dest: str, limit: int,
+             declared: dict[str, str]) -> dict:
+    """Stream the body into ``dest``; its size and digests (md5 and
+    sha512 always, sha256 only when the client declared one)."""
     digests = {"md5": hashlib.md5(usedforsecurity=False),
-               "sha256": hashlib.sha256(), "sha512": hashlib.sha512()}
+               "sha512": hashlib.sha512()}
+    if "sha256" in declared:
+        digests["sha256"] = hashlib.sha256()
     size = 0
     source = req.raw.body_file
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC |
@@ -136,8 +140,9 @@ def upload(api: Api, req: ApiRequest, image_id: str) -> Result:
     final = os.path.join(api.settings.image_dir, image_id)
     imported = False
     try:
-        got = _receive(req, staging, api.settings.max_image_bytes)
-        for algo, value in _declared(req, image).items():
+        declared = _declared(req, image)
+        got = _receive(req, staging, api.settings.max_image_bytes, declared)
+        for algo, value in declared.items():
             if got[algo] != value:
                 raise exception.Invalid(
                     f"Image data does not match the declared {algo} "
