@@ -94,7 +94,11 @@ def _receive(req: ApiRequest, dest: str, limit: int,
                  os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "wb") as out:
         while True:
-            chunk = source.read(_CHUNK)
+            try:
+                chunk = source.read(_CHUNK)
+            except OSError as err:  # webob's DisconnectionError among them
+                raise exception.Invalid("The image data ended before its "
+                                        f"Content-Length: {err}") from err
             if not chunk:
                 break
             size += len(chunk)
@@ -104,7 +108,11 @@ def _receive(req: ApiRequest, dest: str, limit: int,
                     "bytes ([image] max_image_size_mb)")
             for digest in digests.values():
                 digest.update(chunk)
-            out.write(chunk)
+            try:
+                out.write(chunk)
+            except OSError as err:
+                raise exception.TooLarge("Image storage media is full: "
+                                         f"{err}") from err
     return {"size": size, **{k: d.hexdigest() for k, d in digests.items()}}
 
 

@@ -213,3 +213,17 @@ def test_docker_archive_is_imported(h):
 def test_admin_uploads_to_any_projects_image(h):
     image = h.create()
     assert h.upload(image["id"], tarball(), token=ADMIN).status_int == 204
+
+
+def test_client_gone_before_content_length_is_400_and_queued(h):
+    image = h.create()
+    req = webob.Request.blank(f"/image/v2/images/{image['id']}/file",
+                              method="PUT")
+    req.headers.update({**OCTETS, "X-Auth-Token": MEMBER})
+    req.environ["wsgi.input"] = io.BytesIO(b"\0" * 1000)
+    req.environ["CONTENT_LENGTH"] = "100000"
+    resp = req.get_response(h.app)
+    assert resp.status_int == 400, resp.text
+    assert "ended before" in resp.text
+    assert h.show(image["id"])["status"] == "queued"
+    assert h.leftovers() == [] and h.layers() == []
