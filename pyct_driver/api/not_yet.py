@@ -98,11 +98,9 @@ def networking(method: str, path: str) -> exception.NotImplementedYet | None:
 
 
 def image(method: str, path: str) -> exception.NotImplementedYet | None:
-    """Glance's interoperable import and image tag routes."""
+    """Glance's interoperable import (stage and import)."""
     if re.match(r"v2/images/[^/]+/(stage|import)/?$", path) \
             and method in ("PUT", "POST"):
         return _error("the interoperable image import (upload with "
                       "PUT /v2/images/{id}/file)")
-    if re.match(r"v2/images/[^/]+/tags", path):
-        return _error("image tags")
     return None

@@ -1,6 +1,7 @@
 """Images through the API with the real openstack CLI: ``image create
 --file`` (streamed upload), ``image save``, ``image set --deactivate`` /
-``--activate``, ``image list`` filters, ``image delete``, and the
+``--activate``, ``image set --tag``/``unset --tag``, ``image list``
+filters, ``image delete``, and the
 refusals a user sees (a qcow2, an image past ``[image]
 max_image_size_mb``).
 
@@ -82,6 +83,9 @@ def test_create_save_deactivate_delete(dep):
     listed = _json(dep, "image", "list", "--tag", "t1", "--sort",
                    "name:asc")
     assert [i["Name"] for i in listed] == ["uploaded"]
+    dep.openstack("image", "set", "--tag", "t2", "uploaded")
+    dep.openstack("image", "unset", "--tag", "t1", "uploaded")
+    assert _json(dep, "image", "show", "uploaded")["tags"] == ["t2"]
     # another project sees nothing of it
     assert dep.openstack("image", "show", image["id"], cloud="other",
                          check=False).returncode != 0

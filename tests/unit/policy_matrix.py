@@ -105,6 +105,13 @@ def _queued(h, _w) -> dict:
     return {"queued": resp.json["id"]}
 
 
+def _image_tagged(h, w) -> dict:
+    resp = h.request("PUT", f"/image/v2/images/{w['image']}/tags/old",
+                     token="alice:c0ffee01")
+    assert resp.status_int == 204, resp.text
+    return {"image_tag": "old"}
+
+
 def _tagged(h, w) -> dict:
     resp = h.request("PUT", f"/v2.1/servers/{w['server']}/tags/t1",
                      token="alice:c0ffee01", version="2.26")
@@ -219,6 +226,11 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
         call(I + "/actions/deactivate", 204, 204, 403, 404)],
     (IMAGE, "POST", "v2/images/{image_id}/actions/reactivate"): [
         call(I + "/actions/reactivate", 204, 204, 403, 404)],
+    (IMAGE, "PUT", "v2/images/{image_id}/tags/{tag}"): [
+        call(I + "/tags/new", 204, 204, 403, 404)],
+    (IMAGE, "DELETE", "v2/images/{image_id}/tags/{tag}"): [
+        call(I + "/tags/{image_tag}", 204, 204, 403, 404,
+             setup=_image_tagged)],
     (IMAGE, "GET", "v2/schemas/image"): [
         same("/image/v2/schemas/image", 200)],
     # -- networking: reads only; another project's items are 404s

@@ -199,3 +199,21 @@ def test_patch_protects_hides_and_tags(h):
     resp = send({"op": "replace", "path": "/disk_format", "value": "qcow2"})
     assert resp.status_int == 400 and "accepted: raw" in resp.text
     assert h.show(image["id"])["disk_format"] == "raw"
+
+
+def test_tags_added_and_removed_one_by_one(h):
+    image = h.create(tags=["a"])
+    base = f"/image/v2/images/{image['id']}/tags"
+    assert h.request("PUT", f"{base}/b").status_int == 204
+    assert h.request("PUT", f"{base}/b").status_int == 204   # no change
+    assert h.show(image["id"])["tags"] == ["a", "b"]
+    assert h.request("PUT", f"{base}/{'t' * 256}").status_int == 400
+    assert h.request("PUT", f"{base}/c", token=READER).status_int == 403
+    assert h.request("PUT", f"{base}/c", token=OTHER).status_int == 404
+    assert h.request("DELETE", f"{base}/a").status_int == 204
+    resp = h.request("DELETE", f"{base}/a")
+    assert resp.status_int == 404 and "Tag a not found" in resp.text
+    assert h.show(image["id"])["tags"] == ["b"]
+    for n in range(127):
+        assert h.request("PUT", f"{base}/t{n}").status_int == 204
+    assert h.request("PUT", f"{base}/one-too-many").status_int == 413
