@@ -30,6 +30,7 @@ layer turns each into a Nova fault body using ``code``::
     │   ├── InstanceNotReady        no console to attach to (not running)
     │   └── Duplicate               a unique name or id already exists
     │       └── FlavorAccessExists
+    ├── Gone (410)                  an image deleted while uploaded
     ├── TooLarge (413)
     ├── NotImplementedYet (501)     an OpenStack feature pyct lacks
     ├── UnsupportedMediaType (415)
@@ -206,6 +207,12 @@ class Duplicate(Conflict):
 class FlavorAccessExists(Duplicate):
     msg_fmt = ("Flavor access already exists for flavor %(flavor_id)s "
                "and project %(project_id)s combination.")
+
+
+class Gone(PyctError):
+    code = 410
+    fault = "gone"
+    msg_fmt = "The resource is gone."
 
 
 class TooLarge(PyctError):

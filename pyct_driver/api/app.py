@@ -16,9 +16,10 @@ a 404, not a project id that does not match the caller's.
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
-from typing import Callable
+from typing import Any, Callable
 
 import webob
 import webob.exc
@@ -26,9 +27,10 @@ from oslo_log import log as logging
 
 from pyct_driver import exception
 from pyct_driver.api import identity, not_yet, quota_check
-from pyct_driver.api import (auth, faults, host_routes, images,
-                             microversion, networking, policy,
+from pyct_driver.api import (auth, faults, host_routes, image_upload,
+                             images, microversion, networking, policy,
                              request_log, scheduler, schemas, versions)
+from pyct_driver.api.body_limit import BodyLimitMiddleware
 from pyct_driver.api.routes import (COLLECTIONS, COMPUTE_ROUTES,
                                     IMAGE_ROUTES, Handler)
 from pyct_driver.api.request import ApiRequest, Result
@@ -340,26 +342,9 @@ class RequestIdMiddleware:
             return resp(environ, _start)
 
 
-class BodyLimitMiddleware:
-    """Refuse bodies larger than ``limit`` bytes with a 413."""
-
-    def __init__(self, app: Callable, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    def __call__(self, environ: dict, start_response: Callable):
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > self.limit:
-            resp = faults.fault_response(413, "Request is too large.")
-            return resp(environ, start_response)
-        return self.app(environ, start_response)
-
-
-def create_app(conf, db, compute_client) -> Callable:
-    """Build the API's WSGI callable from configuration and its seams."""
+def create_app(conf, db, compute_client, images: Any = None) -> Callable:
+    """Build the API's WSGI callable from configuration and its seams
+    (``images``: the store uploads go to; the virt driver's by default)."""
     settings = Settings(
         max_limit=conf.api.max_limit,
         max_instances_per_request=conf.api.max_instances_per_request,
@@ -372,7 +357,12 @@ def create_app(conf, db, compute_client) -> Callable:
         default_zone=conf.default_availability_zone,
         internal_zone=conf.internal_service_availability_zone,
         console={k: conf.serial_console[k]
-                 for k in ("enabled", "base_url", "token_ttl")})
+                 for k in ("enabled", "base_url", "token_ttl")},
+        image_dir=os.path.join(conf.state_path, "images"),
+        max_image_bytes=conf.image.max_image_size_mb << 20,
+        disk_formats=tuple(conf.image.disk_formats),
+        container_formats=tuple(conf.image.container_formats),
+    )
     sched = scheduler.Scheduler(
         db, cpu_allocation_ratio=conf.compute.cpu_allocation_ratio,
         ram_allocation_ratio=conf.compute.ram_allocation_ratio,
@@ -390,7 +380,8 @@ def create_app(conf, db, compute_client) -> Callable:
               scheduler=sched, settings=settings, ipam=ipam,
               host_routes=host_routes.read_ipv4_routes,
               notifications=Notifications.from_conf(conf, db, conf.host,
-                                                    source="api"))
+                                                    source="api"),
+              images=images or image_upload.DriverImages(conf))
     app: Callable = ApiApp(api)
     app = auth.wrap(conf.api.auth_strategy, app, conf.api.noauth_roles,
                     conf.api.noauth_admin_users, settings.public_endpoint,

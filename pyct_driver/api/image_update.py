@@ -8,8 +8,8 @@ does (415, 400, 403 for read-only or reserved attributes); then the image
 must be visible to the caller (else 404), and each change passes Glance's
 policies: ``publicize_image`` (admin) for ``public``, ``communitize_image``
 for ``community``, ``modify_image`` (owner or admin) for everything; only
-an admin may change the owner. What pyct keeps fixed (protected,
-os_hidden, tags) is read-only, and formats can change only while queued.
+an admin may change the owner. ``tags`` is replaced as a whole, and
+formats can change only while queued.
 """
 
 from __future__ import annotations
@@ -19,21 +19,20 @@ import re
 import jsonschema
 
 from pyct_driver import exception
-from pyct_driver.api import images
+from pyct_driver.api import image_create, images
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
-from pyct_driver.db import catalog
+from pyct_driver.db import catalog, image_query
 
 _PATCH_TYPES = {"application/openstack-images-v2.0-json-patch": 4,
                 "application/openstack-images-v2.1-json-patch": 10}
 _OPS = ("add", "remove", "replace")
 _READ_ONLY = ("created_at", "updated_at", "status", "checksum", "size",
               "virtual_size", "direct_url", "self", "file", "schema", "id",
-              "os_hash_algo", "os_hash_value",
-              # pyct has no protection, hiding or tags: fixed in views
-              "protected", "os_hidden", "tags")
+              "os_hash_algo", "os_hash_value")
 _RESERVED = ("location", "locations", "deleted", "deleted_at")
-_COLUMNS = ("name", "min_disk", "min_ram", "visibility", "owner")
+_COLUMNS = ("name", "min_disk", "min_ram", "visibility", "owner",
+            "protected", "os_hidden")
 _QUEUED_ONLY = ("container_format", "disk_format")
 _MAX_INT = 2 ** 31 - 1
 
@@ -167,6 +166,10 @@ def _apply(image: dict, values: dict, props: dict, change: dict) -> None:
             raise exception.Forbidden(f"Attribute {name} can be only "
                                       "replaced for a queued image.")
         values[name] = change["value"]
+    elif name == "tags":
+        if op == "remove":
+            raise exception.Forbidden("Property tags may not be removed.")
+        values["tags"] = sorted(set(change["value"]))
     elif name in _COLUMNS:
         if op == "remove":
             raise exception.Forbidden(f"Property {name} may not be "
@@ -193,6 +196,11 @@ def update(api: Api, req: ApiRequest, image_id: str) -> Result:
         _authorize(api, req, image, change)
         _apply(image, values, props, change)
     if changes:
+        image_create.check_formats(api, values)
         values["properties"] = props
+        tags = values.pop("tags", None)
         image = catalog.image_update(api.db, image_id, values)
+        if tags is not None:
+            image_query.set_tags(api.db, image_id, tags)
+        image = image_query.with_tags(api.db, image)
     return Result(200, images.view(image))

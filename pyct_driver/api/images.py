@@ -1,7 +1,7 @@
 """A Glance v2 subset over the local image catalogue, at ``/image``.
 
-The versions document, image list with Glance's filters and paging, image
-show, image download and the image schema; members and PATCH are their own
+The versions document, image show, image download and the image schema;
+the list, create/delete, upload, members and PATCH are their own
 modules. Every image route answers only for images the caller may see
 (``db.image_access``): any other id is a 404 exactly like a missing one.
 ``visible`` and ``authorize`` are that gate and Glance's policy check for
@@ -20,20 +20,22 @@ import webob.exc
 import webob.static
 
 from pyct_driver import exception
-from pyct_driver.api.request import ApiRequest, Result, parse_int
+from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
-from pyct_driver.db import catalog, image_access
+from pyct_driver.db import catalog, image_access, image_query
 from pyct_driver.db.engine import Database
 from pyct_driver.db.image_access import Viewer
 
 _IMAGE_COLUMNS = ("disk_format", "container_format", "size", "checksum",
                   "visibility", "owner", "min_disk", "min_ram")
-_MINOR_CURRENT = 9
-_DEFAULT_LIMIT = 25
+_MINOR_CURRENT = 5
 
 
 def versions(base_url: str) -> Result:
-    """Glance's version list: v2.0 … v2.9, the last CURRENT."""
+    """Glance's version list, up to the newest whose features pyct has:
+    2.5 (2.3's deactivate/reactivate, 2.5's community images and
+    visibility changes). 2.6 is the interoperable import (stage and
+    import) pyct does not do; Glance too stops at 2.5 without it."""
     docs = []
     for minor in range(_MINOR_CURRENT, -1, -1):
         docs.append({
@@ -61,16 +63,16 @@ def view(image: dict) -> dict:
         "size": image["size"],
         "virtual_size": None,
         "checksum": image["checksum"],
-        "os_hash_algo": None,
-        "os_hash_value": None,
-        "os_hidden": False,
+        "os_hash_algo": image.get("os_hash_algo"),
+        "os_hash_value": image.get("os_hash_value"),
+        "os_hidden": bool(image.get("os_hidden")),
         "min_disk": image["min_disk"],
         "min_ram": image["min_ram"],
         "owner": image["owner"],
-        "protected": False,
+        "protected": bool(image.get("protected")),
         "created_at": time_text(image["created_at"]),
         "updated_at": time_text(image["updated_at"] or image["created_at"]),
-        "tags": [],
+        "tags": list(image.get("tags") or []),
         "self": f"/v2/images/{image['id']}",
         "file": f"/v2/images/{image['id']}/file",
         "schema": "/v2/schemas/image",
@@ -96,7 +98,7 @@ def visible(api: Api, req: ApiRequest, image_id: str,
     if not api.policy.check(req.context, "get_image", target(req, image)):
         raise exception.NotFound(
             message or f"No image found with ID {image_id}")
-    return image
+    return image_query.with_tags(api.db, image)
 
 
 def target(req: ApiRequest, image: dict) -> dict:
@@ -123,53 +125,6 @@ def authorize(api: Api, req: ApiRequest, rule: str, image: dict) -> None:
             f"You are not authorized to complete {rule} action.")
 
 
-def _choice(req: ApiRequest, name: str, allowed: tuple[str, ...],
-            message: str) -> str | None:
-    value = req.param(name)
-    if value is not None and value not in allowed:
-        raise exception.Invalid(message % value)
-    return value
-
-
-def index(api: Api, req: ApiRequest) -> Result:
-    authorize_list(api, req, "get_images")
-    filters: dict = {}
-    for key in ("name", "owner"):
-        if req.param(key) is not None:
-            filters[key] = req.param(key)
-    if req.param("status") is not None:
-        filters["status"] = req.param("status").lower()
-    image_id = req.param("id")
-    if image_id is not None:
-        filters["ids"] = (image_id[3:].split(",")
-                          if image_id.startswith("in:") else [image_id])
-    filters["visibility"] = _choice(
-        req, "visibility", image_access.VISIBILITIES + ("all",),
-        "Invalid visibility value: %s")
-    member_status = _choice(
-        req, "member_status", image_access.MEMBER_STATUSES + ("all",),
-        "Invalid status: %s") or "accepted"
-    limit = parse_int(req.param("limit"), "limit")
-    limit = min(limit if limit is not None else _DEFAULT_LIMIT, 1000)
-    marker = req.param("marker")
-    try:
-        rows = catalog.image_list(api.db, filters, limit=limit,
-                                  marker=marker, viewer=viewer(req),
-                                  member_status=member_status)
-    except exception.ImageNotFound as err:
-        # a marker the caller may not see is as unknown as a missing one
-        raise exception.Invalid(f"No image found with ID {marker}") from err
-    # as Glance: each image is also one get_image allows; paging goes on
-    # the rows read, so a refused image never ends a listing early
-    shown = [r for r in rows if api.policy.check(req.context, "get_image",
-                                                 target(req, r))]
-    body: dict = {"images": [view(r) for r in shown],
-                  "first": "/v2/images", "schema": "/v2/schemas/images"}
-    if rows and len(rows) == limit:
-        body["next"] = "/v2/images?" + req.next_query(rows[-1]["id"])
-    return Result(200, body)
-
-
 def show(api: Api, req: ApiRequest, image_id: str) -> Result:
     return Result(200, view(visible(api, req, image_id)))
 
@@ -179,6 +134,10 @@ def download(api: Api, req: ApiRequest, image_id: str) -> webob.Response:
     when the image has no data (Glance's answer for no location)."""
     image = visible(api, req, image_id)
     authorize(api, req, "download_image", image)
+    if image["status"] == "deactivated" and not req.is_admin:
+        raise exception.Forbidden("The requested image has been "
+                                  "deactivated. Image data download is "
+                                  "forbidden.")
     path = image["location"]
     try:
         if not path or not os.path.isfile(path):

@@ -88,15 +88,9 @@ def networking(method: str, path: str) -> exception.NotImplementedYet | None:
 
 
 def image(method: str, path: str) -> exception.NotImplementedYet | None:
-    """Image upload, create and delete (``pyct-manage image import``)."""
-    if method == "POST" and path.rstrip("/") == "v2/images":
-        return _error("creating images through the API (use pyct-manage "
-                      "image import)")
-    if re.match(r"v2/images/[^/]+/?$", path) and method == "DELETE":
-        return _error("deleting images")
-    if re.match(r"v2/images/[^/]+/(file|stage|import)/?$", path) \
+    """Glance's interoperable import (stage and import)."""
+    if re.match(r"v2/images/[^/]+/(stage|import)/?$", path) \
             and method in ("PUT", "POST"):
-        return _error("uploading image data")
-    if re.match(r"v2/images/[^/]+/tags", path):
-        return _error("image tags")
+        return _error("the interoperable image import (upload with "
+                      "PUT /v2/images/{id}/file)")
     return None

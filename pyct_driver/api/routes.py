@@ -14,7 +14,9 @@ from typing import Callable
 
 from pyct_driver.api import (aggregates, availability_zones,
                              compute_services, flavors, hypervisors,
-                             image_members, image_update, images,
+                             image_create, image_list, image_members,
+                             image_tags, image_update, image_upload,
+                             images,
                              instance_actions, interfaces, keypairs, limits,
                              migrations, quota_class_sets, quota_sets,
                              remote_consoles,
@@ -123,10 +125,19 @@ COMPUTE_ROUTES: list[tuple[str, str, Handler]] = [
 ]
 
 IMAGE_ROUTES: list[tuple[str, str, Handler]] = [
-    ("GET", "v2/images", images.index),
+    ("GET", "v2/images", image_list.index),
+    ("POST", "v2/images", image_create.create),
     ("GET", "v2/images/{image_id}", images.show),
     ("PATCH", "v2/images/{image_id}", image_update.update),
+    ("DELETE", "v2/images/{image_id}", image_create.delete),
     ("GET", "v2/images/{image_id}/file", images.download),
+    ("PUT", "v2/images/{image_id}/file", image_upload.upload),
+    ("POST", "v2/images/{image_id}/actions/deactivate",
+     image_create.deactivate),
+    ("POST", "v2/images/{image_id}/actions/reactivate",
+     image_create.reactivate),
+    ("PUT", "v2/images/{image_id}/tags/{tag}", image_tags.add),
+    ("DELETE", "v2/images/{image_id}/tags/{tag}", image_tags.delete),
     ("GET", "v2/images/{image_id}/members", image_members.index),
     ("POST", "v2/images/{image_id}/members", image_members.create),
     ("GET", "v2/images/{image_id}/members/{member_id}", image_members.show),

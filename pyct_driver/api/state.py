@@ -34,6 +34,12 @@ class Settings:
     console: dict = dataclasses.field(default_factory=lambda: {
         "enabled": True, "base_url": "ws://127.0.0.1:6083/",
         "token_ttl": 600})
+    # [image]: where uploaded image files live, the largest upload, and
+    # the formats accepted (api.image_create, api.image_upload)
+    image_dir: str = "/var/lib/pyct/images"
+    max_image_bytes: int = 10240 << 20
+    disk_formats: tuple[str, ...] = ("raw",)
+    container_formats: tuple[str, ...] = ("bare", "docker")
 
 
 @dataclasses.dataclass
@@ -49,6 +55,9 @@ class Api:
     # what the API itself notifies (a delete no compute service does);
     # not given: nothing is sent
     notifications: Notifications = None  # type: ignore[assignment]
+    # the image store uploads go into: import_image(id, path) and
+    # delete_image(id) (the virt driver's, api.image_upload.DriverImages)
+    images: Any = None
 
     def __post_init__(self) -> None:
         if self.notifications is None:

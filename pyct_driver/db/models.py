@@ -175,30 +175,15 @@ class Image(TimestampMixin, Base):
     owner: Mapped[str | None] = mapped_column(String(255))
     min_disk: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     min_ram: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    # where the image's file lives for compute hosts to read
-    location: Mapped[str | None] = mapped_column(String(1024))
+    location: Mapped[str | None] = mapped_column(String(1024))  # its file
     properties: Mapped[dict] = mapped_column(JSON, nullable=False,
                                              default=dict)
-
-
-class ImageMember(TimestampMixin, Base):
-    """A project a shared image is shared with; Glance's member status
-    (pending, accepted, rejected) decides whether it is listed."""
-
-    __tablename__ = "image_members"
-    __table_args__ = (
-        UniqueConstraint("image_id", "member",
-                         name="uniq_image_members0image_id0member"),
-        Index("image_members_member_idx", "member"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True,
-                                    autoincrement=True)
-    image_id: Mapped[str] = mapped_column(
-        ForeignKey("images.id", ondelete="CASCADE"), nullable=False)
-    member: Mapped[str] = mapped_column(String(255), nullable=False)
-    status: Mapped[str] = mapped_column(String(20), nullable=False,
-                                        default="pending")
+    protected: Mapped[bool] = mapped_column(Boolean, nullable=False,
+                                            default=False)
+    os_hidden: Mapped[bool] = mapped_column(Boolean, nullable=False,
+                                            default=False)
+    os_hash_algo: Mapped[str | None] = mapped_column(String(64))
+    os_hash_value: Mapped[str | None] = mapped_column(String(128))
 
 
 class Service(TimestampMixin, Base):
@@ -395,6 +380,7 @@ class IdRange(TimestampMixin, Base):
 
 
 # Later tables live in their own modules on the same Base.metadata.
-from pyct_driver.db import console_models, group_models  # noqa: F401
-from pyct_driver.db import models_hosts, quota_models, tag_models  # noqa
-Tag = tag_models.Tag
+from pyct_driver.db import (  # noqa: E402,F401
+    console_models, group_models, image_models, models_hosts, quota_models,
+    tag_models)
+Tag, ImageMember = tag_models.Tag, image_models.ImageMember

@@ -10,11 +10,13 @@ driver: a ✅ row must succeed, a "not yet" row must fail with pyct's
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shlex
 import subprocess
 import sys
+import tarfile
 import time
 
 import pytest
@@ -60,6 +62,8 @@ def env():
         env.prepare()
         env.dep.manage("image", "create-debian", "debian", "--if-missing")
         env.start()
+        # the tarball the image create row uploads
+        _rootfs_tarball(os.path.join(env.tmp, "rootfs.tar.gz"))
         with open(os.path.join(REPO, "etc", "pyct", "clouds.yaml")) as f:
             clouds = f.read().replace("127.0.0.1:8774",
                                       f"127.0.0.1:{env.dep.port}")
@@ -69,6 +73,15 @@ def env():
         yield env
     finally:
         env.close()
+
+
+def _rootfs_tarball(path: str) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in (("etc/hostname", b"upload\n"),
+                           ("hello.txt", b"from the upload\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
 
 
 def _run(env, command: str) -> subprocess.CompletedProcess:

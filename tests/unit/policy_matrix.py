@@ -66,6 +66,8 @@ _FLAVOR = {"flavor": {"name": "new", "ram": 512, "vcpus": 1, "disk": 1}}
 _SERVER = {"server": {"name": "new", "imageRef": "{public_image}",
                       "flavorRef": "1", "networks": "none"}}
 _ACCESS = {"addTenantAccess": {"tenant": "f00d"}}
+_IMAGE = {"name": "new", "disk_format": "raw", "container_format": "bare"}
+_OCTETS = {"Content-Type": "application/octet-stream"}
 _SPEC = {"extra_specs": {"quota:cpu_period": "20000"}}
 
 
@@ -92,6 +94,22 @@ def _aggregate(h, _w) -> dict:
     assert resp.status_int == 200, resp.text
     return {"aggregate_id": str(resp.json["aggregate"]["id"])}
 
+
+
+def _queued(h, _w) -> dict:
+    """A queued image of the world's project, ready for its data (the
+    fake driver accepts any bytes)."""
+    resp = h.request("POST", "/image/v2/images", _IMAGE,
+                     token="alice:c0ffee01")
+    assert resp.status_int == 201, resp.text
+    return {"queued": resp.json["id"]}
+
+
+def _image_tagged(h, w) -> dict:
+    resp = h.request("PUT", f"/image/v2/images/{w['image']}/tags/old",
+                     token="alice:c0ffee01")
+    assert resp.status_int == 204, resp.text
+    return {"image_tag": "old"}
 
 
 def _tagged(h, w) -> dict:
@@ -230,6 +248,21 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
              body={"status": "accepted"})],
     (IMAGE, "DELETE", "v2/images/{image_id}/members/{member_id}"): [
         call(I + "/members/{image_member}", 204, 204, 403, 404)],
+    (IMAGE, "POST", "v2/images"): [
+        call("/image/v2/images", 201, 201, 403, 201, body=_IMAGE)],
+    (IMAGE, "DELETE", "v2/images/{image_id}"): [call(I, 204, 204, 403, 404)],
+    (IMAGE, "PUT", "v2/images/{image_id}/file"): [
+        call("/image/v2/images/{queued}/file", 204, 204, 403, 404,
+             body={"tarball": "bytes"}, headers=_OCTETS, setup=_queued)],
+    (IMAGE, "POST", "v2/images/{image_id}/actions/deactivate"): [
+        call(I + "/actions/deactivate", 204, 204, 403, 404)],
+    (IMAGE, "POST", "v2/images/{image_id}/actions/reactivate"): [
+        call(I + "/actions/reactivate", 204, 204, 403, 404)],
+    (IMAGE, "PUT", "v2/images/{image_id}/tags/{tag}"): [
+        call(I + "/tags/new", 204, 204, 403, 404)],
+    (IMAGE, "DELETE", "v2/images/{image_id}/tags/{tag}"): [
+        call(I + "/tags/{image_tag}", 204, 204, 403, 404,
+             setup=_image_tagged)],
     (IMAGE, "GET", "v2/schemas/image"): [
         same("/image/v2/schemas/image", 200)],
     # -- networking: reads only; another project's items are 404s

@@ -7,7 +7,10 @@ client, a compute node that is up) which the other API tests import.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import uuid
+import weakref
 
 import webob
 from oslo_config import cfg
@@ -53,6 +56,10 @@ class Harness:
         # [oslo_policy] too, so a test can point policy_file at its own
         policy_opts.set_defaults(self.conf)
         self.conf([], default_config_files=[])
+        # uploaded image files land below state_path: never the host's
+        self.state_dir = tempfile.mkdtemp(prefix="pyct-harness-")
+        weakref.finalize(self, shutil.rmtree, self.state_dir, True)
+        self.conf.set_override("state_path", self.state_dir)
         for key, value in overrides.items():
             group, _, name = key.rpartition("__")
             self.conf.set_override(name, value, group=group or None)

@@ -88,7 +88,7 @@ def test_missing_network_and_image_features_use_their_fault_forms():
     assert resp.json["NeutronError"]["type"] == "NotImplemented"
     assert h.request("POST", "/networking/v2.0/networks",
                      {"network": {}}).status_int == 501
-    resp = h.request("DELETE", f"/image/v2/images/{h.image['id']}")
+    resp = h.request("POST", f"/image/v2/images/{h.image['id']}/import",
+                     {"method": {"name": "glance-direct"}})
     assert resp.status_int == 501
-    assert resp.json["message"].startswith(
-        "pyct does not implement deleting images yet")
+    assert "interoperable image import" in resp.json["message"]

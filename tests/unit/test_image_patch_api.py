@@ -196,8 +196,10 @@ def test_draft4_form(world):
      "'string'"),
     ([_replace("/status", "active")], 403, "Attribute 'status' is "
      "read-only."),
-    ([_replace("/protected", True)], 403, "Attribute 'protected' is "
-     "read-only."),
+    ([_replace("/os_hash_value", "x")], 403, "Attribute 'os_hash_value' "
+     "is read-only."),
+    ([_replace("/protected", "yes")], 400, "Provided object does not "
+     "match schema 'image': 'yes' is not of type 'boolean'"),
     ([_replace("/location", "/etc/shadow")], 403,
      "Attribute 'location' is reserved."),
     ([_replace("/os_glance_import_task", "x")], 403,

@@ -110,17 +110,42 @@ def test_image_properties_a_tenant_patches_are_ignored():
     _assert_unprivileged(spec)
 
 
-def test_tenant_cannot_create_or_change_images():
+def test_image_properties_a_tenant_creates_with_are_ignored():
+    """A tenant may create an image with any custom property (Glance
+    POST); none of them reaches a host control."""
     h = Harness()
-    for method, path in (("POST", "/image/v2/images"),
-                         ("PUT", f"/image/v2/images/{h.image['id']}/file"),
+    h.add_host()
+    resp = h.request("POST", "/image/v2/images", {
+        "name": "mine", "disk_format": "raw", "container_format": "bare",
+        "visibility": "private", **HOSTILE})
+    assert resp.status_int == 201, resp.text
+    image = resp.json
+    resp = h.request("PUT", f"/image/v2/images/{image['id']}/file",
+                     raw=b"rootfs", headers={
+                         "Content-Type": "application/octet-stream"})
+    assert resp.status_int == 204, resp.text
+    spec = _spec(h, h.boot(imageRef=image["id"]))
+    assert spec.image_properties == HOSTILE
+    _assert_unprivileged(spec)
+
+
+def test_tenant_cannot_change_the_operators_images():
+    h = Harness()
+    for method, path in (("PUT", f"/image/v2/images/{h.image['id']}/file"),
+                         ("DELETE", f"/image/v2/images/{h.image['id']}"),
+                         ("POST", f"/image/v2/images/{h.image['id']}"
+                                  "/actions/deactivate"),
                          ("POST", "/v2/images"),
                          ("PATCH", f"/v2/images/{h.image['id']}"),
                          ("PUT", f"/v2/images/{h.image['id']}/file")):
-        resp = h.request(method, path, {"name": "x", "pyct:privileged": "1"})
-        # (501: image creation and upload are not there yet)
-        assert resp.status_int in (403, 404, 405, 501), (method, path,
-                                                         resp.text)
+        resp = h.request(method, path, {"name": "x", "pyct:privileged": "1"},
+                         headers={"Content-Type":
+                                  "application/octet-stream"}
+                         if method == "PUT" else None)
+        assert resp.status_int in (403, 404, 405), (method, path,
+                                                    resp.text)
+    assert h.request("GET", f"/image/v2/images/{h.image['id']}").json[
+        "status"] == "active"
     # the operator's image has no owner: only an admin may change it
     resp = h.request("PATCH", f"/image/v2/images/{h.image['id']}",
                      raw=b'[{"op": "add", "path": "/pyct:privileged", '

@@ -1,0 +1,60 @@
+"""Images through the API: protected, os_hidden and the multihash on
+images; the image_tags table.
+
+Revision ID: c9e5a1b3d7f2
+Revises: e3a9c5f1b7d2
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+from alembic import op
+import sqlalchemy as sa
+
+revision = "c9e5a1b3d7f2"
+down_revision = "e3a9c5f1b7d2"
+branch_labels = None
+depends_on = None
+
+
+def _table_opts() -> dict[str, str]:
+    bind = op.get_bind()
+    if bind.dialect.name != "mysql":
+        return {}
+    collate = ("utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb",
+                                              False) else "utf8mb4_bin")
+    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
+            "mysql_collate": collate}
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("images") as batch:
+        # existing images are neither protected nor hidden
+        batch.add_column(sa.Column("protected", sa.Boolean(),
+                                   nullable=False,
+                                   server_default=sa.false()))
+        batch.add_column(sa.Column("os_hidden", sa.Boolean(),
+                                   nullable=False,
+                                   server_default=sa.false()))
+        batch.add_column(sa.Column("os_hash_algo", sa.String(64),
+                                   nullable=True))
+        batch.add_column(sa.Column("os_hash_value", sa.String(128),
+                                   nullable=True))
+    op.create_table(
+        "image_tags",
+        sa.Column("image_id", sa.String(36), nullable=False),
+        sa.Column("value", sa.String(255), nullable=False),
+        sa.PrimaryKeyConstraint("image_id", "value"),
+        sa.ForeignKeyConstraint(["image_id"], ["images.id"],
+                                ondelete="CASCADE"),
+        sa.Index("image_tags_value_idx", "value"),
+        **_table_opts(),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("image_tags")
+    with op.batch_alter_table("images") as batch:
+        for column in ("os_hash_value", "os_hash_algo", "os_hidden",
+                       "protected"):
+            batch.drop_column(column)
