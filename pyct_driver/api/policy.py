@@ -16,12 +16,13 @@ from oslo_policy import policy as oslo_policy
 
 from pyct_driver import exception
 from pyct_driver.api.policies import (base, compute, images, networking,
-                                     operator, quotas, servers)
+                                     operator, quotas, resize, servers)
 from pyct_driver.context import RequestContext
 
 # Each module of ``policies`` holds one API area's RULES; the personas
 # (``base``) first, since the others refer to them.
-_MODULES = (base, compute, images, networking, quotas, operator, servers)
+_MODULES = (base, compute, images, networking, quotas, operator, servers,
+            resize)
 
 
 def list_rules() -> list[oslo_policy.RuleDefault]:

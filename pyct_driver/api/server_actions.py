@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from pyct_driver import exception, states
-from pyct_driver.api import not_yet, schemas
+from pyct_driver.api import not_yet, schemas, server_rebuild, server_resize
 from pyct_driver.api.request import MALFORMED_BODY, ApiRequest, Result
 from pyct_driver.api.servers import get_instance
 from pyct_driver.api.state import Api
@@ -101,6 +101,13 @@ def _console(api: Api, req: ApiRequest, server_id: str, body: dict
     return Result(200, {"output": output.translate(_CONSOLE_CONTROLS)})
 
 
+# actions with their own module: (api, req, server_id, body) -> Result
+_HANDLERS = {"resize": server_resize.resize,
+             "confirmResize": server_resize.confirm,
+             "revertResize": server_resize.revert,
+             "rebuild": server_rebuild.rebuild}
+
+
 def action(api: Api, req: ApiRequest, server_id: str) -> Result:
     body = req.json_body()
     if not isinstance(body, dict) or len(body) != 1:
@@ -115,5 +122,7 @@ def action(api: Api, req: ApiRequest, server_id: str) -> Result:
         return _console(api, req, server_id, body)
     if name in _TRANSITIONS:
         return _run(api, req, server_id, _TRANSITIONS[name])
+    if name in _HANDLERS:
+        return _HANDLERS[name](api, req, server_id, body)
     raise not_yet.action(name) or exception.Invalid(
         f"There is no such action: {name}")

@@ -396,5 +396,5 @@ class IdRange(TimestampMixin, Base):
 
 
 # Later tables live in their own modules on the same Base.metadata.
-from pyct_driver.db import models_hosts, quota_models, tag_models  # noqa
+from pyct_driver.db import models_hosts, quota_models, resize_models, tag_models  # noqa
 Tag = tag_models.Tag

@@ -24,7 +24,7 @@ from pyct_driver.context import RequestContext
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
-RPC_API_VERSION = "1.2"
+RPC_API_VERSION = "1.3"
 
 
 class ComputeClient:
@@ -82,6 +82,28 @@ class ComputeClient:
                          instance_uuid: str) -> None:
         self._cast(ctxt, host, "unpause_instance", version="1.1",
                    instance_uuid=instance_uuid)
+
+    def resize_instance(self, ctxt: RequestContext, host: str,
+                        instance_uuid: str, migration_uuid: str) -> None:
+        self._cast(ctxt, host, "resize_instance", version="1.3",
+                   instance_uuid=instance_uuid, migration_uuid=migration_uuid)
+
+    def confirm_resize(self, ctxt: RequestContext, host: str,
+                       instance_uuid: str, migration_uuid: str) -> None:
+        self._cast(ctxt, host, "confirm_resize", version="1.3",
+                   instance_uuid=instance_uuid, migration_uuid=migration_uuid)
+
+    def revert_resize(self, ctxt: RequestContext, host: str,
+                      instance_uuid: str, migration_uuid: str) -> None:
+        self._cast(ctxt, host, "revert_resize", version="1.3",
+                   instance_uuid=instance_uuid, migration_uuid=migration_uuid)
+
+    def rebuild_instance(self, ctxt: RequestContext, host: str,
+                         instance_uuid: str, vm_state: str,
+                         preserve_ephemeral: bool) -> None:
+        self._cast(ctxt, host, "rebuild_instance", version="1.3",
+                   instance_uuid=instance_uuid, vm_state=vm_state,
+                   preserve_ephemeral=preserve_ephemeral)
 
     def _call(self, ctxt: RequestContext, host: str, method: str,
               version: str, **kwargs: object) -> object:

@@ -37,6 +37,7 @@ from pyct_driver.progress import SILENT, Progress
 from pyct_driver.virt import base, guest_config, ownership
 from pyct_driver.virt.cgroups.detect import detect_backend
 from pyct_driver.virt.container_host import HostSide
+from pyct_driver.virt.container_resize import FlavorChanges
 from pyct_driver.virt import host_resources as host_resources_mod
 from pyct_driver.virt.network.bridge import NetworkPlumber
 from pyct_driver.virt.process import guest
@@ -50,7 +51,7 @@ from pyct_driver.virt.rootfs.store import ImageStore
 LOG = logging.getLogger(__name__)
 
 
-class ContainerDriver(HostSide, base.VirtDriver):
+class ContainerDriver(HostSide, FlavorChanges, base.VirtDriver):
     """Linux containers that behave like VMs (``HostSide``: what it holds
     on the host as a whole, and releasing it)."""
 
