@@ -13,6 +13,7 @@ to answer every version it ever advertised):
 * 1.1 - pause_instance, unpause_instance, get_console_output
 * 1.2 - attach_interface, detach_interface (calls: the API releases the
         port if plugging fails)
+* 1.3 - resize_instance, confirm_resize, revert_resize, rebuild_instance
 """
 
 from __future__ import annotations
