@@ -151,6 +151,15 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
              body={"reboot": {"type": "SOFT"}}),
         call(S + "/action", 202, 202, 403, 404, body={"os-stop": None}),
         call(S + "/action", 202, 202, 403, 404, body={"pause": None}),
+        call(S + "/action", 202, 202, 403, 404,
+             body={"resize": {"flavorRef": "{private_flavor}"}}),
+        # allowed, then refused for the state: no resize to confirm
+        call(S + "/action", 409, 409, 403, 404,
+             body={"confirmResize": None}),
+        call(S + "/action", 409, 409, 403, 404,
+             body={"revertResize": None}),
+        call(S + "/action", 202, 202, 403, 404,
+             body={"rebuild": {"imageRef": "{public_image}"}}),
         # console output may hold secrets: members only, as in Nova
         call(S + "/action", 200, 200, 403, 404,
              body={"os-getConsoleOutput": {}})],
