@@ -7,8 +7,13 @@ new space is the guest's and never fails later for lack of host space),
 the loop device rereads its size (``LOOP_SET_CAPACITY``), and the mounted
 ext4 grows into it (``EXT4_IOC_RESIZE_FS``, what ``resize2fs`` does on a
 mounted file system, without a fork). A disk not mounted (a stopped guest)
-is checked and grown offline with ``e2fsck``/``resize2fs``. Never shrinks:
-an ext4 cannot shrink while mounted, and Nova refuses it too.
+is checked and grown offline with ``e2fsck``/``resize2fs``. Growing a
+mounted ext4 needs CAP_SYS_RESOURCE, which a compute service in a container
+may lack: then the file and the loop device grow at once, a marker file
+(``<image>.grow``) remembers the rest, and the file system grows offline
+when the disk is next mounted (``finish_pending``, at the guest's next
+start). Never shrinks: an ext4 cannot shrink while mounted, and Nova
+refuses it too.
 """
 
 from __future__ import annotations
@@ -18,8 +23,12 @@ import os
 import struct
 import subprocess
 
+from oslo_log import log as logging
+
 from pyct_driver import exception
 from pyct_driver.virt.rootfs import disk as disk_mod
+
+LOG = logging.getLogger(__name__)
 
 _LOOP_SET_CAPACITY = 0x4C07
 _EXT4_IOC_RESIZE_FS = 0x40086610  # _IOW('f', 16, __u64)
@@ -28,12 +37,13 @@ _EXT4_IOC_RESIZE_FS = 0x40086610  # _IOW('f', 16, __u64)
 def grow(image: str, mountpoint: str, size_gb: int, preallocate: bool,
          reserved_bytes: int) -> bool:
     """Grow ``image`` (its ext4 mounted at ``mountpoint`` or not mounted)
-    to ``size_gb``; False if it is that large already."""
+    to ``size_gb``; False if the file system could not grow while mounted
+    and will at the next mount, True otherwise."""
     size = size_gb << 30
     try:
         current = os.path.getsize(image)
         if size <= current:
-            return False
+            return True
         st = os.statvfs(os.path.dirname(image))
         if preallocate and (st.f_bavail * st.f_frsize - (size - current)
                             < reserved_bytes):
@@ -43,14 +53,31 @@ def grow(image: str, mountpoint: str, size_gb: int, preallocate: bool,
         os.truncate(image, size)
         if preallocate:
             disk_mod.top_up(image, reserved_bytes)
-        if os.path.ismount(mountpoint):
-            _grow_online(mountpoint, size)
-        else:
+        if not os.path.ismount(mountpoint):
             _grow_offline(image)
+            return True
+        try:
+            _grow_online(mountpoint, size)
+        except PermissionError:
+            LOG.warning("cannot grow the mounted disk %s (no "
+                        "CAP_SYS_RESOURCE?): it grows at the next start",
+                        image)
+            with open(image + ".grow", "w"):
+                pass
+            return False
     except OSError as err:
         raise exception.RootfsError(
             reason=f"growing root disk {image}: {err}") from err
     return True
+
+
+def finish_pending(image: str) -> None:
+    """Grow the file system of an unmounted ``image`` into its file if an
+    online grow was deferred (its marker exists)."""
+    marker = image + ".grow"
+    if os.path.exists(marker):
+        _grow_offline(image)
+        os.unlink(marker)
 
 
 def _grow_online(mountpoint: str, size: int) -> None:
