@@ -205,6 +205,7 @@ def test_crash_mid_resize_recovers_consistently(env):
     idle(db, sid, states.ACTIVE)
     # killed after applying the new limits, before the row moved on
     change = _open_resize(db, sid, manager)
+    resizes.set_status(db, change["migration_uuid"], "migrating")
     instances.update(db, sid, {"task_state": states.RESIZE_MIGRATED})
     manager._apply(instances.get(db, sid), change["new_flavor"])
     recovery.recover_host(manager)
