@@ -3,11 +3,12 @@
 A resize stays on the instance's host and never restarts the guest: the
 driver applies the new flavor's limits to the guest as it runs and grows
 its root disk (``VirtDriver.apply_flavor``). The instance row switches to
-the new flavor only after the limits are applied (task ``resize_finish``),
-so after a crash the row says which limits to put back: in ``resize_prep``
-… ``resize_migrated`` the resize is rolled back to the row's (old) flavor,
-in ``resize_finish`` it is finished with the row's (new) one
-(``recover``). A revert applies the old flavor's limits again; the disk
+the new flavor only after the limits are applied, in the same write that
+makes it VERIFY_RESIZE, so after a crash the row says which limits to put
+back: in ``resize_prep`` … ``resize_migrated`` the resize is rolled back
+to the row's (old) flavor; ``resize_finish`` (which this service no
+longer writes, kept for rows of an older one) is finished with the row's
+(new) one (``recover``); a VERIFY_RESIZE row has its new limits already. A revert applies the old flavor's limits again; the disk
 keeps its grown size (an ext4 cannot shrink while mounted, and a guest's
 writes since the resize stay). Rebuild destroys the guest and spawns it
 again from the row's (new) image with the same ports. ``confirm_due`` is
@@ -78,25 +79,21 @@ class ResizeEndpoints:
             db_instances.update(self.db, uuid,
                                 {"task_state": states.RESIZE_MIGRATING},
                                 expected_task_state=states.RESIZE_PREP)
-            db_resizes.set_status(self.db, change["migration_uuid"],
-                                  "migrating")
             if int(new["root_gb"]) < int(old["root_gb"]):
                 # Nova's drivers refuse it the same way (the disk would
                 # lose what the guest wrote past the new size)
                 raise exception.ResizeError(
                     reason="Unable to resize disk down.")
             power = self._apply(inst, new)
-            db_instances.update(self.db, uuid,
-                                {"task_state": states.RESIZE_MIGRATED},
-                                expected_task_state=states.RESIZE_MIGRATING)
         with self._event(ctxt, uuid, "compute_finish_resize"):
+            # one write takes the new flavor and VERIFY_RESIZE: a crash
+            # before it rolls back, after it the resize is finished
             db_instances.update(
-                self.db, uuid, {"task_state": states.RESIZE_FINISH,
+                self.db, uuid, {"vm_state": states.RESIZED,
+                                "task_state": None, "power_state": power,
                                 "flavor": new,
                                 "flavor_id": change["new_flavor_id"]},
-                expected_task_state=states.RESIZE_MIGRATED)
-        self._finish(uuid, {"vm_state": states.RESIZED, "task_state": None,
-                            "power_state": power}, states.RESIZE_FINISH)
+                expected_task_state=states.RESIZE_MIGRATING)
         db_resizes.set_status(self.db, change["migration_uuid"], "finished")
 
     def _roll_back(self, inst: dict, change: dict) -> None:
@@ -236,7 +233,8 @@ def recover(manager: "ResizeEndpoints", instance: dict) -> bool:
 
 
 def recover_confirms(manager: "ResizeEndpoints") -> None:
-    """Finish confirms the API asked for that a restart interrupted."""
+    """Finish confirms the API asked for that a restart interrupted, and
+    the status of resizes cut right after they finished."""
     for inst in db_instances.list_(manager.db, host=manager.host):
         if inst["vm_state"] != states.RESIZED or inst["task_state"]:
             continue
@@ -244,7 +242,11 @@ def recover_confirms(manager: "ResizeEndpoints") -> None:
             change = db_resizes.current(manager.db, inst["uuid"])
         except exception.NotFound:
             continue
-        if change["status"] == "confirming":
+        if change["status"] in ("pre-migrating", "migrating"):
+            # cut between the VERIFY_RESIZE write and its status
+            db_resizes.set_status(manager.db, change["migration_uuid"],
+                                  "finished")
+        elif change["status"] == "confirming":
             manager.confirm_resize(get_admin_context(), inst["uuid"],
                                    change["migration_uuid"])
 
