@@ -64,6 +64,17 @@ def _flavor(api: Api, req: ApiRequest, flavor_ref: str | int) -> dict:
     return flavor
 
 
+def check_fits_image(flavor: dict, image: dict) -> None:
+    """Nova's 400s for a flavor below the image's min_ram or min_disk."""
+    if flavor["memory_mb"] < (image.get("min_ram") or 0):
+        raise exception.Invalid("Flavor's memory is too small for "
+                                "requested image.")
+    if flavor["root_gb"] and flavor["root_gb"] < (image.get("min_disk")
+                                                  or 0):
+        raise exception.Invalid("Flavor's disk is too small for requested "
+                                "image.")
+
+
 def _block_devices(bdms: list[dict] | None, image_ref: str | None
                    ) -> tuple[list[dict] | None, str | None]:
     """Accept only an image-backed local root; return (bdms, image)."""
@@ -168,12 +179,7 @@ def create(api: Api, req: ApiRequest) -> Result:
                                      server.get("imageRef"))
     image = image_for_boot(api, req, image_ref)
     flavor = _flavor(api, req, server["flavorRef"])
-    if flavor["memory_mb"] < (image["min_ram"] or 0):
-        raise exception.Invalid("Flavor's memory is too small for "
-                                "requested image.")
-    if flavor["root_gb"] and flavor["root_gb"] < (image["min_disk"] or 0):
-        raise exception.Invalid("Flavor's disk is too small for requested "
-                                "image.")
+    check_fits_image(flavor, image)
     networks = _networks(server.get("networks"))
     min_count, max_count = _counts(api, server)
     metadata = server.get("metadata", {})

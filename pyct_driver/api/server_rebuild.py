@@ -18,7 +18,8 @@ from __future__ import annotations
 from pyct_driver import exception, states
 from pyct_driver.api import keypairs, quota_check, schemas, server_views
 from pyct_driver.api.request import ApiRequest, Result
-from pyct_driver.api.server_create import (admin_password, image_for_boot,
+from pyct_driver.api.server_create import (admin_password,
+                                           check_fits_image, image_for_boot,
                                            user_data_checked)
 from pyct_driver.api.servers import get_instance, render_one
 from pyct_driver.api.state import Api
@@ -62,13 +63,7 @@ def schema(version: tuple[int, int]) -> dict:
 def _values(api: Api, req: ApiRequest, inst: dict, args: dict) -> dict:
     """The instance's new values from the request (checked)."""
     image = image_for_boot(api, req, args["imageRef"])
-    flavor = inst["flavor"]
-    if flavor["memory_mb"] < (image["min_ram"] or 0):
-        raise exception.Invalid("Flavor's memory is too small for "
-                                "requested image.")
-    if flavor["root_gb"] and flavor["root_gb"] < (image["min_disk"] or 0):
-        raise exception.Invalid("Flavor's disk is too small for requested "
-                                "image.")
+    check_fits_image(inst["flavor"], image)
     if args.get("personality"):
         raise exception.Invalid("Personality files are not supported.")
     values: dict = {"image_ref": image["id"]}

@@ -20,7 +20,7 @@ from pyct_driver.api import quota_check, schemas
 from pyct_driver.api.flavors import caller_project
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.scheduler import no_valid_host
-from pyct_driver.api.server_create import FLAVOR_KEYS
+from pyct_driver.api.server_create import FLAVOR_KEYS, check_fits_image
 from pyct_driver.api.servers import get_instance
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
@@ -55,13 +55,7 @@ def _check_image(api: Api, inst: dict, flavor: dict) -> None:
     except exception.ImageNotFound as err:
         raise exception.Invalid("Image that the instance was started with "
                                 "could not be found.") from err
-    if flavor["memory_mb"] < (image.get("min_ram") or 0):
-        raise exception.Invalid("Flavor's memory is too small for "
-                                "requested image.")
-    if flavor["root_gb"] and flavor["root_gb"] < (image.get("min_disk")
-                                                  or 0):
-        raise exception.Invalid("Flavor's disk is too small for requested "
-                                "image.")
+    check_fits_image(flavor, image)
 
 
 def check_quota(api: Api, inst: dict, old: dict, new: dict) -> None:

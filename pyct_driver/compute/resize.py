@@ -86,6 +86,10 @@ class ResizeEndpoints:
                     reason="Unable to resize disk down.")
             power = self._apply(inst, new)
         with self._event(ctxt, uuid, "compute_finish_resize"):
+            # ready for a confirm before a client can see VERIFY_RESIZE
+            # (a rollback marks it "error" again)
+            db_resizes.set_status(self.db, change["migration_uuid"],
+                                  "finished")
             # one write takes the new flavor and VERIFY_RESIZE: a crash
             # before it rolls back, after it the resize is finished
             db_instances.update(
@@ -94,7 +98,6 @@ class ResizeEndpoints:
                                 "flavor": new,
                                 "flavor_id": change["new_flavor_id"]},
                 expected_task_state=states.RESIZE_MIGRATING)
-        db_resizes.set_status(self.db, change["migration_uuid"], "finished")
 
     def _roll_back(self, inst: dict, change: dict) -> None:
         """Back to the old flavor's limits and the state before (best
