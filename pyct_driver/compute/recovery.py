@@ -4,7 +4,9 @@ RPC is at-most-once and the compute service can die at any point, so
 correctness comes from here: on start-up every instance of this host left in
 a transitional task state is driven to a stable state the way Nova does it
 (an interrupted build → ERROR with a fault; an interrupted delete is
-finished; an interrupted reboot/stop/start/pause is redone), and periodically
+finished; an interrupted reboot/stop/start/pause is redone; a resize is
+rolled back or finished and a rebuild redone: ``compute.resize``), and
+periodically
 the driver's view of each idle instance is reconciled with the database (a
 guest that stopped on its own is shown SHUTOFF). Guests the driver still has
 but the database deleted are destroyed.

@@ -90,14 +90,14 @@ class ResizeEndpoints:
             # (a rollback marks it "error" again)
             db_resizes.set_status(self.db, change["migration_uuid"],
                                   "finished")
-            # one write takes the new flavor and VERIFY_RESIZE: a crash
-            # before it rolls back, after it the resize is finished
-            db_instances.update(
-                self.db, uuid, {"vm_state": states.RESIZED,
-                                "task_state": None, "power_state": power,
-                                "flavor": new,
-                                "flavor_id": change["new_flavor_id"]},
-                expected_task_state=states.RESIZE_MIGRATING)
+        # one write takes the new flavor and VERIFY_RESIZE (after the
+        # event closed: a client seeing it sees the finished events); a
+        # crash before it rolls back, after it the resize is finished
+        db_instances.update(
+            self.db, uuid, {"vm_state": states.RESIZED, "task_state": None,
+                            "power_state": power, "flavor": new,
+                            "flavor_id": change["new_flavor_id"]},
+            expected_task_state=states.RESIZE_MIGRATING)
 
     def _roll_back(self, inst: dict, change: dict) -> None:
         """Back to the old flavor's limits and the state before (best
@@ -108,11 +108,11 @@ class ResizeEndpoints:
         except Exception:  # logged; the row still leaves the task state
             LOG.exception("restoring the limits of %s failed", uuid)
             power = inst["power_state"]
+        db_resizes.set_status(self.db, change["migration_uuid"], "error")
         self._finish(uuid, {"task_state": None, "power_state": power,
                             "flavor": change["old_flavor"],
                             "flavor_id": change["old_flavor_id"]},
                      states.RESIZE_TASK_STATES)
-        db_resizes.set_status(self.db, change["migration_uuid"], "error")
 
     def confirm_resize(self, ctxt: RequestContext, instance_uuid: str,
                        migration_uuid: str) -> None:
@@ -120,13 +120,15 @@ class ResizeEndpoints:
             inst = self._get(instance_uuid)
             if inst is None or inst["vm_state"] != states.RESIZED:
                 return
-            with self.notify.action(ctxt, instance_uuid, "resize_confirm"), \
-                    self._event(ctxt, instance_uuid,
-                                "compute_confirm_resize"):
-                power = self.driver.get_info(self.spec(inst)).power_state
+            with self.notify.action(ctxt, instance_uuid, "resize_confirm"):
+                with self._event(ctxt, instance_uuid,
+                                 "compute_confirm_resize"):
+                    power = self.driver.get_info(
+                        self.spec(inst)).power_state
+                    db_resizes.set_status(self.db, migration_uuid,
+                                          "confirmed")
                 self._finish(instance_uuid, {"vm_state": _settled(power),
                                              "power_state": power}, None)
-                db_resizes.set_status(self.db, migration_uuid, "confirmed")
 
     def revert_resize(self, ctxt: RequestContext, instance_uuid: str,
                       migration_uuid: str) -> None:
@@ -151,8 +153,8 @@ class ResizeEndpoints:
                     note.fail(err)
                     values, status = {"vm_state": states.ERROR}, "error"
                 values["task_state"] = None
-                self._finish(instance_uuid, values, states.RESIZE_REVERTING)
                 db_resizes.set_status(self.db, migration_uuid, status)
+                self._finish(instance_uuid, values, states.RESIZE_REVERTING)
 
     def rebuild_instance(self, ctxt: RequestContext, instance_uuid: str,
                          vm_state: str, preserve_ephemeral: bool = False
