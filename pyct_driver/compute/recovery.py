@@ -6,10 +6,9 @@ a transitional task state is driven to a stable state the way Nova does it
 (an interrupted build → ERROR with a fault; an interrupted delete is
 finished; an interrupted reboot/stop/start/pause is redone; a resize is
 rolled back or finished and a rebuild redone: ``compute.resize``), and
-periodically
-the driver's view of each idle instance is reconciled with the database (a
-guest that stopped on its own is shown SHUTOFF). Guests the driver still has
-but the database deleted are destroyed.
+periodically the driver's view of each idle instance is reconciled with the
+database (a guest that stopped on its own is shown SHUTOFF). Guests the
+driver still has but the database deleted are destroyed.
 """
 
 from __future__ import annotations
