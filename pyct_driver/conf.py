@@ -49,6 +49,10 @@ default_opts = [
     cfg.IntOpt("sync_power_state_interval", default=60, min=-1,
                help="Seconds between power-state syncs with the driver; "
                     "-1 disables the periodic task."),
+    cfg.IntOpt("resize_confirm_window", default=0, min=0,
+               help="Seconds after which a resize waiting for a confirm "
+                    "(VERIFY_RESIZE) is confirmed by the compute service; "
+                    "0 disables the automatic confirm (as in Nova)."),
 ]
 
 api_opts = [

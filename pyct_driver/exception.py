@@ -259,6 +259,10 @@ class VirtError(PyctError):
     msg_fmt = "Virt driver error: %(reason)s"
 
 
+class ResizeError(VirtError):
+    msg_fmt = "Resize error: %(reason)s"
+
+
 class CgroupError(VirtError):
     msg_fmt = "cgroup error: %(reason)s"
 

@@ -38,6 +38,12 @@ POWERING_ON = "powering-on"
 DELETING = "deleting"
 IMAGE_SNAPSHOT = "image_snapshot"
 RESIZE_PREP = "resize_prep"
+RESIZE_MIGRATING = "resize_migrating"
+RESIZE_MIGRATED = "resize_migrated"
+RESIZE_FINISH = "resize_finish"
+RESIZE_REVERTING = "resize_reverting"
+REBUILDING = "rebuilding"
+REBUILD_SPAWNING = "rebuild_spawning"
 
 # power_state (numeric, as Nova stores them)
 NOSTATE = 0
@@ -58,6 +64,9 @@ BUILD_TASK_STATES = (SCHEDULING, NETWORKING, SPAWNING)
 REBOOT_TASK_STATES = (REBOOTING, REBOOT_PENDING, REBOOT_STARTED,
                       REBOOTING_HARD, REBOOT_PENDING_HARD,
                       REBOOT_STARTED_HARD)
+RESIZE_TASK_STATES = (RESIZE_PREP, RESIZE_MIGRATING, RESIZE_MIGRATED,
+                      RESIZE_FINISH)
+REBUILD_TASK_STATES = (REBUILDING, REBUILD_SPAWNING)
 
 _STATUS_BY_VM_STATE = {
     ACTIVE: "ACTIVE",
@@ -79,14 +88,19 @@ _STATUS_BY_TASK_STATE = {
         REBOOT_STARTED: "REBOOT", REBOOTING_HARD: "HARD_REBOOT",
         REBOOT_PENDING_HARD: "HARD_REBOOT",
         REBOOT_STARTED_HARD: "HARD_REBOOT",
-        RESIZE_PREP: "RESIZE",
+        **dict.fromkeys(RESIZE_TASK_STATES, "RESIZE"),
+        **dict.fromkeys(REBUILD_TASK_STATES, "REBUILD"),
     },
-    STOPPED: {RESIZE_PREP: "RESIZE"},
+    STOPPED: {**dict.fromkeys(RESIZE_TASK_STATES, "RESIZE"),
+              **dict.fromkeys(REBUILD_TASK_STATES, "REBUILD")},
+    ERROR: dict.fromkeys(REBUILD_TASK_STATES, "REBUILD"),
+    RESIZED: {RESIZE_REVERTING: "REVERT_RESIZE"},
 }
 
 # every status a client may filter on
 ALL_STATUSES = sorted(set(_STATUS_BY_VM_STATE.values()) | {
-    "REBOOT", "HARD_REBOOT", "RESIZE", "UNKNOWN"})
+    "REBOOT", "HARD_REBOOT", "RESIZE", "REVERT_RESIZE", "REBUILD",
+    "UNKNOWN"})
 
 
 def status_of(vm_state: str | None, task_state: str | None) -> str:

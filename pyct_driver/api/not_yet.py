@@ -26,9 +26,8 @@ _COMPUTE = [(re.compile(p + r"(/.*)?$"), what) for p, what in (
 
 # server actions Nova has -> the feature
 _ACTIONS = {
-    "resize": "resize", "confirmResize": "resize", "revertResize": "resize",
     "createImage": "snapshots (server image create)",
-    "createBackup": "backups", "rebuild": "rebuild",
+    "createBackup": "backups",
     "suspend": "suspend and resume", "resume": "suspend and resume",
     "shelve": "shelve", "shelveOffload": "shelve", "unshelve": "shelve",
     "rescue": "rescue", "unrescue": "rescue",

@@ -16,14 +16,14 @@ from oslo_policy import policy as oslo_policy
 
 from pyct_driver import exception
 from pyct_driver.api.policies import (base, compute, consoles, images,
-                                     networking, operator, quotas,
+                                     networking, operator, quotas, resize,
                                      server_extras, servers)
 from pyct_driver.context import RequestContext
 
 # Each module of ``policies`` holds one API area's RULES; the personas
 # (``base``) first, since the others refer to them.
 _MODULES = (base, compute, images, networking, quotas, operator, servers,
-            consoles, server_extras)
+            consoles, server_extras, resize)
 
 
 def list_rules() -> list[oslo_policy.RuleDefault]:

@@ -84,6 +84,11 @@ class Scheduler:
             }
         return free
 
+    def host_room(self, host: str) -> dict[str, float] | None:
+        """What ``host`` has free under the allocation ratios (None if it
+        is down or disabled)."""
+        return self._free(None).get(host)
+
     def select_hosts(self, flavor: dict, count: int,
                      force_host: str | None = None,
                      zone: str | None = None,

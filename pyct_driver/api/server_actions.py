@@ -13,7 +13,8 @@ import dataclasses
 
 from pyct_driver import exception, states
 from pyct_driver.api import (not_yet, remote_consoles, schemas,
-                             server_extras, server_lock)
+                             server_extras, server_lock, server_rebuild,
+                             server_resize)
 from pyct_driver.api.request import MALFORMED_BODY, ApiRequest, Result
 from pyct_driver.api.servers import get_instance
 from pyct_driver.api.state import Api
@@ -70,6 +71,8 @@ _HANDLERS = {
     "lock": server_lock.lock, "unlock": server_lock.unlock,
     "changePassword": server_extras.change_password,
     "trigger_crash_dump": server_extras.trigger_crash_dump,
+    "resize": server_resize.resize, "confirmResize": server_resize.confirm,
+    "revertResize": server_resize.revert, "rebuild": server_rebuild.rebuild,
 }
 
 

@@ -33,12 +33,12 @@ from pyct_driver.db import catalog, image_access
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import server_groups as db_groups
 
-_FLAVOR_KEYS = ("flavorid", "name", "vcpus", "memory_mb", "root_gb",
+FLAVOR_KEYS = ("flavorid", "name", "vcpus", "memory_mb", "root_gb",
                 "ephemeral_gb", "swap", "rxtx_factor", "is_public",
                 "extra_specs")
 
 
-def _image(api: Api, req: ApiRequest, image_ref: str | None) -> dict:
+def image_for_boot(api: Api, req: ApiRequest, image_ref: str | None) -> dict:
     """The image to boot; one the caller may not see is as missing as in
     Nova when Glance answers 404."""
     if not image_ref:
@@ -64,6 +64,17 @@ def _flavor(api: Api, req: ApiRequest, flavor_ref: str | int) -> dict:
     if flavor["disabled"]:
         raise exception.Invalid("Flavor is disabled.")
     return flavor
+
+
+def check_fits_image(flavor: dict, image: dict) -> None:
+    """Nova's 400s for a flavor below the image's min_ram or min_disk."""
+    if flavor["memory_mb"] < (image.get("min_ram") or 0):
+        raise exception.Invalid("Flavor's memory is too small for "
+                                "requested image.")
+    if flavor["root_gb"] and flavor["root_gb"] < (image.get("min_disk")
+                                                  or 0):
+        raise exception.Invalid("Flavor's disk is too small for requested "
+                                "image.")
 
 
 def _block_devices(bdms: list[dict] | None, image_ref: str | None
@@ -119,7 +130,7 @@ def _counts(api: Api, server: dict) -> tuple[int, int]:
     return min_count, max_count
 
 
-def _user_data(value: str | None) -> str | None:
+def user_data_checked(value: str | None) -> str | None:
     if value is None:
         return None
     if len(base64.b64decode(value)) > 65535:
@@ -153,7 +164,7 @@ def hostname_of(name: str) -> str:
     return text.strip(".-") or "server"
 
 
-def _password() -> str:
+def admin_password() -> str:
     alphabet = string.ascii_letters + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(12))
 
@@ -168,19 +179,14 @@ def create(api: Api, req: ApiRequest) -> Result:
     server = body["server"]
     bdms, image_ref = _block_devices(server.get("block_device_mapping_v2"),
                                      server.get("imageRef"))
-    image = _image(api, req, image_ref)
+    image = image_for_boot(api, req, image_ref)
     flavor = _flavor(api, req, server["flavorRef"])
-    if flavor["memory_mb"] < (image["min_ram"] or 0):
-        raise exception.Invalid("Flavor's memory is too small for "
-                                "requested image.")
-    if flavor["root_gb"] and flavor["root_gb"] < (image["min_disk"] or 0):
-        raise exception.Invalid("Flavor's disk is too small for requested "
-                                "image.")
+    check_fits_image(flavor, image)
     networks = _networks(server.get("networks"))
     min_count, max_count = _counts(api, server)
     metadata = server.get("metadata", {})
     quota_check.check_metadata(api, ctxt.project_id, ctxt.user_id, metadata)
-    user_data = _user_data(server.get("user_data"))
+    user_data = user_data_checked(server.get("user_data"))
     zone, force_host = _force_host(api, req, server.get("availability_zone"))
     force_host = server_references.requested_host(
         api, req, server, force_host) or force_host
@@ -188,8 +194,8 @@ def create(api: Api, req: ApiRequest) -> Result:
     server_references.security_groups(server)
     group = server_references.server_group(api, req, body)
     unplaceable = server_references.unplaceable(api, req, server)
-    password = server.get("adminPass") or _password()
-    snapshot = {k: flavor[k] for k in _FLAVOR_KEYS}
+    password = server.get("adminPass") or admin_password()
+    snapshot = {k: flavor[k] for k in FLAVOR_KEYS}
     key_data = keypairs.key_data_for_boot(api, req, server.get("key_name"))
     guard = quota_check.InstanceGuard(api, ctxt.project_id, ctxt.user_id,
                                       flavor, min_count, max_count)

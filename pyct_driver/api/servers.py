@@ -78,6 +78,12 @@ def _renderer(api: Api, req: ApiRequest, insts: list[dict],
     return render
 
 
+def render_one(api: Api, req: ApiRequest, inst: dict,
+               view: str = "show") -> dict:
+    """One server as ``view`` shows it (``show`` or ``update``)."""
+    return _renderer(api, req, [inst], view)(inst)
+
+
 def _list(api: Api, req: ApiRequest, is_detail: bool
           ) -> tuple[list[dict], int | None]:
     rule = _P + ("detail" if is_detail else "index")

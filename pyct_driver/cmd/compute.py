@@ -48,6 +48,7 @@ def build_manager(conf: cfg.ConfigOpts, db: Database,
         shutdown_timeout=conf.compute.shutdown_timeout,
         force_config_drive=conf.metadata.force_config_drive,
         gateway_dns=conf.network.dns_forwarder,
+        resize_confirm_window=conf.resize_confirm_window,
         notifications=Notifications.from_conf(conf, db, conf.host)
         if notify else None)
 

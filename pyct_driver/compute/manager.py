@@ -36,6 +36,7 @@ from pyct_driver.metadata import content as md_content
 from pyct_driver.metadata import lookup as md_lookup
 from pyct_driver.notifications.notifier import (Notifications,
                                                 reports_exceptions)
+from pyct_driver.compute.resize import ResizeEndpoints
 from pyct_driver.rpc.client import RPC_API_VERSION
 from pyct_driver.rpc.transport import messaging
 from pyct_driver.virt import base as virt_base
@@ -105,7 +106,7 @@ def instance_spec(db: Database, instance: dict,
         host_root=extra_specs.host_root_from(extra))
 
 
-class ComputeManager(GuestCalls):
+class ComputeManager(GuestCalls, ResizeEndpoints):
     """Endpoints of the ``pyct-compute`` RPC server on one host."""
 
     target = messaging.Target(version=RPC_API_VERSION)
@@ -114,7 +115,8 @@ class ComputeManager(GuestCalls):
                  host: str, shutdown_timeout: float = 60,
                  force_config_drive: bool = False,
                  gateway_dns: bool = False,
-                 notifications: Notifications | None = None) -> None:
+                 notifications: Notifications | None = None,
+                 resize_confirm_window: int = 0) -> None:
         self.db = db
         # versioned notifications of each action (none sent by default)
         self.notify = notifications or Notifications(db, host)
@@ -123,6 +125,7 @@ class ComputeManager(GuestCalls):
         self.shutdown_timeout = shutdown_timeout
         self.force_config_drive = force_config_drive
         self.gateway_dns = gateway_dns
+        self.resize_confirm_window = resize_confirm_window
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         # the serial console listener, set by the service that runs one

@@ -15,6 +15,7 @@ to answer every version it ever advertised):
         port if plugging fails)
 * 1.3 - get_serial_console (a call: where the console proxy attaches)
 * 1.4 - set_admin_password, get_diagnostics (calls)
+* 1.5 - resize_instance, confirm_resize, revert_resize, rebuild_instance
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pyct_driver.context import RequestContext
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
-RPC_API_VERSION = "1.4"
+RPC_API_VERSION = "1.5"
 
 
 class ComputeClient:
@@ -84,6 +85,28 @@ class ComputeClient:
                          instance_uuid: str) -> None:
         self._cast(ctxt, host, "unpause_instance", version="1.1",
                    instance_uuid=instance_uuid)
+
+    def resize_instance(self, ctxt: RequestContext, host: str,
+                        instance_uuid: str, migration_uuid: str) -> None:
+        self._cast(ctxt, host, "resize_instance", version="1.5",
+                   instance_uuid=instance_uuid, migration_uuid=migration_uuid)
+
+    def confirm_resize(self, ctxt: RequestContext, host: str,
+                       instance_uuid: str, migration_uuid: str) -> None:
+        self._cast(ctxt, host, "confirm_resize", version="1.5",
+                   instance_uuid=instance_uuid, migration_uuid=migration_uuid)
+
+    def revert_resize(self, ctxt: RequestContext, host: str,
+                      instance_uuid: str, migration_uuid: str) -> None:
+        self._cast(ctxt, host, "revert_resize", version="1.5",
+                   instance_uuid=instance_uuid, migration_uuid=migration_uuid)
+
+    def rebuild_instance(self, ctxt: RequestContext, host: str,
+                         instance_uuid: str, vm_state: str,
+                         preserve_ephemeral: bool) -> None:
+        self._cast(ctxt, host, "rebuild_instance", version="1.5",
+                   instance_uuid=instance_uuid, vm_state=vm_state,
+                   preserve_ephemeral=preserve_ephemeral)
 
     def _call(self, ctxt: RequestContext, host: str, method: str,
               version: str, **kwargs: object) -> object:

@@ -187,6 +187,14 @@ class VirtDriver(abc.ABC):
         """Thaw a paused guest."""
 
     @abc.abstractmethod
+    def apply_flavor(self, instance: InstanceSpec, flavor: FlavorSpec
+                     ) -> None:
+        """Give the instance ``flavor``'s limits (CPU, RAM, swap, I/O,
+        pids) without restarting it (a running or paused guest keeps its
+        init; a stopped one has them at its next start) and grow its root
+        disk to ``flavor.root_gb`` if that is larger (never shrink)."""
+
+    @abc.abstractmethod
     def get_info(self, instance: InstanceSpec) -> InstanceInfo:
         """Observe the instance. An unknown instance is NOSTATE, not an
         error."""

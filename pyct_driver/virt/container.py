@@ -4,10 +4,9 @@ This is the composition root of the four virt sub-packages: ``rootfs``
 gives the copy-on-write root with an enforced size, ``cgroups`` the
 flavor's limits, ``process`` the guest's init in fresh namespaces (started
 by the single-threaded launcher), and ``network`` its links. Each instance
-has a small JSON record on disk (its init's pid and start time), so a
-restarted compute service re-adopts running guests: a guest counts as running
-only if that pid is alive with that start time and sits in the instance's
-cgroup. A failure in any spawn step undoes the earlier steps in reverse.
+has a JSON record on disk (its init's pid and start time), so a restarted
+compute service re-adopts running guests (a live pid with that start time,
+in the instance's cgroup). A failed spawn step undoes the earlier ones.
 
 Guests are unprivileged (a user namespace on the instance's id range:
 ``ownership``) unless the admin-owned flavor says otherwise
@@ -38,6 +37,7 @@ from pyct_driver.virt import base, guest_config, ownership
 from pyct_driver.virt.cgroups.detect import detect_backend
 from pyct_driver.virt.container_console import ConsoleSide
 from pyct_driver.virt.container_host import HostSide
+from pyct_driver.virt.container_resize import FlavorChanges
 from pyct_driver.virt.diagnostics import GuestAdmin
 from pyct_driver.virt import host_resources as host_resources_mod
 from pyct_driver.virt.network.bridge import NetworkPlumber
@@ -52,9 +52,10 @@ from pyct_driver.virt.rootfs.store import ImageStore
 LOG = logging.getLogger(__name__)
 
 
-class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, base.VirtDriver):
-    """Linux containers that behave like VMs (``HostSide``: what it holds
-    on the host as a whole, and releasing it)."""
+class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
+                      base.VirtDriver):
+    """Linux containers that behave like VMs; the mixins hold the host as a
+    whole, consoles, flavor changes and the guest's administration."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         opts = conf.container

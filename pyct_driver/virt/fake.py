@@ -4,8 +4,8 @@ It keeps the same contract as the container driver (idempotent destroy,
 NOSTATE for unknown instances, power states that follow the lifecycle) so
 the API, RPC and compute layers can be tested without root. Failures can be
 injected through the image property ``fake_fail`` (``spawn``, ``reboot``,
-``power_off``, ``power_on``) — an image property because only operators
-register images.
+``power_off``, ``power_on``, ``apply_flavor``) — an image property
+because only operators register images.
 """
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ class FakeDriver(base.VirtDriver):
             self._instances[instance.uuid] = {
                 "power_state": states.RUNNING, "started": time.monotonic(),
                 "cpu_ns": 0, "console": [f"{instance.hostname} login:"],
-                "boots": 1}
+                "boots": 1, "flavor": instance.flavor,
+                "disk_gb": instance.flavor.root_gb,
+                "image_id": instance.image_id}
 
     def destroy(self, instance: base.InstanceSpec) -> None:
         with self._lock:
@@ -122,6 +124,14 @@ class FakeDriver(base.VirtDriver):
             entry = self._get(instance)
             if entry["power_state"] == states.PAUSED_POWER:
                 entry["power_state"] = states.RUNNING
+
+    def apply_flavor(self, instance: base.InstanceSpec,
+                     flavor: base.FlavorSpec) -> None:
+        self._fail(instance, "apply_flavor")
+        with self._lock:
+            entry = self._get(instance)
+            entry["flavor"] = flavor
+            entry["disk_gb"] = max(entry.get("disk_gb", 0), flavor.root_gb)
 
     def attach_interface(self, instance: base.InstanceSpec,
                          vif: base.VifSpec) -> None:

@@ -29,7 +29,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 BIN = os.path.dirname(sys.executable)
 # after these commands, wait for the server to settle in this status
 SETTLE = {"stop": "SHUTOFF", "start": "ACTIVE", "pause": "PAUSED",
-          "unpause": "ACTIVE"}
+          "unpause": "ACTIVE", "resize confirm": "ACTIVE",
+          "resize revert": "ACTIVE"}
 
 
 def table() -> list[tuple[str, bool]]:
@@ -60,6 +61,9 @@ def env():
     env = e2e_fixtures.E2E("readme", {"network": {"pool_cidr": free_pool()}})
     try:
         env.prepare()
+        # m1.small as `make run` makes it (the resize row grows to it)
+        env.dep.manage("flavor", "create", "m1.small", "--id", "2",
+                       "--vcpus", "1", "--ram", "2048", "--disk", "20")
         env.dep.manage("image", "create-debian", "debian", "--if-missing")
         env.start()
         # the tarball the image create row uploads
@@ -96,8 +100,10 @@ def _run(env, command: str) -> subprocess.CompletedProcess:
 
 def _settle(env, command: str) -> None:
     words = command.split()
-    if words[1:2] == ["server"] and words[2] in SETTLE:
-        env.wait_status(words[-1], SETTLE[words[2]])
+    action = " ".join(words[2:4]) if words[3:4] in (
+        ["confirm"], ["revert"]) else " ".join(words[2:3])
+    if words[1:2] == ["server"] and action in SETTLE:
+        env.wait_status(words[-1], SETTLE[action])
 
 
 def test_every_row_does_what_the_table_says(env):

@@ -194,6 +194,15 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
         call(S + "/action", 202, 202, 403, 404, body={"pause": None}),
         call(S + "/action", 200, 200, 403, 404, version="2.5",
              body={"os-getSerialConsole": {"type": "serial"}}),
+        call(S + "/action", 202, 202, 403, 404,
+             body={"resize": {"flavorRef": "{private_flavor}"}}),
+        # allowed, then refused for the state: no resize to confirm
+        call(S + "/action", 409, 409, 403, 404,
+             body={"confirmResize": None}),
+        call(S + "/action", 409, 409, 403, 404,
+             body={"revertResize": None}),
+        call(S + "/action", 202, 202, 403, 404,
+             body={"rebuild": {"imageRef": "{public_image}"}}),
         # console output may hold secrets: members only, as in Nova
         call(S + "/action", 200, 200, 403, 404,
              body={"os-getConsoleOutput": {}}),

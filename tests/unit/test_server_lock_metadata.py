@@ -53,7 +53,9 @@ def test_lock_refuses_members_not_admins_and_shows_reason(h):
     assert listed[0]["locked_reason"] == "maint"
     calls = len(h.compute.calls)
     for body in ({"os-stop": None}, {"reboot": {"type": "HARD"}},
-                 {"changePassword": {"adminPass": "x"}}):
+                 {"changePassword": {"adminPass": "x"}},
+                 {"resize": {"flavorRef": "2"}}, {"revertResize": None},
+                 {"rebuild": {"imageRef": h.image["id"]}}):
         resp = _act(h, sid, body)
         assert resp.status_int == 409, body
         name, fault = _fault(resp)

@@ -40,6 +40,7 @@ from typing import Callable
 
 from pyct_driver import exception
 from pyct_driver.virt.rootfs import disk as disk_mod
+from pyct_driver.virt.rootfs import disk_grow
 
 _LOOP_CTL_GET_FREE = 0x4C82
 _LOOP_CONFIGURE = 0x4C0A
@@ -301,6 +302,7 @@ class RootManager:
             if has_disk and not os.path.ismount(disk):
                 if self.preallocate:
                     disk_mod.top_up(image, self.reserved_bytes)
+                disk_grow.finish_pending(image)  # a resize's, deferred
                 lfd, rdev = _attach_loop(image)
                 try:  # nodiscard: freed blocks stay the disk's
                     _mount(f"/dev/loop{os.minor(rdev)}", disk, "ext4",
