@@ -131,11 +131,13 @@ function configure_tempest_for_pyct {
     iniset $TEMPEST_CONFIG compute-feature-enabled interface_attach True
     iniset $TEMPEST_CONFIG compute-feature-enabled config_drive True
     iniset $TEMPEST_CONFIG compute-feature-enabled metadata_service True
+    iniset $TEMPEST_CONFIG compute-feature-enabled resize True
+    iniset $TEMPEST_CONFIG compute-feature-enabled change_password True
     local feature
-    for feature in resize cold_migration live_migration \
+    for feature in cold_migration live_migration \
             block_migration_for_live_migration live_migrate_back_and_forth \
             snapshot suspend shelve shelve_migrate rescue stable_rescue \
-            change_password enable_instance_password personality \
+            enable_instance_password personality \
             vnc_console spice_console serial_console \
             attach_encrypted_volume swap_volume volume_multiattach \
             volume_backed_live_migration disk_config; do
