@@ -26,7 +26,8 @@ from pyct_driver.rpc import transport as rpc_transport
 CONF = pyct_conf.CONF
 LOG = logging.getLogger(__name__)
 # third-party loggers whose INFO lines say nothing an operator needs
-QUIET_LOGGERS = ("alembic=WARN",)
+# websockets: the console proxy logs its own listen and attach lines
+QUIET_LOGGERS = ("alembic=WARN", "websockets=WARN")
 _logging_registered = False
 
 

@@ -158,10 +158,18 @@ def test_all_in_one_logs_each_request_and_state_change_only(tmp_path):
     finally:
         dep.stop_all()
     _no_warnings(proc.output())
-    assert [ln["message"] for ln in start[:2]] == [
+    # one line per listener: the compute side of serial consoles, the
+    # compute service, the console proxy, the API
+    messages = [ln["message"] for ln in start[:4]]
+    assert re.fullmatch(r"serial consoles attach on 127\.0\.0\.1:\d+",
+                        messages.pop(0)), messages
+    proxy = [m for m in messages if m.startswith("serial console proxy on ")]
+    assert len(proxy) == 1, messages
+    messages.remove(proxy[0])
+    assert messages == [
         "compute service on vm started",
         f"API listening on http://127.0.0.1:{dep.port}"]
-    for line in start[2:]:  # the harness's wait for the port
+    for line in start[4:]:  # the harness's wait for the port
         assert ACCESS.match(line["message"])["path"] == "/", line
 
     lines = _parsed(output)[offset:]
