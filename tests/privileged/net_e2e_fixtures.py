@@ -317,7 +317,7 @@ class NetE2E(E2E):
         finally:
             # (after a failure above, still look: the report needs both)
             left = _poll(self.our_links, 15.0)
-            netns = _poll(self.netns_left, 5.0)
+            netns = _poll(self.netns_left, 15.0)
         assert self.netns_seen or not self.service, "no netns was recorded"
         assert not left and not netns, (
             f"links left: {sorted(left)} (networks: {self.network_names}); "
