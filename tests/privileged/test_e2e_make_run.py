@@ -128,7 +128,12 @@ def _check_log(log: str) -> None:
     requests = [ln for ln in lines if " pyct_driver.api.request_log " in ln]
     states = [ln for ln in lines if " pyct_driver.db.instances " in ln]
     assert len(states) == 5, "\n".join(states)  # 3 for the boot, 2 delete
-    rest = [ln for ln in lines if ln not in requests and ln not in states]
+    consoles = [ln for ln in lines if re.search(
+        r" INFO pyct_driver\.\S+ \[-\] serial console(s attach| proxy) on ",
+        ln)]
+    assert len(consoles) == 2, "\n".join(lines[:12])
+    rest = [ln for ln in lines
+            if ln not in requests and ln not in states and ln not in consoles]
     # compute service started, API listening, the metadata service's word
     assert len(rest) <= 3, "\n".join(rest)
     print(f"\nE2E-NOTE all-in-one log: {len(lines)} lines, {len(requests)} "
