@@ -14,43 +14,48 @@ layer turns each into a Nova fault body using ``code``::
     │   ├── InvalidImage
     │   │   └── HostileImage        an archive that would escape its root
     │   ├── ConsoleTypeUnavailable  a console kind this cloud doesn't serve
-    │   └── InvalidMicroversion (406 at the API, see api.microversion)
+    │   └── InvalidMicroversion (406)
     ├── NotAuthorized (401)
     ├── Forbidden (403)
+    │   └── QuotaExceeded           a request past the project's limits
     ├── NotFound (404)
     │   ├── InstanceNotFound, FlavorNotFound, FlavorAccessNotFound,
-    │   ├── ImageNotFound, ServiceNotFound, ActionNotFound,
-    │   ├── AggregateNotFound, ComputeHostNotFound
-    │   └── InstanceTagNotFound, PortNotFound
+    │   │   ImageNotFound, ServiceNotFound, ActionNotFound,
+    │   │   AggregateNotFound, InstanceTagNotFound,
+    │   └── InstanceGroupNotFound, PortNotFound
     ├── Conflict (409)
     │   ├── InstanceInvalidState    a task-state compare-and-swap lost
+    │   ├── InstanceIsLocked        a locked server, the caller not admin
     │   ├── HostHasInstances        a compute service still hosting some
     │   ├── PortInUse               a port another server is bound to
     │   ├── HostBusy                another process holds this compute host
     │   ├── InstanceNotReady        no console to attach to (not running)
+    │   ├── RPCVersionCapError      a method newer than [upgrade_levels]
     │   └── Duplicate               a unique name or id already exists
     │       └── FlavorAccessExists
     ├── Gone (410)                  an image deleted while uploaded
     ├── TooLarge (413)
-    ├── NotImplementedYet (501)     an OpenStack feature pyct lacks
     ├── UnsupportedMediaType (415)
+    ├── NotImplementedYet (501)     an OpenStack feature pyct lacks
     ├── NoValidHost                 the scheduler found no compute node
     ├── DBError                     the database failed (wrapped SQLAlchemy)
     ├── RPCError                    the message bus failed (wrapped)
-    ├── QuotaExceeded (403)
     └── VirtError                   the virt driver failed
-        ├── CgroupError, RootfsError, ProcessError, NetworkError
-        └── InstanceNotRunning
+        ├── ResizeError, CgroupError, RootfsError, ProcessError,
+        └── NetworkError, InstanceNotRunning
 """
 
 from __future__ import annotations
 
 
 class PyctError(Exception):
-    """Base class; ``code`` is the HTTP status the API answers with."""
+    """Base class; ``code`` is the HTTP status the API answers with. A 5xx
+    answer shows the message only of a ``safe`` error (pyct's own words,
+    as Nova's ``safe``); any other answers a generic message and the
+    request id, and the full error goes to the log."""
 
     code: int = 500
-    fault: str = "computeFault"
+    safe: bool = False
     msg_fmt: str = "An unknown error occurred."
 
     def __init__(self, message: str | None = None, **kwargs: object) -> None:
@@ -66,7 +71,6 @@ class PyctError(Exception):
 
 class Invalid(PyctError):
     code = 400
-    fault = "badRequest"
     msg_fmt = "Invalid input: %(reason)s"
 
 
@@ -100,19 +104,16 @@ class ConsoleTypeUnavailable(Invalid):
 
 class InvalidMicroversion(Invalid):
     code = 406
-    fault = "notAcceptable"
     msg_fmt = "Version %(version)s is not supported by the API."
 
 
 class NotAuthorized(PyctError):
     code = 401
-    fault = "unauthorized"
     msg_fmt = "Authentication required."
 
 
 class Forbidden(PyctError):
     code = 403
-    fault = "forbidden"
     msg_fmt = "Policy doesn't allow %(action)s to be performed."
 
 
@@ -122,7 +123,6 @@ class QuotaExceeded(Forbidden):
 
 class NotFound(PyctError):
     code = 404
-    fault = "itemNotFound"
     msg_fmt = "Resource could not be found."
 
 
@@ -151,10 +151,6 @@ class AggregateNotFound(NotFound):
     msg_fmt = "Aggregate %(aggregate_id)s could not be found."
 
 
-class ComputeHostNotFound(NotFound):
-    msg_fmt = "Compute host %(host)s could not be found."
-
-
 class ActionNotFound(NotFound):
     msg_fmt = "Action for request_id %(request_id)s not found."
 
@@ -173,7 +169,6 @@ class PortNotFound(NotFound):
 
 class Conflict(PyctError):
     code = 409
-    fault = "conflictingRequest"
     msg_fmt = "Conflict: %(reason)s"
 
 
@@ -200,6 +195,12 @@ class InstanceNotReady(Conflict):
     msg_fmt = "Instance %(instance_id)s is not ready"
 
 
+class RPCVersionCapError(Conflict):
+    msg_fmt = ("%(method)s needs compute RPC API %(version)s, but "
+               "[upgrade_levels] compute caps it at %(cap)s; it is "
+               "available once every compute service is upgraded.")
+
+
 class Duplicate(Conflict):
     msg_fmt = "%(what)s already exists."
 
@@ -211,13 +212,11 @@ class FlavorAccessExists(Duplicate):
 
 class Gone(PyctError):
     code = 410
-    fault = "gone"
     msg_fmt = "The resource is gone."
 
 
 class TooLarge(PyctError):
     code = 413
-    fault = "overLimit"
     msg_fmt = "Request is too large."
 
 
@@ -226,7 +225,6 @@ class UnsupportedMediaType(PyctError):
     the ones it does (Glance's image PATCH answers them in Accept-Patch)."""
 
     code = 415
-    fault = "badMediaType"
     msg_fmt = "Unsupported Content-Type"
 
     def __init__(self, message: str | None = None,
@@ -239,11 +237,12 @@ class NotImplementedYet(PyctError):
     """A feature OpenStack has that pyct does not (yet)."""
 
     code = 501
-    fault = "notImplemented"
+    safe = True
     msg_fmt = "Not implemented: %(what)s"
 
 
 class NoValidHost(PyctError):
+    safe = True
     msg_fmt = "No valid host was found. %(reason)s"
 
 

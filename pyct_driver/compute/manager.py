@@ -37,7 +37,7 @@ from pyct_driver.metadata import lookup as md_lookup
 from pyct_driver.notifications.notifier import (Notifications,
                                                 reports_exceptions)
 from pyct_driver.compute.resize import ResizeEndpoints
-from pyct_driver.rpc.client import RPC_API_VERSION
+from pyct_driver.compute.rpc_api import RPC_API_VERSION
 from pyct_driver.rpc.transport import messaging
 from pyct_driver.virt import base as virt_base
 
@@ -142,7 +142,9 @@ class ComputeManager(GuestCalls, ResizeEndpoints):
         with lock:
             yield
 
-    def _record_fault(self, uuid: str, err: BaseException) -> None:
+    def record_fault(self, uuid: str, err: BaseException) -> None:
+        """Keep ``err`` as the instance's fault (best effort: logged if
+        the fault row cannot be written)."""
         code = getattr(err, "code", 500)
         message = getattr(err, "message", None) or str(err) or type(
             err).__name__
@@ -184,7 +186,10 @@ class ComputeManager(GuestCalls, ResizeEndpoints):
             LOG.info("instance %s is gone; nothing to do", uuid)
             return None
 
-    def _finish(self, uuid: str, values: dict, expected_task) -> None:
+    def finish_task(self, uuid: str, values: dict, expected_task) -> None:
+        """Write ``values`` if the instance is still in ``expected_task``
+        (one task state, a tuple of them, or None); a lost race is logged
+        and dropped."""
         try:
             db_instances.update(self.db, uuid, values,
                                 expected_task_state=expected_task)
@@ -214,11 +219,14 @@ class ComputeManager(GuestCalls, ResizeEndpoints):
                     with self._event(ctxt, instance_uuid,
                                      "compute_build_and_run_instance"):
                         final = self._build(instance)
-                except Exception as err:  # logged, fault recorded: _build
+                except Exception as err:
+                    LOG.warning("build of %s failed: %s", instance_uuid,
+                                err)
+                    self.record_fault(instance_uuid, err)
                     note.fail(err)
                     final = {"vm_state": states.ERROR, "task_state": None,
                              "power_state": states.NOSTATE}
-                self._finish(instance_uuid, final, states.SPAWNING)
+                self.finish_task(instance_uuid, final, states.SPAWNING)
 
     def _build(self, instance: dict) -> dict:
         """Spawn the guest; return the instance's final values."""
@@ -232,12 +240,13 @@ class ComputeManager(GuestCalls, ResizeEndpoints):
             self.driver.import_image(image["id"], image["location"])
             self.driver.spawn(spec)
         except Exception as err:
-            LOG.warning("build of %s failed: %s", uuid, err)
-            self._record_fault(uuid, err)
             if not isinstance(err, exception.Duplicate):
                 # never destroy a guest this build did not create
-                with contextlib.suppress(Exception):
+                try:
                     self.driver.destroy(spec)
+                except Exception as cleanup:
+                    LOG.warning("cleaning up the failed build of %s "
+                                "failed: %s", uuid, cleanup)
             raise
         info = self.driver.get_info(spec)
         db_networks.set_port_status(self.db, "ACTIVE", instance_uuid=uuid)
@@ -250,11 +259,13 @@ class ComputeManager(GuestCalls, ResizeEndpoints):
             instance = self._get(instance_uuid)
             if instance is None:
                 return
-            with contextlib.suppress(Exception), \
-                    self.notify.action(ctxt, instance_uuid, "delete"), \
-                    self._event(ctxt, instance_uuid,
-                                "compute_terminate_instance"):
-                self.delete_now(instance)  # logged, fault recorded
+            try:
+                with self.notify.action(ctxt, instance_uuid, "delete"), \
+                        self._event(ctxt, instance_uuid,
+                                    "compute_terminate_instance"):
+                    self.delete_now(instance)
+            except Exception as err:  # the fault is recorded: delete_now
+                LOG.warning("delete of %s failed: %s", instance_uuid, err)
 
     def delete_now(self, instance: dict) -> None:
         """Destroy the guest and soft-delete its row, releasing its ports
@@ -262,9 +273,8 @@ class ComputeManager(GuestCalls, ResizeEndpoints):
         try:
             self.driver.destroy(self.spec(instance))
         except Exception as err:
-            LOG.warning("delete of %s failed: %s", instance["uuid"], err)
-            self._record_fault(instance["uuid"], err)
-            self._finish(instance["uuid"], {"vm_state": states.ERROR,
+            self.record_fault(instance["uuid"], err)
+            self.finish_task(instance["uuid"], {"vm_state": states.ERROR,
                                             "task_state": None},
                          states.DELETING)
             raise
@@ -284,20 +294,16 @@ class ComputeManager(GuestCalls, ResizeEndpoints):
             with self.notify.action(ctxt, uuid, action) as note:
                 try:
                     with self._event(ctxt, uuid, event):
-                        try:
-                            run(spec)
-                        except Exception as err:
-                            LOG.warning("%s of %s failed: %s", event, uuid,
-                                        err)
-                            self._record_fault(uuid, err)
-                            note.fail(err)
-                            raise
-                except Exception:
+                        run(spec)
+                except Exception as err:
+                    LOG.warning("%s of %s failed: %s", event, uuid, err)
+                    self.record_fault(uuid, err)
+                    note.fail(err)
                     values = dict(failed or {})
                 values.update(
                     task_state=None,
                     power_state=self.driver.get_info(spec).power_state)
-                self._finish(uuid, values, task_state)
+                self.finish_task(uuid, values, task_state)
 
     def reboot_instance(self, ctxt: RequestContext, instance_uuid: str,
                         reboot_type: str) -> None:
@@ -341,8 +347,7 @@ class ComputeManager(GuestCalls, ResizeEndpoints):
         instance = db_instances.get(self.db, instance_uuid)
         ports = db_networks.list_ports(self.db, port_id=port_id)
         if not ports or ports[0]["instance_uuid"] != instance_uuid:
-            raise exception.NotFound(f"Port id {port_id} could not be "
-                                     f"found.")
+            raise exception.PortNotFound(port_id=port_id)
         return instance, ports[0]
 
     @reports_exceptions

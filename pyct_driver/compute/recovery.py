@@ -13,8 +13,6 @@ driver still has but the database deleted are destroyed.
 
 from __future__ import annotations
 
-import contextlib
-
 from oslo_log import log as logging
 
 from pyct_driver import exception, states
@@ -58,17 +56,20 @@ def _recover_one(manager: ComputeManager, instance: dict) -> None:
         with manager.instance_lock(uuid):
             err = exception.VirtError(
                 reason="build interrupted by a compute service restart")
-            manager._record_fault(uuid, err)
-            with contextlib.suppress(Exception):
+            manager.record_fault(uuid, err)
+            try:
                 manager.driver.destroy(instance_spec(manager.db, instance))
-            manager._finish(uuid, {"vm_state": states.ERROR,
+            except Exception as cleanup:  # the row goes to ERROR anyway
+                LOG.warning("cleaning up the interrupted build of %s "
+                            "failed: %s", uuid, cleanup)
+            manager.finish_task(uuid, {"vm_state": states.ERROR,
                                    "task_state": None,
                                    "power_state": states.NOSTATE}, task)
     elif task == states.DELETING:
         manager.terminate_instance(_ctxt(), uuid)
     elif task in states.REBOOT_TASK_STATES:
         hard = "hard" in task
-        manager._finish(uuid, {"task_state": states.REBOOTING_HARD if hard
+        manager.finish_task(uuid, {"task_state": states.REBOOTING_HARD if hard
                                else states.REBOOTING}, task)
         manager.reboot_instance(_ctxt(), uuid, "HARD" if hard else "SOFT")
     elif task in _REDO:
@@ -76,7 +77,7 @@ def _recover_one(manager: ComputeManager, instance: dict) -> None:
     elif resize.recover(manager, instance):
         pass  # a resize rolled back or finished, a rebuild redone
     else:
-        manager._finish(uuid, {"task_state": None}, task)
+        manager.finish_task(uuid, {"task_state": None}, task)
 
 
 def _reap_orphans(manager: ComputeManager) -> None:
@@ -136,5 +137,5 @@ def _sync_one(manager: ComputeManager, instance: dict) -> int:
         return 0
     # the state change itself is logged where it is written
     LOG.debug("power sync: %s %s -> %s", uuid, vm_state, values)
-    manager._finish(uuid, values, None)
+    manager.finish_task(uuid, values, None)
     return 1

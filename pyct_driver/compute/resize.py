@@ -67,7 +67,7 @@ class ResizeEndpoints:
                 except Exception as err:
                     LOG.warning("resize of %s failed: %s", instance_uuid,
                                 err)
-                    self._record_fault(instance_uuid, err)
+                    self.record_fault(instance_uuid, err)
                     note.fail(err)
                     self._roll_back(inst, change)
 
@@ -109,7 +109,7 @@ class ResizeEndpoints:
             LOG.exception("restoring the limits of %s failed", uuid)
             power = inst["power_state"]
         db_resizes.set_status(self.db, change["migration_uuid"], "error")
-        self._finish(uuid, {"task_state": None, "power_state": power,
+        self.finish_task(uuid, {"task_state": None, "power_state": power,
                             "flavor": change["old_flavor"],
                             "flavor_id": change["old_flavor_id"]},
                      states.RESIZE_TASK_STATES)
@@ -127,7 +127,7 @@ class ResizeEndpoints:
                         self.spec(inst)).power_state
                     db_resizes.set_status(self.db, migration_uuid,
                                           "confirmed")
-                self._finish(instance_uuid, {"vm_state": _settled(power),
+                self.finish_task(instance_uuid, {"vm_state": _settled(power),
                                              "power_state": power}, None)
 
     def revert_resize(self, ctxt: RequestContext, instance_uuid: str,
@@ -149,12 +149,14 @@ class ResizeEndpoints:
                               "flavor_id": change["old_flavor_id"]}
                     status = "reverted"
                 except Exception as err:
-                    self._record_fault(instance_uuid, err)
+                    LOG.warning("revert of %s failed: %s", instance_uuid,
+                                err)
+                    self.record_fault(instance_uuid, err)
                     note.fail(err)
                     values, status = {"vm_state": states.ERROR}, "error"
                 values["task_state"] = None
                 db_resizes.set_status(self.db, migration_uuid, status)
-                self._finish(instance_uuid, values, states.RESIZE_REVERTING)
+                self.finish_task(instance_uuid, values, states.RESIZE_REVERTING)
 
     def rebuild_instance(self, ctxt: RequestContext, instance_uuid: str,
                          vm_state: str, preserve_ephemeral: bool = False
@@ -173,12 +175,12 @@ class ResizeEndpoints:
                 except Exception as err:
                     LOG.warning("rebuild of %s failed: %s", instance_uuid,
                                 err)
-                    self._record_fault(instance_uuid, err)
+                    self.record_fault(instance_uuid, err)
                     note.fail(err)
                     final = {"vm_state": states.ERROR, "task_state": None,
                              "power_state": self.driver.get_info(
                                  self.spec(inst)).power_state}
-                self._finish(instance_uuid, final,
+                self.finish_task(instance_uuid, final,
                              states.REBUILD_TASK_STATES)
 
     def _rebuild(self, inst: dict, vm_state: str) -> dict:
@@ -214,13 +216,13 @@ def recover(manager: "ResizeEndpoints", instance: dict) -> bool:
             if task == states.RESIZE_FINISH:
                 # the row has the new flavor: make the guest match it
                 power = manager._apply(instance, change["new_flavor"])
-                manager._finish(uuid, {"vm_state": states.RESIZED,
+                manager.finish_task(uuid, {"vm_state": states.RESIZED,
                                        "task_state": None,
                                        "power_state": power}, task)
                 db_resizes.set_status(manager.db, change["migration_uuid"],
                                       "finished")
             else:
-                manager._record_fault(uuid, exception.ResizeError(
+                manager.record_fault(uuid, exception.ResizeError(
                     reason="resize interrupted by a compute service "
                            "restart"))
                 manager._roll_back(instance, change)
@@ -228,7 +230,7 @@ def recover(manager: "ResizeEndpoints", instance: dict) -> bool:
         change = db_resizes.current(manager.db, uuid)
         manager.revert_resize(ctxt, uuid, change["migration_uuid"])
     elif task in states.REBUILD_TASK_STATES:
-        manager._finish(uuid, {"task_state": states.REBUILDING}, task)
+        manager.finish_task(uuid, {"task_state": states.REBUILDING}, task)
         before = states.STOPPED if instance["power_state"] == \
             states.SHUTDOWN else states.ACTIVE
         manager.rebuild_instance(ctxt, uuid, before)

@@ -5,17 +5,13 @@ from the database. Casts are fire-and-forget (RPC is at-most-once: the
 compute service's start-up recovery and power-state sync make the result
 consistent); calls wait for an answer.
 
-Version history (bump the minor for additive changes, keep the server able
-to answer every version it ever advertised):
-
-* 1.0 - build_and_run_instance, terminate_instance, reboot_instance,
-        stop_instance, start_instance
-* 1.1 - pause_instance, unpause_instance, get_console_output
-* 1.2 - attach_interface, detach_interface (calls: the API releases the
-        port if plugging fails)
-* 1.3 - get_serial_console (a call: where the console proxy attaches)
-* 1.4 - set_admin_password, get_diagnostics (calls)
-* 1.5 - resize_instance, confirm_resize, revert_resize, rebuild_instance
+Each method sends the version that added it; ``RPC_API_VERSION`` is the
+newest one this client sends. The server's own constant and the version
+history live in ``compute.rpc_api``: to add a method, bump both constants
+together (a test fails on a one-sided bump) and add the history line there.
+``[upgrade_levels] compute`` caps what is sent during a rolling upgrade: a
+method newer than the cap raises ``RPCVersionCapError`` instead of reaching
+a compute service that could not answer it.
 """
 
 from __future__ import annotations
@@ -30,6 +26,20 @@ from pyct_driver.rpc.transport import messaging
 RPC_API_VERSION = "1.5"
 
 
+def _version(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")
+    return int(major), int(minor)
+
+
+def version_allowed(version: str, cap: str | None) -> bool:
+    """Whether ``version`` may be sent under ``cap`` (None: no cap): the
+    same major, a minor no newer than the cap's."""
+    if cap is None:
+        return True
+    (major, minor), (cap_major, cap_minor) = _version(version), _version(cap)
+    return major == cap_major and minor <= cap_minor
+
+
 class ComputeClient:
     """Client side of the ``pyct-compute`` topic; one server per host."""
 
@@ -37,19 +47,27 @@ class ComputeClient:
                  transport: messaging.Transport | None = None,
                  timeout: int = 60) -> None:
         transport = transport or rpc_transport.get_transport(conf)
+        # 'auto' means "no cap" too: pyct has no service-version records
+        # to derive one from, as Nova does
+        cap = conf.upgrade_levels.compute
+        self.version_cap = None if cap in (None, "", "auto") else cap
         target = messaging.Target(topic=rpc_transport.TOPIC,
                                   version=RPC_API_VERSION)
         self._client = messaging.get_rpc_client(
             transport, target, serializer=rpc_transport.ContextSerializer(),
             timeout=timeout)
 
-    def _prepare(self, host: str, version: str) -> messaging.RPCClient:
+    def _prepare(self, host: str, version: str,
+                 method: str) -> messaging.RPCClient:
+        if not version_allowed(version, self.version_cap):
+            raise exception.RPCVersionCapError(
+                method=method, version=version, cap=self.version_cap)
         return self._client.prepare(server=host, version=version)
 
     def _cast(self, ctxt: RequestContext, host: str, method: str,
               version: str = "1.0", **kwargs: object) -> None:
         try:
-            self._prepare(host, version).cast(ctxt, method, **kwargs)
+            self._prepare(host, version, method).cast(ctxt, method, **kwargs)
         except messaging.MessageDeliveryFailure as err:
             raise exception.RPCError(reason=str(err)) from err
 
@@ -111,7 +129,7 @@ class ComputeClient:
     def _call(self, ctxt: RequestContext, host: str, method: str,
               version: str, **kwargs: object) -> object:
         try:
-            return self._prepare(host, version).call(ctxt, method, **kwargs)
+            return self._prepare(host, version, method).call(ctxt, method, **kwargs)
         except messaging.MessagingTimeout as err:
             raise exception.RPCError(
                 reason=f"compute host {host} did not answer") from err
