@@ -158,7 +158,7 @@ class ApiApp:
             return faults.fault_response(
                 405, str(err), {"Allow": ", ".join(err.allowed)})
         except Exception as err:  # noqa: BLE001 - every error is a fault
-            return faults.from_exception(err)
+            return faults.from_exception(err, faults.request_id(req.environ))
 
     def _context(self, req: webob.Request):
         ctxt = auth.context_from_environ(
@@ -191,7 +191,7 @@ class ApiApp:
             resp = faults.fault_response(
                 405, str(err), {"Allow": ", ".join(err.allowed)})
         except Exception as err:  # noqa: BLE001 - every error is a fault
-            resp = faults.from_exception(err)
+            resp = faults.from_exception(err, faults.request_id(req.environ))
         finally:
             schemas.LEGACY_V2.reset(relaxed)
         for key, value in headers:
@@ -248,15 +248,11 @@ class ApiApp:
                               None)
             return _json_response(handler(self.api, areq, **params))
         except _MethodNotAllowed as err:
-            return _neutron_fault(405, "HTTPMethodNotAllowed", str(err))
-        except exception.PyctError as err:
-            if isinstance(err, exception.NotImplementedYet):
-                return _neutron_fault(501, "NotImplemented", err.message)
-            if err.code >= 500:
-                return faults.from_exception(err)
-            kind = {404: "NotFound", 401: "NotAuthorized",
-                    403: "Forbidden"}.get(err.code, "BadRequest")
-            return _neutron_fault(err.code, kind, err.message)
+            return faults.neutron_fault(405, "HTTPMethodNotAllowed",
+                                        str(err))
+        except Exception as err:  # noqa: BLE001 - every error is a fault
+            return faults.neutron_from_exception(
+                err, faults.request_id(req.environ))
 
     def _image(self, req: webob.Request, parts: list[str]
                ) -> webob.Response:
@@ -271,38 +267,12 @@ class ApiApp:
         except _MethodNotAllowed as err:
             return webob.exc.HTTPMethodNotAllowed(
                 headers={"Allow": ", ".join(err.allowed)})
-        except exception.PyctError as err:
-            return _glance_fault(err)
+        except Exception as err:  # noqa: BLE001 - every error is a fault
+            return faults.glance_from_exception(
+                err, faults.request_id(req.environ))
         # a download streams its own response
         return out if isinstance(out, webob.Response) else \
             _json_response(out)
-
-
-def _glance_fault(err: exception.PyctError) -> webob.Response:
-    """Glance's error response: webob's own, in the form the client's
-    Accept asks for (JSON ``{"message", "code", "title"}`` for the SDK)."""
-    if isinstance(err, exception.NotImplementedYet):
-        resp = webob.Response(status=501, content_type="application/json",
-                              charset="UTF-8")
-        resp.text = json.dumps({"message": err.message,
-                                "code": "501 Not Implemented",
-                                "title": "Not Implemented"})
-        return resp
-    if err.code >= 500:
-        return faults.from_exception(err)
-    if isinstance(err, exception.UnsupportedMediaType):
-        return webob.exc.HTTPUnsupportedMediaType(
-            detail=err.message,
-            headers={"Accept-Patch": ", ".join(err.accepted)})
-    return webob.exc.status_map[err.code](explanation=err.message)
-
-
-def _neutron_fault(code: int, kind: str, message: str) -> webob.Response:
-    resp = webob.Response(status=code, content_type="application/json",
-                          charset="UTF-8")
-    resp.text = json.dumps({"NeutronError": {
-        "type": kind, "message": message, "detail": ""}})
-    return resp
 
 
 # a caller's X-OpenStack-Request-ID taken as the global request id: only
@@ -338,7 +308,8 @@ class RequestIdMiddleware:
         try:
             return self.app(environ, _start)
         except Exception as err:  # noqa: BLE001 - never leak a traceback
-            resp = faults.from_exception(err)
+            resp = faults.for_path(environ.get("PATH_INFO", ""), err,
+                                   request_id)
             return resp(environ, _start)
 
 
