@@ -275,8 +275,8 @@ class ComputeManager(GuestCalls, ResizeEndpoints):
         except Exception as err:
             self.record_fault(instance["uuid"], err)
             self.finish_task(instance["uuid"], {"vm_state": states.ERROR,
-                                            "task_state": None},
-                         states.DELETING)
+                                                "task_state": None},
+                             states.DELETING)
             raise
         db_instances.soft_delete(self.db, instance["uuid"])
 

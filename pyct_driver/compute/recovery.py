@@ -63,14 +63,14 @@ def _recover_one(manager: ComputeManager, instance: dict) -> None:
                 LOG.warning("cleaning up the interrupted build of %s "
                             "failed: %s", uuid, cleanup)
             manager.finish_task(uuid, {"vm_state": states.ERROR,
-                                   "task_state": None,
-                                   "power_state": states.NOSTATE}, task)
+                                       "task_state": None,
+                                       "power_state": states.NOSTATE}, task)
     elif task == states.DELETING:
         manager.terminate_instance(_ctxt(), uuid)
     elif task in states.REBOOT_TASK_STATES:
         hard = "hard" in task
-        manager.finish_task(uuid, {"task_state": states.REBOOTING_HARD if hard
-                               else states.REBOOTING}, task)
+        manager.finish_task(uuid, {"task_state": states.REBOOTING_HARD
+                                   if hard else states.REBOOTING}, task)
         manager.reboot_instance(_ctxt(), uuid, "HARD" if hard else "SOFT")
     elif task in _REDO:
         getattr(manager, _REDO[task])(_ctxt(), uuid)

@@ -110,9 +110,9 @@ class ResizeEndpoints:
             power = inst["power_state"]
         db_resizes.set_status(self.db, change["migration_uuid"], "error")
         self.finish_task(uuid, {"task_state": None, "power_state": power,
-                            "flavor": change["old_flavor"],
-                            "flavor_id": change["old_flavor_id"]},
-                     states.RESIZE_TASK_STATES)
+                                "flavor": change["old_flavor"],
+                                "flavor_id": change["old_flavor_id"]},
+                         states.RESIZE_TASK_STATES)
 
     def confirm_resize(self, ctxt: RequestContext, instance_uuid: str,
                        migration_uuid: str) -> None:
@@ -127,8 +127,8 @@ class ResizeEndpoints:
                         self.spec(inst)).power_state
                     db_resizes.set_status(self.db, migration_uuid,
                                           "confirmed")
-                self.finish_task(instance_uuid, {"vm_state": _settled(power),
-                                             "power_state": power}, None)
+                self.finish_task(instance_uuid, {
+                    "vm_state": _settled(power), "power_state": power}, None)
 
     def revert_resize(self, ctxt: RequestContext, instance_uuid: str,
                       migration_uuid: str) -> None:
@@ -156,7 +156,8 @@ class ResizeEndpoints:
                     values, status = {"vm_state": states.ERROR}, "error"
                 values["task_state"] = None
                 db_resizes.set_status(self.db, migration_uuid, status)
-                self.finish_task(instance_uuid, values, states.RESIZE_REVERTING)
+                self.finish_task(instance_uuid, values,
+                                 states.RESIZE_REVERTING)
 
     def rebuild_instance(self, ctxt: RequestContext, instance_uuid: str,
                          vm_state: str, preserve_ephemeral: bool = False
@@ -181,7 +182,7 @@ class ResizeEndpoints:
                              "power_state": self.driver.get_info(
                                  self.spec(inst)).power_state}
                 self.finish_task(instance_uuid, final,
-                             states.REBUILD_TASK_STATES)
+                                 states.REBUILD_TASK_STATES)
 
     def _rebuild(self, inst: dict, vm_state: str) -> dict:
         uuid = inst["uuid"]
@@ -217,8 +218,8 @@ def recover(manager: "ResizeEndpoints", instance: dict) -> bool:
                 # the row has the new flavor: make the guest match it
                 power = manager._apply(instance, change["new_flavor"])
                 manager.finish_task(uuid, {"vm_state": states.RESIZED,
-                                       "task_state": None,
-                                       "power_state": power}, task)
+                                           "task_state": None,
+                                           "power_state": power}, task)
                 db_resizes.set_status(manager.db, change["migration_uuid"],
                                       "finished")
             else:

@@ -129,7 +129,8 @@ class ComputeClient:
     def _call(self, ctxt: RequestContext, host: str, method: str,
               version: str, **kwargs: object) -> object:
         try:
-            return self._prepare(host, version, method).call(ctxt, method, **kwargs)
+            return self._prepare(host, version, method).call(
+                ctxt, method, **kwargs)
         except messaging.MessagingTimeout as err:
             raise exception.RPCError(
                 reason=f"compute host {host} did not answer") from err

@@ -69,8 +69,8 @@ def test_dropped_table_is_a_generic_500(path, table, message_of, caplog):
     assert "sqlite3.OperationalError" in caplog.text
 
 
-def test_database_file_that_is_no_database_is_a_generic_500(tmp_path,
-                                                             caplog):
+def test_database_file_that_is_no_database_is_a_generic_500(
+        tmp_path, caplog):
     path = tmp_path / "pyct.sqlite"
     h = Harness(db_url=f"sqlite:///{path}")
     h.db.dispose()
