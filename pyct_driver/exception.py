@@ -38,6 +38,7 @@ layer turns each into a Nova fault body using ``code``::
     ├── UnsupportedMediaType (415)
     ├── NotImplementedYet (501)     an OpenStack feature pyct lacks
     ├── NoValidHost                 the scheduler found no compute node
+    ├── InterfaceAttachFailed       the compute host could not plug a port
     ├── DBError                     the database failed (wrapped SQLAlchemy)
     ├── RPCError                    the message bus failed (wrapped)
     └── VirtError                   the virt driver failed
@@ -244,6 +245,12 @@ class NotImplementedYet(PyctError):
 class NoValidHost(PyctError):
     safe = True
     msg_fmt = "No valid host was found. %(reason)s"
+
+
+class InterfaceAttachFailed(PyctError):
+    safe = True
+    msg_fmt = ("Failed to attach network adapter device to "
+               "%(instance_uuid)s")
 
 
 class DBError(PyctError):

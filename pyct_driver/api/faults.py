@@ -77,8 +77,10 @@ def client_view(err: BaseException, req_id: str) -> tuple[int, str | None]:
         if err.code < 500:
             return err.code, err.message
         if err.safe:
+            # what it wraps (a compute host's error) is the operator's
             LOG.warning("request %s answered %d: %s", req_id, err.code,
-                        err.message)
+                        err.message, exc_info=err if err.__cause__
+                        else None)
             return err.code, err.message
         code = err.code
     else:

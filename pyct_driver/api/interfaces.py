@@ -121,6 +121,11 @@ def create(api: Api, req: ApiRequest, server_id: str) -> Result:
     try:
         api.compute.attach_interface(ctxt, inst["host"], inst["uuid"],
                                      port["id"])
+    except exception.VirtError as err:
+        # the host's words stay in the log (Nova's answer, the same 500)
+        db_networks.release_port(api.db, port["id"])
+        raise exception.InterfaceAttachFailed(
+            instance_uuid=inst["uuid"]) from err
     except BaseException:
         db_networks.release_port(api.db, port["id"])
         raise
