@@ -3,7 +3,8 @@
 Every error pyct raises on purpose is a ``PyctError``. Third-party errors
 (SQLAlchemy, oslo.messaging, OSError from the kernel) are wrapped where they
 enter pyct with ``raise ... from err`` so callers only catch these. The API
-layer turns each into a Nova fault body using ``code``::
+layer turns each into a fault body in the shape of the route's service
+(Nova, Neutron or Glance: ``api.faults``) using ``code``::
 
     PyctError (500)
     ├── Invalid (400)

@@ -33,9 +33,35 @@ def _fault(manager, uuid) -> str:
     return actions.fault_latest(manager.db, [uuid])[uuid]["message"]
 
 
+def _fail(manager, monkeypatch, method: str, reason: str) -> None:
+    """Make the driver's ``method`` raise a VirtError with ``reason``."""
+    def refuse(*_args):
+        raise exception.VirtError(reason=reason)
+    monkeypatch.setattr(manager.driver, method, refuse)
+
+
+def _built(manager, tmp_path, task_state: str) -> dict:
+    """An ACTIVE instance the API just moved into ``task_state``."""
+    flavor, image = fx.seed_catalog(manager.db, tmp_path)
+    inst = fx.new_instance(manager.db, flavor, image, "host-f")
+    manager.build_and_run_instance(_ctxt(), inst["uuid"])
+    return instances.update(manager.db, inst["uuid"],
+                            {"task_state": task_state})
+
+
 def _logged(caplog, *words) -> bool:
     return any(all(w in r.getMessage() for w in words)
                for r in caplog.records if r.levelno >= logging.WARNING)
+
+
+def _left(manager, caplog, uuid: str, vm_state: str, fault: str,
+          *logged: str) -> None:
+    """The instance settled in ``vm_state`` with ``fault`` kept, and a
+    warning names it with ``logged``."""
+    row = instances.get(manager.db, uuid)
+    assert (row["vm_state"], row["task_state"]) == (vm_state, None)
+    assert fault in _fault(manager, uuid)
+    assert _logged(caplog, uuid, *logged)
 
 
 def test_build_failing_before_the_driver_is_logged_with_a_fault(
@@ -49,10 +75,8 @@ def test_build_failing_before_the_driver_is_logged_with_a_fault(
     # block that used to log and record faults)
     monkeypatch.setattr(manager, "spec", no_spec)
     manager.build_and_run_instance(_ctxt(), inst["uuid"])
-    row = instances.get(manager.db, inst["uuid"])
-    assert (row["vm_state"], row["task_state"]) == (states.ERROR, None)
-    assert "id ranges exhausted" in _fault(manager, inst["uuid"])
-    assert _logged(caplog, "build of", inst["uuid"], "id ranges exhausted")
+    _left(manager, caplog, inst["uuid"], states.ERROR, "id ranges exhausted",
+          "build of", "id ranges exhausted")
 
 
 def test_failed_cleanup_of_a_failed_build_is_logged(manager, tmp_path,
@@ -60,10 +84,7 @@ def test_failed_cleanup_of_a_failed_build_is_logged(manager, tmp_path,
     flavor, image = fx.seed_catalog(manager.db, tmp_path,
                                     {"fake_fail": "spawn"})
     inst = fx.new_instance(manager.db, flavor, image, "host-f")
-
-    def stuck(_spec):
-        raise exception.VirtError(reason="guest cgroup busy")
-    monkeypatch.setattr(manager.driver, "destroy", stuck)
+    _fail(manager, monkeypatch, "destroy", "guest cgroup busy")
     manager.build_and_run_instance(_ctxt(), inst["uuid"])
     assert "injected spawn failure" in _fault(manager, inst["uuid"])
     assert _logged(caplog, "cleaning up the failed build of",
@@ -72,20 +93,11 @@ def test_failed_cleanup_of_a_failed_build_is_logged(manager, tmp_path,
 
 def test_failed_delete_is_logged_and_leaves_error(manager, tmp_path,
                                                   monkeypatch, caplog):
-    flavor, image = fx.seed_catalog(manager.db, tmp_path)
-    inst = fx.new_instance(manager.db, flavor, image, "host-f")
-    manager.build_and_run_instance(_ctxt(), inst["uuid"])
-    instances.update(manager.db, inst["uuid"],
-                     {"task_state": states.DELETING})
-
-    def stuck(_spec):
-        raise exception.VirtError(reason="rootfs still mounted")
-    monkeypatch.setattr(manager.driver, "destroy", stuck)
+    inst = _built(manager, tmp_path, states.DELETING)
+    _fail(manager, monkeypatch, "destroy", "rootfs still mounted")
     manager.terminate_instance(_ctxt(), inst["uuid"])
-    row = instances.get(manager.db, inst["uuid"])
-    assert (row["vm_state"], row["task_state"]) == (states.ERROR, None)
-    assert "rootfs still mounted" in _fault(manager, inst["uuid"])
-    assert _logged(caplog, "delete of", inst["uuid"], "rootfs still mounted")
+    _left(manager, caplog, inst["uuid"], states.ERROR,
+          "rootfs still mounted", "delete of", "rootfs still mounted")
 
 
 def test_interrupted_build_whose_cleanup_fails_is_logged(
@@ -94,33 +106,17 @@ def test_interrupted_build_whose_cleanup_fails_is_logged(
     inst = fx.new_instance(manager.db, flavor, image, "host-f")
     instances.update(manager.db, inst["uuid"],
                      {"task_state": states.SPAWNING})
-
-    def stuck(_spec):
-        raise exception.VirtError(reason="launcher gone")
-    monkeypatch.setattr(manager.driver, "destroy", stuck)
+    _fail(manager, monkeypatch, "destroy", "launcher gone")
     recovery.recover_host(manager)
-    row = instances.get(manager.db, inst["uuid"])
-    assert (row["vm_state"], row["task_state"]) == (states.ERROR, None)
-    assert "interrupted" in _fault(manager, inst["uuid"])
-    assert _logged(caplog, "cleaning up the interrupted build of",
-                   inst["uuid"], "launcher gone")
+    _left(manager, caplog, inst["uuid"], states.ERROR, "interrupted",
+          "cleaning up the interrupted build of", "launcher gone")
 
 
 def test_failed_pause_is_logged_with_a_fault(manager, tmp_path,
                                              monkeypatch, caplog):
-    flavor, image = fx.seed_catalog(manager.db, tmp_path)
-    inst = fx.new_instance(manager.db, flavor, image, "host-f")
-    manager.build_and_run_instance(_ctxt(), inst["uuid"])
-    instances.update(manager.db, inst["uuid"],
-                     {"task_state": states.PAUSING})
-
-    def refuse(_spec):
-        raise exception.VirtError(reason="freezer refused")
-    monkeypatch.setattr(manager.driver, "pause", refuse)
+    inst = _built(manager, tmp_path, states.PAUSING)
+    _fail(manager, monkeypatch, "pause", "freezer refused")
     manager.pause_instance(_ctxt(), inst["uuid"])
-    row = instances.get(manager.db, inst["uuid"])
     # a failed pause leaves the server as it was, with the fault kept
-    assert (row["vm_state"], row["task_state"]) == (states.ACTIVE, None)
-    assert "freezer refused" in _fault(manager, inst["uuid"])
-    assert _logged(caplog, "compute_pause_instance", inst["uuid"],
-                   "freezer refused")
+    _left(manager, caplog, inst["uuid"], states.ACTIVE, "freezer refused",
+          "compute_pause_instance", "freezer refused")
