@@ -57,9 +57,15 @@ class ComputeClient:
             transport, target, serializer=rpc_transport.ContextSerializer(),
             timeout=timeout)
 
+    def can_send_version(self, version: str) -> bool:
+        """Whether ``[upgrade_levels] compute`` lets ``version`` go out:
+        an API handler asks before it changes state for a method newer
+        than every compute service may answer (Nova's pattern)."""
+        return version_allowed(version, self.version_cap)
+
     def _prepare(self, host: str, version: str,
                  method: str) -> messaging.RPCClient:
-        if not version_allowed(version, self.version_cap):
+        if not self.can_send_version(version):
             raise exception.RPCVersionCapError(
                 method=method, version=version, cap=self.version_cap)
         return self._client.prepare(server=host, version=version)

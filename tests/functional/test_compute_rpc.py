@@ -38,7 +38,7 @@ def test_client_and_server_agree_on_version_and_methods():
     assert ComputeManager.target.version == rpc_api.RPC_API_VERSION
     for name, _ in inspect.getmembers(rpc_client.ComputeClient,
                                       inspect.isfunction):
-        if name.startswith("_"):
+        if name.startswith("_") or name == "can_send_version":
             continue
         endpoint = getattr(ComputeManager, name)
         client_params = set(inspect.signature(getattr(
