@@ -20,7 +20,8 @@ from tests.unit.test_api_app import Harness
 
 # what a database failure's own text is made of
 _DRIVER_TEXT = re.compile(
-    r"sqlite|psycopg|OperationalError|DatabaseError|SELECT|no such table|"
+    r"sqlite|psycopg|pymysql|OperationalError|ProgrammingError|"
+    r"DatabaseError|SELECT|no such table|does not exist|doesn't exist|"
     r"\bFROM\b|\[SQL|connection refused|not a database|\(Background",
     re.I)
 
