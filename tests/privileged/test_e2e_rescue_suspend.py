@@ -28,6 +28,7 @@ import pytest
 from tests.privileged.e2e_fixtures import deployment, mounts_with, timing
 from tests.privileged.guest_tools import wait_for
 from tests.privileged.test_debian_ssh import free_pool
+from tests.privileged.test_e2e_resize import vm1  # noqa: F401 - fixture
 from tests.privileged.test_e2e_root_password import \
     _matches as password_matches
 
@@ -40,14 +41,6 @@ def env():
                                "DEFAULT": {"sync_power_state_interval": 1,
                                            "shutdown_timeout": 5}}) as e:
         yield e
-
-
-@pytest.fixture(scope="module")
-def vm1(env):
-    srv = env.cli_json("server", "create", "--image", "busybox", "--flavor",
-                       "m1.tiny", "--nic", "auto", "--wait", "vm1")
-    assert srv["status"] == "ACTIVE", srv
-    return srv["id"]
 
 
 def ip_of(env, uuid: str) -> str:

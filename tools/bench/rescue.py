@@ -19,46 +19,19 @@ removed.
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
-import time
-import uuid as uuid_mod
-
 import api_boot
 import report
-from resize import until
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-sys.path.insert(0, REPO)
-from tests.services import Deployment  # noqa: E402
-
-
-def act(client: api_boot.Client, sid: str, body: dict, status: str
-        ) -> float:
-    t0 = time.perf_counter()
-    code, reply = client.call("POST", f"/v2.1/servers/{sid}/action", body)
-    if code not in (200, 202):
-        raise RuntimeError(f"{list(body)[0]}: {code} {reply}")
-    return until(client, sid, status, t0)
+from resize import act, deployment, prepare
 
 
 def main() -> None:
     args = report.parser(__doc__.splitlines()[0], 10).parse_args()
     report.interrupt_on_term()
-    tmp = tempfile.mkdtemp(prefix="pyct-bench-rescue-")
-    parent = f"pyct-bench-{uuid_mod.uuid4().hex[:8]}"
-    dep = Deployment(tmp, f"sqlite:///{tmp}/pyct.sqlite",
-                     virt_driver="container",
-                     extra={"container": {"cgroup_parent": parent}})
+    tmp, parent, dep = deployment("rescue")
     client = None
     rows: dict[str, dict] = {}
     try:
-        dep.manage("db", "sync")
-        image = dep.manage("image", "create-busybox", "busybox").split()[-1]
-        dep.manage("flavor", "create", "m1.tiny", "--id", "1", "--vcpus",
-                   "1", "--ram", "512", "--disk", "1")
+        image = prepare(dep)
         dep.start("pyct-all-in-one")
         client = api_boot.Client(dep.port)
         sid = api_boot.boot(client, image)["id"]
