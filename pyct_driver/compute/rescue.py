@@ -39,7 +39,7 @@ class RescueEndpoints:
             self.driver.import_image(image["id"], image["location"])
             self.driver.rescue(spec, image["id"], rescue_password,
                                self.shutdown_timeout)
-            LOG.info("rescued %s from image %s", spec.uuid, image["id"])
+            LOG.debug("rescued %s from image %s", spec.uuid, image["id"])
 
         self._simple_op(ctxt, instance_uuid, "rescue", states.RESCUING, run,
                         {"vm_state": states.RESCUED},

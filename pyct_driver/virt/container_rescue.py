@@ -119,7 +119,7 @@ class RescueSide:
             except BaseException:
                 self._back_to_own_root(instance, record)
                 raise
-        LOG.info("%s runs its rescue root (image %s) with its own root at "
+        LOG.debug("%s runs its rescue root (image %s) with its own root at "
                  "/mnt", uuid, rescue_image_id)
         self.set_admin_password(instance, password)
 
@@ -144,5 +144,5 @@ class RescueSide:
                 return  # not in rescue and running: nothing to do
             self._back_to_own_root(instance, record)
             self._start(instance, record)
-        LOG.info("%s unrescued: runs its own root again", uuid)
+        LOG.debug("%s unrescued: runs its own root again", uuid)
 

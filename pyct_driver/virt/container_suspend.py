@@ -42,7 +42,7 @@ class SuspendSide:
     def init_host(self, host: str) -> None:
         self._init_host(host)
         self.criu = Criu()
-        LOG.info("suspend mode: %s", "CRIU checkpoints (criu check passed)"
+        LOG.debug("suspend mode: %s", "CRIU checkpoints (criu check passed)"
                  if self.criu.available else
                  f"cgroup freezer ({self.criu.reason})")
 

@@ -142,6 +142,8 @@ def test_suspend_freezes_survives_restart_and_resumes(env, vm1):
         assert event["result"] == "Success"
         assert event["details"].startswith("frozen"), event
         assert "criu" in event["details"].lower(), event  # why not CRIU
+        # and pyct-compute's log says it too, at INFO
+        assert f"suspended {vm1}: frozen" in env.service.output()
         # a paused-or-suspended table: no pause of a suspended server
         res = env.cli("server", "pause", "vm1", check=False)
         assert res.returncode != 0 and "409" in res.stderr + res.stdout
