@@ -6,7 +6,9 @@ is in its root after unrescue, what the rescue root got is thrown
 away), root's password is set in the rescue root, and the rescue guest
 is confined exactly as the guest: same user namespace map, capabilities
 and seccomp mode, and its /mnt is the guest's own overlay (the same
-mount source and options its "/" shows, no other host path). Destroying
+mount source and options its "/" shows, no other host path); a rescue
+image whose /mnt is a symlink up and out gets the guest's root inside the
+rescue root, never on the host's path. Destroying
 a rescued guest leaves neither root. Suspend: a frozen guest uses no CPU
 while a busy loop runs in it, a new driver on the same state (a compute
 restart) still sees it suspended and frozen, resume keeps its init; with
@@ -17,6 +19,7 @@ suspend falls back to freezing and the guest survives.
 from __future__ import annotations
 
 import os
+import tarfile
 import time
 
 import pytest
@@ -24,6 +27,7 @@ import pytest
 from pyct_driver import states
 from pyct_driver.virt.container import ContainerDriver
 from pyct_driver.virt.criu import Criu
+from pyct_driver.virt.rootfs.busybox import build_busybox_rootfs
 from tests.privileged.e2e_fixtures import mounts_with
 from tests.privileged.test_e2e_root_password import \
     _matches as password_matches
@@ -194,3 +198,42 @@ def test_failing_criu_dump_falls_back_to_freezing(driver, guests,
     driver.resume(spec)
     assert init_pid(driver, spec.uuid) == pid
     assert sh(driver, spec.uuid, "echo alive").stdout == "alive\n"
+
+
+def _image_with_mnt_link(drv, target: str) -> str:
+    """A busybox image whose /mnt is a symlink to ``target`` (an image a
+    tenant could upload)."""
+    base = os.path.join(drv.test_tmp, "busybox-base.tar")
+    build_busybox_rootfs(base)
+    hostile = os.path.join(drv.test_tmp, "mnt-link.tar")
+    with tarfile.open(base) as src, tarfile.open(hostile, "w") as dst:
+        for member in src.getmembers():
+            if member.name.strip("./") != "mnt":
+                dst.addfile(member, src.extractfile(member)
+                            if member.isfile() else None)
+        link = tarfile.TarInfo("mnt")
+        link.type, link.linkname = tarfile.SYMTYPE, target
+        dst.addfile(link)
+    drv.import_image("mnt-link", hostile)
+    return "mnt-link"
+
+
+def test_rescue_image_mnt_symlink_stays_inside_the_rescue_root(driver,
+                                                              guests):
+    """A rescue image's /mnt pointing up and out lands the guest's root
+    inside the rescue root (resolved as the guest would), never on the
+    host's path of that name."""
+    image = _image_with_mnt_link(driver, "../../../../../../../tmp")
+    spec = guests.boot()
+    sh(driver, spec.uuid, "echo before > /before-rescue")
+    host_tmp_mounted = os.path.ismount("/tmp")
+    host_mounts = open("/proc/self/mountinfo").read().count(" /tmp ")
+    driver.rescue(spec, image, "pw", timeout=5)
+    assert os.path.ismount("/tmp") == host_tmp_mounted
+    assert open("/proc/self/mountinfo").read().count(" /tmp ") == \
+        host_mounts
+    assert not os.path.exists("/tmp/before-rescue")
+    assert sh(driver, spec.uuid, "cat /tmp/before-rescue").stdout == \
+        "before\n"
+    driver.unrescue(spec)
+    assert sh(driver, spec.uuid, "cat /before-rescue").stdout == "before\n"
