@@ -237,3 +237,27 @@ def test_rescue_image_mnt_symlink_stays_inside_the_rescue_root(driver,
         "before\n"
     driver.unrescue(spec)
     assert sh(driver, spec.uuid, "cat /before-rescue").stdout == "before\n"
+
+
+def test_failing_criu_check_selects_freezing(driver, guests, tmp_path):
+    """``criu check`` failing (as Debian's does on this kernel): the dump
+    is never tried, the guest is frozen and the event says why."""
+    script = tmp_path / "criu"
+    script.write_text("#!/bin/sh\n[ \"$1\" = check ] && "
+                      "{ echo 'Error: kerndat failed' >&2; exit 1; }\n"
+                      "touch \"$0.dumped\"; exit 1\n")
+    script.chmod(0o755)
+    spec = guests.boot()
+    saved = driver.criu
+    driver.criu = Criu(path=str(tmp_path))
+    try:
+        assert not driver.criu.available
+        mode = driver.suspend(spec)
+    finally:
+        driver.criu = saved
+    assert mode == ("frozen: the guest's cgroup is frozen (CPU released, "
+                    "memory kept); criu check failed: Error: kerndat failed")
+    assert not (tmp_path / "criu.dumped").exists()
+    assert driver.cgroups.is_frozen(spec.uuid)
+    driver.resume(spec)
+    assert not driver.cgroups.is_frozen(spec.uuid)
