@@ -119,8 +119,8 @@ function stop_pyct {
     fi
 }
 
-# tempest runs only what pyct does: no resize, migration, snapshots,
-# rescue, shelve, suspend, password or remote consoles yet
+# tempest runs only what pyct does: no migration, snapshots, shelve or
+# remote consoles yet
 function configure_tempest_for_pyct {
     local max
     max=$($PYTHON -c "from pyct_driver.api import microversion as m; print('%d.%d' % m.MAX_VERSION)")
@@ -133,10 +133,12 @@ function configure_tempest_for_pyct {
     iniset $TEMPEST_CONFIG compute-feature-enabled metadata_service True
     iniset $TEMPEST_CONFIG compute-feature-enabled resize True
     iniset $TEMPEST_CONFIG compute-feature-enabled change_password True
+    iniset $TEMPEST_CONFIG compute-feature-enabled suspend True
+    iniset $TEMPEST_CONFIG compute-feature-enabled rescue True
     local feature
     for feature in cold_migration live_migration \
             block_migration_for_live_migration live_migrate_back_and_forth \
-            snapshot suspend shelve shelve_migrate rescue stable_rescue \
+            snapshot shelve shelve_migrate stable_rescue \
             enable_instance_password personality \
             vnc_console spice_console serial_console \
             attach_encrypted_volume swap_volume volume_multiattach \

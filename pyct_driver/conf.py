@@ -63,6 +63,9 @@ api_opts = [
                 help="Port the built-in API server listens on."),
     cfg.IntOpt("threads", default=16, min=1,
                help="Worker threads of the built-in API server."),
+    cfg.BoolOpt("enable_instance_password", default=True,
+                help="Answer a rescue with the root password it set "
+                     "(adminPass), as Nova's [api] option of this name."),
     cfg.StrOpt("auth_strategy", default="noauth",
                choices=[("noauth", "X-Auth-Token is 'user:project'; no "
                                    "password check (development only)."),

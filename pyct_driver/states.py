@@ -44,6 +44,10 @@ RESIZE_FINISH = "resize_finish"
 RESIZE_REVERTING = "resize_reverting"
 REBUILDING = "rebuilding"
 REBUILD_SPAWNING = "rebuild_spawning"
+RESCUING = "rescuing"
+UNRESCUING = "unrescuing"
+SUSPENDING = "suspending"
+RESUMING = "resuming"
 
 # power_state (numeric, as Nova stores them)
 NOSTATE = 0

@@ -333,6 +333,7 @@ def create_app(conf, db, compute_client, images: Any = None) -> Callable:
         max_image_bytes=conf.image.max_image_size_mb << 20,
         disk_formats=tuple(conf.image.disk_formats),
         container_formats=tuple(conf.image.container_formats),
+        instance_password=conf.api.enable_instance_password,
     )
     sched = scheduler.Scheduler(
         db, cpu_allocation_ratio=conf.compute.cpu_allocation_ratio,

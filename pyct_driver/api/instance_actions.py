@@ -49,8 +49,7 @@ def _event(req: ApiRequest, row: dict, project_id: str,
         out["hostId"] = server_views.host_id(
             {"host": row["host"], "project_id": project_id})
     if details:
-        # pyct keeps no separate failure message per event
-        out["details"] = None
+        out["details"] = row.get("details")
     return out
 
 

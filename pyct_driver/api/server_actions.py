@@ -14,7 +14,7 @@ import dataclasses
 from pyct_driver import exception, states
 from pyct_driver.api import (not_yet, remote_consoles, schemas,
                              server_extras, server_lock, server_rebuild,
-                             server_resize)
+                             server_rescue, server_resize)
 from pyct_driver.api.request import MALFORMED_BODY, ApiRequest, Result
 from pyct_driver.api.servers import get_instance
 from pyct_driver.api.state import Api
@@ -55,7 +55,22 @@ _TRANSITIONS = {
                            "os_compute_api:os-pause-server:unpause",
                            (states.PAUSED,), (None,), states.UNPAUSING,
                            "unpause_instance"),
+    "suspend": _Transition("suspend",
+                           "os_compute_api:os-suspend-server:suspend",
+                           (states.ACTIVE,), (None,), states.SUSPENDING,
+                           "suspend_instance"),
+    "resume": _Transition("resume", "os_compute_api:os-suspend-server:resume",
+                          (states.SUSPENDED,), (None,), states.RESUMING,
+                          "resume_instance"),
+    "unrescue": _Transition("unrescue", "os_compute_api:os-unrescue",
+                            (states.RESCUED,), (None,), states.UNRESCUING,
+                            "unrescue_instance"),
 }
+# Nova's rescue: from ACTIVE, SHUTOFF or ERROR (a hard reboot of a
+# rescued server is a 409, as Nova's ALLOW_HARD_REBOOT has no RESCUED)
+_RESCUE = _Transition("rescue", server_rescue.RULE,
+                      (states.ACTIVE, states.STOPPED, states.ERROR), (None,),
+                      states.RESCUING, "rescue_instance")
 
 _SOFT = _Transition("reboot", "os_compute_api:servers:reboot",
                     (states.ACTIVE,), (None,), states.REBOOTING,
@@ -128,6 +143,10 @@ def action(api: Api, req: ApiRequest, server_id: str) -> Result:
         return _console(api, req, server_id, body)
     if name in _TRANSITIONS:
         return _run(api, req, server_id, _TRANSITIONS[name])
+    if name == "rescue":
+        args = server_rescue.arguments(api, req, server_id, body)
+        _run(api, req, server_id, _RESCUE, **args)
+        return server_rescue.answer(api, args)
     if name in remote_consoles.ACTIONS:
         return remote_consoles.action(api, req, server_id, body)
     if name in _HANDLERS:

@@ -40,6 +40,8 @@ class Settings:
     max_image_bytes: int = 10240 << 20
     disk_formats: tuple[str, ...] = ("raw",)
     container_formats: tuple[str, ...] = ("bare", "docker")
+    # [api] enable_instance_password: a rescue answers its adminPass
+    instance_password: bool = True
 
 
 @dataclasses.dataclass

@@ -36,6 +36,7 @@ from pyct_driver.metadata import content as md_content
 from pyct_driver.metadata import lookup as md_lookup
 from pyct_driver.notifications.notifier import (Notifications,
                                                 reports_exceptions)
+from pyct_driver.compute.rescue import RescueEndpoints
 from pyct_driver.compute.resize import ResizeEndpoints
 from pyct_driver.compute.rpc_api import RPC_API_VERSION
 from pyct_driver.rpc.transport import messaging
@@ -44,7 +45,9 @@ from pyct_driver.virt import base as virt_base
 LOG = logging.getLogger(__name__)
 # the instance-action event of each notified action (compute_<x>_instance)
 _EVENTS = {"reboot": "reboot", "power_off": "stop", "power_on": "start",
-           "pause": "pause", "unpause": "unpause"}
+           "pause": "pause", "unpause": "unpause", "rescue": "rescue",
+           "unrescue": "unrescue", "suspend": "suspend",
+           "resume": "resume"}
 
 
 def vif_spec(port: dict, gateway_dns: bool = False) -> virt_base.VifSpec:
@@ -106,7 +109,7 @@ def instance_spec(db: Database, instance: dict,
         host_root=extra_specs.host_root_from(extra))
 
 
-class ComputeManager(GuestCalls, ResizeEndpoints):
+class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints):
     """Endpoints of the ``pyct-compute`` RPC server on one host."""
 
     target = messaging.Target(version=RPC_API_VERSION)
@@ -157,8 +160,10 @@ class ComputeManager(GuestCalls, ResizeEndpoints):
 
     @contextlib.contextmanager
     def _event(self, ctxt: RequestContext, uuid: str,
-               event: str) -> Iterator[None]:
-        """Wrap one step in an instance-action event (best effort)."""
+               event: str) -> Iterator[dict]:
+        """Wrap one step in an instance-action event (best effort); what
+        the step puts under "details" in the yielded dict becomes the
+        event's 2.84 ``details``."""
         request_id = ctxt.request_id
         LOG.debug("%s started", event, instance_uuid=uuid)
         try:
@@ -166,8 +171,9 @@ class ComputeManager(GuestCalls, ResizeEndpoints):
                                    self.host)
         except exception.ActionNotFound:
             request_id = None
+        box: dict = {}
         try:
-            yield
+            yield box
         except BaseException as err:
             if request_id:
                 db_actions.event_finish(
@@ -177,7 +183,7 @@ class ComputeManager(GuestCalls, ResizeEndpoints):
         else:
             if request_id:
                 db_actions.event_finish(self.db, uuid, request_id, event,
-                                        "Success")
+                                        "Success", None, box.get("details"))
 
     def _get(self, uuid: str) -> dict | None:
         try:
@@ -282,8 +288,10 @@ class ComputeManager(GuestCalls, ResizeEndpoints):
 
     def _simple_op(self, ctxt: RequestContext, uuid: str, action: str,
                    task_state: str, run: Callable[[virt_base.InstanceSpec],
-                                                  None],
+                                                  str | None],
                    done: dict, failed: dict | None) -> None:
+        """One driver step in ``task_state``; a string ``run`` returns is
+        the event's details."""
         with self.instance_lock(uuid):
             instance = self._get(uuid)
             if instance is None or instance["task_state"] != task_state:
@@ -293,8 +301,8 @@ class ComputeManager(GuestCalls, ResizeEndpoints):
             event = f"compute_{_EVENTS[action]}_instance"
             with self.notify.action(ctxt, uuid, action) as note:
                 try:
-                    with self._event(ctxt, uuid, event):
-                        run(spec)
+                    with self._event(ctxt, uuid, event) as box:
+                        box["details"] = run(spec)
                 except Exception as err:
                     LOG.warning("%s of %s failed: %s", event, uuid, err)
                     self.record_fault(uuid, err)

@@ -5,7 +5,8 @@ correctness comes from here: on start-up every instance of this host left in
 a transitional task state is driven to a stable state the way Nova does it
 (an interrupted build → ERROR with a fault; an interrupted delete is
 finished; an interrupted reboot/stop/start/pause is redone; a resize is
-rolled back or finished and a rebuild redone: ``compute.resize``), and
+rolled back or finished and a rebuild redone: ``compute.resize``; rescue
+and suspend: ``compute.rescue``), and
 periodically the driver's view of each idle instance is reconciled with the
 database (a guest that stopped on its own is shown SHUTOFF). Guests the
 driver still has but the database deleted are destroyed.
@@ -18,7 +19,7 @@ from oslo_log import log as logging
 from pyct_driver import exception, states
 from pyct_driver.context import RequestContext, get_admin_context
 from pyct_driver.db import instances as db_instances
-from pyct_driver.compute import resize
+from pyct_driver.compute import rescue, resize
 from pyct_driver.compute.manager import ComputeManager, instance_spec
 from pyct_driver.virt import base as virt_base
 
@@ -74,8 +75,9 @@ def _recover_one(manager: ComputeManager, instance: dict) -> None:
         manager.reboot_instance(_ctxt(), uuid, "HARD" if hard else "SOFT")
     elif task in _REDO:
         getattr(manager, _REDO[task])(_ctxt(), uuid)
-    elif resize.recover(manager, instance):
-        pass  # a resize rolled back or finished, a rebuild redone
+    elif resize.recover(manager, instance) or rescue.recover(manager,
+                                                              instance):
+        pass  # a resize, rebuild, rescue or suspend made stable
     else:
         manager.finish_task(uuid, {"task_state": None}, task)
 

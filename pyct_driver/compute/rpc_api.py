@@ -20,8 +20,10 @@ Version history:
 * 1.3 - get_serial_console (a call: where the console proxy attaches)
 * 1.4 - set_admin_password, get_diagnostics (calls)
 * 1.5 - resize_instance, confirm_resize, revert_resize, rebuild_instance
+* 1.7 - rescue_instance, unrescue_instance, suspend_instance,
+        resume_instance
 """
 
 from __future__ import annotations
 
-RPC_API_VERSION = "1.5"
+RPC_API_VERSION = "1.7"

@@ -60,8 +60,10 @@ def event_start(db: Database, instance_uuid: str, request_id: str,
 
 def event_finish(db: Database, instance_uuid: str, request_id: str,
                  event: str, result: str,
-                 traceback: str | None = None) -> None:
-    """Close the newest open ``event``; a failed event marks the action."""
+                 traceback: str | None = None,
+                 details: str | None = None) -> None:
+    """Close the newest open ``event``; a failed event marks the action;
+    ``details`` is the event's 2.84 field."""
     now = models.utcnow()
     with db.session() as session:
         action = _find_action(session, instance_uuid, request_id)
@@ -76,6 +78,7 @@ def event_finish(db: Database, instance_uuid: str, request_id: str,
         row.finish_time = now
         row.result = result
         row.traceback = traceback
+        row.details = details
         action.finish_time = now
         if result == "Error":
             action.message = "Error"

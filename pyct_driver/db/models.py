@@ -276,6 +276,7 @@ class InstanceActionEvent(TimestampMixin, Base):
     finish_time: Mapped[datetime.datetime | None] = mapped_column(DateTime)
     result: Mapped[str | None] = mapped_column(String(255))
     traceback: Mapped[str | None] = mapped_column(LongText)
+    details: Mapped[str | None] = mapped_column(LongText)  # 2.84
     host: Mapped[str | None] = mapped_column(String(255))
     action: Mapped[InstanceAction] = relationship(back_populates="events")
 

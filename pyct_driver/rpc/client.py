@@ -23,7 +23,7 @@ from pyct_driver.context import RequestContext
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
-RPC_API_VERSION = "1.5"
+RPC_API_VERSION = "1.7"
 
 
 def _version(text: str) -> tuple[int, int]:
@@ -131,6 +131,29 @@ class ComputeClient:
         self._cast(ctxt, host, "rebuild_instance", version="1.5",
                    instance_uuid=instance_uuid, vm_state=vm_state,
                    preserve_ephemeral=preserve_ephemeral)
+
+    def rescue_instance(self, ctxt: RequestContext, host: str,
+                        instance_uuid: str, rescue_password: str,
+                        rescue_image_ref: str) -> None:
+        self._cast(ctxt, host, "rescue_instance", version="1.7",
+                   instance_uuid=instance_uuid,
+                   rescue_password=rescue_password,
+                   rescue_image_ref=rescue_image_ref)
+
+    def unrescue_instance(self, ctxt: RequestContext, host: str,
+                          instance_uuid: str) -> None:
+        self._cast(ctxt, host, "unrescue_instance", version="1.7",
+                   instance_uuid=instance_uuid)
+
+    def suspend_instance(self, ctxt: RequestContext, host: str,
+                         instance_uuid: str) -> None:
+        self._cast(ctxt, host, "suspend_instance", version="1.7",
+                   instance_uuid=instance_uuid)
+
+    def resume_instance(self, ctxt: RequestContext, host: str,
+                        instance_uuid: str) -> None:
+        self._cast(ctxt, host, "resume_instance", version="1.7",
+                   instance_uuid=instance_uuid)
 
     def _call(self, ctxt: RequestContext, host: str, method: str,
               version: str, **kwargs: object) -> object:

@@ -187,6 +187,30 @@ class VirtDriver(abc.ABC):
         """Thaw a paused guest."""
 
     @abc.abstractmethod
+    def suspend(self, instance: InstanceSpec) -> str:
+        """Suspend the running guest: stop it using CPU (and, where the
+        host can checkpoint it, memory); return the mode used, in words
+        for the instance action event."""
+
+    @abc.abstractmethod
+    def resume(self, instance: InstanceSpec) -> str:
+        """Resume a suspended guest as it was; return how, in words."""
+
+    @abc.abstractmethod
+    def rescue(self, instance: InstanceSpec, rescue_image_id: str,
+               password: str, timeout: float = 60) -> None:
+        """Stop the guest (``timeout`` for its own shutdown) and boot it
+        from a fresh throw-away root of ``rescue_image_id`` (imported
+        already) with its own root at ``/mnt``, the same ports, and
+        ``password`` as root's password in the rescue root."""
+
+    @abc.abstractmethod
+    def unrescue(self, instance: InstanceSpec) -> None:
+        """Stop the rescue guest, discard its root and boot the guest
+        from its own root again (what was changed under /mnt kept).
+        Idempotent: a guest not in rescue is started."""
+
+    @abc.abstractmethod
     def apply_flavor(self, instance: InstanceSpec, flavor: FlavorSpec
                      ) -> None:
         """Give the instance ``flavor``'s limits (CPU, RAM, swap, I/O,

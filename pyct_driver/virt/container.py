@@ -37,7 +37,9 @@ from pyct_driver.virt import base, guest_config, ownership
 from pyct_driver.virt.cgroups.detect import detect_backend
 from pyct_driver.virt.container_console import ConsoleSide
 from pyct_driver.virt.container_host import HostSide
+from pyct_driver.virt.container_rescue import RescueSide
 from pyct_driver.virt.container_resize import FlavorChanges
+from pyct_driver.virt.container_suspend import SuspendSide
 from pyct_driver.virt.diagnostics import GuestAdmin
 from pyct_driver.virt import host_resources as host_resources_mod
 from pyct_driver.virt.network.bridge import NetworkPlumber
@@ -53,9 +55,10 @@ LOG = logging.getLogger(__name__)
 
 
 class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
-                      base.VirtDriver):
+                      RescueSide, SuspendSide, base.VirtDriver):
     """Linux containers that behave like VMs; the mixins hold the host as a
-    whole, consoles, flavor changes and the guest's administration."""
+    whole, consoles, flavor changes, rescue, suspend and the guest's
+    administration."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         opts = conf.container
@@ -107,7 +110,7 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
         with self._guard:
             return self._locks.setdefault(uuid, threading.Lock())
 
-    def init_host(self, host: str) -> None:
+    def _init_host(self, host: str) -> None:  # init_host: SuspendSide
         self.host = host
         for path in (self.base_dir, self.records_dir):
             os.makedirs(path, mode=0o700, exist_ok=True)
@@ -177,8 +180,8 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
             with self._guard:  # for the idmapped layers (_userns_fd)
                 self._begun_userns[id_range] = begun.wait()
             undo.callback(self._drop_userns, id_range)
-            handle = self.roots.mount(uuid, layers)
-            undo.callback(self.roots.unmount, uuid)
+            handle = self._mount_root(uuid, layers)  # (container_rescue)
+            undo.callback(self._unmount_roots, uuid)
             self._drop_userns(id_range)
             # host-side writes and mounts must precede the start: the
             # guest copies the root's mount tree when it goes on
@@ -267,13 +270,10 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
         if instance.vifs:
             self.net.unplug_all(instance.vifs)  # deferred, off this path
         configdrive.detach(self._root_path(uuid))
-        self.roots.unmount(uuid)
-        record.update(pid=None, start_time=None)
+        self._unmount_roots(uuid)
+        record.update(pid=None, start_time=None, suspended=None)
         self.records.save(uuid, record)
         return clean
-
-    def _root_path(self, uuid: str) -> str:
-        return os.path.join(self.roots.base_dir, "instances", uuid, "root")
 
     def destroy(self, instance: base.InstanceSpec) -> None:
         uuid = instance.uuid
@@ -289,7 +289,7 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
                     self.net.remove_bridge_if_unused(vif.network_id)
             self.cgroups.destroy(uuid)
             configdrive.detach(self._root_path(uuid))
-            self.roots.remove(uuid)
+            self._remove_roots(uuid)
             self.images.release(uuid)
             # The record goes last: while it exists, list_instances still
             # names the instance, so a failed destroy can be retried.
@@ -350,7 +350,7 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
             # the last port of a hot-plugged network takes its bridge along
             self.net.remove_bridge_if_unused(vif.network_id)
 
-    def get_info(self, instance: base.InstanceSpec) -> base.InstanceInfo:
+    def _observe(self, instance: base.InstanceSpec) -> base.InstanceInfo:
         uuid = instance.uuid
         record = self.records.load(uuid)
         if record is None:
@@ -363,7 +363,7 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
                 with self._lock(uuid):
                     self._stop(instance, record, 0)
                     self._start(instance, record)
-                return self.get_info(instance)
+                return self._observe(instance)
             return base.InstanceInfo(power_state=states.SHUTDOWN)
         if instance.vifs:  # (a restart's first power sync: DNS again)
             self.net.resume(instance.vifs)

@@ -4,7 +4,8 @@ It keeps the same contract as the container driver (idempotent destroy,
 NOSTATE for unknown instances, power states that follow the lifecycle) so
 the API, RPC and compute layers can be tested without root. Failures can be
 injected through the image property ``fake_fail`` (``spawn``, ``reboot``,
-``power_off``, ``power_on``, ``apply_flavor``) — an image property
+``power_off``, ``power_on``, ``apply_flavor``, ``suspend``, ``rescue``,
+``unrescue``) — an image property
 because only operators register images.
 """
 
@@ -124,6 +125,40 @@ class FakeDriver(base.VirtDriver):
             entry = self._get(instance)
             if entry["power_state"] == states.PAUSED_POWER:
                 entry["power_state"] = states.RUNNING
+
+    def suspend(self, instance: base.InstanceSpec) -> str:
+        self._fail(instance, "suspend")
+        with self._lock:
+            entry = self._get(instance)
+            if entry["power_state"] != states.RUNNING:
+                raise exception.InstanceNotRunning(instance_id=instance.uuid)
+            entry["power_state"] = states.SUSPENDED_POWER
+        return "fake: suspended in memory"
+
+    def resume(self, instance: base.InstanceSpec) -> str:
+        with self._lock:
+            entry = self._get(instance)
+            if entry["power_state"] == states.SUSPENDED_POWER:
+                entry["power_state"] = states.RUNNING
+        return "fake: resumed"
+
+    def rescue(self, instance: base.InstanceSpec, rescue_image_id: str,
+               password: str, timeout: float = 60) -> None:
+        self._fail(instance, "rescue")
+        with self._lock:
+            entry = self._get(instance)
+            entry["rescue"] = {"image_id": rescue_image_id,
+                               "root_password": password}
+            entry["power_state"] = states.RUNNING
+            entry["console"].append(f"rescue boot from {rescue_image_id}")
+
+    def unrescue(self, instance: base.InstanceSpec) -> None:
+        self._fail(instance, "unrescue")
+        with self._lock:
+            entry = self._get(instance)
+            entry.pop("rescue", None)
+            entry["power_state"] = states.RUNNING
+            entry["boots"] += 1
 
     def apply_flavor(self, instance: base.InstanceSpec,
                      flavor: base.FlavorSpec) -> None:

@@ -192,6 +192,10 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
              body={"reboot": {"type": "SOFT"}}),
         call(S + "/action", 202, 202, 403, 404, body={"os-stop": None}),
         call(S + "/action", 202, 202, 403, 404, body={"pause": None}),
+        call(S + "/action", 202, 202, 403, 404, body={"suspend": None}),
+        call(S + "/action", 200, 200, 403, 404, body={"rescue": None}),
+        # allowed, then refused for the state: not in rescue
+        call(S + "/action", 409, 409, 403, 404, body={"unrescue": None}),
         call(S + "/action", 200, 200, 403, 404, version="2.5",
              body={"os-getSerialConsole": {"type": "serial"}}),
         call(S + "/action", 202, 202, 403, 404,

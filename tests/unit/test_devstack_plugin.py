@@ -198,10 +198,10 @@ def test_test_config_matches_pyct_features(devstack):
     features = dict(tempest.items("compute-feature-enabled"))
     for on in ("console_output", "pause", "interface_attach",
                "config_drive", "metadata_service", "resize",
-               "change_password"):
+               "change_password", "suspend", "rescue"):
         assert features.pop(on) == "True", on
     assert set(features.values()) == {"False"}
-    assert {"snapshot", "suspend", "shelve", "rescue", "live_migration",
+    assert {"snapshot", "shelve", "stable_rescue", "live_migration",
             "cold_migration", "vnc_console"} <= set(features)
 
 

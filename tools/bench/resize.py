@@ -51,26 +51,37 @@ def act(client: api_boot.Client, sid: str, body: dict, status: str
         ) -> float:
     t0 = time.perf_counter()
     code, reply = client.call("POST", f"/v2.1/servers/{sid}/action", body)
-    if code not in (202, 204):
+    if code not in (200, 202, 204):
         raise RuntimeError(f"{list(body)[0]}: {code} {reply}")
     return until(client, sid, status, t0)
+
+
+def deployment(tag: str) -> tuple[str, str, Deployment]:
+    """(temp dir, cgroup parent, all-in-one deployment) of one bench."""
+    tmp = tempfile.mkdtemp(prefix=f"pyct-bench-{tag}-")
+    parent = f"pyct-bench-{uuid_mod.uuid4().hex[:8]}"
+    return tmp, parent, Deployment(
+        tmp, f"sqlite:///{tmp}/pyct.sqlite", virt_driver="container",
+        extra={"container": {"cgroup_parent": parent}})
+
+
+def prepare(dep: Deployment) -> str:
+    """db sync, the busybox image and m1.tiny; returns the image id."""
+    dep.manage("db", "sync")
+    image = dep.manage("image", "create-busybox", "busybox").split()[-1]
+    dep.manage("flavor", "create", "m1.tiny", "--id", "1", "--vcpus",
+               "1", "--ram", "512", "--disk", "1")
+    return image
 
 
 def main() -> None:
     args = report.parser(__doc__.splitlines()[0], 10).parse_args()
     report.interrupt_on_term()
-    tmp = tempfile.mkdtemp(prefix="pyct-bench-resize-")
-    parent = f"pyct-bench-{uuid_mod.uuid4().hex[:8]}"
-    dep = Deployment(tmp, f"sqlite:///{tmp}/pyct.sqlite",
-                     virt_driver="container",
-                     extra={"container": {"cgroup_parent": parent}})
+    tmp, parent, dep = deployment("resize")
     client = None
     rows: dict[str, dict] = {}
     try:
-        dep.manage("db", "sync")
-        image = dep.manage("image", "create-busybox", "busybox").split()[-1]
-        dep.manage("flavor", "create", "m1.tiny", "--id", "1", "--vcpus",
-                   "1", "--ram", "512", "--disk", "1")
+        image = prepare(dep)
         dep.manage("flavor", "create", "m1.wide", "--id", "2", "--vcpus",
                    "2", "--ram", "1024", "--disk", "1")
         dep.start("pyct-all-in-one")

@@ -273,6 +273,15 @@ def bind_readonly(root: str, guest_path: str, host_dir: str) -> None:
     ``guest_path`` inside ``root``, making the mount point safely first.
     Call it before the guest starts: its mount namespace copies the root's
     submounts (nsinit binds the root recursively) only at creation."""
+    bind_into(root, guest_path, host_dir, _MOUNT_ATTR_RDONLY
+              | _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV | _MOUNT_ATTR_NOEXEC)
+
+
+def bind_into(root: str, guest_path: str, host_dir: str,
+              attrs: int) -> None:
+    """Bind the mount at ``host_dir`` (that mount alone, not its
+    submounts) at ``guest_path`` inside ``root`` with the mount
+    attributes ``attrs`` (0: as it is), the mount point made safely."""
     parts = _split(guest_path)
     with _root_fd(root) as rootfd:
         tree = -1
@@ -286,14 +295,13 @@ def bind_readonly(root: str, guest_path: str, host_dir: str) -> None:
                           ctypes.c_uint(_OPEN_TREE_CLONE | os.O_CLOEXEC))
                 if tree < 0:
                     raise _oserror(f"open_tree {host_dir}")
-                attr = _MountAttr(_MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID
-                                  | _MOUNT_ATTR_NODEV | _MOUNT_ATTR_NOEXEC,
-                                  0, 0, 0)
-                if sc(ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(tree),
-                      b"", ctypes.c_uint(_AT_EMPTY_PATH),
-                      ctypes.byref(attr), ctypes.c_size_t(
-                          ctypes.sizeof(attr))) < 0:
-                    raise _oserror("mount_setattr read-only")
+                attr = _MountAttr(attrs, 0, 0, 0)
+                if attrs and sc(
+                        ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(tree),
+                        b"", ctypes.c_uint(_AT_EMPTY_PATH),
+                        ctypes.byref(attr), ctypes.c_size_t(
+                            ctypes.sizeof(attr))) < 0:
+                    raise _oserror("mount_setattr")
                 # Onto the held fd, not a path: nothing the guest renames
                 # now can move the mount point.
                 if sc(ctypes.c_long(_SYS_MOVE_MOUNT), ctypes.c_int(tree),
