@@ -26,10 +26,7 @@ _COMPUTE = [(re.compile(p + r"(/.*)?$"), what) for p, what in (
 
 # server actions Nova has -> the feature
 _ACTIONS = {
-    "createImage": "snapshots (server image create)",
-    "createBackup": "backups",
     "suspend": "suspend and resume", "resume": "suspend and resume",
-    "shelve": "shelve", "shelveOffload": "shelve", "unshelve": "shelve",
     "rescue": "rescue", "unrescue": "rescue",
     "migrate": "migration", "os-migrateLive": "live migration",
     "evacuate": "evacuation", "os-resetState": "resetting server states",

@@ -16,6 +16,8 @@ to answer every version it ever advertised):
 * 1.3 - get_serial_console (a call: where the console proxy attaches)
 * 1.4 - set_admin_password, get_diagnostics (calls)
 * 1.5 - resize_instance, confirm_resize, revert_resize, rebuild_instance
+* 1.6 - snapshot_instance, backup_instance, shelve_instance,
+        shelve_offload_instance, unshelve_instance
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pyct_driver.context import RequestContext
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
-RPC_API_VERSION = "1.5"
+RPC_API_VERSION = "1.6"
 
 
 class ComputeClient:
@@ -107,6 +109,33 @@ class ComputeClient:
         self._cast(ctxt, host, "rebuild_instance", version="1.5",
                    instance_uuid=instance_uuid, vm_state=vm_state,
                    preserve_ephemeral=preserve_ephemeral)
+
+    def snapshot_instance(self, ctxt: RequestContext, host: str,
+                          instance_uuid: str, image_id: str) -> None:
+        self._cast(ctxt, host, "snapshot_instance", version="1.6",
+                   instance_uuid=instance_uuid, image_id=image_id)
+
+    def backup_instance(self, ctxt: RequestContext, host: str,
+                        instance_uuid: str, image_id: str,
+                        backup_type: str, rotation: int) -> None:
+        self._cast(ctxt, host, "backup_instance", version="1.6",
+                   instance_uuid=instance_uuid, image_id=image_id,
+                   backup_type=backup_type, rotation=rotation)
+
+    def shelve_instance(self, ctxt: RequestContext, host: str,
+                        instance_uuid: str, image_id: str) -> None:
+        self._cast(ctxt, host, "shelve_instance", version="1.6",
+                   instance_uuid=instance_uuid, image_id=image_id)
+
+    def shelve_offload_instance(self, ctxt: RequestContext, host: str,
+                                instance_uuid: str) -> None:
+        self._cast(ctxt, host, "shelve_offload_instance", version="1.6",
+                   instance_uuid=instance_uuid)
+
+    def unshelve_instance(self, ctxt: RequestContext, host: str,
+                          instance_uuid: str) -> None:
+        self._cast(ctxt, host, "unshelve_instance", version="1.6",
+                   instance_uuid=instance_uuid)
 
     def _call(self, ctxt: RequestContext, host: str, method: str,
               version: str, **kwargs: object) -> object:

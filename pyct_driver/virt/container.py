@@ -38,6 +38,7 @@ from pyct_driver.virt.cgroups.detect import detect_backend
 from pyct_driver.virt.container_console import ConsoleSide
 from pyct_driver.virt.container_host import HostSide
 from pyct_driver.virt.container_resize import FlavorChanges
+from pyct_driver.virt.container_snapshot import Snapshots
 from pyct_driver.virt.diagnostics import GuestAdmin
 from pyct_driver.virt import host_resources as host_resources_mod
 from pyct_driver.virt.network.bridge import NetworkPlumber
@@ -53,9 +54,9 @@ LOG = logging.getLogger(__name__)
 
 
 class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
-                      base.VirtDriver):
+                      Snapshots, base.VirtDriver):
     """Linux containers that behave like VMs; the mixins hold the host as a
-    whole, consoles, flavor changes and the guest's administration."""
+    whole, consoles, flavor changes, snapshots, the guest's administration."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         opts = conf.container
@@ -229,9 +230,8 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
             ours = pid in self.cgroups.pids(uuid)
             self.cgroups.kill_all(uuid, timeout=10)
         # A task leaves its cgroup a moment before it dies, and a pid
-        # namespace's init lingers until the namespace's other tasks are
-        # reaped (one nsenter'd from outside is reaped by its host parent).
-        # Bounded: a host parent that never reaps must not hang us.
+        # namespace's init lingers until its other tasks are reaped (by a
+        # host parent if nsenter'd). Bounded: that parent may never reap.
         deadline = time.monotonic() + 1.0
         while (ours and start_time is not None
                and guest.is_same_process(pid, start_time)
