@@ -30,7 +30,8 @@ BIN = os.path.dirname(sys.executable)
 # after these commands, wait for the server to settle in this status
 SETTLE = {"stop": "SHUTOFF", "start": "ACTIVE", "pause": "PAUSED",
           "unpause": "ACTIVE", "resize confirm": "ACTIVE",
-          "resize revert": "ACTIVE"}
+          "resize revert": "ACTIVE", "shelve": "SHELVED_OFFLOADED",
+          "unshelve": "ACTIVE"}
 
 
 def table() -> list[tuple[str, bool]]:
