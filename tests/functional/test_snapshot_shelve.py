@@ -295,3 +295,29 @@ def test_restart_mid_snapshot_and_mid_shelve_settles(env):
         row = idle(db, sid, vm_state)
         assert row["power_state"] == states.RUNNING
         assert image["id"] not in [i["id"] for i in catalog.image_list(db)]
+
+
+def test_unshelve_onto_another_host_as_admin(env, tmp_path):
+    db, service, app = env
+    service.manager.shelved_offload_time = 0
+    other = fx.start_compute(fx.make_conf(), db, "host-b",
+                             f"fake://{tmp_path.name}/")
+    try:
+        other.manager.image_dir = service.manager.image_dir
+        sid = boot(app, db)
+        guest(service, sid)["files"] = {"/data": "moved"}
+        act(app, sid, {"shelve": None})
+        idle(db, sid, states.SHELVED_OFFLOADED)
+        # a member may not name a host; 2.91 is needed for it at all
+        assert act(app, sid, {"unshelve": {"host": "host-b"}},
+                   version="2.91").status_int == 403
+        assert act(app, sid, {"unshelve": {"host": "host-b"}},
+                   token="admin:admin", version="2.90").status_int == 400
+        assert act(app, sid, {"unshelve": {"host": "host-b"}},
+                   token="admin:admin", version="2.91").status_int == 202
+        row = idle(db, sid, states.ACTIVE)
+        assert row["host"] == "host-b"
+        assert other.manager.driver._instances[sid]["files"] == {
+            "/data": "moved"}
+    finally:
+        other.stop()

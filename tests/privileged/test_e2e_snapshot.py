@@ -25,6 +25,7 @@ from openstack import exceptions
 
 from pyct_driver.db import catalog, instances
 from pyct_driver.db.engine import Database
+from pyct_driver.virt.rootfs.store import ImageStore
 from tests.privileged.e2e_fixtures import deployment, timing
 from tests.privileged.test_debian_ssh import fixed_ip, free_pool, pyct_links
 
@@ -99,6 +100,14 @@ def test_downloaded_snapshot_imports_and_boots(env, vm1):
     with open(path, "wb") as f:
         env.sdk.image.download_image(snap, output=f)
     assert os.path.getsize(path) > 10 * MiB
+    # a host that never saw the base: a fresh store takes every layer
+    fresh = ImageStore(os.path.join(env.tmp, "fresh-host"), 1 << 30, 10000)
+    fresh.import_image("copy", path)
+    top = fresh.layers("copy")[-1]
+    assert open(os.path.join(top, "root", "marker")).read() == "hello\n"
+    assert os.stat(os.path.join(top, "root", "marker")).st_uid == 1000
+    assert os.path.getsize(os.path.join(top, "data.bin")) == 10 * MiB
+    assert len(fresh.layers("copy")) == 2
     env.dep.manage("image", "import", "snapcopy", path)
     vm3 = boot_from(env, "snapcopy", "vm3")["id"]
     assert env.exec(vm3, ["cat", "/root/marker"]).stdout == "hello\n"
