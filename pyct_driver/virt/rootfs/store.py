@@ -194,18 +194,28 @@ class ImageStore:
         """Record ``image_id`` as the ``base_digests`` layers plus the
         layer tar at ``blob`` (sha256 ``digest``), unpacked by the same
         hardened unpacker as any import."""
+        def make() -> None:
+            self._ensure_layer(image_id, layout.Blob(
+                name="layer.tar", digest=digest,
+                open=lambda: open(blob, "rb")))
+            self.keep_blob(digest, blob)
+        self._record(image_id, [*base_digests, digest], make, {
+            "properties": properties, "disk_format": "raw",
+            "container_format": "docker"})
+
+    def _record(self, image_id: str, digests: list[str],
+                make: Callable[[], None], ready: dict) -> None:
+        """Record the image as importing (so a concurrent GC keeps the
+        layers it reuses), ``make`` its layers, then mark it ready; a
+        failure leaves no record and collects what it made."""
         record = self._record_path(image_id)
-        digests = [*base_digests, digest]
         with self._locked():
             if os.path.exists(record):
                 raise exception.Duplicate(what=f"Image {image_id}")
             self._write_json(record, {"state": "importing",
                                       "layers": digests})
         try:
-            self._ensure_layer(image_id, layout.Blob(
-                name="layer.tar", digest=digest,
-                open=lambda: open(blob, "rb")))
-            self.keep_blob(digest, blob)
+            make()
         except BaseException:
             with self._locked():
                 with contextlib.suppress(FileNotFoundError):
@@ -214,9 +224,7 @@ class ImageStore:
             raise
         with self._locked():
             self._write_json(record, {"state": "ready", "layers": digests,
-                                      "properties": properties,
-                                      "disk_format": "raw",
-                                      "container_format": "docker"})
+                                      **ready})
 
     def release(self, holder: str) -> None:
         """Drop ``holder``'s pin (idempotent) and collect unused layers."""
@@ -241,35 +249,20 @@ class ImageStore:
                      progress: Progress = SILENT) -> base.ImageInfo:
         """Make the archive at ``path`` available as ``image_id``,
         reporting each layer's bytes read to ``progress``."""
-        record = self._record_path(image_id)
+        self._record_path(image_id)  # a bad id fails before any read
         with layout.open_source(path, image_id) as src:
             blobs, info = src.describe()
-            digests = [b.digest for b in blobs]
-            with self._locked():
-                if os.path.exists(record):
-                    raise exception.Duplicate(what=f"Image {image_id}")
-                # Recorded before any layer exists so a concurrent GC keeps
-                # the layers this import reuses.
-                self._write_json(record, {"state": "importing",
-                                          "layers": digests})
-            try:
+
+            def make() -> None:
                 for n, blob in enumerate(blobs, 1):
                     what = (f"layer {n}/{len(blobs)}" if len(blobs) > 1
                             else "image")
                     self._ensure_layer(image_id, blob, progress, what)
                     self._keep_source_blob(path, blob)
-            except BaseException:
-                with self._locked():
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(record)
-                    self._collect()
-                raise
-        with self._locked():
-            self._write_json(record, {"state": "ready", "layers": digests,
-                                      "properties": info.properties,
-                                      "disk_format": info.disk_format,
-                                      "container_format":
-                                          info.container_format})
+            self._record(image_id, [b.digest for b in blobs], make, {
+                "properties": info.properties,
+                "disk_format": info.disk_format,
+                "container_format": info.container_format})
         return info
 
     def _keep_source_blob(self, path: str, blob: layout.Blob) -> None:
