@@ -25,26 +25,17 @@ from pyct_driver.api.scheduler import no_valid_host
 from pyct_driver.api.servers import get_instance
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
-from pyct_driver.db import catalog
+from pyct_driver.db import image_query
 from pyct_driver.db import instances as db_instances
 
 _P = "os_compute_api:os-shelve:"
 SHELVE_STATES = server_snapshot.SNAPSHOT_STATES
 _SHELVED = (states.SHELVED, states.SHELVED_OFFLOADED)
-MARK = "pyct_shelved_image"
+MARK = image_query.SHELVED_MARK
 _UNSHELVE_277 = {"type": ["object", "null"], "properties": {
     "availability_zone": {"type": ["string", "null"]},
     "host": {"type": "string", "minLength": 1, "maxLength": 255}},
     "additionalProperties": False}
-
-
-def shelved_image(db, inst: dict) -> dict | None:
-    """The newest image a shelve of ``inst`` made, if any is left."""
-    for image in catalog.image_list(db, {"owner": inst["project_id"]}):
-        props = image.get("properties") or {}
-        if props.get(MARK) and props.get("instance_uuid") == inst["uuid"]:
-            return image
-    return None
 
 
 def _refuse(inst: dict, action: str) -> exception.InstanceInvalidState:

@@ -27,23 +27,13 @@ from pyct_driver import exception, states
 from pyct_driver.compute import snapshot
 from pyct_driver.context import RequestContext, get_admin_context
 from pyct_driver.db import actions as db_actions
-from pyct_driver.db import catalog as db_catalog
+from pyct_driver.db import image_query
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import networks as db_networks
 from pyct_driver.db.models import utcnow
 
 LOG = logging.getLogger(__name__)
-MARK = "pyct_shelved_image"  # the API's server_shelve.MARK
-
-
-def shelved_image(db, inst: dict) -> dict | None:
-    """The newest active image a shelve of ``inst`` made, if any."""
-    for image in db_catalog.image_list(db, {"owner": inst["project_id"],
-                                            "status": "active"}):
-        props = image.get("properties") or {}
-        if props.get(MARK) and props.get("instance_uuid") == inst["uuid"]:
-            return image
-    return None
+shelved_image = image_query.shelved_image
 
 
 class ShelveEndpoints:

@@ -46,8 +46,12 @@ class Snapshots:
             if running and not self.cgroups.is_frozen(uuid):
                 self.cgroups.freeze(uuid)
                 frozen_here = True
-            return capture.capture(upper, layer, id_range,
-                                   self.images.limits.max_bytes,
+            # never more than the guest's disk holds: a sparse file's
+            # zeros must not fill the host's disk
+            limit = self.images.limits.max_bytes
+            if instance.flavor.root_gb > 0:
+                limit = min(limit, instance.flavor.root_gb << 30)
+            return capture.capture(upper, layer, id_range, limit,
                                    self.images.limits.max_files)
         finally:
             if frozen_here:

@@ -321,3 +321,16 @@ def test_unshelve_onto_another_host_as_admin(env, tmp_path):
             "/data": "moved"}
     finally:
         other.stop()
+
+
+def test_deleting_a_shelved_server_deletes_its_image(env):
+    db, service, app = env
+    service.manager.shelved_offload_time = 0
+    sid = boot(app, db)
+    act(app, sid, {"shelve": None})
+    row = idle(db, sid, states.SHELVED_OFFLOADED)
+    image = shelve.shelved_image(db, row)
+    assert image is not None
+    assert call(app, "DELETE", f"/v2.1/servers/{sid}").status_int == 204
+    fx.wait_for(db, sid, lambda r: r["deleted"])
+    assert image_of(app, image["id"]).status_int == 404
