@@ -50,6 +50,12 @@ def wait_image(app, image_id, status):
     raise AssertionError(f"image {image_id} never {status}: {resp}")
 
 
+def used(app) -> tuple[int, int, int]:
+    absolute = call(app, "GET", "/v2.1/limits").json["limits"]["absolute"]
+    return (absolute["totalInstancesUsed"], absolute["totalCoresUsed"],
+            absolute["totalRAMUsed"])
+
+
 def snapshot(app, sid, name="snap", version="2.45", token="alice:p1",
              **extra):
     return act(app, sid, {"createImage": {"name": name, **extra}},
@@ -233,6 +239,8 @@ def test_shelve_offload_unshelve_keeps_data_and_ports(env):
     db, service, app = env
     service.manager.shelved_offload_time = -1
     sid = boot(app, db)
+    counted = used(app)
+    assert counted == (1, 1, 512)
     guest(service, sid)["files"] = {"/data": "kept"}
     assert act(app, sid, {"shelve": None}).status_int == 202
     row = idle(db, sid, states.SHELVED)
@@ -247,11 +255,17 @@ def test_shelve_offload_unshelve_keeps_data_and_ports(env):
                token="admin:admin").status_int == 202
     row = idle(db, sid, states.SHELVED_OFFLOADED)
     assert row["host"] is None and sid not in service.manager.driver._instances
+    # an offloaded server still counts, once (Nova counts it too), but
+    # claims nothing on any host
+    assert used(app) == counted
+    assert instances.usage_by_host(db).get("host-a", {}).get(
+        "instances", 0) == 0
     assert act(app, sid, {"shelve": None}).status_int == 409
     assert act(app, sid, {"unshelve": None}).status_int == 202
     row = idle(db, sid, states.ACTIVE)
     assert row["host"] == "host-a"
     assert guest(service, sid)["files"] == {"/data": "kept"}
+    assert used(app) == counted
     # the shelved image is gone, the server shows its own image again
     fx.wait_for(db, sid, lambda r: shelve.shelved_image(db, r) is None)
     assert row["image_ref"] != shelved["id"]
