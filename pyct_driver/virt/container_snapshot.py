@@ -69,8 +69,13 @@ class Snapshots:
         if base_path and os.path.exists(base_path):
             with layout.open_source(base_path, image_id) as src:
                 for blob in src.describe()[0]:
-                    if blob.digest == digest:
-                        return oci_export.copy_stream(blob.open, dest)
+                    if blob.digest != digest:
+                        continue
+                    if blob.name == os.path.basename(base_path):
+                        # a plain rootfs tarball is its own blob: link it
+                        self.images.keep_blob(digest, base_path)
+                        return oci_export.link_or_copy(base_path, dest)
+                    return oci_export.copy_stream(blob.open, dest)
         raise exception.SnapshotError(
             reason=f"base layer sha256:{digest} is on this host only "
             "unpacked; its blob is gone")
