@@ -94,6 +94,31 @@ def test_snapshot_has_the_change_only_and_boots(env, vm1):
     assert env.server(vm2).image["id"] == snap["id"]
 
 
+def test_snapshot_of_a_paused_and_a_stopped_guest(env, vm1):
+    env.cli("server", "pause", "vm1")
+    env.wait_status(vm1, "PAUSED")
+    env.cli("server", "image", "create", "--name", "paused", "--wait",
+            "vm1")
+    # still paused: the capture did not thaw a guest it had not frozen
+    assert env.wait_status(vm1, "PAUSED").task_state is None
+    assert env.cgroup("freezer", vm1, "freezer.state") == "FROZEN"
+    env.cli("server", "unpause", "vm1")
+    env.wait_status(vm1, "ACTIVE")
+    vm5 = env.cli_json("server", "create", "--image", "busybox", "--flavor",
+                       "m1.tiny", "--nic", "none", "--wait", "vm5")["id"]
+    env.exec(vm5, ["sh", "-c", "echo stopped > /root/was && sync"])
+    env.cli("server", "stop", "vm5")
+    env.wait_status(vm5, "SHUTOFF")
+    env.cli("server", "image", "create", "--name", "stopped", "--wait",
+            "vm5")
+    assert env.wait_status(vm5, "SHUTOFF").task_state is None
+    assert image(env, "stopped")["size"] < MiB
+    vm6 = boot_from(env, "stopped", "vm6")["id"]
+    assert env.exec(vm6, ["cat", "/root/was"]).stdout == "stopped\n"
+    env.cli("server", "delete", "--wait", "vm5", "vm6")
+    env.cli("image", "delete", "paused", "stopped")
+
+
 def test_downloaded_snapshot_imports_and_boots(env, vm1):
     snap = env.sdk.image.find_image("snap1")
     path = os.path.join(env.tmp, "snap1.tar")
