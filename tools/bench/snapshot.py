@@ -73,12 +73,7 @@ def main() -> None:
     rows: dict[str, dict] = {}
     extra: dict = {"poll": f"{api_boot.POLL * 1000:.0f} ms"}
     try:
-        dep.manage("db", "sync")
-        image = dep.manage("image", "create-busybox", "busybox").split()[-1]
-        dep.manage("flavor", "create", "m1.tiny", "--id", "1", "--vcpus",
-                   "1", "--ram", "512", "--disk", "2")
-        dep.start("pyct-all-in-one")
-        client = api_boot.Client(dep.port)
+        client, image = api_boot.start_all_in_one(dep, disk_gb=2)
         for mib in (10, 500):
             sid = api_boot.boot(client, image)["id"]
             dep.manage("server", "exec", sid, "--", "sh", "-c",

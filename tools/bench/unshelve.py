@@ -44,12 +44,7 @@ def main() -> None:
     client = None
     rows: dict[str, dict] = {}
     try:
-        dep.manage("db", "sync")
-        image = dep.manage("image", "create-busybox", "busybox").split()[-1]
-        dep.manage("flavor", "create", "m1.tiny", "--id", "1", "--vcpus",
-                   "1", "--ram", "512", "--disk", "1")
-        dep.start("pyct-all-in-one")
-        client = api_boot.Client(dep.port)
+        client, image = api_boot.start_all_in_one(dep)
         sid = api_boot.boot(client, image)["id"]
         dep.manage("server", "exec", sid, "--", "sh", "-c",
                    "dd if=/dev/urandom of=/data bs=1M count=10 "
