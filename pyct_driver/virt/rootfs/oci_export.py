@@ -32,7 +32,8 @@ _GOARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 BlobSource = Callable[[], ContextManager[BinaryIO]]
 
 
-def _layer_type(path: str) -> str:
+def media_type(path: str) -> str:
+    """The OCI media type of the layer blob at ``path``."""
     with open(path, "rb") as f:
         magic = f.read(6)
     if magic.startswith(b"\x1f\x8b"):
@@ -119,8 +120,3 @@ def write_layout(dest: str, layers: list[tuple[str, str]],
     with open(os.path.join(dest, "oci-layout"), "w") as f:
         json.dump({"imageLayoutVersion": "1.0.0"}, f)
     return csize + msize
-
-
-def media_type(path: str) -> str:
-    """The OCI media type of the layer blob at ``path``."""
-    return _layer_type(path)
