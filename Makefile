@@ -82,6 +82,8 @@ bench: venv host
 	$(BIN)/python tools/bench/dns_forwarder.py --runs 1000
 	$(BIN)/python tools/bench/resize.py --runs 10
 	$(BIN)/python tools/bench/rescue.py --runs 10
+	$(BIN)/python tools/bench/snapshot.py --runs 10
+	$(BIN)/python tools/bench/unshelve.py --runs 10
 
 sample-config: venv
 	PYTHONPATH=$(CURDIR) $(BIN)/oslo-config-generator --config-file etc/pyct/pyct-config-generator.conf

@@ -54,6 +54,10 @@ default_opts = [
                help="Seconds after which a resize waiting for a confirm "
                     "(VERIFY_RESIZE) is confirmed by the compute service; "
                     "0 disables the automatic confirm (as in Nova)."),
+    cfg.IntOpt("shelved_offload_time", default=0, min=-1,
+               help="Seconds a shelved server keeps its host before the "
+                    "compute service offloads it; 0 offloads at once, "
+                    "-1 never (as in Nova)."),
 ]
 
 api_opts = [

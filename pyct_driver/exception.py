@@ -278,6 +278,10 @@ class RootfsError(VirtError):
     msg_fmt = "root filesystem error: %(reason)s"
 
 
+class SnapshotError(VirtError):
+    msg_fmt = "Snapshot refused: %(reason)s"
+
+
 class ProcessError(VirtError):
     msg_fmt = "guest process error: %(reason)s"
 

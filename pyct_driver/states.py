@@ -19,6 +19,7 @@ RESIZED = "resized"
 SOFT_DELETED = "soft-deleted"
 DELETED = "deleted"
 ERROR = "error"
+SHELVED = "shelved"
 SHELVED_OFFLOADED = "shelved_offloaded"
 
 # task_state
@@ -37,6 +38,15 @@ POWERING_OFF = "powering-off"
 POWERING_ON = "powering-on"
 DELETING = "deleting"
 IMAGE_SNAPSHOT = "image_snapshot"
+IMAGE_SNAPSHOT_PENDING = "image_snapshot_pending"
+IMAGE_PENDING_UPLOAD = "image_pending_upload"
+IMAGE_UPLOADING = "image_uploading"
+IMAGE_BACKUP = "image_backup"
+SHELVING = "shelving"
+SHELVING_IMAGE_PENDING_UPLOAD = "shelving_image_pending_upload"
+SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
+SHELVING_OFFLOADING = "shelving_offloading"
+UNSHELVING = "unshelving"
 RESIZE_PREP = "resize_prep"
 RESIZE_MIGRATING = "resize_migrating"
 RESIZE_MIGRATED = "resize_migrated"
@@ -71,6 +81,10 @@ REBOOT_TASK_STATES = (REBOOTING, REBOOT_PENDING, REBOOT_STARTED,
 RESIZE_TASK_STATES = (RESIZE_PREP, RESIZE_MIGRATING, RESIZE_MIGRATED,
                       RESIZE_FINISH)
 REBUILD_TASK_STATES = (REBUILDING, REBUILD_SPAWNING)
+SNAPSHOT_TASK_STATES = (IMAGE_SNAPSHOT_PENDING, IMAGE_SNAPSHOT, IMAGE_BACKUP,
+                        IMAGE_PENDING_UPLOAD, IMAGE_UPLOADING)
+SHELVE_TASK_STATES = (SHELVING, SHELVING_IMAGE_PENDING_UPLOAD,
+                      SHELVING_IMAGE_UPLOADING)
 
 _STATUS_BY_VM_STATE = {
     ACTIVE: "ACTIVE",
@@ -83,6 +97,7 @@ _STATUS_BY_VM_STATE = {
     ERROR: "ERROR",
     DELETED: "DELETED",
     SOFT_DELETED: "SOFT_DELETED",
+    SHELVED: "SHELVED",
     SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
 }
 

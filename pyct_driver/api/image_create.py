@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import uuid
 
 import jsonschema
@@ -150,6 +151,8 @@ def forget(api: Api, image: dict) -> None:
     mine = os.path.dirname(os.path.abspath(path)) == os.path.abspath(
         api.settings.image_dir)
     if path and mine:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)  # a snapshot's layout
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
     api.images.delete_image(image["id"])

@@ -20,6 +20,7 @@ import webob.exc
 import webob.static
 
 from pyct_driver import exception
+from pyct_driver.api import image_archive
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import catalog, image_access, image_query
@@ -139,6 +140,10 @@ def download(api: Api, req: ApiRequest, image_id: str) -> webob.Response:
                                   "deactivated. Image data download is "
                                   "forbidden.")
     path = image["location"]
+    if path and os.path.isdir(path):  # a snapshot's OCI layout
+        length, chunks = image_archive.tar_stream(path)
+        return webob.Response(app_iter=chunks, content_length=length,
+                              content_type="application/octet-stream")
     try:
         if not path or not os.path.isfile(path):
             raise FileNotFoundError(path)

@@ -26,9 +26,6 @@ _COMPUTE = [(re.compile(p + r"(/.*)?$"), what) for p, what in (
 
 # server actions Nova has -> the feature
 _ACTIONS = {
-    "createImage": "snapshots (server image create)",
-    "createBackup": "backups",
-    "shelve": "shelve", "shelveOffload": "shelve", "unshelve": "shelve",
     "migrate": "migration", "os-migrateLive": "live migration",
     "evacuate": "evacuation", "os-resetState": "resetting server states",
     "addSecurityGroup": "security groups",

@@ -17,13 +17,13 @@ from oslo_policy import policy as oslo_policy
 from pyct_driver import exception
 from pyct_driver.api.policies import (base, compute, consoles, images,
                                      networking, operator, quotas, resize,
-                                     server_extras, servers, rescue)
+                                     server_extras, servers, rescue, snapshots)
 from pyct_driver.context import RequestContext
 
 # Each module of ``policies`` holds one API area's RULES; the personas
 # (``base``) first, since the others refer to them.
 _MODULES = (base, compute, images, networking, quotas, operator, servers,
-            consoles, server_extras, resize, rescue)
+            consoles, server_extras, resize, rescue, snapshots)
 
 
 def list_rules() -> list[oslo_policy.RuleDefault]:

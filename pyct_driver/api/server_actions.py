@@ -14,7 +14,8 @@ import dataclasses
 from pyct_driver import exception, states
 from pyct_driver.api import (not_yet, remote_consoles, schemas,
                              server_extras, server_lock, server_rebuild,
-                             server_rescue, server_resize)
+                             server_rescue, server_resize, server_shelve,
+                             server_snapshot)
 from pyct_driver.api.request import MALFORMED_BODY, ApiRequest, Result
 from pyct_driver.api.servers import get_instance
 from pyct_driver.api.state import Api
@@ -88,6 +89,11 @@ _HANDLERS = {
     "trigger_crash_dump": server_extras.trigger_crash_dump,
     "resize": server_resize.resize, "confirmResize": server_resize.confirm,
     "revertResize": server_resize.revert, "rebuild": server_rebuild.rebuild,
+    "createImage": server_snapshot.create_image,
+    "createBackup": server_snapshot.create_backup,
+    "shelve": server_shelve.shelve,
+    "shelveOffload": server_shelve.shelve_offload,
+    "unshelve": server_shelve.unshelve,
 }
 
 

@@ -9,12 +9,15 @@ here, in the database.
 
 from __future__ import annotations
 
+import contextlib
+
 from pyct_driver import exception, states
-from pyct_driver.api import (schemas, server_create, server_filters,
-                             server_networks, server_views)
+from pyct_driver.api import (image_create, schemas, server_create,
+                             server_filters, server_networks, server_views)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
+from pyct_driver.db import image_query
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import locks as db_locks
 from pyct_driver.db import networks as db_networks
@@ -147,6 +150,16 @@ def update(api: Api, req: ApiRequest, server_id: str) -> Result:
         req, _renderer(api, req, [inst], "update")(inst))})
 
 
+def _drop_shelved_image(api: Api, inst: dict) -> None:
+    """A shelved server's image goes with it, as in Nova."""
+    image = image_query.shelved_image(api.db, inst)
+    if image is None:
+        return
+    with contextlib.suppress(exception.ImageNotFound):
+        image_query.image_delete(api.db, image["id"])
+        image_create.forget(api, image)
+
+
 def delete(api: Api, req: ApiRequest, server_id: str) -> Result:
     inst = get_instance(api, req, server_id, _P + "delete")
     if inst["locked"] and not req.is_admin:
@@ -158,6 +171,8 @@ def delete(api: Api, req: ApiRequest, server_id: str) -> Result:
     ctxt = req.context
     db_actions.action_start(api.db, inst["uuid"], "delete",
                             ctxt.request_id, ctxt.user_id, ctxt.project_id)
+    if inst["vm_state"] in (states.SHELVED, states.SHELVED_OFFLOADED):
+        _drop_shelved_image(api, inst)
     if inst["host"] and api.scheduler.is_up(inst["host"]):
         api.compute.terminate_instance(ctxt, inst["host"], inst["uuid"])
         return Result(204)

@@ -49,6 +49,8 @@ def build_manager(conf: cfg.ConfigOpts, db: Database,
         force_config_drive=conf.metadata.force_config_drive,
         gateway_dns=conf.network.dns_forwarder,
         resize_confirm_window=conf.resize_confirm_window,
+        shelved_offload_time=conf.shelved_offload_time,
+        image_dir=os.path.join(conf.state_path, "images"),
         notifications=Notifications.from_conf(conf, db, conf.host)
         if notify else None)
 

@@ -39,6 +39,8 @@ from pyct_driver.notifications.notifier import (Notifications,
 from pyct_driver.compute.rescue import RescueEndpoints
 from pyct_driver.compute.resize import ResizeEndpoints
 from pyct_driver.compute.rpc_api import RPC_API_VERSION
+from pyct_driver.compute.shelve import ShelveEndpoints
+from pyct_driver.compute.snapshot import SnapshotEndpoints
 from pyct_driver.rpc.transport import messaging
 from pyct_driver.virt import base as virt_base
 
@@ -109,7 +111,8 @@ def instance_spec(db: Database, instance: dict,
         host_root=extra_specs.host_root_from(extra))
 
 
-class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints):
+class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
+                     SnapshotEndpoints, ShelveEndpoints):
     """Endpoints of the ``pyct-compute`` RPC server on one host."""
 
     target = messaging.Target(version=RPC_API_VERSION)
@@ -119,7 +122,9 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints):
                  force_config_drive: bool = False,
                  gateway_dns: bool = False,
                  notifications: Notifications | None = None,
-                 resize_confirm_window: int = 0) -> None:
+                 resize_confirm_window: int = 0,
+                 shelved_offload_time: int = 0,
+                 image_dir: str = "/var/lib/pyct/images") -> None:
         self.db = db
         # versioned notifications of each action (none sent by default)
         self.notify = notifications or Notifications(db, host)
@@ -129,6 +134,8 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints):
         self.force_config_drive = force_config_drive
         self.gateway_dns = gateway_dns
         self.resize_confirm_window = resize_confirm_window
+        self.shelved_offload_time = shelved_offload_time
+        self.image_dir = image_dir  # where snapshots' files go
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         # the serial console listener, set by the service that runs one

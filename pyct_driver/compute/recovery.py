@@ -19,7 +19,7 @@ from oslo_log import log as logging
 from pyct_driver import exception, states
 from pyct_driver.context import RequestContext, get_admin_context
 from pyct_driver.db import instances as db_instances
-from pyct_driver.compute import rescue, resize
+from pyct_driver.compute import rescue, resize, shelve
 from pyct_driver.compute.manager import ComputeManager, instance_spec
 from pyct_driver.virt import base as virt_base
 
@@ -53,7 +53,9 @@ def _recover_one(manager: ComputeManager, instance: dict) -> None:
     if task is None:
         return
     LOG.info("recovering %s from task_state %s", uuid, task)
-    if task in states.BUILD_TASK_STATES:
+    if shelve.recover(manager, instance):
+        pass  # a snapshot dropped, a shelve given back, an offload redone
+    elif task in states.BUILD_TASK_STATES:
         with manager.instance_lock(uuid):
             err = exception.VirtError(
                 reason="build interrupted by a compute service restart")

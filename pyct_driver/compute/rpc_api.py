@@ -20,6 +20,8 @@ Version history:
 * 1.3 - get_serial_console (a call: where the console proxy attaches)
 * 1.4 - set_admin_password, get_diagnostics (calls)
 * 1.5 - resize_instance, confirm_resize, revert_resize, rebuild_instance
+* 1.6 - snapshot_instance, backup_instance, shelve_instance,
+        shelve_offload_instance, unshelve_instance
 * 1.7 - rescue_instance, unrescue_instance, suspend_instance,
         resume_instance
 """

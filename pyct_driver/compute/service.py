@@ -24,7 +24,7 @@ from oslo_log import log as logging
 
 from pyct_driver.compute import host as host_mod
 from pyct_driver.compute import host_facts
-from pyct_driver.compute import recovery, resize
+from pyct_driver.compute import recovery, resize, shelve
 from pyct_driver.compute.console_endpoint import ConsoleEndpoint
 from pyct_driver.compute.host_lock import HostLock
 from pyct_driver.exception import PyctError
@@ -166,6 +166,7 @@ class ComputeService:
                     next_report = now + self.report_interval
                     self.report()
                     resize.confirm_due(self.manager)
+                    shelve.offload_due(self.manager)
                 if next_sync is not None and now >= next_sync:
                     next_sync = now + self.sync_interval
                     recovery.sync_power_states(self.manager)

@@ -27,6 +27,9 @@ _OPERATORS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__",
               "lte": "__le__", "eq": "__eq__", "neq": "__ne__"}
 
 
+SHELVED_MARK = "pyct_shelved_image"
+
+
 def _where(query, filters: dict[str, Any]):
     image = models.Image
     for key in ("name", "status", "owner", "disk_format",
@@ -151,6 +154,18 @@ def image_delete(db: Database, image_id: str) -> dict:
                 table.image_id == image_id))
         session.delete(row)
     return image
+
+
+def shelved_image(db: Database, inst: dict) -> dict | None:
+    """The newest active image a shelve of ``inst`` made (marked with the
+    ``pyct_shelved_image`` property), if any is left."""
+    for image in catalog.image_list(db, {"owner": inst["project_id"],
+                                         "status": "active"}):
+        props = image.get("properties") or {}
+        if props.get(SHELVED_MARK) and \
+                props.get("instance_uuid") == inst["uuid"]:
+            return image
+    return None
 
 
 def parse_time(value: str) -> datetime.datetime:

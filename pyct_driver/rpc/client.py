@@ -155,6 +155,33 @@ class ComputeClient:
         self._cast(ctxt, host, "resume_instance", version="1.7",
                    instance_uuid=instance_uuid)
 
+    def snapshot_instance(self, ctxt: RequestContext, host: str,
+                          instance_uuid: str, image_id: str) -> None:
+        self._cast(ctxt, host, "snapshot_instance", version="1.6",
+                   instance_uuid=instance_uuid, image_id=image_id)
+
+    def backup_instance(self, ctxt: RequestContext, host: str,
+                        instance_uuid: str, image_id: str,
+                        backup_type: str, rotation: int) -> None:
+        self._cast(ctxt, host, "backup_instance", version="1.6",
+                   instance_uuid=instance_uuid, image_id=image_id,
+                   backup_type=backup_type, rotation=rotation)
+
+    def shelve_instance(self, ctxt: RequestContext, host: str,
+                        instance_uuid: str, image_id: str) -> None:
+        self._cast(ctxt, host, "shelve_instance", version="1.6",
+                   instance_uuid=instance_uuid, image_id=image_id)
+
+    def shelve_offload_instance(self, ctxt: RequestContext, host: str,
+                                instance_uuid: str) -> None:
+        self._cast(ctxt, host, "shelve_offload_instance", version="1.6",
+                   instance_uuid=instance_uuid)
+
+    def unshelve_instance(self, ctxt: RequestContext, host: str,
+                          instance_uuid: str) -> None:
+        self._cast(ctxt, host, "unshelve_instance", version="1.6",
+                   instance_uuid=instance_uuid)
+
     def _call(self, ctxt: RequestContext, host: str, method: str,
               version: str, **kwargs: object) -> object:
         try:

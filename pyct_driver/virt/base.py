@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import socket
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Protocol
 
 from pyct_driver import exception
 from pyct_driver.progress import SILENT, Progress
@@ -284,6 +284,17 @@ class VirtDriver(abc.ABC):
         """Set the guest's root password inside the guest."""
         raise exception.NotImplementedYet(
             "Unable to set password on instance")
+
+    def snapshot(self, instance: InstanceSpec, image_id: str, dest: str,
+                 base_path: str | None,
+                 update_task_state: Callable[[str], None]) -> ImageInfo:
+        """Capture the guest's root as image ``image_id`` at ``dest`` (a
+        file or directory any host's ``import_image`` takes; ``base_path``
+        is the file of the image it booted from), calling
+        ``update_task_state("pending_upload")`` before the capture and
+        ``("uploading")`` after it. This host can boot it at once."""
+        raise exception.NotImplementedYet(
+            "Unable to snapshot, functionality not implemented")
 
     def get_diagnostics(self, instance: InstanceSpec) -> dict:
         """Nova's 2.48 standard diagnostics of a running guest."""

@@ -39,6 +39,7 @@ from pyct_driver.virt.container_console import ConsoleSide
 from pyct_driver.virt.container_host import HostSide
 from pyct_driver.virt.container_rescue import RescueSide
 from pyct_driver.virt.container_resize import FlavorChanges
+from pyct_driver.virt.container_snapshot import Snapshots
 from pyct_driver.virt.container_suspend import SuspendSide
 from pyct_driver.virt.diagnostics import GuestAdmin
 from pyct_driver.virt import host_resources as host_resources_mod
@@ -55,10 +56,10 @@ LOG = logging.getLogger(__name__)
 
 
 class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
-                      RescueSide, SuspendSide, base.VirtDriver):
+                      RescueSide, SuspendSide, Snapshots, base.VirtDriver):
     """Linux containers that behave like VMs; the mixins hold the host as a
-    whole, consoles, flavor changes, rescue, suspend and the guest's
-    administration."""
+    whole, consoles, flavor changes, rescue, suspend, snapshots and the
+    guest's administration."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         opts = conf.container
@@ -232,9 +233,8 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
             ours = pid in self.cgroups.pids(uuid)
             self.cgroups.kill_all(uuid, timeout=10)
         # A task leaves its cgroup a moment before it dies, and a pid
-        # namespace's init lingers until the namespace's other tasks are
-        # reaped (one nsenter'd from outside is reaped by its host parent).
-        # Bounded: a host parent that never reaps must not hang us.
+        # namespace's init lingers until its other tasks are reaped (by a
+        # host parent if nsenter'd). Bounded: that parent may never reap.
         deadline = time.monotonic() + 1.0
         while (ours and start_time is not None
                and guest.is_same_process(pid, start_time)

@@ -12,11 +12,12 @@ because only operators register images.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import threading
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from oslo_config import cfg
 
@@ -36,6 +37,11 @@ class FakeDriver(base.VirtDriver):
         self._lock = threading.Lock()
         self._instances: dict[str, dict] = {}
         self._images: set[str] = set()
+        # the pretend files of each image a snapshot made; a test hook
+        # holds a snapshot between its capture and its upload
+        self._image_files: dict[str, dict] = {}
+        self.snapshot_hold = threading.Event()
+        self.snapshot_hold.set()
         self.host: str | None = None
 
     def _fail(self, instance: base.InstanceSpec, step: str) -> None:
@@ -67,6 +73,10 @@ class FakeDriver(base.VirtDriver):
                                          reason=str(err)) from err
         with self._lock:
             self._images.add(image_id)
+            with open(path, "rb") as f:
+                head = f.read(1 << 20)
+            if head.startswith(b'{"files": '):  # a snapshot of ours
+                self._image_files[image_id] = json.loads(head)["files"]
         return base.ImageInfo(disk_format="raw", container_format="bare",
                               size=size, checksum=digest.hexdigest())
 
@@ -87,7 +97,8 @@ class FakeDriver(base.VirtDriver):
                 "cpu_ns": 0, "console": [f"{instance.hostname} login:"],
                 "boots": 1, "flavor": instance.flavor,
                 "disk_gb": instance.flavor.root_gb,
-                "image_id": instance.image_id}
+                "image_id": instance.image_id,
+                "files": dict(self._image_files.get(instance.image_id, {}))}
 
     def destroy(self, instance: base.InstanceSpec) -> None:
         with self._lock:
@@ -235,6 +246,28 @@ class FakeDriver(base.VirtDriver):
                            password: str) -> None:
         with self._lock:
             self._get(instance)["root_password"] = password
+
+    def snapshot(self, instance: base.InstanceSpec, image_id: str,
+                 dest: str, base_path: str | None,
+                 update_task_state: Callable[[str], None]
+                 ) -> base.ImageInfo:
+        """The guest's pretend files as a JSON file at ``dest``."""
+        update_task_state("pending_upload")
+        with self._lock:
+            files = dict(self._get(instance).get("files", {}))
+        self._fail(instance, "snapshot")
+        self.snapshot_hold.wait(30)
+        update_task_state("uploading")
+        data = json.dumps({"files": files}).encode()
+        with open(dest + ".fake-snapshot", "wb") as f:
+            f.write(data)
+        os.rename(dest + ".fake-snapshot", dest)
+        with self._lock:
+            self._images.add(image_id)
+            self._image_files[image_id] = files
+        return base.ImageInfo(disk_format="raw", container_format="docker",
+                              size=len(data), checksum=hashlib.md5(
+                                  data, usedforsecurity=False).hexdigest())
 
     def get_diagnostics(self, instance: base.InstanceSpec) -> dict:
         """Fixed numbers, in the container driver's form."""

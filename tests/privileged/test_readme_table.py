@@ -31,7 +31,8 @@ BIN = os.path.dirname(sys.executable)
 SETTLE = {"stop": "SHUTOFF", "start": "ACTIVE", "pause": "PAUSED",
           "unpause": "ACTIVE", "resize confirm": "ACTIVE",
           "resize revert": "ACTIVE", "suspend": "SUSPENDED",
-          "resume": "ACTIVE", "rescue": "RESCUE", "unrescue": "ACTIVE"}
+          "resume": "ACTIVE", "rescue": "RESCUE", "unrescue": "ACTIVE",
+          "shelve": "SHELVED_OFFLOADED", "unshelve": "ACTIVE"}
 
 
 def table() -> list[tuple[str, bool]]:

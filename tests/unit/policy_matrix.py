@@ -216,7 +216,16 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
              body={"changePassword": {"adminPass": "s3cret"}}),
         # no container can dump a kernel: a clean 400 for those allowed
         call(S + "/action", 400, 400, 403, 404, version="2.17",
-             body={"trigger_crash_dump": None})],
+             body={"trigger_crash_dump": None}),
+        call(S + "/action", 202, 202, 403, 404, version="2.45",
+             body={"createImage": {"name": "snap"}}),
+        call(S + "/action", 202, 202, 403, 404, body={"createBackup": {
+            "name": "bk", "backup_type": "daily", "rotation": 1}}),
+        call(S + "/action", 202, 202, 403, 404, body={"shelve": None}),
+        # offloading is an admin's (then refused: not shelved)
+        call(S + "/action", 409, 403, 403, 404,
+             body={"shelveOffload": None}),
+        call(S + "/action", 409, 409, 403, 404, body={"unshelve": None})],
     (COMPUTE, "GET", "servers/{server_id}/os-instance-actions"): [
         call(S + "/os-instance-actions", 200, 200, 200, 404)],
     (COMPUTE, "GET",

@@ -232,6 +232,17 @@ def summarize_boots(prefix: str, boots: list[dict]) -> dict[str, dict]:
 
 
 
+def start_all_in_one(dep, disk_gb: int = 1) -> tuple[Client, str]:
+    """db sync, the busybox image, m1.tiny (1 vCPU, 512 MiB, ``disk_gb``)
+    and a started ``pyct-all-in-one``; (client, image id)."""
+    dep.manage("db", "sync")
+    image = dep.manage("image", "create-busybox", "busybox").split()[-1]
+    dep.manage("flavor", "create", "m1.tiny", "--id", "1", "--vcpus", "1",
+               "--ram", "512", "--disk", str(disk_gb))
+    dep.start("pyct-all-in-one")
+    return Client(dep.port), image
+
+
 def teardown_deployment(client, dep, tmp: str, parent: str) -> None:
     """Delete every server, stop the services and the launcher, and remove
     what is left under ``tmp`` and the cgroup ``parent`` (reports leftovers).

@@ -88,8 +88,10 @@ class ImageStore:
         self._layers = os.path.join(base_dir, "layers")
         self._images = os.path.join(base_dir, "images")
         self._holders = os.path.join(base_dir, "holders")
+        self._blobs = os.path.join(base_dir, "blobs")
         self._mutex = threading.Lock()
-        for d in (base_dir, self._layers, self._images, self._holders):
+        for d in (base_dir, self._layers, self._images, self._holders,
+                  self._blobs):
             os.makedirs(d, mode=0o700, exist_ok=True)
 
     # -- locking and records ----------------------------------------------
@@ -170,6 +172,60 @@ class ImageStore:
                 from err
         return [self._layer_dir(d) for d in rec["layers"]]
 
+    def held_digests(self, holder: str) -> list[str]:
+        """The layer digests ``holder`` pinned, lowest first."""
+        return [os.path.basename(p)[7:] for p in self.held_layers(holder)]
+
+    def blob_path(self, digest: str) -> str | None:
+        """This host's copy of the layer blob ``digest`` (a hard link),
+        if it kept one."""
+        path = os.path.join(self._blobs, digest)
+        return path if os.path.isfile(path) else None
+
+    def keep_blob(self, digest: str, path: str) -> None:
+        """Hard-link the blob at ``path`` into the blob cache (best
+        effort: another file system keeps no copy)."""
+        with contextlib.suppress(OSError):
+            os.link(path, os.path.join(self._blobs, digest))
+
+    def add_layer_image(self, image_id: str, base_digests: list[str],
+                        blob: str, digest: str,
+                        properties: dict[str, str]) -> None:
+        """Record ``image_id`` as the ``base_digests`` layers plus the
+        layer tar at ``blob`` (sha256 ``digest``), unpacked by the same
+        hardened unpacker as any import."""
+        def make() -> None:
+            self._ensure_layer(image_id, layout.Blob(
+                name="layer.tar", digest=digest,
+                open=lambda: open(blob, "rb")))
+            self.keep_blob(digest, blob)
+        self._record(image_id, [*base_digests, digest], make, {
+            "properties": properties, "disk_format": "raw",
+            "container_format": "docker"})
+
+    def _record(self, image_id: str, digests: list[str],
+                make: Callable[[], None], ready: dict) -> None:
+        """Record the image as importing (so a concurrent GC keeps the
+        layers it reuses), ``make`` its layers, then mark it ready; a
+        failure leaves no record and collects what it made."""
+        record = self._record_path(image_id)
+        with self._locked():
+            if os.path.exists(record):
+                raise exception.Duplicate(what=f"Image {image_id}")
+            self._write_json(record, {"state": "importing",
+                                      "layers": digests})
+        try:
+            make()
+        except BaseException:
+            with self._locked():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(record)
+                self._collect()
+            raise
+        with self._locked():
+            self._write_json(record, {"state": "ready", "layers": digests,
+                                      **ready})
+
     def release(self, holder: str) -> None:
         """Drop ``holder``'s pin (idempotent) and collect unused layers."""
         with self._locked():
@@ -193,35 +249,29 @@ class ImageStore:
                      progress: Progress = SILENT) -> base.ImageInfo:
         """Make the archive at ``path`` available as ``image_id``,
         reporting each layer's bytes read to ``progress``."""
-        record = self._record_path(image_id)
+        self._record_path(image_id)  # a bad id fails before any read
         with layout.open_source(path, image_id) as src:
             blobs, info = src.describe()
-            digests = [b.digest for b in blobs]
-            with self._locked():
-                if os.path.exists(record):
-                    raise exception.Duplicate(what=f"Image {image_id}")
-                # Recorded before any layer exists so a concurrent GC keeps
-                # the layers this import reuses.
-                self._write_json(record, {"state": "importing",
-                                          "layers": digests})
-            try:
+
+            def make() -> None:
                 for n, blob in enumerate(blobs, 1):
                     what = (f"layer {n}/{len(blobs)}" if len(blobs) > 1
                             else "image")
                     self._ensure_layer(image_id, blob, progress, what)
-            except BaseException:
-                with self._locked():
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(record)
-                    self._collect()
-                raise
-        with self._locked():
-            self._write_json(record, {"state": "ready", "layers": digests,
-                                      "properties": info.properties,
-                                      "disk_format": info.disk_format,
-                                      "container_format":
-                                          info.container_format})
+                    self._keep_source_blob(path, blob)
+            self._record(image_id, [b.digest for b in blobs], make, {
+                "properties": info.properties,
+                "disk_format": info.disk_format,
+                "container_format": info.container_format})
         return info
+
+    def _keep_source_blob(self, path: str, blob: layout.Blob) -> None:
+        """Keep a blob that is a whole file (a plain rootfs tarball, an
+        OCI directory's blob): a snapshot's layout links it from here."""
+        src = path if os.path.isfile(path) and blob.name == \
+            os.path.basename(path) else os.path.join(path, blob.name)
+        if os.path.isfile(src):
+            self.keep_blob(blob.digest, src)
 
     # -- layers -----------------------------------------------------------
 
@@ -277,6 +327,10 @@ class ImageStore:
                         used.update(json.load(f).get("layers", []))
                 except (OSError, ValueError):
                     continue
+        for name in os.listdir(self._blobs):
+            if name not in used:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self._blobs, name))
         for name in os.listdir(self._layers):
             if name.startswith("sha256-") and name[7:] not in used:
                 # Rename first so a half-deleted layer is never mistaken
