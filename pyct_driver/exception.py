@@ -44,7 +44,7 @@ layer turns each into a fault body in the shape of the route's service
     ├── RPCError                    the message bus failed (wrapped)
     └── VirtError                   the virt driver failed
         ├── ResizeError, CgroupError, RootfsError, ProcessError,
-        └── NetworkError, InstanceNotRunning
+        └── NetworkError, InstanceNotRunning, SnapshotError
 """
 
 from __future__ import annotations

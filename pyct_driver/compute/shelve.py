@@ -58,17 +58,17 @@ class ShelveEndpoints:
                 except Exception as err:
                     LOG.warning("shelve of %s failed: %s", instance_uuid,
                                 err)
-                    self._record_fault(instance_uuid, err)
+                    self.record_fault(instance_uuid, err)
                     note.fail(err)
                     self.drop_image(image_id)
                     self._give_back(inst, states.SHELVE_TASK_STATES)
                     return
-                self._finish(instance_uuid, {
+                self.finish_task(instance_uuid, {
                     "vm_state": states.SHELVED, "task_state": None,
                     "power_state": self.driver.get_info(spec).power_state},
                     last)
             if self.shelved_offload_time == 0:
-                self._finish(instance_uuid,
+                self.finish_task(instance_uuid,
                              {"task_state": states.SHELVING_OFFLOADING},
                              None)
                 self._offload(ctxt, instance_uuid)
@@ -77,13 +77,13 @@ class ShelveEndpoints:
         """The server as before a failed shelve: running if it ran."""
         spec = self.spec(inst)
         if inst["vm_state"] in (states.ACTIVE, states.PAUSED):
-            with contextlib.suppress(Exception):
+            with snapshot.best_effort("powering on", inst["uuid"]):
                 self.driver.power_on(spec)
         power = self.driver.get_info(spec).power_state
         vm = states.ACTIVE if power == states.RUNNING else \
             states.STOPPED if inst["vm_state"] == states.ACTIVE \
             else inst["vm_state"]
-        self._finish(inst["uuid"], {"vm_state": vm, "task_state": None,
+        self.finish_task(inst["uuid"], {"vm_state": vm, "task_state": None,
                                     "power_state": power}, tasks)
 
     def shelve_offload_instance(self, ctxt: RequestContext,
@@ -104,12 +104,12 @@ class ShelveEndpoints:
                                                 instance_uuid=uuid)
             except Exception as err:
                 LOG.warning("offload of %s failed: %s", uuid, err)
-                self._record_fault(uuid, err)
+                self.record_fault(uuid, err)
                 note.fail(err)
-                self._finish(uuid, {"task_state": None},
+                self.finish_task(uuid, {"task_state": None},
                              states.SHELVING_OFFLOADING)
                 return
-            self._finish(uuid, {"vm_state": states.SHELVED_OFFLOADED,
+            self.finish_task(uuid, {"vm_state": states.SHELVED_OFFLOADED,
                                 "task_state": None, "host": None,
                                 "power_state": states.NOSTATE},
                          states.SHELVING_OFFLOADING)
@@ -128,10 +128,10 @@ class ShelveEndpoints:
                 except Exception as err:
                     LOG.warning("unshelve of %s failed: %s", instance_uuid,
                                 err)
-                    self._record_fault(instance_uuid, err)
+                    self.record_fault(instance_uuid, err)
                     note.fail(err)
                     final = self._unshelve_failed(inst)
-                self._finish(instance_uuid, final,
+                self.finish_task(instance_uuid, final,
                              (states.UNSHELVING, states.SPAWNING))
 
     def _unshelve(self, inst: dict) -> dict:
@@ -158,7 +158,7 @@ class ShelveEndpoints:
     def _unshelve_failed(self, inst: dict) -> dict:
         if inst["vm_state"] == states.SHELVED:
             return {"task_state": None}
-        with contextlib.suppress(Exception):
+        with snapshot.best_effort("destroying", inst["uuid"]):
             self.driver.destroy(self.spec(inst))
         return {"vm_state": states.SHELVED_OFFLOADED, "task_state": None,
                 "host": None, "power_state": states.NOSTATE}
@@ -203,9 +203,9 @@ def recover(manager: ShelveEndpoints, instance: dict) -> bool:
     if task in states.SHELVE_TASK_STATES:
         with manager.instance_lock(uuid):
             snapshot.drop_unfinished(manager, instance)
-            manager._record_fault(uuid, exception.SnapshotError(
+            manager.record_fault(uuid, exception.SnapshotError(
                 reason="shelve interrupted by a compute service restart"))
-            with contextlib.suppress(Exception):
+            with snapshot.best_effort("thawing", uuid):
                 manager.driver.unpause(manager.spec(instance))
             manager._give_back(instance, task)
     elif task == states.SHELVING_OFFLOADING:
@@ -214,7 +214,7 @@ def recover(manager: ShelveEndpoints, instance: dict) -> bool:
             instance["vm_state"] in (states.SHELVED,
                                      states.SHELVED_OFFLOADED):
         with manager.instance_lock(uuid):
-            manager._finish(uuid, manager._unshelve_failed(instance), task)
+            manager.finish_task(uuid, manager._unshelve_failed(instance), task)
     else:
         return False
     return True

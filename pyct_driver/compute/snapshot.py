@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from typing import Iterator
 
 from oslo_log import log as logging
 
@@ -29,6 +30,16 @@ from pyct_driver.db import image_query
 from pyct_driver.db import instances as db_instances
 
 LOG = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def best_effort(what: str, uuid: str) -> Iterator[None]:
+    """Clean-up that must not stop what follows: a failure is logged with
+    the id it concerns, not raised."""
+    try:
+        yield
+    except Exception as err:
+        LOG.warning("%s for %s failed, going on: %s", what, uuid, err)
 # the task states of each capture: first, pending upload, uploading
 SNAPSHOT_STEPS = (states.IMAGE_SNAPSHOT, states.IMAGE_PENDING_UPLOAD,
                   states.IMAGE_UPLOADING)
@@ -55,7 +66,7 @@ class SnapshotEndpoints:
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(leftover)
-        with contextlib.suppress(Exception):
+        with best_effort("deleting the image's layers", image_id):
             self.driver.delete_image(image_id)
 
     def capture_image(self, inst: dict, image_id: str,
@@ -108,13 +119,13 @@ class SnapshotEndpoints:
                                                   SNAPSHOT_STEPS)
                 except Exception as err:
                     LOG.warning("%s of %s failed: %s", action, uuid, err)
-                    self._record_fault(uuid, err)
+                    self.record_fault(uuid, err)
                     note.fail(err)
                     self.drop_image(image_id)
-                    self._finish(uuid, {"task_state": None},
+                    self.finish_task(uuid, {"task_state": None},
                                  states.SNAPSHOT_TASK_STATES)
                     return None
-                self._finish(uuid, {"task_state": None}, last)
+                self.finish_task(uuid, {"task_state": None}, last)
         return inst
 
     def snapshot_instance(self, ctxt: RequestContext, instance_uuid: str,
@@ -159,11 +170,11 @@ def recover_image(manager: SnapshotEndpoints, instance: dict) -> bool:
     with manager.instance_lock(uuid):
         drop_unfinished(manager, instance)
         if instance["vm_state"] != states.PAUSED:
-            with contextlib.suppress(Exception):
+            with best_effort("thawing", uuid):
                 manager.driver.unpause(manager.spec(instance))
-        manager._record_fault(uuid, exception.SnapshotError(
+        manager.record_fault(uuid, exception.SnapshotError(
             reason="interrupted by a compute service restart"))
-        manager._finish(uuid, {"task_state": None}, task)
+        manager.finish_task(uuid, {"task_state": None}, task)
     return True
 
 

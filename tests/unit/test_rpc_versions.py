@@ -165,10 +165,10 @@ def test_a_method_newer_than_the_server_or_unknown_is_caught():
     _send_all(client)
     major, minor = _v(rpc_api.RPC_API_VERSION)
     newer = f"{major}.{minor + 1}"
-    sent = recorder.sent + [("shelve_instance", newer, {})]
+    sent = recorder.sent + [("teleport_instance", newer, {})]
     problems = contract_problems(newer, newer, dict(
-        _history(), **{newer: "shelve_instance"}), sent)
-    assert "no endpoint shelve_instance" in problems
+        _history(), **{newer: "teleport_instance"}), sent)
+    assert "no endpoint teleport_instance" in problems
     assert any("bumped apart" in p for p in contract_problems(
         newer, rpc_api.RPC_API_VERSION, _history(), sent))
     # an argument the endpoint does not take
