@@ -49,7 +49,7 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(config, items):
     """In a pytest-xdist worker, queue the privileged tests first (the
     longest serial run: it starts at once on its worker while the others
-    take the rest), the other shared units next, biggest first (no long
+    take the rest), the other shared units next, most tests first (no long
     tail of a big unit at the end), the single tests last. Every worker
     sorts the same way (xdist checks they collected the same list); a
     serial run keeps pytest's order."""
