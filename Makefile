@@ -61,10 +61,16 @@ stop:
 # MariaDB, real clients) and privileged (real kernel), then a leak check
 # that blames the suite for what it created only: not for what was there
 # before it started, nor for the resources of `make run`'s all-in-one.
+# One pytest run over pytest-xdist workers (TEST_JOBS, one per core by
+# default; tests/conftest.py keeps the privileged tests on one worker, in
+# order, and each integration module on one); the 25 slowest tests close
+# the output.
+TEST_JOBS ?= auto
 test: venv host
 	base=$$(mktemp /tmp/pyct-leak-baseline.XXXXXX) && \
 	  $(BIN)/python tools/leak_check.py --save $$base || exit 1; \
-	  $(BIN)/python -m pytest $(PYTEST) tests; rc=$$?; \
+	  $(BIN)/python -m pytest $(PYTEST) -n $(TEST_JOBS) --durations=25 \
+	    tests; rc=$$?; \
 	  $(BIN)/python tools/leak_check.py --against $$base \
 	    --foreign-state $(STATE) || rc=1; rm -f $$base; exit $$rc
 

@@ -32,6 +32,9 @@ def make_env(tmp_path):
         url = f"fake://{tmp_path.name}/"
         for group, name, value in (
                 (None, "transport_url", url),
+                # its own host lock, not /var/lib/pyct's: another test of
+                # this module may run its service at the same time
+                (None, "state_path", str(tmp_path)),
                 ("fake_driver", "local_gb", local_gb),
                 ("compute", "reserved_host_disk_mb", reserved_mb),
                 ("compute", "disk_allocation_ratio", ratio),

@@ -33,7 +33,9 @@ def _boot(app, image_id, headers):
     (str(uuidlib.uuid4()), False),                 # no req- prefix
     ("req-" + str(uuidlib.uuid4()).upper(), False),
     ("req-" + str(uuidlib.uuid4()) + "\nforged log line", False),
-])
+    # fixed ids: every pytest-xdist worker must collect the same names
+], ids=["req-uuid", "req-not-a-uuid", "bare-uuid", "upper-case",
+        "forged-line"])
 def test_request_and_global_ids_reach_the_manager(env, incoming,  # noqa: F811
                                                   kept):
     db, service, app, rec = env

@@ -110,7 +110,10 @@ def test_context_system_scope_and_admin():
 
 
 @pytest.mark.parametrize("value", ["not-a-request-id", "req-123",
-                                   f"req-{uuid.uuid4()}x", ""])
+                                   f"req-{uuid.uuid4()}x", ""],
+                         # fixed ids: every pytest-xdist worker must
+                         # collect the same names
+                         ids=["no-prefix", "short", "trailing-x", "empty"])
 def test_malformed_global_request_id_is_not_taken(value):
     ctxt = auth.context_from_environ({
         "HTTP_X_IDENTITY_STATUS": "Confirmed", "HTTP_X_USER_ID": "u",
