@@ -11,8 +11,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 tree=$(cd "$here/../.." && pwd)
 cache=${V2LANE_CACHE:-/var/cache/pyct-test}
 mirror=${V2LANE_MIRROR:-http://deb.debian.org/debian}
-# what pyct's real-kernel tests call on a host, plus the kernel and python
-packages=python3,python3-venv,busybox-static,linux-image-amd64,initramfs-tools,kmod,iproute2,e2fsprogs,mount,util-linux,procps,iptables,nftables,openssh-client,ca-certificates
+# what pyct's real-kernel tests call on a host (gcc: the escape suite's
+# static probe), plus the kernel and python
+packages=python3,python3-venv,busybox-static,linux-image-amd64,initramfs-tools,kmod,iproute2,e2fsprogs,mount,util-linux,procps,iptables,nftables,openssh-client,ca-certificates,gcc,libc6-dev
 
 key=$( { cat "$here/build.sh" "$here/guest-init"; echo "$packages";
          cat "$tree/requirements.txt" "$tree/test-requirements.txt"; } \
@@ -67,5 +68,9 @@ mb=$(( $(du -sm "$root" | cut -f1) + 1024 ))
 mkfs.ext4 -q -F -L v2lane -d "$root" "$work/out/root.ext4" "${mb}M"
 touch "$work/out/done"
 rm -rf "$out"; mv "$work/out" "$out"
+# older images (other inputs) are not used again: only the current one stays
+for old in "$cache"/v2lane-*; do
+  [[ $old == "$out" ]] || rm -rf "$old"
+done
 echo "v2lane: built in $(( $(date +%s) - start )) s" >&2
 echo "$out"

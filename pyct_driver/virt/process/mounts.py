@@ -144,30 +144,30 @@ def finish_guest_side(owner: tuple[int, int], devpts_max: int) -> None:
         step(f"own /dev/{name}", os.lchown, f"/dev/{name}", uid, gid)
 
 
-def devpts_gid_forms(gid: int) -> list[str]:
-    """How to spell ``gid`` in devpts' options: as is, and for ids past
-    2**31 also as the signed 32-bit number. Kernels before devpts moved to
-    the fs_parser (Debian 12's 6.1) read the option with match_int, which
-    refuses the former with EINVAL and turns the latter into the right
-    gid_t; newer ones take the former only."""
-    forms = [str(gid)]
+def devpts_gid_options(gid: int) -> list[str]:
+    """devpts' ``gid=`` option to try, best first. Kernels before devpts
+    moved to the fs_parser (Debian 12's 6.1) read it with match_int and
+    refuse an id past 2**31 (an id range's start can be) with EINVAL;
+    there the fallback is no ``gid=``: a guest's ptys then belong to the
+    group of the guest process that opens them instead of its tty group."""
+    options = [f"gid={gid},"]
     if gid > 0x7FFFFFFF:
-        forms.append(str(gid - (1 << 32)))
-    return forms
+        options.append("")
+    return options
 
 
 def mount_devpts(gid: int, devpts_max: int) -> None:
     """The guest's own devpts at /dev/pts: its ttys in group ``gid``."""
-    forms = devpts_gid_forms(gid)
-    for num, form in enumerate(forms):
+    options = devpts_gid_options(gid)
+    for num, gid_option in enumerate(options):
         try:
             sc.mount("devpts", "/dev/pts", "devpts",
                      sc.MS_NOSUID | sc.MS_NOEXEC,
-                     f"newinstance,ptmxmode=0666,mode=0620,gid={form},"
+                     f"newinstance,ptmxmode=0666,mode=0620,{gid_option}"
                      f"max={devpts_max}")
             return
         except OSError as err:
-            if err.errno != errno.EINVAL or num == len(forms) - 1:
+            if err.errno != errno.EINVAL or num == len(options) - 1:
                 raise
 
 
