@@ -7,7 +7,7 @@ CONF    := $(STATE)/pyct.conf
 PYTEST  ?= -q
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: run stop test bench venv host conf sample-config clean
+.PHONY: run stop test test-v2 bench venv host conf sample-config clean
 
 $(BIN)/pyct-manage: requirements.txt test-requirements.txt setup.cfg
 	$(PY) -m venv $(VENV)
@@ -73,6 +73,11 @@ test: venv host
 	    tests; rc=$$?; \
 	  $(BIN)/python tools/leak_check.py --against $$base \
 	    --foreign-state $(STATE) || rc=1; rm -f $$base; exit $$rc
+
+# The cgroup v2 lane: the cgroup tests inside a VM that boots Debian's own
+# kernel with the unified hierarchy only (tools/v2lane/, README "cgroup v2").
+test-v2:
+	bash tools/v2lane/lane.sh
 
 # The benchmarks (programs that print medians and p95s; see tools/bench/).
 bench: venv host

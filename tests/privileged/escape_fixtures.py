@@ -659,7 +659,13 @@ def _tree(top: str) -> dict:
 
 def _cgroup_state(parents: list[str]) -> dict:
     out: dict = {}
-    for hier in sorted(glob.glob("/sys/fs/cgroup/*/")):
+    # v2 (the v2 lane): one hierarchy at the root; "*/parent" is "parent"
+    unified = os.path.exists("/sys/fs/cgroup/cgroup.subtree_control")
+    if unified:
+        parents = [p[2:] if p.startswith("*/") else p for p in parents]
+    hiers = (["/sys/fs/cgroup/"] if unified
+             else sorted(glob.glob("/sys/fs/cgroup/*/")))
+    for hier in hiers:
         # other helpers' test groups come and go; ours are checked below
         out[hier + "<groups>"] = sorted(
             d for d in os.listdir(hier)
@@ -669,7 +675,7 @@ def _cgroup_state(parents: list[str]) -> dict:
     with open("/proc/self/cgroup") as f:
         own = [line.strip().split(":", 2) for line in f if line.strip()]
     for _hid, ctrls, path in own:
-        name = ctrls.replace("name=", "") or "unified"
+        name = ctrls.replace("name=", "") or ("" if unified else "unified")
         parents = parents + [os.path.join(name, path.lstrip("/"))]
     for parent in parents:
         for d in glob.glob(os.path.join("/sys/fs/cgroup", parent)):

@@ -78,18 +78,28 @@ def stub_spec(uuid: str) -> base.InstanceSpec:
                              image_id=IMAGE_ID)
 
 
+def _unified() -> bool:
+    # the v2 lane's VM: one hierarchy at the root, no per-controller mounts
+    return os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.subtree_control"))
+
+
 def parent_dirs(parent: str) -> list[str]:
     """The parent group's directories in every hierarchy (existing ones)."""
-    return sorted(set(glob.glob(os.path.join(CGROUP_ROOT, "*", parent))))
+    pattern = ((CGROUP_ROOT, parent) if _unified()
+               else (CGROUP_ROOT, "*", parent))
+    return sorted(set(glob.glob(os.path.join(*pattern))))
 
 
 def cgroup_dirs(driver: ContainerDriver, uuid: str) -> list[str]:
-    return sorted(set(glob.glob(os.path.join(
-        CGROUP_ROOT, "*", driver.cgroups.parent, uuid))))
+    return [d for p in parent_dirs(driver.cgroups.parent)
+            for d in [os.path.join(p, uuid)] if os.path.isdir(d)]
 
 
 def group_file(driver: ContainerDriver, ctrl: str, uuid: str,
                name: str) -> str:
+    """A group file; on v2 ``ctrl`` names no directory (one hierarchy)."""
+    if _unified():
+        return os.path.join(CGROUP_ROOT, driver.cgroups.parent, uuid, name)
     return os.path.join(CGROUP_ROOT, ctrl, driver.cgroups.parent, uuid, name)
 
 

@@ -24,7 +24,9 @@ from pyct_driver.virt.cgroups import devices_bpf
 from pyct_driver.virt.cgroups import v1
 
 ROOT = "/sys/fs/cgroup"
-UNIFIED = "/sys/fs/cgroup/unified"
+# the hybrid host's cgroup2 mount, or the root itself on a v2-only kernel
+UNIFIED = ("/sys/fs/cgroup/unified"
+           if os.path.isdir("/sys/fs/cgroup/unified") else "/sys/fs/cgroup")
 
 CHILD = r'''
 import errno, json, os, stat, sys

@@ -215,7 +215,9 @@ def _exe_attack(driver, uuid: str, hostbin: str, results: dict) -> None:
     ef.guest_write(driver, uuid, "/tmp/go", "")
     fdres = ef.guest_file(driver, uuid, "/tmp/fdres")
     if results["exe"].find("exe_hold_fd=held") >= 0:
-        wait_for(lambda: os.path.exists(fdres), what="fd write attempt")
+        # the shell creates the file before it writes the verdict
+        wait_for(lambda: os.path.exists(fdres) and os.path.getsize(fdres),
+                 what="fd write attempt")
         with open(fdres) as f:
             results["exe"] += f"exe_write_after_exit={f.read().strip()}\n"
     results["hostbin_sha_after"] = _sha(hostbin)

@@ -50,6 +50,9 @@ t umount_devpts 'umount /dev/pts'
 t remount_devpts_max 'mount -o remount,max=1048576 /dev/pts'
 p remount_cgroup_rw /sys/fs/cgroup/memory 'mount -o remount,bind,rw /sys/fs/cgroup/memory'
 t remount_cgroupfs_rw 'mount -o remount,bind,rw /sys/fs/cgroup'
+t raise_own_memory_max 'echo max > /sys/fs/cgroup/memory.max'
+t raise_own_pids_max 'echo max > /sys/fs/cgroup/pids.max'
+t raise_own_cpu_max 'echo max > /sys/fs/cgroup/cpu.max'
 t mknod_console 'mknod /tmp/pyct-console c 5 1 && echo x > /tmp/pyct-console'
 t mknod_dev_console 'rm -f /dev/pyct-c && mknod /dev/pyct-c c 5 1 && echo x > /dev/pyct-c'
 t new_proc_mount 'mkdir -p /tmp/pyct-proc && mount -t proc proc /tmp/pyct-proc && [ -e /tmp/pyct-proc/kcore -o -e /tmp/pyct-proc/sysrq-trigger ]'
@@ -66,8 +69,15 @@ MUST_FAIL = ("umount_kcore", "umount_timer_list", "umount_keys",
              "remount_proc_sys_rw", "core_pattern", "remount_sysrq_rw",
              "remount_sys_rw", "remount_sys_bind_rw", "umount_sys_firmware",
              "umount_devpts", "remount_devpts_max", "remount_cgroup_rw",
-             "remount_cgroupfs_rw", "mknod_console", "mknod_dev_console",
-             "new_proc_mount")
+             "mknod_console", "mknod_dev_console", "new_proc_mount",
+             "raise_own_memory_max", "raise_own_pids_max",
+             "raise_own_cpu_max")
+# On v1 the guest's cgroup tree is a read-only tmpfs of read-only mounts.
+# On v2 (the v2 lane) its cgroup2 mount is writable by design -- systemd
+# makes its sub-groups there -- and what bounds it is the namespace root's
+# delegation boundary (nsdelegate): the raise_own_* lines above.
+if not os.path.exists("/sys/fs/cgroup/cgroup.subtree_control"):
+    MUST_FAIL += ("remount_cgroupfs_rw",)
 
 
 def _capeff(text: str) -> int:

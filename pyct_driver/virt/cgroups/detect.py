@@ -5,16 +5,20 @@ A host is treated as v2 when ``mount_root`` is a cgroup2 mount whose
 controllers is the "hybrid" layout's systemd-only tree (every controller is
 bound to a v1 hierarchy), so it means v1. When ``mount_root`` is not a mount
 point at all (a test's temporary layout), a non-empty ``cgroup.controllers``
-file there decides the same way.
+file there decides the same way. A v2 mount without ``nsdelegate`` is
+used but logged: there a privileged guest could raise its own limits.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 from pyct_driver.virt.cgroups import base
 from pyct_driver.virt.cgroups import v1
 from pyct_driver.virt.cgroups import v2
+
+LOG = logging.getLogger(__name__)
 
 
 def _unescape(field: str) -> str:
@@ -25,20 +29,25 @@ def _unescape(field: str) -> str:
     return field
 
 
-def _fstype(mount_root: str) -> str | None:
-    """The filesystem type mounted exactly at ``mount_root``, if any."""
-    target = os.path.realpath(mount_root)
+def mount_at(mountinfo: str, target: str) -> tuple[str, set[str]] | None:
+    """(filesystem type, superblock options) of the mount exactly at
+    ``target`` in /proc/self/mountinfo text; the last one on top wins."""
     found = None
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if len(fields) > 4 and len(tail) > 2 and \
+                _unescape(fields[4]) == target:
+            found = (tail[0], set(tail[2].split(",")))
+    return found
+
+
+def _mount(mount_root: str) -> tuple[str, set[str]] | None:
     try:
         with open("/proc/self/mountinfo", encoding="utf-8") as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                fields = left.split()
-                if len(fields) > 4 and _unescape(fields[4]) == target:
-                    found = right.split()[0]  # the last mount on top wins
+            return mount_at(f.read(), os.path.realpath(mount_root))
     except OSError:
         return None
-    return found
 
 
 def _has_controllers(mount_root: str) -> bool:
@@ -56,7 +65,15 @@ def detect_backend(mount_root: str = "/sys/fs/cgroup",
 
     Raises ``CgroupError`` (from the backend) when neither layout is usable.
     """
-    fstype = _fstype(mount_root)
+    mount = _mount(mount_root)
+    fstype = mount[0] if mount else None
     if fstype in (None, "cgroup2") and _has_controllers(mount_root):
+        if mount and "nsdelegate" not in mount[1]:
+            # a privileged guest is host root: only the delegation boundary
+            # keeps it from writing its own group's limit files
+            LOG.warning("cgroup2 at %s is mounted without nsdelegate: a "
+                        "privileged guest can raise its own limits (mount "
+                        "-o remount,nsdelegate %s, as systemd does)",
+                        mount_root, mount_root)
         return v2.V2Backend(mount_root, parent)
     return v1.V1Backend(mount_root, parent)

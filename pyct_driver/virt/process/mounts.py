@@ -130,10 +130,7 @@ def finish_guest_side(owner: tuple[int, int], devpts_max: int) -> None:
     step("mount /sys/fs/cgroup", cgroupfs.mount_cgroupfs, None,
          f"uid={uid},gid={gid}")
     # the guest's tty group is its gid 5; ptmx belongs to guest root
-    step("mount /dev/pts", sc.mount, "devpts", "/dev/pts", "devpts",
-         sc.MS_NOSUID | sc.MS_NOEXEC,
-         f"newinstance,ptmxmode=0666,mode=0620,gid={gid + 5},"
-         f"max={devpts_max}")
+    step("mount /dev/pts", mount_devpts, gid + 5, devpts_max)
     step("own /dev/pts/ptmx", os.chown, "/dev/pts/ptmx", uid, gid)
     step("mount /dev/shm", sc.mount, "tmpfs", "/dev/shm", "tmpfs",
          sc.MS_NOSUID | sc.MS_NODEV, f"mode=1777,uid={uid},gid={gid}")
@@ -145,6 +142,33 @@ def finish_guest_side(owner: tuple[int, int], devpts_max: int) -> None:
     for name, target in links.items():
         step(f"symlink /dev/{name}", os.symlink, target, f"/dev/{name}")
         step(f"own /dev/{name}", os.lchown, f"/dev/{name}", uid, gid)
+
+
+def devpts_gid_options(gid: int) -> list[str]:
+    """devpts' ``gid=`` option to try, best first. Kernels before devpts
+    moved to the fs_parser (Debian 12's 6.1) read it with match_int and
+    refuse an id past 2**31 (an id range's start can be) with EINVAL;
+    there the fallback is no ``gid=``: a guest's ptys then belong to the
+    group of the guest process that opens them instead of its tty group."""
+    options = [f"gid={gid},"]
+    if gid > 0x7FFFFFFF:
+        options.append("")
+    return options
+
+
+def mount_devpts(gid: int, devpts_max: int) -> None:
+    """The guest's own devpts at /dev/pts: its ttys in group ``gid``."""
+    options = devpts_gid_options(gid)
+    for num, gid_option in enumerate(options):
+        try:
+            sc.mount("devpts", "/dev/pts", "devpts",
+                     sc.MS_NOSUID | sc.MS_NOEXEC,
+                     f"newinstance,ptmxmode=0666,mode=0620,{gid_option}"
+                     f"max={devpts_max}")
+            return
+        except OSError as err:
+            if err.errno != errno.EINVAL or num == len(options) - 1:
+                raise
 
 
 def _reroot() -> None:

@@ -19,7 +19,8 @@ file ``id_range`` next to the disk) see the shared image layers through
 idmapped mounts: each layer is cloned with ``open_tree`` and idmapped with
 the range's map (``mount_setattr(MOUNT_ATTR_IDMAP)`` with a user namespace
 fd from the ``userns_for`` seam -- the launcher makes them), and the clones
-are handed to overlayfs as fds -- so a layer's root-owned files appear
+are handed to overlayfs as fds (before Linux 6.8, which cannot take
+them, attached at staging directories and named by path) -- so a layer's root-owned files appear
 owned by guest root, with no copy and a few microseconds per layer per
 boot. The upper directory is not idmapped: it belongs to the range's first
 id, and what the guest creates lands there with its real host ids, so
@@ -35,18 +36,13 @@ import errno
 import fcntl
 import os
 import shutil
-import struct
 from typing import Callable
 
 from pyct_driver import exception
 from pyct_driver.virt.rootfs import disk as disk_mod
 from pyct_driver.virt.rootfs import disk_grow
+from pyct_driver.virt.rootfs import loop_attach
 
-_LOOP_CTL_GET_FREE = 0x4C82
-_LOOP_CONFIGURE = 0x4C0A
-_LOOP_CLR_FD = 0x4C01
-_LO_FLAGS_AUTOCLEAR = 4
-_LO_FLAGS_DIRECT_IO = 16
 _MS_NOATIME = 1024
 _MS_NOSUID = 2
 _MNT_DETACH = 2
@@ -122,18 +118,48 @@ def _idmapped_clone(path: str, userns_fd: int) -> int:
 
 
 def _idmapped_overlay(target: str, lowers: list[str], upper: str,
-                      work: str, userns_fd: int) -> None:
+                      work: str, userns_fd: int, stage: str) -> None:
     """Overlay over idmapped clones of ``lowers``; closes ``userns_fd``
-    (the clones keep the namespace's map alive)."""
+    (the clones keep the namespace's map alive). ``stage``: an empty
+    directory's path for ``_staged_overlay``."""
     trees: list[int] = []
     try:
         for lower in lowers:
             trees.append(_idmapped_clone(lower, userns_fd))
-        _fsconfig_overlay(target, list(trees), upper, work)
+        try:
+            _fsconfig_overlay(target, list(trees), upper, work)
+        except OSError as err:
+            # layers as fds (lowerdir+) came in Linux 6.8; older kernels
+            # (Debian 12's 6.1) refuse them with EOPNOTSUPP or EINVAL
+            if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            _staged_overlay(target, trees, upper, work, stage)
     finally:
         for tree in trees:
             os.close(tree)
         os.close(userns_fd)
+
+
+def _staged_overlay(target: str, trees: list[int], upper: str, work: str,
+                    stage: str) -> None:
+    """The same overlay for kernels without ``lowerdir+``: each detached
+    clone is attached at ``stage/<n>``, named in a plain ``lowerdir=``, and
+    detached again once overlayfs holds it (the overlay keeps its layers)."""
+    paths: list[str] = []
+    try:
+        for num, tree in enumerate(trees):
+            path = os.path.join(stage, str(num))
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            if _libc.syscall(_SYS_MOVE_MOUNT, tree, b"", -100, path.encode(),
+                             _MOVE_MOUNT_F_EMPTY_PATH) < 0:
+                raise _oserror(f"move_mount layer to {path}")
+            paths.append(path)
+        _mount("overlay", target, "overlay", 0, f"lowerdir={':'.join(paths)},"
+               f"upperdir={upper},workdir={work}")
+    finally:
+        for path in paths:
+            _libc.umount2(path.encode(), _MNT_DETACH)
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _fsconfig_overlay(target: str, lowers: list[str | int], upper: str,
@@ -172,36 +198,6 @@ def _fsconfig_overlay(target: str, lowers: list[str | int], upper: str,
             os.close(mnt)
     finally:
         os.close(fs)
-
-
-def _attach_loop(image: str) -> tuple[int, int]:
-    """Attach ``image`` to a free loop device with autoclear; returns an
-    open fd of the device (close it only once something holds the device,
-    or autoclear frees it at once) and its st_rdev."""
-    ctl = os.open("/dev/loop-control", os.O_RDWR | os.O_CLOEXEC)
-    backing = os.open(image, os.O_RDWR | os.O_CLOEXEC)
-    try:
-        name = os.path.basename(os.path.dirname(image)).encode()[:63]
-        for _ in range(32):
-            num = fcntl.ioctl(ctl, _LOOP_CTL_GET_FREE)
-            lfd = os.open(f"/dev/loop{num}", os.O_RDWR | os.O_CLOEXEC)
-            info = struct.pack(
-                "=QQQQQIIII64s64s32sQQ", 0, 0, 0, 0, 0, 0, 0, 0,
-                _LO_FLAGS_AUTOCLEAR | _LO_FLAGS_DIRECT_IO, name, b"", b"",
-                0, 0)
-            cfg = struct.pack("=II", backing, 4096) + info + bytes(64)
-            try:
-                fcntl.ioctl(lfd, _LOOP_CONFIGURE, cfg)
-            except OSError as err:
-                os.close(lfd)
-                if err.errno == errno.EBUSY:  # another attacher won the race
-                    continue
-                raise
-            return lfd, os.fstat(lfd).st_rdev
-        raise OSError(errno.EBUSY, "no free loop device after 32 tries")
-    finally:
-        os.close(backing)
-        os.close(ctl)
 
 
 class RootManager:
@@ -303,13 +299,13 @@ class RootManager:
                 if self.preallocate:
                     disk_mod.top_up(image, self.reserved_bytes)
                 disk_grow.finish_pending(image)  # a resize's, deferred
-                lfd, rdev = _attach_loop(image)
+                lfd, rdev = loop_attach.attach(image)
                 try:  # nodiscard: freed blocks stay the disk's
                     _mount(f"/dev/loop{os.minor(rdev)}", disk, "ext4",
                            _MS_NOATIME | _MS_NOSUID, "nodiscard")
                 except OSError:
                     with contextlib.suppress(OSError):
-                        fcntl.ioctl(lfd, _LOOP_CLR_FD)
+                        fcntl.ioctl(lfd, loop_attach.LOOP_CLR_FD)
                     raise
                 finally:
                     os.close(lfd)
@@ -322,7 +318,8 @@ class RootManager:
                     f"workdir={work}")
             if id_range:
                 _idmapped_overlay(root, lowers, upper, work,
-                                  self.userns_for(id_range))
+                                  self.userns_for(id_range),
+                                  os.path.join(top, "lowers"))
             elif len(data) <= _MOUNT_DATA_MAX:
                 _mount("overlay", root, "overlay", 0, data)
             else:
