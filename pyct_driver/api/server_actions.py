@@ -101,6 +101,7 @@ def _run(api: Api, req: ApiRequest, server_id: str, tr: _Transition,
          **rpc_kwargs: object) -> Result:
     inst = get_instance(api, req, server_id, tr.rule)
     server_lock.check(req, inst)
+    before = inst["task_state"]
     inst = db_instances.update(
         api.db, inst["uuid"], {"task_state": tr.new_task_state},
         expected_task_state=tr.task_states, expected_vm_state=tr.vm_states,
@@ -108,8 +109,15 @@ def _run(api: Api, req: ApiRequest, server_id: str, tr: _Transition,
     ctxt = req.context
     db_actions.action_start(api.db, inst["uuid"], tr.name, ctxt.request_id,
                             ctxt.user_id, ctxt.project_id)
-    getattr(api.compute, tr.rpc)(ctxt, inst["host"], inst["uuid"],
-                                 **rpc_kwargs)
+    try:
+        getattr(api.compute, tr.rpc)(ctxt, inst["host"], inst["uuid"],
+                                     **rpc_kwargs)
+    except exception.PyctError:
+        # nothing reached a compute service (a capped version, a bus
+        # failure): give the task state back instead of stranding it
+        db_instances.update(api.db, inst["uuid"], {"task_state": before},
+                            expected_task_state=(tr.new_task_state,))
+        raise
     return Result(202)
 
 

@@ -67,3 +67,20 @@ def test_capped_method_is_a_409_and_changes_nothing(capped):
         "every compute service is upgraded.")
     row = instances.get(db, sid)
     assert (row["vm_state"], row["task_state"]) == (states.ACTIVE, None)
+
+
+def test_a_capped_state_change_gives_its_task_state_back(capped):
+    """pause (1.1) under a 1.0 cap: the handler has already taken the task
+    state when the client refuses to send; the server must not be left in
+    ``pausing`` with nobody to finish it."""
+    db, image, client, app = capped
+    resp = _call(app, "POST", "/v2.1/servers", {"server": {
+        "name": "vm", "imageRef": image["id"], "flavorRef": "1",
+        "networks": "none"}})
+    sid = resp.json["server"]["id"]
+    fx.wait_for(db, sid, lambda r: r["vm_state"] == states.ACTIVE)
+    resp = _call(app, "POST", f"/v2.1/servers/{sid}/action", {"pause": None})
+    assert resp.status_int == 409, resp.text
+    assert "pause_instance needs compute RPC API 1.1" in resp.text
+    row = instances.get(db, sid)
+    assert (row["vm_state"], row["task_state"]) == (states.ACTIVE, None)

@@ -10,6 +10,10 @@ is refused the second time, and another project gets 404.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import openstack.exceptions
 import pytest
 from websockets import exceptions as ws_exc
@@ -63,6 +67,23 @@ def test_echo_hello_in_the_guest_shell_over_the_websocket(env):
     with connect(shown["url"], subprotocols=["binary"]) as ws:
         ws.send(b"echo again-$((6*7))\n")
         _read_until(ws, b"again-42")
+
+
+def test_pyct_console_joins_a_terminal_to_the_url(env):
+    """The tenant's own client, ``pyct-console URL``, from a pipe: what is
+    piped in is typed at the guest's shell and the answer comes out."""
+    url = env.sdk.compute.create_server_remote_console(
+        env.server("con1").id, protocol="serial", type="serial").url
+    client = os.path.join(os.path.dirname(sys.executable), "pyct-console")
+    run = subprocess.run([client, "--linger", "2", url],
+                         input=b"echo con-$((6*7))\n", capture_output=True,
+                         timeout=60, check=False)
+    assert run.returncode == 0, run
+    assert b"con-42" in run.stdout, run
+    # the URL was good for that one connect
+    again = subprocess.run([client, url], input=b"", capture_output=True,
+                           timeout=60, check=False)
+    assert again.returncode == 1 and b"cannot attach" in again.stderr, again
 
 
 def test_another_project_gets_404(env):
