@@ -18,6 +18,8 @@ twice.
 
 from __future__ import annotations
 
+from oslo_log import log as logging
+
 from pyct_driver import exception, states
 from pyct_driver.api import schemas, server_lock, server_snapshot
 from pyct_driver.api.request import ApiRequest, Result
@@ -27,6 +29,8 @@ from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import image_query
 from pyct_driver.db import instances as db_instances
+
+LOG = logging.getLogger(__name__)
 
 _P = "os_compute_api:os-shelve:"
 SHELVE_STATES = server_snapshot.SNAPSHOT_STATES
@@ -103,6 +107,20 @@ def _target(api: Api, req: ApiRequest, inst: dict, body: dict
     return zone, host
 
 
+def _no_host(api: Api, req: ApiRequest, inst: dict) -> Result:
+    """Nova accepts an unshelve it cannot place: the server stays
+    SHELVED_OFFLOADED and the action's ``schedule_instances`` event says
+    why, so a later unshelve (once a host has room) can succeed."""
+    ctxt = req.context
+    db_actions.action_start(api.db, inst["uuid"], "unshelve",
+                            ctxt.request_id, ctxt.user_id, ctxt.project_id)
+    reason = no_valid_host().message
+    db_actions.event_finish(api.db, inst["uuid"], ctxt.request_id,
+                            "schedule_instances", "Error", details=reason)
+    LOG.warning("no valid host to unshelve %s: %s", inst["uuid"], reason)
+    return Result(202)
+
+
 def unshelve(api: Api, req: ApiRequest, server_id: str, body: dict
              ) -> Result:
     if not isinstance(body, dict) or set(body) != {"unshelve"}:
@@ -120,7 +138,7 @@ def unshelve(api: Api, req: ApiRequest, server_id: str, body: dict
         host = api.scheduler.select_hosts(flavor, 1, force_host=force_host,
                                           zone=zone)[0]
         if host is None:
-            raise no_valid_host()
+            return _no_host(api, req, inst)
     values = {"task_state": states.UNSHELVING, "host": host}
     if inst["vm_state"] == states.SHELVED_OFFLOADED and zone:
         values["availability_zone"] = zone

@@ -12,7 +12,7 @@ import pytest
 
 from pyct_driver import states
 from pyct_driver.compute import recovery, shelve
-from pyct_driver.db import catalog, instances
+from pyct_driver.db import catalog, instances, services
 from tests.functional import compute_fixtures as fx
 from tests.functional.test_resize_rebuild import act, boot, call, events
 
@@ -359,3 +359,23 @@ def test_deleting_a_shelved_server_deletes_its_image(env):
     assert call(app, "DELETE", f"/v2.1/servers/{sid}").status_int == 204
     fx.wait_for(db, sid, lambda r: r["deleted"])
     assert image_of(app, image["id"]).status_int == 404
+
+
+def test_unshelve_with_no_host_is_accepted_and_leaves_it_offloaded(env):
+    """Nova's answer when nothing can take the server: 202, the server
+    stays SHELVED_OFFLOADED with no task, the action's schedule_instances
+    event failed; once a host is back, unshelve works."""
+    db, service, app = env
+    service.manager.shelved_offload_time = 0
+    sid = boot(app, db)
+    act(app, sid, {"shelve": None})
+    idle(db, sid, states.SHELVED_OFFLOADED)
+    services.service_set_disabled(db, "host-a", "pyct-compute", True)
+    assert act(app, sid, {"unshelve": None}).status_int == 202
+    row = instances.get(db, sid)
+    assert (row["vm_state"], row["task_state"], row["host"]) == (
+        states.SHELVED_OFFLOADED, None, None)
+    assert events(db, sid, "unshelve") == [("schedule_instances", "Error")]
+    services.service_set_disabled(db, "host-a", "pyct-compute", False)
+    assert act(app, sid, {"unshelve": None}).status_int == 202
+    assert idle(db, sid, states.ACTIVE)["host"] == "host-a"
