@@ -156,8 +156,13 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
         """Keep ``err`` as the instance's fault (best effort: logged if
         the fault row cannot be written)."""
         code = getattr(err, "code", 500)
-        message = getattr(err, "message", None) or str(err) or type(
-            err).__name__
+        # as Nova: a tenant reads pyct's own words or a class name; the
+        # rest stays in the traceback (admins only for a 500) and the log
+        if isinstance(err, exception.PyctError) and not isinstance(
+                err, exception.DBError):
+            message = err.message
+        else:
+            message = type(err).__name__
         details = "".join(traceback.format_exception(err))
         try:
             db_actions.fault_create(self.db, uuid, code, message, details,

@@ -75,8 +75,10 @@ def test_build_failing_before_the_driver_is_logged_with_a_fault(
     # block that used to log and record faults)
     monkeypatch.setattr(manager, "spec", no_spec)
     manager.build_and_run_instance(_ctxt(), inst["uuid"])
-    _left(manager, caplog, inst["uuid"], states.ERROR, "id ranges exhausted",
+    # a database error's own text is for the log: the fault names the class
+    _left(manager, caplog, inst["uuid"], states.ERROR, "DBError",
           "build of", "id ranges exhausted")
+    assert "id ranges exhausted" not in _fault(manager, inst["uuid"])
 
 
 def test_failed_cleanup_of_a_failed_build_is_logged(manager, tmp_path,
