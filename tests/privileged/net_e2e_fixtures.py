@@ -34,7 +34,8 @@ import time
 
 from pyct_driver.api.host_routes import read_ipv4_routes
 from pyct_driver.virt.network.bridge import bridge_name, veth_name
-from tests.privileged.e2e_fixtures import E2E, wait_for
+from tests.privileged.e2e_fixtures import E2E
+from tests.waiting import wait_for
 
 METADATA_IP = "169.254.169.254"
 METADATA_PORT = 80
