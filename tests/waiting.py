@@ -27,3 +27,15 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0,
             raise AssertionError(
                 f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def wait_gone(look: Callable[[], T], timeout: float,
+              interval: float = 0.2) -> T:
+    """Poll ``look`` (what is left: links, mounts, listeners...) until it
+    finds nothing; return its last answer, empty or not, so the caller's
+    assertion can name what stayed."""
+    try:
+        wait_for(lambda: not look(), timeout, "nothing left", interval)
+    except AssertionError:
+        pass
+    return look()
