@@ -23,7 +23,8 @@ from pyct_driver.options import upgrade_levels
 CONF = cfg.CONF
 
 default_opts = [
-    cfg.StrOpt("host", default=socket.gethostname(), sample_default="<hostname>",
+    cfg.StrOpt("host", default=socket.gethostname(),
+               sample_default="<hostname>",
                help="Name of this node; the compute service's RPC server "
                     "name and the instances' host field."),
     cfg.StrOpt("virt_driver", default="fake",

@@ -336,8 +336,8 @@ def action(api: Api, req: ApiRequest, flavor_id: str) -> Result:
     schemas.validate(schemas.FLAVOR_ACCESS[name], body)
     rule = ("add_tenant_access" if name == "addTenantAccess"
             else "remove_tenant_access")
-    api.policy.authorize(req.context, f"os_compute_api:os-flavor-access:{rule}",
-                         {})
+    api.policy.authorize(req.context,
+                         f"os_compute_api:os-flavor-access:{rule}", {})
     tenant = body[name]["tenant"]
     flavor = catalog.flavor_get(api.db, flavor_id, caller_project(req))
     if name == "addTenantAccess":

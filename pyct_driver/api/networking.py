@@ -1,13 +1,14 @@
 """A read-only Neutron v2.0 subset at ``/networking`` for real clients.
 
-The openstack CLI and openstacksdk resolve ``--nic net-id=…``, ``network
-list`` and ``port list --server`` through the network service; this answers
-those reads from pyct's own tables: every pyct network is a Neutron network
-with one IPv4 subnet (its id derived from the network's), every port a
-Neutron port whose ``device_id`` is its server. A project sees its own
-networks and ports; admins see all; Neutron's read rules (``get_network``,
-``get_subnet``, ``get_port``: the project's readers) filter what is shown. Filters are Neutron's: any attribute
-given in the query (repeated for "any of"), compared as text.
+The openstack CLI and openstacksdk resolve ``--nic net-id=…``, ``network list``
+and ``port list --server`` through the network service; this answers those
+reads from pyct's own tables: every pyct network is a Neutron network with one
+IPv4 subnet (its id derived from the network's), every port a Neutron port
+whose ``device_id`` is its server. A project sees its own networks and ports;
+admins see all; Neutron's read rules (``get_network``, ``get_subnet``,
+``get_port``: the project's readers) filter what is shown. Filters are
+Neutron's: any attribute given in the query (repeated for "any of"), compared
+as text.
 """
 
 from __future__ import annotations

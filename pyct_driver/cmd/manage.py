@@ -148,7 +148,8 @@ def _flavor_cmd(conf: cfg.ConfigOpts, db: Database) -> int:
             reason="--project gives access to a private flavor; add "
                    "--private")
     flavor = api_flavors.create_flavor(
-        db, cmd.flavor_name, cmd.vcpus, cmd.ram, cmd.disk, flavorid=cmd.flavorid,
+        db, cmd.flavor_name, cmd.vcpus, cmd.ram, cmd.disk,
+        flavorid=cmd.flavorid,
         swap=cmd.swap, ephemeral=cmd.ephemeral, is_public=not cmd.private,
         extra_specs=_props(cmd.property),
         allow_host_root=conf.container.allow_host_root_guests)

@@ -1,18 +1,18 @@
 """Resize, confirm, revert and rebuild on the compute host.
 
-A resize stays on the instance's host and never restarts the guest: the
-driver applies the new flavor's limits to the guest as it runs and grows
-its root disk (``VirtDriver.apply_flavor``). The instance row switches to
-the new flavor only after the limits are applied, in the same write that
-makes it VERIFY_RESIZE, so after a crash the row says which limits to put
-back: in ``resize_prep`` … ``resize_migrated`` the resize is rolled back
-to the row's (old) flavor; ``resize_finish`` (which this service no
-longer writes, kept for rows of an older one) is finished with the row's
-(new) one (``recover``); a VERIFY_RESIZE row has its new limits already. A revert applies the old flavor's limits again; the disk
-keeps its grown size (an ext4 cannot shrink while mounted, and a guest's
-writes since the resize stay). Rebuild destroys the guest and spawns it
-again from the row's (new) image with the same ports. ``confirm_due`` is
-the ``[DEFAULT] resize_confirm_window`` auto-confirm.
+A resize stays on the instance's host and never restarts the guest: the driver
+applies the new flavor's limits to the guest as it runs and grows its root disk
+(``VirtDriver.apply_flavor``). The instance row switches to the new flavor only
+after the limits are applied, in the same write that makes it VERIFY_RESIZE, so
+after a crash the row says which limits to put back: in ``resize_prep`` …
+``resize_migrated`` the resize is rolled back to the row's (old) flavor;
+``resize_finish`` (which this service no longer writes, kept for rows of an
+older one) is finished with the row's (new) one (``recover``); a VERIFY_RESIZE
+row has its new limits already. A revert applies the old flavor's limits again;
+the disk keeps its grown size (an ext4 cannot shrink while mounted, and a
+guest's writes since the resize stay). Rebuild destroys the guest and spawns it
+again from the row's (new) image with the same ports. ``confirm_due`` is the
+``[DEFAULT] resize_confirm_window`` auto-confirm.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``pyct-serialproxy``'s core: a websocket in front of guests' serial consoles.
+"""``pyct-serialproxy``'s core: a websocket before guests' serial consoles.
 
 A client (a browser page, ``websocat``, a script) opens the URL the API
 gave it, ``ws://proxy/?token=T``. Before the websocket upgrade the proxy

@@ -52,7 +52,8 @@ class TimestampMixin:
 class Instance(TimestampMixin, Base):
     __tablename__ = "instances"
     __table_args__ = (
-        UniqueConstraint("uuid", "deleted", name="uniq_instances0uuid0deleted"),
+        UniqueConstraint("uuid", "deleted",
+                         name="uniq_instances0uuid0deleted"),
         Index("instances_project_id_deleted_idx", "project_id", "deleted"),
         Index("instances_host_deleted_idx", "host", "deleted"),
     )
@@ -348,7 +349,8 @@ class Port(TimestampMixin, Base):
 class KeyPair(TimestampMixin, Base):
     __tablename__ = "key_pairs"
     __table_args__ = (
-        UniqueConstraint("user_id", "name", name="uniq_key_pairs0user_id0name"),
+        UniqueConstraint("user_id", "name",
+                         name="uniq_key_pairs0user_id0name"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True,
@@ -367,7 +369,8 @@ class IdRange(TimestampMixin, Base):
 
     __tablename__ = "instance_id_ranges"
     __table_args__ = (
-        UniqueConstraint("range_start", name="uniq_instance_id_ranges0range_start"),
+        UniqueConstraint("range_start",
+                         name="uniq_instance_id_ranges0range_start"),
         UniqueConstraint("instance_uuid",
                          name="uniq_instance_id_ranges0instance_uuid"),
     )

@@ -63,7 +63,8 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         opts = conf.container
-        self.base_dir = opts.base_dir or os.path.join(conf.state_path, "container")
+        self.base_dir = opts.base_dir or os.path.join(conf.state_path,
+                                                      "container")
         self.images = ImageStore(os.path.join(self.base_dir, "images"),
                                  max_bytes=opts.image_max_bytes,
                                  max_files=opts.image_max_files)
@@ -397,4 +398,5 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
                            length: int | None = None) -> str:
         self.records.require(instance.uuid)
         return guest.read_console(
-            os.path.join(self.records.dir(instance.uuid), "console.log"), length)
+            os.path.join(self.records.dir(instance.uuid), "console.log"),
+            length)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid as uuidlib
+from typing import Callable
 
 from oslo_config import cfg
 
@@ -18,6 +18,7 @@ from pyct_driver.db.engine import Database
 from pyct_driver.rpc import client as rpc_client
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.virt.fake import FakeDriver
+from tests.waiting import wait_for
 
 
 def make_conf() -> cfg.ConfigOpts:
@@ -68,15 +69,19 @@ def new_instance(db, flavor, image, host, project="p1") -> dict:
         reservation_id="r-1")])[0]
 
 
-def wait_for(db, uuid, pred, timeout=10.0) -> dict:
-    deadline = time.monotonic() + timeout
-    row = None
-    while time.monotonic() < deadline:
-        row = instances.get(db, uuid, read_deleted=True)
-        if pred(row):
-            return row
-        time.sleep(0.02)
-    raise AssertionError(f"timed out; last row: {row}")
+def wait_for_row(db, uuid: str, pred: Callable[[dict], object],
+                 timeout: float = 10.0) -> dict:
+    """The instance row (deleted ones too) once ``pred(row)`` holds; the
+    timeout error shows the last row seen."""
+    last: list[dict] = []
+
+    def check():
+        last[:] = [instances.get(db, uuid, read_deleted=True)]
+        return last[0] if pred(last[0]) else None
+    try:
+        return wait_for(check, timeout, what=f"instance {uuid}")
+    except AssertionError as err:
+        raise AssertionError(f"{err}; last row: {last}") from None
 
 
 @contextlib.contextmanager

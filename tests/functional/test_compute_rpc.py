@@ -55,7 +55,8 @@ def test_build_reboot_stop_start_pause_delete(env, tmp_path):
     c = ctxt()
     actions.action_start(db, inst["uuid"], "create", c.request_id, "u", "p1")
     client.build_and_run_instance(c, "host-a", inst["uuid"])
-    row = fx.wait_for(db, inst["uuid"], lambda r: r["vm_state"] == "active")
+    row = fx.wait_for_row(db, inst["uuid"],
+                          lambda r: r["vm_state"] == "active")
     assert row["task_state"] is None and row["power_state"] == states.RUNNING
     assert row["launched_at"] is not None
     action = actions.action_get(db, inst["uuid"], c.request_id)
@@ -73,14 +74,15 @@ def test_build_reboot_stop_start_pause_delete(env, tmp_path):
         instances.update(db, inst["uuid"], {"task_state": task},
                          expected_task_state=None)
         method(c, "host-a", inst["uuid"], *args)
-        row = fx.wait_for(db, inst["uuid"], lambda r: r["task_state"] is None)
+        row = fx.wait_for_row(db, inst["uuid"],
+                              lambda r: r["task_state"] is None)
         assert row["vm_state"] == vm_state, method.__name__
     assert "reboot" in client.get_console_output(c, "host-a", inst["uuid"], 5)
 
     instances.update(db, inst["uuid"], {"task_state": states.DELETING},
                      expected_task_state=None)
     client.terminate_instance(c, "host-a", inst["uuid"])
-    row = fx.wait_for(db, inst["uuid"], lambda r: r["deleted"] != 0)
+    row = fx.wait_for_row(db, inst["uuid"], lambda r: r["deleted"] != 0)
     assert row["vm_state"] == states.DELETED
     assert service.manager.driver.list_instances() == []
 
@@ -92,7 +94,7 @@ def test_failed_spawn_leaves_error_and_fault(env, tmp_path):
     c = ctxt()
     actions.action_start(db, inst["uuid"], "create", c.request_id, "u", "p1")
     client.build_and_run_instance(c, "host-a", inst["uuid"])
-    row = fx.wait_for(db, inst["uuid"], lambda r: r["vm_state"] == "error")
+    row = fx.wait_for_row(db, inst["uuid"], lambda r: r["vm_state"] == "error")
     assert row["task_state"] is None
     fault = actions.fault_latest(db, [inst["uuid"]])[inst["uuid"]]
     assert "injected spawn failure" in fault["message"]
@@ -146,7 +148,7 @@ def test_power_sync_notices_guest_that_stopped(env, tmp_path):
     flavor, image = fx.seed_catalog(db, tmp_path)
     inst = fx.new_instance(db, flavor, image, "host-a")
     client.build_and_run_instance(ctxt(), "host-a", inst["uuid"])
-    fx.wait_for(db, inst["uuid"], lambda r: r["vm_state"] == "active")
+    fx.wait_for_row(db, inst["uuid"], lambda r: r["vm_state"] == "active")
     service.manager.driver.simulate_crash(inst["uuid"])
     assert recovery.sync_power_states(service.manager) == 1
     row = instances.get(db, inst["uuid"])

@@ -72,7 +72,7 @@ def _boot(app, db, image_id: str, flavor: str) -> dict:
     resp = req.get_response(app)
     assert resp.status_int == 202, resp.text
     sid = resp.json["server"]["id"]
-    fx.wait_for(db, sid, lambda r: r["vm_state"] in ("active", "error"))
+    fx.wait_for_row(db, sid, lambda r: r["vm_state"] in ("active", "error"))
     req = webob.Request.blank(f"/v2.1/servers/{sid}")
     req.headers["X-Auth-Token"] = "alice:p1"
     return req.get_response(app).json["server"]

@@ -40,7 +40,7 @@ def boot(app, db, image_id):
         "networks": "auto"}})
     assert resp.status_int == 202, resp.text
     sid = resp.json["server"]["id"]
-    fx.wait_for(db, sid, lambda r: r["vm_state"] == "active")
+    fx.wait_for_row(db, sid, lambda r: r["vm_state"] == "active")
     return sid
 
 

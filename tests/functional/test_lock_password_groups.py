@@ -42,7 +42,7 @@ def _boot(app, db, hints=None) -> str:
     resp = call(app, "POST", "/v2.1/servers", body)
     assert resp.status_int == 202, resp.text
     sid = resp.json["server"]["id"]
-    fx.wait_for(db, sid, lambda r: r["vm_state"] == "active")
+    fx.wait_for_row(db, sid, lambda r: r["vm_state"] == "active")
     return sid
 
 

@@ -95,7 +95,7 @@ def boot(app, db, image_id, wait="active", **extra):
         metadata={"k": "v"}, **extra)})
     assert resp.status_int == 202, resp.text
     sid = resp.json["server"]["id"]
-    fx.wait_for(db, sid, lambda r: r["vm_state"] == wait
+    fx.wait_for_row(db, sid, lambda r: r["vm_state"] == wait
                 and r["task_state"] is None)
     return sid, resp.headers["x-openstack-request-id"]
 
@@ -103,7 +103,7 @@ def boot(app, db, image_id, wait="active", **extra):
 def action(app, db, sid, body, vm_state):
     resp = call(app, "POST", f"/v2.1/servers/{sid}/action", body)
     assert resp.status_int == 202, resp.text
-    fx.wait_for(db, sid, lambda r: r["vm_state"] == vm_state
+    fx.wait_for_row(db, sid, lambda r: r["vm_state"] == vm_state
                 and r["task_state"] is None)
     return resp.headers["x-openstack-request-id"]
 
@@ -182,7 +182,7 @@ def test_lifecycle_notifications_have_nova_payloads(env):
 
     resp = call(app, "DELETE", f"/v2.1/servers/{sid}")
     assert resp.status_int == 204
-    fx.wait_for(db, sid, lambda r: r["deleted"])
+    fx.wait_for_row(db, sid, lambda r: r["deleted"])
     sent = rec.take(2)
     assert [e for _, _, e, _ in sent] == ["instance.delete.start",
                                           "instance.delete.end"]
@@ -321,7 +321,7 @@ def test_the_api_notifies_a_delete_no_compute_service_does(api_notes):
         networks="none")})
     assert resp.status_int == 202, resp.text
     sid = resp.json["server"]["id"]
-    row = fx.wait_for(db, sid, lambda r: r["vm_state"] == "error")
+    row = fx.wait_for_row(db, sid, lambda r: r["vm_state"] == "error")
     assert row["host"] is None          # NoValidHost: never scheduled
     resp = call(app, "DELETE", f"/v2.1/servers/{sid}")
     assert resp.status_int == 204

@@ -44,7 +44,7 @@ def test_request_and_global_ids_reach_the_manager(env, incoming,  # noqa: F811
     local = resp.headers["x-openstack-request-id"]
     assert local.startswith("req-") and local != incoming
     sid = resp.json["server"]["id"]
-    fx.wait_for(db, sid, lambda r: r["vm_state"] == "active")
+    fx.wait_for_row(db, sid, lambda r: r["vm_state"] == "active")
     sent = rec.take(2)
     contexts = [c for _, c, _, _ in sent]
     assert [c.request_id for c in contexts] == [local, local]

@@ -130,7 +130,7 @@ def test_rescue_from_shutoff_lock_and_delete(env):
     assert rr.act(app, sid, {"unlock": None}).status_int == 202
     resp = rr.call(app, "DELETE", f"/v2.1/servers/{sid}")
     assert resp.status_int == 204
-    fx.wait_for(db, sid, lambda r: r["deleted"])
+    fx.wait_for_row(db, sid, lambda r: r["deleted"])
     assert sid not in service.manager.driver.list_instances()
 
 

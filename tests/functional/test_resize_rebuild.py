@@ -48,7 +48,7 @@ def boot(app, db):
         "networks": "none"}})
     assert resp.status_int == 202, resp.text
     sid = resp.json["server"]["id"]
-    fx.wait_for(db, sid, lambda r: r["vm_state"] == "active")
+    fx.wait_for_row(db, sid, lambda r: r["vm_state"] == "active")
     return sid
 
 
@@ -61,7 +61,7 @@ def guest(service, sid) -> dict:
 
 
 def idle(db, sid, vm_state):
-    return fx.wait_for(db, sid, lambda r: r["vm_state"] == vm_state
+    return fx.wait_for_row(db, sid, lambda r: r["vm_state"] == vm_state
                        and r["task_state"] is None)
 
 
@@ -128,7 +128,7 @@ def test_shrinking_the_disk_fails_back_to_the_old_flavor(env):
     assert act(app, sid, {"confirmResize": None}).status_int == 204
     idle(db, sid, states.ACTIVE)
     assert act(app, sid, {"resize": {"flavorRef": "3"}}).status_int == 202
-    row = fx.wait_for(db, sid, lambda r: r["task_state"] is None and
+    row = fx.wait_for_row(db, sid, lambda r: r["task_state"] is None and
                       r["vm_state"] == states.ACTIVE and
                       actions.fault_latest(db, [sid]))
     assert row["flavor_id"] == "2"

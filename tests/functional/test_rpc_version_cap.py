@@ -56,7 +56,7 @@ def test_capped_method_is_a_409_and_changes_nothing(capped):
         "networks": "none"}})
     assert resp.status_int == 202, resp.text
     sid = resp.json["server"]["id"]
-    fx.wait_for(db, sid, lambda r: r["vm_state"] == states.ACTIVE)
+    fx.wait_for_row(db, sid, lambda r: r["vm_state"] == states.ACTIVE)
     # get_console_output is 1.1: over it
     resp = _call(app, "POST", f"/v2.1/servers/{sid}/action",
                  {"os-getConsoleOutput": {}})
@@ -78,7 +78,7 @@ def test_a_capped_state_change_gives_its_task_state_back(capped):
         "name": "vm", "imageRef": image["id"], "flavorRef": "1",
         "networks": "none"}})
     sid = resp.json["server"]["id"]
-    fx.wait_for(db, sid, lambda r: r["vm_state"] == states.ACTIVE)
+    fx.wait_for_row(db, sid, lambda r: r["vm_state"] == states.ACTIVE)
     resp = _call(app, "POST", f"/v2.1/servers/{sid}/action", {"pause": None})
     assert resp.status_int == 409, resp.text
     assert "pause_instance needs compute RPC API 1.1" in resp.text

@@ -54,7 +54,7 @@ def env(tmp_path):
     c = context.RequestContext("u", "p1", ["member"])
     actions.action_start(db, inst["uuid"], "create", c.request_id, "u", "p1")
     client.build_and_run_instance(c, "host-a", inst["uuid"])
-    fx.wait_for(db, inst["uuid"], lambda r: r["vm_state"] == "active")
+    fx.wait_for_row(db, inst["uuid"], lambda r: r["vm_state"] == "active")
     try:
         yield app, inst["uuid"], endpoint, proxy
     finally:

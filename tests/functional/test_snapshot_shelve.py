@@ -31,7 +31,7 @@ def guest(service, sid) -> dict:
 
 
 def idle(db, sid, vm_state):
-    return fx.wait_for(db, sid, lambda r: r["vm_state"] == vm_state
+    return fx.wait_for_row(db, sid, lambda r: r["vm_state"] == vm_state
                        and r["task_state"] is None)
 
 
@@ -76,7 +76,7 @@ def test_snapshot_answer_states_properties_and_boot(env):
     image_id = resp.json["image_id"]
     assert resp.headers["Location"].endswith(f"{IMG}/{image_id}")
     # listed at once, while the guest is being captured
-    fx.wait_for(db, sid, lambda r: r["task_state"]
+    fx.wait_for_row(db, sid, lambda r: r["task_state"]
                 == states.IMAGE_PENDING_UPLOAD)
     assert image_of(app, image_id).json["status"] == "queued"
     service.manager.driver.snapshot_hold.set()
@@ -202,7 +202,7 @@ def test_failed_snapshot_deletes_the_image_and_keeps_the_server(env):
     resp = snapshot(app, sid)
     image_id = resp.json["image_id"]
     idle(db, sid, states.ACTIVE)
-    fx.wait_for(db, sid, lambda r: image_of(app, image_id).status_int
+    fx.wait_for_row(db, sid, lambda r: image_of(app, image_id).status_int
                 == 404)
     assert events(db, sid, "createImage") == [
         ("compute_snapshot_instance", "Error")]
@@ -230,7 +230,7 @@ def test_backup_rotation(env):
         "name": "b", "backup_type": "daily", "rotation": 0}})
     assert resp.status_int == 202 and "Location" not in resp.headers
     idle(db, sid, states.ACTIVE)
-    fx.wait_for(db, sid, lambda r: not [
+    fx.wait_for_row(db, sid, lambda r: not [
         i for i in catalog.image_list(db)
         if (i["properties"] or {}).get("backup_type") == "daily"])
 
@@ -267,7 +267,7 @@ def test_shelve_offload_unshelve_keeps_data_and_ports(env):
     assert guest(service, sid)["files"] == {"/data": "kept"}
     assert used(app) == counted
     # the shelved image is gone, the server shows its own image again
-    fx.wait_for(db, sid, lambda r: shelve.shelved_image(db, r) is None)
+    fx.wait_for_row(db, sid, lambda r: shelve.shelved_image(db, r) is None)
     assert row["image_ref"] != shelved["id"]
     assert [a["action"] for a in
             call(app, "GET", f"/v2.1/servers/{sid}/os-instance-actions")
@@ -357,7 +357,7 @@ def test_deleting_a_shelved_server_deletes_its_image(env):
     image = shelve.shelved_image(db, row)
     assert image is not None
     assert call(app, "DELETE", f"/v2.1/servers/{sid}").status_int == 204
-    fx.wait_for(db, sid, lambda r: r["deleted"])
+    fx.wait_for_row(db, sid, lambda r: r["deleted"])
     assert image_of(app, image["id"]).status_int == 404
 
 

@@ -16,12 +16,12 @@ teardown, before the database and the virtual host are dropped.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import time
 import urllib.parse
 import uuid
 from typing import Callable, Iterator
@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from tests import dbfixtures
 from tests.services import BIN, Deployment, ServiceProcess
+from tests.waiting import wait_for
 
 RABBIT_URL = os.environ.get("PYCT_TEST_RABBIT_URL",
                             "rabbit://guest:guest@127.0.0.1:5672/")
@@ -160,17 +161,9 @@ class Pipeline(Deployment):
             engine.dispose()
 
 
-def wait_until(predicate: Callable[[], object], timeout: float,
-               what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for "
-                                 f"{what}")
-        time.sleep(interval)
+# Integration waits poll real services over HTTP and AMQP: every 200 ms,
+# so a wait does not load the API it is watching.
+wait_until = functools.partial(wait_for, interval=0.2)
 
 
 def wait_status(conn, server_id: str, status: str, timeout: float = 30.0,

@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import io
 import json
 import os
-import tarfile
 
 import pytest
 
+from tests.fixtures.rootfs_images import layer_tar
 from tests.integration.conftest import Pipeline
 
 
@@ -39,14 +38,9 @@ def dep(tmp_path_factory):
 
 
 def _rootfs(path: str, size: int = 256 << 10) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in (("hello.txt", b"hello from the upload\n"),
-                           ("noise.bin", os.urandom(size))):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    data = gzip.compress(buf.getvalue(), compresslevel=1)
+    data = gzip.compress(layer_tar({
+        "hello.txt": b"hello from the upload\n",
+        "noise.bin": os.urandom(size)}), compresslevel=1)
     with open(path, "wb") as f:
         f.write(data)
     return data

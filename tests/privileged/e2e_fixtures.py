@@ -30,9 +30,9 @@ import uuid as uuid_mod
 
 from tests.privileged import guest_tools
 from tests.services import Deployment, ServiceProcess
+from tests.waiting import wait_for
 
 CGROUP_ROOT = "/sys/fs/cgroup"
-wait_for = guest_tools.wait_for
 
 
 def timing(what: str, seconds: float) -> None:

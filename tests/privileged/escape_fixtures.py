@@ -58,7 +58,8 @@ import time
 
 import pytest
 
-from tests.privileged.guest_tools import guest_exec, init_pid, wait_for
+from tests.privileged.guest_tools import guest_exec, init_pid
+from tests.waiting import wait_for
 
 PROBE_IMAGE = "pyct-escape-probe"
 AGENT_ARGV = '["/bin/sh", "/sbin/pyct-agent"]'

@@ -24,7 +24,6 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 import uuid as uuid_mod
 from typing import Iterator
 
@@ -37,22 +36,10 @@ from pyct_driver.virt import base
 from pyct_driver.virt.container import ContainerDriver
 from pyct_driver.virt.process.exec_session import ExecSession
 from pyct_driver.virt.rootfs.busybox import build_busybox_rootfs
+from tests.waiting import wait_for
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 IMAGE_ID = "busybox"
-
-
-def wait_for(pred, timeout: float = 10.0, what: str = "condition",
-             interval: float = 0.02):
-    """Poll ``pred`` until it returns something true; fail after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 NO_DNS_UPSTREAM = "127.0.0.1:9"  # nothing answers: SERVFAIL at once

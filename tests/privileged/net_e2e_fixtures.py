@@ -30,11 +30,11 @@ import os
 import random
 import re
 import subprocess
-import time
 
 from pyct_driver.api.host_routes import read_ipv4_routes
 from pyct_driver.virt.network.bridge import bridge_name, veth_name
-from tests.privileged.e2e_fixtures import E2E, wait_for
+from tests.privileged.e2e_fixtures import E2E
+from tests.waiting import wait_for, wait_gone
 
 METADATA_IP = "169.254.169.254"
 METADATA_PORT = 80
@@ -153,7 +153,7 @@ class NetE2E(E2E):
             return {dev: held.get(dev) for dev in ours | {""}
                     if held.get(dev) != ({self.service.pid} if dev
                                          else None)}
-        bad = _poll(wrong, 10.0)
+        bad = wait_gone(wrong, 10.0)
         assert not bad, f"metadata listeners by bridge: {bad}"
 
     @property
@@ -316,18 +316,9 @@ class NetE2E(E2E):
             super().close()
         finally:
             # (after a failure above, still look: the report needs both)
-            left = _poll(self.our_links, 15.0)
-            netns = _poll(self.netns_left, 15.0)
+            left = wait_gone(self.our_links, 15.0)
+            netns = wait_gone(self.netns_left, 15.0)
         assert self.netns_seen or not self.service, "no netns was recorded"
         assert not left and not netns, (
             f"links left: {sorted(left)} (networks: {self.network_names}); "
             f"netns left: {netns}")
-
-
-def _poll(look, timeout: float):
-    deadline = time.monotonic() + timeout
-    found = look()
-    while found and time.monotonic() < deadline:
-        time.sleep(0.2)
-        found = look()
-    return found

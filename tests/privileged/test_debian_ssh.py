@@ -41,7 +41,7 @@ import pytest
 from tests.fixtures import dns_upstream
 from tests.fixtures.dns_upstream import upstream  # noqa: F401 - fixture
 from tests.privileged import e2e_fixtures
-from tests.privileged.guest_tools import wait_for
+from tests.waiting import wait_for
 
 USER_DATA = "#!/bin/sh\necho pyct-ud > /root/ud-ran\n"
 BANNER_PROBE = ("import sys; sys.path.insert(0, %r); "

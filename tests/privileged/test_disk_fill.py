@@ -32,7 +32,7 @@ from pyct_driver.db.engine import Database
 from tests.privileged import escape_fixtures as ef
 from tests.privileged.e2e_fixtures import E2E, loops_with, mounts_with
 from tests.privileged.escape_fixtures import probe_binary  # noqa: F401
-from tests.privileged.guest_tools import wait_for
+from tests.waiting import wait_for
 
 GIB = 1 << 30
 MIB = 1 << 20

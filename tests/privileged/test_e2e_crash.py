@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from tests.privileged.e2e_fixtures import deployment, timing, wait_for
+from tests.privileged.e2e_fixtures import deployment, timing
+from tests.waiting import wait_for
 
 SYNC = 2  # sync_power_state_interval, seconds
 

@@ -48,8 +48,9 @@ from tests.privileged.e2e_fixtures import (
 from tests.leak_check_tool import PATH as LEAK_CHECK, leak_check
 from tests.privileged.make_run_fixtures import MakeRun, make
 from tests.privileged.net_e2e_fixtures import (
-    NetE2E, _poll, links, pick_pool)
+    NetE2E, links, pick_pool)
 from tests.services import free_port
+from tests.waiting import wait_gone
 
 METADATA_IP = "169.254.169.254"
 
@@ -133,7 +134,7 @@ def _left_on_host(env: E2E) -> list[str]:
         found += [f"loop {d}" for d in loops_with(env.tmp)]
         found += [f"process {p}" for p in processes_with(env.tmp)]
         return found
-    return _poll(look, 10.0)
+    return wait_gone(look, 10.0)
 
 
 # -- acting ---------------------------------------------------------------

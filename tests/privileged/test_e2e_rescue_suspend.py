@@ -26,11 +26,11 @@ import time
 import pytest
 
 from tests.privileged.e2e_fixtures import deployment, mounts_with, timing
-from tests.privileged.guest_tools import wait_for
 from tests.privileged.test_debian_ssh import free_pool
 from tests.privileged.test_e2e_resize import vm1  # noqa: F401 - fixture
 from tests.privileged.test_e2e_root_password import \
     _matches as password_matches
+from tests.waiting import wait_for
 
 BUSY = ["/bin/sh", "-c", "while :; do :; done"]
 

@@ -20,7 +20,8 @@ import pytest
 
 from pyct_driver import conf as pyct_conf
 from pyct_driver.virt.rootfs.busybox import build_busybox_rootfs
-from tests.privileged.e2e_fixtures import boot, deployment, timing, wait_for
+from tests.privileged.e2e_fixtures import boot, deployment, timing
+from tests.waiting import wait_for
 
 BANNER = "pyct busybox guest booting"
 SHUTDOWN_BANNER = "pyct busybox guest shutting down"

@@ -21,7 +21,8 @@ import tarfile
 import pytest
 
 from pyct_driver.virt.rootfs.busybox import build_busybox_rootfs
-from tests.privileged.e2e_fixtures import deployment, wait_for
+from tests.privileged.e2e_fixtures import deployment
+from tests.waiting import wait_for
 
 MARK = b"uploaded through the image API\n"
 

@@ -24,9 +24,10 @@ import time
 import pytest
 
 from pyct_driver.virt.network.bridge import bridge_name, veth_name
-from tests.privileged.e2e_fixtures import timing, wait_for
+from tests.privileged.e2e_fixtures import timing
 from tests.privileged.net_e2e_fixtures import (
     DNS, NetE2E, dns_listeners, links)
+from tests.waiting import wait_for
 
 USER_DATA = "#!/bin/sh\necho raw user data \x01 ok\n"
 

@@ -39,10 +39,11 @@ from tests.privileged.escape_fixtures import (  # noqa: F401 - fixtures
     agent_run, boot_agent, escape_image, guest_file, probe_binary)
 from tests.privileged.guest_tools import (  # noqa: F401 - fixtures
     Guests, container_driver, wait_for)
-from tests.privileged.net_e2e_fixtures import _poll, links
+from tests.privileged.net_e2e_fixtures import links
 from tests.privileged.test_debian_ssh import free_pool
 from tests.privileged.test_network_plumbing import (
     _addresses, _drained, _listener, _uplink_address)
+from tests.waiting import wait_gone
 
 META = "169.254.169.254"
 
@@ -96,7 +97,7 @@ def assert_links_gone(nets: list[Net]) -> None:
     deletions are waited for, bounded)."""
     ours = ({n.bridge for n in nets}
             | {bridge_mod.veth_name(v.port_id) for n in nets for v in n.ports})
-    left = _poll(lambda: ours & links(), 15.0)
+    left = wait_gone(lambda: ours & links(), 15.0)
     assert not left, f"links left: {left}"
 
 

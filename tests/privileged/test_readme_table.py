@@ -10,17 +10,17 @@ driver: a ✅ row must succeed, a "not yet" row must fail with pyct's
 
 from __future__ import annotations
 
-import io
+import gzip
 import os
 import re
 import shlex
 import subprocess
 import sys
-import tarfile
 import time
 
 import pytest
 
+from tests.fixtures.rootfs_images import layer_tar
 from tests.privileged import e2e_fixtures
 from tests.privileged.test_debian_ssh import free_pool
 
@@ -82,12 +82,10 @@ def env():
 
 
 def _rootfs_tarball(path: str) -> None:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in (("etc/hostname", b"upload\n"),
-                           ("hello.txt", b"from the upload\n")):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    with open(path, "wb") as f:
+        f.write(gzip.compress(layer_tar({
+            "etc/hostname": b"upload\n",
+            "hello.txt": b"from the upload\n"})))
 
 
 def _run(env, command: str) -> subprocess.CompletedProcess:

@@ -13,6 +13,7 @@ import pytest
 from pyct_driver import exception
 from pyct_driver.virt.rootfs import busybox, disk, overlay, store
 from tests.fixtures import rootfs_images as imgs
+from tests.waiting import wait_for
 
 
 def _mounted(path: str) -> bool:
@@ -31,14 +32,11 @@ def env(tmp_path):
     assert not _mounted(str(base))
 
 
-def _wait_loop_gone(path: str) -> bool:
-    for _ in range(100):
-        out = subprocess.run(["losetup", "-a"], capture_output=True,
-                             text=True).stdout
-        if path not in out:
-            return True
-        time.sleep(0.02)
-    return False
+def _wait_loop_gone(path: str) -> None:
+    """Autoclear frees the loop device shortly after its last user."""
+    wait_for(lambda: path not in subprocess.run(
+        ["losetup", "-a"], capture_output=True, text=True).stdout,
+        2.0, what=f"the loop device of {path} to be freed")
 
 
 @pytest.fixture
@@ -70,7 +68,7 @@ def test_create_mount_write_remount(env, bb_layers):
     rm.unmount("pyct-i1")
     rm.unmount("pyct-i1")
     assert not rm.is_mounted("pyct-i1")
-    assert _wait_loop_gone(str(base)), "loop device not freed"
+    _wait_loop_gone(str(base))
     h2 = rm.mount("pyct-i1", bb_layers)
     assert open(os.path.join(h2.path, "root/note")).read() == "kept"
     # the layer itself is untouched
@@ -114,7 +112,7 @@ def test_remove_leaves_nothing(env, bb_layers):
     rm.remove("pyct-gone")
     assert "pyct-gone" not in rm.list_instances()
     assert not _mounted(str(base))
-    assert _wait_loop_gone(str(base))
+    _wait_loop_gone(str(base))
     assert not os.path.exists(os.path.join(rm.base_dir, "instances",
                                            "pyct-gone"))
     with pytest.raises(exception.Duplicate):

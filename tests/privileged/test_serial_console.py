@@ -19,7 +19,8 @@ import pytest
 from websockets import exceptions as ws_exc
 from websockets.sync.client import connect
 
-from tests.privileged.e2e_fixtures import boot, deployment, wait_for
+from tests.privileged.e2e_fixtures import boot, deployment
+from tests.waiting import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,12 @@ tarballs good and bad."""
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import tarfile
 
 from pyct_driver.api import app as api_app
 from pyct_driver.virt.rootfs.store import ImageStore
+from tests.fixtures.rootfs_images import layer_tar
 from tests.unit.test_api_app import Harness
 
 MEMBER, OTHER, READER, ADMIN = ("alice:p1", "bob:p2", "reader:p1",
@@ -65,15 +65,7 @@ def tarball(members: list[tuple[str, bytes]] | None = None,
             ) -> bytes:
     """A rootfs tarball: ``members`` as regular files (a busybox-like
     tree by default) plus ``extra`` raw headers."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in members or [("etc/hostname", b"up\n"),
-                                      ("hello.txt", b"hello upload\n")]:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-        for info in extra:
-            tar.addfile(info)
-    raw = buf.getvalue()
+    raw = layer_tar(dict(members or [("etc/hostname", b"up\n"),
+                                     ("hello.txt", b"hello upload\n")]),
+                    extra)
     return gzip.compress(raw) if compress else raw

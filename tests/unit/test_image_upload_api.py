@@ -14,6 +14,7 @@ import tarfile
 import pytest
 import webob
 
+from tests.fixtures.rootfs_images import layer_tar
 from tests.unit.image_fixtures import (ADMIN, MEMBER, OCTETS, OTHER, READER,
                                        StoreHarness, tarball)
 
@@ -194,16 +195,11 @@ def test_docker_archive_is_imported(h):
     cdigest = hashlib.sha256(config).hexdigest()
     manifest = (f'[{{"Config": "{cdigest}.json", "RepoTags": ["x:1"], '
                 f'"Layers": ["{digest}/layer.tar"]}}]').encode()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in ((f"{digest}/layer.tar", layer),
-                           (f"{cdigest}.json", config),
-                           ("manifest.json", manifest)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    archive = layer_tar({f"{digest}/layer.tar": layer,
+                         f"{cdigest}.json": config,
+                         "manifest.json": manifest})
     image = h.create(container_format="docker")
-    resp = h.upload(image["id"], buf.getvalue())
+    resp = h.upload(image["id"], archive)
     assert resp.status_int == 204, resp.text
     with open(_file_in_layers(h, image["id"], "from-docker.txt"),
               "rb") as f:

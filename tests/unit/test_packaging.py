@@ -5,10 +5,12 @@ from __future__ import annotations
 import ast
 import configparser
 import importlib
+import io
 import os
 import pathlib
 import subprocess
 import sys
+import tokenize
 
 import pytest
 from stevedore import driver as stevedore_driver
@@ -144,14 +146,67 @@ def test_virt_subpackages_do_not_import_each_other():
     assert not bad, bad
 
 
+# "Aim for modules of at most 400 lines", counted in logical lines of code
+# (tokenize's NEWLINE tokens less docstrings): comments, blank lines and
+# docstring prose are free, and a statement split over lines counts once,
+# so neither reflowing docstrings nor cramming long lines moves the count.
+# Across pyct_driver 1.84 physical lines make one logical line, so 400
+# physical lines are about 217 logical ones: the limit is 220.
+MAX_LOGICAL_LINES = 220
+# Modules already over the limit, at their size when the count changed to
+# logical lines; they may shrink, not grow (the kernel-seam and process
+# split work of issue 13 is what brings them under).
+OVER_LOGICAL_LIMIT = {
+    "virt/container.py": 271,
+    "virt/network/dnsforward.py": 269,
+    "virt/process/launcher.py": 267,
+    "virt/rootfs/unpack.py": 262,
+    "virt/rootfs/overlay.py": 251,
+    "virt/process/nsinit.py": 224,
+}
+MAX_LINE_LENGTH = 79   # OpenStack's (pycodestyle's) limit
+
+
+def logical_lines(text: str) -> int:
+    """Logical lines of code in ``text``: statements, not docstrings."""
+    tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+    statements = sum(1 for t in tokens if t.type == tokenize.NEWLINE)
+    docstrings = sum(1 for node in ast.walk(ast.parse(text))
+                     if isinstance(node, ast.Expr)
+                     and isinstance(node.value, ast.Constant)
+                     and isinstance(node.value.value, str))
+    return statements - docstrings
+
+
+def test_logical_line_count_ignores_prose_and_layout():
+    dense = 'x = [1, 2, 3]\ny = {"a": x}\n'
+    airy = ('"""Doc\n\nstring."""\n# why\n\nx = [\n    1,\n    2,\n'
+            '    3,\n]\n\n\ny = {\n    "a": x,\n}\n')
+    assert logical_lines(dense) == logical_lines(airy) == 2
+    assert logical_lines('def f():\n    """Doc."""\n    return 1\n') == 2
+
+
 def test_init_files_are_empty_and_modules_small():
+    too_big = []
     for path in PKG.rglob("*.py"):
         text = path.read_text()
         if path.name == "__init__.py":
             assert text == "", path
-        else:
-            assert len(text.splitlines()) <= 400, path
-            assert ast.get_docstring(ast.parse(text)), f"{path}: docstring"
+            continue
+        assert ast.get_docstring(ast.parse(text)), f"{path}: docstring"
+        name = str(path.relative_to(PKG))
+        limit = max(MAX_LOGICAL_LINES, OVER_LOGICAL_LIMIT.get(name, 0))
+        if logical_lines(text) > limit:
+            too_big.append(f"{name}: {logical_lines(text)} > {limit}")
+    assert not too_big, too_big
+
+
+def test_lines_fit_79_columns():
+    long = [f"{path.relative_to(REPO)}:{n}"
+            for path in PKG.rglob("*.py")
+            for n, line in enumerate(path.read_text().splitlines(), 1)
+            if len(line) > MAX_LINE_LENGTH]
+    assert not long, long
 
 
 def test_console_scripts_never_import_eventlet():

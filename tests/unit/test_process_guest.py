@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
@@ -14,14 +13,7 @@ from pyct_driver import exception
 from pyct_driver.virt.process import console
 from pyct_driver.virt.process import guest
 from pyct_driver.virt.process import spec
-
-
-def _wait(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
+from tests.waiting import wait_for
 
 
 # -- spec ---------------------------------------------------------------
@@ -83,8 +75,9 @@ def test_zombie_is_not_the_same_process():
     child = subprocess.Popen(["true"])
     try:
         start = guest.proc_start_time(child.pid)
-        _wait(lambda: open(f"/proc/{child.pid}/stat").read()
-              .rsplit(")", 1)[1].split()[0] == "Z")
+        wait_for(lambda: open(f"/proc/{child.pid}/stat").read()
+                 .rsplit(")", 1)[1].split()[0] == "Z", 5.0,
+                 what="the child to become a zombie", interval=0.01)
         assert guest.proc_start_time(child.pid) == start
         assert not guest.is_same_process(child.pid, start)
     finally:

@@ -1,11 +1,11 @@
 """Default rules of the compute API (Nova's rule names and defaults).
 
-A project's readers read its servers, their actions and interfaces and
-the flavors' extra specs; its members create, change and delete servers
-and read their console (Nova keeps console output to members); key pairs
-belong to their user. Admin-only by default: flavor create/delete and extra-spec writes, listing
-all tenants, the extended server attributes (host names), host status and
-the events of instance actions.
+A project's readers read its servers, their actions and interfaces and the
+flavors' extra specs; its members create, change and delete servers and read
+their console (Nova keeps console output to members); key pairs belong to their
+user. Admin-only by default: flavor create/delete and extra-spec writes,
+listing all tenants, the extended server attributes (host names), host status
+and the events of instance actions.
 """
 
 from __future__ import annotations

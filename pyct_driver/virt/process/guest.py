@@ -37,11 +37,13 @@ def proc_start_time(pid: int) -> int | None:
 
 
 def is_same_process(pid: int, start_time: int) -> bool:
-    """True if ``pid`` is alive (not a zombie) and started at ``start_time``."""
+    """True if ``pid`` is alive (not a zombie) and started at
+    ``start_time``."""
     fields = _stat_fields(pid)
     if fields is None:
         return False
-    return fields[0] not in (b"Z", b"X", b"x") and int(fields[19]) == start_time
+    return (fields[0] not in (b"Z", b"X", b"x")
+            and int(fields[19]) == start_time)
 
 
 def signal_init(pid: int, start_time: int, sig: int) -> bool:

@@ -1,22 +1,23 @@
 """The launcher: one long-lived, single-threaded fork server per host.
 
 pyct-compute is multi-threaded and must never fork itself, so it starts this
-program once (``python -m pyct_driver.virt.process.daemon --state-dir
-DIR``, which detaches and serves this ``Launcher``) and it answers newline-delimited JSON requests
-one at a time from a poll loop: ``begin`` (fork the guest's C1, which
-joins its cgroups and waits -- ``pending``; the reply carries the guest's
-user namespace fd, SCM_RIGHTS, for the root's idmapped layers), ``start``
-(let it go on; answers once init was exec'd), ``spawn`` (both), ``release``,
-``ping``, ``status``, ``forget``, ``attach`` (a socket on a guest's
-console), ``userns`` (an fd of a user namespace
-with a given id map), ``exec`` (a command in a running guest, confined
-as its own processes are: ``guest_exec``), ``shutdown``. It makes every guest's user namespace
-(only host root in the initial namespace may map arbitrary ids). A spawn with ``hold`` answers once the
-guest's PID 1 waits just before its exec (namespaces and mounts ready, so
-the host can plumb its netns); ``release`` lets it exec. It is PR_SET_CHILD_SUBREAPER, so every guest init becomes its
-child and its exit status is recorded. Per guest it keeps the console pty
-(master and slave) and copies the master's output into a bounded log; there
-is no other host process per guest.
+program once (``python -m pyct_driver.virt.process.daemon --state-dir DIR``,
+which detaches and serves this ``Launcher``) and it answers newline-delimited
+JSON requests one at a time from a poll loop: ``begin`` (fork the guest's C1,
+which joins its cgroups and waits -- ``pending``; the reply carries the guest's
+user namespace fd, SCM_RIGHTS, for the root's idmapped layers), ``start`` (let
+it go on; answers once init was exec'd), ``spawn`` (both), ``release``,
+``ping``, ``status``, ``forget``, ``attach`` (a socket on a guest's console),
+``userns`` (an fd of a user namespace with a given id map), ``exec`` (a command
+in a running guest, confined as its own processes are: ``guest_exec``),
+``shutdown``. It makes every guest's user namespace (only host root in the
+initial namespace may map arbitrary ids). A spawn with ``hold`` answers once
+the guest's PID 1 waits just before its exec (namespaces and mounts ready, so
+the host can plumb its netns); ``release`` lets it exec. It is
+PR_SET_CHILD_SUBREAPER, so every guest init becomes its child and its exit
+status is recorded. Per guest it keeps the console pty (master and slave) and
+copies the master's output into a bounded log; there is no other host process
+per guest.
 
 Guests do not depend on the launcher: if it dies they keep running
 (reparented), only console logging stops. A restarted launcher cannot
@@ -200,7 +201,8 @@ class Launcher:
                     "error": err.kwargs.get("reason", err.message),
                     "step": err.kwargs.get("step"),
                     "errno": err.kwargs.get("errno")}
-        except Exception as err:  # noqa: B902 - one bad request must not kill us
+        # One bad request must not kill the server.
+        except Exception as err:  # noqa: B902
             LOG.exception("request failed")
             return {"ok": False, "error": f"{type(err).__name__}: {err}"}
 

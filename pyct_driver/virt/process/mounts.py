@@ -11,19 +11,19 @@ even look them up. When C1 then unshares the user namespace together with
 a fresh mount namespace, the kernel copies this tree and locks every mount
 in it: the guest can neither unmount them nor clear their flags.
 
-``finish_guest_side`` runs in the guest's PID 1, inside every new
-namespace but the user namespace, still host root and in C1's mount
-namespace (owned by the host): it re-clones the root (the copy's root mount is locked, and
-pivot_root refuses a locked new root; a clone's top mount is not), mounts
-/proc and a read-only /sys *before* the pivot (the kernel lets a user
-namespace mount proc and sysfs only while a fully visible instance of each
-is in its mount namespace), masks and write-protects the /proc and /sys
-files runc's defaults also hide (kcore, keys, timer_list, sched_debug,
-sysrq-trigger, /proc/sys, /sys/firmware, ...), pivots, and mounts the
-guest's own devpts (bounded), /dev/shm, /run and cgroup tree, owned by
-guest root. Every path it uses before the pivot is relative to the root
-(guest symlinks are checked, and no guest process exists yet to race the
-checks); after the pivot they can only resolve inside the guest.
+``finish_guest_side`` runs in the guest's PID 1, inside every new namespace but
+the user namespace, still host root and in C1's mount namespace (owned by the
+host): it re-clones the root (the copy's root mount is locked, and pivot_root
+refuses a locked new root; a clone's top mount is not), mounts /proc and a
+read-only /sys *before* the pivot (the kernel lets a user namespace mount proc
+and sysfs only while a fully visible instance of each is in its mount
+namespace), masks and write-protects the /proc and /sys files runc's defaults
+also hide (kcore, keys, timer_list, sched_debug, sysrq-trigger, /proc/sys,
+/sys/firmware, ...), pivots, and mounts the guest's own devpts (bounded),
+/dev/shm, /run and cgroup tree, owned by guest root. Every path it uses before
+the pivot is relative to the root (guest symlinks are checked, and no guest
+process exists yet to race the checks); after the pivot they can only resolve
+inside the guest.
 
 The guest's PID 1 then copies this mount namespace into one owned by its
 user namespace (``nsinit``), and the kernel locks every mount in the copy:
@@ -174,9 +174,10 @@ def mount_devpts(gid: int, devpts_max: int) -> None:
 def _reroot() -> None:
     """Stack an unlocked clone of the cwd's mount tree on the cwd and move
     into it (by fd: the root's host path is not reachable from here)."""
-    tree = _libc.syscall(ctypes.c_long(_SYS_OPEN_TREE), ctypes.c_int(_AT_FDCWD),
-                         b".", ctypes.c_uint(_OPEN_TREE_CLONE | _AT_RECURSIVE
-                                             | os.O_CLOEXEC))
+    tree = _libc.syscall(ctypes.c_long(_SYS_OPEN_TREE),
+                         ctypes.c_int(_AT_FDCWD), b".",
+                         ctypes.c_uint(_OPEN_TREE_CLONE | _AT_RECURSIVE
+                                       | os.O_CLOEXEC))
     if tree < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"open_tree: {os.strerror(err)}")

@@ -1,4 +1,4 @@
-"""The child side of a spawn: from a fresh fork of the launcher to the guest's init.
+"""The child side of a spawn: from the launcher's fresh fork to guest init.
 
 The launcher forks C1, which calls ``child_main``: C1 joins the guest's
 cgroups (the slow part: the host prepares the guest's root meanwhile) and

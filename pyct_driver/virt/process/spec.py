@@ -83,7 +83,8 @@ class GuestSpec:
             object.__setattr__(self, "id_range", check_id_range(
                 self.id_range))
         if not self.uuid or "/" in self.uuid or "\n" in self.uuid:
-            raise exception.InvalidInput(reason=f"bad guest uuid {self.uuid!r}")
+            raise exception.InvalidInput(
+                reason=f"bad guest uuid {self.uuid!r}")
         if not os.path.isabs(self.root):
             raise exception.InvalidInput(
                 reason=f"guest root must be absolute: {self.root!r}")
@@ -177,5 +178,6 @@ def decode(line: bytes) -> dict:
         raise exception.ProcessError(
             reason=f"malformed launcher message: {err}") from err
     if not isinstance(message, dict):
-        raise exception.ProcessError(reason="launcher message is not an object")
+        raise exception.ProcessError(
+            reason="launcher message is not an object")
     return message

@@ -1,9 +1,10 @@
 """The kernel calls the guest's start path needs and Python lacks.
 
-ctypes wrappers for fork (without Python's at-fork hooks), unshare,
-setns, mount, umount2, pivot_root, sethostname, close_range and prctl,
-plus the flag constants the namespace and mount code share. Each raises ``OSError`` with the errno, so callers can wrap it
-in a ``ProcessError`` that names the step that failed. No policy here.
+ctypes wrappers for fork (without Python's at-fork hooks), unshare, setns,
+mount, umount2, pivot_root, sethostname, close_range and prctl, plus the flag
+constants the namespace and mount code share. Each raises ``OSError`` with the
+errno, so callers can wrap it in a ``ProcessError`` that names the step that
+failed. No policy here.
 """
 
 from __future__ import annotations

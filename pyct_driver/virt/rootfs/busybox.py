@@ -1,11 +1,12 @@
 """A minimal bootable guest image built from the host's static busybox.
 
-The tarball holds ``/bin/busybox``, one symlink per applet, an inittab
-that prints a boot banner to the console and offers a root shell there
-once someone presses Enter (``askfirst``: what a VM's serial console gives
-its operator, and no shell runs on a console nobody reads), and the few
-files and empty directories a guest expects. Members are sorted and carry fixed owners and mtimes, so one host
-always produces the same bytes -- and the same layer digest.
+The tarball holds ``/bin/busybox``, one symlink per applet, an inittab that
+prints a boot banner to the console and offers a root shell there once someone
+presses Enter (``askfirst``: what a VM's serial console gives its operator, and
+no shell runs on a console nobody reads), and the few files and empty
+directories a guest expects. Members are sorted and carry fixed owners and
+mtimes, so one host always produces the same bytes -- and the same layer
+digest.
 """
 
 from __future__ import annotations

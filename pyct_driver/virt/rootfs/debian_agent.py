@@ -89,7 +89,8 @@ yaml_list() {  # key file -> items of a top-level block list "key:\n - x"
     awk -v key="$1:" '
         $0 ~ "^"key { inlist = 1; next }
         inlist && /^[[:space:]]*-[[:space:]]/ {
-            sub(/^[[:space:]]*-[[:space:]]*/, ""); gsub(/^["'\'']|["'\'']$/, "")
+            sub(/^[[:space:]]*-[[:space:]]*/, "")
+            gsub(/^["'\'']|["'\'']$/, "")
             print; next }
         inlist && /^[^[:space:]]/ { inlist = 0 }' "$2"
 }
@@ -122,7 +123,8 @@ configdrive|metadata-service)
                  | .address | strings' "$cur/net" 2>/dev/null)
     ;;
 esac
-if [ -f "$cur/user-data" ] && head -n1 "$cur/user-data" | grep -q '^#cloud-config'; then
+if [ -f "$cur/user-data" ] &&
+        head -n1 "$cur/user-data" | grep -q '^#cloud-config'; then
     keys=$(printf '%s\n%s\n' "$keys" \
         "$(yaml_list ssh_authorized_keys "$cur/user-data")")
 fi

@@ -1,4 +1,4 @@
-"""Runs the Debian build's commands and turns debootstrap's output into progress.
+"""Runs the Debian build's commands; debootstrap's output becomes progress.
 
 debootstrap says what it does, one ``I:`` line per step: a header for each
 stage (``Checking component main…``, ``Unpacking the base system…``) and a

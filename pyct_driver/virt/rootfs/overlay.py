@@ -14,17 +14,17 @@ layer lists): no subprocess on the hot path; the disk is a copy of a
 template formatted once per size (``rootfs.disk``). Layout:
 ``base_dir/instances/<uuid>/{disk.img,disk/,root/}``, every directory 0700.
 
-Unprivileged roots (``create`` with an id range, kept in the host-only
-file ``id_range`` next to the disk) see the shared image layers through
-idmapped mounts: each layer is cloned with ``open_tree`` and idmapped with
-the range's map (``mount_setattr(MOUNT_ATTR_IDMAP)`` with a user namespace
-fd from the ``userns_for`` seam -- the launcher makes them), and the clones
-are handed to overlayfs as fds (before Linux 6.8, which cannot take
-them, attached at staging directories and named by path) -- so a layer's root-owned files appear
-owned by guest root, with no copy and a few microseconds per layer per
-boot. The upper directory is not idmapped: it belongs to the range's first
-id, and what the guest creates lands there with its real host ids, so
-nothing the guest makes on its disk is owned by host root.
+Unprivileged roots (``create`` with an id range, kept in the host-only file
+``id_range`` next to the disk) see the shared image layers through idmapped
+mounts: each layer is cloned with ``open_tree`` and idmapped with the range's
+map (``mount_setattr(MOUNT_ATTR_IDMAP)`` with a user namespace fd from the
+``userns_for`` seam -- the launcher makes them), and the clones are handed to
+overlayfs as fds (before Linux 6.8, which cannot take them, attached at staging
+directories and named by path) -- so a layer's root-owned files appear owned by
+guest root, with no copy and a few microseconds per layer per boot. The upper
+directory is not idmapped: it belongs to the range's first id, and what the
+guest creates lands there with its real host ids, so nothing the guest makes on
+its disk is owned by host root.
 """
 
 from __future__ import annotations
