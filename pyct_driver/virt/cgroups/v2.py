@@ -28,6 +28,8 @@ from pyct_driver.virt.cgroups import devices_bpf
 LOG = logging.getLogger(__name__)
 
 REQUIRED = ("cpu", "memory", "pids")
+# where exec'd processes go in a guest whose init delegates further
+EXEC_LEAF = "pyct-exec"
 WEIGHT_MIN = 1
 WEIGHT_MAX = 10000
 
@@ -149,6 +151,24 @@ class V2Backend(base.CgroupBackend):
 
     def procs_files(self, name: str) -> list[str]:
         return [os.path.join(self._dir(name), "cgroup.procs")]
+
+    def exec_procs_files(self, name: str) -> list[str]:
+        """The guest's group, or its host-owned leaf ``EXEC_LEAF`` once an
+        init such as systemd has enabled controllers for its sub-groups:
+        v2 then refuses processes in the group itself (EBUSY)."""
+        path = self._dir(name)
+        if not base.read_text(
+                os.path.join(path, "cgroup.subtree_control")).strip():
+            return self.procs_files(name)
+        leaf = os.path.join(path, EXEC_LEAF)
+        try:
+            os.mkdir(leaf, 0o755)
+        except FileExistsError:
+            pass
+        except OSError as err:
+            raise exception.CgroupError(
+                reason=f"cannot create {leaf}: {err}") from err
+        return [os.path.join(leaf, "cgroup.procs")]
 
     def pids(self, name: str) -> list[int]:
         found: set[int] = set()
