@@ -184,19 +184,16 @@ def test_bad_names(root):
             be.create(name, flavor())
 
 
-def test_exec_goes_to_a_leaf_once_the_guest_delegates_further(root):
+def test_exec_goes_to_a_leaf_of_the_guest_group(root):
     """v2 refuses processes in a group whose subtree_control is non-empty
-    (EBUSY): once a guest's systemd enabled controllers for its own
-    sub-groups, an exec'd process goes to a host-made leaf."""
+    (EBUSY), and a process in a guest's group would stop its systemd from
+    enabling controllers for its sub-groups: an exec'd process goes to a
+    host-made leaf, made once and reused."""
     be = v2.V2Backend(str(root), "pyct")
     be.create("i1", flavor())
-    g = root / "pyct" / "i1"
-    put(g / "cgroup.subtree_control", "")
-    assert be.exec_procs_files("i1") == [str(g / "cgroup.procs")]
-    assert not (g / v2.EXEC_LEAF).exists()
-    put(g / "cgroup.subtree_control", "cpu memory pids\n")
-    leaf = g / v2.EXEC_LEAF
+    leaf = root / "pyct" / "i1" / v2.EXEC_LEAF
     assert be.exec_procs_files("i1") == [str(leaf / "cgroup.procs")]
     assert leaf.is_dir()
-    # the next exec reuses it
     assert be.exec_procs_files("i1") == [str(leaf / "cgroup.procs")]
+    with pytest.raises(exception.CgroupError):
+        be.exec_procs_files("gone")

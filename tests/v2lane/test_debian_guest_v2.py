@@ -80,6 +80,24 @@ def test_systemd_guest_owns_its_delegated_subtree(driver, debian_image,
     assert open(os.path.join(top, "system.slice", "memory.max")).read() \
         .strip() == str(64 * _MiB)
 
+    # a soft reboot: the new systemd starts in the group the old one left
+    # with controllers enabled for its sub-groups
+    driver.soft_reboot_timeout = 60
+    start = time.monotonic()
+    driver.reboot(spec, hard=False)
+    # until the new systemd answers on its bus (an exec right away is
+    # what a tenant may do too: it must not break systemd's start)
+    state = wait_for(lambda: _sh(
+        driver, spec, "systemctl is-system-running --wait 2>/dev/null",
+        check=False, timeout=240), timeout=120, what="systemd answering",
+        interval=0.5)
+    print(f"soft reboot: is-system-running={state} after "
+          f"{time.monotonic() - start:.1f}s")
+    assert state in ("running", "degraded"), state
+    assert _sh(driver, spec, "cat /proc/1/cgroup") == "0::/init.scope"
+    assert read_group(driver, "", spec.uuid, "memory.max") \
+        == str(384 * _MiB)
+
     driver.destroy(spec)
     guests.specs.remove(spec)
     assert not cgroup_dirs(driver, spec.uuid)

@@ -28,7 +28,7 @@ from pyct_driver.virt.cgroups import devices_bpf
 LOG = logging.getLogger(__name__)
 
 REQUIRED = ("cpu", "memory", "pids")
-# where exec'd processes go in a guest whose init delegates further
+# where processes exec'd into a guest go (a leaf: see exec_procs_files)
 EXEC_LEAF = "pyct-exec"
 WEIGHT_MIN = 1
 WEIGHT_MAX = 10000
@@ -153,14 +153,12 @@ class V2Backend(base.CgroupBackend):
         return [os.path.join(self._dir(name), "cgroup.procs")]
 
     def exec_procs_files(self, name: str) -> list[str]:
-        """The guest's group, or its host-owned leaf ``EXEC_LEAF`` once an
-        init such as systemd has enabled controllers for its sub-groups:
-        v2 then refuses processes in the group itself (EBUSY)."""
-        path = self._dir(name)
-        if not base.read_text(
-                os.path.join(path, "cgroup.subtree_control")).strip():
-            return self.procs_files(name)
-        leaf = os.path.join(path, EXEC_LEAF)
+        """A host-owned leaf ``EXEC_LEAF`` of the guest's group, never the
+        group itself: once an init such as systemd enables controllers
+        for its sub-groups, v2 refuses processes there (EBUSY), and an
+        exec'd process in the group while systemd starts (right after a
+        reboot) would make systemd's own enabling fail."""
+        leaf = os.path.join(self._dir(name), EXEC_LEAF)
         try:
             os.mkdir(leaf, 0o755)
         except FileExistsError:
