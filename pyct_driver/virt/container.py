@@ -391,7 +391,7 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
         if not self._running(uuid, record):
             raise exception.InstanceNotRunning(instance_id=uuid)
         return self.launcher.exec(guest_config.exec_request(
-            uuid, record, argv, env, self.cgroups.procs_files(uuid),
+            uuid, record, argv, env, self.cgroups.exec_procs_files(uuid),
             self.guest_limits))
 
     def get_console_output(self, instance: base.InstanceSpec,

@@ -182,3 +182,18 @@ def test_bad_names(root):
     for name in ("../x", "", "cgroup.kill"):
         with pytest.raises(exception.CgroupError):
             be.create(name, flavor())
+
+
+def test_exec_goes_to_a_leaf_of_the_guest_group(root):
+    """v2 refuses processes in a group whose subtree_control is non-empty
+    (EBUSY), and a process in a guest's group would stop its systemd from
+    enabling controllers for its sub-groups: an exec'd process goes to a
+    host-made leaf, made once and reused."""
+    be = v2.V2Backend(str(root), "pyct")
+    be.create("i1", flavor())
+    leaf = root / "pyct" / "i1" / v2.EXEC_LEAF
+    assert be.exec_procs_files("i1") == [str(leaf / "cgroup.procs")]
+    assert leaf.is_dir()
+    assert be.exec_procs_files("i1") == [str(leaf / "cgroup.procs")]
+    with pytest.raises(exception.CgroupError):
+        be.exec_procs_files("gone")

@@ -29,6 +29,15 @@ cd /tmp/src
 sysctl -q -p etc/sysctl.d/60-pyct.conf
 export PYTHONPATH=/tmp/src PYCT_V2LANE=1 PYTHONDONTWRITEBYTECODE=1
 export PATH=/opt/pyct-venv/bin:$PATH
+# the host's cached Debian guest image, when run.sh shared it: the Debian
+# guest tests import it instead of running debootstrap (minutes under TCG)
+mkdir -p /images
+if mount -t 9p -o trans=virtio,version=9p2000.L,ro images /images 2>/dev/null; then
+  tar=$(python -c 'from pyct_driver.virt.rootfs import debian
+print(debian.cached_path(cache_dir="/images"))')
+  [ -f "$tar" ] && export PYCT_TEST_DEBIAN_TAR=$tar
+fi
+echo "v2lane: Debian guest image: ${PYCT_TEST_DEBIAN_TAR:-none}"
 set --
 while IFS= read -r arg; do set -- "$@" "$arg"; done < /results/tests
 python -m pytest -q -rfE --color=no --durations=8 -p no:cacheprovider --junitxml=/tmp/junit.xml "$@" \
@@ -36,4 +45,5 @@ python -m pytest -q -rfE --color=no --durations=8 -p no:cacheprovider --junitxml
 rc=$?
 cp /tmp/junit.xml /results/junit.xml 2>/dev/null
 umount /results
+umount /images 2>/dev/null
 echo "V2LANE-EXIT=$rc"

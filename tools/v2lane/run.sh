@@ -34,6 +34,11 @@ printf '%s\n' "$@" > "$tmp/results/tests"
 log=$tmp/serial.log
 truncate -s "${V2LANE_SCRATCH:-16G}" "$tmp/scratch.img"
 mkfs.ext4 -q -F -E nodiscard "$tmp/scratch.img"
+# the host's cached Debian guest image (pyct_driver/virt/rootfs/debian.py),
+# read-only: debootstrap under TCG would take many minutes in the VM
+images=${V2LANE_IMAGES:-/var/cache/pyct/images}
+extra=()
+[[ -d $images ]] && extra+=(-virtfs "local,path=$images,mount_tag=images,security_model=none,readonly=on")
 start=$(date +%s)
 echo "v2lane: booting $(basename "$img") with ${accel%%,*} (timeout ${timeout_s} s): $*"
 qemu-system-x86_64 -name pyct-v2lane -machine q35 -accel "$accel" -cpu "$cpu" \
@@ -45,7 +50,7 @@ qemu-system-x86_64 -name pyct-v2lane -machine q35 -accel "$accel" -cpu "$cpu" \
   -drive "file=$tmp/scratch.img,format=raw,if=virtio,cache=unsafe" \
   -virtfs "local,path=$tree,mount_tag=src,security_model=none,readonly=on" \
   -virtfs "local,path=$tmp/results,mount_tag=results,security_model=none" \
-  -device virtio-rng-pci &
+  "${extra[@]}" -device virtio-rng-pci &
 qpid=$!
 : > "$log"
 tail -n +1 -f --pid="$qpid" "$log" &

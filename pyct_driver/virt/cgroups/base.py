@@ -244,6 +244,10 @@ class CgroupBackend(abc.ABC):
     def procs_files(self, name: str) -> list[str]:
         """The cgroup.procs files a launcher writes a new pid into."""
 
+    def exec_procs_files(self, name: str) -> list[str]:
+        """Where a process run into the running guest goes (``exec``)."""
+        return self.procs_files(name)
+
     def add_pid(self, name: str, pid: int) -> None:
         """Move process ``pid`` into the group (in every hierarchy)."""
         for path in self.procs_files(name):

@@ -28,6 +28,8 @@ from pyct_driver.virt.cgroups import devices_bpf
 LOG = logging.getLogger(__name__)
 
 REQUIRED = ("cpu", "memory", "pids")
+# where processes exec'd into a guest go (a leaf: see exec_procs_files)
+EXEC_LEAF = "pyct-exec"
 WEIGHT_MIN = 1
 WEIGHT_MAX = 10000
 
@@ -149,6 +151,22 @@ class V2Backend(base.CgroupBackend):
 
     def procs_files(self, name: str) -> list[str]:
         return [os.path.join(self._dir(name), "cgroup.procs")]
+
+    def exec_procs_files(self, name: str) -> list[str]:
+        """A host-owned leaf ``EXEC_LEAF`` of the guest's group, never the
+        group itself: once an init such as systemd enables controllers
+        for its sub-groups, v2 refuses processes there (EBUSY), and an
+        exec'd process in the group while systemd starts (right after a
+        reboot) would make systemd's own enabling fail."""
+        leaf = os.path.join(self._dir(name), EXEC_LEAF)
+        try:
+            os.mkdir(leaf, 0o755)
+        except FileExistsError:
+            pass
+        except OSError as err:
+            raise exception.CgroupError(
+                reason=f"cannot create {leaf}: {err}") from err
+        return [os.path.join(leaf, "cgroup.procs")]
 
     def pids(self, name: str) -> list[int]:
         found: set[int] = set()
