@@ -26,6 +26,9 @@ from tests import openstack_cli
 
 BIN = os.path.dirname(sys.executable)
 
+# see Deployment: the pool of fake-driver deployments
+FAKE_POOL = "10.246.0.0/16"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -140,6 +143,11 @@ class Deployment:
             "database": {"connection": db_url},
             "compute": {"reserved_host_memory_mb": 0,
                         "shutdown_timeout": 5},
+            # fake guests make no bridges: their networks come from a
+            # range no privileged test's bridges (10.241/16) ever route,
+            # so xdist can run them side by side
+            "network": {"pool_cidr": FAKE_POOL} if virt_driver == "fake"
+            else {},
             "serial_console": {
                 "serialproxy_port": self.console_port,
                 "base_url": f"ws://127.0.0.1:{self.console_port}/"},

@@ -28,6 +28,8 @@ def make_conf() -> cfg.ConfigOpts:
     rpc_transport.register_opts(conf)
     conf.reset()
     conf([], project="pyct-test", default_config_files=[])
+    # a range the privileged tests' bridges never route (tests.services)
+    conf.set_override("pool_cidr", "10.246.0.0/16", group="network")
     return conf
 
 

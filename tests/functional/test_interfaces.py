@@ -50,7 +50,7 @@ def test_attach_list_show_detach_with_fake_driver(env):
     inst = db_instances.get(db, sid)
     spec = service.manager.spec(inst)
     assert [(v.device_index, v.ip, v.prefixlen, v.gateway) for v in
-            spec.vifs] == [(0, "10.241.0.2", 24, "10.241.0.1")]
+            spec.vifs] == [(0, "10.246.0.2", 24, "10.246.0.1")]
     assert spec.config_drive is False
     listed = call(app, "GET", f"/v2.1/servers/{sid}/os-interface").json
     first = listed["interfaceAttachments"][0]
@@ -59,11 +59,11 @@ def test_attach_list_show_detach_with_fake_driver(env):
     net = db_networks.list_networks(db, project_id="p1")[0]
     resp = call(app, "POST", f"/v2.1/servers/{sid}/os-interface", {
         "interfaceAttachment": {"net_id": net["id"], "fixed_ips": [
-            {"ip_address": "10.241.0.77"}]}})
+            {"ip_address": "10.246.0.77"}]}})
     assert resp.status_int == 200, resp.text
     att = resp.json["interfaceAttachment"]
     assert att["net_id"] == net["id"] and att["port_state"] == "ACTIVE"
-    assert att["fixed_ips"] == [{"ip_address": "10.241.0.77",
+    assert att["fixed_ips"] == [{"ip_address": "10.246.0.77",
                                  "subnet_id": net["subnet_id"]}]
     plugged = service.manager.driver._instances[sid]["vifs"]
     assert plugged[att["port_id"]].device_index == 1
@@ -73,11 +73,11 @@ def test_attach_list_show_detach_with_fake_driver(env):
     assert shown.json["interfaceAttachment"] == att
     taken = call(app, "POST", f"/v2.1/servers/{sid}/os-interface", {
         "interfaceAttachment": {"net_id": net["id"], "fixed_ips": [
-            {"ip_address": "10.241.0.77"}]}})
+            {"ip_address": "10.246.0.77"}]}})
     assert taken.status_int == 409
     server = call(app, "GET", f"/v2.1/servers/{sid}").json["server"]
     assert [a["addr"] for a in server["addresses"]["private"]] == [
-        "10.241.0.2", "10.241.0.77"]
+        "10.246.0.2", "10.246.0.77"]
 
     resp = call(app, "DELETE",
                 f"/v2.1/servers/{sid}/os-interface/{att['port_id']}")

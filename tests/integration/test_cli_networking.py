@@ -67,14 +67,14 @@ def test_cli_keypair_network_server_interfaces(dep):
              "--wait", "vm")
     assert vm["status"] == "ACTIVE" and vm["key_name"] == "k"
     shown = cli(dep, "server", "show", "vm")
-    assert shown["addresses"] == {"private": ["10.241.0.3"]}
+    assert shown["addresses"] == {"private": ["10.246.0.3"]}
     ports = cli(dep, "port", "list", "--server", "vm")
     assert [p["Fixed IP Addresses"][0]["ip_address"] for p in ports] == [
-        "10.241.0.3"]
+        "10.246.0.3"]
 
     dep.openstack("server", "add", "network", "vm", net_id)
     shown = cli(dep, "server", "show", "vm")
-    assert shown["addresses"] == {"private": ["10.241.0.3", "10.241.0.4"]}
+    assert shown["addresses"] == {"private": ["10.246.0.3", "10.246.0.4"]}
     dep.openstack("server", "remove", "network", "vm", net_id)
     assert cli(dep, "server", "show", "vm")["addresses"] == {}
 
@@ -82,4 +82,4 @@ def test_cli_keypair_network_server_interfaces(dep):
     again = cli(dep, "server", "create", "--flavor", "m1.tiny", "--image",
                 dep.image_id, "--nic", f"net-id={net_id}", "--wait", "again")
     assert cli(dep, "server", "show", again["id"])["addresses"] == {
-        "private": ["10.241.0.2"]}
+        "private": ["10.246.0.2"]}
