@@ -69,24 +69,25 @@ def vif_spec(port: dict, gateway_dns: bool = False) -> virt_base.VifSpec:
 
 def instance_spec(db: Database, instance: dict,
                   force_config_drive: bool = False,
-                  gateway_dns: bool = False) -> virt_base.InstanceSpec:
+                  gateway_dns: bool = False,
+                  image: dict | None = None) -> virt_base.InstanceSpec:
     """The driver's view of an instance row (image properties and ports
     included); ``force_config_drive`` is ``[metadata] force_config_drive``,
-    ``gateway_dns`` ``[network] dns_forwarder``."""
+    ``gateway_dns`` ``[network] dns_forwarder``, ``image`` the image row
+    when the caller read it already. It only reads: the id range is the
+    one the build allocated (``ComputeManager.build_spec``), None if it
+    has none."""
     config_drive = bool(instance.get("config_drive") or force_config_drive)
     flavor = instance["flavor"]
     extra = dict(flavor.get("extra_specs") or {})
     # Privilege comes from the flavor snapshot's admin-only extra spec,
     # never from metadata, hints or image properties (tenant input).
     privileged = extra_specs.privileged_from(extra)
-    id_range = None
-    if not privileged and not instance.get("deleted"):
-        id_range = db_idranges.allocate(db, instance["uuid"])
+    id_range = None if privileged else db_idranges.get(db, instance["uuid"])
     try:
-        image = db_catalog.image_get(db, instance["image_ref"])
-        image_props = dict(image.get("properties") or {})
+        image = image or db_catalog.image_get(db, instance["image_ref"])
     except exception.ImageNotFound:
-        image_props = {}
+        image = {}
     return virt_base.InstanceSpec(
         uuid=instance["uuid"], name=instance["name"],
         hostname=instance["hostname"],
@@ -96,7 +97,8 @@ def instance_spec(db: Database, instance: dict,
                                                         or 0),
             ephemeral_gb=int(flavor.get("ephemeral_gb") or 0),
             extra_specs=extra),
-        image_id=instance["image_ref"], image_properties=image_props,
+        image_id=instance["image_ref"],
+        image_properties=dict(image.get("properties") or {}),
         user_data=instance.get("user_data"),
         metadata=dict(instance.get("metadata") or {}),
         key_data=instance.get("key_data"),
@@ -141,9 +143,22 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
         # the serial console listener, set by the service that runs one
         self.consoles: ConsoleEndpoint | None = None
 
-    def spec(self, instance: dict) -> virt_base.InstanceSpec:
+    def spec(self, instance: dict,
+             image: dict | None = None) -> virt_base.InstanceSpec:
+        """The driver's view of ``instance`` (reads only)."""
         return instance_spec(self.db, instance, self.force_config_drive,
-                             self.gateway_dns)
+                             self.gateway_dns, image)
+
+    def build_spec(self, instance: dict,
+                   image: dict) -> virt_base.InstanceSpec:
+        """The spec of a guest about to get a new root from ``image`` (the
+        row its caller read once): an unprivileged one gets its id range
+        here, allocated on its first build and kept until it is deleted
+        (its disk's files are owned by it)."""
+        if not extra_specs.privileged_from(
+                instance["flavor"].get("extra_specs") or {}):
+            db_idranges.allocate(self.db, instance["uuid"])
+        return self.spec(instance, image)
 
     @contextlib.contextmanager
     def instance_lock(self, uuid: str) -> Iterator[None]:
@@ -249,12 +264,12 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
     def _build(self, instance: dict) -> dict:
         """Spawn the guest; return the instance's final values."""
         uuid = instance["uuid"]
-        spec = self.spec(instance)
+        image = db_catalog.image_get(self.db, instance["image_ref"])
+        if not image.get("location"):
+            raise exception.InvalidImage(image=image["id"],
+                                         reason="image has no data")
+        spec = self.build_spec(instance, image)
         try:
-            image = db_catalog.image_get(self.db, instance["image_ref"])
-            if not image.get("location"):
-                raise exception.InvalidImage(image=image["id"],
-                                             reason="image has no data")
             self.driver.import_image(image["id"], image["location"])
             self.driver.spawn(spec)
         except Exception as err:

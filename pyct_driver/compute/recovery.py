@@ -8,16 +8,22 @@ finished; an interrupted reboot/stop/start/pause is redone; a resize is
 rolled back or finished and a rebuild redone: ``compute.resize``; rescue
 and suspend: ``compute.rescue``), and
 periodically the driver's view of each idle instance is reconciled with the
-database (a guest that stopped on its own is shown SHUTOFF). Guests the
+database (a guest that stopped on its own is shown SHUTOFF; one that ran
+``reboot`` is rebooted, as a hypervisor brings back a VM that reboots
+itself, through the reboot endpoint with a "reboot" instance action, so
+it shows in the server's events; drivers only report it). Guests the
 driver still has but the database deleted are destroyed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from oslo_log import log as logging
 
 from pyct_driver import exception, states
 from pyct_driver.context import RequestContext, get_admin_context
+from pyct_driver.db import actions as db_actions
 from pyct_driver.db import instances as db_instances
 from pyct_driver.compute import rescue, resize, shelve
 from pyct_driver.compute.manager import ComputeManager, instance_spec
@@ -109,19 +115,56 @@ def sync_power_states(manager: ComputeManager) -> int:
         if instance["task_state"] is not None:
             continue
         uuid = instance["uuid"]
-        with manager.instance_lock(uuid):
-            try:
-                changed += _sync_one(manager, instance)
-            except Exception:
-                LOG.exception("power sync of %s failed", uuid)
+        try:
+            with manager.instance_lock(uuid):
+                change = _sync_one(manager, instance)
+            if isinstance(change, _GuestReboot):
+                # outside the lock: the reboot endpoint takes it
+                manager.reboot_instance(change.ctxt, uuid, "HARD")
+            changed += bool(change)
+        except Exception:
+            LOG.exception("power sync of %s failed", uuid)
     return changed
 
 
-def _sync_one(manager: ComputeManager, instance: dict) -> int:
+@dataclasses.dataclass(frozen=True)
+class _GuestReboot:
+    """``_sync_one``'s answer for a guest that asked to reboot: the hard
+    reboot it started (task state and action written) runs next."""
+
+    ctxt: RequestContext
+
+
+def _start_guest_reboot(manager: ComputeManager,
+                        uuid: str) -> _GuestReboot | int:
+    """Move the instance into a hard reboot, as the API would (task state
+    and a "reboot" action); 0 if a request took it meanwhile."""
+    try:
+        db_instances.update(manager.db, uuid,
+                            {"task_state": states.REBOOTING_HARD},
+                            expected_task_state=None,
+                            expected_vm_state=states.ACTIVE,
+                            action="reboot")
+    except (exception.InstanceInvalidState,
+            exception.InstanceNotFound) as err:
+        LOG.info("not rebooting %s: %s", uuid, err)
+        return 0
+    ctxt = _ctxt()
+    db_actions.action_start(manager.db, uuid, "reboot", ctxt.request_id,
+                            ctxt.user_id, ctxt.project_id)
+    LOG.info("guest %s rebooted itself: starting it again", uuid)
+    return _GuestReboot(ctxt)
+
+
+def _sync_one(manager: ComputeManager,
+              instance: dict) -> _GuestReboot | int:
     uuid, vm_state = instance["uuid"], instance["vm_state"]
     spec = instance_spec(manager.db, instance,
                          gateway_dns=manager.gateway_dns)
-    power = manager.driver.get_info(spec).power_state
+    info = manager.driver.get_info(spec)
+    if vm_state == states.ACTIVE and info.reboot_requested:
+        return _start_guest_reboot(manager, uuid)
+    power = info.power_state
     values: dict = {}
     if power != instance["power_state"]:
         values["power_state"] = power

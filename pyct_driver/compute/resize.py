@@ -186,11 +186,11 @@ class ResizeEndpoints:
 
     def _rebuild(self, inst: dict, vm_state: str) -> dict:
         uuid = inst["uuid"]
-        spec = self.spec(inst)
         image = db_catalog.image_get(self.db, inst["image_ref"])
         if not image.get("location"):
             raise exception.InvalidImage(image=image["id"],
                                          reason="image has no data")
+        spec = self.build_spec(inst, image)
         self.driver.import_image(image["id"], image["location"])
         self.driver.destroy(spec)  # the old root goes with the guest
         db_instances.update(self.db, uuid,

@@ -140,20 +140,21 @@ class ShelveEndpoints:
         db_instances.update(self.db, uuid, {"task_state": states.SPAWNING},
                             expected_task_state=states.UNSHELVING)
         if inst["vm_state"] == states.SHELVED:
-            self.driver.power_on(self.spec(inst))
+            spec = self.spec(inst)
+            self.driver.power_on(spec)
         else:
             if image is None or not image.get("location"):
                 raise exception.InvalidImage(
                     image=inst["uuid"], reason="the shelved image is gone")
-            spec = self.spec({**inst, "image_ref": image["id"]})
+            spec = self.build_spec({**inst, "image_ref": image["id"]}, image)
             self.driver.import_image(image["id"], image["location"])
             self.driver.spawn(spec)
         db_networks.set_port_status(self.db, "ACTIVE", instance_uuid=uuid)
         if image is not None:
             self.drop_image(image["id"])  # the guest holds its layers
         return {"vm_state": states.ACTIVE, "task_state": None,
-                "power_state": self.driver.get_info(
-                    self.spec(inst)).power_state, "launched_at": utcnow()}
+                "power_state": self.driver.get_info(spec).power_state,
+                "launched_at": utcnow()}
 
     def _unshelve_failed(self, inst: dict) -> dict:
         if inst["vm_state"] == states.SHELVED:

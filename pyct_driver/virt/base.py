@@ -86,11 +86,17 @@ def bare_spec(uuid: str, image_id: str = "") -> InstanceSpec:
 
 @dataclasses.dataclass(frozen=True)
 class InstanceInfo:
-    """What the driver observes of one instance right now."""
+    """What the driver observes of one instance right now.
+
+    ``reboot_requested``: the guest is down because it asked to reboot
+    (it ran ``reboot``; ``power_state`` is SHUTDOWN). A look restarts
+    nothing: the power-state sync decides to reboot it, as a hypervisor
+    brings back a VM that reboots itself."""
 
     power_state: int
     memory_used_kb: int = 0
     cpu_time_ns: int = 0
+    reboot_requested: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,8 +226,8 @@ class VirtDriver(abc.ABC):
 
     @abc.abstractmethod
     def get_info(self, instance: InstanceSpec) -> InstanceInfo:
-        """Observe the instance. An unknown instance is NOSTATE, not an
-        error."""
+        """Observe the instance, changing nothing. An unknown instance is
+        NOSTATE, not an error."""
 
     @abc.abstractmethod
     def list_instances(self) -> list[str]:

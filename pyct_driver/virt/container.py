@@ -164,8 +164,9 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
         owner = ownership.owner(id_range)
         with contextlib.ExitStack() as undo:
             self.cgroups.destroy(uuid)
-            self.cgroups.create(uuid, guest_config.early_limits(
-                instance, self.default_pids_max))
+            limits = guest_config.flavor_limits(instance,
+                                                self.default_pids_max)
+            self.cgroups.create(uuid, limits)
             undo.callback(self.cgroups.destroy, uuid)
             spec = guest_config.launch_spec(
                 instance, self.guest_limits, root=self._root_path(uuid),
@@ -194,8 +195,8 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
                 configdrive.attach(handle.path, drive)
                 undo.callback(configdrive.detach, handle.path)
             if guest_config.needs_device(instance):  # disk quotas
-                self.cgroups.create(uuid, guest_config.limits(
-                    instance, handle.device, self.default_pids_max))
+                self.cgroups.create(uuid, guest_config.with_disk_quotas(
+                    limits, instance, handle.device))
             handle_ = self.launcher.start(uuid)
             undo.callback(self._kill_guest, uuid, handle_.pid,
                           handle_.start_time)
@@ -357,15 +358,12 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
         if record is None:
             return base.InstanceInfo(power_state=states.NOSTATE)
         if not self._running(uuid, record):
-            if record.get("pid") and guest.requested_reboot(
-                    self.launcher.status(uuid)):
-                # the guest ran `reboot`: start it again, as a hypervisor
-                # restarts a VM that reboots itself
-                with self._lock(uuid):
-                    self._stop(instance, record, 0)
-                    self._start(instance, record)
-                return self._observe(instance)
-            return base.InstanceInfo(power_state=states.SHUTDOWN)
+            # a guest that ran `reboot` is reported, not restarted here:
+            # the manager's power-state sync reboots it
+            return base.InstanceInfo(
+                power_state=states.SHUTDOWN,
+                reboot_requested=bool(record.get("pid"))
+                and guest.requested_reboot(self.launcher.status(uuid)))
         if instance.vifs:  # (a restart's first power sync: DNS again)
             self.net.resume(instance.vifs)
         try:

@@ -108,7 +108,7 @@ class FakeDriver(base.VirtDriver):
         self._fail(instance, "reboot")
         with self._lock:
             entry = self._get(instance)
-            entry["power_state"] = states.RUNNING
+            entry.update(power_state=states.RUNNING, reboot_requested=False)
             entry["boots"] += 1
             entry["console"].append(
                 f"{'hard' if hard else 'soft'} reboot #{entry['boots']}")
@@ -117,12 +117,14 @@ class FakeDriver(base.VirtDriver):
                   timeout: float = 60) -> None:
         self._fail(instance, "power_off")
         with self._lock:
-            self._get(instance)["power_state"] = states.SHUTDOWN
+            self._get(instance).update(power_state=states.SHUTDOWN,
+                                       reboot_requested=False)
 
     def power_on(self, instance: base.InstanceSpec) -> None:
         self._fail(instance, "power_on")
         with self._lock:
-            self._get(instance)["power_state"] = states.RUNNING
+            self._get(instance).update(power_state=states.RUNNING,
+                                       reboot_requested=False)
 
     def pause(self, instance: base.InstanceSpec) -> None:
         with self._lock:
@@ -199,7 +201,8 @@ class FakeDriver(base.VirtDriver):
             return base.InstanceInfo(
                 power_state=entry["power_state"],
                 memory_used_kb=instance.flavor.memory_mb * 1024 // 8,
-                cpu_time_ns=entry["cpu_ns"])
+                cpu_time_ns=entry["cpu_ns"],
+                reboot_requested=bool(entry.get("reboot_requested")))
 
     def list_instances(self) -> list[str]:
         with self._lock:
@@ -299,3 +302,11 @@ class FakeDriver(base.VirtDriver):
         with self._lock:
             if uuid in self._instances:
                 self._instances[uuid]["power_state"] = states.SHUTDOWN
+
+    def simulate_guest_reboot(self, uuid: str) -> None:
+        """Test hook: the guest ran `reboot` (down until something
+        reboots it: get_info only reports it)."""
+        with self._lock:
+            if uuid in self._instances:
+                self._instances[uuid].update(power_state=states.SHUTDOWN,
+                                             reboot_requested=True)

@@ -6,9 +6,10 @@ The argv comes from the image's ``os_command_line`` property (tenant
 input choosing only what runs inside the guest), the limits only from the
 flavor snapshot (admin-owned). Disk quotas key on the root's loop device,
 which exists only once the root is mounted, while the guest's cgroups
-must exist before the launcher forks into them: ``early_limits`` are the
-flavor's limits without the disk quotas, and ``needs_device`` says whether
-the full ``limits`` must be applied again once the device is known.
+must exist before the launcher forks into them: a start computes the
+flavor's limits once without the disk quotas (``flavor_limits``) and,
+when the flavor has some (``needs_device``), adds them once the real
+device is known (``with_disk_quotas``).
 """
 
 from __future__ import annotations
@@ -108,23 +109,30 @@ def new_record(images: ImageStore, instance: base.InstanceSpec,
 
 def limits(instance: base.InstanceSpec, device: str | None,
            default_pids_max: int) -> cg_base.CgroupLimits:
+    """All the flavor's limits, disk quotas on ``device``."""
+    return with_disk_quotas(flavor_limits(instance, default_pids_max),
+                            instance, device)
+
+
+def flavor_limits(instance: base.InstanceSpec,
+                  default_pids_max: int) -> cg_base.CgroupLimits:
+    """The flavor's limits minus the disk quotas (validated all the same)."""
     f = instance.flavor
-    return cg_base.limits_from_flavor(
-        f.vcpus, f.memory_mb, f.swap_mb, f.extra_specs,
-        default_pids_max=default_pids_max, block_device=device)
+    return cg_base.flavor_limits(f.vcpus, f.memory_mb, f.swap_mb,
+                                 f.extra_specs, default_pids_max)
+
+
+def with_disk_quotas(limits_: cg_base.CgroupLimits,
+                     instance: base.InstanceSpec,
+                     device: str | None) -> cg_base.CgroupLimits:
+    """``limits_`` with the flavor's disk quotas keyed on ``device``."""
+    return dataclasses.replace(limits_, io_limits=cg_base.disk_limits(
+        instance.flavor.extra_specs, device))
 
 
 def needs_device(instance: base.InstanceSpec) -> bool:
     """The flavor sets disk quotas (``quota:disk_*``)."""
     return specs_mod.disk_limits_from(instance.flavor.extra_specs).any()
-
-
-def early_limits(instance: base.InstanceSpec,
-                 default_pids_max: int) -> cg_base.CgroupLimits:
-    """The flavor's limits minus the disk quotas (validated all the same)."""
-    full = limits(instance, "0:0" if needs_device(instance) else None,
-                  default_pids_max)
-    return dataclasses.replace(full, io_limits=())
 
 
 def exec_request(uuid: str, record: dict, argv: list[str],

@@ -69,11 +69,11 @@ def test_build_failing_before_the_driver_is_logged_with_a_fault(
     flavor, image = fx.seed_catalog(manager.db, tmp_path)
     inst = fx.new_instance(manager.db, flavor, image, "host-f")
 
-    def no_spec(_instance):
+    def no_spec(_instance, _image):
         raise exception.DBError(reason="id ranges exhausted")
-    # the spec is built before the driver is called (and before the
-    # block that used to log and record faults)
-    monkeypatch.setattr(manager, "spec", no_spec)
+    # the spec (and its id range) is made before the driver is called
+    # (and before the block that used to log and record faults)
+    monkeypatch.setattr(manager, "build_spec", no_spec)
     manager.build_and_run_instance(_ctxt(), inst["uuid"])
     # a database error's own text is for the log: the fault names the class
     _left(manager, caplog, inst["uuid"], states.ERROR, "DBError",

@@ -79,9 +79,11 @@ def test_soft_reboot_boots_again(driver, guests):
     print(f"soft reboot (busybox init) took {took:.2f}s")
 
 
-def test_reboot_from_inside_the_guest_boots_again(driver, guests):
-    """`reboot` run in the guest restarts it, as a VM comes back, instead
-    of leaving it shut off (noticed at the next look, i.e. power sync)."""
+def test_reboot_from_inside_the_guest_is_reported_not_restarted(driver,
+                                                                guests):
+    """`reboot` run in the guest ends its init asking for a reboot:
+    get_info reports that and restarts nothing (the manager's power-state
+    sync decides); a hard reboot brings it back on the same root."""
     spec = guests.boot()
     wait_for(lambda: BOOT_LINE in _console(driver, spec), what="first boot")
     old = init_pid(driver, spec.uuid)
@@ -89,10 +91,21 @@ def test_reboot_from_inside_the_guest_boots_again(driver, guests):
     wait_for(lambda: not guest_mod.is_same_process(
         old, guest_mod.proc_start_time(old) or 0), timeout=15,
         what="old init gone")
-    wait_for(lambda: driver.get_info(spec).power_state == states.RUNNING
-             and init_pid(driver, spec.uuid) != old, timeout=15,
-             what="guest running again")
-    wait_for(lambda: _console(driver, spec).count(BOOT_LINE) >= 1,
+    wait_for(lambda: driver.get_info(spec).reboot_requested, timeout=15,
+             what="the reboot reported")
+    for _ in range(3):  # looking again changes nothing
+        info = driver.get_info(spec)
+        assert (info.power_state, info.reboot_requested) == (
+            states.SHUTDOWN, True)
+        time.sleep(0.2)
+    assert driver.records.load(spec.uuid)["pid"] == old
+    assert _console(driver, spec).count(BOOT_LINE) == 1
+    driver.reboot(spec, hard=True)
+    info = driver.get_info(spec)
+    assert (info.power_state, info.reboot_requested) == (states.RUNNING,
+                                                         False)
+    assert init_pid(driver, spec.uuid) != old
+    wait_for(lambda: _console(driver, spec).count(BOOT_LINE) == 2,
              what="boot banner after the reboot")
 
 
@@ -103,7 +116,9 @@ def test_poweroff_from_inside_the_guest_stays_off(driver, guests):
     wait_for(lambda: driver.get_info(spec).power_state == states.SHUTDOWN,
              timeout=15, what="guest powered off")
     time.sleep(0.5)
-    assert driver.get_info(spec).power_state == states.SHUTDOWN
+    info = driver.get_info(spec)
+    assert (info.power_state, info.reboot_requested) == (states.SHUTDOWN,
+                                                         False)
 
 
 def test_soft_reboot_falls_back_to_hard(driver, guests, monkeypatch):

@@ -5,7 +5,9 @@ be shared by separate api/compute processes). The all-in-one is SIGKILLed;
 the guests' inits keep running; a fresh all-in-one re-adopts them (same
 inits, still ACTIVE/Running after several power syncs, and it can act on
 them). Then one guest's init is killed behind pyct's back: the power sync
-(every 2 s) shows it SHUTOFF, and `server start` brings it back.
+(every 2 s) shows it SHUTOFF, and `server start` brings it back. A guest
+that runs `reboot` is brought back by the power sync (a "reboot" action in
+its events), as the same server.
 """
 
 from __future__ import annotations
@@ -122,3 +124,30 @@ def test_crash_during_soft_reboot_is_recovered(env):
     assert env.init_alive(srv.id) and env.init_pid(srv.id) != pid0
     wait_for(lambda: env.console(srv.id).count(
         "pyct busybox guest booting") == 2, 10, what="second boot banner")
+
+
+def test_guest_that_reboots_itself_is_rebooted_by_the_power_sync(env):
+    srv = env.sdk.compute.create_server(
+        name="selfreboot", image_id=env.sdk.image.find_image("busybox").id,
+        flavor_id="1", networks="none")
+    env.wait_status(srv.id, "ACTIVE")
+    wait_for(lambda: "pyct busybox guest booting" in env.console(srv.id), 10,
+             what="first boot banner")
+    pid0 = env.init_pid(srv.id)
+    t0 = time.monotonic()
+    env.exec(srv.id, ["/sbin/reboot"], check=False)
+    wait_for(lambda: env.init_alive(srv.id)
+             and env.init_pid(srv.id) != pid0, SYNC * 3 + 15,
+             what="a new init after the guest's own reboot")
+    timing("in-guest reboot -> running again (power sync)",
+           time.monotonic() - t0)
+    got = env.wait_status(srv.id, "ACTIVE", timeout=15)
+    assert got.id == srv.id and got.power_state == 1
+    wait_for(lambda: env.console(srv.id).count(
+        "pyct busybox guest booting") == 2, 10, what="second boot banner")
+    events = env.cli_json("server", "event", "list", srv.id)
+    assert [e["Action"] for e in events].count("reboot") == 1, events
+    # and it stays up across the next syncs (rebooted once, not again)
+    time.sleep(1.5 * SYNC)
+    assert env.server(srv.id).status == "ACTIVE"
+    assert env.console(srv.id).count("pyct busybox guest booting") == 2

@@ -103,14 +103,23 @@ class CgroupStats:
 def limits_from_flavor(vcpus: int, memory_mb: int, swap_mb: int,
                        extra_specs: Mapping[str, str], default_pids_max: int,
                        block_device: str | None) -> CgroupLimits:
-    """Map a flavor to ``CgroupLimits`` (design.md §4).
+    """Map a flavor to ``CgroupLimits`` (design.md §4): ``flavor_limits``
+    with ``disk_limits`` on ``block_device``."""
+    return dataclasses.replace(
+        flavor_limits(vcpus, memory_mb, swap_mb, extra_specs,
+                      default_pids_max),
+        io_limits=disk_limits(extra_specs, block_device))
+
+
+def flavor_limits(vcpus: int, memory_mb: int, swap_mb: int,
+                  extra_specs: Mapping[str, str],
+                  default_pids_max: int) -> CgroupLimits:
+    """A flavor's limits but its disk quotas (every extra spec validated,
+    those too), for a guest whose root device is not known yet.
 
     The CPU weight is 1024 per vCPU unless ``quota:cpu_shares`` says
     otherwise; the cap is vCPUs × period (like a VM that cannot use more
     cores than it has) unless ``quota:cpu_quota`` overrides it (-1 = no cap).
-    Disk quotas apply to ``block_device`` ("MAJ:MIN" of the whole disk
-    backing the guest's root); asking for them without a device raises
-    ``CgroupError`` rather than silently dropping the flavor's limit.
     """
     if vcpus < 1 or memory_mb < 1 or swap_mb < 0 or default_pids_max < 1:
         raise exception.InvalidInput(
@@ -128,23 +137,29 @@ def limits_from_flavor(vcpus: int, memory_mb: int, swap_mb: int,
         quota = vcpus * period
     elif quota == -1:
         quota = None
-    disk = specs_mod.disk_limits_from(extra_specs)
-    io_limits: tuple[IoLimit, ...] = ()
-    if disk.any():
-        if block_device is None:
-            raise exception.CgroupError(
-                reason="the flavor sets quota:disk_* limits but the guest's "
-                       "root has no block device to throttle")
-        if not _DEVICE_RE.match(block_device):
-            raise exception.CgroupError(
-                reason=f"block device {block_device!r} is not MAJ:MIN")
-        io_limits = (IoLimit(block_device, disk.read_bps, disk.write_bps,
-                             disk.read_iops, disk.write_iops),)
     pids = specs_mod.pids_max_from(extra_specs) or default_pids_max
     return CgroupLimits(cpu_shares=shares, cpu_quota_us=quota,
                         cpu_period_us=period, memory_bytes=memory_mb * _MiB,
-                        swap_bytes=swap_mb * _MiB, pids_max=pids,
-                        io_limits=io_limits)
+                        swap_bytes=swap_mb * _MiB, pids_max=pids)
+
+
+def disk_limits(extra_specs: Mapping[str, str],
+                block_device: str | None) -> tuple[IoLimit, ...]:
+    """The flavor's disk quotas on ``block_device`` ("MAJ:MIN" of the
+    whole disk backing the guest's root); asking for them without a device
+    raises ``CgroupError`` rather than silently dropping the limit."""
+    disk = specs_mod.disk_limits_from(extra_specs)
+    if not disk.any():
+        return ()
+    if block_device is None:
+        raise exception.CgroupError(
+            reason="the flavor sets quota:disk_* limits but the guest's "
+                   "root has no block device to throttle")
+    if not _DEVICE_RE.match(block_device):
+        raise exception.CgroupError(
+            reason=f"block device {block_device!r} is not MAJ:MIN")
+    return (IoLimit(block_device, disk.read_bps, disk.write_bps,
+                    disk.read_iops, disk.write_iops),)
 
 
 def check_name(name: str) -> str:
