@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from pyct_driver import context, states
 from pyct_driver.compute import recovery
 from pyct_driver.compute.manager import ComputeManager, instance_spec
-from pyct_driver.db import actions, idranges, instances, models
+from pyct_driver.db import actions, catalog, idranges, instances, models
 from pyct_driver.virt.fake import FakeDriver
 from tests.functional import compute_fixtures as fx
 
@@ -84,6 +84,19 @@ def test_build_allocates_the_range_every_spec_then_reads(manager, tmp_path):
         recovery.sync_power_states(manager)
     assert not [s for s in seen if _WRITE.match(s)], seen
     assert _ranges(manager.db) == before
+
+
+def test_a_privileged_build_gets_no_range(manager, tmp_path):
+    _flavor, image = fx.seed_catalog(manager.db, tmp_path)
+    flavor = catalog.flavor_create(manager.db, dict(
+        flavorid="2", name="m1.priv", vcpus=1, memory_mb=512, root_gb=1),
+        extra_specs={"pyct:privileged": "true"})
+    inst = fx.new_instance(manager.db, flavor, image, "host-r")
+    manager.build_and_run_instance(_ctxt(), inst["uuid"])
+    assert instances.get(manager.db, inst["uuid"])["vm_state"] == \
+        states.ACTIVE
+    assert idranges.get(manager.db, inst["uuid"]) is None
+    assert _ranges(manager.db) == []
 
 
 def test_a_build_reads_its_image_row_once(manager, tmp_path):
