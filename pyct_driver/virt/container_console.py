@@ -13,7 +13,7 @@ import socket
 
 from pyct_driver import exception
 from pyct_driver.virt import base
-from pyct_driver.virt.process.client import LauncherClient
+from pyct_driver.virt.process.caller.client import LauncherClient
 
 
 class ConsoleSide:

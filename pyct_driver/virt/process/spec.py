@@ -17,7 +17,7 @@ import os
 import re
 
 from pyct_driver import exception
-from pyct_driver.virt.process import caps
+from pyct_driver.virt.process.guestinit import caps
 
 SOCKET_NAME = "launcher.sock"
 PID_NAME = "launcher.pid"

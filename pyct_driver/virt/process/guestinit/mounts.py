@@ -43,7 +43,7 @@ import os
 import stat
 
 from pyct_driver import exception
-from pyct_driver.virt.process import cgroupfs
+from pyct_driver.virt.process.guestinit import cgroupfs
 from pyct_driver.virt.process import syscalls as sc
 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")

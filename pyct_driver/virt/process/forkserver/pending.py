@@ -17,7 +17,8 @@ import socket
 import time
 
 from pyct_driver import exception
-from pyct_driver.virt.process import console, nsinit, userns
+from pyct_driver.virt.process.forkserver import console
+from pyct_driver.virt.process.guestinit import nsinit, userns
 from pyct_driver.virt.process import spec as spec_mod
 from pyct_driver.virt.process import syscalls as sc
 

@@ -20,9 +20,10 @@ import time
 
 import pyct_driver
 from pyct_driver import exception
-from pyct_driver.virt.process import guest, guest_exec
+from pyct_driver.virt.process import guest
 from pyct_driver.virt.process import spec as spec_mod
-from pyct_driver.virt.process.exec_session import ExecSession
+from pyct_driver.virt.process.caller.exec_session import ExecSession
+from pyct_driver.virt.process.forkserver import guest_exec
 
 
 class LauncherClient:
@@ -65,7 +66,8 @@ class LauncherClient:
         with open(self.log_path, "ab") as log:
             try:
                 proc = subprocess.Popen(
-                    [self.python, "-m", "pyct_driver.virt.process.daemon",
+                    [self.python, "-m",
+                     "pyct_driver.virt.process.forkserver.daemon",
                      "--state-dir", self.state_dir],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                     close_fds=True, start_new_session=True, cwd="/", env=env)

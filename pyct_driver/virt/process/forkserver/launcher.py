@@ -1,19 +1,19 @@
 """The launcher: one long-lived, single-threaded fork server per host.
 
 pyct-compute is multi-threaded and must never fork itself, so it starts this
-program once (``python -m pyct_driver.virt.process.daemon --state-dir DIR``,
-which detaches and serves this ``Launcher``) and it answers newline-delimited
-JSON requests one at a time from a poll loop: ``begin`` (fork the guest's C1,
-which joins its cgroups and waits -- ``pending``; the reply carries the guest's
-user namespace fd, SCM_RIGHTS, for the root's idmapped layers), ``start`` (let
-it go on; answers once init was exec'd), ``spawn`` (both), ``release``,
-``ping``, ``status``, ``forget``, ``attach`` (a socket on a guest's console),
-``userns`` (an fd of a user namespace with a given id map), ``exec`` (a command
-in a running guest, confined as its own processes are: ``guest_exec``),
-``shutdown``. It makes every guest's user namespace (only host root in the
-initial namespace may map arbitrary ids). A spawn with ``hold`` answers once
-the guest's PID 1 waits just before its exec (namespaces and mounts ready, so
-the host can plumb its netns); ``release`` lets it exec. It is
+program once (``python -m pyct_driver.virt.process.forkserver.daemon
+--state-dir DIR``, which detaches and serves this ``Launcher``) and it answers
+newline-delimited JSON requests one at a time from a poll loop: ``begin`` (fork
+the guest's C1, which joins its cgroups and waits -- ``pending``; the reply
+carries the guest's user namespace fd, SCM_RIGHTS, for the root's idmapped
+layers), ``start`` (let it go on; answers once init was exec'd), ``spawn``
+(both), ``release``, ``ping``, ``status``, ``forget``, ``attach`` (a socket on
+a guest's console), ``userns`` (an fd of a user namespace with a given id map),
+``exec`` (a command in a running guest, confined as its own processes are:
+``guest_exec``), ``shutdown``. It makes every guest's user namespace (only host
+root in the initial namespace may map arbitrary ids). A spawn with ``hold``
+answers once the guest's PID 1 waits just before its exec (namespaces and
+mounts ready, so the host can plumb its netns); ``release`` lets it exec. It is
 PR_SET_CHILD_SUBREAPER, so every guest init becomes its child and its exit
 status is recorded. Per guest it keeps the console pty (master and slave) and
 copies the master's output into a bounded log; there is no other host process
@@ -37,11 +37,10 @@ import socket
 import time
 
 from pyct_driver import exception
-from pyct_driver.virt.process import console
 from pyct_driver.virt.process import guest as guest_mod
-from pyct_driver.virt.process import guest_exec, nsinit, pending
 from pyct_driver.virt.process import spec as spec_mod
-from pyct_driver.virt.process import userns
+from pyct_driver.virt.process.forkserver import console, guest_exec, pending
+from pyct_driver.virt.process.guestinit import nsinit, userns
 
 LOG = logging.getLogger("pyct.launcher")
 SPAWN_TIMEOUT = 30.0

@@ -44,7 +44,7 @@ import time
 from typing import NoReturn
 
 from pyct_driver import exception
-from pyct_driver.virt.process import caps, mounts, seccomp, userns
+from pyct_driver.virt.process.guestinit import caps, mounts, seccomp, userns
 from pyct_driver.virt.process import spec as spec_mod
 from pyct_driver.virt.process import syscalls as sc
 
