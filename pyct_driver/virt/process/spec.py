@@ -1,5 +1,8 @@
 """What the compute side and the launcher say to each other.
 
+Shared by the caller (pyct-compute) and the fork server: pure data and
+validation, no threads, no state, no privileged call.
+
 ``GuestSpec`` describes one guest to start (its root, hostname, init argv,
 cgroups to join, console log, whether to hold it before exec, the host id
 range its user namespace maps); ``GuestHandle`` names a started guest init by

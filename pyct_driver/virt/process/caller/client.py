@@ -1,5 +1,9 @@
 """The compute side's handle on the launcher.
 
+Runs in pyct-compute, the caller: host root, many threads (the manager's
+workers, the RPC server, periodic tasks), any of which may call here; it never
+forks. The calls it makes are served one at a time by the fork server.
+
 ``LauncherClient`` starts the per-host launcher if its socket does not answer
 (exec'ing a fresh interpreter, never forking the caller), reuses one that
 does, and turns each call into one JSON request on ``launcher.sock``. Calls

@@ -1,5 +1,9 @@
 """The launcher as a program: detach, take the state dir's lock, serve.
 
+Runs in the fork server (``forkserver.daemon``): host root in the initial
+namespaces, one thread (it imports nothing that starts one). It is the fork
+server's main: it forks once to detach, then serves.
+
 ``python -m pyct_driver.virt.process.forkserver.daemon --state-dir DIR`` forks
 once (so its starter, the compute service, reaps the original at once and the
 launcher lives in its own session), holds ``DIR/launcher.lock`` so only one

@@ -1,5 +1,11 @@
 """The confined way into a running guest: the launcher's ``exec``.
 
+Runs in the fork server (``forkserver.daemon``): host root in the initial
+namespaces, one thread (it imports nothing that starts one). ``start`` runs
+there; E1 and E2 are single-threaded forks of it, E2 host root until it enters
+the guest's user namespace. ``ExecRequest`` is also built by the caller (wire
+format).
+
 An operator's ``nsenter`` leaves a host process in the guest without the
 guest's seccomp filter and with host file descriptors: guest root can
 ptrace it (and make it run syscalls the filter denies) or steal its

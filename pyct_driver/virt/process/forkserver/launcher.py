@@ -1,5 +1,9 @@
 """The launcher: one long-lived, single-threaded fork server per host.
 
+Runs in the fork server (``forkserver.daemon``): host root in the initial
+namespaces, one thread (it imports nothing that starts one). Every request is
+served from this poll loop, one at a time.
+
 pyct-compute is multi-threaded and must never fork itself, so it starts this
 program once (``python -m pyct_driver.virt.process.forkserver.daemon
 --state-dir DIR``, which detaches and serves this ``Launcher``) and it answers
