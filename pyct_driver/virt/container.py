@@ -386,7 +386,7 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
     def exec_in_guest(self, uuid: str, argv: list[str],
                       env: dict[str, str] | None = None) -> ExecSession:
         """Run ``argv`` in the running guest as its own processes run
-        (``process.guest_exec``); never nsenter: see SECURITY.md."""
+        (``forkserver.guest_exec``); never nsenter: see SECURITY.md."""
         record = self.records.require(uuid)
         if not self._running(uuid, record):
             raise exception.InstanceNotRunning(instance_id=uuid)

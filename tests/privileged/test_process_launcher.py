@@ -26,7 +26,7 @@ from pyct_driver import exception
 from pyct_driver.virt.process import guest
 from pyct_driver.virt.process import spec
 from pyct_driver.virt.process.caller import client as client_mod
-from pyct_driver.virt.process.forkserver.guest_exec import ExecRequest
+from pyct_driver.virt.process.spec import ExecRequest
 from tests.waiting import wait_for
 
 PIDS_ROOT = "/sys/fs/cgroup/pids"

@@ -27,7 +27,6 @@ from pyct_driver import exception
 from pyct_driver.virt.process import guest
 from pyct_driver.virt.process import spec as spec_mod
 from pyct_driver.virt.process.caller.exec_session import ExecSession
-from pyct_driver.virt.process.forkserver import guest_exec
 
 
 class LauncherClient:
@@ -189,9 +188,10 @@ class LauncherClient:
                 reason=f"launcher sent no {what} fd", step=request["op"])
         return fds[0]
 
-    def exec(self, request: guest_exec.ExecRequest) -> ExecSession:
+    def exec(self, request: spec_mod.ExecRequest) -> ExecSession:
         """Run a command in a running guest, confined as the guest's own
-        processes (``guest_exec``); its pipes come back as a session."""
+        processes (``forkserver.guest_exec``); its pipes come back as a
+        session."""
         fds: list[int] = []
         try:
             with self._lock:

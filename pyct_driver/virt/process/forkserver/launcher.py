@@ -184,7 +184,7 @@ class Launcher:
                 id_range = spec_mod.check_id_range(req["id_range"])
                 return {"ok": True, "_fds": [userns.make_userns_fd(id_range)]}
             if op == "exec":
-                return self._exec(guest_exec.ExecRequest.from_dict(
+                return self._exec(spec_mod.ExecRequest.from_dict(
                     req["request"]))
             if op == "attach":
                 return self._attach(str(req["uuid"]))
@@ -321,7 +321,7 @@ class Launcher:
                 step=error.get("step"), errno=error.get("errno"))
         return {"ok": True, "elapsed": time.monotonic() - started}
 
-    def _exec(self, req: guest_exec.ExecRequest) -> dict:
+    def _exec(self, req: spec_mod.ExecRequest) -> dict:
         """Run a command in a guest the confined way (``guest_exec``);
         the reply carries its stdin, stdout, stderr and status pipes."""
         pid, fds = guest_exec.start(req)
