@@ -5,7 +5,7 @@ Runs on the compute host of the server (it talks to that host's
 launcher), as root. The command runs the way the guest's own processes
 do -- guest root in its user namespace, the guest's seccomp filter and
 cgroups, no_new_privs, no host descriptor but its three pipes (see
-``virt.process.guest_exec``) -- so guest root cannot ptrace it into
+``virt.process.forkserver.guest_exec``) -- so guest root cannot ptrace it into
 running denied syscalls or steal host descriptors from it, as it can with
 an operator's ``nsenter``. Every use is logged (oslo.log) with the
 operator's name, the server, its project and the command, and again with
@@ -26,7 +26,7 @@ from oslo_log import log as logging
 from pyct_driver import exception, plugins
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db.engine import Database
-from pyct_driver.virt.process.exec_session import ExecSession
+from pyct_driver.virt.process.caller.exec_session import ExecSession
 
 LOG = logging.getLogger("pyct.audit")
 

@@ -34,6 +34,7 @@ from oslo_log import log as logging
 from pyct_driver import exception, states
 from pyct_driver.progress import SILENT, Progress
 from pyct_driver.virt import base, guest_config, ownership
+from pyct_driver.virt import host_resources as host_resources_mod
 from pyct_driver.virt.cgroups.detect import detect_backend
 from pyct_driver.virt.container_console import ConsoleSide
 from pyct_driver.virt.container_host import HostSide
@@ -42,11 +43,10 @@ from pyct_driver.virt.container_resize import FlavorChanges
 from pyct_driver.virt.container_snapshot import Snapshots
 from pyct_driver.virt.container_suspend import SuspendSide
 from pyct_driver.virt.diagnostics import GuestAdmin
-from pyct_driver.virt import host_resources as host_resources_mod
 from pyct_driver.virt.network.bridge import NetworkPlumber
 from pyct_driver.virt.process import guest
-from pyct_driver.virt.process.client import Begun, LauncherClient
-from pyct_driver.virt.process.exec_session import ExecSession
+from pyct_driver.virt.process.caller.client import Begun, LauncherClient
+from pyct_driver.virt.process.caller.exec_session import ExecSession
 from pyct_driver.virt.records import InstanceRecords
 from pyct_driver.virt.rootfs import configdrive
 from pyct_driver.virt.rootfs.overlay import RootManager
@@ -384,7 +384,7 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
     def exec_in_guest(self, uuid: str, argv: list[str],
                       env: dict[str, str] | None = None) -> ExecSession:
         """Run ``argv`` in the running guest as its own processes run
-        (``process.guest_exec``); never nsenter: see SECURITY.md."""
+        (``forkserver.guest_exec``); never nsenter: see SECURITY.md."""
         record = self.records.require(uuid)
         if not self._running(uuid, record):
             raise exception.InstanceNotRunning(instance_id=uuid)

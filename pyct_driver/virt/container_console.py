@@ -1,6 +1,6 @@
 """The container driver's interactive console: a socket on the guest's pty.
 
-The launcher holds every guest's console master (``process.console``); an
+The launcher holds every guest's console master (``forkserver.console``); an
 ``attach`` gives the caller one end of a socket pair the launcher fans the
 guest's output into (beside the console log) and copies input from, within
 the console's byte rate. A guest the launcher does not run -- stopped, or
@@ -13,7 +13,7 @@ import socket
 
 from pyct_driver import exception
 from pyct_driver.virt import base
-from pyct_driver.virt.process.client import LauncherClient
+from pyct_driver.virt.process.caller.client import LauncherClient
 
 
 class ConsoleSide:

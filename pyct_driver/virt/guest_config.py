@@ -22,9 +22,8 @@ from pyct_driver import exception
 from pyct_driver import extra_specs as specs_mod
 from pyct_driver.virt import base
 from pyct_driver.virt.cgroups import base as cg_base
-from pyct_driver.virt.process import caps
-from pyct_driver.virt.process.guest_exec import ExecRequest
-from pyct_driver.virt.process.spec import GuestSpec
+from pyct_driver.virt.process.guestinit import caps
+from pyct_driver.virt.process.spec import ExecRequest, GuestSpec
 from pyct_driver.virt.rootfs.store import ImageStore
 
 

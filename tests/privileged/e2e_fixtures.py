@@ -244,7 +244,7 @@ class E2E:
 
     def close(self) -> None:
         from pyct_driver.virt.process import guest
-        from pyct_driver.virt.process.client import LauncherClient
+        from pyct_driver.virt.process.caller.client import LauncherClient
         errors: list[str] = []
         self._delete_all_through_api(errors)
         try:

@@ -34,7 +34,7 @@ from pyct_driver import conf as pyct_conf
 from pyct_driver import states
 from pyct_driver.virt import base
 from pyct_driver.virt.container import ContainerDriver
-from pyct_driver.virt.process.exec_session import ExecSession
+from pyct_driver.virt.process.caller.exec_session import ExecSession
 from pyct_driver.virt.rootfs.busybox import build_busybox_rootfs
 from tests.waiting import wait_for
 

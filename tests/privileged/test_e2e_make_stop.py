@@ -42,7 +42,7 @@ import uuid as uuid_mod
 import pytest
 
 from pyct_driver.virt.network.bridge import bridge_name, veth_name
-from pyct_driver.virt.process.client import LauncherClient
+from pyct_driver.virt.process.caller.client import LauncherClient
 from tests.privileged.e2e_fixtures import (
     CGROUP_ROOT, E2E, loops_with, mounts_with, processes_with, timing)
 from tests.leak_check_tool import PATH as LEAK_CHECK, leak_check

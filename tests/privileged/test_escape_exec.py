@@ -22,7 +22,7 @@ import subprocess
 
 import pytest
 
-from pyct_driver.virt.process import caps
+from pyct_driver.virt.process.guestinit import caps
 from tests.privileged import escape_fixtures as ef
 from tests.privileged.e2e_fixtures import E2E
 from tests.privileged.escape_fixtures import (  # noqa: F401 - fixtures

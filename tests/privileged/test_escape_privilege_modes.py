@@ -22,7 +22,7 @@ import shutil
 import pytest
 
 from pyct_driver import exception
-from pyct_driver.virt.process import caps
+from pyct_driver.virt.process.guestinit import caps
 from tests.privileged import escape_fixtures as ef
 from tests.privileged.escape_fixtures import (  # noqa: F401 - fixtures
     escape_image, probe_binary)

@@ -23,10 +23,10 @@ import uuid
 import pytest
 
 from pyct_driver import exception
-from pyct_driver.virt.process import client as client_mod
 from pyct_driver.virt.process import guest
 from pyct_driver.virt.process import spec
-from pyct_driver.virt.process.guest_exec import ExecRequest
+from pyct_driver.virt.process.caller import client as client_mod
+from pyct_driver.virt.process.spec import ExecRequest
 from tests.waiting import wait_for
 
 PIDS_ROOT = "/sys/fs/cgroup/pids"
@@ -282,7 +282,8 @@ def test_failed_spawn_names_step_and_leaves_nothing(
 
 COMPUTE = """
 import sys, time
-from pyct_driver.virt.process import client, spec
+from pyct_driver.virt.process import spec
+from pyct_driver.virt.process.caller import client
 c = client.LauncherClient(sys.argv[1])
 c.ensure_running()
 h = c.spawn(spec.GuestSpec.from_json(sys.argv[2]))

@@ -15,11 +15,11 @@ import tempfile
 
 import pytest
 
-from pyct_driver.virt.process import seccomp
+from pyct_driver.virt.process.guestinit import seccomp
 
 HELPER = r'''
 import ctypes, errno, json, os, signal, socket, sys
-from pyct_driver.virt.process import seccomp
+from pyct_driver.virt.process.guestinit import seccomp
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long

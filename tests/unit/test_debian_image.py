@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from pyct_driver.virt.process import cgroupfs
+from pyct_driver.virt.process.guestinit import cgroupfs
 from pyct_driver.virt.rootfs import debian, debian_agent
 
 V1_HOST = """\

@@ -6,7 +6,7 @@ boots Debian's 6.1 kernel): the mount is retried without it. Newer kernels
 take the id, and it is always tried first.
 """
 
-from pyct_driver.virt.process import mounts
+from pyct_driver.virt.process.guestinit import mounts
 
 
 def test_gid_within_int_has_no_fallback():

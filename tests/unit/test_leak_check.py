@@ -73,7 +73,7 @@ def test_only_new_items_not_of_the_foreign_deployment_are_blamed(tmp_path):
             # command line, then its cgroups as /proc/PID/cgroup names them
             "2/2": ("init", "/pyct/uuid-1", "/pyct/uuid-1"),
             "3/3": ("init", "/pyct-test-1/uuid-2"),
-            "4/4": ("python -m pyct_driver.virt.process.daemon "
+            "4/4": ("python -m pyct_driver.virt.process.forkserver.daemon "
                     "--state-dir /tmp/pyct-e2e-new/state/container/launcher",
                     "/user.slice")})
 

@@ -10,9 +10,9 @@ import subprocess
 import pytest
 
 from pyct_driver import exception
-from pyct_driver.virt.process import console
 from pyct_driver.virt.process import guest
 from pyct_driver.virt.process import spec
+from pyct_driver.virt.process.forkserver import console
 from tests.waiting import wait_for
 
 

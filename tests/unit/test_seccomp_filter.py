@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from pyct_driver import exception
-from pyct_driver.virt.process import seccomp
+from pyct_driver.virt.process.guestinit import seccomp
 
 ARCHES = ("x86_64", "aarch64")
 ALLOW = seccomp.SECCOMP_RET_ALLOW

@@ -45,7 +45,7 @@ import teardown
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
-from pyct_driver.virt.process.client import LauncherClient  # noqa: E402
+from pyct_driver.virt.process.caller.client import LauncherClient  # noqa: E402
 from tests.services import (Deployment, ServiceProcess,  # noqa: E402
                             wait_http)
 

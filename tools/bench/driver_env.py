@@ -26,7 +26,7 @@ if REPO not in sys.path:
 from pyct_driver import conf as pyct_conf  # noqa: E402
 from pyct_driver.virt import base  # noqa: E402
 from pyct_driver.virt.container import ContainerDriver  # noqa: E402
-from pyct_driver.virt.process.client import LauncherClient  # noqa: E402
+from pyct_driver.virt.process.caller.client import LauncherClient  # noqa: E402
 from pyct_driver.virt.rootfs.busybox import build_busybox_rootfs  # noqa
 
 import teardown  # noqa: E402

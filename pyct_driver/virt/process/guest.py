@@ -1,5 +1,9 @@
 """Looking at and poking a running guest init from the host.
 
+Shared by the caller (pyct-compute, any thread) and the fork server
+(``launcher``, ``guest_exec``): it reads /proc and signals through a pidfd; no
+threads, no state.
+
 A guest is named by (host pid, start time in clock ticks from field 22 of
 /proc/<pid>/stat): pids recycle, start times don't, so the compute service
 uses ``is_same_process`` to re-adopt guests after a restart. Signals go

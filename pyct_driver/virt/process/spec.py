@@ -1,5 +1,8 @@
 """What the compute side and the launcher say to each other.
 
+Shared by the caller (pyct-compute) and the fork server: pure data and
+validation, no threads, no state, no privileged call.
+
 ``GuestSpec`` describes one guest to start (its root, hostname, init argv,
 cgroups to join, console log, whether to hold it before exec, the host id
 range its user namespace maps); ``GuestHandle`` names a started guest init by
@@ -17,7 +20,7 @@ import os
 import re
 
 from pyct_driver import exception
-from pyct_driver.virt.process import caps
+from pyct_driver.virt.process.guestinit import caps
 
 SOCKET_NAME = "launcher.sock"
 PID_NAME = "launcher.pid"
@@ -164,6 +167,61 @@ class GuestHandle:
     @classmethod
     def from_json(cls, text: str) -> GuestHandle:
         return cls.from_dict(json.loads(text))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecRequest:
+    """One command to run in a guest, as the compute side describes it."""
+
+    uuid: str
+    pid: int
+    start_time: int
+    argv: tuple[str, ...]
+    cgroup_procs: tuple[str, ...] = ()
+    env: dict[str, str] | None = None
+    # the guest has a user namespace of its own (enter it, become root)
+    userns: bool = True
+    keep_caps: tuple[str, ...] | None = None
+    nofile: tuple[int, int] = (1024, 524288)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ExecRequest:
+        try:
+            req = cls(uuid=str(data["uuid"]), pid=int(data["pid"]),
+                      start_time=int(data["start_time"]),
+                      argv=tuple(str(a) for a in data["argv"]),
+                      cgroup_procs=tuple(data.get("cgroup_procs") or ()),
+                      env={str(k): str(v) for k, v in
+                           (data.get("env") or {}).items()} or None,
+                      userns=bool(data.get("userns", True)),
+                      keep_caps=(tuple(data["keep_caps"])
+                                 if data.get("keep_caps") is not None
+                                 else None),
+                      nofile=tuple(int(n) for n in data.get(
+                          "nofile", (1024, 524288))))
+        except (KeyError, TypeError, ValueError) as err:
+            raise exception.InvalidInput(
+                reason=f"bad exec request: {err}") from err
+        if not req.argv or not req.argv[0] or "\0" in "".join(req.argv):
+            raise exception.InvalidInput(reason="exec needs a command")
+        if req.keep_caps is not None:
+            try:
+                caps.mask(req.keep_caps)
+            except ValueError as err:
+                raise exception.InvalidInput(reason=str(err)) from err
+        for path in req.cgroup_procs:
+            if not os.path.isabs(path) or not path.endswith("cgroup.procs"):
+                raise exception.InvalidInput(reason=f"bad cgroup {path!r}")
+        return req
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["argv"] = list(self.argv)
+        data["cgroup_procs"] = list(self.cgroup_procs)
+        data["nofile"] = list(self.nofile)
+        data["keep_caps"] = (list(self.keep_caps)
+                             if self.keep_caps is not None else None)
+        return data
 
 
 def encode(message: dict) -> bytes:

@@ -1,5 +1,10 @@
 """The confined way into a running guest: the launcher's ``exec``.
 
+Runs in the fork server (``forkserver.daemon``): host root in the initial
+namespaces, one thread (it imports nothing that starts one). ``start`` runs
+there; E1 and E2 are single-threaded forks of it, E2 host root until it enters
+the guest's user namespace. ``ExecRequest`` (the wire format) is in ``spec``.
+
 An operator's ``nsenter`` leaves a host process in the guest without the
 guest's seccomp filter and with host file descriptors: guest root can
 ptrace it (and make it run syscalls the filter denies) or steal its
@@ -23,14 +28,15 @@ three pipes.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from typing import NoReturn
 
 from pyct_driver import exception
-from pyct_driver.virt.process import caps, guest, nsinit, seccomp, userns
+from pyct_driver.virt.process.guestinit import caps, nsinit, seccomp, userns
+from pyct_driver.virt.process import guest
 from pyct_driver.virt.process import syscalls as sc
+from pyct_driver.virt.process.spec import ExecRequest
 
 EXEC_NAMESPACES = (sc.CLONE_NEWNS | sc.CLONE_NEWNET | sc.CLONE_NEWUTS
                    | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP)
@@ -38,61 +44,6 @@ DEFAULT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
                        "/sbin:/bin", "HOME": "/root", "TERM": "dumb"}
 PR_SET_DUMPABLE = 4
 _STATUS_FD = 3
-
-
-@dataclasses.dataclass(frozen=True)
-class ExecRequest:
-    """One command to run in a guest, as the compute side describes it."""
-
-    uuid: str
-    pid: int
-    start_time: int
-    argv: tuple[str, ...]
-    cgroup_procs: tuple[str, ...] = ()
-    env: dict[str, str] | None = None
-    # the guest has a user namespace of its own (enter it, become root)
-    userns: bool = True
-    keep_caps: tuple[str, ...] | None = None
-    nofile: tuple[int, int] = (1024, 524288)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ExecRequest:
-        try:
-            req = cls(uuid=str(data["uuid"]), pid=int(data["pid"]),
-                      start_time=int(data["start_time"]),
-                      argv=tuple(str(a) for a in data["argv"]),
-                      cgroup_procs=tuple(data.get("cgroup_procs") or ()),
-                      env={str(k): str(v) for k, v in
-                           (data.get("env") or {}).items()} or None,
-                      userns=bool(data.get("userns", True)),
-                      keep_caps=(tuple(data["keep_caps"])
-                                 if data.get("keep_caps") is not None
-                                 else None),
-                      nofile=tuple(int(n) for n in data.get(
-                          "nofile", (1024, 524288))))
-        except (KeyError, TypeError, ValueError) as err:
-            raise exception.InvalidInput(
-                reason=f"bad exec request: {err}") from err
-        if not req.argv or not req.argv[0] or "\0" in "".join(req.argv):
-            raise exception.InvalidInput(reason="exec needs a command")
-        if req.keep_caps is not None:
-            try:
-                caps.mask(req.keep_caps)
-            except ValueError as err:
-                raise exception.InvalidInput(reason=str(err)) from err
-        for path in req.cgroup_procs:
-            if not os.path.isabs(path) or not path.endswith("cgroup.procs"):
-                raise exception.InvalidInput(reason=f"bad cgroup {path!r}")
-        return req
-
-    def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        data["argv"] = list(self.argv)
-        data["cgroup_procs"] = list(self.cgroup_procs)
-        data["nofile"] = list(self.nofile)
-        data["keep_caps"] = (list(self.keep_caps)
-                             if self.keep_caps is not None else None)
-        return data
 
 
 def start(req: ExecRequest) -> tuple[int, list[int]]:

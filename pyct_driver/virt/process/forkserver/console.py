@@ -1,6 +1,10 @@
 """A guest's console on the host: the launcher's side of its pty, and
 its log (append-only, bounded in size).
 
+Runs in the fork server (``forkserver.daemon``): host root in the initial
+namespaces, one thread (it imports nothing that starts one). The launcher's
+poll loop calls it; no thread of its own.
+
 ``Consoles`` reads every guest's pty master, within a per-guest byte rate,
 and feeds what it reads into that guest's ``ConsoleLog`` and to the clients
 attached to it (the serial console proxy, through the compute service);

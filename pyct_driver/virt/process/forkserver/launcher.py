@@ -1,19 +1,23 @@
 """The launcher: one long-lived, single-threaded fork server per host.
 
+Runs in the fork server (``forkserver.daemon``): host root in the initial
+namespaces, one thread (it imports nothing that starts one). Every request is
+served from this poll loop, one at a time.
+
 pyct-compute is multi-threaded and must never fork itself, so it starts this
-program once (``python -m pyct_driver.virt.process.daemon --state-dir DIR``,
-which detaches and serves this ``Launcher``) and it answers newline-delimited
-JSON requests one at a time from a poll loop: ``begin`` (fork the guest's C1,
-which joins its cgroups and waits -- ``pending``; the reply carries the guest's
-user namespace fd, SCM_RIGHTS, for the root's idmapped layers), ``start`` (let
-it go on; answers once init was exec'd), ``spawn`` (both), ``release``,
-``ping``, ``status``, ``forget``, ``attach`` (a socket on a guest's console),
-``userns`` (an fd of a user namespace with a given id map), ``exec`` (a command
-in a running guest, confined as its own processes are: ``guest_exec``),
-``shutdown``. It makes every guest's user namespace (only host root in the
-initial namespace may map arbitrary ids). A spawn with ``hold`` answers once
-the guest's PID 1 waits just before its exec (namespaces and mounts ready, so
-the host can plumb its netns); ``release`` lets it exec. It is
+program once (``python -m pyct_driver.virt.process.forkserver.daemon
+--state-dir DIR``, which detaches and serves this ``Launcher``) and it answers
+newline-delimited JSON requests one at a time from a poll loop: ``begin`` (fork
+the guest's C1, which joins its cgroups and waits -- ``pending``; the reply
+carries the guest's user namespace fd, SCM_RIGHTS, for the root's idmapped
+layers), ``start`` (let it go on; answers once init was exec'd), ``spawn``
+(both), ``release``, ``ping``, ``status``, ``forget``, ``attach`` (a socket on
+a guest's console), ``userns`` (an fd of a user namespace with a given id map),
+``exec`` (a command in a running guest, confined as its own processes are:
+``guest_exec``), ``shutdown``. It makes every guest's user namespace (only host
+root in the initial namespace may map arbitrary ids). A spawn with ``hold``
+answers once the guest's PID 1 waits just before its exec (namespaces and
+mounts ready, so the host can plumb its netns); ``release`` lets it exec. It is
 PR_SET_CHILD_SUBREAPER, so every guest init becomes its child and its exit
 status is recorded. Per guest it keeps the console pty (master and slave) and
 copies the master's output into a bounded log; there is no other host process
@@ -37,11 +41,10 @@ import socket
 import time
 
 from pyct_driver import exception
-from pyct_driver.virt.process import console
 from pyct_driver.virt.process import guest as guest_mod
-from pyct_driver.virt.process import guest_exec, nsinit, pending
 from pyct_driver.virt.process import spec as spec_mod
-from pyct_driver.virt.process import userns
+from pyct_driver.virt.process.forkserver import console, guest_exec, pending
+from pyct_driver.virt.process.guestinit import nsinit, userns
 
 LOG = logging.getLogger("pyct.launcher")
 SPAWN_TIMEOUT = 30.0
@@ -181,7 +184,7 @@ class Launcher:
                 id_range = spec_mod.check_id_range(req["id_range"])
                 return {"ok": True, "_fds": [userns.make_userns_fd(id_range)]}
             if op == "exec":
-                return self._exec(guest_exec.ExecRequest.from_dict(
+                return self._exec(spec_mod.ExecRequest.from_dict(
                     req["request"]))
             if op == "attach":
                 return self._attach(str(req["uuid"]))
@@ -318,7 +321,7 @@ class Launcher:
                 step=error.get("step"), errno=error.get("errno"))
         return {"ok": True, "elapsed": time.monotonic() - started}
 
-    def _exec(self, req: guest_exec.ExecRequest) -> dict:
+    def _exec(self, req: spec_mod.ExecRequest) -> dict:
         """Run a command in a guest the confined way (``guest_exec``);
         the reply carries its stdin, stdout, stderr and status pipes."""
         pid, fds = guest_exec.start(req)

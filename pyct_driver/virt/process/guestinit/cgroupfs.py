@@ -1,5 +1,9 @@
 """The guest's /sys/fs/cgroup: what an init such as systemd needs to run.
 
+Runs in a child the fork server forked and that has not exec'd yet (C1, then
+the guest's PID 1): one thread, host root until it becomes guest root in the
+user namespace; it imports nothing from ``caller`` or ``forkserver``.
+
 Runs in the guest's PID 1 after pivot_root, once /proc is mounted, inside
 the guest's cgroup namespace -- so every hierarchy mounted here shows only
 the instance's own subtree, never the host's groups.

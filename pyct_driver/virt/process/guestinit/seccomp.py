@@ -1,5 +1,11 @@
 """The guest's seccomp deny list: classic BPF made here, installed before exec.
 
+Runs in a child the fork server forked and that has not exec'd yet (C1, then
+the guest's PID 1): one thread, host root until it becomes guest root in the
+user namespace; it imports nothing from ``caller`` or ``forkserver``.
+``install`` also runs in ``server exec``'s E2 (a fork of the fork server:
+``forkserver.guest_exec``).
+
 Guests run as root with the host's capabilities, so the kernel interfaces
 that are not namespaced (modules, kexec, the clock, keyrings, swap, raw I/O
 ports) or that have been a steady source of kernel exploits (bpf, io_uring,

@@ -1,5 +1,11 @@
 """User namespaces: a guest's ids 0..65535 are an unprivileged host range.
 
+Runs in a child the fork server forked and that has not exec'd yet (C1, then
+the guest's PID 1): one thread, host root until it becomes guest root in the
+user namespace; it imports nothing from ``caller`` or ``forkserver``.
+``make_userns_fd`` is the exception: the fork server calls it, and the helper
+it forks only unshares and waits while the fork server writes the maps.
+
 The launcher -- host root in the initial namespace, the only one allowed
 to write an arbitrary map -- makes each guest's user namespace
 (``make_userns_fd``: a helper unshares, the launcher writes

@@ -1,10 +1,14 @@
 """The launcher as a program: detach, take the state dir's lock, serve.
 
-``python -m pyct_driver.virt.process.daemon --state-dir DIR`` forks once
-(so its starter, the compute service, reaps the original at once and the
+Runs in the fork server (``forkserver.daemon``): host root in the initial
+namespaces, one thread (it imports nothing that starts one). It is the fork
+server's main: it forks once to detach, then serves.
+
+``python -m pyct_driver.virt.process.forkserver.daemon --state-dir DIR`` forks
+once (so its starter, the compute service, reaps the original at once and the
 launcher lives in its own session), holds ``DIR/launcher.lock`` so only one
-launcher runs per state dir, becomes the child subreaper of the guest inits
-it starts, listens on ``DIR/launcher.sock`` (0600) and serves
+launcher runs per state dir, becomes the child subreaper of the guest inits it
+starts, listens on ``DIR/launcher.sock`` (0600) and serves
 ``launcher.Launcher`` until told to shut down.
 
 The launcher is the one host-side helper that does not set no_new_privs:
@@ -26,7 +30,7 @@ import socket
 import sys
 
 from pyct_driver.virt.process import spec as spec_mod
-from pyct_driver.virt.process.launcher import LOG, Launcher
+from pyct_driver.virt.process.forkserver.launcher import LOG, Launcher
 
 PR_SET_CHILD_SUBREAPER = 36
 

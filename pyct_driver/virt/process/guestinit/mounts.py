@@ -1,6 +1,12 @@
 """The guest's mount recipe, in two halves on either side of its user
 namespace.
 
+Runs in a child the fork server forked and that has not exec'd yet (C1, then
+the guest's PID 1): one thread, host root until it becomes guest root in the
+user namespace; it imports nothing from ``caller`` or ``forkserver``.
+``prepare_host_side`` runs in C1, ``finish_guest_side`` in the guest's PID 1,
+both still host root.
+
 ``prepare_host_side`` runs in C1 as host root, in a private mount namespace
 still owned by the host: everything that needs a host path -- the /dev
 tmpfs, the bind mounts of the host's safe device nodes and of the console
@@ -43,7 +49,7 @@ import os
 import stat
 
 from pyct_driver import exception
-from pyct_driver.virt.process import cgroupfs
+from pyct_driver.virt.process.guestinit import cgroupfs
 from pyct_driver.virt.process import syscalls as sc
 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")

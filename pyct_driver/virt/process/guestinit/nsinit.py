@@ -1,5 +1,9 @@
 """The child side of a spawn: from the launcher's fresh fork to guest init.
 
+Runs in a child the fork server forked and that has not exec'd yet (C1, then
+the guest's PID 1): one thread, host root until it becomes guest root in the
+user namespace; it imports nothing from ``caller`` or ``forkserver``.
+
 The launcher forks C1, which calls ``child_main``: C1 joins the guest's
 cgroups (the slow part: the host prepares the guest's root meanwhile) and
 waits at its gate -- a socketpair on which the launcher passes the
@@ -44,7 +48,7 @@ import time
 from typing import NoReturn
 
 from pyct_driver import exception
-from pyct_driver.virt.process import caps, mounts, seccomp, userns
+from pyct_driver.virt.process.guestinit import caps, mounts, seccomp, userns
 from pyct_driver.virt.process import spec as spec_mod
 from pyct_driver.virt.process import syscalls as sc
 

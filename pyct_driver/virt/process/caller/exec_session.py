@@ -1,5 +1,10 @@
 """The caller's end of a command run in a guest (the launcher's ``exec``).
 
+Runs in pyct-compute, the caller: host root, many threads (the manager's
+workers, the RPC server, periodic tasks), any of which may call here; it never
+forks. ``communicate`` starts one feeder thread of its own for the command's
+stdin.
+
 ``ExecSession`` holds the four pipes the launcher hands back: the
 command's stdin (to write), stdout and stderr (to read) and the status
 pipe, on which the launcher's helper says the command's host pid and then

@@ -1,5 +1,9 @@
 """The compute side's handle on the launcher.
 
+Runs in pyct-compute, the caller: host root, many threads (the manager's
+workers, the RPC server, periodic tasks), any of which may call here; it never
+forks. The calls it makes are served one at a time by the fork server.
+
 ``LauncherClient`` starts the per-host launcher if its socket does not answer
 (exec'ing a fresh interpreter, never forking the caller), reuses one that
 does, and turns each call into one JSON request on ``launcher.sock``. Calls
@@ -20,9 +24,9 @@ import time
 
 import pyct_driver
 from pyct_driver import exception
-from pyct_driver.virt.process import guest, guest_exec
+from pyct_driver.virt.process import guest
 from pyct_driver.virt.process import spec as spec_mod
-from pyct_driver.virt.process.exec_session import ExecSession
+from pyct_driver.virt.process.caller.exec_session import ExecSession
 
 
 class LauncherClient:
@@ -65,7 +69,8 @@ class LauncherClient:
         with open(self.log_path, "ab") as log:
             try:
                 proc = subprocess.Popen(
-                    [self.python, "-m", "pyct_driver.virt.process.daemon",
+                    [self.python, "-m",
+                     "pyct_driver.virt.process.forkserver.daemon",
                      "--state-dir", self.state_dir],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                     close_fds=True, start_new_session=True, cwd="/", env=env)
@@ -183,9 +188,10 @@ class LauncherClient:
                 reason=f"launcher sent no {what} fd", step=request["op"])
         return fds[0]
 
-    def exec(self, request: guest_exec.ExecRequest) -> ExecSession:
+    def exec(self, request: spec_mod.ExecRequest) -> ExecSession:
         """Run a command in a running guest, confined as the guest's own
-        processes (``guest_exec``); its pipes come back as a session."""
+        processes (``forkserver.guest_exec``); its pipes come back as a
+        session."""
         fds: list[int] = []
         try:
             with self._lock:

@@ -1,5 +1,12 @@
 """Capability sets: what a privileged guest's root keeps.
 
+Runs in a child the fork server forked and that has not exec'd yet (C1, then
+the guest's PID 1): one thread, host root until it becomes guest root in the
+user namespace; it imports nothing from ``caller`` or ``forkserver``.
+``limit_bounding`` runs there (and in ``server exec``'s E2); ``mask`` and
+``DOCKER_DEFAULT`` are pure data that ``spec`` and ``virt.guest_config`` also
+read in the caller and the fork server.
+
 A privileged flavor (``pyct:privileged``) runs the guest without a user
 namespace, so its root is host uid 0. It must not also hold the
 capabilities that reach past its namespaces (CAP_SYS_ADMIN remounts the

@@ -1,5 +1,9 @@
 """A guest between the launcher's ``begin`` and ``start``: C1 forked, gated.
 
+Runs in the fork server (``forkserver.daemon``): host root in the initial
+namespaces, one thread (it imports nothing that starts one). The C1 it forks
+runs ``guestinit.nsinit``.
+
 ``begin`` forks C1 at once, so its first cgroup v1 migration (a kernel
 RCU grace period, ~10 ms) runs while the compute side still prepares the
 guest's root; the launcher then makes the guest's user namespace, passes
@@ -17,7 +21,8 @@ import socket
 import time
 
 from pyct_driver import exception
-from pyct_driver.virt.process import console, nsinit, userns
+from pyct_driver.virt.process.forkserver import console
+from pyct_driver.virt.process.guestinit import nsinit, userns
 from pyct_driver.virt.process import spec as spec_mod
 from pyct_driver.virt.process import syscalls as sc
 
