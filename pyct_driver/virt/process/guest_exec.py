@@ -29,8 +29,8 @@ import os
 from typing import NoReturn
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import proc as sc
 from pyct_driver.virt.process import caps, guest, nsinit, seccomp, userns
-from pyct_driver.virt.process import syscalls as sc
 
 EXEC_NAMESPACES = (sc.CLONE_NEWNS | sc.CLONE_NEWNET | sc.CLONE_NEWUTS
                    | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP)

@@ -17,9 +17,9 @@ import socket
 import time
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import proc as sc
 from pyct_driver.virt.process import console, nsinit, userns
 from pyct_driver.virt.process import spec as spec_mod
-from pyct_driver.virt.process import syscalls as sc
 
 
 class Pending:
