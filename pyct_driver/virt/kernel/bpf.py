@@ -46,20 +46,24 @@ def prog_load(prog_type: int, code: bytes, name: str,
     insns = ctypes.create_string_buffer(code, len(code))
     lic = ctypes.create_string_buffer(license_.encode())
     log = ctypes.create_string_buffer(LOG_SIZE)
-    for level in (0, 1):
-        attr = struct.pack(
+
+    def attr(level: int) -> bytes:
+        return struct.pack(
             "<IIQQIIQII16s", prog_type, len(code) // 8,
             ctypes.addressof(insns), ctypes.addressof(lic), level,
             LOG_SIZE if level else 0, ctypes.addressof(log) if level else 0,
             0, 0, name.encode()[:15])
-        try:
-            return _bpf(BPF_PROG_LOAD, attr, f"bpf load {name}")
-        except OSError as err:
-            if level:
-                verifier = log.value.decode(errors="replace")[-500:]
-                raise OSError(err.errno, f"{err.strerror}; verifier: "
-                              f"{verifier}") from err
-    raise AssertionError("unreachable")
+
+    try:
+        return _bpf(BPF_PROG_LOAD, attr(0), f"bpf load {name}")
+    except OSError:
+        pass  # again with the verifier's log, to say why
+    try:
+        return _bpf(BPF_PROG_LOAD, attr(1), f"bpf load {name}")
+    except OSError as err:
+        verifier = log.value.decode(errors="replace")[-500:]
+        raise OSError(err.errno, f"{err.strerror}; verifier: "
+                      f"{verifier}") from err
 
 
 def prog_attach(target_fd: int, prog_fd: int, attach_type: int,
