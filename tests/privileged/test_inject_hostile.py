@@ -13,6 +13,7 @@ import pytest
 
 from pyct_driver import exception
 from pyct_driver.virt import base
+from pyct_driver.virt.kernel import files
 from pyct_driver.virt.rootfs import inject
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPyct pyct@test"
@@ -179,7 +180,7 @@ def test_refuses_without_openat2(host, monkeypatch):
     def enosys(*_a, **_k):
         raise OSError(38, "Function not implemented")
 
-    monkeypatch.setattr(inject, "openat2", enosys)
+    monkeypatch.setattr(files, "openat2", enosys)
     with pytest.raises(exception.RootfsError, match="openat2"):
         inject.write_file(str(root), "/etc/hostname", b"x")
     assert not (root / "etc/hostname").exists()

@@ -15,7 +15,7 @@ import pytest
 
 from pyct_driver import exception
 from pyct_driver.virt.process import guest
-from pyct_driver.virt.process import syscalls as sc
+from pyct_driver.virt.kernel import mounts as sc
 from tests.privileged.test_process_launcher import (  # noqa: F401 fixtures
     _booted, _cgroup_pids, _children, _spec, _wait, busybox_root, cgroup,
     launcher, workdir)

@@ -8,9 +8,7 @@ routes. The module ends with a leak check.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import platform
 import random
 import socket
 import statistics
@@ -24,6 +22,7 @@ import pytest
 
 from pyct_driver import exception
 from pyct_driver.virt.base import VifSpec
+from pyct_driver.virt.kernel import bpf
 from pyct_driver.virt.network import antispoof
 from pyct_driver.virt.network import bridge as bridge_mod
 from pyct_driver.virt.network import tcfilter
@@ -526,35 +525,13 @@ def test_guest_reaches_siblings_gateway_ping_and_metadata_port_only(
         assert plumber.flush()
 
 
-_U32, _U64 = ctypes.c_uint32, ctypes.c_uint64
-
-
-class _TestRunAttr(ctypes.Structure):
-    _fields_ = [("prog_fd", _U32), ("retval", _U32),
-                ("data_size_in", _U32), ("data_size_out", _U32),
-                ("data_in", _U64), ("data_out", _U64),
-                ("repeat", _U32), ("duration", _U32),
-                ("ctx_size_in", _U32), ("ctx_size_out", _U32),
-                ("ctx_in", _U64), ("ctx_out", _U64),
-                ("flags", _U32), ("cpu", _U32),
-                ("batch_size", _U32), ("pad", _U32)]
-
-
 def _verdict(fd: int, frame: bytes) -> int:
     """The program's return value for ``frame`` (BPF_PROG_TEST_RUN)."""
-    data = ctypes.create_string_buffer(frame, len(frame))
-    out = ctypes.create_string_buffer(len(frame) + 256)
-    attr = _TestRunAttr(prog_fd=fd, data_size_in=len(frame),
-                        data_size_out=len(out),
-                        data_in=ctypes.addressof(data),
-                        data_out=ctypes.addressof(out), repeat=1)
-    rc = tcfilter.libc.syscall(
-        ctypes.c_long(tcfilter.SYS_BPF[platform.machine()]),
-        ctypes.c_int(10), ctypes.byref(attr),  # BPF_PROG_TEST_RUN
-        ctypes.c_uint(ctypes.sizeof(attr)))
     # (test runs refuse an IPv4 frame shorter than an IP header: EINVAL)
-    assert rc == 0, (os.strerror(ctypes.get_errno()), frame.hex())
-    return attr.retval
+    try:
+        return bpf.prog_test_run(fd, frame)
+    except OSError as err:
+        raise AssertionError(f"{err}: {frame.hex()}") from err
 
 
 MAC, IP, GW, META = ("fa:16:3e:01:02:03", "10.241.7.10", "10.241.7.1",

@@ -17,7 +17,7 @@ import sys
 PROCESS = (pathlib.Path(__file__).resolve().parents[2]
            / "pyct_driver" / "virt" / "process")
 BASE = "pyct_driver.virt.process"
-SHARED = {"spec.py", "guest.py", "syscalls.py"}
+SHARED = {"spec.py", "guest.py"}
 # Which of the other subpackages each may not import.
 FORBIDDEN = {
     "guestinit": ("caller", "forkserver"),

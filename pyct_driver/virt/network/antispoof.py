@@ -58,27 +58,11 @@ from __future__ import annotations
 import ipaddress
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import ebpf
 from pyct_driver.virt.network import netlink, tcfilter
 
 TC_ACT_OK = 0
 TC_ACT_SHOT = 2
-
-# eBPF opcodes used below.
-_MOV64_X = 0xBF     # dst = src
-_MOV64_K = 0xB7     # dst = imm
-_LDX_W = 0x61       # dst = *(u32 *)(src + off)
-_LD_ABS_W = 0x20    # r0 = ntohl(packet[imm:imm+4])
-_LD_ABS_H = 0x28    # r0 = ntohs(packet[imm:imm+2])
-_LD_ABS_B = 0x30    # r0 = packet[imm]
-_AND32_K = 0x54     # dst = (u32)dst & imm
-_ADD32_K = 0x04     # dst = (u32)(dst + imm)
-_JMP32_JEQ_K = 0x16  # 32-bit compares: imm is not sign-extended to 64 bits
-_JMP32_JNE_K = 0x56
-_JMP32_JLT_K = 0xA6
-_JMP32_JGT_K = 0x26
-_JMP32_JSET_K = 0x46  # jump if dst & imm
-_JA = 0x05
-_EXIT = 0x95
 
 # Offsets from the Ethernet header (cls_bpf pushes it back on ingress).
 ETH_SRC = 6
@@ -109,122 +93,91 @@ MIN_ICMP = L4 + 8
 MIN_TCP = L4 + 20
 SKB_VLAN_PRESENT = 20  # offsetof(struct __sk_buff, vlan_present)
 
-def _s32(value: int) -> int:
-    return value - (1 << 32) if value >= (1 << 31) else value
-
-
-class _Asm:
-    """A tiny assembler: instructions plus forward jumps to labels."""
-
-    def __init__(self) -> None:
-        self.insns: list[list] = []
-        self.labels: dict[str, int] = {}
-
-    def op(self, code: int, dst: int = 0, src: int = 0, off: int = 0,
-           imm: int = 0) -> None:
-        self.insns.append([code, dst, src, off, _s32(imm)])
-
-    def jump(self, code: int, imm: int, label: str) -> None:
-        self.insns.append([code, 0, 0, label, _s32(imm)])
-
-    def label(self, name: str) -> None:
-        self.labels[name] = len(self.insns)
-
-    def assemble(self) -> bytes:
-        out = bytearray()
-        for pc, (code, dst, src, off, imm) in enumerate(self.insns):
-            if isinstance(off, str):
-                off = self.labels[off] - pc - 1
-            out += bytes([code, (src << 4) | dst])
-            out += off.to_bytes(2, "little", signed=True)
-            out += imm.to_bytes(4, "little", signed=True)
-        return bytes(out)
-
-
-def _plain_to_host(a: _Asm, min_len: int) -> None:
+def _plain_to_host(a: ebpf.Program, min_len: int) -> None:
     """Checks for a packet the host itself receives: long enough for its L4
     header, no IP options, not a fragment; leaves its protocol in r0."""
-    a.op(_MOV64_X, dst=0, src=7)
-    a.jump(_JMP32_JLT_K, min_len, "drop")
-    a.op(_LD_ABS_B, imm=IP_VHL)
-    a.jump(_JMP32_JNE_K, 0x45, "drop")
-    a.op(_LD_ABS_H, imm=IP_FRAG)
-    a.jump(_JMP32_JSET_K, IP_MF_OFFSET, "drop")
-    a.op(_LD_ABS_B, imm=IP_PROTO)
+    a.op(ebpf.MOV64_X, dst=0, src=7)
+    a.jump(ebpf.JMP32_JLT_K, min_len, "drop")
+    a.op(ebpf.LD_ABS_B, imm=IP_VHL)
+    a.jump(ebpf.JMP32_JNE_K, 0x45, "drop")
+    a.op(ebpf.LD_ABS_H, imm=IP_FRAG)
+    a.jump(ebpf.JMP32_JSET_K, IP_MF_OFFSET, "drop")
+    a.op(ebpf.LD_ABS_B, imm=IP_PROTO)
 
 
-def _destinations(a: _Asm, gw: int, meta: int | None, metadata_port: int,
-                  subnet: ipaddress.IPv4Network | None, dns: bool) -> None:
+def _destinations(a: ebpf.Program, gw: int, meta: int | None,
+                  metadata_port: int, subnet: ipaddress.IPv4Network | None,
+                  dns: bool) -> None:
     """Where an IPv4 packet may go: the host only for ping, replies on
     host-opened TCP and (``dns``) UDP/TCP port 53 at the gateway and TCP
     to the metadata port (``meta`` None: the service is off), else the
     subnet (None: nowhere)."""
-    a.op(_LD_ABS_W, imm=IP_DADDR)
+    a.op(ebpf.LD_ABS_W, imm=IP_DADDR)
     # The host's own addresses first: they may not be left to the subnet
     # rule (the gateway is in the subnet; the metadata one could be).
     if meta is not None:
-        a.jump(_JMP32_JEQ_K, meta, "metadata")
-    a.jump(_JMP32_JEQ_K, gw, "gateway")
+        a.jump(ebpf.JMP32_JEQ_K, meta, "metadata")
+    a.jump(ebpf.JMP32_JEQ_K, gw, "gateway")
     if subnet is not None:
-        a.op(_AND32_K, dst=0, imm=int(subnet.netmask))
-        a.jump(_JMP32_JEQ_K, int(subnet.network_address), "pass")
-    a.jump(_JA, 0, "drop")
+        a.op(ebpf.AND32_K, dst=0, imm=int(subnet.netmask))
+        a.jump(ebpf.JMP32_JEQ_K, int(subnet.network_address), "pass")
+    a.jump(ebpf.JA, 0, "drop")
     a.label("gateway")
     # ICMP echo and echo reply (ping either way); TCP only with ACK set:
     # segments of connections the host opened (its SYN went out, the
     # guest answers SYN-ACK, ACK…). A guest can't open one (no bare SYN),
     # and an unsolicited ACK only earns it a reset.
     _plain_to_host(a, MIN_ICMP)              # also a whole UDP header
-    a.jump(_JMP32_JEQ_K, IPPROTO_TCP, "gateway_tcp")
+    a.jump(ebpf.JMP32_JEQ_K, IPPROTO_TCP, "gateway_tcp")
     if dns:
-        a.jump(_JMP32_JEQ_K, IPPROTO_UDP, "gateway_udp")
-    a.jump(_JMP32_JNE_K, IPPROTO_ICMP, "drop")
-    a.op(_LD_ABS_B, imm=L4)                  # ICMP type
-    a.jump(_JMP32_JEQ_K, ICMP_ECHO, "pass")
-    a.jump(_JMP32_JEQ_K, ICMP_ECHO_REPLY, "pass")
-    a.jump(_JA, 0, "drop")
+        a.jump(ebpf.JMP32_JEQ_K, IPPROTO_UDP, "gateway_udp")
+    a.jump(ebpf.JMP32_JNE_K, IPPROTO_ICMP, "drop")
+    a.op(ebpf.LD_ABS_B, imm=L4)                  # ICMP type
+    a.jump(ebpf.JMP32_JEQ_K, ICMP_ECHO, "pass")
+    a.jump(ebpf.JMP32_JEQ_K, ICMP_ECHO_REPLY, "pass")
+    a.jump(ebpf.JA, 0, "drop")
     a.label("gateway_tcp")
-    a.op(_MOV64_X, dst=0, src=7)
-    a.jump(_JMP32_JLT_K, MIN_TCP, "drop")
+    a.op(ebpf.MOV64_X, dst=0, src=7)
+    a.jump(ebpf.JMP32_JLT_K, MIN_TCP, "drop")
     if dns:  # the forwarder's TCP side: any segment to port 53
-        a.op(_LD_ABS_H, imm=L4 + 2)          # TCP destination port
-        a.jump(_JMP32_JEQ_K, DNS_PORT, "pass")
-    a.op(_LD_ABS_B, imm=L4 + 13)             # TCP flags
-    a.jump(_JMP32_JSET_K, TCP_ACK, "pass")
-    a.jump(_JA, 0, "drop")
+        a.op(ebpf.LD_ABS_H, imm=L4 + 2)          # TCP destination port
+        a.jump(ebpf.JMP32_JEQ_K, DNS_PORT, "pass")
+    a.op(ebpf.LD_ABS_B, imm=L4 + 13)             # TCP flags
+    a.jump(ebpf.JMP32_JSET_K, TCP_ACK, "pass")
+    a.jump(ebpf.JA, 0, "drop")
     if dns:
         a.label("gateway_udp")
-        a.op(_LD_ABS_H, imm=L4 + 2)          # UDP destination port
-        a.jump(_JMP32_JEQ_K, DNS_PORT, "pass")
-        a.jump(_JA, 0, "drop")
+        a.op(ebpf.LD_ABS_H, imm=L4 + 2)          # UDP destination port
+        a.jump(ebpf.JMP32_JEQ_K, DNS_PORT, "pass")
+        a.jump(ebpf.JA, 0, "drop")
     if meta is None:
         return
     a.label("metadata")
     _plain_to_host(a, MIN_TCP)
-    a.jump(_JMP32_JNE_K, IPPROTO_TCP, "drop")
-    a.op(_LD_ABS_H, imm=L4 + 2)              # TCP destination port
-    a.jump(_JMP32_JEQ_K, metadata_port, "pass")
-    a.jump(_JA, 0, "drop")
+    a.jump(ebpf.JMP32_JNE_K, IPPROTO_TCP, "drop")
+    a.op(ebpf.LD_ABS_H, imm=L4 + 2)              # TCP destination port
+    a.jump(ebpf.JMP32_JEQ_K, metadata_port, "pass")
+    a.jump(ebpf.JA, 0, "drop")
 
 
-def _untagged(a: _Asm) -> None:
+def _untagged(a: ebpf.Program) -> None:
     """The common start: r6 = ctx (LD_ABS wants it there), r7 = skb->len;
     any VLAN tag drops. The receiving device has already moved a tag
     written in the frame into skb->vlan_tci (a second one, QinQ, stays in
     the frame and fails the EtherType checks that follow)."""
-    a.op(_MOV64_X, dst=6, src=1)
-    a.op(_LDX_W, dst=7, src=6, off=0)        # r7 = skb->len
-    a.op(_LDX_W, dst=0, src=6, off=SKB_VLAN_PRESENT)
-    a.jump(_JMP32_JNE_K, 0, "drop")
+    a.op(ebpf.MOV64_X, dst=6, src=1)
+    a.op(ebpf.LDX_W, dst=7, src=6, off=0)        # r7 = skb->len
+    a.op(ebpf.LDX_W, dst=0, src=6, off=SKB_VLAN_PRESENT)
+    a.jump(ebpf.JMP32_JNE_K, 0, "drop")
 
 
-def _ends(a: _Asm) -> None:
+def _ends(a: ebpf.Program) -> None:
     a.label("drop")
-    a.op(_MOV64_K, dst=0, imm=TC_ACT_SHOT)
-    a.op(_EXIT)
+    a.op(ebpf.MOV64_K, dst=0, imm=TC_ACT_SHOT)
+    a.op(ebpf.EXIT)
     a.label("pass")
-    a.op(_MOV64_K, dst=0, imm=TC_ACT_OK)
-    a.op(_EXIT)
+    a.op(ebpf.MOV64_K, dst=0, imm=TC_ACT_OK)
+    a.op(ebpf.EXIT)
 
 
 def _metadata(metadata_address: str, metadata_port: int) -> int | None:
@@ -254,13 +207,13 @@ def bridge_program(gateway: str, metadata_address: str,
     """
     gw = int(ipaddress.IPv4Address(gateway))
     meta = _metadata(metadata_address, metadata_port)
-    a = _Asm()
+    a = ebpf.Program()
     _untagged(a)
-    a.op(_MOV64_X, dst=0, src=7)
-    a.jump(_JMP32_JLT_K, MIN_IP, "drop")     # also covers ARP's 14 bytes
-    a.op(_LD_ABS_H, imm=ETH_TYPE)
-    a.jump(_JMP32_JEQ_K, 0x0806, "pass")
-    a.jump(_JMP32_JNE_K, 0x0800, "drop")
+    a.op(ebpf.MOV64_X, dst=0, src=7)
+    a.jump(ebpf.JMP32_JLT_K, MIN_IP, "drop")     # also covers ARP's 14 bytes
+    a.op(ebpf.LD_ABS_H, imm=ETH_TYPE)
+    a.jump(ebpf.JMP32_JEQ_K, 0x0806, "pass")
+    a.jump(ebpf.JMP32_JNE_K, 0x0800, "drop")
     _destinations(a, gw, meta, metadata_port, None, dns)
     _ends(a)
     return a.assemble()
@@ -295,51 +248,51 @@ def program(mac: str, ip: str, prefixlen: int, gateway: str,
         # A /0 "subnet" would let the guest reach every host address.
         raise exception.NetworkError(
             reason=f"gateway {gateway} not in a subnet {subnet}")
-    a = _Asm()
+    a = ebpf.Program()
     _untagged(a)
-    a.op(_MOV64_X, dst=0, src=7)
-    a.jump(_JMP32_JLT_K, 14, "drop")
-    a.op(_LD_ABS_W, imm=ETH_SRC)
-    a.jump(_JMP32_JNE_K, mac_hi, "drop")
-    a.op(_LD_ABS_H, imm=ETH_SRC + 4)
-    a.jump(_JMP32_JNE_K, mac_lo, "drop")
-    a.op(_LD_ABS_H, imm=ETH_TYPE)
-    a.jump(_JMP32_JEQ_K, 0x0800, "ipv4")
-    a.jump(_JMP32_JEQ_K, 0x0806, "arp")
-    a.jump(_JA, 0, "drop")
+    a.op(ebpf.MOV64_X, dst=0, src=7)
+    a.jump(ebpf.JMP32_JLT_K, 14, "drop")
+    a.op(ebpf.LD_ABS_W, imm=ETH_SRC)
+    a.jump(ebpf.JMP32_JNE_K, mac_hi, "drop")
+    a.op(ebpf.LD_ABS_H, imm=ETH_SRC + 4)
+    a.jump(ebpf.JMP32_JNE_K, mac_lo, "drop")
+    a.op(ebpf.LD_ABS_H, imm=ETH_TYPE)
+    a.jump(ebpf.JMP32_JEQ_K, 0x0800, "ipv4")
+    a.jump(ebpf.JMP32_JEQ_K, 0x0806, "arp")
+    a.jump(ebpf.JA, 0, "drop")
     a.label("ipv4")
-    a.op(_MOV64_X, dst=0, src=7)
-    a.jump(_JMP32_JLT_K, MIN_IP, "drop")
-    a.op(_LD_ABS_W, imm=IP_SADDR)
-    a.jump(_JMP32_JNE_K, addr, "drop")
+    a.op(ebpf.MOV64_X, dst=0, src=7)
+    a.jump(ebpf.JMP32_JLT_K, MIN_IP, "drop")
+    a.op(ebpf.LD_ABS_W, imm=IP_SADDR)
+    a.jump(ebpf.JMP32_JNE_K, addr, "drop")
     _destinations(a, gw, meta, metadata_port, subnet, dns)
     a.label("arp")
-    a.op(_MOV64_X, dst=0, src=7)
-    a.jump(_JMP32_JLT_K, MIN_ARP, "drop")
+    a.op(ebpf.MOV64_X, dst=0, src=7)
+    a.jump(ebpf.JMP32_JLT_K, MIN_ARP, "drop")
     # Ethernet/IPv4 ARP only, so the fields below are where we read them.
-    a.op(_LD_ABS_W, imm=ARP_HW_PROTO)
-    a.jump(_JMP32_JNE_K, 0x00010800, "drop")
-    a.op(_LD_ABS_H, imm=ARP_LENS)
-    a.jump(_JMP32_JNE_K, 0x0604, "drop")
-    a.op(_LD_ABS_H, imm=ARP_OP)
-    a.op(_ADD32_K, dst=0, imm=-1)            # request 1, reply 2 → 0, 1
-    a.jump(_JMP32_JGT_K, 1, "drop")
-    a.op(_LD_ABS_W, imm=ARP_SHA)
-    a.jump(_JMP32_JNE_K, mac_hi, "drop")
-    a.op(_LD_ABS_H, imm=ARP_SHA + 4)
-    a.jump(_JMP32_JNE_K, mac_lo, "drop")
-    a.op(_LD_ABS_W, imm=ARP_SPA)
-    a.jump(_JMP32_JEQ_K, addr, "arp_target")
-    a.jump(_JMP32_JNE_K, 0, "drop")
+    a.op(ebpf.LD_ABS_W, imm=ARP_HW_PROTO)
+    a.jump(ebpf.JMP32_JNE_K, 0x00010800, "drop")
+    a.op(ebpf.LD_ABS_H, imm=ARP_LENS)
+    a.jump(ebpf.JMP32_JNE_K, 0x0604, "drop")
+    a.op(ebpf.LD_ABS_H, imm=ARP_OP)
+    a.op(ebpf.ADD32_K, dst=0, imm=-1)            # request 1, reply 2 → 0, 1
+    a.jump(ebpf.JMP32_JGT_K, 1, "drop")
+    a.op(ebpf.LD_ABS_W, imm=ARP_SHA)
+    a.jump(ebpf.JMP32_JNE_K, mac_hi, "drop")
+    a.op(ebpf.LD_ABS_H, imm=ARP_SHA + 4)
+    a.jump(ebpf.JMP32_JNE_K, mac_lo, "drop")
+    a.op(ebpf.LD_ABS_W, imm=ARP_SPA)
+    a.jump(ebpf.JMP32_JEQ_K, addr, "arp_target")
+    a.jump(ebpf.JMP32_JNE_K, 0, "drop")
     a.label("arp_target")
     # Whom the guest may ask about (or answer): its own subnet (siblings,
     # the gateway, itself in a probe or an announcement) and the metadata
     # address, never another host address.
-    a.op(_LD_ABS_W, imm=ARP_TPA)
+    a.op(ebpf.LD_ABS_W, imm=ARP_TPA)
     if meta is not None:
-        a.jump(_JMP32_JEQ_K, meta, "pass")
-    a.op(_AND32_K, dst=0, imm=int(subnet.netmask))
-    a.jump(_JMP32_JEQ_K, int(subnet.network_address), "pass")
+        a.jump(ebpf.JMP32_JEQ_K, meta, "pass")
+    a.op(ebpf.AND32_K, dst=0, imm=int(subnet.netmask))
+    a.jump(ebpf.JMP32_JEQ_K, int(subnet.network_address), "pass")
     _ends(a)
     return a.assemble()
 

@@ -14,7 +14,6 @@ this costs ~0.7 ms. Every netlink error becomes a ``NetworkError`` here.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import ipaddress
 import os
@@ -27,12 +26,9 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import proc
 
-CLONE_NEWNET = 0x40000000
 NETLINK_ROUTE = 0
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
 
 @contextlib.contextmanager
 def wrap(what: str) -> Iterator[None]:
@@ -125,9 +121,7 @@ def _netns_socket_fd(pid: int, family: int = socket.AF_NETLINK,
             result["error"] = err
             return
         try:
-            if _libc.setns(nsfd, CLONE_NEWNET) != 0:
-                code = ctypes.get_errno()
-                raise OSError(code, f"setns: {os.strerror(code)}")
+            proc.setns(nsfd, proc.CLONE_NEWNET)
             sock = socket.socket(family, kind | socket.SOCK_CLOEXEC, proto)
             result["fd"] = sock.detach()
         except OSError as err:

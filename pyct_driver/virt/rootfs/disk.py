@@ -27,7 +27,6 @@ and each mount tops up anything missing (``top_up``).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import hashlib
@@ -39,6 +38,7 @@ import threading
 from oslo_log import log as logging
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import files
 
 LOG = logging.getLogger(__name__)
 
@@ -54,11 +54,7 @@ _PREZEROED = ",assume_storage_prezeroed=1"
 _TAG = hashlib.sha256("\0".join(
     (*MKFS[len(_SETPRIV):], _EXTENDED, _PREZEROED)).encode()).hexdigest()[:12]
 _FICLONE = 0x40049409
-_FALLOC_FL_UNSHARE_RANGE = 0x40
 _lock = threading.Lock()
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64,
-                            ctypes.c_int64]
 
 
 def template_path(templates_dir: str, size_gb: int) -> str:
@@ -170,9 +166,10 @@ def _preallocate(fd: int, reserved_bytes: int) -> None:
         return
     _check_room(fd, st.st_size, missing, reserved_bytes)
     try:
-        _fallocate(fd, 0, st.st_size)
+        files.fallocate(fd, 0, 0, st.st_size)
         try:  # a reflinked copy shares the template's blocks: own them
-            _fallocate(fd, _FALLOC_FL_UNSHARE_RANGE, st.st_size)
+            files.fallocate(fd, files.FALLOC_FL_UNSHARE_RANGE, 0,
+                               st.st_size)
         except OSError as err:  # nothing is shared (ext4, tmpfs)
             if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
                 raise
@@ -206,12 +203,6 @@ def _no_room(size: int) -> exception.RootfsError:
     return exception.RootfsError(
         reason=f"not enough free disk space on the host for the "
         f"{size >> 30} GiB root disk")
-
-
-def _fallocate(fd: int, mode: int, length: int) -> None:
-    if _libc.fallocate(fd, mode, 0, length) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
 
 
 def _sparse_copy(src: int, dst: int, size: int) -> None:

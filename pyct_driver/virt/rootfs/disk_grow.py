@@ -26,11 +26,11 @@ import subprocess
 from oslo_log import log as logging
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import loop
 from pyct_driver.virt.rootfs import disk as disk_mod
 
 LOG = logging.getLogger(__name__)
 
-_LOOP_SET_CAPACITY = 0x4C07
 _EXT4_IOC_RESIZE_FS = 0x40086610  # _IOW('f', 16, __u64)
 
 
@@ -82,11 +82,11 @@ def finish_pending(image: str) -> None:
 
 def _grow_online(mountpoint: str, size: int) -> None:
     dev = os.stat(mountpoint).st_dev
-    loop = os.open(f"/dev/loop{os.minor(dev)}", os.O_RDONLY | os.O_CLOEXEC)
+    lfd = os.open(f"/dev/loop{os.minor(dev)}", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        fcntl.ioctl(loop, _LOOP_SET_CAPACITY, 0)
+        loop.set_capacity(lfd)
     finally:
-        os.close(loop)
+        os.close(lfd)
     blocks = size // os.statvfs(mountpoint).f_frsize
     fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

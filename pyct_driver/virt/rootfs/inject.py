@@ -20,7 +20,6 @@ the resolved fd rather than on a path.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import secrets
@@ -28,57 +27,11 @@ from typing import Iterator
 
 from pyct_driver import authorized_key, exception
 from pyct_driver.virt import base
+from pyct_driver.virt.kernel import files
+from pyct_driver.virt.kernel import mounts as km
 
-# openat2 and the new mount API have the same numbers on every architecture
-# (they post-date the syscall table unification at 424).
-_SYS_OPEN_TREE, _SYS_MOVE_MOUNT, _SYS_OPENAT2 = 428, 429, 437
-_SYS_MOUNT_SETATTR = 442
-
-RESOLVE_NO_XDEV = 0x01
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_IN_ROOT = 0x10
-_RESOLVE = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV
-
-_OPEN_TREE_CLONE = 1
-_AT_EMPTY_PATH = 0x1000
-_AT_RECURSIVE = 0x8000
-_MOVE_MOUNT_F_EMPTY_PATH = 0x4
-_MOVE_MOUNT_T_EMPTY_PATH = 0x40
-_MOUNT_ATTR_RDONLY, _MOUNT_ATTR_NOSUID = 0x1, 0x2
-_MOUNT_ATTR_NODEV, _MOUNT_ATTR_NOEXEC = 0x4, 0x8
-_MNT_DETACH = 2
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
-                ("resolve", ctypes.c_uint64)]
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64),
-                ("userns_fd", ctypes.c_uint64)]
-
-
-def _oserror(what: str) -> OSError:
-    err = ctypes.get_errno()
-    return OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def openat2(dirfd: int, path: str, flags: int, resolve: int,
-            mode: int = 0) -> int:
-    """The raw syscall; ENOSYS on kernels before 5.6."""
-    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    fd = _libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd),
-                       path.encode(), ctypes.byref(how),
-                       ctypes.c_size_t(ctypes.sizeof(how)))
-    if fd < 0:
-        raise _oserror(f"openat2 {path}")
-    return fd
+_RESOLVE = (files.RESOLVE_IN_ROOT | files.RESOLVE_NO_MAGICLINKS
+            | files.RESOLVE_NO_XDEV)
 
 
 def _split(path: str) -> list[str]:
@@ -108,12 +61,12 @@ def _open_dir(rootfd: int, parts: list[str], create: bool,
     symlinks followed, but never out of the root), making missing
     components when ``create``; returns an O_RDONLY directory fd."""
     flags = os.O_RDONLY | os.O_DIRECTORY
-    fd = openat2(rootfd, "/", flags, _RESOLVE)
+    fd = files.openat2(rootfd, "/", flags, _RESOLVE)
     try:
         for i, name in enumerate(parts):
             prefix = "/" + "/".join(parts[:i + 1])
             try:
-                nxt = openat2(rootfd, prefix, flags, _RESOLVE)
+                nxt = files.openat2(rootfd, prefix, flags, _RESOLVE)
             except FileNotFoundError:
                 if not create:
                     raise
@@ -124,7 +77,7 @@ def _open_dir(rootfd: int, parts: list[str], create: bool,
                 # Reopened by path from the root: if the guest swapped the
                 # component for a symlink, it is followed inside the root
                 # only; a dangling one fails here with ENOENT.
-                nxt = openat2(rootfd, prefix, flags, _RESOLVE)
+                nxt = files.openat2(rootfd, prefix, flags, _RESOLVE)
             os.close(fd)
             fd = nxt
         return fd
@@ -135,7 +88,7 @@ def _open_dir(rootfd: int, parts: list[str], create: bool,
 
 def _need_openat2(rootfd: int) -> None:
     try:
-        os.close(openat2(rootfd, "/", os.O_PATH, _RESOLVE))
+        os.close(files.openat2(rootfd, "/", os.O_PATH, _RESOLVE))
     except OSError as err:
         if err.errno in (errno.ENOSYS, errno.E2BIG, errno.EINVAL):
             raise exception.RootfsError(
@@ -273,8 +226,9 @@ def bind_readonly(root: str, guest_path: str, host_dir: str) -> None:
     ``guest_path`` inside ``root``, making the mount point safely first.
     Call it before the guest starts: its mount namespace copies the root's
     submounts (nsinit binds the root recursively) only at creation."""
-    bind_into(root, guest_path, host_dir, _MOUNT_ATTR_RDONLY
-              | _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV | _MOUNT_ATTR_NOEXEC)
+    bind_into(root, guest_path, host_dir, km.MOUNT_ATTR_RDONLY
+              | km.MOUNT_ATTR_NOSUID | km.MOUNT_ATTR_NODEV
+              | km.MOUNT_ATTR_NOEXEC)
 
 
 def bind_into(root: str, guest_path: str, host_dir: str,
@@ -289,26 +243,11 @@ def bind_into(root: str, guest_path: str, host_dir: str,
             _need_openat2(rootfd)
             target = _open_dir(rootfd, parts, create=True)
             try:
-                sc = _libc.syscall
-                tree = sc(ctypes.c_long(_SYS_OPEN_TREE), ctypes.c_int(-100),
-                          host_dir.encode(),
-                          ctypes.c_uint(_OPEN_TREE_CLONE | os.O_CLOEXEC))
-                if tree < 0:
-                    raise _oserror(f"open_tree {host_dir}")
-                attr = _MountAttr(attrs, 0, 0, 0)
-                if attrs and sc(
-                        ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(tree),
-                        b"", ctypes.c_uint(_AT_EMPTY_PATH),
-                        ctypes.byref(attr), ctypes.c_size_t(
-                            ctypes.sizeof(attr))) < 0:
-                    raise _oserror("mount_setattr")
+                tree = km.clone_with_attrs(host_dir, attrs)
                 # Onto the held fd, not a path: nothing the guest renames
                 # now can move the mount point.
-                if sc(ctypes.c_long(_SYS_MOVE_MOUNT), ctypes.c_int(tree),
-                      b"", ctypes.c_int(target), b"",
-                      ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH
-                                    | _MOVE_MOUNT_T_EMPTY_PATH)) < 0:
-                    raise _oserror(f"move_mount onto {guest_path}")
+                km.move_mount(tree, target, "", km.MOVE_MOUNT_F_EMPTY_PATH
+                              | km.MOVE_MOUNT_T_EMPTY_PATH)
             finally:
                 os.close(target)
         except OSError as err:
@@ -332,17 +271,16 @@ def unbind(root: str, guest_path: str) -> None:
             for _ in range(8):  # stacked binds from repeated attaches
                 try:
                     # no RESOLVE_NO_XDEV: the target is the mounted dir
-                    fd = openat2(rootfd, "/" + "/".join(parts),
-                                 os.O_PATH | os.O_DIRECTORY,
-                                 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+                    fd = files.openat2(
+                        rootfd, "/" + "/".join(parts),
+                        os.O_PATH | os.O_DIRECTORY,
+                        files.RESOLVE_IN_ROOT | files.RESOLVE_NO_MAGICLINKS)
                 except (FileNotFoundError, NotADirectoryError):
                     return
                 try:
                     if _mount_id(fd) == base_id:
                         return
-                    if _libc.umount2(f"/proc/self/fd/{fd}".encode(),
-                                     _MNT_DETACH) != 0:
-                        raise _oserror(f"umount {guest_path}")
+                    km.umount2(f"/proc/self/fd/{fd}", km.MNT_DETACH)
                 finally:
                     os.close(fd)
         except OSError as err:

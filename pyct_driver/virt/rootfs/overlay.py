@@ -9,9 +9,10 @@ inside the guest -- and the loop device's ``MAJ:MIN`` is what blkio
 throttling keys on. Autoclear frees the loop device when the ext4 is
 finally unmounted, including after a lazy unmount. Size 0 means no disk:
 the upper directory is on the host file system, unlimited. Everything is
-done with direct syscalls (ioctl, mount(2), the new mount API for long
-layer lists): no subprocess on the hot path; the disk is a copy of a
-template formatted once per size (``rootfs.disk``). Layout:
+done with direct syscalls through ``virt.kernel`` (the loop ioctls,
+mount(2), the new mount API for long layer lists): no subprocess on the
+hot path; the disk is a copy of a template formatted once per size
+(``rootfs.disk``). Layout:
 ``base_dir/instances/<uuid>/{disk.img,disk/,root/}``, every directory 0700.
 
 Unprivileged roots (``create`` with an id range, kept in the host-only file
@@ -30,42 +31,20 @@ its disk is owned by host root.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import errno
-import fcntl
 import os
 import shutil
 from typing import Callable
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import loop
+from pyct_driver.virt.kernel import mounts as km
 from pyct_driver.virt.rootfs import disk as disk_mod
 from pyct_driver.virt.rootfs import disk_grow
-from pyct_driver.virt.rootfs import loop_attach
 
-_MS_NOATIME = 1024
-_MS_NOSUID = 2
-_MNT_DETACH = 2
-_SYS_MOVE_MOUNT, _SYS_FSOPEN, _SYS_FSCONFIG, _SYS_FSMOUNT = 429, 430, 431, 432
-_SYS_OPEN_TREE, _SYS_MOUNT_SETATTR = 428, 442
-_FSCONFIG_SET_STRING, _FSCONFIG_SET_FD, _FSCONFIG_CMD_CREATE = 1, 5, 6
-_MOVE_MOUNT_F_EMPTY_PATH = 4
-_OPEN_TREE_CLONE, _AT_EMPTY_PATH = 1, 0x1000
-_MOUNT_ATTR_IDMAP = 0x00100000
 _MOUNT_DATA_MAX = 4000
 _RANGE_FILE = "id_range"  # mount(2) data is one page, minus slack
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
-                        ctypes.c_ulong, ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.syscall.restype = ctypes.c_long
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_uint64) for n in
-                ("attr_set", "attr_clr", "propagation", "userns_fd")]
-
 
 @dataclasses.dataclass(frozen=True)
 class RootHandle:
@@ -76,45 +55,10 @@ class RootHandle:
     device: str | None
 
 
-def _oserror(what: str) -> OSError:
-    err = ctypes.get_errno()
-    return OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _mount(src: str, target: str, fstype: str, flags: int,
-           data: str | None) -> None:
-    if _libc.mount(src.encode(), target.encode(), fstype.encode(), flags,
-                   data.encode() if data is not None else None) != 0:
-        raise _oserror(f"mount {fstype} on {target}")
-
-
-def _umount(target: str) -> None:
-    """Unmount; lazily if still busy (a guest process may linger)."""
-    if _libc.umount2(target.encode(), 0) == 0:
-        return
-    err = ctypes.get_errno()
-    if err == errno.EINVAL:  # not a mount point: already done
-        return
-    if err != errno.EBUSY or \
-            _libc.umount2(target.encode(), _MNT_DETACH) != 0:
-        raise _oserror(f"umount {target}")
-
-
 def _idmapped_clone(path: str, userns_fd: int) -> int:
     """A detached clone of the mount at ``path`` that shows its ids through
     the map of ``userns_fd`` (on-disk 0 appears as the map's host start)."""
-    sc = _libc.syscall
-    tree = sc(_SYS_OPEN_TREE, -100, path.encode(),
-              _OPEN_TREE_CLONE | os.O_CLOEXEC)
-    if tree < 0:
-        raise _oserror(f"open_tree {path}")
-    attr = _MountAttr(_MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
-    if sc(_SYS_MOUNT_SETATTR, tree, b"", _AT_EMPTY_PATH, ctypes.byref(attr),
-          ctypes.sizeof(attr)) < 0:
-        err = _oserror(f"idmap {path}")
-        os.close(tree)
-        raise err
-    return tree
+    return km.clone_with_attrs(path, km.MOUNT_ATTR_IDMAP, userns_fd)
 
 
 def _idmapped_overlay(target: str, lowers: list[str], upper: str,
@@ -150,15 +94,15 @@ def _staged_overlay(target: str, trees: list[int], upper: str, work: str,
         for num, tree in enumerate(trees):
             path = os.path.join(stage, str(num))
             os.makedirs(path, mode=0o700, exist_ok=True)
-            if _libc.syscall(_SYS_MOVE_MOUNT, tree, b"", -100, path.encode(),
-                             _MOVE_MOUNT_F_EMPTY_PATH) < 0:
-                raise _oserror(f"move_mount layer to {path}")
+            km.move_mount(tree, km.AT_FDCWD, path)
             paths.append(path)
-        _mount("overlay", target, "overlay", 0, f"lowerdir={':'.join(paths)},"
-               f"upperdir={upper},workdir={work}")
+        km.mount("overlay", target, "overlay", 0,
+                 f"lowerdir={':'.join(paths)},upperdir={upper},"
+                 f"workdir={work}")
     finally:
         for path in paths:
-            _libc.umount2(path.encode(), _MNT_DETACH)
+            with contextlib.suppress(OSError):
+                km.umount2(path, km.MNT_DETACH)
         shutil.rmtree(stage, ignore_errors=True)
 
 
@@ -167,37 +111,8 @@ def _fsconfig_overlay(target: str, lowers: list[str | int], upper: str,
     """Mount overlayfs with the new mount API: one ``lowerdir+`` per layer
     (a path, or an fd of a detached mount), so the layer list is not
     bounded by mount(2)'s one-page data."""
-    sc = _libc.syscall
-    fs = sc(_SYS_FSOPEN, b"overlay", 1)
-    if fs < 0:
-        raise _oserror("fsopen overlay")
-    try:
-        for lower in lowers:
-            if isinstance(lower, int):
-                ret = sc(_SYS_FSCONFIG, fs, _FSCONFIG_SET_FD, b"lowerdir+",
-                         None, lower)
-            else:
-                ret = sc(_SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING,
-                         b"lowerdir+", lower.encode(), 0)
-            if ret < 0:
-                raise _oserror(f"fsconfig lowerdir+={lower}")
-        for key, val in (("upperdir", upper), ("workdir", work)):
-            if sc(_SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, key.encode(),
-                  val.encode(), 0) < 0:
-                raise _oserror(f"fsconfig {key}={val}")
-        if sc(_SYS_FSCONFIG, fs, _FSCONFIG_CMD_CREATE, None, None, 0) < 0:
-            raise _oserror("fsconfig create overlay")
-        mnt = sc(_SYS_FSMOUNT, fs, 1, 0)
-        if mnt < 0:
-            raise _oserror("fsmount overlay")
-        try:
-            if sc(_SYS_MOVE_MOUNT, mnt, b"", -100, target.encode(),
-                  _MOVE_MOUNT_F_EMPTY_PATH) < 0:
-                raise _oserror(f"move_mount overlay to {target}")
-        finally:
-            os.close(mnt)
-    finally:
-        os.close(fs)
+    km.fs_mount("overlay", [*(("lowerdir+", lower) for lower in lowers),
+                            ("upperdir", upper), ("workdir", work)], target)
 
 
 class RootManager:
@@ -299,13 +214,13 @@ class RootManager:
                 if self.preallocate:
                     disk_mod.top_up(image, self.reserved_bytes)
                 disk_grow.finish_pending(image)  # a resize's, deferred
-                lfd, rdev = loop_attach.attach(image)
+                lfd, rdev = loop.attach(image)
                 try:  # nodiscard: freed blocks stay the disk's
-                    _mount(f"/dev/loop{os.minor(rdev)}", disk, "ext4",
-                           _MS_NOATIME | _MS_NOSUID, "nodiscard")
+                    km.mount(f"/dev/loop{os.minor(rdev)}", disk, "ext4",
+                             km.MS_NOATIME | km.MS_NOSUID, "nodiscard")
                 except OSError:
                     with contextlib.suppress(OSError):
-                        fcntl.ioctl(lfd, loop_attach.LOOP_CLR_FD)
+                        loop.detach(lfd)
                     raise
                 finally:
                     os.close(lfd)
@@ -321,12 +236,12 @@ class RootManager:
                                   self.userns_for(id_range),
                                   os.path.join(top, "lowers"))
             elif len(data) <= _MOUNT_DATA_MAX:
-                _mount("overlay", root, "overlay", 0, data)
+                km.mount("overlay", root, "overlay", 0, data)
             else:
                 _fsconfig_overlay(root, list(lowers), upper, work)
         except OSError as err:
             with contextlib.suppress(OSError):
-                _umount(disk) if has_disk else None
+                km.umount_lazily_if_busy(disk) if has_disk else None
             raise exception.RootfsError(
                 reason=f"mounting root of {uuid}: {err}") from err
         return self._handle(top)
@@ -348,7 +263,7 @@ class RootManager:
             for sub in ("root", "disk"):
                 path = os.path.join(top, sub)
                 if os.path.ismount(path):
-                    _umount(path)
+                    km.umount_lazily_if_busy(path)
         except OSError as err:
             raise exception.RootfsError(
                 reason=f"unmounting root of {uuid}: {err}") from err

@@ -21,7 +21,6 @@ requests only on a 0600 socket in a 0700 directory.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import fcntl
 import gc
 import logging
@@ -29,11 +28,9 @@ import os
 import socket
 import sys
 
+from pyct_driver.virt.kernel import proc
 from pyct_driver.virt.process import spec as spec_mod
 from pyct_driver.virt.process.forkserver.launcher import LOG, Launcher
-
-PR_SET_CHILD_SUBREAPER = 36
-
 
 def run(state_dir: str, ready_fd: int | None) -> int:
     def ready(message: str) -> None:
@@ -48,9 +45,10 @@ def run(state_dir: str, ready_fd: int | None) -> int:
     except BlockingIOError:
         ready("ok already running\n")
         return 0
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        ready(f"error prctl: {os.strerror(ctypes.get_errno())}\n")
+    try:
+        proc.prctl(proc.PR_SET_CHILD_SUBREAPER, 1)
+    except OSError as err:
+        ready(f"error {err.strerror}\n")
         return 1
     sock_path = os.path.join(state_dir, spec_mod.SOCKET_NAME)
     pid_path = os.path.join(state_dir, spec_mod.PID_NAME)

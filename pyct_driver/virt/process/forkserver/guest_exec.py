@@ -33,9 +33,9 @@ import os
 from typing import NoReturn
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import proc as sc
 from pyct_driver.virt.process.guestinit import caps, nsinit, seccomp, userns
 from pyct_driver.virt.process import guest
-from pyct_driver.virt.process import syscalls as sc
 from pyct_driver.virt.process.spec import ExecRequest
 
 EXEC_NAMESPACES = (sc.CLONE_NEWNS | sc.CLONE_NEWNET | sc.CLONE_NEWUTS

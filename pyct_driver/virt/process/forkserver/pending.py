@@ -21,10 +21,10 @@ import socket
 import time
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import proc as sc
 from pyct_driver.virt.process.forkserver import console
 from pyct_driver.virt.process.guestinit import nsinit, userns
 from pyct_driver.virt.process import spec as spec_mod
-from pyct_driver.virt.process import syscalls as sc
 
 
 class Pending:

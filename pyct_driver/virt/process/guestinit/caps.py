@@ -22,10 +22,7 @@ needs CAP_SYS_ADMIN.
 
 from __future__ import annotations
 
-import ctypes
-import os
-
-from pyct_driver.virt.process import syscalls as sc
+from pyct_driver.virt.kernel import proc
 
 # linux/capability.h
 CAP_NUMBERS: dict[str, int] = {
@@ -49,21 +46,6 @@ DOCKER_DEFAULT: tuple[str, ...] = (
     "SETGID", "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE",
     "SYS_CHROOT", "KILL", "AUDIT_WRITE")
 
-_PR_CAPBSET_DROP = 24
-_PR_CAP_AMBIENT = 47
-_PR_CAP_AMBIENT_CLEAR_ALL = 4
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
-
-
-class _Header(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _Data(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32),
-                ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
-
 
 def mask(names: tuple[str, ...] | list[str]) -> int:
     """The 64-bit capability mask of ``names`` (as /proc/*/status shows)."""
@@ -84,18 +66,6 @@ def _last_cap() -> int:
 def limit_bounding(keep: tuple[str, ...] | list[str]) -> None:
     """Drop every capability not in ``keep`` from the bounding set and
     empty the inheritable and ambient sets (needs CAP_SETPCAP)."""
-    kept = mask(keep)
     # Capabilities the running kernel does not know are refused (EINVAL)
     # and cannot be held anyway.
-    for cap in range(_last_cap() + 1):
-        if not kept & (1 << cap):
-            sc.prctl(_PR_CAPBSET_DROP, cap)
-    sc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
-    header = _Header(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_Data * 2)()
-    for call in (sc.LIBC.capget, sc.LIBC.capset):
-        if call(ctypes.byref(header), data) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"{call.__name__}: {os.strerror(err)}")
-        for half in data:
-            half.inheritable = 0
+    proc.drop_bounding(mask(keep), _last_cap())

@@ -29,31 +29,15 @@ host's group there.
 
 from __future__ import annotations
 
-import ctypes
 import os
 
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_REMOUNT = 0x20
-MS_BIND = 0x1000
+from pyct_driver.virt.kernel.mounts import MS_BIND, MS_NODEV, MS_NOEXEC
+from pyct_driver.virt.kernel.mounts import MS_NOSUID, MS_RDONLY, MS_REMOUNT
+from pyct_driver.virt.kernel.mounts import mount as _mount
 
 CGROUP_DIR = "/sys/fs/cgroup"
 TRACKER = "name=systemd"
 _FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _mount(source: str | None, target: str, fstype: str | None,
-           flags: int, data: str | None = None) -> None:
-    enc = (lambda s: s.encode() if s is not None else None)
-    if _libc.mount(enc(source), enc(target), enc(fstype),
-                   ctypes.c_ulong(flags), enc(data)) < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {fstype or source} on {target}: "
-                      f"{os.strerror(err)}")
 
 
 def hierarchies(proc_cgroup: str) -> tuple[list[list[str]], bool]:

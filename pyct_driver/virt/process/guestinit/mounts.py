@@ -43,14 +43,13 @@ the kernel allows that only while an unmasked instance is visible.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import stat
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import mounts as km
 from pyct_driver.virt.process.guestinit import cgroupfs
-from pyct_driver.virt.process import syscalls as sc
 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 # Hidden from the guest: files get /dev/null bound over them, directories
@@ -65,15 +64,6 @@ READONLY_PATHS = ("proc/bus", "proc/fs", "proc/irq", "proc/sys",
 # Inside the read-only /proc/sys: the guest's own network namespace's
 # sysctls stay writable (a VM configures forwarding, rp_filter, ...).
 WRITABLE_PATHS = ("proc/sys/net",)
-
-_SYS_OPEN_TREE, _SYS_MOVE_MOUNT = 428, 429
-_OPEN_TREE_CLONE = 1
-_AT_RECURSIVE = 0x8000
-_AT_FDCWD = -100
-_MOVE_MOUNT_F_EMPTY_PATH = 0x4
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-
 
 def step(name: str, func, *args):
     """Run one setup step; an OSError becomes a ProcessError naming it."""
@@ -91,12 +81,12 @@ def prepare_host_side(root: str, console_fd: int, owner: tuple[int, int]
     paths into ``root`` and make ``root`` the working directory.
     ``owner`` is the host (uid, gid) of guest root."""
     uid, gid = owner
-    step("make / rprivate", sc.mount, None, "/", None,
-         sc.MS_REC | sc.MS_PRIVATE)
-    step("bind root", sc.mount, root, root, None, sc.MS_BIND | sc.MS_REC)
+    step("make / rprivate", km.mount, None, "/", None,
+         km.MS_REC | km.MS_PRIVATE)
+    step("bind root", km.mount, root, root, None, km.MS_BIND | km.MS_REC)
     step("chdir root", os.chdir, root)
     step("check /dev", ensure_real_dir, "dev")
-    step("mount /dev", sc.mount, "tmpfs", "dev", "tmpfs", sc.MS_NOSUID,
+    step("mount /dev", km.mount, "tmpfs", "dev", "tmpfs", km.MS_NOSUID,
          f"mode=755,size=65536k,uid={uid},gid={gid}")
     for node in DEV_NODES:
         step(f"bind /dev/{node}", bind_file, f"/dev/{node}", f"dev/{node}")
@@ -119,18 +109,18 @@ def finish_guest_side(owner: tuple[int, int], devpts_max: int) -> None:
     the host's user namespace)."""
     uid, gid = owner
     step("clone root", _reroot)
-    step("mount /proc", sc.mount, "proc", "proc", "proc",
-         sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
-    step("mount /sys", sc.mount, "sysfs", "sys", "sysfs",
-         sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
+    step("mount /proc", km.mount, "proc", "proc", "proc",
+         km.MS_NOSUID | km.MS_NODEV | km.MS_NOEXEC, None)
+    step("mount /sys", km.mount, "sysfs", "sys", "sysfs",
+         km.MS_RDONLY | km.MS_NOSUID | km.MS_NODEV | km.MS_NOEXEC, None)
     for path in MASKED_PATHS:
         step(f"mask /{path}", mask, path)
     for path in READONLY_PATHS:
-        step(f"read-only /{path}", bind_flags, path, sc.MS_RDONLY)
+        step(f"read-only /{path}", bind_flags, path, km.MS_RDONLY)
     for path in WRITABLE_PATHS:
         step(f"writable /{path}", bind_flags, path, 0)
-    step("pivot_root", sc.pivot_root, ".", ".")
-    step("detach old root", sc.umount2, ".", sc.MNT_DETACH)
+    step("pivot_root", km.pivot_root, ".", ".")
+    step("detach old root", km.umount2, ".", km.MNT_DETACH)
     step("chdir /", os.chdir, "/")
 
     step("mount /sys/fs/cgroup", cgroupfs.mount_cgroupfs, None,
@@ -138,10 +128,10 @@ def finish_guest_side(owner: tuple[int, int], devpts_max: int) -> None:
     # the guest's tty group is its gid 5; ptmx belongs to guest root
     step("mount /dev/pts", mount_devpts, gid + 5, devpts_max)
     step("own /dev/pts/ptmx", os.chown, "/dev/pts/ptmx", uid, gid)
-    step("mount /dev/shm", sc.mount, "tmpfs", "/dev/shm", "tmpfs",
-         sc.MS_NOSUID | sc.MS_NODEV, f"mode=1777,uid={uid},gid={gid}")
+    step("mount /dev/shm", km.mount, "tmpfs", "/dev/shm", "tmpfs",
+         km.MS_NOSUID | km.MS_NODEV, f"mode=1777,uid={uid},gid={gid}")
     step("mount /run", mount_dir, "tmpfs", "/run", "tmpfs",
-         sc.MS_NOSUID | sc.MS_NODEV, f"mode=755,uid={uid},gid={gid}")
+         km.MS_NOSUID | km.MS_NODEV, f"mode=755,uid={uid},gid={gid}")
     links = {"ptmx": "pts/ptmx", "fd": "/proc/self/fd",
              "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
              "stderr": "/proc/self/fd/2"}
@@ -167,8 +157,8 @@ def mount_devpts(gid: int, devpts_max: int) -> None:
     options = devpts_gid_options(gid)
     for num, gid_option in enumerate(options):
         try:
-            sc.mount("devpts", "/dev/pts", "devpts",
-                     sc.MS_NOSUID | sc.MS_NOEXEC,
+            km.mount("devpts", "/dev/pts", "devpts",
+                     km.MS_NOSUID | km.MS_NOEXEC,
                      f"newinstance,ptmxmode=0666,mode=0620,{gid_option}"
                      f"max={devpts_max}")
             return
@@ -180,19 +170,9 @@ def mount_devpts(gid: int, devpts_max: int) -> None:
 def _reroot() -> None:
     """Stack an unlocked clone of the cwd's mount tree on the cwd and move
     into it (by fd: the root's host path is not reachable from here)."""
-    tree = _libc.syscall(ctypes.c_long(_SYS_OPEN_TREE),
-                         ctypes.c_int(_AT_FDCWD), b".",
-                         ctypes.c_uint(_OPEN_TREE_CLONE | _AT_RECURSIVE
-                                       | os.O_CLOEXEC))
-    if tree < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"open_tree: {os.strerror(err)}")
+    tree = km.clone_with_attrs(".", 0, recursive=True)
     try:
-        if _libc.syscall(ctypes.c_long(_SYS_MOVE_MOUNT), ctypes.c_int(tree),
-                         b"", ctypes.c_int(_AT_FDCWD), b".",
-                         ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH)) < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"move_mount: {os.strerror(err)}")
+        km.move_mount(tree, km.AT_FDCWD, ".")
         os.fchdir(tree)
     finally:
         os.close(tree)
@@ -211,14 +191,14 @@ def ensure_real_dir(path: str) -> None:
 def bind_file(source: str, target: str) -> None:
     os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY
                      | os.O_CLOEXEC, 0o644))
-    sc.mount(source, target, None, sc.MS_BIND)
+    km.mount(source, target, None, km.MS_BIND)
 
 
 def mount_dir(source: str, target: str, fstype: str, flags: int,
               data: str | None) -> None:
     if not os.path.isdir(target):
         os.mkdir(target, 0o755)
-    sc.mount(source, target, fstype, flags, data)
+    km.mount(source, target, fstype, flags, data)
 
 
 def mask(path: str) -> None:
@@ -228,10 +208,10 @@ def mask(path: str) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISDIR(st.st_mode):
-        sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY | sc.MS_NOSUID
-                 | sc.MS_NODEV | sc.MS_NOEXEC, "mode=555")
+        km.mount("tmpfs", path, "tmpfs", km.MS_RDONLY | km.MS_NOSUID
+                 | km.MS_NODEV | km.MS_NOEXEC, "mode=555")
     else:
-        sc.mount("dev/null", path, None, sc.MS_BIND)
+        km.mount("dev/null", path, None, km.MS_BIND)
 
 
 def bind_flags(path: str, flags: int) -> None:
@@ -239,6 +219,6 @@ def bind_flags(path: str, flags: int) -> None:
     or writable again) without touching the file system's own flags."""
     if not os.path.lexists(path):
         return
-    sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
-    sc.mount(None, path, None, sc.MS_REMOUNT | sc.MS_BIND | flags
-             | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    km.mount(path, path, None, km.MS_BIND | km.MS_REC)
+    km.mount(None, path, None, km.MS_REMOUNT | km.MS_BIND | flags
+             | km.MS_NOSUID | km.MS_NODEV | km.MS_NOEXEC)

@@ -48,9 +48,9 @@ import time
 from typing import NoReturn
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import proc as sc
 from pyct_driver.virt.process.guestinit import caps, mounts, seccomp, userns
 from pyct_driver.virt.process import spec as spec_mod
-from pyct_driver.virt.process import syscalls as sc
 
 GUEST_NAMESPACES = (sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
                     | sc.CLONE_NEWNET | sc.CLONE_NEWPID | sc.CLONE_NEWCGROUP)

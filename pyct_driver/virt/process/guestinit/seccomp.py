@@ -23,18 +23,16 @@ not set (the caller has CAP_SYS_ADMIN), so setuid programs keep working.
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import os
 import platform
 import struct
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import proc, sysnr
 
 SECCOMP_RET_KILL_PROCESS = 0x80000000
 SECCOMP_RET_ERRNO = 0x00050000
 SECCOMP_RET_ALLOW = 0x7FFF0000
-SECCOMP_SET_MODE_FILTER = 1
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 X32_SYSCALL_BIT = 0x40000000
 BPF_MAXINSNS = 4096
@@ -54,41 +52,6 @@ AF_VSOCK = 40
 # READ_IMPLIES_EXEC, MMAP_PAGE_ZERO and the foreign-OS personas stay out.
 PERSONALITY_SAFE_BITS = 0x0008 | 0x0020000 | 0x0040000
 PERSONALITY_QUERY = 0xFFFFFFFF
-
-# Numbers from the kernel's arch/x86/entry/syscalls/syscall_64.tbl and
-# include/uapi/asm-generic/unistd.h (aarch64 uses the generic table).
-# Syscalls added after the tables were unified (>= 403) share one number.
-SYSCALLS: dict[str, dict[str, int]] = {
-    "x86_64": {
-        "socket": 41, "socketpair": 53, "personality": 135,
-        "add_key": 248, "keyctl": 250, "request_key": 249, "bpf": 321,
-        "perf_event_open": 298, "userfaultfd": 323, "init_module": 175,
-        "finit_module": 313, "delete_module": 176, "kexec_load": 246,
-        "kexec_file_load": 320, "open_by_handle_at": 304, "swapon": 167,
-        "swapoff": 168, "syslog": 103, "acct": 163, "settimeofday": 164,
-        "clock_settime": 227, "clock_adjtime": 305, "adjtimex": 159,
-        "lookup_dcookie": 212, "quotactl": 179, "nfsservctl": 180,
-        "iopl": 172, "ioperm": 173, "uselib": 134, "_sysctl": 156,
-        "create_module": 174, "get_kernel_syms": 177, "query_module": 178,
-    },
-    "aarch64": {
-        "socket": 198, "socketpair": 199, "personality": 92,
-        "add_key": 217, "keyctl": 219, "request_key": 218, "bpf": 280,
-        "perf_event_open": 241, "userfaultfd": 282, "init_module": 105,
-        "finit_module": 273, "delete_module": 106, "kexec_load": 104,
-        "kexec_file_load": 294, "open_by_handle_at": 265, "swapon": 224,
-        "swapoff": 225, "syslog": 116, "acct": 89, "settimeofday": 170,
-        "clock_settime": 112, "clock_adjtime": 266, "adjtimex": 171,
-        "lookup_dcookie": 18, "quotactl": 60, "nfsservctl": 42,
-    },
-}
-_COMMON = {"io_uring_setup": 425, "io_uring_enter": 426,
-           "io_uring_register": 427, "open_tree": 428, "move_mount": 429,
-           "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-           "mount_setattr": 442, "quotactl_fd": 443, "open_tree_attr": 467}
-for _table in SYSCALLS.values():
-    _table.update(_COMMON)
-_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}
 
 _ENOSYS_WHY = ("new mount API: refused as not implemented so libmount and "
                "systemd fall back to mount(2), which the guest keeps; "
@@ -145,6 +108,10 @@ DENIED: dict[str, str] = {
 _ERRNO = {name: errno.ENOSYS for name in
           ("fsopen", "fsconfig", "fsmount", "fspick", "open_tree",
            "move_mount", "mount_setattr", "open_tree_attr")}
+# The deny list's numbers, from the one syscall table (``sysnr``).
+SYSCALLS: dict[str, dict[str, int]] = {
+    arch: {name: nr for name, nr in sysnr.TABLE[arch].items()
+           if name in DENIED} for arch in AUDIT_ARCH}
 _ARG_CHECKED = ("socket", "socketpair", "personality")
 # Kept ALLOWED on purpose: reboot (a guest's init reboots or powers off its
 # own pid namespace), ptrace (confined to the guest's pid namespace), mount,
@@ -235,10 +202,6 @@ def build_filter(arch: str | None = None) -> bytes:
     return code
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
 def install() -> None:
     """Apply the filter to the calling (single-threaded) process.
 
@@ -246,17 +209,9 @@ def install() -> None:
     the guest keep their meaning. Inherited across fork and execve; cannot
     be removed. Raises ``ProcessError`` if the kernel refuses it.
     """
-    arch = native_arch()
-    code = build_filter(arch)
-    buf = ctypes.create_string_buffer(code, len(code))
-    prog = _SockFprog(len(code) // 8, ctypes.addressof(buf))
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    ret = libc.syscall(ctypes.c_long(_SYS_SECCOMP[arch]),
-                       ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
-                       ctypes.c_uint(0), ctypes.byref(prog))
-    if ret != 0:
-        err = ctypes.get_errno()
+    try:
+        proc.seccomp_filter(build_filter(native_arch()))
+    except OSError as err:
         raise exception.ProcessError(
-            reason=f"seccomp filter refused: {os.strerror(err)}",
-            step="seccomp", errno=err)
+            reason=f"seccomp filter refused: {err.strerror}",
+            step="seccomp", errno=err.errno) from err

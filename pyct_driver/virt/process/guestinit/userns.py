@@ -24,16 +24,11 @@ neither unmount a mask nor make a read-only path writable.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import platform
 from typing import Callable, NoReturn
 
-from pyct_driver.virt.process import syscalls as sc
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
+from pyct_driver.virt.kernel import proc as sc
 
 
 def map_line(id_range: tuple[int, int]) -> str:
@@ -157,28 +152,12 @@ def _child_wait(go_r: int, go_w: int) -> None:
         os._exit(0)
 
 
-# clone(2) with every argument but the flags 0: the same on these
-# architectures (s390x swaps the first two).
-_SYS_CLONE = {"x86_64": 56, "aarch64": 220, "ppc64le": 120}.get(
-    platform.machine())
-_SIGCHLD = 17
-
-
 def _clone_in_userns(go_r: int, go_w: int) -> int | None:
     """A child born in a new user namespace (raw clone: nobody waits for
     it to unshare), or None where that is not available."""
-    if _SYS_CLONE is None:
-        return None
-    # Like fork() without Python's at-fork hooks: fine in a single-
-    # threaded process whose child only reads a pipe and exits.
-    pid = _libc.syscall(ctypes.c_long(_SYS_CLONE),
-                        ctypes.c_ulong(sc.CLONE_NEWUSER | _SIGCHLD),
-                        ctypes.c_ulong(0), ctypes.c_ulong(0),
-                        ctypes.c_ulong(0), ctypes.c_ulong(0))
+    pid = sc.clone_newuser()
     if pid == 0:
         _child_wait(go_r, go_w)
-    if pid < 0:
-        return None
     return pid
 
 

@@ -1,9 +1,11 @@
-"""Attach an instance's disk image to a free loop device, one ioctl each.
+"""Loop devices: attach a disk image with one ioctl, resize, detach.
 
 ``LOOP_CONFIGURE`` sets the backing file, autoclear (the device frees
 itself once the ext4 on it is finally unmounted) and direct I/O in one
 call, so there is no window where a half-configured device is visible;
 a race with another attacher for the same free number is retried.
+``set_capacity`` makes the device reread its backing file's size after
+a resize grew it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import struct
 LOOP_CTL_GET_FREE = 0x4C82
 LOOP_CONFIGURE = 0x4C0A
 LOOP_CLR_FD = 0x4C01
+LOOP_SET_CAPACITY = 0x4C07
 LO_FLAGS_AUTOCLEAR = 4
 LO_FLAGS_DIRECT_IO = 16
 
@@ -48,3 +51,13 @@ def attach(image: str) -> tuple[int, int]:
     finally:
         os.close(backing)
         os.close(ctl)
+
+
+def detach(lfd: int) -> None:
+    """Clear the loop device ``lfd`` (an attach whose mount failed)."""
+    fcntl.ioctl(lfd, LOOP_CLR_FD)
+
+
+def set_capacity(lfd: int) -> None:
+    """Make the loop device reread its backing file's size."""
+    fcntl.ioctl(lfd, LOOP_SET_CAPACITY, 0)
