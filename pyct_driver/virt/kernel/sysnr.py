@@ -1,8 +1,9 @@
 """Syscall numbers, per architecture, of every raw syscall pyct makes.
 
-The one table: ``libc.Libc.syscall`` looks names up here, and the guest's
-seccomp deny list (``virt.process.guestinit.seccomp``) takes its numbers from it too,
-so a syscall is numbered once. Numbers come from the kernel's
+The one table: ``libc.Libc.syscall`` looks names up here, and the
+guest's seccomp deny list (``virt.process.guestinit.seccomp``) takes its
+numbers from it too, so a syscall is numbered once. Numbers come from
+the kernel's
 arch/x86/entry/syscalls/syscall_64.tbl, include/uapi/asm-generic/unistd.h
 (aarch64), arch/powerpc/kernel/syscalls/syscall.tbl and
 arch/s390/kernel/syscalls/syscall.tbl. Syscalls added after the tables
