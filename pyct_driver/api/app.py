@@ -313,9 +313,11 @@ class RequestIdMiddleware:
             return resp(environ, _start)
 
 
-def create_app(conf, db, compute_client, images: Any = None) -> Callable:
+def create_app(conf, db, compute_client, images: Any = None,
+               routes: Callable | None = None) -> Callable:
     """Build the API's WSGI callable from configuration and its seams
-    (``images``: the store uploads go to; the virt driver's by default)."""
+    (``images``: the store uploads go to, the virt driver's by default;
+    ``routes``: the host's IPv4 routes, read from /proc by default)."""
     settings = Settings(
         max_limit=conf.api.max_limit,
         max_instances_per_request=conf.api.max_instances_per_request,
@@ -350,7 +352,7 @@ def create_app(conf, db, compute_client, images: Any = None) -> Callable:
         default_network_name=conf.network.default_network_name)
     api = Api(db=db, compute=compute_client, policy=policy.Policy(conf),
               scheduler=sched, settings=settings, ipam=ipam,
-              host_routes=host_routes.read_ipv4_routes,
+              host_routes=routes or host_routes.read_ipv4_routes,
               notifications=Notifications.from_conf(conf, db, conf.host,
                                                     source="api"),
               images=images or image_upload.DriverImages(conf))
