@@ -38,8 +38,6 @@ _ACTIONS = {
 
 # Neutron resources pyct does not have, and writes it does not take
 _NETWORK_RESOURCES = {
-    "security-groups": "security groups",
-    "security-group-rules": "security groups",
     "floatingips": "floating IPs", "routers": "routers",
     "quotas": "quotas", "trunks": "trunks", "qos": "QoS policies",
     "rbac-policies": "network sharing", "address-scopes": "address scopes",
