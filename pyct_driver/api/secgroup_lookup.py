@@ -73,10 +73,12 @@ def names_by_instance(api: Api, ports: dict[str, list[dict]]
 
 
 def refresh(api: Api, req: ApiRequest, group_ids: Iterable[str],
-            skip: Iterable[str] = ()) -> None:
-    """Cast a refresh to every host enforcing one of ``group_ids``; a host
-    the bus cannot reach converges at its next refresh."""
-    hosts = secgroup_ports.hosts_of_groups(api.db, group_ids) - set(skip)
+            skip: Iterable[str] = (), also: Iterable[str] = ()) -> None:
+    """Cast a refresh to every host enforcing one of ``group_ids`` (and
+    to ``also``, not to ``skip``); a host the bus cannot reach converges
+    at its next refresh."""
+    hosts = (secgroup_ports.hosts_of_groups(api.db, group_ids)
+             | set(also)) - set(skip)
     for host in sorted(hosts):
         try:
             api.compute.refresh_security_groups(req.context, host)

@@ -2,10 +2,11 @@
 ``/networking/v2.0``: list, show, create, update (groups), delete.
 
 A project sees its own groups (its ``default`` made on first use: a
-list, a create, a server's boot), admins everyone's; another project's group is a 404 as
-Neutron hides it, and nothing is changed by a refused call. Every change
-casts a refresh to the compute hosts enforcing the groups it touches
-(``secgroup_lookup.refresh``) so running guests get it within a second.
+list, a create, a server's boot), admins everyone's; another project's
+group is a 404 as Neutron hides it, and a refused call changes nothing.
+Every change casts a refresh to the compute hosts enforcing the groups
+it touches (``secgroup_lookup.refresh``) so running guests get it within
+a second.
 Filters and ``fields`` are Neutron's (``networking._filtered``).
 """
 

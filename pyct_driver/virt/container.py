@@ -47,7 +47,6 @@ from pyct_driver.virt.network.bridge import NetworkPlumber
 from pyct_driver.virt.process import guest
 from pyct_driver.virt.process.client import Begun, LauncherClient
 from pyct_driver.virt.process.exec_session import ExecSession
-from pyct_driver.virt.container_secgroups import PortFilters
 from pyct_driver.virt.records import InstanceRecords
 from pyct_driver.virt.rootfs import configdrive
 from pyct_driver.virt.rootfs.overlay import RootManager
@@ -57,8 +56,7 @@ LOG = logging.getLogger(__name__)
 
 
 class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
-                      RescueSide, SuspendSide, Snapshots, PortFilters,
-                      base.VirtDriver):
+                      RescueSide, SuspendSide, Snapshots, base.VirtDriver):
     """Linux containers that behave like VMs; the mixins hold the host as a
     whole, consoles, flavor changes, rescue, suspend, snapshots and the
     guest's administration."""

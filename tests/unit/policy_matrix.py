@@ -225,6 +225,10 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
         call(S + "/action", 200, 200, 403, 404,
              body={"os-getConsoleOutput": {}}),
         call(S + "/action", 202, 202, 403, 404, body=_LOCKED),
+        call(S + "/action", 202, 202, 403, 404, setup=_secgroup,
+             body={"addSecurityGroup": {"name": "{sg}"}}),
+        call(S + "/action", 202, 202, 403, 404,
+             body={"removeSecurityGroup": {"name": "default"}}),
         call(S + "/action", 202, 202, 403, 404, body={"unlock": None}),
         call(S + "/action", 202, 202, 403, 404,
              body={"changePassword": {"adminPass": "s3cret"}}),
@@ -339,6 +343,13 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
     (NETWORK, "DELETE",
      "v2.0/security-group-rules/{security_group_rule_id}"): [
         call(SGR + "/{sg_rule}", 204, 204, 403, 404, setup=_secgroup)],
+    (COMPUTE, "GET", "os-security-groups"): [
+        same("/v2.1/os-security-groups", 200)],
+    (COMPUTE, "GET", "os-security-groups/{group_id}"): [
+        call("/v2.1/os-security-groups/{sg}", 200, 200, 200, 404,
+             setup=_secgroup)],
+    (COMPUTE, "GET", "servers/{server_id}/os-security-groups"): [
+        call(S + "/os-security-groups", 200, 200, 200, 404)],
     # -- quotas and limits (admin writes; a project reads its own)
     (COMPUTE, "GET", "os-quota-sets/{project_id}"): [
         call(Q, 200, 200, 200, 403)],
