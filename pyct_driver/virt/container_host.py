@@ -33,7 +33,10 @@ class HostSide:
     network plumbing and per-instance locks."""
 
     def apply_port_filters(self, filters) -> None:
-        secgroup_nft.apply(filters)
+        # only this driver's ports change: another pyct on the kernel
+        # (a parallel test deployment) keeps its own
+        self._filtered = secgroup_nft.apply(
+            filters, getattr(self, "_filtered", ()))
 
     def running_guests(self) -> list[str]:
         """Uuids of the guests with a live init or a task in their group."""

@@ -25,11 +25,12 @@ _APPLY = """
 import json, sys, time
 from pyct_driver.virt.network import secgroup_nft
 from pyct_driver.virt.port_filter import FilterRule, PortFilter
+body = json.load(sys.stdin)
 ports = [PortFilter(p["port_id"], p["ip"], p["gateway"],
                     tuple(FilterRule(**r) for r in p["rules"]))
-         for p in json.load(sys.stdin)]
+         for p in body["ports"]]
 start = time.perf_counter()
-secgroup_nft.apply(ports)
+secgroup_nft.apply(ports, body["previous"])
 print(time.perf_counter() - start)
 """
 _SERVE = """
@@ -77,6 +78,7 @@ class SgLab:
         self.tag = "sg" + uuid.uuid4().hex[:6]
         self.host = f"{self.tag}-h"
         self.guests: list[Guest] = []
+        self.applied: set[str] = set()  # the port ids last filtered
         try:
             self._build(guests)
         except BaseException:
@@ -110,12 +112,14 @@ class SgLab:
     def apply(self, filters: dict[Guest, list[FilterRule]]) -> float:
         """Enforce ``filters`` (guests not named are unfiltered); the
         seconds the kernel transaction took."""
-        body = [{"port_id": g.port_id, "ip": g.ip, "gateway": GATEWAY,
-                 "rules": [r.__dict__ for r in rules]}
-                for g, rules in filters.items()]
+        body = {"previous": sorted(self.applied), "ports": [
+            {"port_id": g.port_id, "ip": g.ip, "gateway": GATEWAY,
+             "rules": [r.__dict__ for r in rules]}
+            for g, rules in filters.items()]}
         out = self.host_exec(sys.executable, "-c", _APPLY,
                              input=json.dumps(body),
                              env=dict(os.environ, PYTHONPATH=ROOT))
+        self.applied = {g.port_id for g in filters}
         return float(out.stdout)
 
     def ruleset(self) -> str:

@@ -77,7 +77,7 @@ def test_remote_group_with_no_members_matches_nothing(lab):
     assert connect(a, b.ip, PORT)
 
 
-def test_tables_are_pyct_owned_and_replaced_whole(lab):
+def test_tables_are_pyct_owned_and_only_our_ports_change(lab):
     a, b, _ = lab.guests
     lab.host_exec("nft", "add", "table", "bridge", "someone_else")
     lab.apply({a: _default(a, b), b: _default(a, b)})
@@ -89,3 +89,8 @@ def test_tables_are_pyct_owned_and_replaced_whole(lab):
     assert f"in-{a.port_id}" not in second  # a's chains went with it
     assert "table bridge someone_else" in second
     assert GATEWAY in second
+    # another pyct's ports on the same kernel keep their filters
+    lab.applied = set()
+    lab.apply({a: _default(a, b)})
+    assert f"in-{b.port_id}" in lab.ruleset()
+    assert not connect(lab.guests[2], b.ip, PORT)

@@ -1,5 +1,5 @@
 """Security groups in nf_tables: stateful filtering on each guest port,
-both pyct-owned tables replaced whole in one kernel transaction.
+each change one kernel transaction.
 
 Guests of one project talk through their project's Linux bridge, so the
 filter must see bridged frames and know their bridge ports: that is the
@@ -15,10 +15,13 @@ one skb mark bit (``ESTABLISHED_MARK``) right after conntrack; the bridge
 chains, at a later priority, accept tagged packets first. Each port has
 an egress chain (from the guest: ``iifname``) that returns when a rule
 allows and drops otherwise, and an ingress chain (to the guest:
-``oifname``) that accepts when a rule allows and drops otherwise; verdict
+``oifname``) that accepts when a rule allows and drops otherwise; named verdict
 maps keyed on the host-side veth name pick the chains, so the per-packet
 cost does not grow with the number of ports. Links are matched by name,
-so a port's filter is in place before its veth exists. ARP passes (the
+so a port's filter is in place before its veth exists. A batch rewrites
+the hook chains (static) and the chains and map entries of the caller's
+ports, and removes those of its ports that went; another pyct on the same
+kernel (parallel test deployments) keeps its own ports' entries. ARP passes (the
 anti-spoofing tc filter guards it); other non-IPv4 frames of a filtered
 port are dropped. The host's own address on the network reaches a guest
 (the operator's path in), and a guest always reaches the host's DNS
@@ -28,8 +31,9 @@ filtered. No other table is touched.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Iterable
 
+from pyct_driver import exception
 from pyct_driver.virt.network import nft
 from pyct_driver.virt.network.names import veth_name
 from pyct_driver.virt.port_filter import EGRESS, INGRESS, FilterRule, \
@@ -43,6 +47,7 @@ ESTABLISHED_MARK = 0x00200000
 # after conntrack (-200) in inet; after br_netfilter's hooks in bridge
 INET_PRIO = -150
 BRIDGE_PRIO = 100
+EGRESS_MAP, INGRESS_MAP = "egress_ports", "ingress_ports"
 _T = {"family": FAMILY, "table": TABLE}
 
 
@@ -115,8 +120,7 @@ def chain_names(port_id: str) -> tuple[str, str]:
 
 def _port_commands(port: PortFilter) -> list[dict]:
     ingress, egress = chain_names(port.port_id)
-    out = [{"add": {"chain": dict(_T, name=ingress)}},
-           {"add": {"chain": dict(_T, name=egress)}}]
+    out = []
     arp = _match(_meta("protocol"), "arp")
     not_ip = _match(_meta("protocol"), "ip", "!=")
     out += [_rule(ingress, arp, {"accept": None}),
@@ -137,30 +141,31 @@ def _port_commands(port: PortFilter) -> list[dict]:
 
 
 def _base_chain(name: str, hook: str, family: str = FAMILY,
-                prio: int = BRIDGE_PRIO) -> dict:
-    return {"add": {"chain": {
-        "family": family, "table": TABLE, "name": name, "type": "filter",
-        "hook": hook, "prio": prio, "policy": "accept"}}}
+                prio: int = BRIDGE_PRIO) -> list[dict]:
+    """A hook chain made if missing and emptied, so its static rules can
+    be written again by every batch (idempotent, atomic)."""
+    chain = {"family": family, "table": TABLE, "name": name}
+    return [{"add": {"chain": dict(chain, type="filter", hook=hook,
+                                   prio=prio, policy="accept")}},
+            {"flush": {"chain": chain}}]
 
 
 def _inet_commands() -> list[dict]:
     """The IP-layer half: tag packets of known connections."""
     tag = {"mangle": {"key": _meta("mark"), "value": {
         "|": [_meta("mark"), ESTABLISHED_MARK]}}}
-    out = []
+    out: list[dict] = [{"add": {"table": {"family": "inet",
+                                          "name": TABLE}}}]
     for hook in ("prerouting", "output"):
-        out.append(_base_chain(hook, hook, "inet", INET_PRIO))
+        out += _base_chain(hook, hook, "inet", INET_PRIO)
         out.append({"add": {"rule": {
             "family": "inet", "table": TABLE, "chain": hook,
             "expr": [_ESTABLISHED, tag]}}})
     return out
 
 
-def _vmap(key: str, ports: list[PortFilter],
-          pick: Callable[[str], str]) -> dict:
-    return {"vmap": {"key": _meta(key), "data": {"set": [
-        [veth_name(p.port_id), {"jump": {"target": pick(p.port_id)}}]
-        for p in ports]}}}
+def _vmap(key: str, name: str) -> dict:
+    return {"vmap": {"key": _meta(key), "data": "@" + name}}
 
 
 def _services() -> list[dict]:
@@ -168,41 +173,75 @@ def _services() -> list[dict]:
     DNS on the gateway and the metadata service."""
     dns = [_match(_ip("protocol"), {"set": ["udp", "tcp"]}),
            _match({"payload": {"protocol": "th", "field": "dport"}}, 53)]
-    meta = [_match(_ip("daddr"), METADATA_IP)]
+    meta = [_match(_ip("daddr"), METADATA_IP),
+            _match(_ip("protocol"), "tcp")]
     return [_rule("input", *dns, {"accept": None}),
             _rule("input", *meta, {"accept": None})]
 
 
-def commands(ports: Iterable[PortFilter]) -> list[dict]:
-    """The batch that replaces the whole table with ``ports``' filters
-    (adding the table first makes deleting it safe when it is absent)."""
-    ports = sorted(ports, key=lambda p: p.port_id)
-    out = []
-    for family in (FAMILY, "inet"):
-        table = {"family": family, "name": TABLE}
-        out += [{"add": {"table": table}}, {"delete": {"table": table}},
-                {"add": {"table": table}}]
-    out += _inet_commands()
+def _skeleton() -> list[dict]:
+    out = _inet_commands() + [{"add": {"table": {"family": FAMILY,
+                                                 "name": TABLE}}}]
+    for name in (EGRESS_MAP, INGRESS_MAP):
+        out.append({"add": {"map": dict(_T, name=name, type="ifname",
+                                        map="verdict")}})
     for name in ("forward", "input", "output"):
-        out.append(_base_chain(name, name))
-    for port in ports:
-        out += _port_commands(port)
-    def ingress(pid): return chain_names(pid)[0]
-    def egress(pid): return chain_names(pid)[1]
-    for chain in ("forward", "input", "output"):
-        out.append(_rule(chain, _TAGGED, {"accept": None}))
+        out += _base_chain(name, name)
+        out.append(_rule(name, _TAGGED, {"accept": None}))
     out += _services()
-    if ports:
-        out += [_rule("forward", _vmap("iifname", ports, egress)),
-                _rule("forward", _vmap("oifname", ports, ingress)),
-                _rule("input", _vmap("iifname", ports, egress)),
-                _rule("output", _vmap("oifname", ports, ingress))]
+    out += [_rule("forward", _vmap("iifname", EGRESS_MAP)),
+            _rule("forward", _vmap("oifname", INGRESS_MAP)),
+            _rule("input", _vmap("iifname", EGRESS_MAP)),
+            _rule("output", _vmap("oifname", INGRESS_MAP))]
     return out
 
 
-def apply(ports: Iterable[PortFilter]) -> None:
-    """Enforce exactly ``ports``' filters on this host, atomically."""
-    nft.apply(commands(ports))
+def _element(verb: str, name: str, port_id: str, chain: str | None
+             ) -> dict:
+    key = veth_name(port_id)
+    elem = [key, {"jump": {"target": chain}}] if chain else key
+    return {verb: {"element": dict(_T, name=name, elem=[elem])}}
+
+
+def commands(ports: Iterable[PortFilter],
+             previous: Iterable[str] = ()) -> list[dict]:
+    """The batch that makes ``ports`` exactly this driver's filtered
+    ports: theirs (re)written, those of ``previous`` (port ids this
+    driver filtered before) no longer in the set removed; other ports'
+    chains (another pyct on the same kernel, e.g. tests) are untouched."""
+    ports = sorted(ports, key=lambda p: p.port_id)
+    out = _skeleton()
+    for port in ports:
+        ingress, egress = chain_names(port.port_id)
+        for chain in (ingress, egress):
+            out.append({"add": {"chain": dict(_T, name=chain)}})
+            out.append({"flush": {"chain": dict(_T, name=chain)}})
+        out += _port_commands(port)
+        out.append(_element("add", EGRESS_MAP, port.port_id, egress))
+        out.append(_element("add", INGRESS_MAP, port.port_id, ingress))
+    keep = {p.port_id for p in ports}
+    for port_id in sorted(set(previous) - keep):
+        out.append(_element("delete", EGRESS_MAP, port_id, None))
+        out.append(_element("delete", INGRESS_MAP, port_id, None))
+        for chain in chain_names(port_id):
+            out.append({"delete": {"chain": dict(_T, name=chain)}})
+    return out
+
+
+def apply(ports: Iterable[PortFilter],
+          previous: Iterable[str] = ()) -> set[str]:
+    """Enforce ``ports``' filters, atomically; the port ids now filtered
+    (the next call's ``previous``)."""
+    ports = list(ports)
+    try:
+        nft.apply(commands(ports, previous))
+    except exception.NetworkError:
+        if not previous:
+            raise
+        # what went was removed by someone else (the table deleted by
+        # hand): write the current set alone rather than fail forever
+        nft.apply(commands(ports))
+    return {p.port_id for p in ports}
 
 
 def remove() -> None:
