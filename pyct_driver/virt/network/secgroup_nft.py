@@ -1,32 +1,32 @@
-"""Security groups in nf_tables: stateful filtering on each guest port,
-each change one kernel transaction.
+"""Security groups in nf_tables: stateful filtering on each guest port, each
+change one kernel transaction.
 
 Guests of one project talk through their project's Linux bridge, so the
 filter must see bridged frames and know their bridge ports: that is the
 ``bridge`` family (table ``bridge pyct_sg``), with chains on its
-``forward`` (guest to guest), ``input`` (guest to the host, or routed
-out) and ``output`` (host or routed traffic to a guest) hooks. Conntrack
-in the bridge family needs nf_conntrack_bridge, which kernels may lack
-(this one: ``ct`` there fails with EPROTO), so connection state comes
-from the IP layer instead: bridged IPv4 passes the ``inet`` hooks through
-br_netfilter (pyct's bridges set ``nf_call_iptables``), where table
-``inet pyct_sg`` tags packets of established or related connections with
-one skb mark bit (``ESTABLISHED_MARK``) right after conntrack; the bridge
-chains, at a later priority, accept tagged packets first. Each port has
-an egress chain (from the guest: ``iifname``) that returns when a rule
-allows and drops otherwise, and an ingress chain (to the guest:
-``oifname``) that accepts when a rule allows and drops otherwise; named verdict
-maps keyed on the host-side veth name pick the chains, so the per-packet
-cost does not grow with the number of ports. Links are matched by name,
-so a port's filter is in place before its veth exists. A batch rewrites
-the hook chains (static) and the chains and map entries of the caller's
-ports, and removes those of its ports that went; another pyct on the same
-kernel (parallel test deployments) keeps its own ports' entries. ARP passes (the
-anti-spoofing tc filter guards it); other non-IPv4 frames of a filtered
-port are dropped. The host's own address on the network reaches a guest
-(the operator's path in), and a guest always reaches the host's DNS
-forwarder and the metadata service. Ports not in the set are not
-filtered. No other table is touched.
+``forward`` (guest to guest), ``input`` (guest to the host, or routed out)
+and ``output`` (host or routed traffic to a guest) hooks. Conntrack in the
+bridge family needs nf_conntrack_bridge, which kernels may lack (this one:
+``ct`` there fails with EPROTO), so connection state comes from the IP
+layer instead: bridged IPv4 passes the ``inet`` hooks through br_netfilter
+(pyct's bridges set ``nf_call_iptables``), where table ``inet pyct_sg``
+tags packets of established or related connections with one skb mark bit
+(``ESTABLISHED_MARK``) right after conntrack; the bridge chains, at a
+later priority, accept tagged packets first. Each port has an egress chain
+(from the guest: ``iifname``) that returns when a rule allows and drops
+otherwise, and an ingress chain (to the guest: ``oifname``) that accepts
+when a rule allows and drops otherwise; named verdict maps keyed on the
+host-side veth name pick the chains, so the per-packet cost does not grow
+with the number of ports. Links are matched by name, so a port's filter is
+in place before its veth exists. A batch rewrites the hook chains (static)
+and the chains and map entries of the caller's ports, and removes those of
+its ports that went; another pyct on the same kernel (parallel test
+deployments) keeps its own ports' entries. ARP passes (the anti-spoofing
+tc filter guards it); other non-IPv4 frames of a filtered port are
+dropped. The host's own address on the network reaches a guest (the
+operator's path in), and a guest always reaches the host's DNS forwarder
+and the metadata service. Ports not in the set are not filtered. No other
+table is touched.
 """
 
 from __future__ import annotations
