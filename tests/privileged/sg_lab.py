@@ -122,6 +122,13 @@ class SgLab:
         self.applied = {g.port_id for g in filters}
         return float(out.stdout)
 
+    def remove(self) -> None:
+        """Drop pyct's tables (no filtering, no conntrack for them)."""
+        self.host_exec(sys.executable, "-c", "from pyct_driver.virt."
+                       "network import secgroup_nft; secgroup_nft.remove()",
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+        self.applied = set()
+
     def ruleset(self) -> str:
         return self.host_exec("nft", "list", "ruleset").stdout
 
