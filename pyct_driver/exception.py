@@ -35,6 +35,7 @@ layer turns each into a fault body in the shape of the route's service
     │   ├── InstanceNotReady        no console to attach to (not running)
     │   ├── RPCVersionCapError      a method newer than [upgrade_levels]
     │   ├── SecurityGroupInUse      a group ports still carry
+    │   ├── OverQuota               past a network quota (Neutron's 409)
     │   └── Duplicate               a unique name or id already exists
     │       ├── FlavorAccessExists
     │       └── SecurityGroupRuleExists
@@ -326,3 +327,7 @@ class SecurityGroupInUse(Conflict):
 
 class SecurityGroupRuleExists(Duplicate):
     msg_fmt = "Security group rule already exists. Rule id is %(id)s."
+
+
+class OverQuota(Conflict):
+    msg_fmt = "Quota exceeded for resources: ['%(resources)s']."

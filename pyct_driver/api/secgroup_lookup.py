@@ -54,6 +54,15 @@ def attach_to_ports(api: Api, instance_uuids: Iterable[str],
         secgroup_ports.set_port_groups(api.db, port_ids, group_ids)
 
 
+def default_for_port(api: Api, req: ApiRequest, project_id: str,
+                     port_id: str) -> None:
+    """A port attached to a running server gets the project's
+    ``default`` group (as Nova's attach gets Neutron's default)."""
+    group_id = db_secgroups.ensure_default(api.db, project_id)
+    secgroup_ports.set_port_groups(api.db, [port_id], [group_id])
+    refresh(api, req, [group_id])
+
+
 def names_by_instance(api: Api, ports: dict[str, list[dict]]
                       ) -> dict[str, list[str]]:
     """Each server's group names (Nova's ``security_groups``), from its

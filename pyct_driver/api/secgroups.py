@@ -13,7 +13,7 @@ Filters and ``fields`` are Neutron's (``networking._filtered``).
 from __future__ import annotations
 
 from pyct_driver import exception
-from pyct_driver.api import networking, secgroup_lookup
+from pyct_driver.api import network_quotas, networking, secgroup_lookup
 from pyct_driver.api import secgroup_rules
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
@@ -86,6 +86,7 @@ def create_group(api: Api, req: ApiRequest) -> Result:
     if name == db_secgroups.DEFAULT:
         raise exception.Conflict("Default security group already exists.")
     db_secgroups.ensure_default(api.db, project_id)
+    network_quotas.check_secgroups(api, project_id, "security_group")
     group = db_secgroups.create_group(api.db, project_id, str(name)[:255],
                                       str(body.get("description") or ""))
     return Result(201, {"security_group": group_view(group)})
@@ -144,6 +145,8 @@ def create_rule(api: Api, req: ApiRequest) -> Result:
     _authorize(api, req, "create_security_group_rule", group["project_id"])
     if values["remote_group_id"] is not None:
         _group(api, req, values["remote_group_id"])
+    network_quotas.check_secgroups(api, group["project_id"],
+                                   "security_group_rule")
     rule = db_secgroups.create_rule(api.db, group["id"], values)
     secgroup_lookup.refresh(api, req, [group["id"]])
     return Result(201, {"security_group_rule": secgroup_rules.view(rule)})

@@ -194,3 +194,17 @@ def test_nova_reads_and_server_actions(h):
         "removeSecurityGroup": {"name": "default"}}).status_int == 400
     assert h.request("POST", url + "/action", {
         "addSecurityGroup": {"name": "nope"}}).status_int == 400
+
+
+def test_quotas_count_groups_and_rules(h):
+    details = h.request("GET", "/networking/v2.0/quotas/p1/details").json
+    assert details["quota"]["security_group"]["limit"] == 10
+    for index in range(9):  # default + 9 = Neutron's 10
+        _group(h, f"g{index}")
+    resp = h.request("POST", SG, {"security_group": {"name": "one-more"}})
+    assert resp.status_int == 409
+    assert resp.json["NeutronError"]["type"] == "OverQuota"
+    used = h.request("GET", "/networking/v2.0/quotas/p1/details").json[
+        "quota"]
+    assert used["security_group"]["used"] == 10
+    assert used["security_group_rule"]["used"] == 11  # 9 + default's 2
