@@ -63,6 +63,14 @@ def default_for_port(api: Api, req: ApiRequest, project_id: str,
     refresh(api, req, [group_id])
 
 
+def forget_member(api: Api, req: ApiRequest, inst: dict) -> None:
+    """A server being deleted leaves its groups at once: the hosts whose
+    rules name them drop its addresses (``host_filters`` skips deleting
+    servers) before the address can go to another port."""
+    refresh(api, req, secgroup_ports.instance_group_ids(api.db,
+                                                        inst["uuid"]))
+
+
 def names_by_instance(api: Api, ports: dict[str, list[dict]]
                       ) -> dict[str, list[str]]:
     """Each server's group names (Nova's ``security_groups``), from its

@@ -17,6 +17,7 @@ from pyct_driver.api import network_quotas, networking, secgroup_lookup
 from pyct_driver.api import secgroup_rules
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
+from pyct_driver.db import secgroup_ports
 from pyct_driver.db import secgroups as db_secgroups
 
 
@@ -114,7 +115,10 @@ def delete_group(api: Api, req: ApiRequest,
     if group["name"] == db_secgroups.DEFAULT and not req.is_admin:
         raise exception.Conflict("Insufficient rights for removing "
                                  "default security group.")
+    # rules of other groups naming it go with it: their hosts refresh
+    hosts = secgroup_ports.hosts_of_groups(api.db, [group["id"]])
     db_secgroups.delete_group(api.db, group["id"])
+    secgroup_lookup.refresh(api, req, [], also=hosts)
     return Result(204)
 
 

@@ -176,6 +176,7 @@ def delete(api: Api, req: ApiRequest, server_id: str) -> Result:
                             ctxt.request_id, ctxt.user_id, ctxt.project_id)
     if inst["vm_state"] in (states.SHELVED, states.SHELVED_OFFLOADED):
         _drop_shelved_image(api, inst)
+    secgroup_lookup.forget_member(api, req, inst)
     if inst["host"] and api.scheduler.is_up(inst["host"]):
         api.compute.terminate_instance(ctxt, inst["host"], inst["uuid"])
         return Result(204)

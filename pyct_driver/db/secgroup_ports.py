@@ -77,7 +77,11 @@ def _members(session) -> dict[str, list[str]]:
             sa.select(_PSG.security_group_id, _P.ip_address)
             .join(_P, _P.id == _PSG.port_id)
             .join(_I, sa.and_(_I.uuid == _P.instance_uuid,
-                              _I.deleted == 0))):
+                              _I.deleted == 0))
+            # a server being deleted is no member any more: its address
+            # may soon be another port's
+            .where(sa.or_(_I.task_state.is_(None),
+                          _I.task_state != "deleting"))):
         out.setdefault(group_id, []).append(ip)
     return out
 

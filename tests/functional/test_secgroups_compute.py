@@ -78,3 +78,6 @@ def test_boot_rule_change_and_delete_reach_the_driver(env):
     assert call(app, "DELETE", f"/v2.1/servers/{a}").status_int == 204
     wait_for(lambda: set(_filters(service)) == {port_b["id"]}, 10,
              what="the deleted server's port leaving the filters")
+    members = [r.remotes for r in _filters(service)[port_b["id"]].rules
+               if r.direction == "ingress" and r.protocol is None]
+    assert members == [(port_b["ip_address"],)]
