@@ -10,16 +10,32 @@ from __future__ import annotations
 
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 revision = "a1c3e5b7d9f2"
 down_revision = "b3d5f7a9c1e2"
 branch_labels = None
 depends_on = None
+# microseconds on MySQL/MariaDB too, as the other tables' timestamps
+DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql",
+                                      "mariadb")
+
+
+def _table_opts() -> dict[str, str]:
+    """The ports table's charset and byte-wise collation (a foreign key
+    on MySQL/MariaDB needs the referenced column's)."""
+    bind = op.get_bind()
+    if bind.dialect.name != "mysql":
+        return {}
+    collate = ("utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb",
+                                              False) else "utf8mb4_bin")
+    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
+            "mysql_collate": collate}
 
 
 def _times() -> list[sa.Column]:
-    return [sa.Column("created_at", sa.DateTime, nullable=False),
-            sa.Column("updated_at", sa.DateTime, nullable=True)]
+    return [sa.Column("created_at", DATETIME, nullable=False),
+            sa.Column("updated_at", DATETIME, nullable=True)]
 
 
 def upgrade() -> None:
@@ -29,7 +45,7 @@ def upgrade() -> None:
         sa.Column("project_id", sa.String(255), nullable=False),
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("description", sa.String(255), nullable=False),
-        *_times())
+        *_times(), **_table_opts())
     op.create_index("security_groups_project_id_idx", "security_groups",
                     ["project_id"])
     op.create_table(
@@ -49,7 +65,7 @@ def upgrade() -> None:
                   sa.ForeignKey("security_groups.id", ondelete="CASCADE"),
                   nullable=True),
         sa.Column("description", sa.String(255), nullable=False),
-        *_times())
+        *_times(), **_table_opts())
     op.create_index("security_group_rules_group_id_idx",
                     "security_group_rules", ["security_group_id"])
     op.create_table(
@@ -59,7 +75,7 @@ def upgrade() -> None:
                   primary_key=True),
         sa.Column("security_group_id", sa.String(36),
                   sa.ForeignKey("security_groups.id", ondelete="CASCADE"),
-                  primary_key=True))
+                  primary_key=True), **_table_opts())
     op.create_index("port_security_groups_group_idx",
                     "port_security_groups", ["security_group_id"])
     op.create_table(
@@ -67,7 +83,7 @@ def upgrade() -> None:
         sa.Column("project_id", sa.String(255), primary_key=True),
         sa.Column("security_group_id", sa.String(36),
                   sa.ForeignKey("security_groups.id", ondelete="CASCADE"),
-                  nullable=False))
+                  nullable=False), **_table_opts())
 
 
 def downgrade() -> None:
