@@ -15,7 +15,8 @@ layer turns each into a fault body in the shape of the route's service
     │   ├── InvalidImage
     │   │   └── HostileImage        an archive that would escape its root
     │   ├── ConsoleTypeUnavailable  a console kind this cloud doesn't serve
-    │   └── InvalidMicroversion (406)
+    │   ├── InvalidMicroversion (406)
+    │   └── SecurityGroupRuleInvalid    a malformed rule (Neutron's words)
     ├── NotAuthorized (401)
     ├── Forbidden (403)
     │   └── QuotaExceeded           a request past the project's limits
@@ -23,7 +24,8 @@ layer turns each into a fault body in the shape of the route's service
     │   ├── InstanceNotFound, FlavorNotFound, FlavorAccessNotFound,
     │   │   ImageNotFound, ServiceNotFound, ActionNotFound,
     │   │   AggregateNotFound, InstanceTagNotFound,
-    │   └── InstanceGroupNotFound, PortNotFound
+    │   ├── InstanceGroupNotFound, PortNotFound,
+    │   └── SecurityGroupNotFound, SecurityGroupRuleNotFound
     ├── Conflict (409)
     │   ├── InstanceInvalidState    a task-state compare-and-swap lost
     │   ├── InstanceIsLocked        a locked server, the caller not admin
@@ -32,8 +34,11 @@ layer turns each into a fault body in the shape of the route's service
     │   ├── HostBusy                another process holds this compute host
     │   ├── InstanceNotReady        no console to attach to (not running)
     │   ├── RPCVersionCapError      a method newer than [upgrade_levels]
+    │   ├── SecurityGroupInUse      a group ports still carry
+    │   ├── OverQuota               past a network quota (Neutron's 409)
     │   └── Duplicate               a unique name or id already exists
-    │       └── FlavorAccessExists
+    │       ├── FlavorAccessExists
+    │       └── SecurityGroupRuleExists
     ├── Gone (410)                  an image deleted while uploaded
     ├── TooLarge (413)
     ├── UnsupportedMediaType (415)
@@ -296,3 +301,33 @@ class InstanceNotRunning(VirtError):
 
 class InstanceIsLocked(Conflict):
     msg_fmt = "Instance %(instance_uuid)s is locked"
+
+
+class SecurityGroupRuleInvalid(Invalid):
+    """A rule Neutron would refuse; ``kind`` is Neutron's fault type."""
+
+    msg_fmt = "%(reason)s"
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason=reason)
+        self.neutron_type = kind
+
+
+class SecurityGroupNotFound(NotFound):
+    msg_fmt = "Security group %(id)s does not exist"
+
+
+class SecurityGroupRuleNotFound(NotFound):
+    msg_fmt = "Security group rule %(id)s does not exist"
+
+
+class SecurityGroupInUse(Conflict):
+    msg_fmt = "Security Group %(id)s in use."
+
+
+class SecurityGroupRuleExists(Duplicate):
+    msg_fmt = "Security group rule already exists. Rule id is %(id)s."
+
+
+class OverQuota(Conflict):
+    msg_fmt = "Quota exceeded for resources: ['%(resources)s']."

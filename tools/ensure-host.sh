@@ -13,6 +13,9 @@ for tool in busybox:busybox-static mkfs.ext4:e2fsprogs losetup:mount \
   command -v "${tool%%:*}" >/dev/null 2>&1 || [[ -x /bin/${tool%%:*} ]] \
     || need_pkgs+=("${tool#*:}")
 done
+# nf_tables through libnftables' JSON API (virt/network/nft.py)
+[[ -f /usr/lib/python3/dist-packages/nftables/nftables.py ]] \
+  || need_pkgs+=(python3-nftables nftables)
 listening 5432 || command -v pg_ctlcluster >/dev/null || need_pkgs+=(postgresql)
 listening 3306 || command -v mariadbd >/dev/null || need_pkgs+=(mariadb-server)
 listening 5672 || command -v rabbitmq-server >/dev/null || need_pkgs+=(rabbitmq-server)

@@ -29,7 +29,8 @@ from pyct_driver import exception
 from pyct_driver.api import identity, not_yet, quota_check
 from pyct_driver.api import (auth, faults, host_routes, image_upload,
                              images, microversion, networking, policy,
-                             request_log, scheduler, schemas, versions)
+                             request_log, scheduler, schemas, secgroups,
+                             versions)
 from pyct_driver.api.body_limit import BodyLimitMiddleware
 from pyct_driver.api.routes import (COLLECTIONS, COMPUTE_ROUTES,
                                     IMAGE_ROUTES, Handler)
@@ -120,7 +121,8 @@ class ApiApp:
         self.compute = Router(COMPUTE_ROUTES,
                               lambda _m, path: not_yet.compute(path))
         self.image = Router(IMAGE_ROUTES, not_yet.image)
-        self.networking = Router(networking.ROUTES, not_yet.networking)
+        self.networking = Router(networking.ROUTES + secgroups.ROUTES,
+                                 not_yet.networking)
 
     def __call__(self, environ: dict, start_response: Callable):
         req = webob.Request(environ)

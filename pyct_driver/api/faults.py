@@ -119,7 +119,7 @@ def neutron_from_exception(err: BaseException,
         return neutron_fault(code, type(webob.exc.status_map.get(
             code, webob.exc.HTTPInternalServerError)()).__name__,
             with_request_id(_NEUTRON_5XX, req_id))
-    kind = type(err).__name__
+    kind = getattr(err, "neutron_type", type(err).__name__)
     if type(err) in _GENERIC_CLASSES or code not in _NEUTRON_TYPES:
         kind = _NEUTRON_TYPES.get(code) or type(
             webob.exc.status_map[code]()).__name__

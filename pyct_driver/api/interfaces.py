@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 
 from pyct_driver import exception, states
-from pyct_driver.api import schemas, server_lock, server_networks, servers
+from pyct_driver.api import (schemas, secgroup_lookup, server_lock,
+                             server_networks, servers)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
@@ -115,6 +116,7 @@ def create(api: Api, req: ApiRequest, server_id: str) -> Result:
     port = db_networks.allocate_port(
         api.db, inst["uuid"], inst["project_id"], net["id"],
         fixed[0]["ip_address"] if fixed else None)
+    secgroup_lookup.default_for_port(api, req, inst["project_id"], port["id"])
     ctxt = req.context
     db_actions.action_start(api.db, inst["uuid"], "attach_interface",
                             ctxt.request_id, ctxt.user_id, ctxt.project_id)

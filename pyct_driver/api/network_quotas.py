@@ -4,9 +4,11 @@
 catalog has one, and fails as a whole if that call fails. pyct's network
 subset answers in Neutron's shape with the limits pyct really has: one
 network with one subnet per project (made by ``--nic auto``), ports as
-many as its addresses allow (-1), and none of the resources pyct does not
-implement (routers, floating IPs, security groups, RBAC policies, subnet
-pools: 0). Changing them stays a 501, as every network write does. A
+many as its addresses allow (-1), Neutron's default 10 security groups
+(the ``default`` one included) and 100 security group rules
+(``check_secgroups``, a 409 ``OverQuota`` past them), and none of the
+resources pyct does not implement (routers, floating IPs, RBAC policies,
+subnet pools: 0). Changing them stays a 501, as every network write does. A
 project reads its own quotas only (Neutron's ``get_quota`` rule).
 """
 
@@ -16,9 +18,10 @@ from pyct_driver import exception
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import networks as db_networks
+from pyct_driver.db import secgroups as db_secgroups
 
 LIMITS = {"network": 1, "subnet": 1, "port": -1, "router": 0,
-          "floatingip": 0, "security_group": 0, "security_group_rule": 0,
+          "floatingip": 0, "security_group": 10, "security_group_rule": 100,
           "rbac_policy": 0, "subnetpool": 0}
 
 
@@ -38,7 +41,22 @@ def details(api: Api, req: ApiRequest, project_id: str) -> Result:
     nets = db_networks.list_networks(api.db, project_id=project_id)
     used = {"network": len(nets), "subnet": len(nets),
             "port": len(db_networks.list_ports(api.db,
-                                               project_id=project_id))}
+                                               project_id=project_id)),
+            **_secgroups_used(api, project_id)}
     return Result(200, {"quota": {
         name: {"limit": limit, "used": used.get(name, 0), "reserved": 0}
         for name, limit in LIMITS.items()}})
+
+
+def _secgroups_used(api: Api, project_id: str) -> dict[str, int]:
+    groups = db_secgroups.list_groups(api.db, project_id)
+    return {"security_group": len(groups),
+            "security_group_rule": sum(len(g["rules"]) for g in groups)}
+
+
+def check_secgroups(api: Api, project_id: str, resource: str) -> None:
+    """Refuse one more ``resource`` past its limit (Neutron's 409). A
+    count, then the insert: two racing creates may both pass, as they
+    may in Neutron without its reservations."""
+    if _secgroups_used(api, project_id)[resource] >= LIMITS[resource]:
+        raise exception.OverQuota(resources=resource)

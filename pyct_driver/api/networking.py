@@ -20,6 +20,7 @@ from pyct_driver.api import network_quotas
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import networks as db_networks
+from pyct_driver.db import secgroup_ports
 
 _NOT_FILTERS = {"fields", "limit", "marker", "sort_key", "sort_dir",
                 "page_reverse"}
@@ -40,7 +41,8 @@ def resources(base_url: str) -> dict:
         {"name": name, "collection": name + "s",
          "links": [{"rel": "self",
                     "href": f"{base_url}/networking/v2.0/{name}s"}]}
-        for name in ("network", "subnet", "port")]}
+        for name in ("network", "subnet", "port", "security-group",
+                     "security-group-rule")]}
 
 
 def network_view(net: dict) -> dict:
@@ -90,7 +92,8 @@ def port_view(port: dict) -> dict:
         "device_id": port["instance_uuid"] or "",
         "device_owner": "compute:nova" if port["instance_uuid"] else "",
         "status": port["status"], "admin_state_up": True,
-        "security_groups": [], "allowed_address_pairs": [],
+        "security_groups": list(port.get("security_groups") or []),
+        "allowed_address_pairs": [],
         "port_security_enabled": True, "description": "", "tags": [],
         "binding:vnic_type": "normal",
         "created_at": _iso(port["created_at"]),
@@ -138,8 +141,11 @@ def _networks(api: Api, req: ApiRequest, **filters) -> list[dict]:
 
 
 def _ports(api: Api, req: ApiRequest, **filters) -> list[dict]:
-    return _readable(api, req, "get_port", db_networks.list_ports(
+    ports = _readable(api, req, "get_port", db_networks.list_ports(
         api.db, project_id=_project(req), **filters))
+    groups = secgroup_ports.port_groups(api.db, [p["id"] for p in ports])
+    return [dict(p, security_groups=groups.get(p["id"], []))
+            for p in ports]
 
 
 def list_networks(api: Api, req: ApiRequest) -> Result:

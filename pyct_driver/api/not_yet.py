@@ -20,7 +20,6 @@ _HINT = "; see 'What works today' in pyct's README."
 _COMPUTE = [(re.compile(p + r"(/.*)?$"), what) for p, what in (
     (r"os-server-external-events", "external events"),
     (r"servers/[^/]+/os-volume_attachments", "volumes"),
-    (r"servers/[^/]+/os-security-groups", "security groups"),
     (r"servers/[^/]+/migrations", "migrations"),
 )]
 
@@ -28,8 +27,6 @@ _COMPUTE = [(re.compile(p + r"(/.*)?$"), what) for p, what in (
 _ACTIONS = {
     "migrate": "migration", "os-migrateLive": "live migration",
     "evacuate": "evacuation", "os-resetState": "resetting server states",
-    "addSecurityGroup": "security groups",
-    "removeSecurityGroup": "security groups",
     "addFloatingIp": "floating IPs", "removeFloatingIp": "floating IPs",
     "restore": "soft delete",
     "forceDelete": "soft delete", "os-resetNetwork": "network resets",
@@ -38,8 +35,6 @@ _ACTIONS = {
 
 # Neutron resources pyct does not have, and writes it does not take
 _NETWORK_RESOURCES = {
-    "security-groups": "security groups",
-    "security-group-rules": "security groups",
     "floatingips": "floating IPs", "routers": "routers",
     "quotas": "quotas", "trunks": "trunks", "qos": "QoS policies",
     "rbac-policies": "network sharing", "address-scopes": "address scopes",

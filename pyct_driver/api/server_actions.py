@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 
 from pyct_driver import exception, states
-from pyct_driver.api import (not_yet, remote_consoles, schemas,
+from pyct_driver.api import (not_yet, nova_secgroups, remote_consoles,
+                             schemas,
                              server_extras, server_lock, server_rebuild,
                              server_rescue, server_resize, server_shelve,
                              server_snapshot)
@@ -94,6 +95,8 @@ _HANDLERS = {
     "shelve": server_shelve.shelve,
     "shelveOffload": server_shelve.shelve_offload,
     "unshelve": server_shelve.unshelve,
+    "addSecurityGroup": nova_secgroups.add,
+    "removeSecurityGroup": nova_secgroups.remove,
 }
 
 

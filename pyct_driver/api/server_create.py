@@ -23,7 +23,8 @@ import uuid
 
 from pyct_driver import exception, states
 from pyct_driver.api import (availability_zones, flavors, images, keypairs,
-                             quota_check, schemas, server_networks,
+                             quota_check, schemas, secgroup_lookup,
+                             server_networks,
                              server_references, server_views)
 from pyct_driver.api.group_placement import GroupPlacement
 from pyct_driver.api.request import ApiRequest, Result
@@ -191,7 +192,7 @@ def create(api: Api, req: ApiRequest) -> Result:
     force_host = server_references.requested_host(
         api, req, server, force_host) or force_host
     hostname = server_references.hostname(server, max_count)
-    server_references.security_groups(server)
+    group_ids = secgroup_lookup.for_boot(api, req, server)
     group = server_references.server_group(api, req, body)
     unplaceable = server_references.unplaceable(api, req, server)
     password = server.get("adminPass") or admin_password()
@@ -256,6 +257,10 @@ def create(api: Api, req: ApiRequest) -> Result:
         guard=guard if group is None else db_groups.member_guard(
             group, [r["uuid"] for r in rows], quota_check.effective(
                 api, ctxt.project_id)["server_group_members"], guard))
+    secgroup_lookup.attach_to_ports(api, [i["uuid"] for i in created],
+                                    group_ids)
+    secgroup_lookup.refresh(api, req, group_ids,
+                            skip=[i["host"] for i in created])
     for inst in created:
         if inst["host"]:
             _cast_build(api, req, inst)

@@ -1,8 +1,8 @@
 """What a server create request refers to, checked before anything is made.
 
 Nova validates each reference of ``POST /servers`` and answers a 400 for
-one that does not exist: a security group other than ``default`` (pyct
-has only that one), a server group named by the ``group`` scheduler hint
+one that does not exist: a security group (``secgroup_lookup``), a
+server group named by the ``group`` scheduler hint
 (of the caller's project; the group is returned for the scheduler),
 a requested host (2.74, admins) that is not a compute
 host. It also checks the request's own values: a ``hostname`` (2.90) is
@@ -45,14 +45,6 @@ HINTS = {
     # Nova lets any other hint through (its default filters ignore them)
     "additionalProperties": True,
 }
-
-
-def security_groups(server: dict) -> None:
-    for group in server.get("security_groups", []):
-        if group["name"] != "default":
-            raise exception.Invalid(
-                "Unable to find security_group with name or id "
-                f"'{group['name']}'")
 
 
 def server_group(api: Api, req: ApiRequest, body: dict) -> dict | None:

@@ -103,7 +103,8 @@ def detail(req: ApiRequest, inst: dict, fault: dict | None,
     if status in _PROGRESS_STATUSES:
         server["progress"] = 0
     if has_networks(inst):
-        server["security_groups"] = [{"name": "default"}]
+        server["security_groups"] = [{"name": name} for name in (
+            extra or {}).get("security_groups") or ["default"]]
     if show_extended:
         server["OS-EXT-SRV-ATTR:host"] = inst["host"]
         server["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst["host"]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 
 from pyct_driver import exception, states
-from pyct_driver.api import (image_create, schemas, server_create,
+from pyct_driver.api import (image_create, schemas, secgroup_lookup,
+                             server_create,
                              server_filters, server_networks, server_views)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
@@ -55,6 +56,7 @@ def _renderer(api: Api, req: ApiRequest, insts: list[dict],
     locks = db_locks.by_instance(api.db, uuids) if req.at_least("2.73") \
         else {}
     cache: dict[str, bool] = {}
+    sg_names = secgroup_lookup.names_by_instance(api, ports)
 
     def allowed(rule: str, inst: dict) -> bool:
         key = rule + inst["project_id"]
@@ -73,6 +75,7 @@ def _renderer(api: Api, req: ApiRequest, insts: list[dict],
             host_status if allowed(_P + "show:host_status", inst) else None,
             server_networks.addresses(ports.get(inst["uuid"], [])),
             {"tags": tags.get(inst["uuid"], []), "view": view,
+             "security_groups": sg_names.get(inst["uuid"]),
              "server_groups": [groups[inst["uuid"]]]
              if inst["uuid"] in groups else [],
              "locked_reason": locks.get(inst["uuid"], {}).get("reason"),
@@ -173,6 +176,7 @@ def delete(api: Api, req: ApiRequest, server_id: str) -> Result:
                             ctxt.request_id, ctxt.user_id, ctxt.project_id)
     if inst["vm_state"] in (states.SHELVED, states.SHELVED_OFFLOADED):
         _drop_shelved_image(api, inst)
+    secgroup_lookup.forget_member(api, req, inst)
     if inst["host"] and api.scheduler.is_up(inst["host"]):
         api.compute.terminate_instance(ctxt, inst["host"], inst["uuid"])
         return Result(204)

@@ -39,6 +39,7 @@ from pyct_driver.notifications.notifier import (Notifications,
 from pyct_driver.compute.rescue import RescueEndpoints
 from pyct_driver.compute.resize import ResizeEndpoints
 from pyct_driver.compute.rpc_api import RPC_API_VERSION
+from pyct_driver.compute.secgroup_endpoint import SecurityGroupEndpoints
 from pyct_driver.compute.shelve import ShelveEndpoints
 from pyct_driver.compute.snapshot import SnapshotEndpoints
 from pyct_driver.rpc.transport import messaging
@@ -114,7 +115,8 @@ def instance_spec(db: Database, instance: dict,
 
 
 class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
-                     SnapshotEndpoints, ShelveEndpoints):
+                     SnapshotEndpoints, ShelveEndpoints,
+                     SecurityGroupEndpoints):
     """Endpoints of the ``pyct-compute`` RPC server on one host."""
 
     target = messaging.Target(version=RPC_API_VERSION)
@@ -271,6 +273,8 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
         spec = self.build_spec(instance, image)
         try:
             self.driver.import_image(image["id"], image["location"])
+            # filters first: the guest's port is never up unfiltered
+            self.sync_port_filters()
             self.driver.spawn(spec)
         except Exception as err:
             if not isinstance(err, exception.Duplicate):
@@ -312,6 +316,7 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
                              states.DELETING)
             raise
         db_instances.soft_delete(self.db, instance["uuid"])
+        self.refresh_security_groups(None)  # its ports are gone
 
     def _simple_op(self, ctxt: RequestContext, uuid: str, action: str,
                    task_state: str, run: Callable[[virt_base.InstanceSpec],

@@ -24,8 +24,10 @@ Version history:
         shelve_offload_instance, unshelve_instance
 * 1.7 - rescue_instance, unrescue_instance, suspend_instance,
         resume_instance
+* 1.8 - refresh_security_groups (a cast: recompute the host's port
+        filters)
 """
 
 from __future__ import annotations
 
-RPC_API_VERSION = "1.7"
+RPC_API_VERSION = "1.8"

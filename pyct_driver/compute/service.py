@@ -84,6 +84,8 @@ class ComputeService:
         self._start_metadata()  # before recovery may start guests
         self._start_consoles()
         self.report()
+        # the guests' security groups before recovery may start them
+        self.manager.refresh_security_groups(None)
         recovery.recover_host(self.manager)
         recovery.sync_power_states(self.manager)
         target = messaging.Target(topic=rpc_transport.TOPIC,

@@ -23,7 +23,7 @@ from pyct_driver.context import RequestContext
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
-RPC_API_VERSION = "1.7"
+RPC_API_VERSION = "1.8"
 
 
 def _version(text: str) -> tuple[int, int]:
@@ -99,6 +99,10 @@ class ComputeClient:
     def start_instance(self, ctxt: RequestContext, host: str,
                        instance_uuid: str) -> None:
         self._cast(ctxt, host, "start_instance", instance_uuid=instance_uuid)
+
+    def refresh_security_groups(self, ctxt: RequestContext,
+                                host: str) -> None:
+        self._cast(ctxt, host, "refresh_security_groups", version="1.8")
 
     def pause_instance(self, ctxt: RequestContext, host: str,
                        instance_uuid: str) -> None:

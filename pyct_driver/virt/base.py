@@ -13,10 +13,11 @@ from __future__ import annotations
 import abc
 import dataclasses
 import socket
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Protocol, Sequence
 
 from pyct_driver import exception
 from pyct_driver.progress import SILENT, Progress
+from pyct_driver.virt.port_filter import PortFilter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,6 +273,12 @@ class VirtDriver(abc.ABC):
         paused or stopped (a stopped guest gets it at its next start)."""
         raise exception.NetworkError(
             reason="interface hot-plug is not supported by this driver")
+
+    def apply_port_filters(self, filters: Sequence[PortFilter]) -> None:
+        """Enforce exactly ``filters`` (security groups) on this host's
+        guest ports, replacing what was enforced before."""
+        raise exception.NotImplementedYet(
+            "security groups are not enforced by this driver")
 
     def attach_console(self, instance: InstanceSpec) -> socket.socket:
         """A stream socket on the running guest's serial console: it

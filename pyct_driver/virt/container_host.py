@@ -9,7 +9,9 @@ service's exit and ``pyct-manage host stop`` release them through
 ``release_host``, and the next start makes them again. A guest counts as
 running while its init lives or its group still holds a task.
 ``watch_networks`` hands the bridges' comings and goings to a watcher (the
-metadata service, one listener per bridge).
+metadata service, one listener per bridge). ``apply_port_filters`` puts
+the host's whole set of security-group filters in place in one kernel
+transaction (``network.secgroup_nft``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from oslo_log import log as logging
 
 from pyct_driver import exception
 from pyct_driver.virt import base
+from pyct_driver.virt.network import secgroup_nft
 
 LOG = logging.getLogger(__name__)
 
@@ -28,6 +31,12 @@ LOG = logging.getLogger(__name__)
 class HostSide:
     """Mixed into ``ContainerDriver``; uses its records, cgroups, launcher,
     network plumbing and per-instance locks."""
+
+    def apply_port_filters(self, filters) -> None:
+        # only this driver's ports change: another pyct on the kernel
+        # (a parallel test deployment) keeps its own
+        self._filtered = secgroup_nft.apply(
+            filters, getattr(self, "_filtered", ()))
 
     def running_guests(self) -> list[str]:
         """Uuids of the guests with a live init or a task in their group."""

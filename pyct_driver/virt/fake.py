@@ -181,6 +181,11 @@ class FakeDriver(base.VirtDriver):
             entry["flavor"] = flavor
             entry["disk_gb"] = max(entry.get("disk_gb", 0), flavor.root_gb)
 
+    def apply_port_filters(self, filters) -> None:
+        # what a test may read back: the last set the host enforces
+        with self._lock:
+            self.port_filters = list(filters)
+
     def attach_interface(self, instance: base.InstanceSpec,
                          vif: base.VifSpec) -> None:
         with self._lock:

@@ -80,3 +80,17 @@ def test_default_network_race(db):
 @pytest.mark.parametrize("round_", range(3))
 def test_first_reports_race_six_threads(db, round_):
     dbchecks.check_first_reports_race(db, threads=6)
+
+
+def test_default_security_group_race(db):
+    """Eight first uses of a project's ``default`` group race: one group
+    (with its two rules) exists afterwards and every caller got its id."""
+    from pyct_driver.db import secgroups
+    for round_ in range(10):
+        project = f"sg-race-{round_}"
+        outcomes = dbchecks._race(8, lambda: secgroups.ensure_default(
+            db, project))
+        groups = secgroups.list_groups(db, project)
+        assert len(groups) == 1, (groups, outcomes)
+        assert outcomes == [groups[0]["id"]] * 8, outcomes
+        assert len(groups[0]["rules"]) == 2

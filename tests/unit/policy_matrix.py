@@ -96,6 +96,20 @@ def _aggregate(h, _w) -> dict:
 
 
 
+SG = "/networking/v2.0/security-groups"
+SGR = "/networking/v2.0/security-group-rules"
+
+
+def _secgroup(h, _w) -> dict:
+    """A group of the world's project, with its default egress rule."""
+    resp = h.request("POST", SG, {"security_group": {"name": "g"}},
+                     token="alice:c0ffee01")
+    assert resp.status_int == 201, resp.text
+    group = resp.json["security_group"]
+    return {"sg": group["id"],
+            "sg_rule": group["security_group_rules"][0]["id"]}
+
+
 def _queued(h, _w) -> dict:
     """A queued image of the world's project, ready for its data (the
     fake driver accepts any bytes)."""
@@ -211,6 +225,10 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
         call(S + "/action", 200, 200, 403, 404,
              body={"os-getConsoleOutput": {}}),
         call(S + "/action", 202, 202, 403, 404, body=_LOCKED),
+        call(S + "/action", 202, 202, 403, 404, setup=_secgroup,
+             body={"addSecurityGroup": {"name": "{sg}"}}),
+        call(S + "/action", 202, 202, 403, 404,
+             body={"removeSecurityGroup": {"name": "default"}}),
         call(S + "/action", 202, 202, 403, 404, body={"unlock": None}),
         call(S + "/action", 202, 202, 403, 404,
              body={"changePassword": {"adminPass": "s3cret"}}),
@@ -301,6 +319,37 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
         call("/networking/v2.0/ports/{port}", 200, 200, 200, 404)],
     (NETWORK, "GET", "v2.0/extensions"): [
         same("/networking/v2.0/extensions", 200)],
+    # -- security groups: a project's members write, readers read
+    (NETWORK, "GET", "v2.0/security-groups"): [same(SG, 200)],
+    (NETWORK, "POST", "v2.0/security-groups"): [
+        call(SG, 201, 201, 403, 201, body={"security_group": {
+            "name": "web"}})],
+    (NETWORK, "GET", "v2.0/security-groups/{security_group_id}"): [
+        call(SG + "/{sg}", 200, 200, 200, 404, setup=_secgroup)],
+    (NETWORK, "PUT", "v2.0/security-groups/{security_group_id}"): [
+        call(SG + "/{sg}", 200, 200, 403, 404, setup=_secgroup,
+             body={"security_group": {"description": "d"}})],
+    (NETWORK, "DELETE", "v2.0/security-groups/{security_group_id}"): [
+        call(SG + "/{sg}", 204, 204, 403, 404, setup=_secgroup)],
+    (NETWORK, "GET", "v2.0/security-group-rules"): [same(SGR, 200)],
+    (NETWORK, "POST", "v2.0/security-group-rules"): [
+        call(SGR, 201, 201, 403, 404, setup=_secgroup, body={
+            "security_group_rule": {"security_group_id": "{sg}",
+                                    "direction": "ingress",
+                                    "protocol": "tcp",
+                                    "port_range_min": 22}})],
+    (NETWORK, "GET", "v2.0/security-group-rules/{security_group_rule_id}"):
+        [call(SGR + "/{sg_rule}", 200, 200, 200, 404, setup=_secgroup)],
+    (NETWORK, "DELETE",
+     "v2.0/security-group-rules/{security_group_rule_id}"): [
+        call(SGR + "/{sg_rule}", 204, 204, 403, 404, setup=_secgroup)],
+    (COMPUTE, "GET", "os-security-groups"): [
+        same("/v2.1/os-security-groups", 200)],
+    (COMPUTE, "GET", "os-security-groups/{group_id}"): [
+        call("/v2.1/os-security-groups/{sg}", 200, 200, 200, 404,
+             setup=_secgroup)],
+    (COMPUTE, "GET", "servers/{server_id}/os-security-groups"): [
+        call(S + "/os-security-groups", 200, 200, 200, 404)],
     # -- quotas and limits (admin writes; a project reads its own)
     (COMPUTE, "GET", "os-quota-sets/{project_id}"): [
         call(Q, 200, 200, 200, 403)],

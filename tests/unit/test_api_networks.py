@@ -154,7 +154,8 @@ def test_networking_versions_are_public_and_lists_need_auth():
         assert doc["versions"][0]["id"] == "v2.0"
     res = h.request("GET", "/networking/v2.0", token=None).json
     assert {r["collection"] for r in res["resources"]} == {
-        "networks", "subnets", "ports"}
+        "networks", "subnets", "ports", "security-groups",
+        "security-group-rules"}
     assert h.request("GET", "/networking/v2.0/networks",
                      token=None).status_int == 401
 

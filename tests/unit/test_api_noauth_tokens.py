@@ -82,7 +82,7 @@ def test_missing_server_actions_and_sub_resources_are_501():
 
 def test_missing_network_and_image_features_use_their_fault_forms():
     h = Harness()
-    resp = h.request("GET", "/networking/v2.0/security-groups")
+    resp = h.request("GET", "/networking/v2.0/routers")
     assert resp.status_int == 501
     assert resp.json["NeutronError"]["type"] == "NotImplemented"
     assert h.request("POST", "/networking/v2.0/networks",

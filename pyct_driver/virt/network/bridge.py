@@ -139,8 +139,11 @@ class NetworkPlumber(BridgeSet):
             host.check_no_overlap(iface.network, index)
             if index is None:
                 with netlink.wrap(f"create bridge {name}"):
+                    # nf_call_iptables: conntrack sees bridged IPv4,
+                    # which security groups' state needs (secgroup_nft)
                     host.ipr.link("add", ifname=name, kind="bridge", mtu=mtu,
-                                  address=_bridge_mac(network_id))
+                                  address=_bridge_mac(network_id),
+                                  br_nf_call_iptables=1)
                 index = host.link_index(name)
             # First ensure of this bridge by this process: settings an
             # older pyct (or an earlier configuration) may not have made.

@@ -1,0 +1,253 @@
+"""Security groups in nf_tables: stateful filtering on each guest port, each
+change one kernel transaction.
+
+Guests of one project talk through their project's Linux bridge, so the
+filter must see bridged frames and know their bridge ports: that is the
+``bridge`` family (table ``bridge pyct_sg``), with chains on its
+``forward`` (guest to guest), ``input`` (guest to the host, or routed out)
+and ``output`` (host or routed traffic to a guest) hooks. Conntrack in the
+bridge family needs nf_conntrack_bridge, which kernels may lack (this one:
+``ct`` there fails with EPROTO), so connection state comes from the IP
+layer instead: bridged IPv4 passes the ``inet`` hooks through br_netfilter
+(pyct's bridges set ``nf_call_iptables``), where table ``inet pyct_sg``
+tags packets of established or related connections with one skb mark bit
+(``ESTABLISHED_MARK``) right after conntrack; the bridge chains, at a
+later priority, accept tagged packets first. Each port has an egress chain
+(from the guest: ``iifname``) that returns when a rule allows and drops
+otherwise, and an ingress chain (to the guest: ``oifname``) that accepts
+when a rule allows and drops otherwise; named verdict maps keyed on the
+host-side veth name pick the chains, so the per-packet cost does not grow
+with the number of ports. Links are matched by name, so a port's filter is
+in place before its veth exists. A batch rewrites the hook chains (static)
+and the chains and map entries of the caller's ports, and removes those of
+its ports that went; another pyct on the same kernel (parallel test
+deployments) keeps its own ports' entries. ARP passes (the anti-spoofing
+tc filter guards it); other non-IPv4 frames of a filtered port are
+dropped. The host's own address on the network reaches a guest (the
+operator's path in), and a guest always reaches the host's DNS forwarder
+and the metadata service. Ports not in the set are not filtered. No other
+table is touched.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from pyct_driver import exception
+from pyct_driver.virt.network import nft
+from pyct_driver.virt.network.names import veth_name
+from pyct_driver.virt.port_filter import EGRESS, INGRESS, FilterRule, \
+    PortFilter
+
+FAMILY = "bridge"
+TABLE = "pyct_sg"
+METADATA_IP = "169.254.169.254"
+# one skb mark bit: "this packet belongs to an established connection"
+ESTABLISHED_MARK = 0x00200000
+# after conntrack (-200) in inet; after br_netfilter's hooks in bridge
+INET_PRIO = -150
+BRIDGE_PRIO = 100
+EGRESS_MAP, INGRESS_MAP = "egress_ports", "ingress_ports"
+_T = {"family": FAMILY, "table": TABLE}
+
+
+def _match(left: dict, right, op: str = "==") -> dict:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def _meta(key: str) -> dict:
+    return {"meta": {"key": key}}
+
+
+def _ip(field: str) -> dict:
+    return {"payload": {"protocol": "ip", "field": field}}
+
+
+def _addr(text: str):
+    if "/" not in text:
+        return text
+    addr, length = text.split("/")
+    if length == "32":
+        return addr
+    return {"prefix": {"addr": addr, "len": int(length)}}
+
+
+_ESTABLISHED = _match({"ct": {"key": "state"}},
+                      ["established", "related"], "in")
+_TAGGED = _match({"&": [_meta("mark"), ESTABLISHED_MARK]},
+                 ESTABLISHED_MARK)
+
+
+def _rule(chain: str, *expr: dict) -> dict:
+    return {"add": {"rule": dict(_T, chain=chain, expr=list(expr))}}
+
+
+def _proto_matches(rule: FilterRule) -> list[dict]:
+    if rule.protocol is None:
+        return []
+    out = [_match(_ip("protocol"), rule.protocol)]
+    low, high = rule.port_min, rule.port_max
+    if rule.protocol == "icmp":
+        if low is not None:
+            out.append(_match({"payload": {"protocol": "icmp",
+                                           "field": "type"}}, low))
+        if high is not None:
+            out.append(_match({"payload": {"protocol": "icmp",
+                                           "field": "code"}}, high))
+    elif low is not None:
+        dport = {"payload": {"protocol": rule.protocol, "field": "dport"}}
+        high = low if high is None else high
+        out.append(_match(dport, low if low == high
+                          else {"range": [low, high]}))
+    return out
+
+
+def _rule_matches(rule: FilterRule, peer: str) -> list[dict] | None:
+    """The expressions of one rule (``peer``: the other end's address
+    field), or None when it can match nothing (an empty remote group)."""
+    out = []
+    if rule.remotes is not None:
+        if not rule.remotes:
+            return None
+        out.append(_match(_ip(peer), {"set": [
+            _addr(r) for r in sorted(set(rule.remotes))]}))
+    return out + _proto_matches(rule)
+
+
+def chain_names(port_id: str) -> tuple[str, str]:
+    return f"in-{port_id}", f"eg-{port_id}"
+
+
+def _port_commands(port: PortFilter) -> list[dict]:
+    ingress, egress = chain_names(port.port_id)
+    out = []
+    arp = _match(_meta("protocol"), "arp")
+    not_ip = _match(_meta("protocol"), "ip", "!=")
+    out += [_rule(ingress, arp, {"accept": None}),
+            _rule(ingress, not_ip, {"drop": None}),
+            _rule(ingress, _match(_ip("saddr"), port.gateway),
+                  {"accept": None}),
+            _rule(egress, arp, {"return": None}),
+            _rule(egress, not_ip, {"drop": None})]
+    for rule in port.rules:
+        inbound = rule.direction == INGRESS
+        matches = _rule_matches(rule, "saddr" if inbound else "daddr")
+        if matches is not None:
+            out.append(_rule(ingress if inbound else egress, *matches,
+                             {"accept": None} if inbound
+                             else {"return": None}))
+    out += [_rule(ingress, {"drop": None}), _rule(egress, {"drop": None})]
+    return out
+
+
+def _base_chain(name: str, hook: str, family: str = FAMILY,
+                prio: int = BRIDGE_PRIO) -> list[dict]:
+    """A hook chain made if missing and emptied, so its static rules can
+    be written again by every batch (idempotent, atomic)."""
+    chain = {"family": family, "table": TABLE, "name": name}
+    return [{"add": {"chain": dict(chain, type="filter", hook=hook,
+                                   prio=prio, policy="accept")}},
+            {"flush": {"chain": chain}}]
+
+
+def _inet_commands() -> list[dict]:
+    """The IP-layer half: tag packets of known connections."""
+    tag = {"mangle": {"key": _meta("mark"), "value": {
+        "|": [_meta("mark"), ESTABLISHED_MARK]}}}
+    out: list[dict] = [{"add": {"table": {"family": "inet",
+                                          "name": TABLE}}}]
+    for hook in ("prerouting", "output"):
+        out += _base_chain(hook, hook, "inet", INET_PRIO)
+        out.append({"add": {"rule": {
+            "family": "inet", "table": TABLE, "chain": hook,
+            "expr": [_ESTABLISHED, tag]}}})
+    return out
+
+
+def _vmap(key: str, name: str) -> dict:
+    return {"vmap": {"key": _meta(key), "data": "@" + name}}
+
+
+def _services() -> list[dict]:
+    """The host services every guest may use whatever its egress rules:
+    DNS on the gateway and the metadata service."""
+    dns = [_match(_ip("protocol"), {"set": ["udp", "tcp"]}),
+           _match({"payload": {"protocol": "th", "field": "dport"}}, 53)]
+    meta = [_match(_ip("daddr"), METADATA_IP),
+            _match(_ip("protocol"), "tcp")]
+    return [_rule("input", *dns, {"accept": None}),
+            _rule("input", *meta, {"accept": None})]
+
+
+def _skeleton() -> list[dict]:
+    out = _inet_commands() + [{"add": {"table": {"family": FAMILY,
+                                                 "name": TABLE}}}]
+    for name in (EGRESS_MAP, INGRESS_MAP):
+        out.append({"add": {"map": dict(_T, name=name, type="ifname",
+                                        map="verdict")}})
+    for name in ("forward", "input", "output"):
+        out += _base_chain(name, name)
+        out.append(_rule(name, _TAGGED, {"accept": None}))
+    out += _services()
+    out += [_rule("forward", _vmap("iifname", EGRESS_MAP)),
+            _rule("forward", _vmap("oifname", INGRESS_MAP)),
+            _rule("input", _vmap("iifname", EGRESS_MAP)),
+            _rule("output", _vmap("oifname", INGRESS_MAP))]
+    return out
+
+
+def _element(verb: str, name: str, port_id: str, chain: str | None
+             ) -> dict:
+    key = veth_name(port_id)
+    elem = [key, {"jump": {"target": chain}}] if chain else key
+    return {verb: {"element": dict(_T, name=name, elem=[elem])}}
+
+
+def commands(ports: Iterable[PortFilter],
+             previous: Iterable[str] = ()) -> list[dict]:
+    """The batch that makes ``ports`` exactly this driver's filtered
+    ports: theirs (re)written, those of ``previous`` (port ids this
+    driver filtered before) no longer in the set removed; other ports'
+    chains (another pyct on the same kernel, e.g. tests) are untouched."""
+    ports = sorted(ports, key=lambda p: p.port_id)
+    out = _skeleton()
+    for port in ports:
+        ingress, egress = chain_names(port.port_id)
+        for chain in (ingress, egress):
+            out.append({"add": {"chain": dict(_T, name=chain)}})
+            out.append({"flush": {"chain": dict(_T, name=chain)}})
+        out += _port_commands(port)
+        out.append(_element("add", EGRESS_MAP, port.port_id, egress))
+        out.append(_element("add", INGRESS_MAP, port.port_id, ingress))
+    keep = {p.port_id for p in ports}
+    for port_id in sorted(set(previous) - keep):
+        out.append(_element("delete", EGRESS_MAP, port_id, None))
+        out.append(_element("delete", INGRESS_MAP, port_id, None))
+        for chain in chain_names(port_id):
+            out.append({"delete": {"chain": dict(_T, name=chain)}})
+    return out
+
+
+def apply(ports: Iterable[PortFilter],
+          previous: Iterable[str] = ()) -> set[str]:
+    """Enforce ``ports``' filters, atomically; the port ids now filtered
+    (the next call's ``previous``)."""
+    ports = list(ports)
+    try:
+        nft.apply(commands(ports, previous))
+    except exception.NetworkError:
+        if not previous:
+            raise
+        # what went was removed by someone else (the table deleted by
+        # hand): write the current set alone rather than fail forever
+        nft.apply(commands(ports))
+    return {p.port_id for p in ports}
+
+
+def remove() -> None:
+    """Drop both tables (no port filtered any more)."""
+    out = []
+    for family in (FAMILY, "inet"):
+        table = {"family": family, "name": TABLE}
+        out += [{"add": {"table": table}}, {"delete": {"table": table}}]
+    nft.apply(out)
