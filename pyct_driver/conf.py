@@ -275,9 +275,18 @@ network_opts = [
                     "guest address (bursts of twice this); more are "
                     "dropped."),
     cfg.BoolOpt("egress_nat", default=False,
-                help="Let guests reach the outside through the host (NAT). "
-                     "Off: project networks reach only their own members, "
-                     "the gateway and the metadata service."),
+                help="Let guests reach the outside through the host: "
+                     "their traffic leaving by external_interface is "
+                     "masqueraded to its address (nf_tables table ip "
+                     "pyct_nat; needs python3-nftables). Guests still "
+                     "reach no other host address and no other project "
+                     "network. Off: project networks reach only their own "
+                     "members, the gateway and the metadata service."),
+    cfg.StrOpt("external_interface", default="",
+               help="The host's interface towards the outside (required "
+                    "with egress_nat): where masqueraded and floating-IP "
+                    "traffic leaves and arrives. pyct turns IPv4 "
+                    "forwarding on for it."),
     cfg.StrOpt("default_network_name", default="private",
                help="Name of the network networks='auto' creates for a "
                     "project on first use."),

@@ -44,7 +44,8 @@ layer turns each into a fault body in the shape of the route's service
     ├── RPCError                    the message bus failed (wrapped)
     └── VirtError                   the virt driver failed
         ├── ResizeError, CgroupError, RootfsError, ProcessError,
-        └── NetworkError, InstanceNotRunning, SnapshotError
+        ├── NetworkError, InstanceNotRunning, SnapshotError
+        └── NftError (a NetworkError)  nf_tables refused (wrapped)
 """
 
 from __future__ import annotations
@@ -288,6 +289,10 @@ class ProcessError(VirtError):
 
 class NetworkError(VirtError):
     msg_fmt = "network error: %(reason)s"
+
+
+class NftError(NetworkError):
+    msg_fmt = "nf_tables: %(reason)s"
 
 
 class InstanceNotRunning(VirtError):

@@ -51,6 +51,8 @@ class BridgeSet:
                 self._generation.pop(network_id, None)
             for index, name in bridges.items():
                 self._delete_now(index, name)
+                if self.nat:
+                    self.nat.remove_network(name)
         for name in bridges.values():
             self._gone(name)
 
