@@ -287,6 +287,18 @@ network_opts = [
                     "with egress_nat): where masqueraded and floating-IP "
                     "traffic leaves and arrives. pyct turns IPv4 "
                     "forwarding on for it."),
+    cfg.StrOpt("floating_ip_range", default="",
+               help="The external network's floating IPs (a CIDR, e.g. "
+                    "203.0.113.0/24): projects hold addresses of it and "
+                    "associate them with ports (Neutron's floatingips "
+                    "API); each is 1:1 NATed to its port's fixed IP by "
+                    "the server's host (needs egress_nat). The upstream "
+                    "router must route the range to the compute hosts' "
+                    "external addresses. Empty: no external network, no "
+                    "floating IPs."),
+    cfg.StrOpt("floating_network_name", default="public",
+               help="Name of the external network floating IPs come "
+                    "from (what `openstack floating ip create` names)."),
     cfg.StrOpt("default_network_name", default="private",
                help="Name of the network networks='auto' creates for a "
                     "project on first use."),

@@ -30,7 +30,6 @@ _ACTIONS = {
     "evacuate": "evacuation", "os-resetState": "resetting server states",
     "addSecurityGroup": "security groups",
     "removeSecurityGroup": "security groups",
-    "addFloatingIp": "floating IPs", "removeFloatingIp": "floating IPs",
     "restore": "soft delete",
     "forceDelete": "soft delete", "os-resetNetwork": "network resets",
     "injectNetworkInfo": "network info injection",
@@ -40,7 +39,7 @@ _ACTIONS = {
 _NETWORK_RESOURCES = {
     "security-groups": "security groups",
     "security-group-rules": "security groups",
-    "floatingips": "floating IPs", "routers": "routers",
+    "routers": "routers",
     "quotas": "quotas", "trunks": "trunks", "qos": "QoS policies",
     "rbac-policies": "network sharing", "address-scopes": "address scopes",
     "subnetpools": "subnet pools", "network-ip-availabilities":

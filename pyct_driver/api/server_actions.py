@@ -13,7 +13,8 @@ import dataclasses
 
 from pyct_driver import exception, states
 from pyct_driver.api import (not_yet, remote_consoles, schemas,
-                             server_extras, server_lock, server_rebuild,
+                             server_extras, server_floating, server_lock,
+                             server_rebuild,
                              server_rescue, server_resize, server_shelve,
                              server_snapshot)
 from pyct_driver.api.request import MALFORMED_BODY, ApiRequest, Result
@@ -94,6 +95,8 @@ _HANDLERS = {
     "shelve": server_shelve.shelve,
     "shelveOffload": server_shelve.shelve_offload,
     "unshelve": server_shelve.unshelve,
+    "addFloatingIp": server_floating.add,
+    "removeFloatingIp": server_floating.remove,
 }
 
 

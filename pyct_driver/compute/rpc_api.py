@@ -24,8 +24,9 @@ Version history:
         shelve_offload_instance, unshelve_instance
 * 1.7 - rescue_instance, unrescue_instance, suspend_instance,
         resume_instance
+* 1.8 - sync_floating_ips (a call: the host's NAT follows the database)
 """
 
 from __future__ import annotations
 
-RPC_API_VERSION = "1.7"
+RPC_API_VERSION = "1.8"

@@ -49,7 +49,8 @@ def world():
         plumber = bridge_mod.NetworkPlumber(
             metadata_port=0, egress_nat=True,
             external_interface=outside.ifname, nat_table=table)
-        thirds = random.sample(range(100, 250), 2)
+        # (the e2e test's pool is 10.247.0.0/17: no overlap beside it)
+        thirds = random.sample(range(130, 250), 2)
         nets = {p: (uuid.uuid4().hex, f"10.247.{t}")
                 for p, t in zip("AB", thirds)}
         guests = {}

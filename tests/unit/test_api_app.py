@@ -31,7 +31,7 @@ class FakeCompute:
         self.console = "line1\nline2\n"
 
     def __getattr__(self, name: str):
-        def record(ctxt, host, instance_uuid, *args, **kwargs):
+        def record(ctxt, host, instance_uuid=None, *args, **kwargs):
             # positional extras (attach_interface's port id) kept in order
             self.calls.append((name, host, instance_uuid,
                                {**kwargs, "args": args} if args else kwargs))

@@ -1,17 +1,34 @@
 """Default rules of the network API subset (Neutron's rule names).
 
-pyct's ``/networking`` answers reads only; a project's readers read its
-networks, subnets and ports, admins everyone's. Targets are the item's
+A project's readers read its networks, subnets, ports and floating IPs,
+admins everyone's; a project's members hold, associate and release its
+floating IPs (Neutron's defaults), and associate them through Nova's
+``addFloatingIp``/``removeFloatingIp`` (Nova's rules). Targets are the item's
 project (the caller's for a list). An item a rule refuses is a 404, as
 Neutron hides what a caller may not read.
 """
 
 from __future__ import annotations
 
-from pyct_driver.api.policies.base import PROJECT_READER_OR_ADMIN
+from pyct_driver.api.policies.base import (PROJECT_MEMBER_OR_ADMIN,
+                                           PROJECT_READER_OR_ADMIN)
+
+_NOVA = "os_compute_api:os-floating-ips:"
 
 RULES: list[tuple[str, str, str]] = [
     ("get_network", PROJECT_READER_OR_ADMIN, "List or show networks."),
     ("get_subnet", PROJECT_READER_OR_ADMIN, "List or show subnets."),
     ("get_port", PROJECT_READER_OR_ADMIN, "List or show ports."),
+    ("get_floatingip", PROJECT_READER_OR_ADMIN,
+     "List or show floating IPs."),
+    ("create_floatingip", PROJECT_MEMBER_OR_ADMIN,
+     "Hold a floating IP of the external network."),
+    ("update_floatingip", PROJECT_MEMBER_OR_ADMIN,
+     "Associate a floating IP with a port, or disassociate it."),
+    ("delete_floatingip", PROJECT_MEMBER_OR_ADMIN,
+     "Release a floating IP."),
+    (_NOVA + "add", PROJECT_MEMBER_OR_ADMIN,
+     "Associate a floating IP with a server (addFloatingIp)."),
+    (_NOVA + "remove", PROJECT_MEMBER_OR_ADMIN,
+     "Disassociate a floating IP from a server (removeFloatingIp)."),
 ]

@@ -216,6 +216,22 @@ class Nat:
         self._change("delete", [("fip_in", [[fip, fixed]]),
                                 ("fip_out", [[fixed, fip]])])
 
+    def set_floating(self, mapping: dict[str, str]) -> None:
+        """Make the floating IPs exactly ``mapping`` (floating ->
+        fixed); nothing is written when they are already."""
+        wanted = {_address(f): _address(x) for f, x in mapping.items()}
+        have = self.floating()
+        gone = [(f, x) for f, x in have.items() if wanted.get(f) != x]
+        if gone:
+            self._change("delete", [
+                ("fip_in", [[f, x] for f, x in gone]),
+                ("fip_out", [[x, f] for f, x in gone])])
+        new = [(f, x) for f, x in wanted.items() if have.get(f) != x]
+        if new:
+            self._change("add", [
+                ("fip_in", [[f, x] for f, x in new]),
+                ("fip_out", [[x, f] for f, x in new])])
+
     def floating(self) -> dict[str, str]:
         """floating IP -> fixed IP, as the kernel has them."""
         with self._lock:
