@@ -4,17 +4,21 @@
 catalog has one, and fails as a whole if that call fails. pyct's network
 subset answers in Neutron's shape with the limits pyct really has: one
 network with one subnet per project (made by ``--nic auto``), ports as
-many as its addresses allow (-1), and none of the resources pyct does not
-implement (routers, floating IPs, security groups, RBAC policies, subnet
-pools: 0). Changing them stays a 501, as every network write does. A
-project reads its own quotas only (Neutron's ``get_quota`` rule).
+many as its addresses allow (-1), floating IPs as the project's
+``floating_ips`` quota allows (Nova's quota sets; -1 by default), and
+none of the resources pyct does not implement (routers, security groups,
+RBAC policies, subnet pools: 0). Changing them stays a 501, as every
+network write but floating IPs does. A project reads its own quotas only
+(Neutron's ``get_quota`` rule).
 """
 
 from __future__ import annotations
 
 from pyct_driver import exception
+from pyct_driver.api import quota_check
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
+from pyct_driver.db import floating_ips as db_floating
 from pyct_driver.db import networks as db_networks
 
 LIMITS = {"network": 1, "subnet": 1, "port": -1, "router": 0,
@@ -28,9 +32,14 @@ def _allowed(req: ApiRequest, project_id: str) -> None:
                                   "policy")
 
 
+def _limits(api: Api, project_id: str) -> dict:
+    return {**LIMITS, "floatingip": quota_check.effective(
+        api, project_id)["floating_ips"]}
+
+
 def show(api: Api, req: ApiRequest, project_id: str) -> Result:
     _allowed(req, project_id)
-    return Result(200, {"quota": dict(LIMITS)})
+    return Result(200, {"quota": _limits(api, project_id)})
 
 
 def details(api: Api, req: ApiRequest, project_id: str) -> Result:
@@ -38,7 +47,8 @@ def details(api: Api, req: ApiRequest, project_id: str) -> Result:
     nets = db_networks.list_networks(api.db, project_id=project_id)
     used = {"network": len(nets), "subnet": len(nets),
             "port": len(db_networks.list_ports(api.db,
-                                               project_id=project_id))}
+                                               project_id=project_id)),
+            "floatingip": db_floating.count(api.db, project_id)}
     return Result(200, {"quota": {
         name: {"limit": limit, "used": used.get(name, 0), "reserved": 0}
-        for name, limit in LIMITS.items()}})
+        for name, limit in _limits(api, project_id).items()}})

@@ -19,6 +19,7 @@ import pytest
 
 from pyct_driver import exception
 from pyct_driver.virt.base import VifSpec
+from pyct_driver.virt.network import antispoof
 from pyct_driver.virt.network import bridge as bridge_mod
 from pyct_driver.virt.network import nat as nat_mod
 from pyct_driver.virt.network import nft
@@ -183,3 +184,35 @@ def test_rules_go_with_the_networks(world):
     assert f"ip {table}" not in leak_check.nft_tables()
     with pytest.raises(exception.NftError):
         nft.list_ruleset({"family": "ip", "name": table})
+
+
+def test_port_and_bridge_filters_with_egress():
+    """With NAT on, the port's program lets unicast beyond the subnet be
+    routed, still only from the port's own addresses; the bridge's keeps
+    subnet broadcasts and multicast off the host's stack."""
+    from tests.privileged.test_network_plumbing import (
+        GW, IP, MAC, META, OK, SHOT, TCP, _frame, _verdicts)
+    import ipaddress
+    code = antispoof.program(MAC, IP, 24, GW, META, 8775, outside=True)
+    _verdicts(code, {
+        "outside": (_frame("203.0.113.9", 6, TCP), OK),
+        "other project": (_frame("10.241.8.10", 6, TCP), OK),  # nft drops
+        "sibling": (_frame("10.241.7.11", 6, TCP), OK),
+        "spoofed source": (_frame("203.0.113.9", 6, TCP,
+                                  src="10.241.7.99"), SHOT),
+        "floating IP as source": (_frame("203.0.113.9", 6, TCP,
+                                         src="203.0.113.5"), SHOT),
+        "multicast": (_frame("224.0.0.1", 17, TCP[:8]), SHOT),
+        "limited broadcast": (_frame("255.255.255.255", 17, TCP[:8]), SHOT),
+        "gateway SYN still": (_frame(GW, 6, TCP), SHOT),
+    })
+    without = antispoof.program(MAC, IP, 24, GW, META, 8775)
+    _verdicts(without, {"outside": (_frame("203.0.113.9", 6, TCP), SHOT)})
+    net = ipaddress.IPv4Network("10.241.7.0/24")
+    bridge = antispoof.bridge_program(GW, META, 8775, outside=net)
+    _verdicts(bridge, {
+        "outside": (_frame("203.0.113.9", 6, TCP), OK),
+        "subnet broadcast": (_frame("10.241.7.255", 17, TCP[:8]), SHOT),
+        "sibling copy": (_frame("10.241.7.11", 6, TCP), SHOT),
+        "multicast": (_frame("224.0.0.1", 17, TCP[:8]), SHOT),
+    })

@@ -26,7 +26,9 @@ def _server(h, token: str) -> tuple[str, dict]:
 
 @pytest.fixture
 def h():
-    h = Harness(network__floating_ip_range=RANGE)
+    # 10.246/16: the fake-driver range, which no privileged test routes
+    h = Harness(network__floating_ip_range=RANGE,
+                network__pool_cidr="10.246.0.0/16")
     h.add_host()
     return h
 
@@ -193,3 +195,21 @@ def test_no_range_no_external_network(h):
     nets = bare.request("GET", "/networking/v2.0/networks",
                         token=ALICE).json["networks"]
     assert not any(n["router:external"] for n in nets)
+
+
+def test_quota_counts_floating_ips(h):
+    resp = h.request("PUT", "/v2.1/os-quota-sets/p1",
+                     {"quota_set": {"floating_ips": 1}},
+                     token="admin:ad0001", version="2.35")
+    assert resp.status_int == 200, resp.text
+    _create(h)
+    resp = h.request("POST", FIP, {"floatingip": {
+        "floating_network_id": _external(h)}}, token=ALICE)
+    assert resp.status_int == 409, resp.text
+    assert "Quota exceeded" in resp.json["NeutronError"]["message"]
+    assert len(h.request("GET", FIP, token=ALICE).json["floatingips"]) == 1
+    quota = h.request("GET", "/networking/v2.0/quotas/p1/details",
+                      token=ALICE).json["quota"]
+    assert quota["floatingip"] == {"limit": 1, "used": 1, "reserved": 0}
+    # another project is not held back by it
+    _create(h, token=BOB)
