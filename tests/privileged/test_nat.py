@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import uuid
 
 import pytest
@@ -127,7 +128,13 @@ def test_other_project_and_host_addresses_unreachable(world):
     # here leaves the host).
     host_server = serve_in(os.getpid(), PORT)  # the host
     try:
-        for target in (outside.host_ip, b1.gateway):
+        # every IPv4 address of the host (uplink included: local, so
+        # nothing is sent on the real network) but a1's own gateway
+        local = re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", in_ns(
+            os.getpid(), "ip", "-4", "-o", "addr", "show").stdout)
+        targets = {outside.host_ip, b1.gateway, *local} - {
+            a1.gateway, "127.0.0.1"}
+        for target in sorted(targets):
             assert connect(a1_pid, target, PORT, timeout=2) == "", target
         assert in_ns(a1_pid, "ping", "-c", "1", "-W", "1",
                      outside.host_ip).returncode != 0
