@@ -44,8 +44,9 @@ layer turns each into a fault body in the shape of the route's service
     ├── RPCError                    the message bus failed (wrapped)
     └── VirtError                   the virt driver failed
         ├── ResizeError, CgroupError, RootfsError, ProcessError,
-        ├── NetworkError, InstanceNotRunning, SnapshotError
-        └── NftError (a NetworkError)  nf_tables refused (wrapped)
+        │   InstanceNotRunning, SnapshotError
+        └── NetworkError
+            └── NftError            nf_tables refused (wrapped)
 """
 
 from __future__ import annotations
