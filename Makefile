@@ -30,7 +30,7 @@ endif
 # route: `make test` runs beside a `make run` whose guests have ports.
 $(CONF):
 	mkdir -p $(STATE)
-	printf '[DEFAULT]\nstate_path = %s\nvirt_driver = %s\n\n[database]\nconnection = sqlite:///%s/pyct.sqlite\n\n[network]\npool_cidr = 10.250.0.0/16\n' \
+	printf '[DEFAULT]\nstate_path = %s\nvirt_driver = %s\n\n[database]\nconnection = sqlite:///%s/pyct.sqlite\n\n[network]\npool_cidr = 10.250.0.0/16\nfloating_ip_range = 203.0.113.0/24\n' \
 	  "$(STATE)" "$(if $(IS_ROOT),container,fake)" "$(STATE)" > $@
 
 conf: $(CONF)

@@ -24,7 +24,8 @@ function pyct_service_url {
 }
 
 function install_pyct_packages {
-    install_package busybox-static e2fsprogs util-linux
+    install_package busybox-static e2fsprogs util-linux nftables \
+        python3-nftables
 }
 
 function install_pyct {

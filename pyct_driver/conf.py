@@ -275,9 +275,30 @@ network_opts = [
                     "guest address (bursts of twice this); more are "
                     "dropped."),
     cfg.BoolOpt("egress_nat", default=False,
-                help="Let guests reach the outside through the host (NAT). "
-                     "Off: project networks reach only their own members, "
-                     "the gateway and the metadata service."),
+                help="Let guests reach the outside through the host: "
+                     "their traffic leaving by external_interface is "
+                     "masqueraded to its address (nf_tables table ip "
+                     "pyct_nat; needs python3-nftables). Guests still "
+                     "reach no other host address and no other project "
+                     "network. Off: project networks reach only their own "
+                     "members, the gateway and the metadata service."),
+    cfg.StrOpt("external_interface", default="",
+               help="The host's interface towards the outside (required "
+                    "with egress_nat): where masqueraded and floating-IP "
+                    "traffic leaves and arrives. pyct turns IPv4 "
+                    "forwarding on for it."),
+    cfg.StrOpt("floating_ip_range", default="",
+               help="The external network's floating IPs (a CIDR, e.g. "
+                    "203.0.113.0/24): projects hold addresses of it and "
+                    "associate them with ports (Neutron's floatingips "
+                    "API); each is 1:1 NATed to its port's fixed IP by "
+                    "the server's host (needs egress_nat). The upstream "
+                    "router must route the range to the compute hosts' "
+                    "external addresses. Empty: no external network, no "
+                    "floating IPs."),
+    cfg.StrOpt("floating_network_name", default="public",
+               help="Name of the external network floating IPs come "
+                    "from (what `openstack floating ip create` names)."),
     cfg.StrOpt("default_network_name", default="private",
                help="Name of the network networks='auto' creates for a "
                     "project on first use."),

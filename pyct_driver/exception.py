@@ -49,7 +49,9 @@ layer turns each into a fault body in the shape of the route's service
     ├── RPCError                    the message bus failed (wrapped)
     └── VirtError                   the virt driver failed
         ├── ResizeError, CgroupError, RootfsError, ProcessError,
-        └── NetworkError, InstanceNotRunning, SnapshotError
+        │   InstanceNotRunning, SnapshotError
+        └── NetworkError
+            └── NftError            nf_tables refused (wrapped)
 """
 
 from __future__ import annotations
@@ -293,6 +295,10 @@ class ProcessError(VirtError):
 
 class NetworkError(VirtError):
     msg_fmt = "network error: %(reason)s"
+
+
+class NftError(NetworkError):
+    msg_fmt = "nf_tables: %(reason)s"
 
 
 class InstanceNotRunning(VirtError):

@@ -13,9 +13,11 @@ for tool in busybox:busybox-static mkfs.ext4:e2fsprogs losetup:mount \
   command -v "${tool%%:*}" >/dev/null 2>&1 || [[ -x /bin/${tool%%:*} ]] \
     || need_pkgs+=("${tool#*:}")
 done
-# nf_tables through libnftables' JSON API (virt/network/nft.py)
+# nf_tables through libnftables' JSON API (virt/network/nft.py loads
+# Debian's binding from dist-packages, outside the venv)
 [[ -f /usr/lib/python3/dist-packages/nftables/nftables.py ]] \
-  || need_pkgs+=(python3-nftables nftables)
+  || need_pkgs+=(python3-nftables)
+command -v nft >/dev/null 2>&1 || need_pkgs+=(nftables)
 listening 5432 || command -v pg_ctlcluster >/dev/null || need_pkgs+=(postgresql)
 listening 3306 || command -v mariadbd >/dev/null || need_pkgs+=(mariadb-server)
 listening 5672 || command -v rabbitmq-server >/dev/null || need_pkgs+=(rabbitmq-server)

@@ -2,7 +2,9 @@
 
 What counts: mounts and loop devices whose lines mention "pyct", cgroups
 with "pyct" in their name, every network namespace, every network link
-but lo, eth0 and ifb*, and processes of pyct (command line, or a cgroup
+but lo, eth0 and ifb*, every nf_tables table with "pyct" in its name
+(pyct's NAT table exists only while a network has NAT, so one left after
+the suite is a leak), and processes of pyct (command line, or a cgroup
 with "pyct" in its path).
 
 ``make test`` runs it twice. ``--save FILE`` before the suite records what
@@ -99,6 +101,23 @@ def links() -> dict[str, Item]:
             if n not in HOST_LINKS and not n.startswith("ifb")}
 
 
+def nft_tables() -> dict[str, Item]:
+    """``family name`` of each pyct nf_tables table (``nft`` missing: the
+    host has none)."""
+    try:
+        out = subprocess.run(["nft", "list", "tables"], check=True,
+                             capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    found = {}
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) == 3 and words[0] == "table" and "pyct" in words[2]:
+            key = f"{words[1]} {words[2]}"
+            found[key] = Item(key, (words[2],))
+    return found
+
+
 def processes() -> dict[str, Item]:
     found = {}
     me = os.getpid()
@@ -125,7 +144,7 @@ def processes() -> dict[str, Item]:
 
 KINDS = {"mounts": mounts, "cgroups": cgroups, "loop devices": loops,
          "network namespaces": netns, "network links": links,
-         "processes": processes}
+         "nft tables": nft_tables, "processes": processes}
 
 
 def snapshot() -> Snapshot:
@@ -277,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"leak check: {skipped} items belong to the deployment(s) at "
               f"{', '.join(args.foreign_state)}, not to the suite")
     if not bad:
-        print("leak check: no pyct mount, cgroup, loop device, netns, link "
-              "or process left" + (" that was not there before"
+        print("leak check: no pyct mount, cgroup, loop device, netns, link, "
+              "nft table or process left" + (" that was not there before"
                                    if before is not None else ""))
     return 1 if bad else 0
 

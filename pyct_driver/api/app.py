@@ -27,7 +27,8 @@ from oslo_log import log as logging
 
 from pyct_driver import exception
 from pyct_driver.api import identity, not_yet, quota_check
-from pyct_driver.api import (auth, faults, host_routes, image_upload,
+from pyct_driver.api import (auth, faults, floating_ips, host_routes,
+                             image_upload,
                              images, microversion, networking, policy,
                              request_log, scheduler, schemas, secgroups,
                              versions)
@@ -121,7 +122,8 @@ class ApiApp:
         self.compute = Router(COMPUTE_ROUTES,
                               lambda _m, path: not_yet.compute(path))
         self.image = Router(IMAGE_ROUTES, not_yet.image)
-        self.networking = Router(networking.ROUTES + secgroups.ROUTES,
+        self.networking = Router(networking.ROUTES + secgroups.ROUTES
+                                 + floating_ips.ROUTES,
                                  not_yet.networking)
 
     def __call__(self, environ: dict, start_response: Callable):
@@ -338,6 +340,8 @@ def create_app(conf, db, compute_client, images: Any = None,
         disk_formats=tuple(conf.image.disk_formats),
         container_formats=tuple(conf.image.container_formats),
         instance_password=conf.api.enable_instance_password,
+        floating_range=conf.network.floating_ip_range,
+        floating_network_name=conf.network.floating_network_name,
     )
     sched = scheduler.Scheduler(
         db, cpu_allocation_ratio=conf.compute.cpu_allocation_ratio,

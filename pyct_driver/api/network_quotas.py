@@ -4,19 +4,23 @@
 catalog has one, and fails as a whole if that call fails. pyct's network
 subset answers in Neutron's shape with the limits pyct really has: one
 network with one subnet per project (made by ``--nic auto``), ports as
-many as its addresses allow (-1), Neutron's default 10 security groups
-(the ``default`` one included) and 100 security group rules
-(``check_secgroups``, a 409 ``OverQuota`` past them), and none of the
-resources pyct does not implement (routers, floating IPs, RBAC policies,
-subnet pools: 0). Changing them stays a 501, as every network write does. A
-project reads its own quotas only (Neutron's ``get_quota`` rule).
+many as its addresses allow (-1), floating IPs as the project's
+``floating_ips`` quota allows (Nova's quota sets; -1 by default),
+Neutron's default 10 security groups (the ``default`` one included) and
+100 security group rules (``check_secgroups``, a 409 ``OverQuota`` past
+them), and none of the resources pyct does not implement (routers, RBAC
+policies, subnet pools: 0). Changing them stays a 501, as every network
+write but floating IPs and security groups does. A project reads its own
+quotas only (Neutron's ``get_quota`` rule).
 """
 
 from __future__ import annotations
 
 from pyct_driver import exception
+from pyct_driver.api import quota_check
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
+from pyct_driver.db import floating_ips as db_floating
 from pyct_driver.db import networks as db_networks
 from pyct_driver.db import secgroups as db_secgroups
 
@@ -31,9 +35,14 @@ def _allowed(req: ApiRequest, project_id: str) -> None:
                                   "policy")
 
 
+def _limits(api: Api, project_id: str) -> dict:
+    return {**LIMITS, "floatingip": quota_check.effective(
+        api, project_id)["floating_ips"]}
+
+
 def show(api: Api, req: ApiRequest, project_id: str) -> Result:
     _allowed(req, project_id)
-    return Result(200, {"quota": dict(LIMITS)})
+    return Result(200, {"quota": _limits(api, project_id)})
 
 
 def details(api: Api, req: ApiRequest, project_id: str) -> Result:
@@ -42,10 +51,11 @@ def details(api: Api, req: ApiRequest, project_id: str) -> Result:
     used = {"network": len(nets), "subnet": len(nets),
             "port": len(db_networks.list_ports(api.db,
                                                project_id=project_id)),
+            "floatingip": db_floating.count(api.db, project_id),
             **_secgroups_used(api, project_id)}
     return Result(200, {"quota": {
         name: {"limit": limit, "used": used.get(name, 0), "reserved": 0}
-        for name, limit in LIMITS.items()}})
+        for name, limit in _limits(api, project_id).items()}})
 
 
 def _secgroups_used(api: Api, project_id: str) -> dict[str, int]:

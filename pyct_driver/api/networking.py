@@ -14,6 +14,7 @@ as text.
 from __future__ import annotations
 
 import ipaddress
+import uuid as uuidlib
 
 from pyct_driver import exception
 from pyct_driver.api import network_quotas
@@ -61,6 +62,25 @@ def network_view(net: dict) -> dict:
         "created_at": _iso(net["created_at"]),
         "updated_at": _iso(net["updated_at"] or net["created_at"]),
         "revision_number": 0}
+
+
+def external_network(api: Api) -> dict | None:
+    """The operator's external network (``[network] floating_ip_range``,
+    named ``floating_network_name``; its id derived from the range, the
+    same in every API process) as Neutron shows it, or None."""
+    cidr = api.settings.floating_range
+    if not cidr:
+        return None
+    net_id = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL,
+                               f"pyct:external:{cidr}"))
+    view = network_view({
+        "id": net_id, "name": api.settings.floating_network_name,
+        "project_id": "", "subnet_id": db_networks.subnet_id(net_id),
+        "mtu": api.ipam.mtu, "is_default": False, "created_at": None,
+        "updated_at": None})
+    view.update({"router:external": True, "shared": True,
+                 "provider:network_type": "flat", "subnets": []})
+    return view
 
 
 def subnet_view(net: dict) -> dict:
@@ -149,11 +169,16 @@ def _ports(api: Api, req: ApiRequest, **filters) -> list[dict]:
 
 
 def list_networks(api: Api, req: ApiRequest) -> Result:
+    ext = external_network(api)
     return Result(200, {"networks": _filtered(
-        req, [network_view(n) for n in _networks(api, req)])})
+        req, [network_view(n) for n in _networks(api, req)]
+        + ([ext] if ext else []))})
 
 
 def show_network(api: Api, req: ApiRequest, network_id: str) -> Result:
+    ext = external_network(api)
+    if ext and ext["id"] == network_id:
+        return Result(200, {"network": ext})
     nets = _networks(api, req, ids=[network_id])
     return Result(200, {"network": network_view(
         _one(nets, "Network", network_id))})

@@ -27,7 +27,6 @@ _COMPUTE = [(re.compile(p + r"(/.*)?$"), what) for p, what in (
 _ACTIONS = {
     "migrate": "migration", "os-migrateLive": "live migration",
     "evacuate": "evacuation", "os-resetState": "resetting server states",
-    "addFloatingIp": "floating IPs", "removeFloatingIp": "floating IPs",
     "restore": "soft delete",
     "forceDelete": "soft delete", "os-resetNetwork": "network resets",
     "injectNetworkInfo": "network info injection",
@@ -35,7 +34,7 @@ _ACTIONS = {
 
 # Neutron resources pyct does not have, and writes it does not take
 _NETWORK_RESOURCES = {
-    "floatingips": "floating IPs", "routers": "routers",
+    "routers": "routers",
     "quotas": "quotas", "trunks": "trunks", "qos": "QoS policies",
     "rbac-policies": "network sharing", "address-scopes": "address scopes",
     "subnetpools": "subnet pools", "network-ip-availabilities":

@@ -13,8 +13,8 @@ import dataclasses
 
 from pyct_driver import exception, states
 from pyct_driver.api import (not_yet, nova_secgroups, remote_consoles,
-                             schemas,
-                             server_extras, server_lock, server_rebuild,
+                             schemas, server_extras, server_floating,
+                             server_lock, server_rebuild,
                              server_rescue, server_resize, server_shelve,
                              server_snapshot)
 from pyct_driver.api.request import MALFORMED_BODY, ApiRequest, Result
@@ -97,6 +97,8 @@ _HANDLERS = {
     "unshelve": server_shelve.unshelve,
     "addSecurityGroup": nova_secgroups.add,
     "removeSecurityGroup": nova_secgroups.remove,
+    "addFloatingIp": server_floating.add,
+    "removeFloatingIp": server_floating.remove,
 }
 
 

@@ -42,6 +42,10 @@ class Settings:
     container_formats: tuple[str, ...] = ("bare", "docker")
     # [api] enable_instance_password: a rescue answers its adminPass
     instance_password: bool = True
+    # [network] floating_ip_range and floating_network_name: the external
+    # network (api.floating_ips); "" none
+    floating_range: str = ""
+    floating_network_name: str = "public"
 
 
 @dataclasses.dataclass

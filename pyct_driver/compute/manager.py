@@ -23,6 +23,7 @@ from oslo_log import log as logging
 
 from pyct_driver import exception, extra_specs, states
 from pyct_driver.compute.console_endpoint import ConsoleEndpoint
+from pyct_driver.compute.floating import FloatingEndpoints
 from pyct_driver.compute.guest_calls import GuestCalls
 from pyct_driver.context import RequestContext
 from pyct_driver.db import actions as db_actions
@@ -116,7 +117,7 @@ def instance_spec(db: Database, instance: dict,
 
 class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
                      SnapshotEndpoints, ShelveEndpoints,
-                     SecurityGroupEndpoints):
+                     SecurityGroupEndpoints, FloatingEndpoints):
     """Endpoints of the ``pyct-compute`` RPC server on one host."""
 
     target = messaging.Target(version=RPC_API_VERSION)

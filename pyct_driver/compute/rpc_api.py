@@ -26,8 +26,9 @@ Version history:
         resume_instance
 * 1.8 - refresh_security_groups (a cast: recompute the host's port
         filters)
+* 1.9 - sync_floating_ips (a call: the host's NAT follows the database)
 """
 
 from __future__ import annotations
 
-RPC_API_VERSION = "1.8"
+RPC_API_VERSION = "1.9"

@@ -169,6 +169,7 @@ class ComputeService:
                     self.report()
                     resize.confirm_due(self.manager)
                     shelve.offload_due(self.manager)
+                    self.manager.sync_floating_ips()
                 if next_sync is not None and now >= next_sync:
                     next_sync = now + self.sync_interval
                     recovery.sync_power_states(self.manager)

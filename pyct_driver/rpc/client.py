@@ -23,7 +23,7 @@ from pyct_driver.context import RequestContext
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
-RPC_API_VERSION = "1.8"
+RPC_API_VERSION = "1.9"
 
 
 def _version(text: str) -> tuple[int, int]:
@@ -216,6 +216,11 @@ class ComputeClient:
         compute host raised (a pyct exception) if it could not."""
         self._call(ctxt, host, "attach_interface", "1.2",
                    instance_uuid=instance_uuid, port_id=port_id)
+
+    def sync_floating_ips(self, ctxt: RequestContext, host: str) -> None:
+        """Make the host's floating-IP NAT match the database; raises
+        what the host raised if it could not."""
+        self._call(ctxt, host, "sync_floating_ips", "1.9")
 
     def detach_interface(self, ctxt: RequestContext, host: str,
                          instance_uuid: str, port_id: str) -> None:

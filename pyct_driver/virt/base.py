@@ -287,6 +287,14 @@ class VirtDriver(abc.ABC):
         Concrete so a driver without consoles still loads."""
         raise exception.ConsoleTypeUnavailable(console_type="serial")
 
+    def set_floating_ips(self, mapping: dict[str, str]) -> None:
+        """Make the host's 1:1 NAT exactly ``mapping`` (floating IP ->
+        fixed IP of a guest here). Concrete: a driver without NAT takes
+        only an empty mapping."""
+        if mapping:
+            raise exception.NetworkError(
+                reason="floating IPs are not supported by this driver")
+
     def detach_interface(self, instance: InstanceSpec, vif: VifSpec) -> None:
         """Unplug ``vif`` (still listed in ``instance.vifs``); idempotent."""
         raise exception.NetworkError(

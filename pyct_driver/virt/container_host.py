@@ -9,7 +9,8 @@ service's exit and ``pyct-manage host stop`` release them through
 ``release_host``, and the next start makes them again. A guest counts as
 running while its init lives or its group still holds a task.
 ``watch_networks`` hands the bridges' comings and goings to a watcher (the
-metadata service, one listener per bridge). ``apply_port_filters`` puts
+metadata service, one listener per bridge); ``set_floating_ips`` makes the
+host's floating-IP NAT the compute service's mapping. ``apply_port_filters`` puts
 the host's whole set of security-group filters in place in one kernel
 transaction (``network.secgroup_nft``).
 """
@@ -58,6 +59,11 @@ class HostSide:
         if plumber is not None:
             plumber.watcher = watcher
         self.net.announce(network_ids)
+
+    def set_floating_ips(self, mapping: dict[str, str]) -> None:
+        # no plumber yet and nothing to NAT: nothing to look at either
+        if mapping or self._plumber is not None:
+            self.net.set_floating(mapping)
 
     def host_holdings(self, network_ids: Iterable[str]) -> base.HostHoldings:
         pid = self.launcher.running_pid()

@@ -35,6 +35,7 @@ class FakeDriver(base.VirtDriver):
             local_gb=conf.fake_driver.local_gb)
         self._spawn_delay = conf.fake_driver.spawn_delay
         self._lock = threading.Lock()
+        self.floating_ips: dict[str, str] = {}  # set_floating_ips'
         self._instances: dict[str, dict] = {}
         self._images: set[str] = set()
         # the pretend files of each image a snapshot made; a test hook
@@ -190,6 +191,10 @@ class FakeDriver(base.VirtDriver):
                          vif: base.VifSpec) -> None:
         with self._lock:
             self._get(instance).setdefault("vifs", {})[vif.port_id] = vif
+
+    def set_floating_ips(self, mapping: dict[str, str]) -> None:
+        with self._lock:
+            self.floating_ips = dict(mapping)
 
     def detach_interface(self, instance: base.InstanceSpec,
                          vif: base.VifSpec) -> None:

@@ -60,7 +60,8 @@ def test_table_lists_the_common_commands():
 
 @pytest.fixture(scope="module")
 def env():
-    env = e2e_fixtures.E2E("readme", {"network": {"pool_cidr": free_pool()}})
+    env = e2e_fixtures.E2E("readme", {"network": {
+        "pool_cidr": free_pool(), "floating_ip_range": "203.0.113.240/28"}})
     try:
         env.prepare()
         # m1.small as `make run` makes it (the resize row grows to it)

@@ -110,6 +110,33 @@ def _secgroup(h, _w) -> dict:
             "sg_rule": group["security_group_rules"][0]["id"]}
 
 
+FLOATING_RANGE = "203.0.113.0/28"
+FIP = "/networking/v2.0/floatingips"
+
+
+def _external(h, _w) -> dict:
+    nets = h.request("GET", "/networking/v2.0/networks?router:external="
+                     "true", token="alice:c0ffee01").json["networks"]
+    return {"external": nets[0]["id"]}
+
+
+def _fip(h, w, port: bool = False) -> dict:
+    """A floating IP of the world's project (associated with the
+    server's port when ``port``)."""
+    body = {"floatingip": {"floating_network_id": _external(h, w)[
+        "external"]}}
+    if port:
+        body["floatingip"]["port_id"] = w["port"]
+    resp = h.request("POST", FIP, body, token="alice:c0ffee01")
+    assert resp.status_int == 201, resp.text
+    fip = resp.json["floatingip"]
+    return {"fip": fip["id"], "fip_address": fip["floating_ip_address"]}
+
+
+def _fip_on_port(h, w) -> dict:
+    return _fip(h, w, port=True)
+
+
 def _queued(h, _w) -> dict:
     """A queued image of the world's project, ready for its data (the
     fake driver accepts any bytes)."""
@@ -224,6 +251,10 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
         # console output may hold secrets: members only, as in Nova
         call(S + "/action", 200, 200, 403, 404,
              body={"os-getConsoleOutput": {}}),
+        call(S + "/action", 202, 202, 403, 404, setup=_fip,
+             body={"addFloatingIp": {"address": "{fip_address}"}}),
+        call(S + "/action", 202, 202, 403, 404, setup=_fip_on_port,
+             body={"removeFloatingIp": {"address": "{fip_address}"}}),
         call(S + "/action", 202, 202, 403, 404, body=_LOCKED),
         call(S + "/action", 202, 202, 403, 404, setup=_secgroup,
              body={"addSecurityGroup": {"name": "{sg}"}}),
@@ -317,6 +348,18 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
     (NETWORK, "GET", "v2.0/ports"): [same("/networking/v2.0/ports", 200)],
     (NETWORK, "GET", "v2.0/ports/{port_id}"): [
         call("/networking/v2.0/ports/{port}", 200, 200, 200, 404)],
+    # floating IPs: a project's members hold and associate its own
+    (NETWORK, "GET", "v2.0/floatingips"): [same(FIP, 200, setup=_fip)],
+    (NETWORK, "POST", "v2.0/floatingips"): [
+        call(FIP, 201, 201, 403, 201, setup=_external,
+             body={"floatingip": {"floating_network_id": "{external}"}})],
+    (NETWORK, "GET", "v2.0/floatingips/{floatingip_id}"): [
+        call(FIP + "/{fip}", 200, 200, 200, 404, setup=_fip)],
+    (NETWORK, "PUT", "v2.0/floatingips/{floatingip_id}"): [
+        call(FIP + "/{fip}", 200, 200, 403, 404, setup=_fip,
+             body={"floatingip": {"port_id": "{port}"}})],
+    (NETWORK, "DELETE", "v2.0/floatingips/{floatingip_id}"): [
+        call(FIP + "/{fip}", 204, 204, 403, 404, setup=_fip)],
     (NETWORK, "GET", "v2.0/extensions"): [
         same("/networking/v2.0/extensions", 200)],
     # -- security groups: a project's members write, readers read

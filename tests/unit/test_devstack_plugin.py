@@ -112,7 +112,8 @@ def devstack(tmp_path):
 def test_pre_install_and_install(devstack):
     assert devstack.run_phase("stack", "pre-install") == [
         ["define_plugin", "pyct"],
-        ["install_package", "busybox-static", "e2fsprogs", "util-linux"]]
+        ["install_package", "busybox-static", "e2fsprogs", "util-linux",
+         "nftables", "python3-nftables"]]
     calls = devstack.run_phase("stack", "install")
     assert calls[1:] == [
         ["setup_develop", REPO],

@@ -107,3 +107,25 @@ def test_save_and_load_round_trip(tmp_path):
     path = str(tmp_path / "base.json")
     lc.save(snap, path)
     assert lc.load(path) == snap
+
+
+def test_nft_tables_are_pyct_ones_only(monkeypatch):
+    import subprocess
+
+    listing = ("table inet filter\ntable ip pyct_nat\n"
+               "table ip nat\ntable inet pyct_sg\n")
+
+    def fake_run(argv, **kw):
+        assert argv == ["nft", "list", "tables"]
+        return subprocess.CompletedProcess(argv, 0, listing, "")
+    monkeypatch.setattr(lc.subprocess, "run", fake_run)
+    assert sorted(lc.nft_tables()) == ["inet pyct_sg", "ip pyct_nat"]
+    # a pyct table new since the baseline is a leak; others' are not ours
+    leaks, _ = lc.new_items({"nft tables": {}},
+                            {"nft tables": lc.nft_tables()}, [])
+    assert sorted(leaks["nft tables"]) == ["inet pyct_sg", "ip pyct_nat"]
+
+    def no_nft(argv, **kw):
+        raise FileNotFoundError("nft")
+    monkeypatch.setattr(lc.subprocess, "run", no_nft)
+    assert lc.nft_tables() == {}

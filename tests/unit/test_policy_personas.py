@@ -20,7 +20,8 @@ import pytest
 import sqlalchemy as sa
 
 from pyct_driver import states
-from pyct_driver.api import flavors, images, networking, secgroups, ssh_keys
+from pyct_driver.api import (flavors, floating_ips, images, networking,
+                             secgroups, ssh_keys)
 from pyct_driver.api.routes import COMPUTE_ROUTES, IMAGE_ROUTES
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import catalog, models
@@ -46,11 +47,11 @@ def _routes() -> set[tuple[str, str, str]]:
     return ({(pm.COMPUTE, m, p) for m, p, _ in COMPUTE_ROUTES}
             | {(pm.IMAGE, m, p) for m, p, _ in IMAGE_ROUTES}
             | {(pm.NETWORK, m, p) for m, p, _ in networking.ROUTES
-               + secgroups.ROUTES})
+               + secgroups.ROUTES + floating_ips.ROUTES})
 
 
 def build_world() -> tuple[Harness, dict]:
-    h = Harness()
+    h = Harness(network__floating_ip_range=pm.FLOATING_RANGE)
     h.add_host()
     server = h.boot("vm", token=TOKENS["member"], networks="auto")
     uuid = server["id"]

@@ -2,7 +2,10 @@
 
 pyct's ``/networking`` answers reads, and security-group writes (Nova's
 ``os-security-groups`` rules are here too); a project's readers read its
-networks, subnets and ports, admins everyone's. Targets are the item's
+networks, subnets, ports and floating IPs, admins everyone's; a
+project's members hold, associate and release its floating IPs (Neutron's
+defaults), and associate them through Nova's
+``addFloatingIp``/``removeFloatingIp`` (Nova's rules). Targets are the item's
 project (the caller's for a list). An item a rule refuses is a 404, as
 Neutron hides what a caller may not read.
 """
@@ -13,6 +16,7 @@ from pyct_driver.api.policies.base import (PROJECT_MEMBER_OR_ADMIN,
                                            PROJECT_READER_OR_ADMIN)
 
 _NOVA = "os_compute_api:os-security-groups:"
+_NOVA_FIP = "os_compute_api:os-floating-ips:"
 
 RULES: list[tuple[str, str, str]] = [
     ("get_network", PROJECT_READER_OR_ADMIN, "List or show networks."),
@@ -41,4 +45,16 @@ RULES: list[tuple[str, str, str]] = [
      "Add a security group to a server (addSecurityGroup)."),
     (_NOVA + "remove", PROJECT_MEMBER_OR_ADMIN,
      "Remove a security group from a server (removeSecurityGroup)."),
+    ("get_floatingip", PROJECT_READER_OR_ADMIN,
+     "List or show floating IPs."),
+    ("create_floatingip", PROJECT_MEMBER_OR_ADMIN,
+     "Hold a floating IP of the external network."),
+    ("update_floatingip", PROJECT_MEMBER_OR_ADMIN,
+     "Associate a floating IP with a port, or disassociate it."),
+    ("delete_floatingip", PROJECT_MEMBER_OR_ADMIN,
+     "Release a floating IP."),
+    (_NOVA_FIP + "add", PROJECT_MEMBER_OR_ADMIN,
+     "Associate a floating IP with a server (addFloatingIp)."),
+    (_NOVA_FIP + "remove", PROJECT_MEMBER_OR_ADMIN,
+     "Disassociate a floating IP from a server (removeFloatingIp)."),
 ]

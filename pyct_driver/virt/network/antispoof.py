@@ -18,6 +18,10 @@ qdisc there holds one ``bpf`` filter in direct-action mode whose program
         UDP/TCP to port 53 while the DNS forwarder is on      → pass
     IPv4 to any other address of the port's subnet
         (siblings, subnet broadcast; fragments and options)  → pass
+    with egress NAT on (``outside``): IPv4 to any other
+        unicast address (routed by the host; its nf_tables
+        table ``nat`` decides what leaves and drops what
+        would reach another host address)                     → pass
     anything else (IPv6, runts, other addresses,
         255.255.255.255, multicast)                           → drop
 
@@ -105,13 +109,14 @@ def _plain_to_host(a: ebpf.Program, min_len: int) -> None:
     a.op(ebpf.LD_ABS_B, imm=IP_PROTO)
 
 
-def _destinations(a: ebpf.Program, gw: int, meta: int | None,
-                  metadata_port: int, subnet: ipaddress.IPv4Network | None,
-                  dns: bool) -> None:
+def _destinations(a: ebpf.Program, gw: int, meta: int | None, metadata_port: int,
+                  subnet: ipaddress.IPv4Network | None, dns: bool,
+                  outside: bool = False, bridge: bool = False) -> None:
     """Where an IPv4 packet may go: the host only for ping, replies on
     host-opened TCP and (``dns``) UDP/TCP port 53 at the gateway and TCP
     to the metadata port (``meta`` None: the service is off), else the
-    subnet (None: nowhere)."""
+    subnet (None: nowhere; on a ``bridge`` it is where the host must not
+    listen), and with ``outside`` any other unicast address."""
     a.op(ebpf.LD_ABS_W, imm=IP_DADDR)
     # The host's own addresses first: they may not be left to the subnet
     # rule (the gateway is in the subnet; the metadata one could be).
@@ -120,7 +125,11 @@ def _destinations(a: ebpf.Program, gw: int, meta: int | None,
     a.jump(ebpf.JMP32_JEQ_K, gw, "gateway")
     if subnet is not None:
         a.op(ebpf.AND32_K, dst=0, imm=int(subnet.netmask))
-        a.jump(ebpf.JMP32_JEQ_K, int(subnet.network_address), "pass")
+        a.jump(ebpf.JMP32_JEQ_K, int(subnet.network_address),
+               "drop" if bridge else "pass")
+    if outside:  # not multicast nor limited broadcast (224/3)
+        a.op(ebpf.LD_ABS_W, imm=IP_DADDR)
+        a.jump(ebpf.JMP32_JLT_K, 0xE0000000, "pass")
     a.jump(ebpf.JA, 0, "drop")
     a.label("gateway")
     # ICMP echo and echo reply (ping either way); TCP only with ACK set:
@@ -196,14 +205,17 @@ def _metadata(metadata_address: str, metadata_port: int) -> int | None:
 
 
 def bridge_program(gateway: str, metadata_address: str,
-                   metadata_port: int, dns: bool = False) -> bytes:
+                   metadata_port: int, dns: bool = False,
+                   outside: ipaddress.IPv4Network | None = None) -> bytes:
     """The filter on a bridge's own ingress: what the host's IP stack may
     receive from the network's guests (untagged ARP; ICMP echo/reply, TCP
     with ACK and, with ``dns``, UDP/TCP port 53 to the gateway; TCP to the
     metadata port unless that is 0). It sees only frames passed up to the
     host, so it removes the host's copy of a guest's subnet broadcast (UDP
     services bound to 0.0.0.0 would get it) and leaves the siblings'
-    copies alone.
+    copies alone. With egress NAT on, ``outside`` is the bridge's subnet:
+    packets to it stay off the host's stack as before, packets to any
+    other unicast address go up to be routed.
     """
     gw = int(ipaddress.IPv4Address(gateway))
     meta = _metadata(metadata_address, metadata_port)
@@ -214,18 +226,19 @@ def bridge_program(gateway: str, metadata_address: str,
     a.op(ebpf.LD_ABS_H, imm=ETH_TYPE)
     a.jump(ebpf.JMP32_JEQ_K, 0x0806, "pass")
     a.jump(ebpf.JMP32_JNE_K, 0x0800, "drop")
-    _destinations(a, gw, meta, metadata_port, None, dns)
+    _destinations(a, gw, meta, metadata_port, outside, dns,
+                  outside=outside is not None, bridge=True)
     _ends(a)
     return a.assemble()
 
 
 def program(mac: str, ip: str, prefixlen: int, gateway: str,
             metadata_address: str, metadata_port: int,
-            dns: bool = False) -> bytes:
+            dns: bool = False, outside: bool = False) -> bytes:
     """The filter's eBPF instructions for a port with this MAC and IP in
     the subnet ``ip/prefixlen`` whose gateway (the bridge) is ``gateway``;
     ``metadata_port`` 0 means no metadata service, ``dns`` that the
-    gateway's DNS forwarder is on.
+    gateway's DNS forwarder is on, ``outside`` that egress NAT is.
 
     Every packet load is preceded by a length check: an out-of-bounds
     LD_ABS ends the program with 0, which is TC_ACT_OK (pass).
@@ -265,7 +278,7 @@ def program(mac: str, ip: str, prefixlen: int, gateway: str,
     a.jump(ebpf.JMP32_JLT_K, MIN_IP, "drop")
     a.op(ebpf.LD_ABS_W, imm=IP_SADDR)
     a.jump(ebpf.JMP32_JNE_K, addr, "drop")
-    _destinations(a, gw, meta, metadata_port, subnet, dns)
+    _destinations(a, gw, meta, metadata_port, subnet, dns, outside)
     a.label("arp")
     a.op(ebpf.MOV64_X, dst=0, src=7)
     a.jump(ebpf.JMP32_JLT_K, MIN_ARP, "drop")
@@ -299,17 +312,19 @@ def program(mac: str, ip: str, prefixlen: int, gateway: str,
 
 def install(host: netlink.HostNetlink, index: int, ifname: str, mac: str,
             ip: str, prefixlen: int, gateway: str, metadata_address: str,
-            metadata_port: int, dns: bool = False) -> None:
+            metadata_port: int, dns: bool = False,
+            outside: bool = False) -> None:
     """Put the ingress qdisc and the filter on the host end ``index``."""
     code = program(mac, ip, prefixlen, gateway, metadata_address,
-                   metadata_port, dns)
+                   metadata_port, dns, outside)
     tcfilter.attach(host, index, ifname, code, "pyct_antispoof")
 
 
 def install_bridge(host: netlink.HostNetlink, index: int, ifname: str,
                    gateway: str, metadata_address: str,
                    metadata_port: int, dns: bool = False,
-                   refresh: bool = False) -> None:
+                   refresh: bool = False,
+                   outside: ipaddress.IPv4Network | None = None) -> None:
     """Put ``bridge_program`` on the bridge ``index``. A bpf filter that
     is there already is kept (ensure_bridge runs for every plug) unless
     ``refresh``: then it is replaced, since an earlier compute service may
@@ -317,6 +332,7 @@ def install_bridge(host: netlink.HostNetlink, index: int, ifname: str,
     present = tcfilter.installed(host, index)
     if present and not refresh:
         return
-    code = bridge_program(gateway, metadata_address, metadata_port, dns)
+    code = bridge_program(gateway, metadata_address, metadata_port, dns,
+                          outside)
     tcfilter.attach(host, index, ifname, code, "pyct_bridge_in",
                     replace=present)

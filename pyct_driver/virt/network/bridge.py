@@ -40,7 +40,7 @@ from pyct_driver import exception
 from pyct_driver.virt.base import NetworkWatcher, VifSpec
 from pyct_driver.virt.network import antispoof, dnsupstream
 from pyct_driver.virt.network import deleter as deleter_mod
-from pyct_driver.virt.network import dnsforward
+from pyct_driver.virt.network import dnsforward, nat
 from pyct_driver.virt.network import netlink
 from pyct_driver.virt.network.bridge_set import BridgeSet
 # (importers find the names here too)
@@ -77,11 +77,12 @@ class NetworkPlumber(BridgeSet):
                  dns_upstreams: list[dnsforward.Upstream] | None = None,
                  dns_rate: float = 100.0,
                  egress_nat: bool = False,
-                 watcher: NetworkWatcher | None = None) -> None:
-        if egress_nat:
-            raise exception.NetworkError(
-                reason="egress NAT is not implemented; set "
-                       "[network] egress_nat = false")
+                 watcher: NetworkWatcher | None = None,
+                 external_interface: str = "",
+                 nat_table: str = nat.NAME) -> None:
+        # With egress NAT every bridge forwards and is in ``nat``'s table.
+        self.nat = (nat.Nat(external_interface, nat_table) if egress_nat
+                    else None)
         self.mtu = mtu
         self.metadata_address = str(ipaddress.IPv4Address(metadata_address))
         # The only port of the metadata address a guest's filter lets
@@ -107,6 +108,7 @@ class NetworkPlumber(BridgeSet):
         return dict(mtu=network.mtu, metadata_address=metadata.address,
                     metadata_port=metadata.port,
                     egress_nat=network.egress_nat,
+                    external_interface=network.external_interface,
                     dns_upstreams=dnsupstream.chosen(network.dns_forwarder,
                                                      network.dns_upstreams),
                     dns_rate=network.dns_queries_per_second)
@@ -149,8 +151,11 @@ class NetworkPlumber(BridgeSet):
             # older pyct (or an earlier configuration) may not have made.
             fresh = network_id not in self._generation
             conf = f"/proc/sys/net/ipv4/conf/{name}"
+            # In the NAT table before any filter lets a packet be routed.
+            if self.nat:
+                self.nat.add_network(name)
             # Every time: a write to conf/all/forwarding sets every device's.
-            _write_sysctl(f"{conf}/forwarding", "0")
+            _write_sysctl(f"{conf}/forwarding", "1" if self.nat else "0")
             _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "1")
             if fresh:
                 # ARP: answer only for this bridge's own addresses, and ask
@@ -167,7 +172,9 @@ class NetworkPlumber(BridgeSet):
             antispoof.install_bridge(host, index, name, str(iface.ip),
                                      self.metadata_address,
                                      self.metadata_port, dns=bool(self.dns),
-                                     refresh=fresh)
+                                     refresh=fresh,
+                                     outside=(iface.network if self.nat
+                                              else None))
             with netlink.wrap(f"set bridge {name} up"):
                 host.ipr.link("set", index=index, mtu=mtu, state="up")
             self._generation[network_id] = (
@@ -222,6 +229,8 @@ class NetworkPlumber(BridgeSet):
             with netlink.wrap(f"delete bridge {name}"):
                 host.ipr.link("del", index=index)
             self._generation.pop(network_id, None)
+            if self.nat:
+                self.nat.remove_network(name)
         self._gone(name)
 
     # -- ports -------------------------------------------------------------
@@ -280,7 +289,7 @@ class NetworkPlumber(BridgeSet):
                 antispoof.install(host, index, host_name, vif.mac, vif.ip,
                                   vif.prefixlen, vif.gateway,
                                   self.metadata_address, self.metadata_port,
-                                  dns=bool(self.dns))
+                                  dns=bool(self.dns), outside=bool(self.nat))
                 _write_sysctl(
                     f"/proc/sys/net/ipv6/conf/{host_name}/disable_ipv6", "1")
                 with netlink.wrap(f"set {host_name} up"):

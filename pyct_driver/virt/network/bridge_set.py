@@ -2,8 +2,9 @@
 
 Mixed into ``bridge.NetworkPlumber``: which bridges of a set of networks
 exist and what is on them (``network_links``), removing them all at once
-when no guest runs any more (``remove_networks``: ports, DNS service and
-addresses go with them), and telling the plumber's watcher (the metadata
+when no guest runs any more (``remove_networks``: ports, DNS service,
+addresses and NAT go with them), the host's floating IPs as a whole
+(``set_floating``), and telling the plumber's watcher (the metadata
 service, one listener per bridge) of bridges an earlier run of the
 service made (``announce``) and of each bridge that goes (``_gone``).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from pyct_driver import exception
 from pyct_driver.virt.network.names import bridge_name
 
 
@@ -51,8 +53,20 @@ class BridgeSet:
                 self._generation.pop(network_id, None)
             for index, name in bridges.items():
                 self._delete_now(index, name)
+                if self.nat:
+                    self.nat.remove_network(name)
+            if self.nat:  # no guest left to NAT to
+                self.nat.set_floating({})
         for name in bridges.values():
             self._gone(name)
+
+    def set_floating(self, mapping: dict[str, str]) -> None:
+        """1:1 NAT exactly for ``mapping`` (floating -> fixed IP)."""
+        if self.nat is not None:
+            self.nat.set_floating(mapping)
+        elif mapping:
+            raise exception.NetworkError(
+                reason="floating IPs need [network] egress_nat = true")
 
     def announce(self, network_ids: Iterable[str]) -> None:
         """Tell the watcher of the bridges of ``network_ids`` that exist
