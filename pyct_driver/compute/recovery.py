@@ -26,7 +26,8 @@ from pyct_driver.context import RequestContext, get_admin_context
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import instances as db_instances
 from pyct_driver.compute import rescue, resize, shelve
-from pyct_driver.compute.manager import ComputeManager, instance_spec
+from pyct_driver.compute.manager import ComputeManager
+from pyct_driver.compute.specs import instance_spec
 from pyct_driver.virt import base as virt_base
 
 LOG = logging.getLogger(__name__)

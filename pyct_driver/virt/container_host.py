@@ -9,10 +9,10 @@ service's exit and ``pyct-manage host stop`` release them through
 ``release_host``, and the next start makes them again. A guest counts as
 running while its init lives or its group still holds a task.
 ``watch_networks`` hands the bridges' comings and goings to a watcher (the
-metadata service, one listener per bridge); ``set_floating_ips`` makes the
-host's floating-IP NAT the compute service's mapping. ``apply_port_filters`` puts
-the host's whole set of security-group filters in place in one kernel
-transaction (``network.secgroup_nft``).
+metadata service, one listener per bridge); ``set_floating_ips`` makes
+the host's floating-IP NAT the compute service's mapping;
+``apply_port_filters`` puts the host's whole set of security-group filters
+in place in one kernel transaction (``network.secgroup_nft``).
 """
 
 from __future__ import annotations

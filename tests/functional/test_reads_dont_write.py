@@ -17,7 +17,8 @@ import sqlalchemy as sa
 
 from pyct_driver import context, states
 from pyct_driver.compute import recovery
-from pyct_driver.compute.manager import ComputeManager, instance_spec
+from pyct_driver.compute.manager import ComputeManager
+from pyct_driver.compute.specs import instance_spec
 from pyct_driver.db import actions, catalog, idranges, instances, models
 from pyct_driver.virt.fake import FakeDriver
 from tests.functional import compute_fixtures as fx

@@ -1,7 +1,7 @@
 """Unprivileged guests on the real kernel: user namespaces mapped onto
 ranges allocated in the database, idmapped image layers, masked /proc.
 
-Guests are booted through ``compute.manager.instance_spec`` on a real
+Guests are booted through ``compute.specs.instance_spec`` on a real
 (SQLite) database, so the ranges are the product's own allocation; the
 driver, launcher and cgroups are the real ones from ``guest_tools``.
 """
@@ -14,7 +14,7 @@ import uuid as uuid_mod
 import pytest
 
 from pyct_driver import states
-from pyct_driver.compute.manager import instance_spec
+from pyct_driver.compute.specs import instance_spec
 from pyct_driver.db import idranges
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import models

@@ -14,7 +14,7 @@ import struct
 import pytest
 
 from pyct_driver import exception
-from pyct_driver.compute.manager import instance_spec
+from pyct_driver.compute.specs import instance_spec
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import networks as db_networks
 from pyct_driver.metadata import content, lookup

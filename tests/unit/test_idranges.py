@@ -123,7 +123,7 @@ def test_soft_delete_releases_the_range_exactly_once(db):
 
 
 def test_instance_spec_takes_privilege_only_from_the_flavor(db):
-    from pyct_driver.compute.manager import instance_spec
+    from pyct_driver.compute.specs import instance_spec
     base_row = {"uuid": _uuid(), "name": "n", "hostname": "h",
                 "image_ref": "img", "project_id": "p",
                 "metadata": {"pyct:privileged": "true"},

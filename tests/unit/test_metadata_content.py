@@ -145,7 +145,7 @@ def test_config_drive_files(src):
 
 
 def test_manager_fills_config_drive_files_only_when_asked(db):
-    from pyct_driver.compute.manager import instance_spec
+    from pyct_driver.compute.specs import instance_spec
     from pyct_driver.db import instances as db_instances
 
     uuid = metadata_rows.add_instance(db, "10.241.250.30", name="cd")

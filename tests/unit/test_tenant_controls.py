@@ -16,7 +16,7 @@ import pytest
 
 from pyct_driver import extra_specs
 from pyct_driver.api import flavors, images
-from pyct_driver.compute.manager import instance_spec
+from pyct_driver.compute.specs import instance_spec
 from pyct_driver.db import instances as db_instances
 from pyct_driver.virt.cgroups import base as cg_base
 from tests.unit.test_api_app import Harness
