@@ -20,7 +20,9 @@ from typing import Iterable
 from oslo_log import log as logging
 
 from pyct_driver import exception
+from pyct_driver.progress import SILENT, Progress
 from pyct_driver.virt import base
+from pyct_driver.virt import host_resources as host_resources_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -28,6 +30,22 @@ LOG = logging.getLogger(__name__)
 class HostSide:
     """Mixed into ``ContainerDriver``; uses its records, cgroups, launcher,
     network plumbing and per-instance locks."""
+
+    def get_available_resource(self) -> base.HostResources:
+        return host_resources_mod.host_resources(
+            self.base_dir, self.roots.allocated_bytes())
+
+    def import_image(self, image_id: str, path: str,
+                     progress: Progress = SILENT) -> base.ImageInfo:
+        if self.images.has_image(image_id):
+            props = self.images.properties(image_id)
+            return base.ImageInfo(disk_format="raw", container_format="bare",
+                                  size=os.path.getsize(path), checksum="",
+                                  properties=props)
+        return self.images.import_image(image_id, path, progress)
+
+    def delete_image(self, image_id: str) -> None:
+        self.images.delete_image(image_id)
 
     def running_guests(self) -> list[str]:
         """Uuids of the guests with a live init or a task in their group."""

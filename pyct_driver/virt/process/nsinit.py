@@ -178,7 +178,8 @@ def _start_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
         helper = _step("fork mount helper", sc.fork_bare)
         if helper == 0:
             try:
-                mounts.finish_guest_side(owner, guest.devpts_max)
+                mounts.finish_guest_side(owner, guest.devpts_max,
+                                         guest.views)
             except BaseException as err:  # noqa: B902 - never return
                 _fail(report_fd, err)
             os._exit(0)
@@ -220,7 +221,7 @@ def _guest_main(guest: spec_mod.GuestSpec, console_fd: int,
     says so (a privileged guest, host root itself), then exec."""
     try:
         if owner is not None:
-            mounts.finish_guest_side(owner, guest.devpts_max)
+            mounts.finish_guest_side(owner, guest.devpts_max, guest.views)
         _step("sethostname", sc.sethostname, guest.hostname)
         _step("attach console", _attach_console, console_fd)
         _step("close inherited fds", _cloexec_all_but_stdio, report_fd)

@@ -41,16 +41,14 @@ from typing import Callable
 from pyct_driver import exception
 from pyct_driver.virt.rootfs import disk as disk_mod
 from pyct_driver.virt.rootfs import disk_grow
+from pyct_driver.virt.rootfs import fdnames
 from pyct_driver.virt.rootfs import loop_attach
 
-_MS_NOATIME = 1024
-_MS_NOSUID = 2
-_MNT_DETACH = 2
+_MS_NOATIME, _MS_NOSUID, _MNT_DETACH = 1024, 2, 2
 _SYS_MOVE_MOUNT, _SYS_FSOPEN, _SYS_FSCONFIG, _SYS_FSMOUNT = 429, 430, 431, 432
 _SYS_OPEN_TREE, _SYS_MOUNT_SETATTR = 428, 442
 _FSCONFIG_SET_STRING, _FSCONFIG_SET_FD, _FSCONFIG_CMD_CREATE = 1, 5, 6
-_MOVE_MOUNT_F_EMPTY_PATH = 4
-_OPEN_TREE_CLONE, _AT_EMPTY_PATH = 1, 0x1000
+_MOVE_MOUNT_F_EMPTY_PATH, _OPEN_TREE_CLONE, _AT_EMPTY_PATH = 4, 1, 0x1000
 _MOUNT_ATTR_IDMAP = 0x00100000
 _MOUNT_DATA_MAX = 4000
 _RANGE_FILE = "id_range"  # mount(2) data is one page, minus slack
@@ -288,7 +286,7 @@ class RootManager:
                 raise exception.RootfsError(reason=f"bad layer {layer!r}")
         if os.path.ismount(root):
             return self._handle(top)
-        has_disk = os.path.exists(image)
+        has_disk, names = os.path.exists(image), []
         id_range = self.id_range(uuid)
         owner = (id_range[0], id_range[0]) if id_range else (0, 0)
         if id_range and self.userns_for is None:
@@ -313,7 +311,9 @@ class RootManager:
             work = os.path.join(disk, "work")
             if not os.path.isdir(upper):
                 _make_upper(disk, owner)
-            lowers = list(reversed(layers))
+            # by descriptor: no host path in the guest's mount table
+            upper, work, *lowers = names = fdnames.open_names(
+                [upper, work, *reversed(layers)])
             data = (f"lowerdir={':'.join(lowers)},upperdir={upper},"
                     f"workdir={work}")
             if id_range:
@@ -329,6 +329,8 @@ class RootManager:
                 _umount(disk) if has_disk else None
             raise exception.RootfsError(
                 reason=f"mounting root of {uuid}: {err}") from err
+        finally:
+            fdnames.close_names(names)
         return self._handle(top)
 
     @staticmethod

@@ -1,0 +1,94 @@
+"""The guest's own view of its flavor: the view service's files bound
+over /proc and /sys inside the guest.
+
+The view service (``viewservice``: one lxcfs per host) serves
+``/proc/meminfo``, ``/proc/cpuinfo`` and the rest computed from the cgroup
+of the process that reads them. ``bind_views`` runs in the guest's mount
+recipe (``mounts.finish_guest_side``), after /proc and /sys are mounted
+and before the pivot, and binds each file over the guest's copy; the
+mount's source and root name only the file system ("lxcfs") and the
+file, never the service's host directory. When the service restarts, its
+new FUSE mount is a new file system and the old binds fail with ENOTCONN;
+``rebind`` (run by an exec'd, single-threaded helper: ``setns`` into a
+mount namespace needs a process that shares its fs with no thread)
+stacks fresh clones of the new service's files on each running guest's
+binds, in the guest's own mount namespace, by way of ``open_tree`` clones
+made in the host's namespace. The guest's binds are locked (the guest
+cannot unmount them), so each restart stacks one more mount per file per
+guest; the stale ones below cost nothing but their ``struct mount``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from pyct_driver.virt.process import mountapi
+from pyct_driver.virt.process import syscalls as sc
+
+VIEW_FILES = ("proc/cpuinfo", "proc/diskstats", "proc/loadavg",
+              "proc/meminfo", "proc/stat", "proc/swaps", "proc/uptime",
+              "sys/devices/system/cpu/online")
+
+
+def bind_views(views_dir: str) -> None:
+    """cwd = the guest's root, /proc and /sys mounted: bind the service's
+    files over the kernel's (paths relative to the root)."""
+    for rel in VIEW_FILES:
+        if os.path.exists(rel):
+            sc.mount(os.path.join(views_dir, rel), rel, None, sc.MS_BIND)
+
+
+def rebind(views_dir: str, pid: int) -> None:
+    """Stack the service's current files over the views of the guest whose
+    init is ``pid``, in that init's mount namespace."""
+    fds: list[int] = []
+    own = _open("/proc/self/ns/mnt", fds)
+    home = _open("/", fds)
+    target = _open(f"/proc/{pid}/ns/mnt", fds)
+    # the guest's root as its init sees it: after setns this process's
+    # root is the namespace's root, which need not be the guest's
+    root = _open(f"/proc/{pid}/root", fds, os.O_PATH | os.O_DIRECTORY)
+    trees = [(rel, mountapi.clone_tree(os.path.join(views_dir, rel)))
+             for rel in VIEW_FILES]
+    fds.extend(tree for _, tree in trees)
+    try:
+        sc.setns(target, sc.CLONE_NEWNS)
+        try:
+            os.fchdir(root)
+            os.chroot(".")
+            for rel, tree in trees:
+                mountapi.attach_tree(tree, rel)
+        finally:
+            sc.setns(own, sc.CLONE_NEWNS)
+            os.fchdir(home)
+            os.chroot(".")
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _open(path: str, fds: list[int], flags: int = os.O_RDONLY) -> int:
+    fd = os.open(path, flags | os.O_CLOEXEC)
+    fds.append(fd)
+    return fd
+
+
+def main(argv: list[str]) -> int:
+    """``views <views_dir> <pid>...``: rebind each guest; one JSON line
+    per pid ({"pid": .., "error": null or why})."""
+    views_dir, pids = argv[0], [int(p) for p in argv[1:]]
+    failed = 0
+    for pid in pids:
+        error = None
+        try:
+            rebind(views_dir, pid)
+        except OSError as err:
+            error, failed = str(err), failed + 1
+        print(json.dumps({"pid": pid, "error": error}), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
