@@ -89,7 +89,8 @@ class HostSide:
                     self._stop(base.bare_spec(uuid), record, 0)
         steps = (("links", lambda: self.net.remove_networks(network_ids)),
                  ("launcher", self.launcher.shutdown),
-                 ("cgroups", self.cgroups.remove_parent))
+                 ("cgroups", self.cgroups.remove_parent),
+                 ("view service", self._stop_views))
         for what, step in steps:
             try:
                 step()

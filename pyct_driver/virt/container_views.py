@@ -44,9 +44,18 @@ class ViewSide:
             self.views.ensure()
             self.views.watch()
 
+    def _stop_views(self) -> None:
+        """No guest runs: the host lets go of its lxcfs (``release_host``);
+        the next spawn or start starts it again."""
+        if self.views is not None:
+            self.views.stop()
+
     def _views_dir(self) -> str:
         """The live service's directory for a spawn ("" without one)."""
-        return (self.views.ensure() or "") if self.views else ""
+        if self.views is None:
+            return ""
+        self.views.watch()  # again after release_host stopped it
+        return self.views.ensure() or ""
 
     def _place_cpus(self, instance: base.InstanceSpec) -> None:
         if self.cpusets is None or not extra_specs.dedicated_cpuset_from(

@@ -143,13 +143,15 @@ class ViewService:
 
     def watch(self) -> None:
         """Check (and recover) the service every ``interval`` seconds."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._loop, name="view-service", daemon=True)
-            self._thread.start()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, args=(self._stop,),
+                    name="view-service", daemon=True)
+                self._thread.start()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+    def _loop(self, stop: threading.Event) -> None:
+        while not stop.wait(self.interval):
             try:
                 self.recover()
             except Exception:  # noqa: B902 - keep watching
@@ -160,6 +162,7 @@ class ViewService:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._thread, self._stop = None, threading.Event()
         pid = self.service_pid()
         with contextlib.suppress(OSError):
             open(os.path.join(self.directory, _STOPPED), "w").close()
