@@ -10,10 +10,12 @@ stacks its files on the guest's views within its interval.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
 
+from pyct_driver.virt.rootfs import overlay
 from tests.privileged.guest_tools import (  # noqa: F401 - fixtures
     busybox_image, driver, flavor, guest_exec, guests, read_group)
 from tests.waiting import wait_for
@@ -137,3 +139,24 @@ def test_mount_table_names_no_host_path_and_no_other_guest(driver, guests):
         for line in lines.splitlines():
             for secret in secrets:
                 assert secret not in line, (path, secret, line)
+
+
+def test_staged_layers_of_older_kernels_name_no_host_path(
+        driver, guests, monkeypatch):
+    """Before Linux 6.8 overlayfs takes no layer fds: the idmapped layers
+    are staged at host paths and named by descriptor instead (forced
+    here as on Debian 12's 6.1)."""
+    real = overlay._fsconfig_overlay
+
+    def no_layer_fds(target, lowers, upper, work):
+        if any(isinstance(lower, int) for lower in lowers):
+            raise OSError(errno.EINVAL, "lowerdir+ fd: as on Linux 6.1")
+        return real(target, lowers, upper, work)
+
+    monkeypatch.setattr(overlay, "_fsconfig_overlay", no_layer_fds)
+    spec = guests.boot(flavor(vcpus=1, memory_mb=64, root_gb=1))
+    root = next(line for line in guest_exec(
+        driver, spec.uuid, ["cat", "/proc/self/mountinfo"]).stdout.splitlines()
+        if line.split()[4] == "/")
+    assert "lowerdir=/proc/self/fd/" in root, root
+    assert driver.test_tmp not in root and spec.uuid not in root, root

@@ -7,14 +7,16 @@ its other guests' ids. ``open_names`` opens each directory (``O_PATH``)
 and names it ``/proc/self/fd/<n>``: the kernel resolves the magic link to
 the directory when it mounts, keeps the layer, and shows only the short
 name. The descriptors are the caller's to close once the mount is made
-(``close_names``). Works on every kernel with overlayfs (the names are
-plain path strings, for mount(2) and for fsconfig alike).
+(``close_names``; ``named`` does both around a block). Works on every
+kernel with overlayfs (the names are plain path strings, for mount(2) and
+for fsconfig alike).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from typing import Iterator
 
 _PREFIX = "/proc/self/fd/"
 
@@ -38,3 +40,13 @@ def close_names(names: list[str]) -> None:
         if name.startswith(_PREFIX):
             with contextlib.suppress(OSError, ValueError):
                 os.close(int(name[len(_PREFIX):]))
+
+
+@contextlib.contextmanager
+def named(paths: list[str]) -> Iterator[list[str]]:
+    """``open_names`` for the length of a ``with`` block."""
+    names = open_names(paths)
+    try:
+        yield names
+    finally:
+        close_names(names)

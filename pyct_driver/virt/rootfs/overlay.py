@@ -146,14 +146,16 @@ def _staged_overlay(target: str, trees: list[int], upper: str, work: str,
     paths: list[str] = []
     try:
         for num, tree in enumerate(trees):
-            path = os.path.join(stage, str(num))
-            os.makedirs(path, mode=0o700, exist_ok=True)
+            os.makedirs(path := os.path.join(stage, str(num)), mode=0o700,
+                        exist_ok=True)
             if _libc.syscall(_SYS_MOVE_MOUNT, tree, b"", -100, path.encode(),
                              _MOVE_MOUNT_F_EMPTY_PATH) < 0:
                 raise _oserror(f"move_mount layer to {path}")
             paths.append(path)
-        _mount("overlay", target, "overlay", 0, f"lowerdir={':'.join(paths)},"
-               f"upperdir={upper},workdir={work}")
+        with fdnames.named(paths) as names:  # no host path in mountinfo
+            _mount("overlay", target, "overlay", 0,
+                   f"lowerdir={':'.join(names)},upperdir={upper},"
+                   f"workdir={work}")
     finally:
         for path in paths:
             _libc.umount2(path.encode(), _MNT_DETACH)
