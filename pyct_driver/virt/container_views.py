@@ -58,11 +58,15 @@ class ViewSide:
         return self.views.ensure() or ""
 
     def _place_cpus(self, instance: base.InstanceSpec) -> None:
-        if self.cpusets is None or not extra_specs.dedicated_cpuset_from(
-                instance.flavor.extra_specs):
+        """A cpuset of the flavor's vCPUs (every host CPU for a flavor
+        that opts out); at spawn, start and resize."""
+        if self.cpusets is None:
             return
+        count = instance.flavor.vcpus
+        if not extra_specs.dedicated_cpuset_from(instance.flavor.extra_specs):
+            count = len(self.cpusets.host_cpus())
         try:
-            cpus = self.cpusets.place(instance.uuid, instance.flavor.vcpus)
+            cpus = self.cpusets.place(instance.uuid, count)
         except exception.CgroupError as err:
             LOG.warning("instance %s keeps every host CPU: %s",
                         instance.uuid, err)

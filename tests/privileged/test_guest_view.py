@@ -160,3 +160,15 @@ def test_staged_layers_of_older_kernels_name_no_host_path(
         if line.split()[4] == "/")
     assert "lowerdir=/proc/self/fd/" in root, root
     assert driver.test_tmp not in root and spec.uuid not in root, root
+
+
+def test_a_resize_gives_the_running_guest_its_new_vcpus(driver, guests):
+    if os.cpu_count() < 2:
+        return  # one CPU: one vCPU is all a guest can see
+    spec = guests.boot(flavor(vcpus=1, memory_mb=128, root_gb=1))
+    assert _sh(driver, spec.uuid, "nproc").strip() == "1"
+    driver.apply_flavor(spec, flavor(vcpus=2, memory_mb=256, root_gb=1))
+    assert _sh(driver, spec.uuid, "nproc").strip() == "2"
+    assert _sh(driver, spec.uuid, "grep -c ^processor /proc/cpuinfo"
+               ).strip() == "2"
+    assert _free_total_mb(driver, spec.uuid) == 256
