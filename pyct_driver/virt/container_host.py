@@ -15,6 +15,7 @@ metadata service, one listener per bridge).
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Iterable
 
 from oslo_log import log as logging

@@ -130,15 +130,19 @@ def test_views_survive_a_restart_of_the_view_service(driver, guests):
 def test_mount_table_names_no_host_path_and_no_other_guest(driver, guests):
     one = guests.boot(flavor(vcpus=1, memory_mb=64, root_gb=1))
     other = guests.boot(flavor(vcpus=1, memory_mb=64, root_gb=1))
+    privileged = guests.boot(flavor(vcpus=1, memory_mb=64, root_gb=1, **{
+        "pyct:privileged": "true"}))
+    uuids = [one.uuid, other.uuid, privileged.uuid]
     secrets = [driver.test_tmp, driver.base_dir, os.path.realpath(
-        driver.base_dir), "/work", "pyct-drvtest", other.uuid, one.uuid,
-        other.uuid[:8], one.uuid[:8], driver.cgroups.parent]
-    for path in ("/proc/self/mountinfo", "/proc/mounts"):
-        lines = guest_exec(driver, one.uuid, ["cat", path]).stdout
-        assert lines.strip()
-        for line in lines.splitlines():
-            for secret in secrets:
-                assert secret not in line, (path, secret, line)
+        driver.base_dir), "/work", "pyct-drvtest", driver.cgroups.parent,
+        *uuids, *[uuid[:8] for uuid in uuids]]
+    for spec in (one, privileged):
+        for path in ("/proc/self/mountinfo", "/proc/mounts"):
+            lines = guest_exec(driver, spec.uuid, ["cat", path]).stdout
+            assert lines.strip()
+            for line in lines.splitlines():
+                for secret in secrets:
+                    assert secret not in line, (path, secret, line)
 
 
 def test_staged_layers_of_older_kernels_name_no_host_path(
