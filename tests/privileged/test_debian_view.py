@@ -1,13 +1,11 @@
 """Inside a Debian guest (systemd, procps, util-linux) the usual tools
 report its flavor -- ``free -m``, ``nproc``, ``/proc/cpuinfo``, ``uptime``,
-``lscpu``, ``df -h /`` -- also after the view service crashed and came
-back, and its mount table names no host path and no other guest.
+``lscpu``, ``df -h /`` -- and its mount table names no host path and no
+other guest. (A restart of the view service: ``test_guest_view.py``.)
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 from tests.privileged.debian_fixtures import (  # noqa: F401 - fixtures
@@ -15,7 +13,6 @@ from tests.privileged.debian_fixtures import (  # noqa: F401 - fixtures
 from tests.privileged.guest_tools import (  # noqa: F401 - fixtures
     busybox_image, driver, flavor, guest_exec, guests)
 from tests.privileged.test_guest_view import check_flavor_view
-from tests.waiting import wait_for
 
 
 def _sh(drv, uuid: str, script: str) -> str:
@@ -41,13 +38,10 @@ def test_debian_guest_sees_its_flavor(driver, debian_image, guests):
             for secret in secrets:
                 assert secret not in line, (path, secret, line)
 
-    pid = driver.views.service_pid()
-    restarts = driver.views.restarts
-    os.kill(pid, signal.SIGKILL)  # a crash; this driver started it
-    wait_for(lambda: driver.views.restarts > restarts
-             and driver.views.live(), timeout=10)
-    wait_for(lambda: guest_exec(driver, spec.uuid, ["cat", "/proc/meminfo"],
-                                check=False).returncode == 0, timeout=10)
-    check_flavor_view(driver, spec, time.monotonic() - booted, free=True)
-    up = _sh(driver, spec.uuid, "cat /proc/uptime").split()[0]
-    assert float(up) < time.monotonic() - booted + 2
+    # the views are locked below /proc like the masks, so systemd's
+    # sandboxed services (logind: ProtectProc) still start
+    state = guest_exec(driver, spec.uuid, [
+        "systemctl", "is-system-running", "--wait"], check=False,
+        timeout=60).stdout.strip()
+    assert state == "running", _sh(driver, spec.uuid,
+                                   "systemctl --failed --no-legend || true")

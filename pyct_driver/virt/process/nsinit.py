@@ -48,7 +48,6 @@ from pyct_driver import exception
 from pyct_driver.virt.process import caps, mounts, seccomp, userns
 from pyct_driver.virt.process import spec as spec_mod
 from pyct_driver.virt.process import syscalls as sc
-from pyct_driver.virt.process import views
 
 GUEST_NAMESPACES = (sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
                     | sc.CLONE_NEWNET | sc.CLONE_NEWPID | sc.CLONE_NEWCGROUP)
@@ -164,16 +163,11 @@ def _start_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
             os.close(go_r)
             _step("chdir /", os.chdir, "/")
             _step("lock mounts", sc.unshare, sc.CLONE_NEWNS)
-            # after the lock: unlocked, so a restarted view service's
-            # files can replace them (views.rebind)
-            _step("attach the flavor's views", views.attach_views, trees)
         except BaseException as err:  # noqa: B902 - never return into C1
             _fail(report_fd, err)
         _guest_main(guest, console_fd, report_fd, hold_fd, None)
 
     try:
-        trees = _step("clone the flavor's views", views.clone_views,
-                      guest.views)
         pid = _step("make the guest's namespaces", userns.fork_in_userns,
                     userns_fd, init)
         os.close(userns_fd)
@@ -181,7 +175,8 @@ def _start_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
         helper = _step("fork mount helper", sc.fork_bare)
         if helper == 0:
             try:
-                mounts.finish_guest_side(owner, guest.devpts_max)
+                mounts.finish_guest_side(owner, guest.devpts_max,
+                                         guest.views)
             except BaseException as err:  # noqa: B902 - never return
                 _fail(report_fd, err)
             os._exit(0)

@@ -1,22 +1,27 @@
-"""The guest's own view of its flavor: the view service's files mounted
+"""The guest's own view of its flavor: the view service's files bound
 over /proc and /sys inside the guest.
 
 The view service (``viewservice``: one lxcfs per host) serves
 ``/proc/meminfo``, ``/proc/cpuinfo`` and the rest computed from the cgroup
-of the process that reads them. An unprivileged guest gets them after its
-mount namespace is locked: C1 (host root) makes detached clones of the
-service's files (``clone_views``), and the guest's init, in its own
-mount namespace just before it execs, mounts them over /proc and /sys
-(``attach_views``); a privileged guest's mount recipe binds them
-(``bind_views``; nothing is locked there). Either way the mounts name only
-the file system ("lxcfs") and the file, never the service's host
-directory, and they are not locked. When the service restarts, its new
-FUSE mount is a new file system and the old mounts fail with ENOTCONN (a
-dead FUSE dentry cannot even take a mount on top); ``rebind`` -- run by
-an exec'd, single-threaded helper, as ``setns`` into a mount namespace
-needs a process that shares its fs with no thread -- enters each running
-guest's mount namespace, lazily unmounts the dead views and mounts fresh
-clones of the new service's files, made in the host's namespace.
+of the process that reads them. ``bind_views`` runs in the guest's mount
+recipe (``mounts.finish_guest_side``) after /proc and /sys are mounted and
+before the pivot; the mounts name only the file system ("lxcfs") and the
+file, never the service's host directory.
+
+When the service restarts, its new FUSE mount is a new file system and the
+old binds fail with ENOTCONN. ``rebind`` -- run by an exec'd,
+single-threaded helper, as ``setns`` into a mount namespace needs a
+process that shares its fs with no thread -- enters each running guest's
+mount namespace, lazily unmounts the dead views and mounts clones of the
+new service's files made in the host's namespace. That works where the
+binds are not locked: privileged guests. An unprivileged guest's binds
+are locked when its user namespace copies the mount namespace (neither
+host root can unmount them, nor can a dead FUSE dentry take a mount on
+top: ``move_mount`` answers ENOENT), so it keeps failing views until it
+reboots. Binding them unlocked after the copy instead (tried) breaks
+systemd's sandboxed services in the guest: systemd unmounts every
+unlocked mount below /proc before mounting its own and refuses when it
+then may not mount a fresh proc (README).
 """
 
 from __future__ import annotations
@@ -40,35 +45,6 @@ def bind_views(views_dir: str) -> None:
     for rel in VIEW_FILES:
         if os.path.exists(rel):
             sc.mount(os.path.join(views_dir, rel), rel, None, sc.MS_BIND)
-
-
-def clone_views(views_dir: str) -> list[tuple[str, int]]:
-    """Detached clones of the service's files (none for ``""``), made by
-    host root before the guest's mount namespace is locked."""
-    trees: list[tuple[str, int]] = []
-    try:
-        for rel in VIEW_FILES if views_dir else ():
-            trees.append((rel, mountapi.clone_tree(
-                os.path.join(views_dir, rel))))
-    except OSError:
-        for _, tree in trees:
-            os.close(tree)
-        raise
-    return trees
-
-
-def attach_views(trees: list[tuple[str, int]]) -> None:
-    """In the guest's own (locked) mount namespace, root = the guest's:
-    mount the clones over /proc and /sys files. Mounts made here are not
-    locked: ``rebind`` can take a dead service's off again (and guest
-    root could too, to see the host's numbers its sysinfo(2) shows
-    anyway)."""
-    for rel, tree in trees:
-        try:
-            if os.path.exists("/" + rel):
-                mountapi.attach_tree(tree, "/" + rel)
-        finally:
-            os.close(tree)
 
 
 def rebind(views_dir: str, pid: int) -> None:
