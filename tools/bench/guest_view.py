@@ -14,8 +14,10 @@ Usage (root): ``.venv/bin/python tools/bench/guest_view.py [--reads 2000]
   unset for that spawn), rotating, ``--spawns`` each; destroy after each.
 * host memory per guest: lxcfs's RSS with one guest, then with
   ``--guests`` guests that each read all their views once.
-* recovery: SIGKILL lxcfs with ``--guests`` guests running; time until the
-  watcher started a new one and every guest's meminfo reads again.
+* recovery: SIGKILL lxcfs with ``--guests`` unprivileged and half as many
+  privileged guests running; time until the watcher started a new one and
+  every privileged guest's meminfo reads again, and how many unprivileged
+  guests' views stay dead (locked binds: they recover at their reboot).
 """
 
 from __future__ import annotations
@@ -59,6 +61,15 @@ def _reads(env, spec, path: str, n: int, in_guest: bool) -> list[int]:
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def _readable(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/root/proc/meminfo") as f:
+            f.read()
+        return True
+    except OSError:
+        return False
 
 
 def _rss_kb(pid: int) -> int:
@@ -131,9 +142,15 @@ def main() -> None:
                                f"{args.guests}_guests": _rss_kb(lxcfs)}
         res["lxcfs_kb_per_guest"] = round(
             (_rss_kb(lxcfs) - rss_one) / max(1, args.guests - 1), 1)
+        privileged = []
+        for _ in range(args.guests // 2):
+            spec = env.new_spec(driver_env.base.FlavorSpec(1, 64, 0),
+                                privileged=True)
+            env.spawn(spec)
+            privileged.append(spec)
         t = time.perf_counter()
         os.kill(lxcfs, signal.SIGKILL)
-        pending = {s.uuid: env.guest_pid(s) for s in specs}
+        pending = {s.uuid: env.guest_pid(s) for s in privileged}
         while pending and time.perf_counter() - t < 30:
             for uuid, gpid in list(pending.items()):
                 try:
@@ -143,8 +160,11 @@ def main() -> None:
                 except OSError:
                     pass
             time.sleep(0.01)
-        res["recovery_s"] = {"guests": len(specs), "left_stale": len(pending),
+        res["recovery_s"] = {"privileged_guests": len(privileged),
+                             "left_stale": len(pending),
                              "seconds": round(time.perf_counter() - t, 2)}
+        res["unprivileged_stale_until_reboot"] = sum(
+            1 for s in specs if not _readable(env.guest_pid(s)))
         drv.views.stop()
     if args.json:
         print(json.dumps(res))
