@@ -3,7 +3,8 @@
 Two parts, both on by default (``[container] guest_views`` and
 ``guest_cpuset``): the host's one view service (``process.viewservice``:
 lxcfs, started at ``init_host`` and watched, its files bound over each
-guest's /proc and /sys by the guest's mount recipe), and a cpuset of
+guest's /proc and /sys by the guest's mount recipe; after a crash of it,
+unprivileged guests get the new one at their next boot), and a cpuset of
 exactly the flavor's vCPUs per guest (``cgroups.cpuset``: the least used
 CPUs at spawn, re-balanced when a guest goes away; a flavor opts out with
 ``pyct:dedicated_cpuset=false``). A guest spawned while the service is

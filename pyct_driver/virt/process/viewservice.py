@@ -9,10 +9,12 @@ guest: no per-guest host process. ``ensure`` adopts a live service at
 ``<directory>/mnt`` (a restarted compute service finds the one it left
 running: lxcfs runs in its own session and outlives it) or starts one;
 ``watch`` checks it every ``interval`` seconds and, when it died, starts
-a new one and stacks the new files on every running guest's views
-(``views.rebind`` in an exec'd helper), so guests never lose them for
-longer than one interval. Without lxcfs installed, guests see the host's
-/proc as before (one warning).
+a new one (new guests bind it) and puts the new files in place of the dead
+ones in every running guest whose views are not locked (``views.rebind``
+in an exec'd helper: privileged guests; an unprivileged guest's locked
+views stay dead until it reboots, reads failing fast with ENOTCONN).
+Without lxcfs installed, guests see the host's /proc as before (one
+warning).
 """
 
 from __future__ import annotations
