@@ -61,9 +61,8 @@ def test_guest_sees_only_itself(driver, guests):
     mounts = guest_exec(driver, spec.uuid, ["/bin/cat", "/proc/mounts"]
                         ).stdout
     # no host mount point is visible, nor a host path in overlayfs'
-    # options (layers named by descriptor: rootfs.fdnames); the flavor
-    # views mounted after the guest's namespace was locked list before
-    # its root (mount ids), as sysfs and proc do on a systemd VM
+    # options (layers named by descriptor: rootfs.fdnames); the root need
+    # not be listed first (mount ids order the table), as on a systemd VM
     targets = [line.split()[1] for line in mounts.splitlines()]
     assert "/" in targets and driver.test_tmp not in mounts
     assert not [t for t in targets if driver.test_tmp in t
