@@ -38,6 +38,11 @@ from pyct_driver.virt.process import syscalls as sc
 LOG = logging.getLogger(__name__)
 _PROBE = "proc/uptime"
 _STOPPED = "stopped"  # stopped on purpose: no watcher restarts it
+# cgroup2's root flags: every cgroup2 mount in the initial cgroup
+# namespace sets them anew, and lxcfs mounts cgroup2 (without them) for
+# itself -- which would drop nsdelegate, the guests' delegation boundary
+_CGROUP2_FLAGS = ("nsdelegate", "favordynmods", "memory_localevents",
+                  "memory_recursiveprot", "memory_hugetlb_accounting")
 
 
 class ViewService:
@@ -45,8 +50,10 @@ class ViewService:
     running guests' inits (for ``rebind`` after a restart)."""
 
     def __init__(self, directory: str, guests: Callable[[], list[int]],
-                 binary: str = "lxcfs", interval: float = 1.0) -> None:
+                 binary: str = "lxcfs", interval: float = 1.0,
+                 cgroup_root: str = "/sys/fs/cgroup") -> None:
         self.directory = directory
+        self.cgroup_root = cgroup_root
         self.mount_dir = os.path.join(directory, "mnt")
         self.pid_file = os.path.join(directory, "lxcfs.pid")
         self.guests = guests
@@ -89,6 +96,7 @@ class ViewService:
         with contextlib.suppress(OSError):  # a dead service's mount
             sc.umount2(self.mount_dir, sc.MNT_DETACH)
         os.makedirs(self.mount_dir, mode=0o755, exist_ok=True)
+        flags = cgroup2_flags(self.cgroup_root)
         log = open(os.path.join(self.directory, "lxcfs.log"), "ab")
         with log:
             self._proc = subprocess.Popen(
@@ -101,7 +109,10 @@ class ViewService:
             if self.live():
                 LOG.info("view service %s started (pid %d)",
                          self.mount_dir, self._proc.pid)
-                return self.mount_dir
+                if restore_cgroup2_flags(self.cgroup_root, flags):
+                    return self.mount_dir
+                self.stop()  # no views rather than no delegation boundary
+                return None
             if self._proc.poll() is not None:
                 break
             time.sleep(0.01)
@@ -201,3 +212,30 @@ def _is_lxcfs(pid: int, mount_dir: str) -> bool:
         raise
     return mount_dir.encode() in argv and os.path.basename(
         argv[0]).startswith(b"lxcfs")
+
+
+def cgroup2_flags(root: str) -> list[str] | None:
+    """The root flags of the cgroup2 mount at ``root`` (None: not one)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            if fields[4] == root and fields[sep + 1] == "cgroup2":
+                return [o for o in fields[sep + 3].split(",")
+                        if o in _CGROUP2_FLAGS]
+    return None
+
+
+def restore_cgroup2_flags(root: str, flags: list[str] | None) -> bool:
+    """Put back the flags ``cgroup2_flags`` read before lxcfs started
+    (util-linux keeps the mount's other options on a remount); False if
+    they could not be."""
+    if not flags or cgroup2_flags(root) == flags:
+        return True
+    out = subprocess.run(["mount", "-o", "remount," + ",".join(flags),
+                          root], capture_output=True, text=True, check=False)
+    if out.returncode or cgroup2_flags(root) != flags:
+        LOG.error("cgroup2 at %s lost %s when lxcfs started and could not "
+                  "get them back: %s", root, flags, out.stderr.strip())
+        return False
+    return True
