@@ -233,6 +233,21 @@ container_opts = [
                help="Hard RLIMIT_NOFILE of a guest's init; guest root "
                     "cannot raise it. A guest's open files are charged "
                     "to its memory cgroup."),
+    cfg.BoolOpt("guest_views", default=True,
+                help="Serve each guest its flavor's /proc/meminfo, "
+                     "cpuinfo, stat, uptime, loadavg, diskstats, swaps and "
+                     "/sys/devices/system/cpu/online from one lxcfs per "
+                     "host (started and watched by the compute service), "
+                     "so free, top, uptime, nproc and lscpu inside show "
+                     "the flavor. Off, or lxcfs missing: the host's."),
+    cfg.StrOpt("lxcfs_binary", default="lxcfs",
+               help="The lxcfs program for guest_views."),
+    cfg.BoolOpt("guest_cpuset", default=True,
+                help="Give each guest a cpuset of exactly its vCPU count "
+                     "(the least used host CPUs, re-balanced as guests "
+                     "come and go), so nproc and sched_getaffinity show "
+                     "its vCPUs; a flavor may opt out with "
+                     "pyct:dedicated_cpuset=false."),
 ]
 
 network_opts = [

@@ -69,6 +69,10 @@ SUPPORTED_KEYS: dict[str, str] = {
         "true or false; guest root is host root with every capability -- "
         "it can take over the host. Refused unless the operator sets "
         "[container] allow_host_root_guests"),
+    "pyct:dedicated_cpuset": (
+        "true or false (default true where the host's [container] "
+        "guest_cpuset is on); false: the guest shares every host CPU "
+        "(its CPU quota still caps it) instead of a cpuset of its vCPUs"),
 }
 
 _STRICT_NAMESPACES = ("quota:", "pyct:")
@@ -112,7 +116,8 @@ def _check_value(key: str, value: object) -> None:
         _int(key, value, 1, DISK_LIMIT_MAX)
     elif key == "pyct:pids_max":
         _int(key, value, PIDS_MAX_MIN, PIDS_MAX_MAX)
-    elif key in ("pyct:privileged", "pyct:host_root"):
+    elif key in ("pyct:privileged", "pyct:host_root",
+                 "pyct:dedicated_cpuset"):
         _bool(key, value)
     else:
         raise exception.InvalidExtraSpec(
@@ -213,6 +218,12 @@ def privileged_from(specs: Mapping[str, str]) -> bool:
     value = specs.get("pyct:privileged")
     privileged = False if value is None else _bool("pyct:privileged", value)
     return privileged or host_root_from(specs)
+
+
+def dedicated_cpuset_from(specs: Mapping[str, str]) -> bool:
+    """``pyct:dedicated_cpuset`` as a bool (True when unset)."""
+    value = specs.get("pyct:dedicated_cpuset")
+    return True if value is None else _bool("pyct:dedicated_cpuset", value)
 
 
 def host_root_from(specs: Mapping[str, str]) -> bool:

@@ -7,9 +7,11 @@ set -euo pipefail
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 need_pkgs=()
+# lxcfs: the guests' flavor views (one per host, started by pyct-compute;
+# the package's own systemd unit, where there is systemd, is not used)
 for tool in busybox:busybox-static mkfs.ext4:e2fsprogs losetup:mount \
             nsenter:util-linux ip:iproute2 debootstrap:debootstrap \
-            ssh-keygen:openssh-client; do
+            ssh-keygen:openssh-client lxcfs:lxcfs; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || [[ -x /bin/${tool%%:*} ]] \
     || need_pkgs+=("${tool#*:}")
 done

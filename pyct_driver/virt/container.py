@@ -32,7 +32,6 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from pyct_driver import exception, states
-from pyct_driver.progress import SILENT, Progress
 from pyct_driver.virt import base, guest_config, ownership
 from pyct_driver.virt import host_resources as host_resources_mod
 from pyct_driver.virt.cgroups.detect import detect_backend
@@ -42,6 +41,7 @@ from pyct_driver.virt.container_rescue import RescueSide
 from pyct_driver.virt.container_resize import FlavorChanges
 from pyct_driver.virt.container_snapshot import Snapshots
 from pyct_driver.virt.container_suspend import SuspendSide
+from pyct_driver.virt.container_views import ViewSide
 from pyct_driver.virt.diagnostics import GuestAdmin
 from pyct_driver.virt.network.bridge import NetworkPlumber
 from pyct_driver.virt.process import guest
@@ -56,7 +56,8 @@ LOG = logging.getLogger(__name__)
 
 
 class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
-                      RescueSide, SuspendSide, Snapshots, base.VirtDriver):
+                      RescueSide, SuspendSide, Snapshots, ViewSide,
+                      base.VirtDriver):
     """Linux containers that behave like VMs; the mixins hold the host as a
     whole, consoles, flavor changes, rescue, suspend, snapshots and the
     guest's administration."""
@@ -88,6 +89,7 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._begun_userns: dict[tuple | None, int | None] = {}
+        self._init_views(opts)
 
     @property
     def net(self) -> NetworkPlumber:
@@ -119,22 +121,7 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
         for warning in host_resources_mod.tuning_warnings():
             LOG.warning("host tuning: %s", warning)
         self.launcher.ensure_running()
-
-    def get_available_resource(self) -> base.HostResources:
-        return host_resources_mod.host_resources(
-            self.base_dir, self.roots.allocated_bytes())
-
-    def import_image(self, image_id: str, path: str,
-                     progress: Progress = SILENT) -> base.ImageInfo:
-        if self.images.has_image(image_id):
-            props = self.images.properties(image_id)
-            return base.ImageInfo(disk_format="raw", container_format="bare",
-                                  size=os.path.getsize(path), checksum="",
-                                  properties=props)
-        return self.images.import_image(image_id, path, progress)
-
-    def delete_image(self, image_id: str) -> None:
-        self.images.delete_image(image_id)
+        self._start_views()
 
     def spawn(self, instance: base.InstanceSpec) -> None:
         uuid = instance.uuid
@@ -168,12 +155,14 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
                                                 self.default_pids_max)
             self.cgroups.create(uuid, limits)
             undo.callback(self.cgroups.destroy, uuid)
+            self._place_cpus(instance)
             spec = guest_config.launch_spec(
                 instance, self.guest_limits, root=self._root_path(uuid),
                 argv=record["argv"], id_range=id_range,
                 cgroup_procs=self.cgroups.procs_files(uuid),
                 console_log=os.path.join(self.records.dir(uuid),
-                                         "console.log"))
+                                         "console.log"),
+                views=self._views_dir())
             begun = self._begin(spec)  # answered while the root is made
             undo.callback(self._abandon, uuid, begun)
             if id_range:
@@ -290,6 +279,7 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
                 for vif in instance.vifs:
                     self.net.remove_bridge_if_unused(vif.network_id)
             self.cgroups.destroy(uuid)
+            self._rebalance_cpus()
             configdrive.detach(self._root_path(uuid))
             self._remove_roots(uuid)
             self.images.release(uuid)

@@ -18,13 +18,16 @@ in place in one kernel transaction (``network.secgroup_nft``).
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Iterable
 
 from oslo_log import log as logging
 
 from pyct_driver import exception
+from pyct_driver.progress import SILENT, Progress
 from pyct_driver.virt import base
 from pyct_driver.virt.network import secgroup_nft
+from pyct_driver.virt import host_resources as host_resources_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -38,6 +41,22 @@ class HostSide:
         # (a parallel test deployment) keeps its own
         self._filtered = secgroup_nft.apply(
             filters, getattr(self, "_filtered", ()))
+
+    def get_available_resource(self) -> base.HostResources:
+        return host_resources_mod.host_resources(
+            self.base_dir, self.roots.allocated_bytes())
+
+    def import_image(self, image_id: str, path: str,
+                     progress: Progress = SILENT) -> base.ImageInfo:
+        if self.images.has_image(image_id):
+            props = self.images.properties(image_id)
+            return base.ImageInfo(disk_format="raw", container_format="bare",
+                                  size=os.path.getsize(path), checksum="",
+                                  properties=props)
+        return self.images.import_image(image_id, path, progress)
+
+    def delete_image(self, image_id: str) -> None:
+        self.images.delete_image(image_id)
 
     def running_guests(self) -> list[str]:
         """Uuids of the guests with a live init or a task in their group."""
@@ -86,7 +105,8 @@ class HostSide:
                     self._stop(base.bare_spec(uuid), record, 0)
         steps = (("links", lambda: self.net.remove_networks(network_ids)),
                  ("launcher", self.launcher.shutdown),
-                 ("cgroups", self.cgroups.remove_parent))
+                 ("cgroups", self.cgroups.remove_parent),
+                 ("view service", self._stop_views))
         for what, step in steps:
             try:
                 step()

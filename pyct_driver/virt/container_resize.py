@@ -38,3 +38,4 @@ class FlavorChanges:
             spec = dataclasses.replace(instance, flavor=flavor)
             self.cgroups.create(uuid, guest_config.limits(
                 spec, device, self.default_pids_max))
+            self._place_cpus(spec)  # its new vCPU count (container_views)

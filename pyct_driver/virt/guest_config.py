@@ -53,7 +53,8 @@ class GuestLimits:
 def launch_spec(instance: base.InstanceSpec, rules: GuestLimits, *,
                 root: str, argv: list[str],
                 id_range: tuple[int, int] | None,
-                cgroup_procs: list[str], console_log: str) -> GuestSpec:
+                cgroup_procs: list[str], console_log: str,
+                views: str = "") -> GuestSpec:
     """The launcher's ``GuestSpec``: a privileged guest keeps Docker's
     default capabilities, a host-root one all (only where allowed)."""
     if instance.host_root and not rules.allow_host_root:
@@ -69,7 +70,7 @@ def launch_spec(instance: base.InstanceSpec, rules: GuestLimits, *,
         id_range=id_range,
         keep_caps=(caps.DOCKER_DEFAULT if instance.privileged
                    and not instance.host_root else None),
-        devpts_max=rules.devpts_max, nofile=rules.nofile,
+        devpts_max=rules.devpts_max, nofile=rules.nofile, views=views,
         # held until its links exist: its first boot sees eth0
         hold=bool(instance.vifs))
 

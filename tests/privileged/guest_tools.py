@@ -110,6 +110,9 @@ def cleanup_driver(driver: ContainerDriver, tmp: str, parent: str) -> None:
             errors.append(f"destroy {uuid}: {err}")
     with contextlib.suppress(Exception):
         driver.launcher.shutdown()
+    if driver.views is not None:  # the lxcfs this driver started
+        with contextlib.suppress(Exception):
+            driver.views.stop()
     if driver._plumber is not None:  # its deletions, DNS sockets, netlink
         with contextlib.suppress(Exception):
             driver._plumber.close()

@@ -96,6 +96,8 @@ class DriverEnv:
                 except Exception as err:  # keep cleaning the rest
                     print(f"WARNING: destroy {spec.uuid}: {err}",
                           file=sys.stderr)
+        if self.driver is not None and self.driver.views is not None:
+            self.driver.views.stop()  # the lxcfs it started
         try:
             LauncherClient(os.path.join(self.tmp, "state", "container",
                                         "launcher")).shutdown()

@@ -13,7 +13,7 @@ cache=${V2LANE_CACHE:-/var/cache/pyct-test}
 mirror=${V2LANE_MIRROR:-http://deb.debian.org/debian}
 # what pyct's real-kernel tests call on a host (gcc: the escape suite's
 # static probe), plus the kernel and python
-packages=python3,python3-venv,busybox-static,linux-image-amd64,initramfs-tools,kmod,iproute2,e2fsprogs,mount,util-linux,procps,iptables,nftables,openssh-client,ca-certificates,gcc,libc6-dev
+packages=python3,python3-venv,busybox-static,lxcfs,linux-image-amd64,initramfs-tools,kmod,iproute2,e2fsprogs,mount,util-linux,procps,iptables,nftables,openssh-client,ca-certificates,gcc,libc6-dev
 
 # Bump when a change here changes what the image holds: the cache key is
 # this, the package list, guest-init and the requirements (not this file's

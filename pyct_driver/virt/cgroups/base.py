@@ -300,6 +300,10 @@ class CgroupBackend(abc.ABC):
     def _remove_dirs(self, name: str, deadline: float) -> None:
         """rmdir the (empty) group everywhere it exists."""
 
+    def cpuset_dir(self, name: str | None) -> str:
+        """Where group ``name``'s (None: the parent's) cpuset files are."""
+        raise exception.CgroupError(reason="no cpuset in this backend")
+
     @abc.abstractmethod
     def parent_dirs(self) -> list[str]:
         """The parent group's existing directories (one per hierarchy)."""

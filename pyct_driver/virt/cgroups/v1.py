@@ -304,6 +304,14 @@ class V1Backend(base.CgroupBackend):
         for group in self._group_dirs(name):
             base.rmdir_tree(group, deadline)
 
+    def cpuset_dir(self, name: str | None) -> str:
+        """Where group ``name``'s (None: the parent's) cpuset files are."""
+        if "cpuset" not in self._hier:
+            raise exception.CgroupError(reason="cpuset is not mounted")
+        top = os.path.join(self._hier["cpuset"], self.parent)
+        return top if name is None else os.path.join(top,
+                                                     base.check_name(name))
+
     def parent_dirs(self) -> list[str]:
         return [path for path in (os.path.join(m, self.parent)
                                   for m in self._mounts)

@@ -230,5 +230,22 @@ class V2Backend(base.CgroupBackend):
     def _remove_dirs(self, name: str, deadline: float) -> None:
         base.rmdir_tree(self._dir(name), deadline)
 
+    def cpuset_dir(self, name: str | None) -> str:
+        """The group's directory, the cpuset controller enabled above it
+        (it is not one ``create`` needs)."""
+        if name is None:
+            return self._top
+        path = self._dir(name)
+        if not os.path.exists(os.path.join(path, "cpuset.cpus")):
+            level = self.mount_root
+            for part in self.parent.split("/"):
+                control = os.path.join(level, "cgroup.subtree_control")
+                if "cpuset" not in base.read_text(control).split():
+                    base.write_text(control, "+cpuset")
+                level = os.path.join(level, part)
+            base.write_text(os.path.join(level, "cgroup.subtree_control"),
+                            "+cpuset")
+        return path
+
     def parent_dirs(self) -> list[str]:
         return [self._top] if os.path.isdir(self._top) else []

@@ -110,7 +110,8 @@ def _plain_to_host(a: ebpf.Program, min_len: int) -> None:
 
 
 def _destinations(a: ebpf.Program, gw: int, meta: int | None,
-                  metadata_port: int, subnet: ipaddress.IPv4Network | None, dns: bool,
+                  metadata_port: int,
+                  subnet: ipaddress.IPv4Network | None, dns: bool,
                   outside: bool = False, bridge: bool = False) -> None:
     """Where an IPv4 packet may go: the host only for ping, replies on
     host-opened TCP and (``dns``) UDP/TCP port 53 at the gateway and TCP

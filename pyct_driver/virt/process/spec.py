@@ -63,6 +63,9 @@ class GuestSpec:
     # RLIMIT_NOFILE (soft, hard) of the guest's init; guest root cannot
     # raise the hard limit.
     nofile: tuple[int, int] = (1024, 524288)
+    # The view service's directory (``views.bind_views``): its /proc and
+    # /sys files are bound over the guest's; empty: the kernel's own.
+    views: str = ""
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the dataclass honest about tuples.
@@ -103,6 +106,9 @@ class GuestSpec:
         if self.console_max_bytes < 1024:
             raise exception.InvalidInput(
                 reason="console_max_bytes must be at least 1024")
+        if self.views and not os.path.isabs(self.views):
+            raise exception.InvalidInput(
+                reason=f"views must be absolute: {self.views!r}")
         for path in self.cgroup_procs:
             if not os.path.isabs(path):
                 raise exception.InvalidInput(

@@ -42,6 +42,7 @@ from pyct_driver.virt.kernel import loop
 from pyct_driver.virt.kernel import mounts as km
 from pyct_driver.virt.rootfs import disk as disk_mod
 from pyct_driver.virt.rootfs import disk_grow
+from pyct_driver.virt.rootfs import fdnames
 
 _MOUNT_DATA_MAX = 4000
 _RANGE_FILE = "id_range"  # mount(2) data is one page, minus slack
@@ -96,9 +97,10 @@ def _staged_overlay(target: str, trees: list[int], upper: str, work: str,
             os.makedirs(path, mode=0o700, exist_ok=True)
             km.move_mount(tree, km.AT_FDCWD, path)
             paths.append(path)
-        km.mount("overlay", target, "overlay", 0,
-                 f"lowerdir={':'.join(paths)},upperdir={upper},"
-                 f"workdir={work}")
+        with fdnames.named(paths) as names:  # no host path in mountinfo
+            km.mount("overlay", target, "overlay", 0,
+                     f"lowerdir={':'.join(names)},upperdir={upper},"
+                     f"workdir={work}")
     finally:
         for path in paths:
             with contextlib.suppress(OSError):
@@ -203,7 +205,7 @@ class RootManager:
                 raise exception.RootfsError(reason=f"bad layer {layer!r}")
         if os.path.ismount(root):
             return self._handle(top)
-        has_disk = os.path.exists(image)
+        has_disk, names = os.path.exists(image), []
         id_range = self.id_range(uuid)
         owner = (id_range[0], id_range[0]) if id_range else (0, 0)
         if id_range and self.userns_for is None:
@@ -228,7 +230,9 @@ class RootManager:
             work = os.path.join(disk, "work")
             if not os.path.isdir(upper):
                 _make_upper(disk, owner)
-            lowers = list(reversed(layers))
+            # by descriptor: no host path in the guest's mount table
+            upper, work, *lowers = names = fdnames.open_names(
+                [upper, work, *reversed(layers)])
             data = (f"lowerdir={':'.join(lowers)},upperdir={upper},"
                     f"workdir={work}")
             if id_range:
@@ -244,6 +248,8 @@ class RootManager:
                 km.umount_lazily_if_busy(disk) if has_disk else None
             raise exception.RootfsError(
                 reason=f"mounting root of {uuid}: {err}") from err
+        finally:
+            fdnames.close_names(names)
         return self._handle(top)
 
     @staticmethod

@@ -50,6 +50,7 @@ import stat
 from pyct_driver import exception
 from pyct_driver.virt.kernel import mounts as km
 from pyct_driver.virt.process.guestinit import cgroupfs
+from pyct_driver.virt.process.guestinit import views as views_mod
 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 # Hidden from the guest: files get /dev/null bound over them, directories
@@ -101,18 +102,22 @@ def prepare_host_side(root: str, console_fd: int, owner: tuple[int, int]
         step(f"check /{name}", ensure_real_dir, name)
 
 
-def finish_guest_side(owner: tuple[int, int], devpts_max: int) -> None:
+def finish_guest_side(owner: tuple[int, int], devpts_max: int,
+                      views: str = "") -> None:
     """Guest PID 1, still host root, in a mount namespace the host owns,
     cwd = the root C1 prepared. ``owner`` is guest root's host (uid, gid):
     it owns the tmpfs and devpts made here; ``devpts_max`` bounds the
     guest's ptys (a bound it cannot remount away: the devpts belongs to
-    the host's user namespace)."""
+    the host's user namespace); ``views``: the view service's directory
+    (``views.bind_views``), empty for the host's own /proc files."""
     uid, gid = owner
     step("clone root", _reroot)
     step("mount /proc", km.mount, "proc", "proc", "proc",
          km.MS_NOSUID | km.MS_NODEV | km.MS_NOEXEC, None)
     step("mount /sys", km.mount, "sysfs", "sys", "sysfs",
          km.MS_RDONLY | km.MS_NOSUID | km.MS_NODEV | km.MS_NOEXEC, None)
+    if views:
+        step("bind the flavor's views", views_mod.bind_views, views)
     for path in MASKED_PATHS:
         step(f"mask /{path}", mask, path)
     for path in READONLY_PATHS:

@@ -37,6 +37,7 @@ of that handshake.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -62,10 +63,8 @@ def _report(fd: int, message: dict) -> None:
     # One line under PIPE_BUF is written atomically, so C1's and C2's lines
     # never interleave on the shared pipe.
     data = json.dumps(message).encode()[:3000] + b"\n"
-    try:
+    with contextlib.suppress(OSError):
         os.write(fd, data)
-    except OSError:
-        pass
 
 
 def _fail(fd: int, err: BaseException) -> NoReturn:
@@ -94,10 +93,8 @@ def reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-RELEASE_BYTE = b"g"
-GO_BYTE = b"g"
-USERNS_BYTE = b"u"
-MOUNTED_BYTE = b"m"
+RELEASE_BYTE = GO_BYTE = b"g"
+USERNS_BYTE, MOUNTED_BYTE = b"u", b"m"
 
 
 def child_main(guest: spec_mod.GuestSpec, console_fd: int,
@@ -182,7 +179,8 @@ def _start_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
         helper = _step("fork mount helper", sc.fork_bare)
         if helper == 0:
             try:
-                mounts.finish_guest_side(owner, guest.devpts_max)
+                mounts.finish_guest_side(owner, guest.devpts_max,
+                                         guest.views)
             except BaseException as err:  # noqa: B902 - never return
                 _fail(report_fd, err)
             os._exit(0)
@@ -224,7 +222,7 @@ def _guest_main(guest: spec_mod.GuestSpec, console_fd: int,
     says so (a privileged guest, host root itself), then exec."""
     try:
         if owner is not None:
-            mounts.finish_guest_side(owner, guest.devpts_max)
+            mounts.finish_guest_side(owner, guest.devpts_max, guest.views)
         _step("sethostname", sc.sethostname, guest.hostname)
         _step("attach console", _attach_console, console_fd)
         _step("close inherited fds", _cloexec_all_but_stdio, report_fd)
