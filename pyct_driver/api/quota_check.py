@@ -112,9 +112,11 @@ def instances_allowed(limits: dict[str, int], used: dict[str, int],
 
 
 def check_metadata(api: Api, project_id: str, user_id: str,
-                   metadata: dict) -> None:
-    """Nova's MetadataLimitExceeded (403) for too many metadata items."""
-    allowed = effective(api, project_id, user_id)["metadata_items"]
+                   metadata: dict, allowed: int | None = None) -> None:
+    """Nova's MetadataLimitExceeded (403) for too many metadata items;
+    ``allowed``: the user's metadata_items limit, when already known."""
+    if allowed is None:
+        allowed = effective(api, project_id, user_id)["metadata_items"]
     if 0 <= allowed < len(metadata):
         raise exception.QuotaExceeded(
             f"Maximum number of metadata items exceeds {allowed}")
@@ -149,11 +151,15 @@ class InstanceGuard:
         self.user_id: str | None = None
         self.limits = dict.fromkeys(RESOURCES, -1)
         self.user_limits: dict[str, int] | None = None
+        # the user's effective metadata_items, for check_metadata
+        self.metadata_items = -1
         if self.enforced:
             # one read of the class, project and user rows
             own = db_quotas.own_limits(api.db, "default", project_id,
                                        user_id)
             self.limits = _resolved(api, own, False)
+            self.metadata_items = _resolved(api, own, True)[
+                "metadata_items"]
             if any(r in own[2] for r in INSTANCE_RESOURCES):
                 self.user_id = user_id
                 self.user_limits = _resolved(api, own, True)
