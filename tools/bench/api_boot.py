@@ -313,6 +313,11 @@ def main() -> None:
                         "RabbitMQ (127.0.0.1:5672, a throw-away vhost) "
                         "and PostgreSQL (127.0.0.1:5432, a throw-away "
                         "database), not the all-in-one on SQLite")
+    p.add_argument("--preallocate", default="space",
+                   choices=("space", "none"),
+                   help="[container] preallocate_images: 500 servers "
+                        "with preallocated 1 GiB disks need 500 GiB free; "
+                        "'none' makes them sparse")
     args = p.parse_args()
     global POLL
     POLL = args.poll_ms / 1000.0
@@ -339,7 +344,13 @@ def run(args, db_url: str | None, transport: str | None,
                      # as they do on every real boot
                      extra={"quota": {"instances": -1, "cores": -1,
                                       "ram": -1},
-                            "container": {"cgroup_parent": parent},
+                            # a heartbeat starved by a loaded machine
+                            # must not make the host "down" mid-run
+                            "DEFAULT": {"service_down_time": 60,
+                                        **extra_conf.pop("DEFAULT", {})},
+                            "container": {
+                                "cgroup_parent": parent,
+                                "preallocate_images": args.preallocate},
                             "compute": {"ram_allocation_ratio": 64,
                                         "cpu_allocation_ratio": 256,
                                         "disk_allocation_ratio": 64},
