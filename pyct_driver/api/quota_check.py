@@ -62,14 +62,20 @@ def class_limits(api: Api, class_name: str = "default") -> dict[str, int]:
 def effective(api: Api, project_id: str,
               user_id: str | None = None) -> dict[str, int]:
     """The limits that apply to a project, or to one user of it."""
-    limits = class_limits(api)
     if not api.settings.quota_enforced:
-        return limits
-    limits.update({k: v for k, v in db_quotas.project_get(
-        api.db, project_id).items() if k in limits})
-    if user_id:
-        limits.update({k: v for k, v in db_quotas.project_get(
-            api.db, project_id, user_id).items() if k in limits})
+        return class_limits(api)
+    return _resolved(api, db_quotas.own_limits(
+        api.db, "default", project_id, user_id or ""), bool(user_id))
+
+
+def _resolved(api: Api, own: tuple[dict, dict, dict],
+              for_user: bool) -> dict[str, int]:
+    """Effective limits from ``db_quotas.own_limits``' (class, project,
+    user) rows: each level overrides the one before."""
+    limits = dict.fromkeys(RESOURCES, -1)
+    limits.update(api.settings.quota_defaults)
+    for level in own if for_user else own[:2]:
+        limits.update({k: v for k, v in level.items() if k in limits})
     return limits
 
 
@@ -106,9 +112,11 @@ def instances_allowed(limits: dict[str, int], used: dict[str, int],
 
 
 def check_metadata(api: Api, project_id: str, user_id: str,
-                   metadata: dict) -> None:
-    """Nova's MetadataLimitExceeded (403) for too many metadata items."""
-    allowed = effective(api, project_id, user_id)["metadata_items"]
+                   metadata: dict, allowed: int | None = None) -> None:
+    """Nova's MetadataLimitExceeded (403) for too many metadata items;
+    ``allowed``: the user's metadata_items limit, when already known."""
+    if allowed is None:
+        allowed = effective(api, project_id, user_id)["metadata_items"]
     if 0 <= allowed < len(metadata):
         raise exception.QuotaExceeded(
             f"Maximum number of metadata items exceeds {allowed}")
@@ -140,11 +148,21 @@ class InstanceGuard:
         self.db = api.db
         self.enforced = api.settings.quota_enforced
         self.project_id = project_id
-        self.user_id = (user_id if user_has_instance_limits(
-            api, project_id, user_id) else None)
-        self.limits = effective(api, project_id)
-        self.user_limits = (effective(api, project_id, self.user_id)
-                            if self.user_id else None)
+        self.user_id: str | None = None
+        self.limits = dict.fromkeys(RESOURCES, -1)
+        self.user_limits: dict[str, int] | None = None
+        # the user's effective metadata_items, for check_metadata
+        self.metadata_items = -1
+        if self.enforced:
+            # one read of the class, project and user rows
+            own = db_quotas.own_limits(api.db, "default", project_id,
+                                       user_id)
+            self.limits = _resolved(api, own, False)
+            self.metadata_items = _resolved(api, own, True)[
+                "metadata_items"]
+            if any(r in own[2] for r in INSTANCE_RESOURCES):
+                self.user_id = user_id
+                self.user_limits = _resolved(api, own, True)
         self.size = (int(flavor["vcpus"]), int(flavor["memory_mb"]))
         self.min_count, self.max_count = min_count, max_count
         self.scopes = [db_quotas.project_scope(project_id)]

@@ -18,6 +18,8 @@ system), and used is the root + ephemeral GiB of the flavors placed there.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from pyct_driver import exception
 from pyct_driver.api.group_placement import GroupPlacement
 from pyct_driver.db import aggregates as db_aggregates
@@ -44,17 +46,23 @@ class Scheduler:
 
     def host_state(self, host: str) -> str:
         """Nova's host_status: UP, DOWN, MAINTENANCE, UNKNOWN or ''."""
-        if not host:
-            return ""
+        return self.host_states()(host)
+
+    def host_states(self) -> Callable[[str], str]:
+        """``host_state`` for many hosts from one read of the services
+        (a list page asks it for each of its rows)."""
+        found: dict[str, str] = {}
         for svc in db_services.service_list(self.db, COMPUTE_BINARY):
-            if svc["host"] != host:
+            if svc["host"] in found:
                 continue
             if svc["forced_down"]:
-                return "DOWN"
-            if svc["disabled"]:
-                return "MAINTENANCE"
-            return "UP" if db_services.is_up(svc, self.down_time) else "DOWN"
-        return "UNKNOWN"
+                found[svc["host"]] = "DOWN"
+            elif svc["disabled"]:
+                found[svc["host"]] = "MAINTENANCE"
+            else:
+                found[svc["host"]] = "UP" if db_services.is_up(
+                    svc, self.down_time) else "DOWN"
+        return lambda host: found.get(host, "UNKNOWN") if host else ""
 
     def is_up(self, host: str | None) -> bool:
         return bool(host) and self.host_state(host) in ("UP", "MAINTENANCE")

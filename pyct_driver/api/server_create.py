@@ -186,7 +186,10 @@ def create(api: Api, req: ApiRequest) -> Result:
     networks = _networks(server.get("networks"))
     min_count, max_count = _counts(api, server)
     metadata = server.get("metadata", {})
-    quota_check.check_metadata(api, ctxt.project_id, ctxt.user_id, metadata)
+    guard = quota_check.InstanceGuard(api, ctxt.project_id, ctxt.user_id,
+                                      flavor, min_count, max_count)
+    quota_check.check_metadata(api, ctxt.project_id, ctxt.user_id, metadata,
+                               guard.metadata_items)
     user_data = user_data_checked(server.get("user_data"))
     zone, force_host = _force_host(api, req, server.get("availability_zone"))
     force_host = server_references.requested_host(
@@ -198,8 +201,6 @@ def create(api: Api, req: ApiRequest) -> Result:
     password = server.get("adminPass") or admin_password()
     snapshot = {k: flavor[k] for k in FLAVOR_KEYS}
     key_data = keypairs.key_data_for_boot(api, req, server.get("key_name"))
-    guard = quota_check.InstanceGuard(api, ctxt.project_id, ctxt.user_id,
-                                      flavor, min_count, max_count)
     # over quota is a 403 before anything is made or placed (Nova too
     # checks it before scheduling); the exact check is the guard's, in
     # the transaction that inserts the rows

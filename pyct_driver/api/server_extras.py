@@ -21,7 +21,7 @@ from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import instances as db_instances
-from pyct_driver.db import networks as db_networks
+from pyct_driver.db import port_batch
 
 UPDATING_PASSWORD = "updating_password"
 _CHANGE_PASSWORD = schemas._obj({"changePassword": schemas._obj(
@@ -30,7 +30,7 @@ _CHANGE_PASSWORD = schemas._obj({"changePassword": schemas._obj(
 
 
 def _addresses(api: Api, inst: dict) -> dict:
-    ports = db_networks.ports_by_instance(api.db, [inst["uuid"]])
+    ports = port_batch.ports_by_instance(api.db, [inst["uuid"]])
     return {net: [{"version": a["version"], "addr": a["addr"]}
                   for a in addrs]
             for net, addrs in server_networks.addresses(

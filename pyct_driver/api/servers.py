@@ -10,6 +10,7 @@ here, in the database.
 from __future__ import annotations
 
 import contextlib
+from typing import Callable
 
 from pyct_driver import exception, states
 from pyct_driver.api import (image_create, schemas, secgroup_lookup,
@@ -21,7 +22,7 @@ from pyct_driver.db import actions as db_actions
 from pyct_driver.db import image_query
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import locks as db_locks
-from pyct_driver.db import networks as db_networks
+from pyct_driver.db import port_batch
 from pyct_driver.db import server_groups as db_groups
 from pyct_driver.db import tags as db_tags
 
@@ -46,7 +47,7 @@ def _renderer(api: Api, req: ApiRequest, insts: list[dict],
     faults = db_actions.fault_latest(
         api.db, [i["uuid"] for i in insts if i["vm_state"] == states.ERROR
                  or i["vm_state"] == states.DELETED])
-    ports = db_networks.ports_by_instance(
+    ports = port_batch.ports_by_instance(
         api.db, [i["uuid"] for i in insts if not i["deleted"]])
     uuids = [i["uuid"] for i in insts]
     tags = db_tags.by_instance(api.db, uuids) if req.at_least("2.26") \
@@ -65,8 +66,13 @@ def _renderer(api: Api, req: ApiRequest, insts: list[dict],
                 req.context, rule, {"project_id": inst["project_id"]})
         return cache[key]
 
+    hosts: list[Callable[[str], str]] = []
+
     def host_status(inst: dict) -> str:
-        return api.scheduler.host_state(inst["host"] or "")
+        # the services are read once per page, and only when shown
+        if not hosts:
+            hosts.append(api.scheduler.host_states())
+        return hosts[0](inst["host"] or "")
 
     def render(inst: dict) -> dict:
         return server_views.detail(

@@ -38,12 +38,17 @@ def action_finish(db: Database, instance_uuid: str, request_id: str,
             action.message = message
 
 
-def _find_action(session, instance_uuid: str,
-                 request_id: str) -> models.InstanceAction:
-    row = session.scalars(sa.select(models.InstanceAction).where(
+def _find_action(session, instance_uuid: str, request_id: str,
+                 events: bool = False) -> models.InstanceAction:
+    """The action; its events loaded with it only when ``events`` (an
+    event's start and finish on every build need not read them all)."""
+    query = sa.select(models.InstanceAction).where(
         models.InstanceAction.instance_uuid == instance_uuid,
         models.InstanceAction.request_id == request_id).order_by(
-            models.InstanceAction.id.desc())).first()
+            models.InstanceAction.id.desc())
+    if not events:
+        query = query.options(sa.orm.lazyload(models.InstanceAction.events))
+    row = session.scalars(query).first()
     if row is None:
         raise exception.ActionNotFound(request_id=request_id)
     return row
@@ -115,7 +120,8 @@ def action_list(db: Database, instance_uuid: str, limit: int | None = None,
 def action_get(db: Database, instance_uuid: str, request_id: str) -> dict:
     """One action with its events under ``events``."""
     with db.session() as session:
-        row = _find_action(session, instance_uuid, request_id)
+        row = _find_action(session, instance_uuid, request_id,
+                           events=True)
         values = row_to_dict(row)
         values["events"] = [row_to_dict(e) for e in row.events]
         return values

@@ -54,10 +54,14 @@ def _visible_to(project_id: str):
                       models.FlavorProject.project_id == project_id))
 
 
-def _flavor_row(session, flavorid: str, project_id: str | None = None
-                ) -> models.Flavor:
+def _flavor_row(session, flavorid: str, project_id: str | None = None,
+                projects: bool = True) -> models.Flavor:
+    """The flavor; its access list read with it unless not ``projects``
+    (every server create reads its flavor, never that list)."""
     query = sa.select(models.Flavor).where(
         models.Flavor.flavorid == flavorid)
+    if not projects:
+        query = query.options(sa.orm.lazyload(models.Flavor.projects))
     if project_id is not None:
         query = query.where(_visible_to(project_id))
     row = session.scalars(query).first()
@@ -72,7 +76,8 @@ def flavor_get(db: Database, flavorid: str,
     private flavor that project has no access to is not found, as in
     Nova."""
     with db.session() as session:
-        return _flavor_dict(_flavor_row(session, flavorid, project_id))
+        return _flavor_dict(_flavor_row(session, flavorid, project_id,
+                                        projects=False))
 
 
 def flavor_list(db: Database, is_public: bool | None = True,

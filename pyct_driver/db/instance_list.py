@@ -22,9 +22,9 @@ import sqlalchemy as sa
 
 from pyct_driver import exception, states
 from pyct_driver.db import keyset, models
-from pyct_driver.db import networks as db_networks
+from pyct_driver.db import port_batch
 from pyct_driver.db import regex_filter
-from pyct_driver.db.engine import Database
+from pyct_driver.db.engine import Database, plain_select
 
 _I = models.Instance
 # Nova sort key -> pyct column; None: a column pyct does not have, whose
@@ -209,9 +209,10 @@ def _python_filter(q: Query) -> Callable[[dict, list[dict]], bool] | None:
 
 def list_(db: Database, q: Query, to_dict: Callable[[Any], dict]
           ) -> list[dict]:
-    """Instances matching ``q``, sorted, the page after ``q.marker``."""
+    """Instances matching ``q``, sorted, the page after ``q.marker``;
+    ``to_dict`` gets each row's columns as a dict (attribute names)."""
     keep = _python_filter(q)
-    query = sa.select(_I).where(*_where(q))
+    query = plain_select(_I).where(*_where(q))
     order = _order(q.sort)
     with db.session() as session:
         if q.marker is not None:
@@ -225,10 +226,11 @@ def list_(db: Database, q: Query, to_dict: Callable[[Any], dict]
         query = query.order_by(*keyset.order_by(order))
         if keep is None and q.limit is not None:
             query = query.limit(q.limit)
-        rows = [to_dict(r) for r in session.scalars(query)]
+        rows = [to_dict(dict(r))
+                for r in session.execute(query).mappings()]
     if keep is None:
         return rows
-    ports = db_networks.ports_by_instance(
+    ports = port_batch.ports_by_instance(
         db, [r["uuid"] for r in rows]) if (q.ip or q.ip6) else {}
     out = []
     for row in rows:

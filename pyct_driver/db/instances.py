@@ -50,7 +50,10 @@ def _log_states(uuid: str, before: tuple | None, after: dict,
 
 
 def _to_dict(row: models.Instance) -> dict:
-    values = row_to_dict(row)
+    return _renamed(row_to_dict(row))
+
+
+def _renamed(values: dict) -> dict:
     values["metadata"] = values.pop("instance_metadata") or {}
     return values
 
@@ -190,7 +193,7 @@ def list_(db: Database, project_id: str | None = None,
 
 def list_matching(db: Database, query: instance_list.Query) -> list[dict]:
     """The server list API's query (``instance_list``)."""
-    return instance_list.list_(db, query, _to_dict)
+    return instance_list.list_(db, query, _renamed)
 
 
 def update(db: Database, uuid: str, values: dict,

@@ -79,7 +79,7 @@ def subnet_id(network_id: str) -> str:
     return str(uuidlib.uuid5(uuidlib.UUID(network_id), "subnet"))
 
 
-def _network_dict(row: models.Network) -> dict:
+def network_dict(row: models.Network) -> dict:
     values = row_to_dict(row)
     values["subnet_id"] = subnet_id(row.id)
     values["dns_nameservers"] = list(row.dns_nameservers or [])
@@ -150,7 +150,7 @@ def _insert_network(session, project_id: str, name: str,
         dns_nameservers=list(settings.dns_nameservers))
     session.add(row)
     session.flush()
-    return _network_dict(row)
+    return network_dict(row)
 
 
 def create_network(db: Database, project_id: str, name: str,
@@ -186,7 +186,7 @@ def get_or_create_default(db: Database, project_id: str,
     with db.session() as session:
         row = _default_row(session, project_id)
         if row is not None:  # the usual case: no lock taken
-            return _network_dict(row)
+            return network_dict(row)
     pool = _pool(settings)
     routes = list(host_routes())
 
@@ -194,7 +194,7 @@ def get_or_create_default(db: Database, project_id: str,
         with db.session(serializable=True) as session:
             row = _default_row(session, project_id)
             if row is not None:
-                return _network_dict(row)
+                return network_dict(row)
             return _insert_network(session, project_id,
                                    settings.default_network_name, settings,
                                    pool, routes, is_default=True)
@@ -212,7 +212,7 @@ def get_network(db: Database, network_id: str,
         if row is None:
             raise exception.NotFound(
                 f"Network {network_id} could not be found.")
-        return _network_dict(row)
+        return network_dict(row)
 
 
 def list_networks(db: Database, project_id: str | None = None,
@@ -228,7 +228,7 @@ def list_networks(db: Database, project_id: str | None = None,
         query = query.where(models.Network.name.in_(list(names)))
     query = query.order_by(models.Network.created_at, models.Network.id)
     with db.session() as session:
-        return [_network_dict(r) for r in session.scalars(query)]
+        return [network_dict(r) for r in session.scalars(query)]
 
 
 # -- ports -------------------------------------------------------------------
@@ -375,18 +375,6 @@ def list_ports(db: Database, project_id: str | None = None,
         out = []
         for port, network in session.execute(query):
             values = row_to_dict(port)
-            values["network"] = _network_dict(network)
+            values["network"] = network_dict(network)
             out.append(values)
         return out
-
-
-def ports_by_instance(db: Database, instance_uuids: Iterable[str]
-                      ) -> dict[str, list[dict]]:
-    """Each instance's ports (with their network), by ``eth`` index."""
-    out: dict[str, list[dict]] = {}
-    uuids = list(instance_uuids)
-    if not uuids:
-        return out
-    for port in list_ports(db, instance_uuids=uuids):
-        out.setdefault(port["instance_uuid"], []).append(port)
-    return out

@@ -57,6 +57,26 @@ def project_get(db: Database, project_id: str, user_id: str = ""
                 Quota.user_id == user_id)).all())
 
 
+def own_limits(db: Database, class_name: str, project_id: str,
+               user_id: str = "") -> tuple[Limits, Limits, Limits]:
+    """``class_get``, ``project_get`` of the project and (``user_id``
+    given) of the user, in one transaction of two statements: every
+    server create resolves all three."""
+    with db.session() as session:
+        cls = dict(session.execute(sa.select(
+            QuotaClass.resource, QuotaClass.hard_limit).where(
+                QuotaClass.class_name == class_name)).all())
+        project: Limits = {}
+        user: Limits = {}
+        for owner, resource, limit in session.execute(sa.select(
+                Quota.user_id, Quota.resource, Quota.hard_limit).where(
+                    Quota.project_id == project_id,
+                    Quota.user_id.in_({"", user_id})
+                    if user_id else Quota.user_id == "")):
+            (user if owner else project)[resource] = limit
+    return cls, project, user
+
+
 def user_limits_in(db: Database, project_id: str) -> dict[str, Limits]:
     """Every user's own limits within a project, by user."""
     out: dict[str, Limits] = {}
