@@ -50,6 +50,11 @@ class IdRanges:
                     os.fsync(f.fileno())
                 os.replace(tmp, self.path)
 
+    def _table(self) -> dict[str, int]:
+        """Every guest's block start (tests, diagnostics)."""
+        with self._locked() as table:
+            return dict(table)
+
     def get(self, uuid: str) -> tuple[int, int] | None:
         """The guest's range, or None."""
         with self._locked() as table:

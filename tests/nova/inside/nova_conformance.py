@@ -34,7 +34,9 @@ from unittest import mock
 
 import fixtures
 
+from nova import exception
 from nova import test
+from nova.compute import power_state
 from nova.network import model as network_model
 from nova.tests import fixtures as nova_fixtures
 from nova.tests.unit import utils as test_utils
@@ -90,6 +92,20 @@ def _network_info(count=1):
     return network_model.NetworkInfo(vifs)
 
 
+def _memory_limit(pid):
+    """The memory limit of ``pid``'s cgroup, v1 or v2, in bytes."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        lines = [line.strip().split(":", 2) for line in f]
+    for _, controllers, path in lines:
+        if "memory" in controllers.split(","):
+            with open(f"/sys/fs/cgroup/memory{path}/"
+                      "memory.limit_in_bytes") as f:
+                return int(f.read())
+    path = next(p for _, c, p in lines if c == "")
+    with open(f"/sys/fs/cgroup{path}/memory.max") as f:
+        return int(f.read())
+
+
 class _Missing(logging.Handler):
     """Collects the methods Nova's tests say the driver lacks."""
 
@@ -110,6 +126,7 @@ class PyctConformance(test_virt_drivers._VirtDriverTestCase,
     def setUp(self):
         self.driver_module = "nova.virt.pyct.PyctDriver"
         self.state = tempfile.mkdtemp(prefix="pyct-nova-conf-")
+        self.addCleanup(shutil.rmtree, self.state, True)
         pyct_conf.register_opts(CONF)
         self.flags(state_path=self.state, preallocate_images="none",
                    cgroup_parent="pyct-nova-conformance", group="pyct")
@@ -139,9 +156,9 @@ class PyctConformance(test_virt_drivers._VirtDriverTestCase,
             instance = test_utils.get_test_instance(obj=True)
             instance.uuid = uuid
             self.connection.destroy(self.ctxt, instance, _network_info(2))
-        self.connection.pyct.release_host([])
-        shutil.rmtree(self.state, ignore_errors=True)
         self.connection.plugger.unplug(BRIDGE)
+        held = self.connection.pyct.release_host([])
+        self.assertTrue(held.empty(), held)
 
     def tearDown(self):
         missing = sorted(set(self.missing.methods))
@@ -153,3 +170,69 @@ class PyctConformance(test_virt_drivers._VirtDriverTestCase,
         strict = sorted(set(missing) & DECLARED)
         super().tearDown()
         self.assertEqual([], strict, "declared but NotImplementedError")
+
+
+class PyctRefusals(PyctConformance):
+    """Bad input through Nova fails the spawn with Nova's exception that
+    says why, and leaves nothing on the host. (Run with the name filter
+    ``PyctRefusals.test_refuses``: the inherited tests run above.)"""
+
+    def _spawn(self, network_info=None, block_device_info=None):
+        instance = test_utils.get_test_instance(obj=True)
+        image_meta = test_utils.get_test_image_object(None, instance)
+        self.connection.spawn(self.ctxt, instance, image_meta, [], "", {},
+                              network_info=network_info,
+                              block_device_info=block_device_info)
+        return instance
+
+    def _assert_nothing_left(self):
+        self.assertEqual([], self.connection.list_instance_uuids())
+        self.assertEqual({}, self.connection.id_ranges._table())
+        self.assertIsNone(self.connection.plugger.host.link_index(
+            "tap51a9642b-14"))
+
+    def test_refuses_qcow2_and_iso(self):
+        for fmt in ("qcow2", "iso"):
+            self.image_service.images[IMAGE_ID].update(disk_format=fmt)
+            err = self.assertRaises(exception.ImageUnacceptable,
+                                    self._spawn)
+            self.assertIn(f"disk_format {fmt}", err.format_message())
+            self._assert_nothing_left()
+
+    def test_refuses_ovs_vif(self):
+        info = _network_info()
+        info[0]["type"] = network_model.VIF_TYPE_OVS
+        err = self.assertRaises(exception.InvalidInput, self._spawn, info)
+        self.assertIn("VIF type ovs", err.format_message())
+        self._assert_nothing_left()
+
+    def test_refuses_invalid_quota_spec(self):
+        def flavor(context=None, options=None):
+            values = dict(name="bad", flavorid="bad", memory_mb=64,
+                          vcpus=1, root_gb=1, ephemeral_gb=0, swap=0,
+                          extra_specs={"quota:cpu_shares": "lots"})
+            return orig(context, values)
+        orig = test_utils.get_test_flavor
+        self.stub_out("nova.tests.unit.utils.get_test_flavor", flavor)
+        err = self.assertRaises(exception.InvalidInput, self._spawn,
+                                _network_info())
+        self.assertIn("quota:cpu_shares", err.format_message())
+        self._assert_nothing_left()
+
+    def test_refuses_volumes(self):
+        bdi = {"block_device_mapping": [{"mount_device": "/dev/vdb"}]}
+        err = self.assertRaises(exception.InvalidInput, self._spawn,
+                                _network_info(), bdi)
+        self.assertIn("volumes are not supported", err.format_message())
+        self._assert_nothing_left()
+
+    def test_boots_real_guest_with_flavor_limits_and_port(self):
+        instance = self._spawn(_network_info())
+        info = self.connection.get_info(instance)
+        self.assertEqual(power_state.RUNNING, info.state)
+        pid = self.connection._pid(instance.uuid)
+        self.assertEqual(2048 << 20, _memory_limit(pid))  # the flavor's
+        self.assertIsNotNone(self.connection.plugger.host.link_index(
+            "tap51a9642b-14"))
+        self.connection.destroy(self.ctxt, instance, _network_info())
+        self._assert_nothing_left()

@@ -6,7 +6,7 @@ the standard library's runner (as stestr would). Usage::
 
     python run.py MODULE OUTPUT.json [NAME_SUBSTRING ...]
 
-writes ``{test_name: {"outcome": ..., "detail": ...}}`` and exits 0 when
+writes ``{"Class.test": {"outcome": ..., "detail": ...}}`` and exits 0 when
 the run itself completed (the outer pytest test judges the outcomes).
 """
 
@@ -23,7 +23,8 @@ class _Recorder(unittest.TextTestResult):
         self.outcomes = {}
 
     def _put(self, test, outcome, detail=""):
-        name = getattr(test, "_testMethodName", str(test))
+        name = f"{type(test).__name__}." + getattr(
+            test, "_testMethodName", str(test))
         if self.outcomes.get(name, {}).get("outcome") in ("failed",):
             return  # a tearDown error after a failure keeps the failure
         self.outcomes[name] = {"outcome": outcome, "detail": detail[-4000:]}
@@ -39,6 +40,12 @@ class _Recorder(unittest.TextTestResult):
     def addError(self, test, err):
         super().addError(test, err)
         self._put(test, "failed", self._exc_info_to_string(err, test))
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._put(test, "failed", f"{subtest}: "
+                      + self._exc_info_to_string(err, test))
 
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
