@@ -20,6 +20,7 @@ from typing import Any
 from nova import exception as nova_exception
 from nova.virt import driver as nova_driver
 
+from pyct_driver import exception
 from pyct_driver.nova import conf as pyct_conf
 from pyct_driver.nova import mapping
 from pyct_driver.nova.errors import nova_errors
@@ -172,6 +173,15 @@ class PyctDriver(HostSide, nova_driver.ComputeDriver):
         vifs = mapping.nova_vifs(network_info)
         if vifs and self.plugger.host.link_index(vifs[0].devname) is None:
             self._plug_all(instance, network_info)
+
+    def set_admin_password(self, instance: Any, new_pass: str) -> None:
+        """Root's password, set by the guest's own ``chpasswd`` (or its
+        ``sed`` on ``/etc/shadow``), as pyct's own API does it."""
+        try:
+            self.pyct.set_admin_password(self._bare(instance), new_pass)
+        except exception.PyctError as err:
+            raise nova_exception.InstancePasswordSetFailed(
+                instance=instance.uuid, reason=err.message) from err
 
     def plug_vifs(self, instance: Any, network_info: Any) -> None:
         """At nova-compute start: ports of running guests survive a

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import time
 from typing import Any
 
 import os_resource_classes as orc
@@ -46,6 +47,22 @@ class HostSide:
 
     def get_host_ip_addr(self) -> str:
         return CONF.my_ip
+
+    def get_host_uptime(self) -> str:
+        """The host's uptime and load, as ``uptime`` prints them."""
+        with open("/proc/uptime") as f:
+            seconds = int(float(f.read().split()[0]))
+        with open("/proc/loadavg") as f:
+            load = f.read().split()[:3]
+        days, rest = divmod(seconds, 86400)
+        return (f"{time.strftime('%H:%M:%S')} up {days} days, "
+                f"{rest // 3600}:{rest % 3600 // 60:02d}, "
+                f"load average: {', '.join(load)}")
+
+    def poll_rebooting_instances(self, timeout: int,
+                                 instances: Any) -> None:
+        """Nothing to poll: pyct's reboot returns when the guest runs
+        again (or raises), so no guest is left rebooting by the driver."""
 
     def get_available_nodes(self, refresh: bool = False) -> list[str]:
         return [CONF.host]

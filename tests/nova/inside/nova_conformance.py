@@ -41,6 +41,7 @@ from nova.network import model as network_model
 from nova.tests import fixtures as nova_fixtures
 from nova.tests.unit import utils as test_utils
 from nova.tests.unit.virt import test_virt_drivers
+from nova.virt import fake
 
 from pyct_driver.nova import conf as pyct_conf
 from pyct_driver.virt.rootfs import busybox
@@ -57,7 +58,8 @@ DECLARED = {
     "get_available_nodes", "update_provider_tree", "get_console_output",
     "attach_interface", "detach_interface", "cleanup", "plug_vifs",
     "unplug_vifs", "get_host_ip_addr", "resume_state_on_host_boot",
-    "instance_exists", "get_num_instances",
+    "instance_exists", "get_num_instances", "set_admin_password",
+    "get_host_uptime", "poll_rebooting_instances",
 }
 _TARBALL = {}
 
@@ -235,4 +237,22 @@ class PyctRefusals(PyctConformance):
         self.assertIsNotNone(self.connection.plugger.host.link_index(
             "tap51a9642b-14"))
         self.connection.destroy(self.ctxt, instance, _network_info())
+        self._assert_nothing_left()
+
+    def test_restarted_compute_readopts_guest(self):
+        instance = self._spawn(_network_info())
+        pid = self.connection._pid(instance.uuid)
+        # a new driver object is what a restarted nova-compute builds
+        restarted = type(self.connection)(fake.FakeVirtAPI())
+        restarted.init_host("myhostname")
+        self.assertEqual([instance.uuid], restarted.list_instance_uuids())
+        self.assertEqual(power_state.RUNNING,
+                         restarted.get_info(instance).state)
+        restarted.plug_vifs(instance, _network_info())
+        self.assertEqual(pid, restarted._pid(instance.uuid))
+        restarted.reboot(self.ctxt, instance, _network_info(), "HARD")
+        self.assertNotEqual(pid, restarted._pid(instance.uuid))
+        self.assertIsNotNone(restarted.plugger.host.link_index(
+            "tap51a9642b-14"))
+        restarted.destroy(self.ctxt, instance, _network_info())
         self._assert_nothing_left()
