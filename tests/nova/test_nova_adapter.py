@@ -131,3 +131,15 @@ def test_bad_input_through_nova_fails_the_build_and_leaves_nothing(
     bad = {k: v["detail"][-3000:] for k, v in mine.items()
            if v["outcome"] != "passed"}
     assert not bad, bad
+
+
+def test_server_lifecycle_through_nova_api():
+    """Nova's in-process API, conductor, scheduler and placement boot a
+    real pyct guest (flavor's memory limit, port plugged), reboot, stop,
+    start, pause, unpause, read its console log and delete it."""
+    outcomes, _ = harness.run_tests("nova_functional")
+    assert list(outcomes) == [
+        "PyctThroughNovaAPI.test_server_lifecycle_through_nova_api"]
+    bad = {k: v["detail"][-4000:] for k, v in outcomes.items()
+           if v["outcome"] != "passed"}
+    assert not bad, bad
