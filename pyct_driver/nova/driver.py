@@ -14,6 +14,7 @@ Nova's ``NotImplementedError`` and Nova refuses them up front.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -64,7 +65,7 @@ class PyctDriver(HostSide, nova_driver.ComputeDriver):
             return spec
         id_range = (self.id_ranges.allocate(instance.uuid) if allocate
                     else self.id_ranges.get(instance.uuid))
-        return base.InstanceSpec(**{**spec.__dict__, "id_range": id_range})
+        return dataclasses.replace(spec, id_range=id_range)
 
     def _pid(self, uuid: str) -> int | None:
         record = self.pyct.records.load(uuid)
