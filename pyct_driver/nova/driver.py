@@ -200,7 +200,9 @@ class PyctDriver(HostSide, nova_driver.ComputeDriver):
 
     def attach_interface(self, context: Any, instance: Any,
                          image_meta: Any, vif: Any) -> None:
-        ids = [v["id"] for v in instance.get_network_info()]
+        # its place in the instance's ports (Nova caches them after a
+        # successful attach, so a new port comes last)
+        ids = [v["id"] for v in instance.get_network_info() or ()]
         index = ids.index(vif["id"]) if vif["id"] in ids else len(ids)
         port = mapping.nova_vif(vif, index)
         pid = self._pid(instance.uuid)

@@ -96,7 +96,8 @@ def conformance():
     return harness.run_tests("nova_conformance", "PyctConformance.",
                              "PyctRefusals.test_refuses",
                              "PyctRefusals.test_boots",
-                             "PyctRefusals.test_restarted")
+                             "PyctRefusals.test_restarted",
+                             "PyctRefusals.test_attach_and")
 
 
 def test_nova_virt_driver_conformance_strict(conformance):
@@ -127,7 +128,7 @@ def test_bad_input_through_nova_fails_the_build_and_leaves_nothing(
     outcomes, _ = conformance
     mine = {k: v for k, v in outcomes.items()
             if k.startswith("PyctRefusals.")}
-    assert len(mine) == 6, sorted(mine)
+    assert len(mine) == 7, sorted(mine)
     bad = {k: v["detail"][-3000:] for k, v in mine.items()
            if v["outcome"] != "passed"}
     assert not bad, bad

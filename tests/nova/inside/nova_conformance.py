@@ -256,3 +256,17 @@ class PyctRefusals(PyctConformance):
             "tap51a9642b-14"))
         restarted.destroy(self.ctxt, instance, _network_info())
         self._assert_nothing_left()
+
+    def test_attach_and_detach_interface_on_running_guest(self):
+        instance = self._spawn(_network_info())
+        second = _network_info(2)[1]
+        second["type"] = network_model.VIF_TYPE_TAP
+        image_meta = test_utils.get_test_image_object(None, instance)
+        self.connection.attach_interface(self.ctxt, instance, image_meta,
+                                         second)
+        tap = second["devname"]
+        self.assertIsNotNone(self.connection.plugger.host.link_index(tap))
+        self.connection.detach_interface(self.ctxt, instance, second)
+        self.assertIsNone(self.connection.plugger.host.link_index(tap))
+        self.connection.destroy(self.ctxt, instance, _network_info())
+        self._assert_nothing_left()
