@@ -8,6 +8,12 @@
 #   stack test-config  tempest's compute options that match pyct's features
 #   unstack            stop pyct-api and pyct-compute
 #   clean              remove pyct's state and configuration
+# With PYCT_MODE=nova-driver (devstack/settings) on a host running n-cpu:
+#   stack pre-install  the same packages
+#   stack install      pyct (setup_develop) beside Nova; pyct-nova-shim install
+#   stack post-config  nova-cpu.conf: compute_driver = pyct.PyctDriver, [pyct]
+#   stack extra        n-cpu restarted as root (pyct's driver needs it)
+#   clean              pyct's state; pyct-nova-shim remove
 
 function pyct_auth_strategy {
     if [[ -n "$PYCT_AUTH_STRATEGY" ]]; then
@@ -154,9 +160,45 @@ function clean_pyct {
     sudo rm -rf $PYCT_STATE_PATH $PYCT_CONF_DIR
 }
 
+function install_pyct_nova {
+    install_pyct
+    $PYCT_BIN_DIR/pyct-nova-shim install
+}
+
+function configure_pyct_nova {
+    sudo install -d -o root -m 700 $PYCT_STATE_PATH
+    iniset $NOVA_CPU_CONF DEFAULT compute_driver pyct.PyctDriver
+    iniset $NOVA_CPU_CONF pyct state_path $PYCT_STATE_PATH
+}
+
+# devstack starts n-cpu as the stack user; guests need namespaces, cgroups
+# and mounts, so pyct's compute runs as root
+function start_pyct_nova_compute {
+    stop_process n-cpu
+    run_process n-cpu "$PYCT_BIN_DIR/nova-compute --config-file $NOVA_CPU_CONF" root root
+}
+
+function clean_pyct_nova {
+    $PYCT_BIN_DIR/pyct-nova-shim remove
+    sudo rm -rf $PYCT_STATE_PATH
+}
+
 PYCT_BIN_DIR=$(get_python_exec_prefix)
 
-if is_service_enabled pyct-api pyct-compute; then
+if [[ "$PYCT_MODE" == "nova-driver" ]] && is_service_enabled n-cpu; then
+    if [[ "$1" == "stack" && "$2" == "pre-install" ]]; then
+        install_pyct_packages
+    elif [[ "$1" == "stack" && "$2" == "install" ]]; then
+        install_pyct_nova
+    elif [[ "$1" == "stack" && "$2" == "post-config" ]]; then
+        configure_pyct_nova
+    elif [[ "$1" == "stack" && "$2" == "extra" ]]; then
+        start_pyct_nova_compute
+    fi
+    if [[ "$1" == "clean" ]]; then
+        clean_pyct_nova
+    fi
+elif [[ "$PYCT_MODE" == "api" ]] && is_service_enabled pyct-api pyct-compute; then
     if [[ "$1" == "stack" && "$2" == "pre-install" ]]; then
         install_pyct_packages
     elif [[ "$1" == "stack" && "$2" == "install" ]]; then

@@ -27,6 +27,9 @@ def work_unit(nodeid: str) -> str:
         return "tests/privileged"
     if path.startswith("tests/integration/"):
         return path
+    if path.startswith("tests/nova/"):
+        # one Nova venv build, one conformance run at a time
+        return "tests/nova"
     return nodeid
 
 

@@ -252,3 +252,50 @@ def test_serial_console_proxy_runs_when_enabled(tmp_path):
             f"{devstack.bin}/pyct-serialproxy --config-file {conf}"]
     assert _calls(devstack.run_phase("unstack"), "stop_process")[-1] == \
         ["stop_process", "pyct-serialproxy"]
+
+
+NOVA_CLOUD = "keystone,mysql,rabbit,g-api,n-api,n-cond,n-sch,n-cpu," \
+    "placement-api,q-svc"
+
+
+def _recording_shim(ds: Devstack) -> None:
+    shim = os.path.join(ds.bin, "pyct-nova-shim")
+    with open(shim, "w") as f:
+        f.write(f'#!/bin/sh\nprintf "%s\\t%s\\n" "$0" "$*" '
+                f'>> {ds.record}\n')
+    os.chmod(shim, 0o755)
+
+
+def test_nova_driver_mode_runs_pyct_under_devstacks_nova(tmp_path):
+    nova_cpu_conf = str(tmp_path / "nova-cpu.conf")
+    ds = Devstack(str(tmp_path), NOVA_CLOUD, PYCT_MODE="nova-driver",
+                  NOVA_CPU_CONF=nova_cpu_conf)
+    _recording_shim(ds)
+    assert ds.run_phase("stack", "pre-install")[1:] == [
+        ["install_package", "busybox-static", "e2fsprogs", "util-linux"]]
+    calls = ds.run_phase("stack", "install")
+    assert calls[1] == ["setup_develop", REPO]
+    assert calls[-1] == [f"{ds.bin}/pyct-nova-shim", "install"]
+    ds.run_phase("stack", "post-config")
+    conf = ds.ini(nova_cpu_conf)
+    assert conf.get("DEFAULT", "compute_driver") == "pyct.PyctDriver"
+    assert conf.get("pyct", "state_path") == ds.env["DATA_DIR"] + "/pyct"
+    assert not os.path.exists(ds.conf)   # no pyct.conf: Nova's config
+    assert _calls(ds.run_phase("stack", "extra"), "stop_process",
+                  "run_process") == [
+        ["stop_process", "n-cpu"],
+        ["run_process", "n-cpu",
+         f"{ds.bin}/nova-compute --config-file {nova_cpu_conf}", "root",
+         "root"]]
+    assert ds.run_phase("stack", "test-config")[1:] == []
+    assert ds.run_phase("unstack")[1:] == []
+    assert ds.run_phase("clean")[1:] == [
+        [f"{ds.bin}/pyct-nova-shim", "remove"],
+        ["sudo", "rm", "-rf", ds.env["DATA_DIR"] + "/pyct"]]
+
+
+def test_nova_driver_mode_does_nothing_on_hosts_without_n_cpu(tmp_path):
+    ds = Devstack(str(tmp_path), "keystone,mysql,n-api,n-cond",
+                  PYCT_MODE="nova-driver")
+    for phase in PHASES:
+        assert ds.run_phase(*phase) == [["define_plugin", "pyct"]], phase

@@ -231,6 +231,32 @@ def test_virt_kernel_imports_nothing_of_pyct_but_exception():
     assert roots <= {"pyct_driver.exception"}, roots
 
 
+def _top_level_imports(path: pathlib.Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and \
+                not node.level:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_only_the_nova_adapter_imports_nova():
+    """pyct without Nova installed works: Nova is imported only in
+    pyct_driver/nova, and nothing else in pyct imports that adapter."""
+    bad = []
+    for path in sorted(PKG.rglob("*.py")):
+        inside = (PKG / "nova") in path.parents
+        if not inside and "nova" in _top_level_imports(path):
+            bad.append(f"{path.relative_to(REPO)} imports nova")
+        if not inside and any(m.startswith("pyct_driver.nova")
+                              for m in _imports(path)):
+            bad.append(f"{path.relative_to(REPO)} imports pyct_driver.nova")
+    assert not bad, bad
+    assert "nova" in _top_level_imports(PKG / "nova" / "driver.py")
+
+
 # "Aim for modules of at most 400 lines", counted in logical lines of code
 # (tokenize's NEWLINE tokens less docstrings): comments, blank lines and
 # docstring prose are free, and a statement split over lines counts once,
