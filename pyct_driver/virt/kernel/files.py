@@ -10,8 +10,11 @@ errno (ENOSYS before Linux 5.6), like every call here.
 from __future__ import annotations
 
 import ctypes
+import math
 import os
+import select
 import struct
+from typing import Iterable
 
 from pyct_driver.virt.kernel import libc
 
@@ -54,3 +57,16 @@ def fs_type(path: str) -> int | None:
     except OSError:
         return None
     return struct.unpack_from("l", buf)[0]
+
+
+def wait_readable(fds: Iterable, timeout: float | None) -> list[int]:
+    """The descriptors of ``fds`` (ints or objects with ``fileno``) that
+    are readable, at EOF or in error within ``timeout`` seconds (None:
+    forever). poll(2), not select(2): select() refuses descriptor numbers
+    from 1024 on, which a fork server holding thousands of guests passes.
+    """
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    wait = None if timeout is None else math.ceil(max(0.0, timeout) * 1000)
+    return [fd for fd, _events in poller.poll(wait)]

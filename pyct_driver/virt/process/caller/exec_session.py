@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import threading
 import time
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import files as kfiles
 
 
 class ExecSession:
@@ -40,7 +40,7 @@ class ExecSession:
         while b"\n" not in self._buf:
             left = None if deadline is None else max(0.0, deadline -
                                                      time.monotonic())
-            ready, _, _ = select.select([self._status], [], [], left)
+            ready = kfiles.wait_readable([self._status], left)
             if not ready:
                 raise TimeoutError("guest command still running")
             chunk = os.read(self._status, 4096)
@@ -92,7 +92,7 @@ class ExecSession:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError("guest command still running")
-            ready, _, _ = select.select(open_fds, [], [], left)
+            ready = kfiles.wait_readable(open_fds, left)
             for fd in ready:
                 chunk = os.read(fd, 65536)
                 if chunk:

@@ -41,7 +41,6 @@ import contextlib
 import fcntl
 import json
 import os
-import select
 import signal
 import socket
 import termios
@@ -49,6 +48,7 @@ import time
 from typing import NoReturn
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import files as kfiles
 from pyct_driver.virt.kernel import proc as sc
 from pyct_driver.virt.process.guestinit import caps, mounts, seccomp, userns
 from pyct_driver.virt.process import spec as spec_mod
@@ -200,8 +200,7 @@ def _await_gate(gate: socket.socket, deadline: float) -> int | None:
     abandoned): exit quietly, having done nothing but join cgroups."""
     userns_fd = None
     while True:
-        ready, _, _ = select.select([gate], [], [],
-                                    max(0.0, deadline - time.monotonic()))
+        ready = kfiles.wait_readable([gate], deadline - time.monotonic())
         if not ready:
             os._exit(0)
         data, fds, _flags, _addr = socket.recv_fds(gate, 1, 1)
@@ -257,7 +256,7 @@ def _read_report(fd: int, deadline: float,
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return pid, error, True, held
-        ready, _, _ = select.select([fd], [], [], remaining)
+        ready = kfiles.wait_readable([fd], remaining)
         if not ready:
             continue
         chunk = os.read(fd, 4096)
