@@ -272,7 +272,8 @@ def test_nova_driver_mode_runs_pyct_under_devstacks_nova(tmp_path):
                   NOVA_CPU_CONF=nova_cpu_conf)
     _recording_shim(ds)
     assert ds.run_phase("stack", "pre-install")[1:] == [
-        ["install_package", "busybox-static", "e2fsprogs", "util-linux"]]
+        ["install_package", "busybox-static", "e2fsprogs", "util-linux",
+         "nftables", "python3-nftables"]]
     calls = ds.run_phase("stack", "install")
     assert calls[1] == ["setup_develop", REPO]
     assert calls[-1] == [f"{ds.bin}/pyct-nova-shim", "install"]
