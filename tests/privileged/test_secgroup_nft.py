@@ -94,3 +94,19 @@ def test_tables_are_pyct_owned_and_only_our_ports_change(lab):
     lab.apply({a: _default(a, b)})
     assert f"in-{b.port_id}" in lab.ruleset()
     assert not connect(lab.guests[2], b.ip, PORT)
+
+
+def test_the_tables_go_with_the_last_filtered_port(lab):
+    """A host with no filtered port holds no pyct_sg table (the leak
+    check's view too): the last port's removal drops both tables, unless
+    another pyct on the kernel still has ports in them."""
+    a, b, _ = lab.guests
+    lab.apply({a: _default(a, b), b: _default(a, b)})
+    lab.applied = {a.port_id}  # b stands for another pyct's port
+    lab.apply({})
+    kept = lab.ruleset()
+    assert f"in-{b.port_id}" in kept and f"in-{a.port_id}" not in kept
+    lab.applied = {b.port_id}
+    lab.apply({})
+    assert "pyct_sg" not in lab.ruleset()
+    assert connect(a, b.ip, PORT)

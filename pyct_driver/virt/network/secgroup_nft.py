@@ -233,6 +233,9 @@ def apply(ports: Iterable[PortFilter],
     """Enforce ``ports``' filters, atomically; the port ids now filtered
     (the next call's ``previous``)."""
     ports = list(ports)
+    if not ports:
+        _drop(previous)
+        return set()
     try:
         nft.apply(commands(ports, previous))
     except exception.NetworkError:
@@ -242,6 +245,21 @@ def apply(ports: Iterable[PortFilter],
         # hand): write the current set alone rather than fail forever
         nft.apply(commands(ports))
     return {p.port_id for p in ports}
+
+
+def _drop(previous: Iterable[str]) -> None:
+    """No port of this driver filtered: its entries go, and the tables
+    with them once no other pyct on the kernel has a port in them (a host
+    without filtered ports holds no pyct_sg table)."""
+    if previous:
+        nft.apply(commands([], previous))
+    try:
+        listing = nft.list_ruleset({"family": FAMILY, "name": TABLE})
+    except exception.NetworkError:  # no table: nothing to drop
+        return
+    if not any(item.get("map", {}).get("elem")
+               for item in listing.get("nftables", [])):
+        remove()
 
 
 def remove() -> None:
