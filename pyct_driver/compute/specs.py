@@ -32,6 +32,7 @@ def vif_spec(port: dict, gateway_dns: bool = False) -> virt_base.VifSpec:
         prefixlen=ipaddress.IPv4Network(net["cidr"]).prefixlen,
         gateway=net["gateway"], mtu=int(net["mtu"]),
         device_index=int(port["device_index"] or 0),
+        vni=net.get("vni"),
         dns_nameservers=tuple(db_networks.guest_nameservers(
             net, gateway_dns)))
 

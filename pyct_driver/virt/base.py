@@ -45,6 +45,8 @@ class VifSpec:
     mtu: int = 1500
     device_index: int = 0
     dns_nameservers: tuple[str, ...] = ()
+    # the network's VXLAN segment (None: no VNI, the bridge stays local)
+    vni: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
