@@ -13,7 +13,7 @@ from oslo_log import log as logging
 from pyct_driver import exception
 from pyct_driver.api.request import ApiRequest
 from pyct_driver.api.state import Api
-from pyct_driver.db import networks as db_networks
+from pyct_driver.db import port_batch
 from pyct_driver.db import secgroup_ports
 from pyct_driver.db import secgroups as db_secgroups
 
@@ -48,7 +48,7 @@ def for_boot(api: Api, req: ApiRequest, server: dict) -> list[str]:
 def attach_to_ports(api: Api, instance_uuids: Iterable[str],
                     group_ids: list[str]) -> None:
     """Give every port of the new servers ``group_ids``."""
-    ports = db_networks.ports_by_instance(api.db, list(instance_uuids))
+    ports = port_batch.ports_by_instance(api.db, list(instance_uuids))
     port_ids = [p["id"] for plist in ports.values() for p in plist]
     if port_ids:
         secgroup_ports.set_port_groups(api.db, port_ids, group_ids)
