@@ -297,6 +297,17 @@ class VirtDriver(abc.ABC):
             raise exception.NetworkError(
                 reason="floating IPs are not supported by this driver")
 
+    def tunnel_address(self) -> str:
+        """This host's VXLAN endpoint; "" (concrete): project networks
+        do not span hosts through this driver."""
+        return ""
+
+    def set_tunnels(self, network_id: str,
+                    ports: list[tuple[str, str]]) -> None:
+        """Send the network's frames to exactly the hosts of ``ports``
+        ((MAC, tunnel address) of each of its ports, this host's
+        included). Concrete: nothing to do without tunnels."""
+
     def detach_interface(self, instance: InstanceSpec, vif: VifSpec) -> None:
         """Unplug ``vif`` (still listed in ``instance.vifs``); idempotent."""
         raise exception.NetworkError(
