@@ -8,7 +8,9 @@ namespaces plugged into the hosts' bridges, as test_network_plumbing's.
 Two projects each have one network (own subnet of 10.245.0.0/16, own
 VNI) with a guest on each host: a guest pings and opens TCP to its peer
 on the other host; nothing reaches the other project's guests; the
-guests' MTU is the network's less the VXLAN overhead. Everything is
+guests' MTU is the network's less the VXLAN overhead. A second test
+takes VNIs, ports and tunnel addresses from a database and has each
+host's compute side (``compute.tunnels``) program its links. Everything is
 removed at the end and the hosts' leak check must list nothing.
 """
 
@@ -24,7 +26,12 @@ import uuid
 
 import pytest
 
+from pyct_driver.db import models
+from pyct_driver.db import networks as db_networks
+from pyct_driver.db import services as db_services
+from pyct_driver.db.engine import Database
 from pyct_driver.virt.network import vxlan
+from tests.server_rows import FLAVOR
 
 UNDERLAY = {"a": "10.244.0.1", "b": "10.244.0.2"}
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -169,3 +176,58 @@ def test_guests_across_hosts(hosts):
     assert not _ping(a1, b1["ip"])
     links = a.ask(op="links")["links"]
     assert sum(name.startswith("pyx-") for name in links) == 2
+
+
+def test_entries_follow_the_database(hosts, tmp_path):
+    """VNIs from network creation, ports and tunnel addresses from the
+    tables: each host's compute side programs its links from them, and a
+    server deleted on B takes B out of A's entries."""
+    url = f"sqlite:///{tmp_path}/cloud.sqlite"
+    db = Database(url)
+    models.Base.metadata.create_all(db.engine)
+    settings = db_networks.IpamSettings(pool_cidr="10.245.240.0/20")
+    try:
+        net = db_networks.create_network(db, "p1", "n", settings, list)
+        other = db_networks.create_network(db, "p2", "n", settings, list)
+        assert net["vni"] != other["vni"]
+        for name, address in UNDERLAY.items():
+            db_services.heartbeat(db, name, "pyct-compute", "t", address)
+        guests = {}
+        for name, row, last in (("a", net, 10), ("b", net, 20),
+                                ("b", other, 30)):
+            prefix = row["cidr"].rsplit(".", 1)[0]
+            guest = _guest(hosts[name], {"network_id": row["id"],
+                                         "vni": row["vni"],
+                                         "prefix": prefix}, last)
+            guests[(name, row["id"])] = guest
+            _bind(db, row, name, guest)
+        for name, host in hosts.items():
+            assert host.ask(op="sync", db=url, host=name)["done"]
+        a1, b1 = guests[("a", net["id"])], guests[("b", net["id"])]
+        b2 = guests[("b", other["id"])]
+        assert _reaches(a1, b1["ip"]) and _reaches(b1, a1["ip"])
+        assert _tcp(b1, a1) == "across"
+        assert not _ping(a1, b2["ip"])
+        with db.session() as session:  # the server on B is deleted
+            session.query(models.Instance).filter_by(
+                uuid=b1["uuid"]).update({"deleted": 1})
+        assert hosts["a"].ask(op="sync", db=url, host="a")["done"]
+        assert not _ping(a1, b1["ip"])
+    finally:
+        db.dispose()
+
+
+def _bind(db, net: dict, host: str, guest: dict) -> None:
+    """The server row on ``host`` and its port (the plugged guest's)."""
+    guest["uuid"] = str(uuid.uuid4())
+    with db.session() as session:
+        session.add(models.Instance(
+            uuid=guest["uuid"], name="g", hostname="g",
+            project_id=net["project_id"], user_id="u", host=host,
+            image_ref="i", flavor_id="1", flavor=FLAVOR, vm_state="active",
+            power_state=1, reservation_id="r-1"))
+        session.add(models.Port(
+            id=guest["port_id"], network_id=net["id"],
+            project_id=net["project_id"], instance_uuid=guest["uuid"],
+            mac_address=guest["mac"], ip_address=guest["ip"],
+            device_index=0, status="ACTIVE"))

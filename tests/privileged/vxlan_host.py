@@ -5,7 +5,9 @@ Started by the test as ``ip netns exec <host> python -m
 tests.privileged.vxlan_host <tunnel address>``. Each line is a command;
 each answer is one JSON line. ``guest`` starts a sleeper in a fresh
 network namespace and plugs it into its network (with the network's
-VNI), ``tunnels`` programs a network's VXLAN entries, ``links`` lists
+VNI), ``tunnels`` programs a network's VXLAN entries, ``sync`` has the
+compute side (``compute.tunnels``) program them from a database as
+host ``host``, ``links`` lists
 the plumber's links, ``quit`` kills the guests, removes the networks and
 answers with the links left (a leak check).
 """
@@ -17,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from pyct_driver.compute.tunnels import TunnelEndpoints
+from pyct_driver.db.engine import Database
 from pyct_driver.virt.base import VifSpec
 from pyct_driver.virt.network import bridge, vxlan
 
@@ -34,6 +38,25 @@ def _guest() -> subprocess.Popen:
         time.sleep(0.01)
     proc.kill()
     raise RuntimeError("guest did not get its own netns")
+
+
+class _Driver:
+    """The container driver's two tunnel methods, on this plumber."""
+
+    def __init__(self, plumber: bridge.NetworkPlumber) -> None:
+        self.plumber = plumber
+
+    def tunnel_address(self) -> str:
+        return self.plumber.tunnel_address
+
+    def set_tunnels(self, network_id: str, ports: list) -> None:
+        self.plumber.set_tunnels(network_id, [
+            vxlan.RemotePort(mac, address) for mac, address in ports])
+
+
+class _Compute(TunnelEndpoints):
+    def __init__(self, url: str, host: str, driver: _Driver) -> None:
+        self.db, self.host, self.driver = Database(url), host, driver
 
 
 def main(tunnel_address: str) -> None:
@@ -58,6 +81,11 @@ def main(tunnel_address: str) -> None:
                          for mac, address in cmd["ports"]]
                 answer = {"done": plumber.set_tunnels(cmd["network_id"],
                                                       ports)}
+            elif op == "sync":
+                compute = _Compute(cmd["db"], cmd["host"], _Driver(plumber))
+                compute.sync_tunnels()
+                compute.db.dispose()
+                answer = {"done": True}
             elif op == "links":
                 answer = {"links": plumber.list_links()}
             elif op == "quit":
