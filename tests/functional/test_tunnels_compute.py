@@ -18,26 +18,11 @@ from pyct_driver.db import actions
 from pyct_driver.db import networks as db_networks
 from pyct_driver.rpc import client as rpc_client
 from pyct_driver.rpc import transport as rpc_transport
-from pyct_driver.virt.fake import FakeDriver
 from tests.functional import compute_fixtures as fx
+from tests.functional.compute_fixtures import TunnelDriver
 from tests.waiting import wait_for
 
 ADDRESSES = {"host-a": "10.244.0.1", "host-b": "10.244.0.2"}
-
-
-class TunnelDriver(FakeDriver):
-    """The fake driver with a VXLAN endpoint."""
-
-    def __init__(self, conf, address: str) -> None:
-        super().__init__(conf)
-        self.address = address
-        self.tunnels: dict[str, list] = {}
-
-    def tunnel_address(self) -> str:
-        return self.address
-
-    def set_tunnels(self, network_id: str, ports: list) -> None:
-        self.tunnels[network_id] = sorted(ports)
 
 
 @pytest.fixture(params=["fake", "inproc"])

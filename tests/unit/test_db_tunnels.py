@@ -18,6 +18,8 @@ from pyct_driver.db import networks as nets
 from pyct_driver.db import services as db_services
 from pyct_driver.db import tunnels as db_tunnels
 from pyct_driver.db.engine import Database
+from tests.functional import compute_fixtures as fx
+from tests.functional.compute_fixtures import TunnelDriver
 from tests.server_rows import FLAVOR
 
 SETTINGS = nets.IpamSettings(pool_cidr="10.245.0.0/16")
@@ -105,18 +107,6 @@ def test_ports_by_network_with_their_hosts_tunnel_addresses(db):
     assert db_tunnels.network_ports(db, []) == {}
 
 
-class _Driver:
-    def __init__(self, address: str) -> None:
-        self.address = address
-        self.tunnels: dict[str, list] = {}
-
-    def tunnel_address(self) -> str:
-        return self.address
-
-    def set_tunnels(self, network_id: str, ports: list) -> None:
-        self.tunnels[network_id] = sorted(ports)
-
-
 class _Rpc:
     def __init__(self) -> None:
         self.casts: list[tuple[str, list]] = []
@@ -128,7 +118,7 @@ class _Rpc:
 class _Manager(TunnelEndpoints):
     def __init__(self, db: Database, host: str, address: str) -> None:
         self.db, self.host = db, host
-        self.driver = _Driver(address)
+        self.driver = TunnelDriver(fx.make_conf(), address)
         self.compute_rpc = _Rpc()
 
 
