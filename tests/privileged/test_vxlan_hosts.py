@@ -21,7 +21,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -129,16 +128,42 @@ def _reaches(guest: dict, ip: str, tries: int = 5) -> bool:
     return any(_ping(guest, ip) for _ in range(tries))
 
 
+SERVER = """
+import socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", 5001))
+srv.listen(1)
+print("ready", flush=True)
+srv.settimeout(10)
+conn, _ = srv.accept()
+conn.settimeout(10)
+data = b""
+while chunk := conn.recv(100):
+    data += chunk
+print(data.decode(), flush=True)
+"""
+CLIENT = """
+import socket, sys
+sock = socket.create_connection((sys.argv[1], 5001), timeout=5)
+sock.sendall(b"across")
+sock.shutdown(socket.SHUT_WR)
+"""
+
+
 def _tcp(client: dict, server: dict) -> str:
+    """What a TCP connection from ``client`` to ``server`` carried (plain
+    Python sockets in the guests' namespaces: busybox nc's client now and
+    then closed without sending)."""
     listener = subprocess.Popen(
-        ["nsenter", "-t", str(server["pid"]), "-n", "busybox", "nc", "-l",
-         "-p", "5001"], stdout=subprocess.PIPE, text=True)
+        ["nsenter", "-t", str(server["pid"]), "-n", sys.executable, "-c",
+         SERVER], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)
-        sent = _in(client["pid"], "sh", "-c",
-                   f"echo across | busybox nc -w 3 {server['ip']} 5001")
+        assert listener.stdout.readline().strip() == "ready"
+        sent = _in(client["pid"], sys.executable, "-c", CLIENT,
+                   server["ip"])
         assert sent.returncode == 0, sent.stderr
-        out, _ = listener.communicate(timeout=10)
+        out, _ = listener.communicate(timeout=15)
         return out.strip()
     finally:
         listener.kill()
@@ -157,6 +182,11 @@ def test_guests_across_hosts(hosts):
             assert host.ask(op="tunnels", network_id=net["network_id"],
                             ports=ports)["done"]
     (a1, b1), (a2, b2) = guests
+    fdb = a.ask(op="fdb", network_id=nets[0]["network_id"])
+    assert fdb["self"] == sorted([[vxlan.FLOOD_MAC, UNDERLAY["b"]],
+                                  [b1["mac"], UNDERLAY["b"]]])
+    # the bridge learns nothing from the tunnel: B's MAC is static
+    assert fdb["bridged"] == [b1["mac"]] and not fdb["learning"]
     assert a1["link_mtu"] == 1500 - vxlan.OVERHEAD
     # (not /sys/class/net: that sysfs is the test's own namespace's)
     shown = _in(a1["pid"], "ip", "-o", "link", "show", "eth0").stdout

@@ -7,7 +7,7 @@ each answer is one JSON line. ``guest`` starts a sleeper in a fresh
 network namespace and plugs it into its network (with the network's
 VNI), ``tunnels`` programs a network's VXLAN entries, ``sync`` has the
 compute side (``compute.tunnels``) program them from a database as
-host ``host``, ``links`` lists
+host ``host``, ``fdb`` shows a network's entries, ``links`` lists
 the plumber's links, ``quit`` kills the guests, removes the networks and
 answers with the links left (a leak check).
 """
@@ -15,6 +15,7 @@ answers with the links left (a leak check).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -27,11 +28,11 @@ from pyct_driver.virt.network import bridge, vxlan
 
 def _guest() -> subprocess.Popen:
     proc = subprocess.Popen(["unshare", "--net", "sleep", "600"])
-    own = bridge.os.readlink("/proc/self/ns/net")
+    own = os.readlink("/proc/self/ns/net")
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         try:
-            if bridge.os.readlink(f"/proc/{proc.pid}/ns/net") != own:
+            if os.readlink(f"/proc/{proc.pid}/ns/net") != own:
                 return proc
         except OSError:
             pass
@@ -86,6 +87,15 @@ def main(tunnel_address: str) -> None:
                 compute.sync_tunnels()
                 compute.db.dispose()
                 answer = {"done": True}
+            elif op == "fdb":
+                name = vxlan.vxlan_name(cmd["network_id"])
+                index = plumber.host.link_index(name)
+                own, bridged = vxlan.entries(plumber.host, index)
+                learning = subprocess.run(
+                    ["bridge", "-d", "link", "show", "dev", name],
+                    capture_output=True, text=True).stdout
+                answer = {"self": sorted(own), "bridged": sorted(bridged),
+                          "learning": "learning on" in learning}
             elif op == "links":
                 answer = {"links": plumber.list_links()}
             elif op == "quit":

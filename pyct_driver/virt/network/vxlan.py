@@ -7,7 +7,10 @@ and no learning from the underlay: what the link sends where is only what
 pyct programs into its forwarding database (``program``): an all-zero MAC
 entry per other host having ports on the network (broadcast, unknown
 unicast and multicast are copied to each of them: head-end replication)
-and one entry per remote port's MAC to its host's address. ``wanted``
+and one entry per remote port's MAC to its host's address. The bridge
+learns nothing on the VXLAN port either (a frame forged on the underlay
+with a local guest's MAC must not pull that guest's traffic into the
+tunnel): each remote MAC is a static bridge entry on it instead. ``wanted``
 computes those entries from the ports table's view (pure, unit-tested);
 ``program`` makes the link's database exactly that, adding and deleting
 only the difference, so refreshing often costs little.
@@ -29,8 +32,10 @@ PORT = 4789
 OVERHEAD = 50
 MAX_VNI = (1 << 24) - 1
 FLOOD_MAC = "00:00:00:00:00:00"
+NUD_NOARP = 0x40  # a static bridge entry
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x02
+NTF_MASTER = 0x04
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,20 +90,26 @@ def ensure(host: netlink.HostNetlink, network_id: str, vni: int,
     with netlink.wrap(f"attach {name}"):
         host.ipr.link("set", index=index, master=bridge_index, mtu=mtu,
                       state="up")
+        host.ipr.brport("set", index=index, learning=0)
     return index
 
 
-def entries(host: netlink.HostNetlink, index: int) -> set[tuple[str, str]]:
-    """The (MAC, VTEP) entries pyct programmed on link ``index``."""
-    out = set()
+def entries(host: netlink.HostNetlink, index: int
+            ) -> tuple[set[tuple[str, str]], set[str]]:
+    """The (MAC, VTEP) entries pyct programmed on link ``index``, and
+    the MACs of the static bridge entries on it."""
+    out, bridged = set(), set()
     with host.lock, netlink.wrap("dump vxlan forwarding entries"):
         for entry in host.ipr.neigh("dump", family=socket.AF_BRIDGE,
                                     ifindex=index):
+            if entry["ifindex"] != index:
+                continue
             dst = entry.get("NDA_DST")
-            if entry["ifindex"] == index and dst and entry["flags"] & \
-                    NTF_SELF:
+            if dst and entry["flags"] & NTF_SELF:
                 out.add((entry.get("NDA_LLADDR"), dst))
-    return out
+            elif entry.get("NDA_MASTER") and entry["state"] == NUD_NOARP:
+                bridged.add(entry.get("NDA_LLADDR"))
+    return out, bridged
 
 
 def program(host: netlink.HostNetlink, network_id: str,
@@ -109,8 +120,18 @@ def program(host: netlink.HostNetlink, network_id: str,
         index = host.link_index(vxlan_name(network_id))
         if index is None:
             return False
-        have = entries(host, index)
+        master = host.ipr.get_links(index)[0].get("master")
+        have, bridged = entries(host, index)
+        macs = {mac for mac, _ in want if mac != FLOOD_MAC}
         with netlink.wrap(f"program vxlan of network {network_id}"):
+            for mac in sorted(bridged - macs):
+                host.ipr.neigh("del", family=socket.AF_BRIDGE,
+                               ifindex=index, lladdr=mac, master=master,
+                               flags=NTF_MASTER)
+            for mac in sorted(macs - bridged):
+                host.ipr.neigh("replace", family=socket.AF_BRIDGE,
+                               ifindex=index, lladdr=mac, master=master,
+                               state=NUD_NOARP, flags=NTF_MASTER)
             for mac, dst in sorted(have - want):
                 host.ipr.neigh("del", family=socket.AF_BRIDGE,
                                ifindex=index, lladdr=mac, dst=dst,
