@@ -29,6 +29,7 @@ from pyct_driver.db.engine import Database
 from pyct_driver.metadata.server import MetadataServer
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.client import ComputeClient
+from pyct_driver.virt.base import TUNNEL_OVERHEAD
 
 LOG = logging.getLogger(__name__)
 
@@ -66,7 +67,9 @@ def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
     if conf.metadata.port > 0:
         metadata = MetadataServer.from_db(
             db, conf.metadata.address, conf.metadata.port, conf.host,
-            gateway_dns=conf.network.dns_forwarder, per_device=True)
+            gateway_dns=conf.network.dns_forwarder, per_device=True,
+            overhead=(TUNNEL_OVERHEAD if conf.network.tunnel_address
+                      else 0))
     return ComputeService(
         manager, transport,
         report_interval=conf.report_interval,

@@ -88,8 +88,10 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
     def spec(self, instance: dict,
              image: dict | None = None) -> virt_base.InstanceSpec:
         """The driver's view of ``instance`` (reads only)."""
-        return instance_spec(self.db, instance, self.force_config_drive,
-                             self.gateway_dns, image)
+        return instance_spec(
+            self.db, instance, self.force_config_drive, self.gateway_dns,
+            image, virt_base.TUNNEL_OVERHEAD
+            if self.driver.tunnel_address() else 0)
 
     def build_spec(self, instance: dict,
                    image: dict) -> virt_base.InstanceSpec:

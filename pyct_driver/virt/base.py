@@ -32,6 +32,11 @@ class FlavorSpec:
     extra_specs: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
+# outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14: what a project
+# network's MTU loses where it spans hosts (network.vxlan)
+TUNNEL_OVERHEAD = 50
+
+
 @dataclasses.dataclass(frozen=True)
 class VifSpec:
     """One network interface of an instance: ``eth<device_index>``."""

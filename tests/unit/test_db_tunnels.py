@@ -13,11 +13,13 @@ import uuid as uuid_mod
 import pytest
 
 from pyct_driver.compute.tunnels import TunnelEndpoints
+from pyct_driver.db import instances as db_instances
 from pyct_driver.db import models
 from pyct_driver.db import networks as nets
 from pyct_driver.db import services as db_services
 from pyct_driver.db import tunnels as db_tunnels
 from pyct_driver.db.engine import Database
+from pyct_driver.metadata import content, lookup
 from tests.functional import compute_fixtures as fx
 from tests.functional.compute_fixtures import TunnelDriver
 from tests.server_rows import FLAVOR
@@ -151,3 +153,18 @@ def test_without_tunnel_address_nothing_is_done(db):
     h1.sync_tunnels()
     h1.tunnels_changed(None, [net["id"]])
     assert h1.driver.tunnels == {} and h1.compute_rpc.casts == []
+
+
+def test_metadata_gives_guests_the_tunnelled_mtu(db):
+    """What cloud-init applies (network_data.json, the NoCloud seed) is
+    the MTU the guest's link has: the network's less the VXLAN overhead
+    on a host with a tunnel address, the network's without one."""
+    net = nets.create_network(db, "p1", "a", SETTINGS, list)
+    uuid = _server(db, net, "h1", "fa:16:3e:00:00:0a")
+    inst = db_instances.get(db, uuid)
+    tunnelled = lookup.source_for_instance(db, inst, overhead=50)
+    plain = lookup.source_for_instance(db, inst)
+    assert content.network_data(tunnelled)["links"][0]["mtu"] == 1450
+    assert content.network_data(plain)["links"][0]["mtu"] == 1500
+    seed = content.nocloud_network_config(tunnelled)
+    assert [e["mtu"] for e in seed["ethernets"].values()] == [1450]

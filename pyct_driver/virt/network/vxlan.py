@@ -24,12 +24,12 @@ import socket
 from typing import Iterable
 
 from pyct_driver import exception
+from pyct_driver.virt.base import TUNNEL_OVERHEAD
 from pyct_driver.virt.network import netlink
 from pyct_driver.virt.network.names import vxlan_name
 
 PORT = 4789
-# outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
-OVERHEAD = 50
+OVERHEAD = TUNNEL_OVERHEAD
 MAX_VNI = (1 << 24) - 1
 FLOOD_MAC = "00:00:00:00:00:00"
 NUD_NOARP = 0x40  # a static bridge entry
