@@ -243,6 +243,12 @@ def test_entries_follow_the_database(hosts, tmp_path):
                 uuid=b1["uuid"]).update({"deleted": 1})
         assert hosts["a"].ask(op="sync", db=url, host="a")["done"]
         assert not _ping(a1, b1["ip"])
+        # B's last port of the other network goes: its bridge and VXLAN
+        # link go with it
+        left = hosts["b"].ask(op="unplug", port_id=b2["port_id"],
+                              network_id=other["id"])["links"]
+        assert not [n for n in left if n.endswith(other["id"][:11])], left
+        assert any(n.startswith("pyx-") for n in left)  # net's stays
     finally:
         db.dispose()
 

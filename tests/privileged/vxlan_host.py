@@ -7,7 +7,8 @@ each answer is one JSON line. ``guest`` starts a sleeper in a fresh
 network namespace and plugs it into its network (with the network's
 VNI), ``tunnels`` programs a network's VXLAN entries, ``sync`` has the
 compute side (``compute.tunnels``) program them from a database as
-host ``host``, ``fdb`` shows a network's entries, ``links`` lists
+host ``host``, ``fdb`` shows a network's entries, ``unplug`` removes a port and
+then its network's bridge if unused, ``links`` lists
 the plumber's links, ``quit`` kills the guests, removes the networks and
 answers with the links left (a leak check).
 """
@@ -96,6 +97,12 @@ def main(tunnel_address: str) -> None:
                     capture_output=True, text=True).stdout
                 answer = {"self": sorted(own), "bridged": sorted(bridged),
                           "learning": "learning on" in learning}
+            elif op == "unplug":  # the last port of a network goes
+                plumber.unplug(VifSpec(mac="", ip="", prefixlen=24,
+                                       gateway="", **cmd))
+                plumber.remove_bridge_if_unused(cmd["network_id"])
+                plumber.flush()
+                answer = {"links": plumber.list_links()}
             elif op == "links":
                 answer = {"links": plumber.list_links()}
             elif op == "quit":
