@@ -182,6 +182,16 @@ network_opts = [
                help="Prefix length of each project subnet."),
     cfg.IntOpt("mtu", default=1500, min=576, max=9000,
                help="MTU of project networks (bridges, veths, guests)."),
+    cfg.StrOpt("tunnel_address", default="",
+               help="This host's IPv4 address on the underlay that joins "
+                    "the compute hosts (its VXLAN tunnel endpoint). Set: "
+                    "each project network with a VNI gets a VXLAN port "
+                    "(UDP 4789, no multicast, forwarding entries only for "
+                    "the other hosts having ports on it, from the "
+                    "database) and an MTU lower by 50, so one network "
+                    "spans hosts. VXLAN is unauthenticated: the underlay "
+                    "must be a trusted network. Empty: each host's "
+                    "bridges stand alone."),
     cfg.ListOpt("dns_nameservers", default=[],
                 help="Nameservers of new project networks (a network keeps "
                      "the list it was made with, as a Neutron subnet's "

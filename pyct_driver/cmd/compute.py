@@ -28,6 +28,8 @@ from pyct_driver.compute.service import ComputeService
 from pyct_driver.db.engine import Database
 from pyct_driver.metadata.server import MetadataServer
 from pyct_driver.rpc import transport as rpc_transport
+from pyct_driver.rpc.client import ComputeClient
+from pyct_driver.virt.base import TUNNEL_OVERHEAD
 
 LOG = logging.getLogger(__name__)
 
@@ -58,13 +60,18 @@ def build_manager(conf: cfg.ConfigOpts, db: Database,
 def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
     """Compose a compute service from configuration."""
     manager = build_manager(conf, db)
+    transport = rpc_transport.get_transport(conf)
+    # tells the other hosts of this one's ports (compute.tunnels)
+    manager.compute_rpc = ComputeClient(conf, transport)
     metadata = None
     if conf.metadata.port > 0:
         metadata = MetadataServer.from_db(
             db, conf.metadata.address, conf.metadata.port, conf.host,
-            gateway_dns=conf.network.dns_forwarder, per_device=True)
+            gateway_dns=conf.network.dns_forwarder, per_device=True,
+            overhead=(TUNNEL_OVERHEAD if conf.network.tunnel_address
+                      else 0))
     return ComputeService(
-        manager, rpc_transport.get_transport(conf),
+        manager, transport,
         report_interval=conf.report_interval,
         sync_interval=conf.sync_power_state_interval,
         allocation={

@@ -40,6 +40,7 @@ from pyct_driver.compute.rpc_api import RPC_API_VERSION
 from pyct_driver.compute.secgroup_endpoint import SecurityGroupEndpoints
 from pyct_driver.compute.shelve import ShelveEndpoints
 from pyct_driver.compute.snapshot import SnapshotEndpoints
+from pyct_driver.compute.tunnels import TunnelEndpoints
 from pyct_driver.compute.specs import instance_spec, vif_spec
 from pyct_driver.rpc.transport import messaging
 from pyct_driver.virt import base as virt_base
@@ -54,7 +55,8 @@ _EVENTS = {"reboot": "reboot", "power_off": "stop", "power_on": "start",
 
 class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
                      SnapshotEndpoints, ShelveEndpoints,
-                     SecurityGroupEndpoints, FloatingEndpoints):
+                     SecurityGroupEndpoints, FloatingEndpoints,
+                     TunnelEndpoints):
     """Endpoints of the ``pyct-compute`` RPC server on one host."""
 
     target = messaging.Target(version=RPC_API_VERSION)
@@ -86,8 +88,10 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
     def spec(self, instance: dict,
              image: dict | None = None) -> virt_base.InstanceSpec:
         """The driver's view of ``instance`` (reads only)."""
-        return instance_spec(self.db, instance, self.force_config_drive,
-                             self.gateway_dns, image)
+        return instance_spec(
+            self.db, instance, self.force_config_drive, self.gateway_dns,
+            image, virt_base.TUNNEL_OVERHEAD
+            if self.driver.tunnel_address() else 0)
 
     def build_spec(self, instance: dict,
                    image: dict) -> virt_base.InstanceSpec:
@@ -225,6 +229,7 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
             raise
         info = self.driver.get_info(spec)
         db_networks.set_port_status(self.db, "ACTIVE", instance_uuid=uuid)
+        self.tunnels_changed(None, [vif.network_id for vif in spec.vifs])
         return {"vm_state": states.ACTIVE, "task_state": None,
                 "power_state": info.power_state, "launched_at": utcnow()}
 
@@ -245,8 +250,9 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
     def delete_now(self, instance: dict) -> None:
         """Destroy the guest and soft-delete its row, releasing its ports
         in the same transaction (lock held)."""
+        spec = self.spec(instance)
         try:
-            self.driver.destroy(self.spec(instance))
+            self.driver.destroy(spec)
         except Exception as err:
             self.record_fault(instance["uuid"], err)
             self.finish_task(instance["uuid"], {"vm_state": states.ERROR,
@@ -255,6 +261,7 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
             raise
         db_instances.soft_delete(self.db, instance["uuid"])
         self.refresh_security_groups(None)  # its ports are gone
+        self.tunnels_changed(None, [vif.network_id for vif in spec.vifs])
 
     def _simple_op(self, ctxt: RequestContext, uuid: str, action: str,
                    task_state: str, run: Callable[[virt_base.InstanceSpec],

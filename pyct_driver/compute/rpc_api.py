@@ -27,8 +27,10 @@ Version history:
 * 1.8 - refresh_security_groups (a cast: recompute the host's port
         filters)
 * 1.9 - sync_floating_ips (a call: the host's NAT follows the database)
+* 1.10 - refresh_tunnels (a cast: another host's ports on these networks
+         came or went; the VXLAN entries follow the database)
 """
 
 from __future__ import annotations
 
-RPC_API_VERSION = "1.9"
+RPC_API_VERSION = "1.10"

@@ -133,7 +133,8 @@ class ComputeService:
         subtracts the flavors placed, as placement does with Nova's
         inventory); ``local_gb_used`` is the flavors' root + ephemeral."""
         db = self.manager.db
-        db_services.heartbeat(db, self.host, BINARY, rpc_transport.TOPIC)
+        db_services.heartbeat(db, self.host, BINARY, rpc_transport.TOPIC,
+                              self.manager.driver.tunnel_address())
         res = self.manager.driver.get_available_resource()
         usage = db_instances.usage_by_host(db).get(self.host, {})
         local_gb = max(0, res.local_gb - self.reserved_disk_gb)
@@ -170,6 +171,7 @@ class ComputeService:
                     resize.confirm_due(self.manager)
                     shelve.offload_due(self.manager)
                     self.manager.sync_floating_ips()
+                    self.manager.sync_tunnels()
                 if next_sync is not None and now >= next_sync:
                     next_sync = now + self.sync_interval
                     recovery.sync_power_states(self.manager)

@@ -32,6 +32,7 @@ def vif_spec(port: dict, gateway_dns: bool = False) -> virt_base.VifSpec:
         prefixlen=ipaddress.IPv4Network(net["cidr"]).prefixlen,
         gateway=net["gateway"], mtu=int(net["mtu"]),
         device_index=int(port["device_index"] or 0),
+        vni=net.get("vni"),
         dns_nameservers=tuple(db_networks.guest_nameservers(
             net, gateway_dns)))
 
@@ -39,7 +40,8 @@ def vif_spec(port: dict, gateway_dns: bool = False) -> virt_base.VifSpec:
 def instance_spec(db: Database, instance: dict,
                   force_config_drive: bool = False,
                   gateway_dns: bool = False,
-                  image: dict | None = None) -> virt_base.InstanceSpec:
+                  image: dict | None = None,
+                  overhead: int = 0) -> virt_base.InstanceSpec:
     """The driver's view of an instance row (image properties and ports
     included); ``force_config_drive`` is ``[metadata] force_config_drive``,
     ``gateway_dns`` ``[network] dns_forwarder``, ``image`` the image row
@@ -76,7 +78,8 @@ def instance_spec(db: Database, instance: dict,
             db, instance_uuids=[instance["uuid"]])),
         config_drive=config_drive,
         config_drive_files=md_content.config_drive_files(
-            md_lookup.source_for_instance(db, instance, gateway_dns))
+            md_lookup.source_for_instance(db, instance, gateway_dns,
+                                          overhead))
         if config_drive else (),
         id_range=id_range, privileged=privileged,
         host_root=extra_specs.host_root_from(extra))

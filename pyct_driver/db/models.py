@@ -206,6 +206,8 @@ class Service(TimestampMixin, Base):
     last_seen_up: Mapped[datetime.datetime | None] = mapped_column(DateTime)
     uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
     forced_down: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the host's VXLAN endpoint ([network] tunnel_address), None: none
+    tunnel_address: Mapped[str | None] = mapped_column(String(39))
 
 
 class ComputeNode(TimestampMixin, Base):
@@ -304,6 +306,8 @@ class Network(TimestampMixin, Base):
     __tablename__ = "networks"
     __table_args__ = (
         UniqueConstraint("cidr", name="uniq_networks0cidr"),
+        # one VXLAN segment per network, whichever host carries it
+        UniqueConstraint("vni", name="uniq_networks0vni"),
         Index("networks_project_id_idx", "project_id"),
     )
 
@@ -318,6 +322,7 @@ class Network(TimestampMixin, Base):
                                              default=False)
     dns_nameservers: Mapped[list] = mapped_column(JSON, nullable=False,
                                                   default=list)
+    vni: Mapped[int | None] = mapped_column(Integer)
 
 
 class Port(TimestampMixin, Base):

@@ -2,8 +2,9 @@
 
 Every project network is one IPv4 subnet carved from ``[network]
 pool_cidr``; every port is one MAC and one address of such a subnet. No
-lock decides who gets a subnet or an address: the unique constraints do
-(``networks.cidr``, ``ports(network_id, ip_address)``, ``ports.mac_address``).
+lock decides who gets a subnet, a VXLAN segment or an address: the unique
+constraints do (``networks.cidr``, ``networks.vni``, ``ports(network_id,
+ip_address)``, ``ports.mac_address``).
 A writer that loses a race gets an integrity error (or, on SQLite, a
 "database is locked"), rolls its whole transaction back and tries again with
 fresh data (``retrying``), so every allocation happens exactly once and a
@@ -35,6 +36,7 @@ Routes = Callable[[], Iterable[ipaddress.IPv4Network]]
 MAX_ATTEMPTS = 60
 # OpenStack's own prefix: locally administered, unicast
 MAC_PREFIX = "fa:16:3e"
+MAX_VNI = (1 << 24) - 1  # VXLAN's 24-bit segment id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,11 +148,22 @@ def _insert_network(session, project_id: str, name: str,
     row = models.Network(
         id=str(uuidlib.uuid4()), name=name, project_id=project_id,
         cidr=str(subnet), gateway=str(subnet.network_address + 1),
-        mtu=settings.mtu, is_default=is_default,
+        mtu=settings.mtu, is_default=is_default, vni=_free_vni(session),
         dns_nameservers=list(settings.dns_nameservers))
     session.add(row)
     session.flush()
     return network_dict(row)
+
+
+def _free_vni(session) -> int:
+    """The lowest VNI no network has (a racing writer may take it too:
+    the unique key makes one of them retry)."""
+    taken = set(session.scalars(sa.select(models.Network.vni).where(
+        models.Network.vni.is_not(None))))
+    vni = next(n for n in range(1, len(taken) + 2) if n not in taken)
+    if vni > MAX_VNI:
+        raise exception.Conflict(reason="no free VXLAN segment is left")
+    return vni
 
 
 def create_network(db: Database, project_id: str, name: str,

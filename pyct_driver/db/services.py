@@ -20,8 +20,10 @@ from pyct_driver.db import networks as db_networks
 from pyct_driver.db.engine import Database, row_to_dict
 
 
-def heartbeat(db: Database, host: str, binary: str, topic: str) -> dict:
-    """Record that ``binary`` on ``host`` is alive now."""
+def heartbeat(db: Database, host: str, binary: str, topic: str,
+              tunnel_address: str | None = None) -> dict:
+    """Record that ``binary`` on ``host`` is alive now (and, for a compute
+    service, its VXLAN endpoint: None or "" when it has none)."""
     def attempt() -> dict:
         with db.session() as session:
             row = session.scalars(sa.select(models.Service).where(
@@ -37,6 +39,7 @@ def heartbeat(db: Database, host: str, binary: str, topic: str) -> dict:
                 if row.uuid is None:
                     row.uuid = str(uuidlib.uuid4())
             row.last_seen_up = models.utcnow()
+            row.tunnel_address = tunnel_address or None
             session.flush()
             return row_to_dict(row)
     return db_networks.retrying(attempt)

@@ -35,7 +35,7 @@ class Source:
     key_type: str = "ssh"
 
 
-def _ports(session, uuid: str, gateway_dns: bool
+def _ports(session, uuid: str, gateway_dns: bool, overhead: int = 0
            ) -> tuple[tuple[dict, dict], ...]:
     rows = session.execute(
         sa.select(models.Port, models.Network)
@@ -45,6 +45,8 @@ def _ports(session, uuid: str, gateway_dns: bool
     for _port, net in pairs:
         net["dns_nameservers"] = db_networks.guest_nameservers(net,
                                                                gateway_dns)
+        if overhead and net.get("vni"):  # what the guest's link has
+            net["mtu"] = (net.get("mtu") or 1500) - overhead
     pairs.sort(key=lambda pn: (pn[0]["device_index"] is None,
                                pn[0]["device_index"] or 0, pn[0]["id"]))
     return tuple(pairs)
@@ -60,18 +62,22 @@ def _key_type(session, instance: dict) -> str:
 
 
 def source_for_instance(db: Database, instance: dict,
-                        gateway_dns: bool = False) -> Source:
+                        gateway_dns: bool = False,
+                        overhead: int = 0) -> Source:
     """The metadata source of an instance row (as ``db.instances`` gives
-    it); ``gateway_dns`` is ``[network] dns_forwarder``."""
+    it); ``gateway_dns`` is ``[network] dns_forwarder``, ``overhead``
+    what VXLAN takes from the MTU of networks with a VNI on this host."""
     with db.session() as session:
         return Source(instance=instance,
-                      ports=_ports(session, instance["uuid"], gateway_dns),
+                      ports=_ports(session, instance["uuid"], gateway_dns,
+                                   overhead),
                       key_type=_key_type(session, instance))
 
 
 def source_for_address(db: Database, address: str,
                        host: str | None = None,
-                       gateway_dns: bool = False) -> Source | None:
+                       gateway_dns: bool = False,
+                       overhead: int = 0) -> Source | None:
     """The instance whose port has fixed IP ``address`` (and, with
     ``host``, that runs on this host), or None."""
     with db.session() as session:
@@ -87,4 +93,4 @@ def source_for_address(db: Database, address: str,
         return None
     if host is not None and instance.get("host") != host:
         return None
-    return source_for_instance(db, instance, gateway_dns)
+    return source_for_instance(db, instance, gateway_dns, overhead)

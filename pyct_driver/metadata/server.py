@@ -154,11 +154,13 @@ class MetadataServer:
     def from_db(cls, db: Database, address: str, port: int,
                 host: str | None = None,
                 gateway_dns: bool = False,
-                per_device: bool = False) -> "MetadataServer":
+                per_device: bool = False,
+                overhead: int = 0) -> "MetadataServer":
         """Serve the instances the database places on ``host``
-        (``gateway_dns``: ``[network] dns_forwarder``)."""
+        (``gateway_dns``: ``[network] dns_forwarder``; ``overhead``: the
+        MTU VXLAN takes on this host)."""
         return cls(address, port, lambda ip: lookup.source_for_address(
-            db, ip, host, gateway_dns), per_device=per_device)
+            db, ip, host, gateway_dns, overhead), per_device=per_device)
 
     @property
     def bound_address(self) -> tuple[str, int]:

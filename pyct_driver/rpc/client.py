@@ -23,7 +23,7 @@ from pyct_driver.context import RequestContext
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
-RPC_API_VERSION = "1.9"
+RPC_API_VERSION = "1.10"
 
 
 def _version(text: str) -> tuple[int, int]:
@@ -103,6 +103,11 @@ class ComputeClient:
     def refresh_security_groups(self, ctxt: RequestContext,
                                 host: str) -> None:
         self._cast(ctxt, host, "refresh_security_groups", version="1.8")
+
+    def refresh_tunnels(self, ctxt: RequestContext, host: str,
+                        network_ids: list[str]) -> None:
+        self._cast(ctxt, host, "refresh_tunnels", version="1.10",
+                   network_ids=network_ids)
 
     def pause_instance(self, ctxt: RequestContext, host: str,
                        instance_uuid: str) -> None:

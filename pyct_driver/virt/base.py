@@ -32,6 +32,11 @@ class FlavorSpec:
     extra_specs: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
+# outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14: what a project
+# network's MTU loses where it spans hosts (network.vxlan)
+TUNNEL_OVERHEAD = 50
+
+
 @dataclasses.dataclass(frozen=True)
 class VifSpec:
     """One network interface of an instance: ``eth<device_index>``."""
@@ -45,6 +50,8 @@ class VifSpec:
     mtu: int = 1500
     device_index: int = 0
     dns_nameservers: tuple[str, ...] = ()
+    # the network's VXLAN segment (None: no VNI, the bridge stays local)
+    vni: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,6 +301,17 @@ class VirtDriver(abc.ABC):
         if mapping:
             raise exception.NetworkError(
                 reason="floating IPs are not supported by this driver")
+
+    def tunnel_address(self) -> str:
+        """This host's VXLAN endpoint; "" (concrete): project networks
+        do not span hosts through this driver."""
+        return ""
+
+    def set_tunnels(self, network_id: str,
+                    ports: list[tuple[str, str]]) -> None:
+        """Send the network's frames to exactly the hosts of ``ports``
+        ((MAC, tunnel address) of each of its ports, this host's
+        included). Concrete: nothing to do without tunnels."""
 
     def detach_interface(self, instance: InstanceSpec, vif: VifSpec) -> None:
         """Unplug ``vif`` (still listed in ``instance.vifs``); idempotent."""

@@ -332,7 +332,7 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
             if not self._running(instance.uuid, record):
                 return  # a stopped guest gets it from spec.vifs at start
             bridge = self.net.ensure_bridge(vif.network_id, vif.gateway,
-                                            vif.prefixlen, vif.mtu)
+                                            vif.prefixlen, vif.mtu, vif.vni)
             self.net.plug(record["pid"], vif, bridge)
 
     def detach_interface(self, instance: base.InstanceSpec,

@@ -26,7 +26,7 @@ from oslo_log import log as logging
 from pyct_driver import exception
 from pyct_driver.progress import SILENT, Progress
 from pyct_driver.virt import base
-from pyct_driver.virt.network import secgroup_nft
+from pyct_driver.virt.network import secgroup_nft, vxlan
 from pyct_driver.virt import host_resources as host_resources_mod
 
 LOG = logging.getLogger(__name__)
@@ -35,6 +35,15 @@ LOG = logging.getLogger(__name__)
 class HostSide:
     """Mixed into ``ContainerDriver``; uses its records, cgroups, launcher,
     network plumbing and per-instance locks."""
+
+    def tunnel_address(self) -> str:
+        return self._net_args.get("tunnel_address") or ""
+
+    def set_tunnels(self, network_id: str,
+                    ports: list[tuple[str, str]]) -> None:
+        if self.tunnel_address():
+            self.net.set_tunnels(network_id, [
+                vxlan.RemotePort(mac, address) for mac, address in ports])
 
     def apply_port_filters(self, filters) -> None:
         # only this driver's ports change: another pyct on the kernel

@@ -21,6 +21,22 @@ from pyct_driver.virt.fake import FakeDriver
 from tests.waiting import wait_for
 
 
+class TunnelDriver(FakeDriver):
+    """The fake driver with a VXLAN endpoint, recording the forwarding
+    entries it is given (tests of compute.tunnels)."""
+
+    def __init__(self, conf, address: str) -> None:
+        super().__init__(conf)
+        self.address = address
+        self.tunnels: dict[str, list] = {}
+
+    def tunnel_address(self) -> str:
+        return self.address
+
+    def set_tunnels(self, network_id: str, ports: list) -> None:
+        self.tunnels[network_id] = sorted(ports)
+
+
 def make_conf() -> cfg.ConfigOpts:
     """The global CONF, as services use it (oslo.messaging registers some
     of its options on the global object only), with no config files."""

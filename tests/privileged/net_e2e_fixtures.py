@@ -106,7 +106,7 @@ def _owners(socket_inodes) -> dict[int, str]:
     return owners
 
 
-def links(prefixes: tuple[str, ...] = ("pyb-", "pyv-")) -> set[str]:
+def links(prefixes: tuple[str, ...] = ("pyb-", "pyv-", "pyx-")) -> set[str]:
     """Names of the host's links starting with one of ``prefixes``."""
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True,
                          text=True, check=True).stdout

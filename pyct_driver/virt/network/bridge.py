@@ -22,7 +22,10 @@ Each port is a veth ``pyv-<port id[:11]>`` whose guest end is created directly
 inside the guest's network namespace as ``eth<device_index>`` (creating it
 there costs ~1-3 ms, moving it afterwards ~15-30 ms), with the port's MAC and
 MTU; the host end joins the bridge only after its anti-spoofing filters are
-in place. Deletions go to a background thread (``deleter``). A
+in place. With a tunnel address (``[network] tunnel_address``) a network
+with a VNI also gets a VXLAN port on its bridge (``vxlan``) and every port
+of it an MTU lower by the VXLAN overhead. Deletions go to a background
+thread (``deleter``). A
 ``watcher`` (the compute service's metadata service) hears of every bridge
 set up and removed, to listen on each one apart.
 """
@@ -41,11 +44,12 @@ from pyct_driver.virt.base import NetworkWatcher, VifSpec
 from pyct_driver.virt.network import antispoof, dnsupstream
 from pyct_driver.virt.network import deleter as deleter_mod
 from pyct_driver.virt.network import dnsforward, nat
-from pyct_driver.virt.network import netlink
+from pyct_driver.virt.network import netlink, vxlan
 from pyct_driver.virt.network.bridge_set import BridgeSet
 # (importers find the names here too)
 from pyct_driver.virt.network.names import (  # noqa: F401
-    BRIDGE_PREFIX, NAME_CHARS, VETH_PREFIX, bridge_name, veth_name)
+    BRIDGE_PREFIX, NAME_CHARS, VETH_PREFIX, VXLAN_PREFIX, bridge_name,
+    veth_name, vxlan_name)
 
 LOG = logging.getLogger(__name__)
 SCOPE_LINK = 253
@@ -79,7 +83,11 @@ class NetworkPlumber(BridgeSet):
                  egress_nat: bool = False,
                  watcher: NetworkWatcher | None = None,
                  external_interface: str = "",
-                 nat_table: str = nat.NAME) -> None:
+                 nat_table: str = nat.NAME,
+                 tunnel_address: str = "") -> None:
+        # "": no VXLAN, each host's bridges stand alone
+        self.tunnel_address = (str(ipaddress.IPv4Address(tunnel_address))
+                               if tunnel_address else "")
         # With egress NAT every bridge forwards and is in ``nat``'s table.
         self.nat = (nat.Nat(external_interface, nat_table) if egress_nat
                     else None)
@@ -111,7 +119,8 @@ class NetworkPlumber(BridgeSet):
                     external_interface=network.external_interface,
                     dns_upstreams=dnsupstream.chosen(network.dns_forwarder,
                                                      network.dns_upstreams),
-                    dns_rate=network.dns_queries_per_second)
+                    dns_rate=network.dns_queries_per_second,
+                    tunnel_address=network.tunnel_address)
 
     def close(self) -> None:
         self.deleter.flush()
@@ -122,10 +131,11 @@ class NetworkPlumber(BridgeSet):
 
     # -- bridges -----------------------------------------------------------
     def ensure_bridge(self, network_id: str, gateway_ip: str, prefixlen: int,
-                      mtu: int | None = None) -> str:
-        """Create (or check) the network's bridge; returns its name."""
+                      mtu: int | None = None, vni: int | None = None) -> str:
+        """Create (or check) the network's bridge (and with a tunnel
+        address its VXLAN port); returns its name."""
         name = bridge_name(network_id)
-        mtu = mtu or self.mtu
+        mtu = self.link_mtu(mtu, vni)
         try:
             iface = ipaddress.IPv4Interface(f"{gateway_ip}/{prefixlen}")
         except ValueError as err:
@@ -177,6 +187,9 @@ class NetworkPlumber(BridgeSet):
                                               else None))
             with netlink.wrap(f"set bridge {name} up"):
                 host.ipr.link("set", index=index, mtu=mtu, state="up")
+            if self.tunnels(vni):
+                vxlan.ensure(host, network_id, int(vni), self.tunnel_address,
+                             index, mtu)
             self._generation[network_id] = (
                 self._generation.get(network_id, 0) + 1)
             if self.watcher is not None:  # before any port can send
@@ -220,9 +233,7 @@ class NetworkPlumber(BridgeSet):
             if self._generation.get(network_id, 0) != generation:
                 return
             index = host.link_index(name)
-            if index is None:
-                return
-            if any(link["master"] == index for link in host.links()):
+            if index is None or not self._unused(network_id, index):
                 return
             if self.dns:
                 self.dns.stop_serving(network_id)
@@ -261,17 +272,18 @@ class NetworkPlumber(BridgeSet):
                     raise exception.NetworkError(
                         reason=f"bridge {bridge} does not exist")
                 self.ensure_bridge(vif.network_id, vif.gateway, vif.prefixlen,
-                                   vif.mtu)
+                                   vif.mtu, vif.vni)
                 bridge_index = host.link_index(bridge)
+            mtu = self.link_mtu(vif.mtu, vif.vni)
             for attempt in (1, 2):
                 try:
                     with netlink.wrap(f"create veth {host_name}/{guest_name}"):
                         # Down until its filters exist: no unfiltered frame.
                         host.ipr.link(
                             "add", ifname=host_name, kind="veth",
-                            mtu=vif.mtu, master=bridge_index,
+                            mtu=mtu, master=bridge_index,
                             peer={"ifname": guest_name, "net_ns_fd": nsfd,
-                                  "address": vif.mac, "mtu": vif.mtu})
+                                  "address": vif.mac, "mtu": mtu})
                     break
                 except exception.NetworkError as err:
                     stale = host.link_index(host_name)
@@ -349,7 +361,7 @@ class NetworkPlumber(BridgeSet):
         try:
             for vif in sorted(vifs, key=lambda v: v.device_index):
                 bridge = self.ensure_bridge(vif.network_id, vif.gateway,
-                                            vif.prefixlen, vif.mtu)
+                                            vif.prefixlen, vif.mtu, vif.vni)
                 self.plug(pid, vif, bridge)
                 done.append(vif)
         except BaseException:
@@ -372,16 +384,10 @@ class NetworkPlumber(BridgeSet):
                     is not None):
                 try:
                     self.ensure_bridge(vif.network_id, vif.gateway,
-                                       vif.prefixlen, vif.mtu)
+                                       vif.prefixlen, vif.mtu, vif.vni)
                 except exception.NetworkError as err:  # the guest runs on
                     LOG.warning("DNS on network %s: %s", vif.network_id, err)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait for queued deletions; False if they did not finish."""
         return self.deleter.flush(timeout)
-
-    def list_links(self) -> list[str]:
-        """Names of every pyb-/pyv- link on the host, for leak checks."""
-        return sorted(link["ifname"] for link in self.host.links()
-                      if link["ifname"].startswith((BRIDGE_PREFIX,
-                                                    VETH_PREFIX)))

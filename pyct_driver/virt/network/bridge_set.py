@@ -4,7 +4,9 @@ Mixed into ``bridge.NetworkPlumber``: which bridges of a set of networks
 exist and what is on them (``network_links``), removing them all at once
 when no guest runs any more (``remove_networks``: ports, DNS service,
 addresses and NAT go with them), the host's floating IPs as a whole
-(``set_floating``), and telling the plumber's watcher (the metadata
+(``set_floating``), the VXLAN forwarding entries of each network from
+the ports of other hosts (``set_tunnels``) and the MTU that VXLAN
+leaves (``link_mtu``), and telling the plumber's watcher (the metadata
 service, one listener per bridge) of bridges an earlier run of the
 service made (``announce``) and of each bridge that goes (``_gone``).
 """
@@ -14,7 +16,9 @@ from __future__ import annotations
 from typing import Iterable
 
 from pyct_driver import exception
-from pyct_driver.virt.network.names import bridge_name
+from pyct_driver.virt.network import vxlan
+from pyct_driver.virt.network.names import (
+    BRIDGE_PREFIX, VETH_PREFIX, VXLAN_PREFIX, bridge_name, vxlan_name)
 
 
 class BridgeSet:
@@ -68,6 +72,38 @@ class BridgeSet:
             raise exception.NetworkError(
                 reason="floating IPs need [network] egress_nat = true")
 
+    def tunnels(self, vni: int | None) -> bool:
+        """Whether a network with ``vni`` spans hosts over VXLAN here."""
+        return bool(self.tunnel_address and vni)
+
+    def link_mtu(self, mtu: int | None, vni: int | None) -> int:
+        """The MTU of a network's bridge and ports (guests' too)."""
+        mtu = mtu or self.mtu
+        return mtu - vxlan.OVERHEAD if self.tunnels(vni) else mtu
+
+    def _unused(self, network_id: str, index: int) -> bool:
+        """Whether no port is on bridge ``index``; its VXLAN port (which
+        deleting the bridge would leave behind) is deleted then."""
+        segment = vxlan_name(network_id)
+        if any(link["master"] == index and link["ifname"] != segment
+               for link in self.host.links()):
+            return False
+        tunnel = self.host.link_index(segment)
+        if tunnel is not None:
+            self._delete_now(tunnel, segment)
+        return True
+
+    def set_tunnels(self, network_id: str,
+                    ports: Iterable[vxlan.RemotePort]) -> bool:
+        """Send the network's frames to the hosts of ``ports`` (all of
+        the network's, with their hosts' tunnel addresses) and no other;
+        False if the network spans no hosts here (no tunnel address, or
+        no bridge of it on this host)."""
+        if not self.tunnel_address:
+            return False
+        return vxlan.program(self.host, network_id,
+                             vxlan.wanted(ports, self.tunnel_address))
+
     def announce(self, network_ids: Iterable[str]) -> None:
         """Tell the watcher of the bridges of ``network_ids`` that exist
         (made by an earlier run of the service)."""
@@ -78,3 +114,11 @@ class BridgeSet:
     def _gone(self, name: str) -> None:
         if self.watcher is not None:
             self.watcher.down(name)
+
+    def list_links(self) -> list[str]:
+        """Names of every pyb-/pyv-/pyx- link on the host, for leak
+        checks."""
+        return sorted(link["ifname"] for link in self.host.links()
+                      if link["ifname"].startswith((BRIDGE_PREFIX,
+                                                    VETH_PREFIX,
+                                                    VXLAN_PREFIX)))
