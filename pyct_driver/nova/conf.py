@@ -47,6 +47,7 @@ def driver_view(conf: cfg.ConfigOpts) -> types.SimpleNamespace:
         # Neutron routes and serves DHCP/metadata: pyct's bridges, its
         # metadata listener and DNS forwarder are not used (port 0: none)
         network=types.SimpleNamespace(
-            mtu=1500, egress_nat=False, dns_forwarder=False,
-            dns_upstreams=[], dns_queries_per_second=100),
+            mtu=1500, egress_nat=False, external_interface="",
+            dns_forwarder=False, dns_upstreams=[],
+            dns_queries_per_second=100, tunnel_address=""),
         metadata=types.SimpleNamespace(address="169.254.169.254", port=0))

@@ -221,6 +221,9 @@ def test_boot_debian_and_ssh_in(env):
     with open(ud, "w") as f:
         f.write(USER_DATA)
 
+    # as a cloud user does: the default group lets in only its members
+    env.cli("security", "group", "rule", "create", "--ingress", "--protocol",
+            "tcp", "--dst-port", "22", "default")
     name = f"deb-{uuid_mod.uuid4().hex[:6]}"
     t0 = time.monotonic()
     srv = env.cli_json("--os-compute-api-version", "2.37", "server",

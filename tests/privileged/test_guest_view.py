@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import time
 
@@ -105,7 +106,8 @@ def test_views_after_a_restart_of_the_view_service(driver, guests):
     """A crashed service is started again within the watcher's interval.
     A privileged guest running across the crash gets the new files
     (``views.rebind``); an unprivileged one keeps running, its views fail
-    fast (ENOTCONN, locked binds: README) until it reboots; guests booted
+    fast (ENOTCONN, locked binds: README) until it reboots, or on kernels
+    that let the rebind through (6.1) show the flavor again; guests booted
     after the restart bind the new service directly."""
     booted = time.monotonic()
     unpriv = guests.boot(flavor(vcpus=1, memory_mb=320, root_gb=1))
@@ -124,7 +126,11 @@ def test_views_after_a_restart_of_the_view_service(driver, guests):
     started = time.monotonic()
     stale = guest_exec(driver, unpriv.uuid, ["cat", "/proc/meminfo"],
                        check=False)
-    assert stale.returncode != 0 and time.monotonic() - started < 5
+    assert time.monotonic() - started < 5  # never a hang
+    # this kernel: ENOTCONN until a reboot; Debian 12's 6.1 (the v2 lane)
+    # lets the rebind through: then it must show the flavor
+    assert stale.returncode != 0 or re.search(
+        r"^MemTotal:\s+327680 kB", stale.stdout, re.M), stale
     assert _sh(driver, unpriv.uuid, "echo alive").strip() == "alive"
     rebooted = time.monotonic()
     driver.reboot(unpriv, hard=True)

@@ -118,6 +118,11 @@ def test_floating_ip_through_the_cli(world):
     assert shown["fixed_ip_address"] == a1["ip"]
     listener = _listen(env, a1["uuid"], port)
     try:
+        # the project's default group lets in only its own members
+        assert connect(outside.pid, address, port, timeout=2) == ""
+        env.cli("security", "group", "rule", "create", "--ingress",
+                "--protocol", "tcp", "--dst-port", str(port),
+                "--remote-ip", "0.0.0.0/0", "default")
         assert connect(outside.pid, address, port) == "hello"
     finally:
         listener.kill()

@@ -1,8 +1,9 @@
 """Unprivileged guests on the real kernel: user namespaces mapped onto
 ranges allocated in the database, idmapped image layers, masked /proc.
 
-Guests are booted through ``compute.specs.instance_spec`` on a real
-(SQLite) database, so the ranges are the product's own allocation; the
+Guests are booted as the build path does it (``idranges.allocate``, then
+``compute.specs.instance_spec``) on a real (SQLite) database, so the
+ranges are the product's own allocation; the
 driver, launcher and cgroups are the real ones from ``guest_tools``.
 """
 
@@ -54,6 +55,8 @@ def boot(driver, busybox_image, db):
 
     def _boot(privileged: bool = False):
         row = _row(db, privileged)
+        if not privileged:  # as ComputeManager.build_spec does
+            idranges.allocate(db, row["uuid"])
         spec = instance_spec(db, row)
         booted.append(spec)
         driver.spawn(spec)
