@@ -18,6 +18,7 @@ in place in one kernel transaction (``network.secgroup_nft``).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from typing import Iterable
 
@@ -47,9 +48,22 @@ class HostSide:
 
     def apply_port_filters(self, filters) -> None:
         # only this driver's ports change: another pyct on the kernel
-        # (a parallel test deployment) keeps its own
-        self._filtered = secgroup_nft.apply(
-            filters, getattr(self, "_filtered", ()))
+        # (a parallel test deployment) keeps its own. The set is kept on
+        # disk, so a restarted service still knows which chains it owns.
+        path = os.path.join(self.base_dir, "port_filters.json")
+        try:
+            with open(path) as f:
+                previous = set(json.load(f))
+        except (OSError, ValueError):
+            previous = set()
+        filtered = secgroup_nft.apply(filters, previous)
+        try:
+            with open(path + ".tmp", "w") as f:
+                json.dump(sorted(filtered), f)
+            os.replace(path + ".tmp", path)
+        except OSError as err:
+            raise exception.NetworkError(
+                reason=f"cannot record the filtered ports: {err}") from err
 
     def get_available_resource(self) -> base.HostResources:
         return host_resources_mod.host_resources(
@@ -112,7 +126,8 @@ class HostSide:
                 record = self.records.load(uuid)
                 if record is not None:
                     self._stop(base.bare_spec(uuid), record, 0)
-        steps = (("links", lambda: self.net.remove_networks(network_ids)),
+        steps = (("port filters", lambda: self.apply_port_filters([])),
+                 ("links", lambda: self.net.remove_networks(network_ids)),
                  ("launcher", self.launcher.shutdown),
                  ("cgroups", self.cgroups.remove_parent),
                  ("view service", self._stop_views))
