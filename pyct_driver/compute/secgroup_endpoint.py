@@ -23,17 +23,23 @@ LOG = logging.getLogger(__name__)
 
 
 def host_port_filters(db, host: str) -> list[PortFilter]:
-    """The database's view of ``host``'s port filters as driver values."""
-    out = []
-    for port in secgroup_ports.host_filters(db, host):
-        rules = tuple(FilterRule(
-            direction=r["direction"], protocol=r["protocol"],
-            port_min=r["port_min"], port_max=r["port_max"],
-            remotes=None if r["remotes"] is None else tuple(r["remotes"]))
-            for r in port["rules"])
-        out.append(PortFilter(port["port_id"], port["ip"],
-                              port["gateway"], rules))
-    return out
+    """The database's view of ``host``'s port filters as driver values.
+    Ports of one group share its rule values (a group's member list is
+    read once, not once per member)."""
+    made: dict[int, FilterRule] = {}
+
+    def rule(r: dict) -> FilterRule:
+        if id(r) not in made:
+            made[id(r)] = FilterRule(
+                direction=r["direction"], protocol=r["protocol"],
+                port_min=r["port_min"], port_max=r["port_max"],
+                remotes=None if r["remotes"] is None
+                else tuple(r["remotes"]), remote_group=r["remote_group"])
+        return made[id(r)]
+    ports = secgroup_ports.host_filters(db, host)
+    return [PortFilter(port["port_id"], port["ip"], port["gateway"],
+                       tuple(rule(r) for r in port["rules"]))
+            for port in ports]
 
 
 class SecurityGroupEndpoints:

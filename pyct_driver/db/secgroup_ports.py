@@ -71,13 +71,16 @@ def hosts_of_groups(db: Database, group_ids: Iterable[str]) -> set[str]:
                    _I.host.is_not(None)).distinct())}
 
 
-def _members(session) -> dict[str, list[str]]:
+def _members(session, group_ids: set[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
+    if not group_ids:
+        return out
     for group_id, ip in session.execute(
             sa.select(_PSG.security_group_id, _P.ip_address)
             .join(_P, _P.id == _PSG.port_id)
             .join(_I, sa.and_(_I.uuid == _P.instance_uuid,
                               _I.deleted == 0))
+            .where(_PSG.security_group_id.in_(group_ids))
             # a server being deleted is no member any more: its address
             # may soon be another port's
             .where(sa.or_(_I.task_state.is_(None),
@@ -95,7 +98,8 @@ def _rule_view(rule: SecurityGroupRule,
         remotes = [rule.remote_ip_prefix]
     return {"direction": rule.direction, "protocol": rule.protocol,
             "port_min": rule.port_range_min,
-            "port_max": rule.port_range_max, "remotes": remotes}
+            "port_max": rule.port_range_max, "remotes": remotes,
+            "remote_group": rule.remote_group_id}
 
 
 def host_filters(db: Database, host: str) -> list[dict]:
@@ -112,11 +116,13 @@ def host_filters(db: Database, host: str) -> list[dict]:
             .join(_PSG, _PSG.port_id == _P.id)).all()
         if not ports:
             return []
-        members = _members(session)
+        found = list(session.scalars(sa.select(_R).where(
+            _R.security_group_id.in_({p[3] for p in ports}),
+            _R.ethertype == "IPv4")))
+        members = _members(session, {r.remote_group_id for r in found
+                                     if r.remote_group_id is not None})
         rules: dict[str, list[dict]] = {}
-        for rule in session.scalars(sa.select(_R).where(
-                _R.security_group_id.in_({p[3] for p in ports}),
-                _R.ethertype == "IPv4")):
+        for rule in found:
             rules.setdefault(rule.security_group_id, []).append(
                 _rule_view(rule, members))
     out: dict[str, dict] = {}

@@ -11,14 +11,14 @@ running while its init lives or its group still holds a task.
 ``watch_networks`` hands the bridges' comings and goings to a watcher (the
 metadata service, one listener per bridge); ``set_floating_ips`` makes
 the host's floating-IP NAT the compute service's mapping;
-``apply_port_filters`` puts the host's whole set of security-group filters
-in place in one kernel transaction (``network.secgroup_nft``).
+``apply_port_filters`` makes the kernel enforce the host's whole set of
+security-group filters, writing only what changed
+(``network.secgroup_delta``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from typing import Iterable
 
@@ -27,7 +27,7 @@ from oslo_log import log as logging
 from pyct_driver import exception
 from pyct_driver.progress import SILENT, Progress
 from pyct_driver.virt import base
-from pyct_driver.virt.network import secgroup_nft, vxlan
+from pyct_driver.virt.network import secgroup_delta, vxlan
 from pyct_driver.virt import host_resources as host_resources_mod
 
 LOG = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ LOG = logging.getLogger(__name__)
 class HostSide:
     """Mixed into ``ContainerDriver``; uses its records, cgroups, launcher,
     network plumbing and per-instance locks."""
+
+    _filter_state: secgroup_delta.FilterState | None = None
 
     def tunnel_address(self) -> str:
         return self._net_args.get("tunnel_address") or ""
@@ -48,22 +50,11 @@ class HostSide:
 
     def apply_port_filters(self, filters) -> None:
         # only this driver's ports change: another pyct on the kernel
-        # (a parallel test deployment) keeps its own. The set is kept on
-        # disk, so a restarted service still knows which chains it owns.
-        path = os.path.join(self.base_dir, "port_filters.json")
-        try:
-            with open(path) as f:
-                previous = set(json.load(f))
-        except (OSError, ValueError):
-            previous = set()
-        filtered = secgroup_nft.apply(filters, previous)
-        try:
-            with open(path + ".tmp", "w") as f:
-                json.dump(sorted(filtered), f)
-            os.replace(path + ".tmp", path)
-        except OSError as err:
-            raise exception.NetworkError(
-                reason=f"cannot record the filtered ports: {err}") from err
+        # (a parallel test deployment) keeps its own
+        if self._filter_state is None:
+            self._filter_state = secgroup_delta.FilterState(
+                os.path.join(self.base_dir, "port_filters.json"))
+        self._filter_state.apply(filters)
 
     def get_available_resource(self) -> base.HostResources:
         return host_resources_mod.host_resources(

@@ -21,13 +21,17 @@ class FilterRule:
     """One allow rule. ``protocol`` None is any IP protocol; for tcp/udp
     ``port_min``..``port_max`` is the destination port range, for icmp
     they are the type and the code; ``remotes`` None is any address,
-    else the CIDRs or addresses the other end must be in (empty: none)."""
+    else the CIDRs or addresses the other end must be in (empty: none).
+    ``remote_group`` names the security group whose members' addresses
+    ``remotes`` are: the kernel keeps one shared set per group, so a
+    member joining or leaving changes that set, not every port's rules."""
 
     direction: str
     protocol: str | None = None
     port_min: int | None = None
     port_max: int | None = None
     remotes: tuple[str, ...] | None = None
+    remote_group: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,7 @@ TCP connection between guests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -33,6 +34,20 @@ start = time.perf_counter()
 secgroup_nft.apply(ports, body["previous"])
 print(time.perf_counter() - start)
 """
+# the compute service's path: one long-lived FilterState, so each apply
+# after the first writes only what changed
+_STATEFUL = """
+import json, sys
+from pyct_driver.virt.network import secgroup_delta
+from pyct_driver.virt.port_filter import FilterRule, PortFilter
+state = secgroup_delta.FilterState(sys.argv[1])
+for line in sys.stdin:
+    body = json.loads(line)
+    state.apply([PortFilter(p["port_id"], p["ip"], p["gateway"],
+                            tuple(FilterRule(**r) for r in p["rules"]))
+                 for p in body["ports"]])
+    print("done", flush=True)
+"""
 _SERVE = """
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -47,6 +62,12 @@ while True:
         c.sendall(data)
     c.close()
 """
+
+
+def _ports(filters: dict[Guest, list[FilterRule]]) -> dict:
+    return {"ports": [{"port_id": g.port_id, "ip": g.ip, "gateway": GATEWAY,
+                       "rules": [r.__dict__ for r in rules]}
+                      for g, rules in filters.items()]}
 
 
 def run(*argv: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -112,15 +133,40 @@ class SgLab:
     def apply(self, filters: dict[Guest, list[FilterRule]]) -> float:
         """Enforce ``filters`` (guests not named are unfiltered); the
         seconds the kernel transaction took."""
-        body = {"previous": sorted(self.applied), "ports": [
-            {"port_id": g.port_id, "ip": g.ip, "gateway": GATEWAY,
-             "rules": [r.__dict__ for r in rules]}
-            for g, rules in filters.items()]}
+        body = dict(_ports(filters), previous=sorted(self.applied))
         out = self.host_exec(sys.executable, "-c", _APPLY,
                              input=json.dumps(body),
                              env=dict(os.environ, PYTHONPATH=ROOT))
         self.applied = {g.port_id for g in filters}
         return float(out.stdout)
+
+    @contextlib.contextmanager
+    def stateful(self, path: str):
+        """An ``apply(filters)`` served by one long-lived filter state in
+        the host namespace, as the compute service keeps it."""
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.host, sys.executable, "-c",
+             _STATEFUL, path], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONPATH=ROOT))
+
+        def apply(filters: dict[Guest, list[FilterRule]]) -> None:
+            proc.stdin.write(json.dumps(_ports(filters)) + "\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline().strip() == "done"
+        try:
+            yield apply
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=10)
+
+    def handles(self, chain: str) -> list[str]:
+        """The kernel's rule handles in one of pyct's bridge chains (a
+        rewritten chain has new ones)."""
+        out = self.host_exec("nft", "-a", "list", "chain", "bridge",
+                             "pyct_sg", chain).stdout
+        return [line.rsplit("# handle ", 1)[1] for line in out.splitlines()
+                if "# handle " in line and "chain " not in line]
 
     def remove(self) -> None:
         """Drop pyct's tables (no filtering, no conntrack for them)."""

@@ -77,6 +77,31 @@ def test_remote_group_with_no_members_matches_nothing(lab):
     assert connect(a, b.ip, PORT)
 
 
+def test_membership_changes_touch_only_the_group_set(lab, tmp_path):
+    """The compute service's incremental path: a member joining or
+    leaving the default group changes its set, not the other members'
+    chains (their rule handles stay); leaving ports' chains go."""
+    a, b, c = lab.guests
+
+    def default(*members):
+        return [R("ingress", remotes=tuple(g.ip for g in members),
+                  remote_group="g-default"), R("egress")]
+    with lab.stateful(str(tmp_path / "filters.json")) as apply:
+        apply({a: default(a, b), b: default(a, b)})
+        assert connect(a, b.ip, PORT) and not connect(c, b.ip, PORT)
+        assert "set rg-g-default" in lab.ruleset()
+        handles = lab.handles(f"in-{b.port_id}")
+        apply({g: default(a, b, c) for g in (a, b, c)})
+        assert connect(c, b.ip, PORT) and connect(b, c.ip, PORT)
+        assert lab.handles(f"in-{b.port_id}") == handles
+        apply({a: default(a, b), b: default(a, b)})
+        assert not connect(c, b.ip, PORT)
+        assert f"in-{c.port_id}" not in lab.ruleset()
+        assert lab.handles(f"in-{b.port_id}") == handles
+        apply({})
+    assert "pyct_sg" not in lab.ruleset()
+
+
 def test_tables_are_pyct_owned_and_only_our_ports_change(lab):
     a, b, _ = lab.guests
     lab.host_exec("nft", "add", "table", "bridge", "someone_else")

@@ -17,8 +17,11 @@ later priority, accept tagged packets first. Each port has an egress chain
 otherwise, and an ingress chain (to the guest: ``oifname``) that accepts
 when a rule allows and drops otherwise; named verdict maps keyed on the
 host-side veth name pick the chains, so the per-packet cost does not grow
-with the number of ports. Links are matched by name, so a port's filter is
-in place before its veth exists. A batch rewrites the hook chains (static)
+with the number of ports. A remote group's members are one named set
+(``rg-<group id>``) that its rules match, so membership changes are
+element updates (``secgroup_delta`` writes only what changed). Links
+are matched by name, so a port's filter is in place before its veth
+exists. A batch rewrites the hook chains (static)
 and the chains and map entries of the caller's ports, and removes those of
 its ports that went; another pyct on the same kernel (parallel test
 deployments) keeps its own ports' entries. ARP passes (the anti-spoofing
@@ -102,11 +105,30 @@ def _proto_matches(rule: FilterRule) -> list[dict]:
     return out
 
 
+def group_set(group_id: str) -> str:
+    """The named set holding a remote group's member addresses."""
+    return "rg-" + group_id
+
+
+def groups_of(ports: Iterable[PortFilter]) -> dict[str, frozenset[str]]:
+    """The remote groups ``ports`` name and their members' addresses
+    (the same for every port naming a group: read once)."""
+    out: dict[str, frozenset[str]] = {}
+    for port in ports:
+        for rule in port.rules:
+            if rule.remote_group is not None \
+                    and rule.remote_group not in out:
+                out[rule.remote_group] = frozenset(rule.remotes or ())
+    return out
+
+
 def _rule_matches(rule: FilterRule, peer: str) -> list[dict] | None:
     """The expressions of one rule (``peer``: the other end's address
-    field), or None when it can match nothing (an empty remote group)."""
+    field), or None when it can match nothing (an empty address list)."""
     out = []
-    if rule.remotes is not None:
+    if rule.remote_group is not None:
+        out.append(_match(_ip(peer), "@" + group_set(rule.remote_group)))
+    elif rule.remotes is not None:
         if not rule.remotes:
             return None
         out.append(_match(_ip(peer), {"set": [
@@ -203,43 +225,86 @@ def _element(verb: str, name: str, port_id: str, chain: str | None
     return {verb: {"element": dict(_T, name=name, elem=[elem])}}
 
 
-def commands(ports: Iterable[PortFilter],
-             previous: Iterable[str] = ()) -> list[dict]:
-    """The batch that makes ``ports`` exactly this driver's filtered
-    ports: theirs (re)written, those of ``previous`` (port ids this
-    driver filtered before) no longer in the set removed; other ports'
-    chains (another pyct on the same kernel, e.g. tests) are untouched."""
-    ports = sorted(ports, key=lambda p: p.port_id)
-    out = _skeleton()
-    for port in ports:
-        ingress, egress = chain_names(port.port_id)
-        for chain in (ingress, egress):
-            out.append({"add": {"chain": dict(_T, name=chain)}})
-            out.append({"flush": {"chain": dict(_T, name=chain)}})
-        out += _port_commands(port)
-        out.append(_element("add", EGRESS_MAP, port.port_id, egress))
-        out.append(_element("add", INGRESS_MAP, port.port_id, ingress))
-    keep = {p.port_id for p in ports}
-    for port_id in sorted(set(previous) - keep):
-        out.append(_element("delete", EGRESS_MAP, port_id, None))
-        out.append(_element("delete", INGRESS_MAP, port_id, None))
-        for chain in chain_names(port_id):
-            out.append({"delete": {"chain": dict(_T, name=chain)}})
+def port_block(port: PortFilter) -> list[dict]:
+    """(Re)write one port's chains and its verdict-map entries."""
+    ingress, egress = chain_names(port.port_id)
+    out = []
+    for chain in (ingress, egress):
+        out.append({"add": {"chain": dict(_T, name=chain)}})
+        out.append({"flush": {"chain": dict(_T, name=chain)}})
+    out += _port_commands(port)
+    out.append(_element("add", EGRESS_MAP, port.port_id, egress))
+    out.append(_element("add", INGRESS_MAP, port.port_id, ingress))
     return out
 
 
-def apply(ports: Iterable[PortFilter],
-          previous: Iterable[str] = ()) -> set[str]:
+def port_removal(port_id: str) -> list[dict]:
+    """Remove one port's map entries and chains."""
+    out = [_element("delete", EGRESS_MAP, port_id, None),
+           _element("delete", INGRESS_MAP, port_id, None)]
+    for chain in chain_names(port_id):
+        out.append({"delete": {"chain": dict(_T, name=chain)}})
+    return out
+
+
+def set_elements(verb: str, group_id: str, addrs: Iterable[str]
+                 ) -> list[dict]:
+    """Add (``verb`` "add") or remove ("delete") members of a group's
+    set; nothing when ``addrs`` is empty."""
+    addrs = sorted(addrs)
+    if not addrs:
+        return []
+    return [{verb: {"element": dict(_T, name=group_set(group_id),
+                                    elem=addrs)}}]
+
+
+def set_block(group_id: str, addrs: Iterable[str]) -> list[dict]:
+    """Make a group's set exactly ``addrs``."""
+    name = dict(_T, name=group_set(group_id))
+    return ([{"add": {"set": dict(name, type="ipv4_addr")}},
+             {"flush": {"set": name}}] + set_elements("add", group_id, addrs))
+
+
+def set_removal(group_id: str) -> list[dict]:
+    return [{"delete": {"set": dict(_T, name=group_set(group_id))}}]
+
+
+def commands(ports: Iterable[PortFilter],
+             previous: Iterable[str] = (),
+             previous_groups: Iterable[str] = ()) -> list[dict]:
+    """The batch that makes ``ports`` exactly this driver's filtered
+    ports: theirs (re)written, those of ``previous`` (port ids this
+    driver filtered before) no longer in the set removed, and the sets of
+    ``previous_groups`` no port names any more; other ports' chains
+    (another pyct on the same kernel, e.g. tests) are untouched."""
+    ports = sorted(ports, key=lambda p: p.port_id)
+    groups = groups_of(ports)
+    out = _skeleton()
+    # sets before the rules that name them, deleted after the last rule
+    for group_id, addrs in sorted(groups.items()):
+        out += set_block(group_id, addrs)
+    for port in ports:
+        out += port_block(port)
+    keep = {p.port_id for p in ports}
+    for port_id in sorted(set(previous) - keep):
+        out += port_removal(port_id)
+    for group_id in sorted(set(previous_groups) - set(groups)):
+        out += set_removal(group_id)
+    return out
+
+
+def apply(ports: Iterable[PortFilter], previous: Iterable[str] = (),
+          previous_groups: Iterable[str] = ()) -> set[str]:
     """Enforce ``ports``' filters, atomically; the port ids now filtered
     (the next call's ``previous``)."""
     ports = list(ports)
     if not ports:
-        _drop(previous)
+        _drop(previous, previous_groups)
         return set()
     try:
-        nft.apply(commands(ports, previous))
+        nft.apply(commands(ports, previous, previous_groups))
     except exception.NetworkError:
-        if not previous:
+        if not previous and not previous_groups:
             raise
         # what went was removed by someone else (the table deleted by
         # hand): write the current set alone rather than fail forever
@@ -247,12 +312,17 @@ def apply(ports: Iterable[PortFilter],
     return {p.port_id for p in ports}
 
 
-def _drop(previous: Iterable[str]) -> None:
+def _drop(previous: Iterable[str], previous_groups: Iterable[str]) -> None:
     """No port of this driver filtered: its entries go, and the tables
     with them once no other pyct on the kernel has a port in them (a host
     without filtered ports holds no pyct_sg table)."""
-    if previous:
-        nft.apply(commands([], previous))
+    if previous or previous_groups:
+        try:
+            nft.apply(commands([], previous, previous_groups))
+        except exception.NetworkError:
+            if not previous:  # only sets that are gone already
+                raise
+            nft.apply(commands([], previous))
     try:
         listing = nft.list_ruleset({"family": FAMILY, "name": TABLE})
     except exception.NetworkError:  # no table: nothing to drop
