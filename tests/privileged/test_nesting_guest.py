@@ -27,6 +27,13 @@ from tests.privileged.guest_tools import (  # noqa: F401 - fixtures
 NESTING = {"pyct:nesting": "true"}
 UNSHARE = ("unshare -Urmpf --mount-proc sh -c "
            "'echo inner-pid=$$; id -u; ls /proc | grep -c [0-9]'")
+OVERLAY = """\
+mkdir -p /dev/shm/up /dev/shm/wk /tmp/ov
+unshare -m sh -c 'mount -t overlay overlay \
+  -o lowerdir=/nest/rootfs,upperdir=/dev/shm/up,workdir=/dev/shm/wk /tmp/ov \
+  && echo written > /tmp/ov/etc/pyct-ov && /tmp/ov/bin/busybox echo ov-ok'
+cat /dev/shm/up/etc/pyct-ov
+"""
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +77,8 @@ def test_unshare_with_fresh_proc_works_in_a_nesting_guest(
     spec = _boot(nest_guests, **NESTING)
     out = ef.agent_run(driver, spec.uuid, UNSHARE)
     assert "inner-pid=1" in out and "exit=0" in out, out
+    out = ef.agent_run(driver, spec.uuid, OVERLAY)
+    assert "ov-ok" in out and "written" in out, out
 
 
 def test_unshare_with_fresh_proc_is_refused_without_the_spec(
@@ -78,6 +87,8 @@ def test_unshare_with_fresh_proc_is_refused_without_the_spec(
     out = ef.agent_run(driver, spec.uuid, UNSHARE)
     assert "inner-pid=1" not in out and "exit=0" not in out, out
     assert "Operation not permitted" in out, out
+    # overlay mounts never needed the spec (user namespaces may mount it)
+    assert "ov-ok" in ef.agent_run(driver, spec.uuid, OVERLAY)
     out = ef.agent_run(driver, spec.uuid, nf.RUNC_SCRIPT)
     assert nf.NESTED_HELLO not in out.replace("grep -q", ""), out
     assert "runc_rc=0" not in out, out

@@ -225,3 +225,48 @@ def test_nesting_travels_to_the_launcher_and_to_exec():
     # only a JSON true turns it on
     assert not spec_mod.ExecRequest.from_dict(
         {**req.to_dict(), "nesting": "false"}).nesting
+
+
+def test_tenant_input_never_turns_nesting_on():
+    """Image properties and instance metadata are the tenant's: only the
+    flavor snapshot's extra spec counts."""
+    instance = base.InstanceSpec(
+        uuid="u1", name="n", hostname="h", image_id="img",
+        flavor=base.FlavorSpec(1, 64, 1),
+        image_properties={"pyct:nesting": "true"},
+        metadata={"pyct:nesting": "true"})
+    spec = guest_config.launch_spec(
+        instance, guest_config.GuestLimits(), root="/r",
+        argv=["/sbin/init"], id_range=(1 << 30, 65536), cgroup_procs=[],
+        console_log="/c")
+    assert not spec.nesting
+
+
+# -- who may set it --------------------------------------------------------
+
+def test_only_an_admin_sets_the_nesting_spec():
+    from pyct_driver.db import catalog
+    from tests.unit.test_api_app import Harness
+    h = Harness()
+    base_url = "/v2.1/flavors/1/os-extra_specs"
+    body = {"extra_specs": {"pyct:nesting": "true"}}
+    for method, url, data in (("POST", base_url, body),
+                              ("PUT", base_url + "/pyct:nesting",
+                               {"pyct:nesting": "true"})):
+        resp = h.request(method, url, data)
+        assert resp.status_int == 403, resp.json
+        assert "forbidden" in resp.json
+        assert catalog.flavor_get(h.db, "1")["extra_specs"] == {}
+    resp = h.admin("POST", base_url, {"extra_specs": {"pyct:nesting": "on"}})
+    assert resp.status_int == 400 and "pyct:nesting" in resp.json[
+        "badRequest"]["message"]
+    resp = h.admin("POST", base_url, {"extra_specs": {
+        "pyct:nesting": "true", "pyct:privileged": "true"}})
+    assert resp.status_int == 400 and "user namespace" in resp.json[
+        "badRequest"]["message"]
+    assert catalog.flavor_get(h.db, "1")["extra_specs"] == {}
+    assert h.admin("POST", base_url, body).status_int == 200
+    assert catalog.flavor_get(h.db, "1")["extra_specs"] == {
+        "pyct:nesting": "true"}
+    # nor can a non-admin take it away again
+    assert h.request("DELETE", base_url + "/pyct:nesting").status_int == 403
