@@ -14,8 +14,8 @@ that: which range a spec asks for (none only for an admin's privileged
 flavor; an unprivileged spec without one fails closed), that an instance
 keeps the range it was created with (its disk's files are owned by it),
 host-side file injection owned by guest root, and the cgroup delegation
-systemd in the guest needs (and, with pyct:nesting, a nested runtime). Used only by ``virt.container``, which passes
-the cgroup backend in.
+systemd in the guest needs (and, with pyct:nesting, a nested runtime).
+Used only by ``virt.container``, which passes the cgroup backend in.
 """
 
 from __future__ import annotations

@@ -28,9 +28,10 @@ host's group there.
 
 A pyct:nesting guest on v1 gets the controller hierarchies the host
 delegated to it writable, and not the others (the host keeps cpuset: not
-mounted, a nested runtime skips what is absent). Writable mounts give nothing by themselves: the host chowns to
-guest root only the guest's group directories and their cgroup.procs and
-tasks (``virt.ownership``), so guest root makes and fills sub-groups
+mounted, a nested runtime skips what is absent). Writable mounts give
+nothing by themselves: the host chowns to guest root only the guest's
+group directories and their cgroup.procs and tasks
+(``virt.ownership``), so guest root makes and fills sub-groups
 while its own group's limit files stay host-owned (guest root has no
 mapping for host uid 0: EACCES). Every v1 limit is hierarchical, so a
 sub-group's cannot exceed the guest's.
