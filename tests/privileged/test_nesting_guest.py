@@ -22,7 +22,8 @@ from tests.privileged import escape_fixtures as ef
 from tests.privileged import nesting_fixtures as nf
 from tests.privileged.escape_fixtures import probe_binary  # noqa: F401
 from tests.privileged.guest_tools import (  # noqa: F401 - fixtures
-    Guests, _unified, driver, flavor, group_file, init_pid)
+    Guests, _unified, busybox_image, driver, flavor, group_file, guests,
+    init_pid)
 
 NESTING = {"pyct:nesting": "true"}
 UNSHARE = ("unshare -Urmpf --mount-proc sh -c "
@@ -55,12 +56,8 @@ def _boot(guests: Guests, **extra: str):
 
 
 @pytest.fixture
-def nest_guests(driver, nesting_image):
-    g = Guests(driver)
-    try:
-        yield g
-    finally:
-        g.close()
+def nest_guests(guests, nesting_image):  # noqa: F811
+    return guests
 
 
 def _host_pids_in(path: str) -> list[int]:
