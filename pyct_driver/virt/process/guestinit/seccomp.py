@@ -17,8 +17,11 @@ x86_64, x32, arm32 on aarch64) — each ABI has its own syscall numbers, so a
 deny list written for one would be bypassed through another. Calls whose
 verdict does not depend on arguments come out as constant-allow, which the
 kernel (5.11+) caches per syscall number, so allowed calls cost nothing.
-``install`` runs in the guest's PID 1 right before execve; no_new_privs is
-not set (the caller has CAP_SYS_ADMIN), so setuid programs keep working.
+A pyct:nesting guest gets a variant that allows nothing more: keyrings
+fail with ENOSYS instead of EPERM (``NESTING_ERRNO``), which nested
+runtimes take as "no keyrings here". ``install`` runs in the guest's PID 1
+right before execve; no_new_privs is not set (the caller has
+CAP_SYS_ADMIN), so setuid programs keep working.
 """
 
 from __future__ import annotations
