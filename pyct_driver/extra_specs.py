@@ -73,6 +73,11 @@ SUPPORTED_KEYS: dict[str, str] = {
         "true or false (default true where the host's [container] "
         "guest_cpuset is on); false: the guest shares every host CPU "
         "(its CPU quota still caps it) instead of a cpuset of its vCPUs"),
+    "pyct:nesting": (
+        "true or false; the guest may run containers of its own (fresh "
+        "proc and sysfs mounts, its cgroups delegated to its root, "
+        "keyrings ENOSYS), still in its user namespace; not with "
+        "pyct:privileged or pyct:host_root"),
 }
 
 _STRICT_NAMESPACES = ("quota:", "pyct:")
@@ -117,7 +122,7 @@ def _check_value(key: str, value: object) -> None:
     elif key == "pyct:pids_max":
         _int(key, value, PIDS_MAX_MIN, PIDS_MAX_MAX)
     elif key in ("pyct:privileged", "pyct:host_root",
-                 "pyct:dedicated_cpuset"):
+                 "pyct:dedicated_cpuset", "pyct:nesting"):
         _bool(key, value)
     else:
         raise exception.InvalidExtraSpec(
@@ -151,6 +156,13 @@ def validate_extra_specs(specs: Mapping[str, str],
             key="pyct:host_root",
             reason="a guest with it is root on the host; refused while "
                    "[container] allow_host_root_guests is off")
+    if nesting_from(specs) and privileged_from(specs):
+        # nesting is delegation inside a user namespace; a guest without
+        # one would get host-owned cgroups and host-visible mounts instead
+        raise exception.InvalidExtraSpec(
+            key="pyct:nesting",
+            reason="needs a guest in a user namespace: not with "
+                   "pyct:privileged or pyct:host_root")
     for unit in ("bytes", "iops"):
         total = f"quota:disk_total_{unit}_sec"
         split = [f"quota:disk_{d}_{unit}_sec" for d in ("read", "write")]
@@ -230,3 +242,9 @@ def host_root_from(specs: Mapping[str, str]) -> bool:
     """``pyct:host_root`` as a bool (False when unset)."""
     value = specs.get("pyct:host_root")
     return False if value is None else _bool("pyct:host_root", value)
+
+
+def nesting_from(specs: Mapping[str, str]) -> bool:
+    """``pyct:nesting`` as a bool (False when unset)."""
+    value = specs.get("pyct:nesting")
+    return False if value is None else _bool("pyct:nesting", value)

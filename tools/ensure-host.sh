@@ -11,7 +11,7 @@ need_pkgs=()
 # the package's own systemd unit, where there is systemd, is not used)
 for tool in busybox:busybox-static mkfs.ext4:e2fsprogs losetup:mount \
             nsenter:util-linux ip:iproute2 debootstrap:debootstrap \
-            ssh-keygen:openssh-client lxcfs:lxcfs; do
+            ssh-keygen:openssh-client lxcfs:lxcfs runc:runc; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || [[ -x /bin/${tool%%:*} ]] \
     || need_pkgs+=("${tool#*:}")
 done

@@ -166,7 +166,8 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
             begun = self._begin(spec)  # answered while the root is made
             undo.callback(self._abandon, uuid, begun)
             if id_range:
-                ownership.delegate_cgroup(self.cgroups, uuid, owner)
+                ownership.delegate_cgroup(self.cgroups, uuid, owner,
+                                          spec.nesting)
             layers = make_root() if make_root else \
                 self.images.held_layers(uuid)
             with self._guard:  # for the idmapped layers (_userns_fd)
@@ -194,7 +195,7 @@ class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
                 undo.callback(self.net.unplug_all, instance.vifs)
                 self.launcher.release(uuid)
             record.update(pid=handle_.pid, start_time=handle_.start_time,
-                          keep_caps=spec.keep_caps)
+                          keep_caps=spec.keep_caps, nesting=spec.nesting)
             self.records.save(uuid, record)
             undo.pop_all()
 

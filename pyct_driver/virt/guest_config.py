@@ -62,6 +62,10 @@ def launch_spec(instance: base.InstanceSpec, rules: GuestLimits, *,
             reason="flavor asks for a host-root guest (pyct:host_root) and "
                    "this host does not allow them ([container] "
                    "allow_host_root_guests)")
+    nesting = specs_mod.nesting_from(instance.flavor.extra_specs)
+    if nesting and id_range is None:
+        raise exception.VirtError(
+            reason="pyct:nesting needs a guest in a user namespace")
     return GuestSpec(
         uuid=instance.uuid, root=root, hostname=instance.hostname,
         argv=tuple(argv), cgroup_procs=tuple(cgroup_procs),
@@ -71,6 +75,7 @@ def launch_spec(instance: base.InstanceSpec, rules: GuestLimits, *,
         keep_caps=(caps.DOCKER_DEFAULT if instance.privileged
                    and not instance.host_root else None),
         devpts_max=rules.devpts_max, nofile=rules.nofile, views=views,
+        nesting=nesting,
         # held until its links exist: its first boot sees eth0
         hold=bool(instance.vifs))
 
@@ -149,4 +154,4 @@ def exec_request(uuid: str, record: dict, argv: list[str],
         cgroup_procs=tuple(cgroup_procs), env=env,
         userns=bool(record.get("id_range")),
         keep_caps=tuple(keep) if keep is not None else None,
-        nofile=rules.nofile)
+        nofile=rules.nofile, nesting=record.get("nesting") is True)

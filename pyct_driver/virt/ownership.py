@@ -14,8 +14,8 @@ that: which range a spec asks for (none only for an admin's privileged
 flavor; an unprivileged spec without one fails closed), that an instance
 keeps the range it was created with (its disk's files are owned by it),
 host-side file injection owned by guest root, and the cgroup delegation
-systemd in the guest needs. Used only by ``virt.container``, which passes
-the cgroup backend in.
+systemd in the guest needs (and, with pyct:nesting, a nested runtime).
+Used only by ``virt.container``, which passes the cgroup backend in.
 """
 
 from __future__ import annotations
@@ -73,25 +73,30 @@ def inject_owned(root: str, instance: base.InstanceSpec,
     inject.inject(root, instance, *who)
 
 
+# Bounds on a pyct:nesting guest's own cgroup tree on v2 (host-owned
+# files in its group): nested runtimes make a few groups per container;
+# each memory cgroup holds one of the host's 65535 memory cgroup ids.
+NESTED_MAX_DESCENDANTS = 1000
+NESTED_MAX_DEPTH = 16
+# v1 hierarchies a pyct:nesting guest gets no say in (``cgroupfs``'s
+# guest-side twin explains why cpuset).
+NOT_DELEGATED_V1 = ("cpuset",)
+_V1_TRACKER_NAMES = ("cgroup.procs", "tasks", "cgroup.clone_children",
+                     "notify_on_release")
+_V1_NESTING_NAMES = ("cgroup.procs", "tasks")
+
+
 def delegate_cgroup(cgroups: cg_base.CgroupBackend, uuid: str,
-                    who: tuple[int, int]) -> None:
+                    who: tuple[int, int], nesting: bool = False) -> None:
     """Let guest root manage the groups systemd needs: its group in the
     controller-less name=systemd hierarchy on v1, its cgroup2 group (none
     of the limit files in it) on v2. Controller groups on v1 stay
-    host-owned: v1 has no delegation boundary."""
-    if isinstance(cgroups, V2Backend):
-        names: tuple[str, ...] = ("cgroup.procs", "cgroup.threads",
-                                  "cgroup.subtree_control")
-        tracker = None
-    else:
-        names = ("cgroup.procs", "tasks", "cgroup.clone_children",
-                 "notify_on_release")
-        tracker = os.path.realpath(os.path.join(cgroups.mount_root,
-                                                "systemd")) + os.sep
-    for procs in cgroups.procs_files(uuid):
-        group = os.path.dirname(procs)
-        if tracker is not None and not group.startswith(tracker):
-            continue
+    host-owned -- v1 has no delegation boundary -- unless ``nesting``
+    (pyct:nesting): then guest root also gets each controller group but
+    cpuset (the directory, cgroup.procs and tasks: it makes sub-groups
+    and moves its tasks among them; the limit files stay the host's),
+    and on v2 its tree is bounded (``NESTED_MAX_*``)."""
+    for group, names in _delegated(cgroups, uuid, nesting):
         try:
             os.chown(group, *who)
             for name in names:
@@ -101,3 +106,30 @@ def delegate_cgroup(cgroups: cg_base.CgroupBackend, uuid: str,
         except OSError as err:
             raise exception.CgroupError(
                 reason=f"delegating {group} to {who}: {err}") from err
+    if nesting and isinstance(cgroups, V2Backend):
+        group = os.path.dirname(cgroups.procs_files(uuid)[0])
+        cg_base.write_text(os.path.join(group, "cgroup.max.descendants"),
+                           str(NESTED_MAX_DESCENDANTS))
+        cg_base.write_text(os.path.join(group, "cgroup.max.depth"),
+                           str(NESTED_MAX_DEPTH))
+
+
+def _delegated(cgroups: cg_base.CgroupBackend, uuid: str, nesting: bool
+               ) -> list[tuple[str, tuple[str, ...]]]:
+    """(group directory, files in it) guest root gets."""
+    groups = [os.path.dirname(p) for p in cgroups.procs_files(uuid)]
+    if isinstance(cgroups, V2Backend):
+        return [(g, ("cgroup.procs", "cgroup.threads",
+                     "cgroup.subtree_control")) for g in groups]
+
+    def under(name: str) -> str:
+        return os.path.realpath(os.path.join(cgroups.mount_root,
+                                             name)) + os.sep
+    out = []
+    for group in groups:
+        if group.startswith(under("systemd")):
+            out.append((group, _V1_TRACKER_NAMES))
+        elif nesting and not any(group.startswith(under(name))
+                                 for name in NOT_DELEGATED_V1):
+            out.append((group, _V1_NESTING_NAMES))
+    return out

@@ -9,6 +9,7 @@ but cannot delete, stop or rename it, and nothing in the database moves
 when refused; another project's member gets "no such server"; the admin
 sees it. The CLI's version discovery (``openstack versions show``) and
 the SDK's endpoint data read Nova's version documents.
+A flavor's ``pyct:nesting`` is the admin's alone to set or unset.
 """
 
 from __future__ import annotations
@@ -153,3 +154,36 @@ def test_policy_yaml_beside_the_config_overrides_live(dep):
         with open(path, "w") as f:
             f.write("{}\n")
     assert cli_json(dep, "member", "keypair", "list") == []
+
+
+def test_only_the_admin_sets_pyct_nesting_on_a_flavor(dep):
+    """``pyct:nesting`` (containers inside guests) through the real CLI:
+    the project's member is refused (403) and the flavor keeps no such
+    property; the admin sets it, a bad value is a 400, and it comes off
+    again."""
+    def props():
+        return cli_json(dep, "admin", "flavor", "show", "m1.tiny"
+                        )["properties"] or {}
+
+    for cloud in ("member", "reader", "other"):
+        result = cli(dep, cloud, "flavor", "set", "--property",
+                     "pyct:nesting=true", "m1.tiny", check=False)
+        assert result.returncode != 0, cloud
+        assert "403" in result.stderr, (cloud, result.stderr)
+        assert "pyct:nesting" not in props()
+    result = cli(dep, "admin", "flavor", "set", "--property",
+                 "pyct:nesting=maybe", "m1.tiny", check=False)
+    assert result.returncode != 0 and "400" in result.stderr, result.stderr
+    assert "pyct:nesting" not in props()
+    cli(dep, "admin", "flavor", "set", "--property", "pyct:nesting=true",
+        "m1.tiny")
+    try:
+        assert props()["pyct:nesting"] == "true"
+        result = cli(dep, "member", "flavor", "unset", "--property",
+                     "pyct:nesting", "m1.tiny", check=False)
+        assert result.returncode != 0
+        assert props()["pyct:nesting"] == "true"
+    finally:
+        cli(dep, "admin", "flavor", "unset", "--property", "pyct:nesting",
+            "m1.tiny")
+    assert "pyct:nesting" not in props()

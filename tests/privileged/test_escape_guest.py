@@ -31,7 +31,8 @@ from tests.privileged import escape_fixtures as ef
 from tests.privileged.escape_fixtures import (  # noqa: F401 - fixtures
     escape_image, host_canaries, probe_binary)
 from tests.privileged.guest_tools import (  # noqa: F401 - fixtures
-    Guests, busybox_image, driver, guest_exec, guests, init_pid, wait_for)
+    Guests, _unified, busybox_image, driver, flavor, guest_exec, guests,
+    init_pid, wait_for)
 
 SECRET = "pyct-secret-of-A-4242"
 DENIED_ERRNOS = (errno.EPERM, errno.EACCES, errno.ENOSYS)
@@ -76,6 +77,39 @@ for o in rdma none,name=pyct-escape memory devices; do
   else echo "mount $o=denied"; fi
 done
 """
+
+# Run in both guests: what pyct:nesting opens (fresh proc and sysfs
+# mounts, writable cgroup hierarchies, sub-groups) must not reach the
+# host's files, the guest's own limits, devices or the hidden full proc.
+NEST_SCRIPT = r"""
+C=/sys/fs/cgroup; export C
+mkdir -p /tmp/fp /tmp/fs
+if mount -t proc proc /tmp/fp 2>/dev/null; then echo "fresh_proc=ALLOWED"; P=/tmp/fp; else echo "fresh_proc=denied"; P=/proc; fi
+export P
+t fresh_core_pattern 'v=$(cat $P/sys/kernel/core_pattern) && echo "$v" > $P/sys/kernel/core_pattern'
+t fresh_vm_sysctl 'v=$(cat $P/sys/vm/overcommit_memory) && echo "$v" > $P/sys/vm/overcommit_memory'
+p fresh_sysrq $P/sysrq-trigger 'dd of=$P/sysrq-trigger count=0 conv=notrunc'
+p fresh_kcore $P/kcore '[ "$(dd if=$P/kcore bs=1 count=1 2>/dev/null | wc -c)" -eq 1 ]'
+t fresh_sysfs_rw 'unshare -nm sh -c "mount -t sysfs -o rw sysfs /tmp/fs && grep -q \" /tmp/fs sysfs rw\" /proc/mounts"'
+t fresh_sysfs_ro 'unshare -nm mount -t sysfs -o ro sysfs /tmp/fs'
+t fresh_uevent_helper 'unshare -nm sh -c "mount -t sysfs -o ro sysfs /tmp/fs && v=\$(cat /tmp/fs/kernel/uevent_helper) && echo \"\$v\" > /tmp/fs/kernel/uevent_helper"'
+t hidden_umount_run 'umount /run || umount -l /run'
+t hidden_umount_run_newns 'unshare -m sh -c "umount -l /run && ls /run/proc/1"'
+t hidden_umount_run_userns 'unshare -Urm sh -c "umount -l /run && ls /run/proc/1"'
+p own_cpu_quota $C/cpu/cpu.cfs_quota_us 'v=$(cat $C/cpu/cpu.cfs_quota_us) && echo "$v" > $C/cpu/cpu.cfs_quota_us'
+p own_memory_max $C/memory.max 'v=$(cat $C/memory.max) && echo "$v" > $C/memory.max'
+p own_pids_max_v2 $C/pids.max 'v=$(cat $C/pids.max) && echo "$v" > $C/pids.max'
+p sub_devices_allow $C/devices 'mkdir -p $C/devices/pyct-x && echo a > $C/devices/pyct-x/devices.allow'
+p sub_cpu_over_parent $C/cpu 'mkdir -p $C/cpu/pyct-x && echo 100000000 > $C/cpu/pyct-x/cpu.cfs_quota_us'
+mkdir -p /tmp/pyct-cgm
+mount -t cgroup -o memory cgroup /tmp/pyct-cgm 2>/dev/null
+sh -c 'for f in $(find $C /tmp/pyct-cgm -name cgroup.procs 2>/dev/null); do echo $$ > $f 2>/dev/null && echo "moved-into $f"; done; exec sleep 600' </dev/null >/tmp/moved 2>&1 &
+usleep 300000; cat /tmp/moved
+"""
+# The hierarchies pyct puts each guest in (v1); a guest task must stay
+# below its group in each.
+MANAGED = {"cpu", "cpuacct", "memory", "pids", "freezer", "blkio",
+           "devices", "cpuset", "name=systemd"}
 
 MKNOD_SCRIPT = r"""
 t block_{tag} 'mknod /tmp/pyct-b{tag} b {major} {minor} && [ "$(dd if=/tmp/pyct-b{tag} bs=512 count=1 2>/dev/null | wc -c)" -gt 0 ]'
@@ -223,9 +257,34 @@ def _exe_attack(driver, uuid: str, hostbin: str, results: dict) -> None:
     results["hostbin_sha_after"] = _sha(hostbin)
 
 
-@pytest.fixture(scope="module")
-def attack(driver, busybox_image, escape_image, probe_binary):
-    """Run every attempt once; returns the outputs and the host diff."""
+def _task_cgroups(driver, uuid: str) -> dict[int, list[str]]:
+    """Host view of the cgroups of every task in the guest's pid
+    namespace: pid -> its /proc/<pid>/cgroup lines outside the guest's
+    groups (in the hierarchies pyct puts guests in)."""
+    want = os.readlink(f"/proc/{init_pid(driver, uuid)}/ns/pid")
+    group = f"/{driver.cgroups.parent}/{uuid}"
+    out = {}
+    for entry in os.listdir("/proc"):
+        try:
+            if not entry.isdigit() or \
+                    os.readlink(f"/proc/{entry}/ns/pid") != want:
+                continue
+            with open(f"/proc/{entry}/cgroup") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        out[int(entry)] = [
+            line for line in lines
+            if (line.startswith("0::") and _unified()
+                or MANAGED.intersection(line.split(":")[1].split(",")))
+            and not (line.split(":", 2)[2] + "/").startswith(group + "/")]
+    return out
+
+
+@pytest.fixture(scope="module", params=["plain", "nesting"])
+def attack(request, driver, busybox_image, escape_image, probe_binary):
+    """Run every attempt once in guests of a plain flavor, then of one
+    with pyct:nesting; returns the outputs and the host diff."""
     can = ef.Canaries([os.path.join("*", driver.cgroups.parent)])
     guests_ = Guests(driver)
     results: dict = {}
@@ -234,8 +293,11 @@ def attack(driver, busybox_image, escape_image, probe_binary):
                                  "bin", "busybox")
     results["layer_sha"] = _sha(layer_busybox)
     try:
-        a = ef.boot_agent(guests_)
-        b = ef.boot_agent(guests_)
+        fl = flavor(**({"pyct:nesting": "true"}
+                       if request.param == "nesting" else {}))
+        results["nesting"] = request.param == "nesting"
+        a = ef.boot_agent(guests_, fl)
+        b = ef.boot_agent(guests_, fl)
         # after the (trusted) boots, before any attempt: the driver's
         # parent group exists now
         can.take()
@@ -268,6 +330,8 @@ def attack(driver, busybox_image, escape_image, probe_binary):
                                  "owned-by-guest-root")).st_uid
             for s in (a, b)]
         results["maps"] = [_id_map(init_pid(driver, s.uuid)) for s in (a, b)]
+        results["nest"] = run_a(_TRY + NEST_SCRIPT)
+        results["task_cgroups"] = _task_cgroups(driver, a.uuid)
     finally:
         results["close_error"] = None
         try:
@@ -444,3 +508,39 @@ def test_self_exe_of_nsentered_process(driver, guests, escape_image,
         guest_exec(driver, spec.uuid, ["/bin/sh", "-c", script], check=False)
     time.sleep(0.05)
     assert (_sha(layer), _sha("/usr/bin/nsenter"), _sha("/bin/sh")) == before
+
+
+NEST_ITEMS = ("fresh_core_pattern", "fresh_vm_sysctl", "fresh_sysrq",
+              "fresh_kcore", "fresh_sysfs_rw", "fresh_uevent_helper",
+              "hidden_umount_run", "hidden_umount_run_newns",
+              "hidden_umount_run_userns", "own_cpu_quota", "own_memory_max",
+              "own_pids_max_v2", "sub_devices_allow", "sub_cpu_over_parent")
+
+
+@pytest.mark.parametrize("item", NEST_ITEMS)
+def test_what_nesting_opens_reaches_nothing(attack, item):
+    """A fresh proc or sysfs, the cgroup hierarchies and sub-groups: no
+    host sysctl or kernel file, no own limit, no device, and the full
+    proc hidden under /run stays out of reach (its cover is locked, also
+    in the guest's own new mount and user namespaces)."""
+    flags = _flags(attack["nest"])
+    assert flags.get(item) in ("denied", "absent"), attack["nest"]
+    _host_unchanged(attack)
+
+
+def test_fresh_proc_and_sysfs_only_with_nesting(attack):
+    """What nesting opens on purpose, and only with the spec: a fresh
+    proc, and a fresh sysfs read-only (a nested network namespace's)."""
+    flags = _flags(attack["nest"])
+    expected = "ALLOWED" if attack["nesting"] else "denied"
+    assert flags.get("fresh_proc") == expected, attack["nest"]
+    assert flags.get("fresh_sysfs_ro") == expected, attack["nest"]
+
+
+def test_guest_tasks_stay_in_the_guests_cgroups(attack):
+    """Writing its pid into every cgroup.procs it can find (its mounts, a
+    fresh mount of a hierarchy) leaves a task inside its own group."""
+    moved = attack["task_cgroups"]
+    assert moved and not any(moved.values()), (moved, attack["nest"])
+    if attack["nesting"]:
+        assert "moved-into" in attack["nest"], attack["nest"]

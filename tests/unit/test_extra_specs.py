@@ -104,9 +104,9 @@ def test_parsers_refuse_bad_values():
 def test_supported_keys_documented_and_accepted():
     assert "quota:cpu_shares" in es.SUPPORTED_KEYS
     assert "pyct:pids_max" in es.SUPPORTED_KEYS
-    assert len(es.SUPPORTED_KEYS) == 13
+    assert len(es.SUPPORTED_KEYS) == 14
     samples = {"pyct:privileged": "false", "pyct:host_root": "false",
-               "pyct:dedicated_cpuset": "true",
+               "pyct:dedicated_cpuset": "true", "pyct:nesting": "true",
                "quota:cpu_quota": "-1"}
     for key in es.SUPPORTED_KEYS:
         es.validate_extra_specs({key: samples.get(key, "2000")})

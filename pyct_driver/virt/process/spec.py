@@ -66,6 +66,9 @@ class GuestSpec:
     # The view service's directory (``views.bind_views``): its /proc and
     # /sys files are bound over the guest's; empty: the kernel's own.
     views: str = ""
+    # pyct:nesting: fresh proc/sysfs mounts allowed, the v1 controller
+    # hierarchies writable (cgroupfs), the nesting seccomp variant
+    nesting: bool = False
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the dataclass honest about tuples.
@@ -189,6 +192,7 @@ class ExecRequest:
     userns: bool = True
     keep_caps: tuple[str, ...] | None = None
     nofile: tuple[int, int] = (1024, 524288)
+    nesting: bool = False  # the guest's seccomp variant (GuestSpec's)
 
     @classmethod
     def from_dict(cls, data: dict) -> ExecRequest:
@@ -204,7 +208,8 @@ class ExecRequest:
                                  if data.get("keep_caps") is not None
                                  else None),
                       nofile=tuple(int(n) for n in data.get(
-                          "nofile", (1024, 524288))))
+                          "nofile", (1024, 524288))),
+                      nesting=data.get("nesting", False) is True)
         except (KeyError, TypeError, ValueError) as err:
             raise exception.InvalidInput(
                 reason=f"bad exec request: {err}") from err

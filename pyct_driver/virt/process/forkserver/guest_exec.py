@@ -139,7 +139,7 @@ def _e2(req: ExecRequest, pidfd: int, fail: int) -> NoReturn:
         os.setsid()
         os.chdir("/")
         step = "seccomp"
-        seccomp.install()
+        seccomp.install(req.nesting)
         step = f"exec {req.argv[0]}"
         env = dict(req.env or DEFAULT_ENV)
         os.execvpe(req.argv[0], list(req.argv), env)

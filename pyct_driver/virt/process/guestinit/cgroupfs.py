@@ -25,6 +25,16 @@ each guest in a group of its own in that hierarchy too; the tmpfs is then
 made read-only. A controller-less cgroup2 next to v1 (``unified``) is not
 mounted: the host does not place guests in it, so the guest would see the
 host's group there.
+
+A pyct:nesting guest on v1 gets the controller hierarchies the host
+delegated to it writable, and not the others (the host keeps cpuset: not
+mounted, a nested runtime skips what is absent). Writable mounts give
+nothing by themselves: the host chowns to guest root only the guest's
+group directories and their cgroup.procs and tasks
+(``virt.ownership``), so guest root makes and fills sub-groups
+while its own group's limit files stay host-owned (guest root has no
+mapping for host uid 0: EACCES). Every v1 limit is hierarchical, so a
+sub-group's cannot exceed the guest's.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import os
 from pyct_driver.virt.kernel.mounts import MS_BIND, MS_NODEV, MS_NOEXEC
 from pyct_driver.virt.kernel.mounts import MS_NOSUID, MS_RDONLY, MS_REMOUNT
 from pyct_driver.virt.kernel.mounts import mount as _mount
+from pyct_driver.virt.kernel.mounts import umount2 as _umount2
 
 CGROUP_DIR = "/sys/fs/cgroup"
 TRACKER = "name=systemd"
@@ -55,8 +66,11 @@ def hierarchies(proc_cgroup: str) -> tuple[list[list[str]], bool]:
     return v1, unified
 
 
-def mount_plan(v1: list[list[str]]) -> list[tuple[str, str, bool]]:
-    """(directory name, mount options, writable) for each v1 hierarchy."""
+def mount_plan(v1: list[list[str]], nesting: bool = False
+               ) -> list[tuple[str, str, bool]]:
+    """(directory name, mount options, writable) for each v1 hierarchy;
+    ``nesting``: the controller hierarchies are writable too (those the
+    host did not delegate are then left out by ``mount_cgroupfs``)."""
     plan = []
     for ctrls in v1:
         named = [c for c in ctrls if c.startswith("name=")]
@@ -64,14 +78,23 @@ def mount_plan(v1: list[list[str]]) -> list[tuple[str, str, bool]]:
             if named == [TRACKER] and len(ctrls) == 1:
                 plan.append(("systemd", "none," + TRACKER, True))
             continue  # other named hierarchies are the host's business
-        plan.append((",".join(ctrls), ",".join(ctrls), False))
+        plan.append((",".join(ctrls), ",".join(ctrls), nesting))
     return sorted(plan)
 
 
+def _delegated(target: str, tmpfs_owner: str) -> bool:
+    """Whether the host gave guest root (``uid=N,...``) the group mounted
+    at ``target`` (``virt.ownership.delegate_cgroup``)."""
+    uid = dict(part.split("=", 1) for part in tmpfs_owner.split(",")
+               if "=" in part).get("uid")
+    return uid is not None and os.stat(target).st_uid == int(uid)
+
+
 def mount_cgroupfs(proc_cgroup: str | None = None,
-                   tmpfs_owner: str = "") -> str:
+                   tmpfs_owner: str = "", nesting: bool = False) -> str:
     """Mount the guest's cgroup tree; return "v2", "v1" or "none".
-    ``tmpfs_owner`` ("uid=N,gid=N") owns the v1 tmpfs."""
+    ``tmpfs_owner`` ("uid=N,gid=N") owns the v1 tmpfs; ``nesting``: see
+    ``mount_plan``."""
     if proc_cgroup is None:
         with open("/proc/self/cgroup") as f:
             proc_cgroup = f.read()
@@ -85,10 +108,16 @@ def mount_cgroupfs(proc_cgroup: str | None = None,
         return "v2"
     extra = f",{tmpfs_owner}" if tmpfs_owner else ""
     _mount("tmpfs", CGROUP_DIR, "tmpfs", _FLAGS, "mode=755,size=64k" + extra)
-    for name, options, writable in mount_plan(v1):
+    for name, options, writable in mount_plan(v1, nesting):
         target = os.path.join(CGROUP_DIR, name)
         os.mkdir(target, 0o755)
         _mount("cgroup", target, "cgroup", _FLAGS, options)
+        if nesting and not _delegated(target, tmpfs_owner):
+            # a nested runtime skips an absent hierarchy, fails on a
+            # read-only one
+            _umount2(target)
+            os.rmdir(target)
+            continue
         if not writable:
             # a bind remount makes this mount read-only without touching
             # the hierarchy's superblock, which the host shares

@@ -38,7 +38,9 @@ remount the devpts with a larger ``max`` (its superblock belongs to the
 host's user namespace). A privileged guest (no user namespace) cannot
 either: it lacks CAP_SYS_ADMIN. The price of locked masks: the guest cannot
 mount a fresh proc or sysfs (a nested pid or network namespace's own), as
-the kernel allows that only while an unmasked instance is visible.
+the kernel allows that only while an unmasked instance is visible. A
+pyct:nesting guest gets such instances, hidden under its /run
+(``hide_full_instances``): its containers mount their own.
 """
 
 from __future__ import annotations
@@ -103,13 +105,15 @@ def prepare_host_side(root: str, console_fd: int, owner: tuple[int, int]
 
 
 def finish_guest_side(owner: tuple[int, int], devpts_max: int,
-                      views: str = "") -> None:
+                      views: str = "", nesting: bool = False) -> None:
     """Guest PID 1, still host root, in a mount namespace the host owns,
     cwd = the root C1 prepared. ``owner`` is guest root's host (uid, gid):
     it owns the tmpfs and devpts made here; ``devpts_max`` bounds the
     guest's ptys (a bound it cannot remount away: the devpts belongs to
     the host's user namespace); ``views``: the view service's directory
-    (``views.bind_views``), empty for the host's own /proc files."""
+    (``views.bind_views``), empty for the host's own /proc files;
+    ``nesting``: pyct:nesting (``hide_full_instances``, and writable v1
+    controller hierarchies: ``cgroupfs``)."""
     uid, gid = owner
     step("clone root", _reroot)
     step("mount /proc", km.mount, "proc", "proc", "proc",
@@ -129,12 +133,14 @@ def finish_guest_side(owner: tuple[int, int], devpts_max: int,
     step("chdir /", os.chdir, "/")
 
     step("mount /sys/fs/cgroup", cgroupfs.mount_cgroupfs, None,
-         f"uid={uid},gid={gid}")
+         f"uid={uid},gid={gid}", nesting)
     # the guest's tty group is its gid 5; ptmx belongs to guest root
     step("mount /dev/pts", mount_devpts, gid + 5, devpts_max)
     step("own /dev/pts/ptmx", os.chown, "/dev/pts/ptmx", uid, gid)
     step("mount /dev/shm", km.mount, "tmpfs", "/dev/shm", "tmpfs",
          km.MS_NOSUID | km.MS_NODEV, f"mode=1777,uid={uid},gid={gid}")
+    if nesting:
+        step("hide full proc and sysfs", hide_full_instances, "/run")
     step("mount /run", mount_dir, "tmpfs", "/run", "tmpfs",
          km.MS_NOSUID | km.MS_NODEV, f"mode=755,uid={uid},gid={gid}")
     links = {"ptmx": "pts/ptmx", "fd": "/proc/self/fd",
@@ -143,6 +149,28 @@ def finish_guest_side(owner: tuple[int, int], devpts_max: int,
     for name, target in links.items():
         step(f"symlink /dev/{name}", os.symlink, target, f"/dev/{name}")
         step(f"own /dev/{name}", os.lchown, f"/dev/{name}", uid, gid)
+
+
+def hide_full_instances(cover: str) -> None:
+    """pyct:nesting: an unmasked proc and a read-only sysfs on a tmpfs at
+    ``cover``, which the caller then mounts over (the guest's /run).
+
+    The kernel lets a user namespace mount proc or sysfs (a nested pid or
+    network namespace's own) only while an instance of it with no locked
+    mount over anything but an empty directory is in the mount namespace
+    (``mount_too_revealing``); the guest's own /proc and /sys have masks
+    and views. These two qualify, sit below a locked mount the guest can
+    neither unmount nor see past, and lock their flags onto new mounts:
+    a nested sysfs must be read-only, like this one."""
+    os.makedirs(cover, 0o755, exist_ok=True)
+    km.mount("tmpfs", cover, "tmpfs", km.MS_NOSUID | km.MS_NODEV
+             | km.MS_NOEXEC, "mode=700,size=16k")
+    for name, fstype, flags in (("proc", "proc", 0),
+                                ("sys", "sysfs", km.MS_RDONLY)):
+        target = os.path.join(cover, name)
+        os.mkdir(target, 0o700)
+        km.mount(fstype, target, fstype, flags | km.MS_NOSUID
+                 | km.MS_NODEV | km.MS_NOEXEC, None)
 
 
 def devpts_gid_options(gid: int) -> list[str]:

@@ -180,7 +180,7 @@ def _start_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
         if helper == 0:
             try:
                 mounts.finish_guest_side(owner, guest.devpts_max,
-                                         guest.views)
+                                         guest.views, guest.nesting)
             except BaseException as err:  # noqa: B902 - never return
                 _fail(report_fd, err)
             os._exit(0)
@@ -221,7 +221,8 @@ def _guest_main(guest: spec_mod.GuestSpec, console_fd: int,
     says so (a privileged guest, host root itself), then exec."""
     try:
         if owner is not None:
-            mounts.finish_guest_side(owner, guest.devpts_max, guest.views)
+            mounts.finish_guest_side(owner, guest.devpts_max, guest.views,
+                                     guest.nesting)
         _step("sethostname", sc.sethostname, guest.hostname)
         _step("attach console", _attach_console, console_fd)
         _step("close inherited fds", _cloexec_all_but_stdio, report_fd)
@@ -237,7 +238,7 @@ def _guest_main(guest: spec_mod.GuestSpec, console_fd: int,
         # Last before exec: the filter also covers what setup needed
         # (mount API, ...); without no_new_privs, as guest setuid
         # binaries (sudo) must keep working.
-        seccomp.install()
+        seccomp.install(guest.nesting)
         _step(f"exec {guest.argv[0]}", os.execve, guest.argv[0],
               list(guest.argv), env)
     except BaseException as err:  # noqa: B902 - never return into C1's code

@@ -17,8 +17,11 @@ x86_64, x32, arm32 on aarch64) — each ABI has its own syscall numbers, so a
 deny list written for one would be bypassed through another. Calls whose
 verdict does not depend on arguments come out as constant-allow, which the
 kernel (5.11+) caches per syscall number, so allowed calls cost nothing.
-``install`` runs in the guest's PID 1 right before execve; no_new_privs is
-not set (the caller has CAP_SYS_ADMIN), so setuid programs keep working.
+A pyct:nesting guest gets a variant that allows nothing more: keyrings
+fail with ENOSYS instead of EPERM (``NESTING_ERRNO``), which nested
+runtimes take as "no keyrings here". ``install`` runs in the guest's PID 1
+right before execve; no_new_privs is not set (the caller has
+CAP_SYS_ADMIN), so setuid programs keep working.
 """
 
 from __future__ import annotations
@@ -113,11 +116,17 @@ SYSCALLS: dict[str, dict[str, int]] = {
     arch: {name: nr for name, nr in sysnr.TABLE[arch].items()
            if name in DENIED} for arch in AUDIT_ARCH}
 _ARG_CHECKED = ("socket", "socketpair", "personality")
+# pyct:nesting's variant changes verdicts, allows nothing more: runc (and
+# so Docker, containerd) joins a fresh session keyring for each container
+# and gives up on any error but ENOSYS ("no keyrings here"), as it does
+# under LXC's filter. Still refused: the keyrings stay host-wide.
+NESTING_ERRNO = {name: errno.ENOSYS
+                 for name in ("keyctl", "add_key", "request_key")}
 # Kept ALLOWED on purpose: reboot (a guest's init reboots or powers off its
 # own pid namespace), ptrace (confined to the guest's pid namespace), mount,
-# umount2, unshare, setns, pivot_root (guest inits mount proc/tmpfs and run
-# nested containers), name_to_handle_at (systemd finds mount ids with it;
-# the handle is useless without open_by_handle_at).
+# umount2, unshare, setns, pivot_root (guest inits mount proc/tmpfs; a
+# pyct:nesting guest runs containers), name_to_handle_at (systemd finds
+# mount ids with it; the handle is useless without open_by_handle_at).
 
 
 def native_arch() -> str:
@@ -154,9 +163,11 @@ def _assemble(prog: list[tuple]) -> bytes:
     return b"".join(out)
 
 
-def build_filter(arch: str | None = None) -> bytes:
-    """The ``struct sock_filter`` array for ``arch`` (default: this host)."""
+def build_filter(arch: str | None = None, nesting: bool = False) -> bytes:
+    """The ``struct sock_filter`` array for ``arch`` (default: this host);
+    ``nesting``: pyct:nesting's variant (``NESTING_ERRNO``)."""
     arch = arch or native_arch()
+    verdicts = {**_ERRNO, **NESTING_ERRNO} if nesting else _ERRNO
     if arch not in SYSCALLS:
         raise exception.ProcessError(
             reason=f"no seccomp filter for architecture {arch}")
@@ -175,7 +186,8 @@ def build_filter(arch: str | None = None) -> bytes:
              (_JEQ_K, "pers", 0, nrs["personality"])]
     for name in sorted(DENIED, key=lambda n: nrs.get(n, -1)):
         if name in nrs and name not in _ARG_CHECKED:
-            label = "enosys" if _ERRNO.get(name) == errno.ENOSYS else "eperm"
+            label = ("enosys" if verdicts.get(name) == errno.ENOSYS
+                     else "eperm")
             prog.append((_JEQ_K, label, 0, nrs[name]))
     prog += [
         ("label", "allow"), (_RET_K, 0, 0, SECCOMP_RET_ALLOW),
@@ -202,15 +214,16 @@ def build_filter(arch: str | None = None) -> bytes:
     return code
 
 
-def install() -> None:
-    """Apply the filter to the calling (single-threaded) process.
+def install(nesting: bool = False) -> None:
+    """Apply the filter (``nesting``: pyct:nesting's variant) to the
+    calling (single-threaded) process.
 
     Relies on CAP_SYS_ADMIN instead of no_new_privs, so setuid binaries in
     the guest keep their meaning. Inherited across fork and execve; cannot
     be removed. Raises ``ProcessError`` if the kernel refuses it.
     """
     try:
-        proc.seccomp_filter(build_filter(native_arch()))
+        proc.seccomp_filter(build_filter(native_arch(), nesting))
     except OSError as err:
         raise exception.ProcessError(
             reason=f"seccomp filter refused: {err.strerror}",
