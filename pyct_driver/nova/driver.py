@@ -6,10 +6,13 @@ Nova's objects onto pyct's specs (``mapping``), runs pyct's real
 ``ContainerDriver`` and turns pyct's errors into Nova's (``errors``).
 Neutron's ports are plugged by the adapter itself (``vifs``), after the
 guest's init exists and again whenever it is started anew (power on, hard
-or soft reboot, resume from a checkpoint). Declared capabilities are
-exactly what works: interface hot-plug and raw (root file system) images;
-no volumes, rescue, snapshot, resize or migration yet, so those calls keep
-Nova's ``NotImplementedError`` and Nova refuses them up front.
+or soft reboot, resume from a checkpoint). When Nova requires a config drive,
+its metadata (``configdrive``) reaches the guest through pyct's own
+read-only drive binds, made at spawn and kept for every later start.
+Declared capabilities are exactly what works: interface hot-plug, raw
+(root file system) images and the config drive; no volumes, rescue,
+snapshot, resize or migration yet, so those calls keep Nova's
+``NotImplementedError`` and Nova refuses them up front.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from nova.virt import driver as nova_driver
 
 from pyct_driver import exception
 from pyct_driver.nova import conf as pyct_conf
+from pyct_driver.nova import configdrive
 from pyct_driver.nova import mapping
 from pyct_driver.nova.errors import nova_errors
 from pyct_driver.nova.host import CONF, HostSide
@@ -41,7 +45,9 @@ class PyctDriver(HostSide, nova_driver.ComputeDriver):
     capabilities = dict(
         nova_driver.ComputeDriver.capabilities,
         supports_attach_interface=True,
-        supports_image_type_raw=True)
+        supports_image_type_raw=True,
+        # not a Nova capability key: what pyct's drive binds provide
+        supports_config_drive=True)
 
     def __init__(self, virtapi: Any, read_only: bool = False) -> None:
         super().__init__(virtapi)
@@ -58,9 +64,14 @@ class PyctDriver(HostSide, nova_driver.ComputeDriver):
         return base.bare_spec(instance.uuid)
 
     def _spec(self, instance: Any, image_meta: Any = None,
-              allocate: bool = False) -> base.InstanceSpec:
+              allocate: bool = False,
+              drive: configdrive.Files | None = None) -> base.InstanceSpec:
         spec = mapping.instance_spec(instance, image_meta,
                                      allow_host_root=self.allow_host_root)
+        if drive is None:  # a later start: the spawn's drive
+            drive = configdrive.load(self.pyct.records.dir(instance.uuid))
+        spec = dataclasses.replace(spec, config_drive=bool(drive),
+                                   config_drive_files=drive)
         if spec.privileged:
             return spec
         id_range = (self.id_ranges.allocate(instance.uuid) if allocate
@@ -96,9 +107,11 @@ class PyctDriver(HostSide, nova_driver.ComputeDriver):
         mapping.nova_vifs(network_info)
         mapping.instance_spec(instance, image_meta,
                               allow_host_root=self.allow_host_root)
+        drive = configdrive.build(instance, network_info,
+                                  injected_files, admin_password)
         with nova_errors(instance.uuid):
             self.images.ensure(context, image_meta)
-        spec = self._spec(instance, image_meta, allocate=True)
+        spec = self._spec(instance, image_meta, allocate=True, drive=drive)
         try:
             with nova_errors(instance.uuid):
                 self.pyct.spawn(spec)
@@ -109,6 +122,8 @@ class PyctDriver(HostSide, nova_driver.ComputeDriver):
             with open(self.pyct.records.path(instance.uuid, "nova-name"),
                       "w") as f:
                 f.write(instance.name)
+            if drive:
+                configdrive.save(self.pyct.records.dir(instance.uuid), drive)
             self._plug_all(instance, network_info)
             if not power_on:
                 self.power_off(instance)
