@@ -9,9 +9,10 @@ guest's init exists and again whenever it is started anew (power on, hard
 or soft reboot, resume from a checkpoint). When Nova requires a config drive,
 its metadata (``configdrive``) reaches the guest through pyct's own
 read-only drive binds, made at spawn and kept for every later start.
-Declared capabilities are exactly what works: interface hot-plug, raw
-(root file system) images and the config drive; no volumes, rescue,
-snapshot, resize or migration yet, so those calls keep Nova's
+Snapshots go to Glance as OCI archives
+(``snapshot``). Declared capabilities are exactly what works: interface
+hot-plug, raw (root file system) images and the config drive; no
+volumes, rescue, resize or migration yet, so those calls keep Nova's
 ``NotImplementedError`` and Nova refuses them up front.
 """
 
@@ -28,6 +29,7 @@ from pyct_driver import exception
 from pyct_driver.nova import conf as pyct_conf
 from pyct_driver.nova import configdrive
 from pyct_driver.nova import mapping
+from pyct_driver.nova import snapshot as nova_snapshot
 from pyct_driver.nova.errors import nova_errors
 from pyct_driver.nova.host import CONF, HostSide
 from pyct_driver.nova.idranges import IdRanges
@@ -189,6 +191,17 @@ class PyctDriver(HostSide, nova_driver.ComputeDriver):
         vifs = mapping.nova_vifs(network_info)
         if vifs and self.plugger.host.link_index(vifs[0].devname) is None:
             self._plug_all(instance, network_info)
+
+    def snapshot(self, context: Any, instance: Any, image_id: str,
+                 update_task_state: Any) -> None:
+        """The guest's root (running or stopped) as Glance image
+        ``image_id``; a guest this host does not have is not running."""
+        if not self.instance_exists(instance):
+            raise nova_exception.InstanceNotRunning(instance_id=instance.uuid)
+        with nova_errors(instance.uuid):
+            nova_snapshot.snapshot(self.pyct, context, instance,
+                                   self._spec(instance), image_id,
+                                   update_task_state, self.images.tmp_dir)
 
     def set_admin_password(self, instance: Any, new_pass: str) -> None:
         """Root's password, set by the guest's own ``chpasswd`` (or its

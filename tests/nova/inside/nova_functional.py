@@ -19,10 +19,12 @@ import nova.tests.functional  # noqa: F401,I100
 
 import base64
 import copy
+import io
 import json
 import os
 import shutil
 import sys
+import tarfile
 import tempfile
 import uuid
 from unittest import mock
@@ -299,3 +301,48 @@ class PyctThroughNovaAPI(integrated_helpers._IntegratedTestBase):
         self.assertEqual(400, err.response.status_code)
         self._assert_build_fails("quota:cpu_shares",
                                  flavor=self._bad_flavor("0"))
+
+    def test_snapshot_goes_to_glance_and_boots_elsewhere(self):
+        """createImage through Nova's API: the guest's change (a file
+        written inside it) goes to Glance as an OCI archive; a server
+        booted from that archive alone (pyct's local copy dropped, so
+        the image is fetched through Nova's image API) has the file."""
+        uploaded = {}
+        update = self.glance.update
+
+        def keep_data(context, image_id, metadata, data=None,
+                      purge_props=False):
+            if data is not None:  # what Glance stores (the fixture not)
+                uploaded[image_id] = data.read()
+            return update(context, image_id, metadata, None, purge_props)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            "nova.tests.fixtures.glance.GlanceFixture.update",
+            lambda _self, *a, **kw: keep_data(*a, **kw)))
+        server = self._create_server(
+            image_uuid=IMAGE_ID, flavor_id="1",
+            networks=[{"port": self.neutron.port_1["id"]}])
+        self.assertEqual((0, b""), self._in_guest(
+            server, "sh", "-c", "echo pyct-snap > /root/marker"))
+        image_id = self.api.post_server_action(
+            server["id"], {"createImage": {"name": "pyct-snap"}})[
+            "image_id"]
+        self.notifier.wait_for_versioned_notifications(
+            "instance.snapshot.end")
+        server = self._wait_for_state_change(server, "ACTIVE")
+        image = self.glance.images[image_id]
+        self.assertEqual(("raw", "docker"), (image["disk_format"],
+                                             image["container_format"]))
+        with tarfile.open(fileobj=io.BytesIO(uploaded[image_id])) as tar:
+            self.assertIn("index.json", tar.getnames())
+        self._delete_server(server)
+
+        self.driver.pyct.delete_image(image_id)
+        self.glance._imagedata[image_id] = uploaded[image_id]
+        second = self._create_server(
+            image_uuid=image_id, flavor_id="1",
+            networks=[{"port": self.neutron.port_1["id"]}])
+        self.assertEqual(b"pyct-snap\n",
+                         self._guest_file(second, "/root/marker"))
+        self._delete_server(second)
+        self.assertEqual([], os.listdir(os.path.join(self.state, "fetch")))
