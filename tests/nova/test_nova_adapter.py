@@ -137,7 +137,7 @@ def test_bad_input_through_nova_fails_the_build_and_leaves_nothing(
 def through_nova_api():
     outcomes, _ = harness.run_tests("nova_functional")
     assert sorted(outcomes) == sorted(
-        f"PyctThroughNovaAPI.{name}" for name in THROUGH_NOVA_API)
+        f"PyctThroughNovaAPI.{name}" for name in THROUGH_NOVA_API.values())
     return outcomes
 
 
