@@ -339,9 +339,13 @@ class PyctThroughNovaAPI(integrated_helpers._IntegratedTestBase):
 
         self.driver.pyct.delete_image(image_id)
         self.glance._imagedata[image_id] = uploaded[image_id]
-        second = self._create_server(
-            image_uuid=image_id, flavor_id="1",
-            networks=[{"port": self.neutron.port_1["id"]}])
+        # the fetch and import of the archive take longer than the
+        # harness's default 5 s wait on a loaded machine
+        second = self._wait_for_state_change(self.api.post_server(
+            {"server": self._build_server(
+                image_uuid=image_id, flavor_id="1",
+                networks=[{"port": self.neutron.port_1["id"]}])}),
+            "ACTIVE", max_retries=120)
         self.assertEqual(b"pyct-snap\n",
                          self._guest_file(second, "/root/marker"))
         self._delete_server(second)
