@@ -264,18 +264,25 @@ def config_drive_files(src: Source) -> tuple[tuple[str, bytes], ...]:
     the OpenStack tree under ``openstack/``, the EC2 metadata cloud-init's
     ConfigDrive reader also takes, and the NoCloud seed under
     ``nocloud/``."""
-    inst = src.instance
     files: dict[str, bytes] = {}
     per_version = openstack_files(src)
     for version in CONFIG_DRIVE_VERSIONS:
         for name, data in per_version.items():
             files[f"openstack/{version}/{name}"] = data
     files["ec2/latest/meta-data.json"] = _json(ec2_meta_data(src))
+    files.update(nocloud_files(src))
+    return tuple(sorted(files.items()))
+
+
+def nocloud_files(src: Source) -> dict[str, bytes]:
+    """The NoCloud seed under ``nocloud/`` (needs only the instance's
+    uuid, hostname, key and user data, and its ports)."""
+    inst = src.instance
     seed = {"instance-id": inst["uuid"],
             "local-hostname": inst["hostname"],
             "public-keys": [k["data"] for k in _ssh_keys(src)]}
-    files["nocloud/meta-data"] = _json(seed)
-    files["nocloud/user-data"] = user_data(src) or b""
+    files = {"nocloud/meta-data": _json(seed),
+             "nocloud/user-data": user_data(src) or b""}
     if src.ports:
         files["nocloud/network-config"] = _json(nocloud_network_config(src))
-    return tuple(sorted(files.items()))
+    return files

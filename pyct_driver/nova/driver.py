@@ -6,10 +6,14 @@ Nova's objects onto pyct's specs (``mapping``), runs pyct's real
 ``ContainerDriver`` and turns pyct's errors into Nova's (``errors``).
 Neutron's ports are plugged by the adapter itself (``vifs``), after the
 guest's init exists and again whenever it is started anew (power on, hard
-or soft reboot, resume from a checkpoint). Declared capabilities are
-exactly what works: interface hot-plug and raw (root file system) images;
-no volumes, rescue, snapshot, resize or migration yet, so those calls keep
-Nova's ``NotImplementedError`` and Nova refuses them up front.
+or soft reboot, resume from a checkpoint). When Nova requires a config drive,
+its metadata (``configdrive``) reaches the guest through pyct's own
+read-only drive binds, made at spawn and kept for every later start.
+Snapshots go to Glance as OCI archives
+(``snapshot``). Declared capabilities are exactly what works: interface
+hot-plug, raw (root file system) images and the config drive; no
+volumes, rescue, resize or migration yet, so those calls keep Nova's
+``NotImplementedError`` and Nova refuses them up front.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from nova.virt import driver as nova_driver
 
 from pyct_driver import exception
 from pyct_driver.nova import conf as pyct_conf
+from pyct_driver.nova import configdrive
 from pyct_driver.nova import mapping
+from pyct_driver.nova import snapshot as nova_snapshot
 from pyct_driver.nova.errors import nova_errors
 from pyct_driver.nova.host import CONF, HostSide
 from pyct_driver.nova.idranges import IdRanges
@@ -41,7 +47,9 @@ class PyctDriver(HostSide, nova_driver.ComputeDriver):
     capabilities = dict(
         nova_driver.ComputeDriver.capabilities,
         supports_attach_interface=True,
-        supports_image_type_raw=True)
+        supports_image_type_raw=True,
+        # not a Nova capability key: what pyct's drive binds provide
+        supports_config_drive=True)
 
     def __init__(self, virtapi: Any, read_only: bool = False) -> None:
         super().__init__(virtapi)
@@ -58,9 +66,14 @@ class PyctDriver(HostSide, nova_driver.ComputeDriver):
         return base.bare_spec(instance.uuid)
 
     def _spec(self, instance: Any, image_meta: Any = None,
-              allocate: bool = False) -> base.InstanceSpec:
+              allocate: bool = False,
+              drive: configdrive.Files | None = None) -> base.InstanceSpec:
         spec = mapping.instance_spec(instance, image_meta,
                                      allow_host_root=self.allow_host_root)
+        if drive is None:  # a later start: the spawn's drive
+            drive = configdrive.load(self.pyct.records.dir(instance.uuid))
+        spec = dataclasses.replace(spec, config_drive=bool(drive),
+                                   config_drive_files=drive)
         if spec.privileged:
             return spec
         id_range = (self.id_ranges.allocate(instance.uuid) if allocate
@@ -96,9 +109,11 @@ class PyctDriver(HostSide, nova_driver.ComputeDriver):
         mapping.nova_vifs(network_info)
         mapping.instance_spec(instance, image_meta,
                               allow_host_root=self.allow_host_root)
+        drive = configdrive.build(instance, network_info,
+                                  injected_files, admin_password)
         with nova_errors(instance.uuid):
             self.images.ensure(context, image_meta)
-        spec = self._spec(instance, image_meta, allocate=True)
+        spec = self._spec(instance, image_meta, allocate=True, drive=drive)
         try:
             with nova_errors(instance.uuid):
                 self.pyct.spawn(spec)
@@ -109,6 +124,8 @@ class PyctDriver(HostSide, nova_driver.ComputeDriver):
             with open(self.pyct.records.path(instance.uuid, "nova-name"),
                       "w") as f:
                 f.write(instance.name)
+            if drive:
+                configdrive.save(self.pyct.records.dir(instance.uuid), drive)
             self._plug_all(instance, network_info)
             if not power_on:
                 self.power_off(instance)
@@ -174,6 +191,17 @@ class PyctDriver(HostSide, nova_driver.ComputeDriver):
         vifs = mapping.nova_vifs(network_info)
         if vifs and self.plugger.host.link_index(vifs[0].devname) is None:
             self._plug_all(instance, network_info)
+
+    def snapshot(self, context: Any, instance: Any, image_id: str,
+                 update_task_state: Any) -> None:
+        """The guest's root (running or stopped) as Glance image
+        ``image_id``; a guest this host does not have is not running."""
+        if not self.instance_exists(instance):
+            raise nova_exception.InstanceNotRunning(instance_id=instance.uuid)
+        with nova_errors(instance.uuid):
+            nova_snapshot.snapshot(self.pyct, context, instance,
+                                   self._spec(instance), image_id,
+                                   update_task_state, self.images.tmp_dir)
 
     def set_admin_password(self, instance: Any, new_pass: str) -> None:
         """Root's password, set by the guest's own ``chpasswd`` (or its

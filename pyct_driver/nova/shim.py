@@ -12,8 +12,10 @@ reinstalling Nova (which drops it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 
 MARK = "# written by pyct-nova-shim"
 CONTENT = (f"{MARK}: compute_driver = pyct.PyctDriver loads pyct\n"
@@ -35,10 +37,18 @@ def install() -> str:
                 return path
     except FileNotFoundError:
         pass
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(CONTENT)
-    os.replace(tmp, path)
+    # a file of its own: two installs at once (two checkouts sharing a
+    # venv) must not write or rename each other's
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".pyct-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(CONTENT)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
     return path
 
 

@@ -22,11 +22,12 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 INSIDE = REPO / "tests" / "nova" / "inside"
 VENV_TIMEOUT = 2400
+# (the venv, this checkout's pyct metadata directory): venv.sh's output
 _VENV: list[pathlib.Path] = []
 
 
 def nova_venv() -> pathlib.Path:
-    """The cached Nova venv with this checkout installed (built once)."""
+    """The cached Nova venv (built once; shared by every checkout)."""
     if _VENV:
         return _VENV[0]
     try:
@@ -41,17 +42,21 @@ def nova_venv() -> pathlib.Path:
                   if not line.startswith("WARNING: Location")]
         pytest.fail("building the Nova venv failed:\n"
                     + "\n".join(errors[-40:]))
-    _VENV.append(pathlib.Path(out.stdout.strip().splitlines()[-1]))
+    _VENV.extend(pathlib.Path(line)
+                 for line in out.stdout.strip().splitlines()[-2:])
     return _VENV[0]
 
 
 def inside_env(**extra: str) -> dict[str, str]:
     """The environment of a process in the Nova venv: Nova on native
-    threads (as nova-compute 34 runs with it), this checkout first."""
+    threads (as nova-compute 34 runs with it), this checkout's code and
+    then its metadata (entry points) first: the shared venv holds no
+    pyct of its own that another checkout could change under us."""
+    nova_venv()
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
     env.update(OS_NOVA_DISABLE_EVENTLET_PATCHING="true",
-               PYTHONPATH=str(REPO), **extra)
+               PYTHONPATH=f"{REPO}:{_VENV[1]}", **extra)
     return env
 
 

@@ -59,7 +59,7 @@ DECLARED = {
     "attach_interface", "detach_interface", "cleanup", "plug_vifs",
     "unplug_vifs", "get_host_ip_addr", "resume_state_on_host_boot",
     "instance_exists", "get_num_instances", "set_admin_password",
-    "get_host_uptime", "poll_rebooting_instances",
+    "get_host_uptime", "poll_rebooting_instances", "snapshot",
 }
 _TARBALL = {}
 

@@ -9,12 +9,16 @@ changes, no root needed.
 import nova.tests.unit  # noqa: F401,I100
 
 import base64
+import json
+import os
+import tempfile
 import unittest
 
 from nova import exception
 from nova import objects
 from nova.network import model as network_model
 
+from pyct_driver.nova import configdrive
 from pyct_driver.nova import mapping
 
 
@@ -166,3 +170,46 @@ class BlockDevices(unittest.TestCase):
             with self.subTest(info=info):
                 self.assertRaises(exception.InvalidInput,
                                   mapping.refuse_volumes, info)
+
+
+class ConfigDriveMapping(unittest.TestCase):
+    """What ``configdrive`` decides and adds without Nova's database (the
+    drive's OpenStack tree, from Nova's InstanceMetadata, is read inside
+    a guest by the functional test)."""
+
+    def _instance(self, config_drive, **props):
+        return objects.Instance(
+            uuid="6b6b0e4e-1b8c-4a0e-9d4d-3f7f4b2b9d11", hostname="web",
+            config_drive=config_drive, launched_at=None, key_name="k",
+            image_ref="img-1",
+            key_data="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5v pyct",
+            user_data=base64.b64encode(b"#cloud-config\n").decode(),
+            system_metadata={f"image_{k}": v for k, v in props.items()})
+
+    def test_no_drive_unless_nova_requires_one(self):
+        self.assertEqual((), configdrive.build(self._instance(""), None))
+
+    def test_nocloud_seed_from_the_instance_and_its_ports(self):
+        files = configdrive._nocloud(self._instance("True"),
+                                     network_model.NetworkInfo([_vif()]))
+        meta = json.loads(files["nocloud/meta-data"])
+        self.assertEqual(("6b6b0e4e-1b8c-4a0e-9d4d-3f7f4b2b9d11", "web"),
+                         (meta["instance-id"], meta["local-hostname"]))
+        self.assertEqual(["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5v pyct"],
+                         meta["public-keys"])
+        self.assertEqual(b"#cloud-config\n", files["nocloud/user-data"])
+        eth0 = json.loads(files["nocloud/network-config"])["ethernets"][
+            "eth0"]
+        self.assertEqual(({"macaddress": "fa:16:3e:00:00:01"},
+                          ["10.249.1.5/24"], 1450),
+                         (eth0["match"], eth0["addresses"], eth0["mtu"]))
+
+    def test_the_spawns_files_are_kept_for_later_starts(self):
+        files = (("nocloud/user-data", b"\x00\xff"),
+                 ("openstack/latest/meta_data.json", b"{}"))
+        with tempfile.TemporaryDirectory() as tmp:
+            self.assertEqual((), configdrive.load(tmp))
+            configdrive.save(tmp, files)
+            self.assertEqual(files, configdrive.load(tmp))
+            mode = os.stat(os.path.join(tmp, configdrive.RECORD)).st_mode
+            self.assertEqual(0o600, mode & 0o777)
