@@ -123,6 +123,12 @@ class ResizeEndpoints:
             with self.notify.action(ctxt, instance_uuid, "resize_confirm"):
                 with self._event(ctxt, instance_uuid,
                                  "compute_confirm_resize"):
+                    move = db_resizes.move_of(self.db, migration_uuid)
+                    if move["source_compute"] != self.host:
+                        # moved here: the source drops its copy first
+                        self.compute_rpc.drop_migration_source(
+                            ctxt, move["source_compute"], instance_uuid,
+                            migration_uuid)
                     power = self.driver.get_info(
                         self.spec(inst)).power_state
                     db_resizes.set_status(self.db, migration_uuid,
@@ -137,6 +143,10 @@ class ResizeEndpoints:
             if inst is None or inst["task_state"] != states.RESIZE_REVERTING:
                 return
             change = db_resizes.current(self.db, instance_uuid)
+            move = db_resizes.move_of(self.db, migration_uuid)
+            if move["source_compute"] != self.host:
+                self.revert_move(ctxt, inst, change, move)
+                return
             with self.notify.action(ctxt, instance_uuid,
                                     "resize_revert") as note:
                 try:

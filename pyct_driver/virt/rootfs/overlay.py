@@ -212,24 +212,9 @@ class RootManager:
             raise exception.RootfsError(reason=f"root of {uuid} needs "
                                         "idmapped layers: no userns_for")
         try:
-            if has_disk and not os.path.ismount(disk):
-                if self.preallocate:
-                    disk_mod.top_up(image, self.reserved_bytes)
-                disk_grow.finish_pending(image)  # a resize's, deferred
-                lfd, rdev = loop.attach(image)
-                try:  # nodiscard: freed blocks stay the disk's
-                    km.mount(f"/dev/loop{os.minor(rdev)}", disk, "ext4",
-                             km.MS_NOATIME | km.MS_NOSUID, "nodiscard")
-                except OSError:
-                    with contextlib.suppress(OSError):
-                        loop.detach(lfd)
-                    raise
-                finally:
-                    os.close(lfd)
+            self._mount_disk(image, disk, owner)
             upper = os.path.join(disk, "upper")
             work = os.path.join(disk, "work")
-            if not os.path.isdir(upper):
-                _make_upper(disk, owner)
             # by descriptor: no host path in the guest's mount table
             upper, work, *lowers = names = fdnames.open_names(
                 [upper, work, *reversed(layers)])
@@ -251,6 +236,44 @@ class RootManager:
         finally:
             fdnames.close_names(names)
         return self._handle(top)
+
+    def _mount_disk(self, image: str, disk: str,
+                    owner: tuple[int, int]) -> None:
+        """Mount the instance's disk (if it has one) with its upper and
+        work directories (OSError on failure)."""
+        if os.path.exists(image) and not os.path.ismount(disk):
+            if self.preallocate:
+                disk_mod.top_up(image, self.reserved_bytes)
+            disk_grow.finish_pending(image)  # a resize's, deferred
+            lfd, rdev = loop.attach(image)
+            try:  # nodiscard: freed blocks stay the disk's
+                km.mount(f"/dev/loop{os.minor(rdev)}", disk, "ext4",
+                         km.MS_NOATIME | km.MS_NOSUID, "nodiscard")
+            except OSError:
+                with contextlib.suppress(OSError):
+                    loop.detach(lfd)
+                raise
+            finally:
+                os.close(lfd)
+        if not os.path.isdir(os.path.join(disk, "upper")):
+            _make_upper(disk, owner)
+
+    def upper_dir(self, uuid: str) -> str:
+        """The instance's own changes (its overlay's upper directory),
+        its disk mounted for them; ``unmount`` releases it. For a
+        stopped guest: a cold migration reads or fills it here."""
+        top = self._dir(uuid)
+        disk = os.path.join(top, "disk")
+        if not os.path.isdir(disk):
+            raise exception.InstanceNotFound(instance_id=uuid)
+        id_range = self.id_range(uuid)
+        try:
+            self._mount_disk(os.path.join(top, "disk.img"), disk,
+                             (id_range[0],) * 2 if id_range else (0, 0))
+        except OSError as err:
+            raise exception.RootfsError(
+                reason=f"mounting disk of {uuid}: {err}") from err
+        return os.path.join(disk, "upper")
 
     @staticmethod
     def _handle(top: str) -> RootHandle:
