@@ -3,7 +3,8 @@ os-migrations lists) and its ``instance_flavor_changes`` row (both flavor
 snapshots), always written together.
 
 Statuses are Nova's for a resize: ``pre-migrating`` (accepted),
-``migrating`` (being applied), ``finished`` (new limits applied, waiting
+``migrating`` (being applied; a move: being sent), ``post-migrating``
+(a move: sent, the destination taking it), ``finished`` (new limits applied, waiting
 for a confirm or revert), ``confirming``/``reverting`` (asked),
 ``confirmed``/``reverted`` (done), ``error`` (failed; the instance kept
 its old flavor).
@@ -22,8 +23,8 @@ from pyct_driver.db.models import utcnow
 from pyct_driver.db.models_hosts import Migration
 from pyct_driver.db.resize_models import FlavorChange
 
-OPEN = ("pre-migrating", "migrating", "finished", "confirming",
-        "reverting")
+OPEN = ("pre-migrating", "migrating", "post-migrating", "finished",
+        "confirming", "reverting")
 
 
 def start(db: Database, instance: dict, new_flavor_id: str,
