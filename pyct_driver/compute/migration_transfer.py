@@ -132,7 +132,13 @@ class Receiver:
                 # waits for this "go" before the stream, so it had none
                 conn.sendall(b"go\n")
                 stream = _Hashing(raw)
-                self._receive(stream)
+                try:
+                    self._receive(stream)
+                except Exception as err:  # the sender learns why
+                    reason = getattr(err, "message", type(err).__name__)
+                    conn.sendall(f"error {reason}"[:500].encode(
+                        errors="replace").replace(b"\n", b" ") + b"\n")
+                    raise
                 self._digest = stream.digest.hexdigest()
                 conn.sendall(b"ok\n")
         except BaseException as err:  # handed to wait()
@@ -178,9 +184,12 @@ def send(endpoint: dict, instance_uuid: str,
             write(stream)
             raw.flush()
             conn.shutdown(socket.SHUT_WR)
-            if back.readline(16) != b"ok\n":
-                raise TransferError(reason="the receiver did not take the "
-                                    "stream")
+            answer = back.readline(600)
+            if answer != b"ok\n":
+                raise TransferError(
+                    reason="the destination did not take the stream: "
+                    + (answer[6:].decode(errors="replace").strip()
+                       if answer.startswith(b"error ") else "no answer"))
             return stream.digest.hexdigest()
     except OSError as err:
         raise TransferError(reason=f"sending: {err}") from err
