@@ -45,8 +45,9 @@ class MigrationSide:
                     reason=f"guest {uuid} must be stopped to migrate")
             self._unmount_roots(uuid)  # a root left mounted: disk only
             try:
-                archive.pack(self._trees(uuid, self.roots.upper_dir(uuid)),
-                             sink)
+                # read-only: a revert finds the disk as it was, bit for bit
+                archive.pack(self._trees(uuid, self.roots.upper_dir(
+                    uuid, readonly=True)), sink)
             finally:
                 self.roots.unmount(uuid)
 

@@ -238,30 +238,35 @@ class RootManager:
         return self._handle(top)
 
     def _mount_disk(self, image: str, disk: str,
-                    owner: tuple[int, int]) -> None:
+                    owner: tuple[int, int], readonly: bool = False) -> None:
         """Mount the instance's disk (if it has one) with its upper and
-        work directories (OSError on failure)."""
+        work directories (OSError on failure); ``readonly``: as found,
+        every byte of its image left as it was."""
         if os.path.exists(image) and not os.path.ismount(disk):
-            if self.preallocate:
-                disk_mod.top_up(image, self.reserved_bytes)
-            disk_grow.finish_pending(image)  # a resize's, deferred
+            if not readonly:
+                if self.preallocate:
+                    disk_mod.top_up(image, self.reserved_bytes)
+                disk_grow.finish_pending(image)  # a resize's, deferred
             lfd, rdev = loop.attach(image)
+            flags = km.MS_NOATIME | km.MS_NOSUID
             try:  # nodiscard: freed blocks stay the disk's
                 km.mount(f"/dev/loop{os.minor(rdev)}", disk, "ext4",
-                         km.MS_NOATIME | km.MS_NOSUID, "nodiscard")
+                         flags | (km.MS_RDONLY if readonly else 0),
+                         "nodiscard")
             except OSError:
                 with contextlib.suppress(OSError):
                     loop.detach(lfd)
                 raise
             finally:
                 os.close(lfd)
-        if not os.path.isdir(os.path.join(disk, "upper")):
+        if not readonly and not os.path.isdir(os.path.join(disk, "upper")):
             _make_upper(disk, owner)
 
-    def upper_dir(self, uuid: str) -> str:
+    def upper_dir(self, uuid: str, readonly: bool = False) -> str:
         """The instance's own changes (its overlay's upper directory),
-        its disk mounted for them; ``unmount`` releases it. For a
-        stopped guest: a cold migration reads or fills it here."""
+        its disk mounted for them (``readonly``: read-only, the image
+        untouched); ``unmount`` releases it. For a stopped guest: a cold
+        migration reads or fills it here."""
         top = self._dir(uuid)
         disk = os.path.join(top, "disk")
         if not os.path.isdir(disk):
@@ -269,7 +274,8 @@ class RootManager:
         id_range = self.id_range(uuid)
         try:
             self._mount_disk(os.path.join(top, "disk.img"), disk,
-                             (id_range[0],) * 2 if id_range else (0, 0))
+                             (id_range[0],) * 2 if id_range else (0, 0),
+                             readonly)
         except OSError as err:
             raise exception.RootfsError(
                 reason=f"mounting disk of {uuid}: {err}") from err
