@@ -14,6 +14,8 @@ import webob
 
 from pyct_driver import states
 from pyct_driver.api import app as api_app
+from pyct_driver.api.scheduler import Scheduler
+from pyct_driver.cmd import host_drain
 from pyct_driver.compute.manager import ComputeManager
 from pyct_driver.compute.service import ComputeService
 from pyct_driver.db import actions, catalog, instances
@@ -246,3 +248,32 @@ def _failing(step):
         if name == step:
             raise exception.VirtError(reason=f"injected {step} failure")
     return fail
+
+
+def test_drain_moves_every_server_away(env):
+    db, svcs, app = env
+    sids = [boot(app, db) for _ in range(2)]
+    call(app, "POST", f"/v2.1/servers/{sids[1]}/action",
+         {"os-stop": None}, version="2.1")
+    idle(db, sids[1], states.STOPPED)
+    client = svcs["host-a"].manager.compute_rpc
+    said: list[str] = []
+    sched = Scheduler(db, 16.0, 1.0, 1.0, 0, 60)
+    assert host_drain.drain(db, client, sched, "host-a", 60,
+                            said.append) == 0
+    assert guests(svcs) == {"host-a": [], "host-b": sorted(sids)}
+    assert [instances.get(db, s)["vm_state"] for s in sids] == [
+        states.ACTIVE, states.STOPPED]
+    assert said[0] == "host host-a disabled; moving its servers"
+    assert sum("moved to host-b, confirmed" in line for line in said) == 2
+    assert said[-1] == "host host-a is empty"
+    svc = next(s for s in call(app, "GET", "/v2.1/os-services").json[
+        "services"] if s["host"] == "host-a")
+    assert (svc["status"], svc["disabled_reason"]) == ("disabled",
+                                                      "draining")
+    # nothing can take a server from host-b now: reported, exit 1
+    said.clear()
+    assert host_drain.drain(db, client, sched, "host-b", 60,
+                            said.append) == 1
+    assert all("not moved: No valid host" in line for line in said[1:-1])
+    assert guests(svcs)["host-b"] == sorted(sids)
