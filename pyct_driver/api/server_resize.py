@@ -2,8 +2,8 @@
 
 A resize stays on the server's own host when that host has room for the
 growth, and moves to the scheduler's pick among the others when it has
-not (``server_migrate.begin``, a cross-host move). The API checks what Nova checks before anything moves
-(a different flavor the caller may use, not a root of zero GiB, fitting the
+not (``server_migrate.begin``, a cross-host move). The API checks what
+Nova checks before anything moves (a different flavor the caller may use, not a root of zero GiB, fitting the
 image's minimums, the project's cores/RAM quota for the growth), swaps the
 task state to ``resize_prep`` with a compare-and-swap (a wrong state or a
 lost race is a 409 ``conflictingRequest``), records the instance action,

@@ -17,16 +17,17 @@ import os
 import socket
 import threading
 import time
-from typing import BinaryIO, Callable, Iterable
+from typing import Callable, Iterable
 
 from oslo_config import cfg
 
 from pyct_driver import exception, states
 from pyct_driver.progress import SILENT, Progress
 from pyct_driver.virt import base, diagnostics
+from pyct_driver.virt.fake_moves import FakeMoves
 
 
-class FakeDriver(base.VirtDriver):
+class FakeDriver(FakeMoves, base.VirtDriver):
     """An in-memory hypervisor."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
@@ -202,35 +203,6 @@ class FakeDriver(base.VirtDriver):
             entry = self._instances.get(instance.uuid)
             if entry is not None:
                 entry.get("vifs", {}).pop(vif.port_id, None)
-
-    def send_guest(self, instance: base.InstanceSpec,
-                   sink: BinaryIO) -> None:
-        """The guest's pretend files and console as one JSON document."""
-        self._fail(instance, "send_guest")
-        with self._lock:
-            entry = self._get(instance)
-            if entry["power_state"] == states.RUNNING:
-                raise exception.VirtError(reason="guest must be stopped")
-            data = {"files": dict(entry.get("files", {})),
-                    "console": list(entry["console"])}
-        sink.write(json.dumps(data).encode())
-
-    def receive_guest(self, instance: base.InstanceSpec,
-                      source: BinaryIO) -> None:
-        data = json.loads(source.read().decode())
-        self._fail(instance, "receive_guest")
-        with self._lock:
-            if instance.uuid in self._instances:
-                raise exception.Duplicate(what=f"Instance {instance.uuid}")
-            self._instances[instance.uuid] = {
-                "power_state": states.SHUTDOWN, "started": time.monotonic(),
-                "cpu_ns": 0, "console": data["console"], "boots": 0,
-                "flavor": instance.flavor,
-                "disk_gb": instance.flavor.root_gb,
-                "image_id": instance.image_id, "files": data["files"]}
-
-    def live_migration_support(self) -> tuple[bool, str]:
-        return False, "the fake driver cannot checkpoint guests"
 
     def get_info(self, instance: base.InstanceSpec) -> base.InstanceInfo:
         with self._lock:
