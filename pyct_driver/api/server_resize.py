@@ -1,18 +1,18 @@
 """Server actions ``resize``, ``confirmResize`` and ``revertResize``.
 
 A resize stays on the server's own host when that host has room for the
-growth, and moves to the scheduler's pick among the others when it has
-not (``server_migrate.begin``, a cross-host move). The API checks what
-Nova checks before anything moves (a different flavor the caller may use, not a root of zero GiB, fitting the
-image's minimums, the project's cores/RAM quota for the growth), swaps the
-task state to ``resize_prep`` with a compare-and-swap (a wrong state or a
-lost race is a 409 ``conflictingRequest``), records the instance action,
-the migration and both flavor snapshots, and casts to the host. When no
-host has room for the growth the resize fails as Nova's scheduler makes
-it fail: the request is accepted, the server stays as it was, with a
-``NoValidHost`` fault and an error event on the action. Confirm and revert
-are compare-and-swaps on the open resize (``db.resizes``).
-"""
+growth, and moves to the scheduler's pick among the others when it has not
+(``server_migrate.begin``, a cross-host move). The API checks what Nova
+checks before anything moves (a different flavor the caller may use, not a
+root of zero GiB, fitting the image's minimums, the project's cores/RAM
+quota for the growth), swaps the task state to ``resize_prep`` with a
+compare-and-swap (a wrong state or a lost race is a 409
+``conflictingRequest``), records the instance action, the migration and
+both flavor snapshots, and casts to the host. When no host has room for
+the growth the resize fails as Nova's scheduler makes it fail: the request
+is accepted, the server stays as it was, with a ``NoValidHost`` fault and
+an error event on the action. Confirm and revert are compare-and-swaps on
+the open resize (``db.resizes``)."""
 
 from __future__ import annotations
 

@@ -3,12 +3,11 @@ os-migrations lists) and its ``instance_flavor_changes`` row (both flavor
 snapshots), always written together.
 
 Statuses are Nova's for a resize: ``pre-migrating`` (accepted),
-``migrating`` (being applied; a move: being sent), ``post-migrating``
-(a move: sent, the destination taking it), ``finished`` (new limits
-applied, waiting for a confirm or revert), ``confirming``/``reverting`` (asked),
+``migrating`` (being applied; a move: being sent), ``post-migrating`` (a
+move: sent, the destination taking it), ``finished`` (new limits applied,
+waiting for a confirm or revert), ``confirming``/``reverting`` (asked),
 ``confirmed``/``reverted`` (done), ``error`` (failed; the instance kept
-its old flavor).
-"""
+its old flavor)."""
 
 from __future__ import annotations
 
