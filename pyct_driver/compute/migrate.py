@@ -119,6 +119,13 @@ class MigrationEndpoints:
                      change: dict, move: dict, was_on: bool) -> None:
         """Back to where it was: the destination's copy gone, the guest
         here as before (its files were never changed)."""
+        now = self._get(inst["uuid"])
+        if now is not None and now["host"] != self.host:
+            # the destination took it (its answer was what got lost):
+            # starting this copy too would run the guest twice
+            LOG.warning("%s is on %s now; its copy here stays stopped",
+                        inst["uuid"], now["host"])
+            return
         with contextlib.suppress(exception.PyctError):
             self.compute_rpc.abort_migration(ctxt, move["dest_compute"],
                                              inst["uuid"], move["uuid"])

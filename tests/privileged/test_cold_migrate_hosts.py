@@ -29,6 +29,7 @@ import pytest
 
 from pyct_driver.compute import migration_transfer as transfer
 from pyct_driver.virt import base
+from pyct_driver.virt.criu import Criu
 from pyct_driver.virt.network import bridge as bridge_mod
 from tests.privileged.escape_fixtures import (  # noqa: F401 - fixtures
     PROBE_IMAGE, agent_run, boot_agent, build_probe_image, probe_binary)
@@ -195,3 +196,17 @@ def test_a_guest_cannot_reach_the_listener(hosts, guests):
         a.net.flush()
         assert not wait_gone(lambda: {bridge_mod.bridge_name(
             vif.network_id), bridge_mod.veth_name(port_id)} & links(), 15)
+
+
+def test_live_migration_support_is_detected_not_assumed(hosts):
+    """This host's answer comes from running ``criu check`` (absent or
+    failing here: the API's 400 carries this reason)."""
+    a, _ = hosts
+    can, why = a.live_migration_support()
+    assert can is False
+    criu = Criu()
+    if criu.available:
+        assert "does not move a running guest's memory" in why
+    else:
+        assert why == criu.reason
+        assert why.startswith(("criu is not installed", "criu check"))
