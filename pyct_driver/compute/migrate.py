@@ -27,7 +27,7 @@ from oslo_log import log as logging
 
 from pyct_driver import exception, states
 from pyct_driver.compute import migration_transfer as transfer
-from pyct_driver.context import RequestContext
+from pyct_driver.context import RequestContext, get_admin_context
 from pyct_driver.db import catalog as db_catalog
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import networks as db_networks
@@ -126,7 +126,9 @@ class MigrationEndpoints:
             LOG.warning("%s is on %s now; its copy here stays stopped",
                         inst["uuid"], now["host"])
             return
-        with contextlib.suppress(exception.PyctError):
+        with contextlib.suppress(exception.PyctError, AttributeError):
+            # (no client: a tool's manager; the destination's listener
+            # expires and a half-made copy removes itself)
             self.compute_rpc.abort_migration(ctxt, move["dest_compute"],
                                              inst["uuid"], move["uuid"])
         try:
@@ -143,6 +145,16 @@ class MigrationEndpoints:
             "flavor": change["old_flavor"],
             "flavor_id": change["old_flavor_id"]},
             states.RESIZE_TASK_STATES)
+
+    def recover_move(self, inst: dict, change: dict, move: dict) -> None:
+        """A restart cut this host's move of ``inst`` short (lock held):
+        undo it as a failure would (the row's vm_state says whether the
+        guest ran)."""
+        err = exception.ResizeError(
+            reason="migration interrupted by a compute service restart")
+        self.record_fault(inst["uuid"], err)
+        self._move_failed(get_admin_context(), inst, self.spec(inst),
+                          change, move, inst["vm_state"] == states.ACTIVE)
 
     @reports_exceptions
     def drop_migration_source(self, ctxt: RequestContext,

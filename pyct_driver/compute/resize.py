@@ -224,7 +224,10 @@ def recover(manager: "ResizeEndpoints", instance: dict) -> bool:
     if task in _ROLLBACK or task == states.RESIZE_FINISH:
         with manager.instance_lock(uuid):
             change = db_resizes.current(manager.db, uuid)
-            if task == states.RESIZE_FINISH:
+            move = db_resizes.move_of(manager.db, change["migration_uuid"])
+            if task in _ROLLBACK and move["dest_compute"] != manager.host:
+                manager.recover_move(instance, change, move)
+            elif task == states.RESIZE_FINISH:
                 # the row has the new flavor: make the guest match it
                 power = manager._apply(instance, change["new_flavor"])
                 manager.finish_task(uuid, {"vm_state": states.RESIZED,

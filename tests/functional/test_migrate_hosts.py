@@ -18,7 +18,8 @@ from pyct_driver.api.scheduler import Scheduler
 from pyct_driver.cmd import host_drain
 from pyct_driver.compute.manager import ComputeManager
 from pyct_driver.compute.service import ComputeService
-from pyct_driver.db import actions, catalog, instances
+from pyct_driver.compute import resize
+from pyct_driver.db import actions, catalog, instances, resizes
 from pyct_driver.db.models_hosts import Migration
 from pyct_driver.rpc import client as rpc_client
 from pyct_driver.rpc import transport as rpc_transport
@@ -277,3 +278,22 @@ def test_drain_moves_every_server_away(env):
                             said.append) == 1
     assert all("not moved: No valid host" in line for line in said[1:-1])
     assert guests(svcs)["host-b"] == sorted(sids)
+
+
+def test_a_restart_mid_move_puts_the_guest_back(env):
+    db, svcs, app = env
+    sid = boot(app, db)
+    inst = instances.get(db, sid)
+    change = resizes.start(db, inst, inst["flavor_id"], inst["flavor"],
+                           None, None, "host-b", "migration")
+    instances.update(db, sid, {"task_state": states.RESIZE_MIGRATING})
+    manager = svcs["host-a"].manager
+    manager.driver.power_off(manager.spec(inst), 0)  # cut after the stop
+    resize.recover(manager, instances.get(db, sid))
+    row = instances.get(db, sid)
+    assert (row["host"], row["vm_state"], row["task_state"]) == (
+        "host-a", states.ACTIVE, None)
+    assert manager.driver._instances[sid]["power_state"] == states.RUNNING
+    assert resizes.move_of(db, change["migration_uuid"])["status"] == \
+        "error"
+    assert guests(svcs)["host-b"] == []
