@@ -22,6 +22,7 @@ from oslo_config import cfg
 
 from pyct_driver import exception, states
 from pyct_driver.api import server_migrate
+from pyct_driver.api.app import build_scheduler
 from pyct_driver.api.scheduler import COMPUTE_BINARY, Scheduler
 from pyct_driver.context import get_admin_context
 from pyct_driver.db import actions as db_actions
@@ -113,13 +114,6 @@ def drain(db: Database, compute: ComputeClient, scheduler: Scheduler,
 
 
 def run(conf: cfg.ConfigOpts, db: Database) -> int:
-    sched = Scheduler(
-        db, cpu_allocation_ratio=conf.compute.cpu_allocation_ratio,
-        ram_allocation_ratio=conf.compute.ram_allocation_ratio,
-        disk_allocation_ratio=conf.compute.disk_allocation_ratio,
-        reserved_host_memory_mb=conf.compute.reserved_host_memory_mb,
-        service_down_time=conf.service_down_time,
-        default_zone=conf.default_availability_zone)
     cmd = conf.command
-    return drain(db, ComputeClient(conf), sched, cmd.drain_host,
-                 cmd.timeout)
+    return drain(db, ComputeClient(conf), build_scheduler(conf, db),
+                 cmd.drain_host, cmd.timeout)
