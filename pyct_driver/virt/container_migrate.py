@@ -44,12 +44,14 @@ class MigrationSide:
                 raise exception.VirtError(
                     reason=f"guest {uuid} must be stopped to migrate")
             self._unmount_roots(uuid)  # a root left mounted: disk only
+            self.roots.wait_released(uuid)  # every change on the disk
             try:
                 # read-only: a revert finds the disk as it was, bit for bit
                 archive.pack(self._trees(uuid, self.roots.upper_dir(
                     uuid, readonly=True)), sink)
             finally:
                 self.roots.unmount(uuid)
+            self.roots.wait_released(uuid)
 
     def receive_guest(self, instance: base.InstanceSpec,
                       source: BinaryIO) -> None:
@@ -69,6 +71,7 @@ class MigrationSide:
                     uuid, self.roots.upper_dir(uuid)))
             finally:
                 self.roots.unmount(uuid)
+            self.roots.wait_released(uuid)  # written out before a start
             self.records.save(uuid, record)
             undo.pop_all()
 

@@ -117,7 +117,9 @@ def _write(tar: tarfile.TarFile, info: tarfile.TarInfo, fd: int,
     try:
         data = tar.extractfile(info)
         while chunk := data.read(_CHUNK):
-            os.write(out, chunk)
+            view = memoryview(chunk)
+            while view:  # a write may take less than it was given
+                view = view[os.write(out, view):]
     finally:
         os.close(out)
 

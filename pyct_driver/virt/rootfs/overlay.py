@@ -35,6 +35,7 @@ import dataclasses
 import errno
 import os
 import shutil
+import time
 from typing import Callable
 
 from pyct_driver import exception
@@ -302,6 +303,20 @@ class RootManager:
         except OSError as err:
             raise exception.RootfsError(
                 reason=f"unmounting root of {uuid}: {err}") from err
+
+    def wait_released(self, uuid: str, timeout: float = 30.0) -> None:
+        """Return once no loop device holds the instance's disk: a lazy
+        unmount (a dying guest kept it busy) leaves the old file system
+        alive with unwritten changes, and a second mount of the image
+        beside it would read it stale and corrupt it."""
+        image = os.path.join(self._dir(uuid), "disk.img")
+        deadline = time.monotonic() + timeout
+        while loop.holders(image):
+            if time.monotonic() > deadline:
+                raise exception.RootfsError(
+                    reason=f"disk of {uuid} is still in use {timeout:.0f}"
+                    " s after its unmount")
+            time.sleep(0.05)
 
     def remove(self, uuid: str) -> None:
         """Unmount and delete everything of the instance (idempotent)."""
