@@ -23,11 +23,13 @@ from pyct_driver.db import actions, catalog, instances, resizes
 from pyct_driver.db.models_hosts import Migration
 from pyct_driver.rpc import client as rpc_client
 from pyct_driver.rpc import transport as rpc_transport
-from pyct_driver.virt.fake import FakeDriver
 from tests.functional import compute_fixtures as fx
+from tests.functional.compute_fixtures import TunnelDriver
+from tests.waiting import wait_for
 
 ADMIN = "admin:adminproj"
-HOSTS = ("host-a", "host-b")
+# VXLAN endpoints of the two hosts (recorded by the fake driver only)
+HOSTS = {"host-a": "10.254.200.1", "host-b": "10.254.200.2"}
 
 
 @pytest.fixture
@@ -40,9 +42,9 @@ def env(tmp_path):
     url = f"fake://{tmp_path.name}/"
     svcs = {}
     try:
-        for host in HOSTS:
+        for host, address in HOSTS.items():
             transport = rpc_transport.get_transport(conf, url)
-            manager = ComputeManager(db, FakeDriver(conf), host,
+            manager = ComputeManager(db, TunnelDriver(conf, address), host,
                                      shutdown_timeout=1)
             manager.compute_rpc = rpc_client.ComputeClient(
                 conf, transport, timeout=10)
@@ -70,11 +72,11 @@ def call(app, method, path, body=None, token=ADMIN, version="2.56"):
     return req.get_response(app)
 
 
-def boot(app, db, host="host-a"):
+def boot(app, db, host="host-a", networks="none"):
     image = catalog.image_list(db)[0]
     resp = call(app, "POST", "/v2.1/servers", {"server": {
         "name": "vm", "imageRef": image["id"], "flavorRef": "1",
-        "networks": "none", "host": host}}, version="2.74")
+        "networks": networks, "host": host}}, version="2.74")
     assert resp.status_int == 202, resp.text
     sid = resp.json["server"]["id"]
     fx.wait_for_row(db, sid, lambda r: r["vm_state"] == "active")
@@ -297,3 +299,26 @@ def test_a_restart_mid_move_puts_the_guest_back(env):
     assert resizes.move_of(db, change["migration_uuid"])["status"] == \
         "error"
     assert guests(svcs)["host-b"] == []
+
+
+def test_the_port_moves_with_the_server(env):
+    db, svcs, app = env
+    for service in svcs.values():
+        service.report()  # the tunnel addresses into the services table
+    moving = boot(app, db, "host-a", "auto")
+    staying = boot(app, db, "host-b", "auto")
+    ports = {p["device_id"]: p for p in call(
+        app, "GET", "/networking/v2.0/ports").json["ports"]}
+    net = ports[moving]["network_id"]
+    assert act(app, moving, {"migrate": {"host": "host-b"}}).status_int \
+        == 202
+    idle(db, moving, states.RESIZED)
+    both_on_b = sorted((ports[s]["mac_address"], HOSTS["host-b"])
+                       for s in (moving, staying))
+    drivers = {h: s.manager.driver for h, s in svcs.items()}
+    wait_for(lambda: all(d.tunnels.get(net) == both_on_b
+                         for d in drivers.values()), 10,
+             "both hosts' entries to put the port on host-b")
+    port = call(app, "GET", f"/networking/v2.0/ports/"
+                f"{ports[moving]['id']}").json["port"]
+    assert (port["status"], port["device_id"]) == ("ACTIVE", moving)
