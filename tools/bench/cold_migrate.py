@@ -68,14 +68,15 @@ def measure(hosts, size_mb: int, runs: int) -> list[dict[str, float]]:
         on_b.specs.append(spec)
         res = guest_exec(a, spec.uuid, [
             "sh", "-c", f"head -c {size_mb << 20} /dev/urandom > /changes"
-                        " && sync && md5sum /changes"])
+                        " && sync && md5sum /changes"], timeout=600)
         assert res.returncode == 0, res
         written = res.stdout.split()[0]
         samples, here, there = [], a, b
         for _ in range(runs):
             samples.append(move(here, there, spec))
             here, there = there, here
-        out = guest_exec(here, spec.uuid, ["md5sum", "/changes"])
+        out = guest_exec(here, spec.uuid, ["md5sum", "/changes"],
+                         timeout=600)
         assert out.stdout.split()[0] == written, out  # moved intact
         return samples
     finally:
