@@ -181,15 +181,29 @@ def send(endpoint: dict, instance_uuid: str,
             if back.readline(16) != b"go\n":
                 raise TransferError(reason="the receiver refused the token")
             stream = _Hashing(raw)
-            write(stream)
-            raw.flush()
-            conn.shutdown(socket.SHUT_WR)
-            answer = back.readline(600)
-            if answer != b"ok\n":
-                raise TransferError(
-                    reason="the destination did not take the stream: "
-                    + (answer[6:].decode(errors="replace").strip()
-                       if answer.startswith(b"error ") else "no answer"))
+            try:
+                write(stream)
+                raw.flush()
+                conn.shutdown(socket.SHUT_WR)
+            except OSError as err:  # the destination may have said why
+                raise TransferError(reason=_refusal(back) or str(err)) \
+                    from err
+            answer = _refusal(back)
+            if answer:
+                raise TransferError(reason=answer)
             return stream.digest.hexdigest()
     except OSError as err:
         raise TransferError(reason=f"sending: {err}") from err
+
+
+def _refusal(back: BinaryIO) -> str:
+    """The destination's closing line: "" for ok, else why not."""
+    try:
+        answer = back.readline(600)
+    except OSError:
+        answer = b""
+    if answer == b"ok\n":
+        return ""
+    return "the destination did not take the stream: " + (
+        answer[6:].decode(errors="replace").strip()
+        if answer.startswith(b"error ") else "no answer")

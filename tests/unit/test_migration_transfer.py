@@ -192,3 +192,16 @@ def test_streams_are_not_held_in_memory(tmp_path):
         assert seen.wait(10)
         sink.write(b"y")
     rec.wait(transfer.send(rec.endpoint(), "inst-1", write), 10)
+
+
+def test_the_sender_learns_why_the_destination_refused(tmp_path):
+    def receive(source):
+        source.read(1 << 16)
+        raise exception.HostileImage(image="migration stream",
+                                     reason="member 'x' refused")
+    rec = transfer.Receiver("127.0.0.1", "inst-1", receive, ttl=10)
+    with pytest.raises(exception.TransferError, match="member 'x' refused"):
+        transfer.send(rec.endpoint(), "inst-1",
+                      lambda sink: sink.write(os.urandom(8 << 20)))
+    with pytest.raises(exception.TransferError, match="member 'x'"):
+        rec.wait("", 10)
