@@ -63,12 +63,14 @@ class ComputeClient:
         than every compute service may answer (Nova's pattern)."""
         return version_allowed(version, self.version_cap)
 
-    def _prepare(self, host: str, version: str,
-                 method: str) -> messaging.RPCClient:
+    def _prepare(self, host: str, version: str, method: str,
+                 timeout: float | None = None) -> messaging.RPCClient:
         if not self.can_send_version(version):
             raise exception.RPCVersionCapError(
                 method=method, version=version, cap=self.version_cap)
-        return self._client.prepare(server=host, version=version)
+        options = {} if timeout is None else {"timeout": timeout}
+        return self._client.prepare(server=host, version=version,
+                                    **options)
 
     def _cast(self, ctxt: RequestContext, host: str, method: str,
               version: str = "1.0", **kwargs: object) -> None:
@@ -194,9 +196,7 @@ class ComputeClient:
     def _call(self, ctxt: RequestContext, host: str, method: str,
               version: str, timeout: float | None = None,
               **kwargs: object) -> object:
-        client = self._prepare(host, version, method)
-        if timeout is not None:
-            client = client.prepare(timeout=timeout)
+        client = self._prepare(host, version, method, timeout)
         try:
             return client.call(ctxt, method, **kwargs)
         except messaging.MessagingTimeout as err:
@@ -296,5 +296,6 @@ class ComputeClient:
     def check_live_migration(self, ctxt: RequestContext, host: str
                              ) -> tuple[bool, str]:
         """Whether ``host`` can checkpoint/restore guests, and why."""
-        can, why = self._call(ctxt, host, "check_live_migration", "1.11")
+        can, why = self._call(ctxt, host, "check_live_migration",
+                              "1.11") or (False, "no answer")
         return bool(can), str(why)
