@@ -33,6 +33,7 @@ from pyct_driver.exception import TransferError
 
 LOG = logging.getLogger(__name__)
 _HEADER_MAX = 200
+_BUFFER = 1 << 20  # socket file buffers: fewer, larger system calls
 
 
 class _Hashing:
@@ -127,7 +128,7 @@ class Receiver:
             if conn is None:
                 raise TransferError(reason="no sender came before the "
                                     "token expired")
-            with conn, conn.makefile("rb") as raw:
+            with conn, conn.makefile("rb", buffering=_BUFFER) as raw:
                 # the header's reader may have read ahead: the sender
                 # waits for this "go" before the stream, so it had none
                 conn.sendall(b"go\n")
@@ -175,7 +176,8 @@ def send(endpoint: dict, instance_uuid: str,
         raise TransferError(reason=f"connecting to {endpoint['address']}: "
                             f"{err}") from err
     try:
-        with conn, conn.makefile("wb") as raw, conn.makefile("rb") as back:
+        with conn, conn.makefile("wb", buffering=_BUFFER) as raw, \
+                conn.makefile("rb") as back:
             raw.write(f"{endpoint['token']} {instance_uuid}\n".encode())
             raw.flush()
             if back.readline(16) != b"go\n":

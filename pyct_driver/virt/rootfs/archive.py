@@ -64,6 +64,7 @@ def pack(trees: dict[str, str], sink: BinaryIO) -> None:
     try:
         with tarfile.open(fileobj=sink, mode="w|",
                           format=tarfile.PAX_FORMAT) as tar:
+            tar.copybufsize = _CHUNK  # not tarfile's 16 KiB copies
             for name, top in sorted(trees.items()):
                 if not os.path.lexists(top):
                     continue
