@@ -137,6 +137,9 @@ def test_migrate_then_revert(hosts, guests):
     spec = guests[0].boot(flavor(root_gb=1))
     _sh(a, spec.uuid, "echo before > /data")
     a.power_off(spec, 5)
+    # a guest slow to die leaves its disk unmounted lazily: its last
+    # writes land when the old mount goes (send_guest waits the same)
+    a.roots.wait_released(spec.uuid)
     before = _sha(_disk(a, spec.uuid))
     _move(a, b, spec)
     _sh(b, spec.uuid, "echo changed-on-b > /data")
