@@ -51,7 +51,7 @@ class _Mover:
         self.db, self.compute, self.scheduler = db, compute, scheduler
 
 
-def _wait(db: Database, done: Callable[[], bool], timeout: float) -> None:
+def _wait(done: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not done():
         if time.monotonic() > deadline:
@@ -65,7 +65,7 @@ def _move(mover: _Mover, inst: dict, timeout: float) -> str:
     dest = server_migrate.destination(mover, inst, inst["flavor"])
     change = server_migrate.begin(mover, ctxt, inst, dest)
     mig = change["migration_uuid"]
-    _wait(db, lambda: db_instances.get(db, uuid)["task_state"] is None,
+    _wait(lambda: db_instances.get(db, uuid)["task_state"] is None,
           timeout)
     if db_resizes.move_of(db, mig)["status"] != "finished":
         fault = db_actions.fault_latest(db, [uuid]).get(uuid)
@@ -76,7 +76,7 @@ def _move(mover: _Mover, inst: dict, timeout: float) -> str:
     db_actions.action_start(db, uuid, "confirmResize", ctxt.request_id,
                             ctxt.user_id, ctxt.project_id)
     mover.compute.confirm_resize(ctxt, dest, uuid, mig)
-    _wait(db, lambda: db_resizes.move_of(db, mig)["status"] in (
+    _wait(lambda: db_resizes.move_of(db, mig)["status"] in (
         "confirmed", "error"), timeout)
     if db_resizes.move_of(db, mig)["status"] != "confirmed":
         raise exception.PyctError(f"moved to {dest}, but the confirm "
