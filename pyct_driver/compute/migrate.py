@@ -194,6 +194,8 @@ class MigrationEndpoints:
                     if power_on:
                         self.driver.power_on(spec)
             except Exception as err:
+                LOG.warning("starting %s again after its revert failed: "
+                            "%s", instance_uuid, err)
                 self.record_fault(instance_uuid, err)
                 values, status = {"vm_state": states.ERROR}, "error"
             power = self.driver.get_info(spec).power_state
@@ -222,6 +224,8 @@ class MigrationEndpoints:
                         "flavor_id": change["old_flavor_id"]},
                         expected_task_state=states.RESIZE_REVERTING)
             except Exception as err:
+                LOG.warning("revert of %s on %s failed: %s", uuid,
+                            self.host, err)
                 self.record_fault(uuid, err)
                 note.fail(err)
                 db_resizes.set_status(self.db, move["uuid"], "error")

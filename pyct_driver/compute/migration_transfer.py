@@ -143,6 +143,8 @@ class Receiver:
                 self._digest = stream.digest.hexdigest()
                 conn.sendall(b"ok\n")
         except BaseException as err:  # handed to wait()
+            LOG.warning("migration stream of %s not taken: %s",
+                        self.instance_uuid, err)
             self._error = err
         finally:
             self._sock.close()

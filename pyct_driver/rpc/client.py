@@ -266,9 +266,8 @@ class ComputeClient:
 
     def finish_migration(self, ctxt: RequestContext, host: str,
                          instance_uuid: str, migration_uuid: str,
-                         digest: str, power_on: bool,
-                         timeout: float = 900) -> None:
-        self._call(ctxt, host, "finish_migration", "1.11", timeout=timeout,
+                         digest: str, power_on: bool) -> None:
+        self._call(ctxt, host, "finish_migration", "1.11", timeout=900,
                    instance_uuid=instance_uuid,
                    migration_uuid=migration_uuid, digest=digest,
                    power_on=power_on)
