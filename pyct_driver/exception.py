@@ -44,12 +44,14 @@ layer turns each into a fault body in the shape of the route's service
     ├── UnsupportedMediaType (415)
     ├── NotImplementedYet (501)     an OpenStack feature pyct lacks
     ├── NoValidHost                 the scheduler found no compute node
+    ├── MigrationPreCheckError (400) a move the hosts cannot make
     ├── InterfaceAttachFailed       the compute host could not plug a port
     ├── DBError                     the database failed (wrapped SQLAlchemy)
     ├── RPCError                    the message bus failed (wrapped)
     └── VirtError                   the virt driver failed
         ├── ResizeError, CgroupError, RootfsError, ProcessError,
         │   InstanceNotRunning, SnapshotError
+        ├── TransferError           a migration's stream failed or differs
         └── NetworkError
             └── NftError            nf_tables refused (wrapped)
 """
@@ -255,6 +257,12 @@ class NoValidHost(PyctError):
     msg_fmt = "No valid host was found. %(reason)s"
 
 
+class MigrationPreCheckError(PyctError):
+    code = 400
+    safe = True
+    msg_fmt = "Migration pre-check error: %(reason)s"
+
+
 class InterfaceAttachFailed(PyctError):
     safe = True
     msg_fmt = ("Failed to attach network adapter device to "
@@ -271,6 +279,10 @@ class RPCError(PyctError):
 
 class VirtError(PyctError):
     msg_fmt = "Virt driver error: %(reason)s"
+
+
+class TransferError(VirtError):
+    msg_fmt = "Migration transfer failed: %(reason)s"
 
 
 class ResizeError(VirtError):

@@ -5,7 +5,8 @@ Filters are Nova's: ``host`` (either end), ``status``, ``instance_uuid``,
 paging (``limit``, ``marker`` = a migration uuid) with a next link, 2.66
 ``changes-before``, 2.80 ``user_id``/``project_id``. Bodies: 2.23 adds
 ``migration_type``, 2.59 ``uuid``, 2.80 ``user_id``/``project_id``.
-pyct moves nothing yet, so the list is empty until it does.
+Cold migrations and resizes (``db.resizes``) are listed; pyct makes no
+live migrations (``api.server_migrate`` refuses them).
 """
 
 from __future__ import annotations

@@ -20,12 +20,12 @@ _HINT = "; see 'What works today' in pyct's README."
 _COMPUTE = [(re.compile(p + r"(/.*)?$"), what) for p, what in (
     (r"os-server-external-events", "external events"),
     (r"servers/[^/]+/os-volume_attachments", "volumes"),
-    (r"servers/[^/]+/migrations", "migrations"),
+    # Nova lists only in-progress live migrations there
+    (r"servers/[^/]+/migrations", "live migrations"),
 )]
 
 # server actions Nova has -> the feature
 _ACTIONS = {
-    "migrate": "migration", "os-migrateLive": "live migration",
     "evacuate": "evacuation", "os-resetState": "resetting server states",
     "restore": "soft delete",
     "forceDelete": "soft delete", "os-resetNetwork": "network resets",

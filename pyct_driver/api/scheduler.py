@@ -100,13 +100,15 @@ class Scheduler:
     def select_hosts(self, flavor: dict, count: int,
                      force_host: str | None = None,
                      zone: str | None = None,
-                     group: GroupPlacement | None = None
-                     ) -> list[str | None]:
+                     group: GroupPlacement | None = None,
+                     exclude: str | None = None) -> list[str | None]:
         """A host for each of ``count`` servers (in ``zone`` if given,
-        as the server ``group``'s policy allows); None where none fits."""
+        as the server ``group``'s policy allows, never ``exclude``: a
+        moving server's own host); None where none fits."""
         need = {"vcpus": flavor["vcpus"], "memory_mb": flavor["memory_mb"],
                 "local_gb": flavor["root_gb"] + flavor["ephemeral_gb"]}
         free = self._free(zone)
+        free.pop(exclude, None)
         if force_host is not None:
             free = {h: v for h, v in free.items() if h == force_host}
         chosen: list[str | None] = []

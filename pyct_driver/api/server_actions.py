@@ -14,7 +14,7 @@ import dataclasses
 from pyct_driver import exception, states
 from pyct_driver.api import (not_yet, nova_secgroups, remote_consoles,
                              schemas, server_extras, server_floating,
-                             server_lock, server_rebuild,
+                             server_lock, server_migrate, server_rebuild,
                              server_rescue, server_resize, server_shelve,
                              server_snapshot)
 from pyct_driver.api.request import MALFORMED_BODY, ApiRequest, Result
@@ -89,6 +89,8 @@ _HANDLERS = {
     "changePassword": server_extras.change_password,
     "trigger_crash_dump": server_extras.trigger_crash_dump,
     "resize": server_resize.resize, "confirmResize": server_resize.confirm,
+    "migrate": server_migrate.migrate,
+    "os-migrateLive": server_migrate.live_migrate,
     "revertResize": server_resize.revert, "rebuild": server_rebuild.rebuild,
     "createImage": server_snapshot.create_image,
     "createBackup": server_snapshot.create_backup,

@@ -1,22 +1,24 @@
 """Server actions ``resize``, ``confirmResize`` and ``revertResize``.
 
-A resize stays on the server's own host (moving to another host is a
-separate feature): the API checks what Nova checks before anything moves
-(a different flavor the caller may use, not a root of zero GiB, fitting the
-image's minimums, the project's cores/RAM quota for the growth), swaps the
-task state to ``resize_prep`` with a compare-and-swap (a wrong state or a
-lost race is a 409 ``conflictingRequest``), records the instance action,
-the migration and both flavor snapshots, and casts to the host. When the
-host has no room for the growth the resize fails as Nova's scheduler makes
-it fail: the request is accepted, the server stays as it was, with a
-``NoValidHost`` fault and an error event on the action. Confirm and revert
-are compare-and-swaps on the open resize (``db.resizes``).
-"""
+A resize stays on the server's own host when that host has room for the
+growth, and moves to the scheduler's pick among the others when it has not
+(``server_migrate.begin``, a cross-host move). The API checks what Nova
+checks before anything moves (a different flavor the caller may use, not a
+root of zero GiB, fitting the image's minimums, the project's cores/RAM
+quota for the growth), swaps the task state to ``resize_prep`` with a
+compare-and-swap (a wrong state or a lost race is a 409
+``conflictingRequest``), records the instance action, the migration and
+both flavor snapshots, and casts to the host. When no host has room for
+the growth the resize fails as Nova's scheduler makes it fail: the request
+is accepted, the server stays as it was, with a ``NoValidHost`` fault and
+an error event on the action. Confirm and revert are compare-and-swaps on
+the open resize (``db.resizes``)."""
 
 from __future__ import annotations
 
 from pyct_driver import exception, states
-from pyct_driver.api import quota_check, schemas, server_lock
+from pyct_driver.api import quota_check, schemas, server_lock, \
+    server_migrate
 from pyct_driver.api.flavors import caller_project
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.scheduler import no_valid_host
@@ -121,13 +123,20 @@ def resize(api: Api, req: ApiRequest, server_id: str, body: dict
     _check_image(api, inst, flavor)
     check_quota(api, inst, old, flavor)
     ctxt = req.context
+    snapshot = {k: flavor[k] for k in FLAVOR_KEYS}
+    if not _fits(api, inst["host"], old, snapshot):
+        dest = api.scheduler.select_hosts(snapshot, 1,
+                                          exclude=inst["host"])[0]
+        if dest is not None:  # another host has room: move there
+            server_migrate.begin(api, ctxt, inst, dest, "resize", snapshot,
+                                 flavor["flavorid"])
+            return Result(202)
     inst = db_instances.update(
         api.db, inst["uuid"], {"task_state": states.RESIZE_PREP},
         expected_task_state=(None,),
         expected_vm_state=(states.ACTIVE, states.STOPPED), action="resize")
     db_actions.action_start(api.db, inst["uuid"], "resize",
                             ctxt.request_id, ctxt.user_id, ctxt.project_id)
-    snapshot = {k: flavor[k] for k in FLAVOR_KEYS}
     change = db_resizes.start(api.db, inst, flavor["flavorid"], snapshot,
                               _type_id(api, inst["flavor_id"]),
                               int(flavor["id"]))

@@ -20,6 +20,7 @@ from oslo_log import log as logging
 
 from pyct_driver import exception, plugins
 from pyct_driver.cmd import bootstrap
+from pyct_driver.compute import host_facts
 from pyct_driver.compute.console_endpoint import ConsoleEndpoint
 from pyct_driver.compute.host_lock import HostLock
 from pyct_driver.compute.manager import ComputeManager
@@ -63,6 +64,11 @@ def build_service(conf: cfg.ConfigOpts, db: Database) -> ComputeService:
     transport = rpc_transport.get_transport(conf)
     # tells the other hosts of this one's ports (compute.tunnels)
     manager.compute_rpc = ComputeClient(conf, transport)
+    # where this host receives migrating guests (compute.migrate)
+    manager.migration_address = conf.migration.address or \
+        host_facts.host_ip(conf.my_ip)
+    manager.migration_token_ttl = conf.migration.token_ttl
+    manager.migration_timeout = conf.migration.transfer_timeout
     metadata = None
     if conf.metadata.port > 0:
         metadata = MetadataServer.from_db(

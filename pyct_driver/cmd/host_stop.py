@@ -23,6 +23,7 @@ from oslo_config import cfg
 
 from pyct_driver import exception
 from pyct_driver.cmd import compute as compute_cmd
+from pyct_driver.cmd import host_drain
 from pyct_driver.compute import host as host_mod
 from pyct_driver.compute import host_lock as lock_mod
 from pyct_driver.db.engine import Database
@@ -40,6 +41,7 @@ def add_parser(subparsers) -> None:
                            "list what is left")
     stop.add_argument("--service-timeout", type=float, default=120.0,
                       help="seconds to wait for a running service to exit")
+    host_drain.add_parser(hsub)
 
 
 def _stop_service(lock: lock_mod.HostLock, timeout: float) -> None:

@@ -12,8 +12,9 @@ create-debian`` a Debian guest with systemd (debootstrap; cached on the host);
 ``image list`` lists the registered images; ``server exec`` runs a
 command in a guest on this host, confined (``server_exec``); ``host
 stop`` stops what the compute service started on this host
-(``host_stop``); ``service list`` shows the services, up or down
-(``service_list``); ``endpoint register`` puts pyct's services into
+(``host_stop``); ``host drain HOST`` disables a host and cold-migrates
+its servers away (``host_drain``); ``service list`` shows the services,
+up or down (``service_list``); ``endpoint register`` puts pyct's services into
 Keystone's catalog (``endpoint_register``).
 """
 
@@ -34,8 +35,8 @@ from pyct_driver import exception, plugins
 from pyct_driver.progress import SILENT, Progress
 from pyct_driver.api import flavors as api_flavors
 from pyct_driver.api import images as api_images
-from pyct_driver.cmd import (bootstrap, endpoint_register, host_stop,
-                              server_exec, service_list)
+from pyct_driver.cmd import (bootstrap, endpoint_register, host_drain,
+                              host_stop, server_exec, service_list)
 from pyct_driver.db import catalog as db_catalog
 from pyct_driver.db import image_access
 from pyct_driver.db import migration
@@ -262,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             return _flavor_cmd(conf, db)
         if conf.command.name == "server":
             return server_exec.run(conf, db)
+        if conf.command.name == "host" and conf.command.action == "drain":
+            return host_drain.run(conf, db)
         if conf.command.name == "host":
             return host_stop.run(conf, db)
         if conf.command.name == "service":

@@ -24,6 +24,7 @@ from pyct_driver import exception, extra_specs, states
 from pyct_driver.compute.console_endpoint import ConsoleEndpoint
 from pyct_driver.compute.floating import FloatingEndpoints
 from pyct_driver.compute.guest_calls import GuestCalls
+from pyct_driver.compute.migrate import MigrationEndpoints
 from pyct_driver.context import RequestContext
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import catalog as db_catalog
@@ -56,7 +57,7 @@ _EVENTS = {"reboot": "reboot", "power_off": "stop", "power_on": "start",
 class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
                      SnapshotEndpoints, ShelveEndpoints,
                      SecurityGroupEndpoints, FloatingEndpoints,
-                     TunnelEndpoints):
+                     TunnelEndpoints, MigrationEndpoints):
     """Endpoints of the ``pyct-compute`` RPC server on one host."""
 
     target = messaging.Target(version=RPC_API_VERSION)

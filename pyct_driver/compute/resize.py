@@ -120,15 +120,34 @@ class ResizeEndpoints:
             inst = self._get(instance_uuid)
             if inst is None or inst["vm_state"] != states.RESIZED:
                 return
+            status = "confirmed"
             with self.notify.action(ctxt, instance_uuid, "resize_confirm"):
                 with self._event(ctxt, instance_uuid,
                                  "compute_confirm_resize"):
+                    move = db_resizes.move_of(self.db, migration_uuid)
+                    if move["source_compute"] != self.host:
+                        status = self._drop_source(ctxt, instance_uuid,
+                                                   move)
                     power = self.driver.get_info(
                         self.spec(inst)).power_state
-                    db_resizes.set_status(self.db, migration_uuid,
-                                          "confirmed")
+                    db_resizes.set_status(self.db, migration_uuid, status)
                 self.finish_task(instance_uuid, {
                     "vm_state": _settled(power), "power_state": power}, None)
+
+    def _drop_source(self, ctxt: RequestContext, uuid: str,
+                     move: dict) -> str:
+        """Have a moved guest's source drop its copy: the migration's
+        status, "error" (and a fault naming the host) if it could not --
+        the guest runs here all the same."""
+        try:
+            self.compute_rpc.drop_migration_source(
+                ctxt, move["source_compute"], uuid, move["uuid"])
+            return "confirmed"
+        except exception.PyctError as err:
+            self.record_fault(uuid, exception.ResizeError(
+                reason=f"the copy on {move['source_compute']} was not "
+                f"removed: {err.message}"))
+            return "error"
 
     def revert_resize(self, ctxt: RequestContext, instance_uuid: str,
                       migration_uuid: str) -> None:
@@ -137,6 +156,10 @@ class ResizeEndpoints:
             if inst is None or inst["task_state"] != states.RESIZE_REVERTING:
                 return
             change = db_resizes.current(self.db, instance_uuid)
+            move = db_resizes.move_of(self.db, migration_uuid)
+            if move["source_compute"] != self.host:
+                self.revert_move(ctxt, inst, change, move)
+                return
             with self.notify.action(ctxt, instance_uuid,
                                     "resize_revert") as note:
                 try:
@@ -214,7 +237,10 @@ def recover(manager: "ResizeEndpoints", instance: dict) -> bool:
     if task in _ROLLBACK or task == states.RESIZE_FINISH:
         with manager.instance_lock(uuid):
             change = db_resizes.current(manager.db, uuid)
-            if task == states.RESIZE_FINISH:
+            move = db_resizes.move_of(manager.db, change["migration_uuid"])
+            if task in _ROLLBACK and move["dest_compute"] != manager.host:
+                manager.recover_move(instance, change, move)
+            elif task == states.RESIZE_FINISH:
                 # the row has the new flavor: make the guest match it
                 power = manager._apply(instance, change["new_flavor"])
                 manager.finish_task(uuid, {"vm_state": states.RESIZED,

@@ -29,8 +29,11 @@ Version history:
 * 1.9 - sync_floating_ips (a call: the host's NAT follows the database)
 * 1.10 - refresh_tunnels (a cast: another host's ports on these networks
          came or went; the VXLAN entries follow the database)
+* 1.11 - cold migration: migrate_instance, finish_revert_migration
+         (casts); open_migration, finish_migration, abort_migration,
+         drop_migration_source, check_live_migration (calls)
 """
 
 from __future__ import annotations
 
-RPC_API_VERSION = "1.10"
+RPC_API_VERSION = "1.11"

@@ -3,11 +3,11 @@ os-migrations lists) and its ``instance_flavor_changes`` row (both flavor
 snapshots), always written together.
 
 Statuses are Nova's for a resize: ``pre-migrating`` (accepted),
-``migrating`` (being applied), ``finished`` (new limits applied, waiting
-for a confirm or revert), ``confirming``/``reverting`` (asked),
+``migrating`` (being applied; a move: being sent), ``post-migrating`` (a
+move: sent, the destination taking it), ``finished`` (new limits applied,
+waiting for a confirm or revert), ``confirming``/``reverting`` (asked),
 ``confirmed``/``reverted`` (done), ``error`` (failed; the instance kept
-its old flavor).
-"""
+its old flavor)."""
 
 from __future__ import annotations
 
@@ -22,25 +22,28 @@ from pyct_driver.db.models import utcnow
 from pyct_driver.db.models_hosts import Migration
 from pyct_driver.db.resize_models import FlavorChange
 
-OPEN = ("pre-migrating", "migrating", "finished", "confirming",
-        "reverting")
+OPEN = ("pre-migrating", "migrating", "post-migrating", "finished",
+        "confirming", "reverting")
 
 
 def start(db: Database, instance: dict, new_flavor_id: str,
           new_flavor: dict, old_type_id: int | None,
-          new_type_id: int | None) -> dict:
-    """Record a resize of ``instance`` (on its own host) to ``new_flavor``;
-    returns the flavor change row."""
+          new_type_id: int | None, dest: str | None = None,
+          kind: str = "resize") -> dict:
+    """Record a resize of ``instance`` to ``new_flavor`` on ``dest``
+    (default: its own host; ``kind`` "migration" for a cold migration,
+    which keeps the flavor); returns the flavor change row."""
     mig_uuid = str(uuid_mod.uuid4())
     host = instance["host"]
+    dest = dest or host
     with db.session() as session:
         session.add(Migration(
             uuid=mig_uuid, instance_uuid=instance["uuid"],
-            source_compute=host, dest_compute=host, source_node=host,
-            dest_node=host, dest_host=host,
+            source_compute=host, dest_compute=dest, source_node=host,
+            dest_node=dest, dest_host=dest,
             old_instance_type_id=old_type_id,
             new_instance_type_id=new_type_id, status="pre-migrating",
-            migration_type="resize", user_id=instance["user_id"],
+            migration_type=kind, user_id=instance["user_id"],
             project_id=instance["project_id"]))
         row = FlavorChange(
             migration_uuid=mig_uuid, instance_uuid=instance["uuid"],
@@ -62,6 +65,17 @@ def current(db: Database, instance_uuid: str) -> dict:
         if row is None:
             raise exception.NotFound(
                 f"Migration not found for instance {instance_uuid}")
+        return row_to_dict(row)
+
+
+def move_of(db: Database, migration_uuid: str) -> dict:
+    """The ``migrations`` row (its ``source_compute``/``dest_compute``)."""
+    with db.session() as session:
+        row = session.scalars(sa.select(Migration).where(
+            Migration.uuid == migration_uuid)).first()
+        if row is None:
+            raise exception.NotFound(
+                f"Migration {migration_uuid} could not be found.")
         return row_to_dict(row)
 
 

@@ -23,7 +23,7 @@ from pyct_driver.context import RequestContext
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
-RPC_API_VERSION = "1.10"
+RPC_API_VERSION = "1.11"
 
 
 def _version(text: str) -> tuple[int, int]:
@@ -63,12 +63,14 @@ class ComputeClient:
         than every compute service may answer (Nova's pattern)."""
         return version_allowed(version, self.version_cap)
 
-    def _prepare(self, host: str, version: str,
-                 method: str) -> messaging.RPCClient:
+    def _prepare(self, host: str, version: str, method: str,
+                 timeout: float | None = None) -> messaging.RPCClient:
         if not self.can_send_version(version):
             raise exception.RPCVersionCapError(
                 method=method, version=version, cap=self.version_cap)
-        return self._client.prepare(server=host, version=version)
+        options = {} if timeout is None else {"timeout": timeout}
+        return self._client.prepare(server=host, version=version,
+                                    **options)
 
     def _cast(self, ctxt: RequestContext, host: str, method: str,
               version: str = "1.0", **kwargs: object) -> None:
@@ -192,10 +194,11 @@ class ComputeClient:
                    instance_uuid=instance_uuid)
 
     def _call(self, ctxt: RequestContext, host: str, method: str,
-              version: str, **kwargs: object) -> object:
+              version: str, timeout: float | None = None,
+              **kwargs: object) -> object:
+        client = self._prepare(host, version, method, timeout)
         try:
-            return self._prepare(host, version, method).call(
-                ctxt, method, **kwargs)
+            return client.call(ctxt, method, **kwargs)
         except messaging.MessagingTimeout as err:
             raise exception.RPCError(
                 reason=f"compute host {host} did not answer") from err
@@ -244,3 +247,54 @@ class ComputeClient:
                         instance_uuid: str) -> dict:
         return self._call(ctxt, host, "get_diagnostics", "1.4",
                           instance_uuid=instance_uuid)
+
+    # cold migration (1.11): the API casts to the source, which calls the
+    # destination; long calls get the transfer's own timeout
+
+    def migrate_instance(self, ctxt: RequestContext, host: str,
+                         instance_uuid: str, migration_uuid: str) -> None:
+        self._cast(ctxt, host, "migrate_instance", version="1.11",
+                   instance_uuid=instance_uuid,
+                   migration_uuid=migration_uuid)
+
+    def open_migration(self, ctxt: RequestContext, host: str,
+                       instance_uuid: str, migration_uuid: str) -> dict:
+        """The destination's listener and one-time token."""
+        return self._call(ctxt, host, "open_migration", "1.11",
+                          instance_uuid=instance_uuid,
+                          migration_uuid=migration_uuid)
+
+    def finish_migration(self, ctxt: RequestContext, host: str,
+                         instance_uuid: str, migration_uuid: str,
+                         digest: str, power_on: bool) -> None:
+        self._call(ctxt, host, "finish_migration", "1.11", timeout=900,
+                   instance_uuid=instance_uuid,
+                   migration_uuid=migration_uuid, digest=digest,
+                   power_on=power_on)
+
+    def abort_migration(self, ctxt: RequestContext, host: str,
+                        instance_uuid: str, migration_uuid: str) -> None:
+        self._call(ctxt, host, "abort_migration", "1.11",
+                   instance_uuid=instance_uuid,
+                   migration_uuid=migration_uuid)
+
+    def drop_migration_source(self, ctxt: RequestContext, host: str,
+                              instance_uuid: str,
+                              migration_uuid: str) -> None:
+        self._call(ctxt, host, "drop_migration_source", "1.11",
+                   timeout=300, instance_uuid=instance_uuid,
+                   migration_uuid=migration_uuid)
+
+    def finish_revert_migration(self, ctxt: RequestContext, host: str,
+                                instance_uuid: str, migration_uuid: str,
+                                power_on: bool) -> None:
+        self._cast(ctxt, host, "finish_revert_migration", version="1.11",
+                   instance_uuid=instance_uuid,
+                   migration_uuid=migration_uuid, power_on=power_on)
+
+    def check_live_migration(self, ctxt: RequestContext, host: str
+                             ) -> tuple[bool, str]:
+        """Whether ``host`` can checkpoint/restore guests, and why."""
+        can, why = self._call(ctxt, host, "check_live_migration",
+                              "1.11") or (False, "no answer")
+        return bool(can), str(why)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import socket
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import BinaryIO, Callable, Iterable, Protocol, Sequence
 
 from pyct_driver import exception
 from pyct_driver.progress import SILENT, Progress
@@ -231,6 +231,23 @@ class VirtDriver(abc.ABC):
         pids) without restarting it (a running or paused guest keeps its
         init; a stopped one has them at its next start) and grow its root
         disk to ``flavor.root_gb`` if that is larger (never shrink)."""
+
+    @abc.abstractmethod
+    def send_guest(self, instance: InstanceSpec, sink: BinaryIO) -> None:
+        """Write the stopped guest's own files (root changes, console log,
+        config drive) to ``sink`` as one stream; the guest stays here
+        untouched (a cold migration's source)."""
+
+    @abc.abstractmethod
+    def receive_guest(self, instance: InstanceSpec, source: BinaryIO
+                      ) -> None:
+        """Make the guest here, stopped, from a ``send_guest`` stream
+        (its image imported already); all or nothing."""
+
+    def live_migration_support(self) -> tuple[bool, str]:
+        """Whether this host can checkpoint and restore a running guest
+        (a live migration's end), and why in words."""
+        return False, "the virt driver cannot checkpoint guests"
 
     @abc.abstractmethod
     def get_info(self, instance: InstanceSpec) -> InstanceInfo:

@@ -37,6 +37,7 @@ from pyct_driver.virt import host_resources as host_resources_mod
 from pyct_driver.virt.cgroups.detect import detect_backend
 from pyct_driver.virt.container_console import ConsoleSide
 from pyct_driver.virt.container_host import HostSide
+from pyct_driver.virt.container_migrate import MigrationSide
 from pyct_driver.virt.container_rescue import RescueSide
 from pyct_driver.virt.container_resize import FlavorChanges
 from pyct_driver.virt.container_snapshot import Snapshots
@@ -57,10 +58,10 @@ LOG = logging.getLogger(__name__)
 
 class ContainerDriver(GuestAdmin, HostSide, ConsoleSide, FlavorChanges,
                       RescueSide, SuspendSide, Snapshots, ViewSide,
-                      base.VirtDriver):
+                      MigrationSide, base.VirtDriver):
     """Linux containers that behave like VMs; the mixins hold the host as a
-    whole, consoles, flavor changes, rescue, suspend, snapshots and the
-    guest's administration."""
+    whole, consoles, flavor changes, rescue, suspend, snapshots,
+    migrations and the guest's administration."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         opts = conf.container

@@ -5,7 +5,7 @@ NOSTATE for unknown instances, power states that follow the lifecycle) so
 the API, RPC and compute layers can be tested without root. Failures can be
 injected through the image property ``fake_fail`` (``spawn``, ``reboot``,
 ``power_off``, ``power_on``, ``apply_flavor``, ``suspend``, ``rescue``,
-``unrescue``) — an image property
+``unrescue``, ``send_guest``, ``receive_guest``) — an image property
 because only operators register images.
 """
 
@@ -24,9 +24,10 @@ from oslo_config import cfg
 from pyct_driver import exception, states
 from pyct_driver.progress import SILENT, Progress
 from pyct_driver.virt import base, diagnostics
+from pyct_driver.virt.fake_moves import FakeMoves
 
 
-class FakeDriver(base.VirtDriver):
+class FakeDriver(FakeMoves, base.VirtDriver):
     """An in-memory hypervisor."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:

@@ -248,6 +248,11 @@ MATRIX: dict[tuple[str, str, str], list[Call]] = {
              body={"revertResize": None}),
         call(S + "/action", 202, 202, 403, 404,
              body={"rebuild": {"imageRef": "{public_image}"}}),
+        # admins only; allowed, then refused: no other host to go to
+        call(S + "/action", 400, 403, 403, 404, body={"migrate": None}),
+        call(S + "/action", 400, 403, 403, 404, version="2.25",
+             body={"os-migrateLive": {"host": None,
+                                      "block_migration": "auto"}}),
         # console output may hold secrets: members only, as in Nova
         call(S + "/action", 200, 200, 403, 404,
              body={"os-getConsoleOutput": {}}),

@@ -69,7 +69,7 @@ def test_missing_server_actions_and_sub_resources_are_501():
     h = Harness()
     h.add_host()
     sid = h.boot()["id"]
-    for body in ({"migrate": None}, {"restore": None}):
+    for body in ({"forceDelete": None}, {"restore": None}):
         resp = h.request("POST", f"/v2.1/servers/{sid}/action", body)
         assert resp.status_int == 501, body
         assert "does not implement" in resp.json["notImplemented"]["message"]

@@ -47,7 +47,8 @@ class _Recorder:
         self.sent: list[tuple[str, str, dict]] = []
         self._version = ""
 
-    def prepare(self, server: str, version: str) -> "_Recorder":
+    def prepare(self, server: str, version: str,
+                **options: object) -> "_Recorder":  # e.g. timeout
         self._version = version
         return self
 

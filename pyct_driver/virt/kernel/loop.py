@@ -61,3 +61,19 @@ def detach(lfd: int) -> None:
 def set_capacity(lfd: int) -> None:
     """Make the loop device reread its backing file's size."""
     fcntl.ioctl(lfd, LOOP_SET_CAPACITY, 0)
+
+
+def holders(image: str) -> list[str]:
+    """Loop devices still backed by ``image`` (one lingers while a lazily
+    unmounted file system on it is still in use)."""
+    want = os.path.realpath(image)
+    found = []
+    for dev in os.listdir("/sys/block"):
+        try:
+            with open(f"/sys/block/{dev}/loop/backing_file") as f:
+                backing = f.read().strip()
+        except OSError:
+            continue
+        if backing.removesuffix(" (deleted)") == want:
+            found.append(dev)
+    return found

@@ -35,6 +35,7 @@ import dataclasses
 import errno
 import os
 import shutil
+import time
 from typing import Callable
 
 from pyct_driver import exception
@@ -212,24 +213,9 @@ class RootManager:
             raise exception.RootfsError(reason=f"root of {uuid} needs "
                                         "idmapped layers: no userns_for")
         try:
-            if has_disk and not os.path.ismount(disk):
-                if self.preallocate:
-                    disk_mod.top_up(image, self.reserved_bytes)
-                disk_grow.finish_pending(image)  # a resize's, deferred
-                lfd, rdev = loop.attach(image)
-                try:  # nodiscard: freed blocks stay the disk's
-                    km.mount(f"/dev/loop{os.minor(rdev)}", disk, "ext4",
-                             km.MS_NOATIME | km.MS_NOSUID, "nodiscard")
-                except OSError:
-                    with contextlib.suppress(OSError):
-                        loop.detach(lfd)
-                    raise
-                finally:
-                    os.close(lfd)
+            self._mount_disk(image, disk, owner)
             upper = os.path.join(disk, "upper")
             work = os.path.join(disk, "work")
-            if not os.path.isdir(upper):
-                _make_upper(disk, owner)
             # by descriptor: no host path in the guest's mount table
             upper, work, *lowers = names = fdnames.open_names(
                 [upper, work, *reversed(layers)])
@@ -252,6 +238,50 @@ class RootManager:
             fdnames.close_names(names)
         return self._handle(top)
 
+    def _mount_disk(self, image: str, disk: str,
+                    owner: tuple[int, int], readonly: bool = False) -> None:
+        """Mount the instance's disk (if it has one) with its upper and
+        work directories (OSError on failure); ``readonly``: as found,
+        every byte of its image left as it was."""
+        if os.path.exists(image) and not os.path.ismount(disk):
+            if not readonly:
+                if self.preallocate:
+                    disk_mod.top_up(image, self.reserved_bytes)
+                disk_grow.finish_pending(image)  # a resize's, deferred
+            lfd, rdev = loop.attach(image)
+            flags = km.MS_NOATIME | km.MS_NOSUID
+            try:  # nodiscard: freed blocks stay the disk's
+                km.mount(f"/dev/loop{os.minor(rdev)}", disk, "ext4",
+                         flags | (km.MS_RDONLY if readonly else 0),
+                         "nodiscard")
+            except OSError:
+                with contextlib.suppress(OSError):
+                    loop.detach(lfd)
+                raise
+            finally:
+                os.close(lfd)
+        if not readonly and not os.path.isdir(os.path.join(disk, "upper")):
+            _make_upper(disk, owner)
+
+    def upper_dir(self, uuid: str, readonly: bool = False) -> str:
+        """The instance's own changes (its overlay's upper directory),
+        its disk mounted for them (``readonly``: read-only, the image
+        untouched); ``unmount`` releases it. For a stopped guest: a cold
+        migration reads or fills it here."""
+        top = self._dir(uuid)
+        disk = os.path.join(top, "disk")
+        if not os.path.isdir(disk):
+            raise exception.InstanceNotFound(instance_id=uuid)
+        id_range = self.id_range(uuid)
+        try:
+            self._mount_disk(os.path.join(top, "disk.img"), disk,
+                             (id_range[0],) * 2 if id_range else (0, 0),
+                             readonly)
+        except OSError as err:
+            raise exception.RootfsError(
+                reason=f"mounting disk of {uuid}: {err}") from err
+        return os.path.join(disk, "upper")
+
     @staticmethod
     def _handle(top: str) -> RootHandle:
         disk = os.path.join(top, "disk")
@@ -273,6 +303,20 @@ class RootManager:
         except OSError as err:
             raise exception.RootfsError(
                 reason=f"unmounting root of {uuid}: {err}") from err
+
+    def wait_released(self, uuid: str, timeout: float = 30.0) -> None:
+        """Return once no loop device holds the instance's disk: a lazy
+        unmount (a dying guest kept it busy) leaves the old file system
+        alive with unwritten changes, and a second mount of the image
+        beside it would read it stale and corrupt it."""
+        image = os.path.join(self._dir(uuid), "disk.img")
+        deadline = time.monotonic() + timeout
+        while loop.holders(image):
+            if time.monotonic() > deadline:
+                raise exception.RootfsError(
+                    reason=f"disk of {uuid} is still in use {timeout:.0f}"
+                    " s after its unmount")
+            time.sleep(0.05)
 
     def remove(self, uuid: str) -> None:
         """Unmount and delete everything of the instance (idempotent)."""
