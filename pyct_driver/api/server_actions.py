@@ -13,8 +13,8 @@ import dataclasses
 
 from pyct_driver import exception, states
 from pyct_driver.api import (not_yet, nova_secgroups, remote_consoles,
-                             schemas, server_extras, server_floating,
-                             server_lock, server_rebuild,
+                             schemas, server_evacuate, server_extras,
+                             server_floating, server_lock, server_rebuild,
                              server_rescue, server_resize, server_shelve,
                              server_snapshot)
 from pyct_driver.api.request import MALFORMED_BODY, ApiRequest, Result
@@ -90,6 +90,7 @@ _HANDLERS = {
     "trigger_crash_dump": server_extras.trigger_crash_dump,
     "resize": server_resize.resize, "confirmResize": server_resize.confirm,
     "revertResize": server_resize.revert, "rebuild": server_rebuild.rebuild,
+    "evacuate": server_evacuate.evacuate,
     "createImage": server_snapshot.create_image,
     "createBackup": server_snapshot.create_backup,
     "shelve": server_shelve.shelve,

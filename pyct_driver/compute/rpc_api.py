@@ -29,8 +29,10 @@ Version history:
 * 1.9 - sync_floating_ips (a call: the host's NAT follows the database)
 * 1.10 - refresh_tunnels (a cast: another host's ports on these networks
          came or went; the VXLAN entries follow the database)
+* 1.11 - evacuate_instance (a cast to the destination: rebuild a server
+         the API moved off a host that is down)
 """
 
 from __future__ import annotations
 
-RPC_API_VERSION = "1.10"
+RPC_API_VERSION = "1.11"
