@@ -28,8 +28,10 @@ from pyct_driver.compute import host_lock as lock_mod
 from pyct_driver.db.engine import Database
 
 
-def add_parser(subparsers) -> None:
-    host = subparsers.add_parser("host", help="this compute host as a whole")
+def add_parser(subparsers) -> object:
+    """``host`` and its ``stop`` action; returns the actions' parser (the
+    other ``host`` actions are added to it)."""
+    host = subparsers.add_parser("host", help="a compute host as a whole")
     hsub = host.add_subparsers(dest="action", required=True)
     stop = hsub.add_parser(
         "stop", help="stop the compute service, shut down every guest of "
@@ -40,6 +42,7 @@ def add_parser(subparsers) -> None:
                            "list what is left")
     stop.add_argument("--service-timeout", type=float, default=120.0,
                       help="seconds to wait for a running service to exit")
+    return hsub
 
 
 def _stop_service(lock: lock_mod.HostLock, timeout: float) -> None:
