@@ -317,6 +317,18 @@ class RequestIdMiddleware:
             return resp(environ, _start)
 
 
+def configured_scheduler(conf, db) -> scheduler.Scheduler:
+    """The scheduler with the deployment's allocation ratios and
+    reservations (also ``pyct-manage host evacuate-check``'s)."""
+    return scheduler.Scheduler(
+        db, cpu_allocation_ratio=conf.compute.cpu_allocation_ratio,
+        ram_allocation_ratio=conf.compute.ram_allocation_ratio,
+        disk_allocation_ratio=conf.compute.disk_allocation_ratio,
+        reserved_host_memory_mb=conf.compute.reserved_host_memory_mb,
+        service_down_time=conf.service_down_time,
+        default_zone=conf.default_availability_zone)
+
+
 def create_app(conf, db, compute_client, images: Any = None,
                routes: Callable | None = None) -> Callable:
     """Build the API's WSGI callable from configuration and its seams
@@ -343,13 +355,7 @@ def create_app(conf, db, compute_client, images: Any = None,
         floating_range=conf.network.floating_ip_range,
         floating_network_name=conf.network.floating_network_name,
     )
-    sched = scheduler.Scheduler(
-        db, cpu_allocation_ratio=conf.compute.cpu_allocation_ratio,
-        ram_allocation_ratio=conf.compute.ram_allocation_ratio,
-        disk_allocation_ratio=conf.compute.disk_allocation_ratio,
-        reserved_host_memory_mb=conf.compute.reserved_host_memory_mb,
-        service_down_time=conf.service_down_time,
-        default_zone=conf.default_availability_zone)
+    sched = configured_scheduler(conf, db)
     ipam = IpamSettings(
         pool_cidr=conf.network.pool_cidr,
         subnet_prefixlen=conf.network.subnet_prefixlen,

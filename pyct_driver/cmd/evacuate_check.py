@@ -17,6 +17,7 @@ from __future__ import annotations
 from oslo_config import cfg
 
 from pyct_driver import states
+from pyct_driver.api import app as api_app
 from pyct_driver.api import scheduler as api_scheduler
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db.engine import Database
@@ -32,17 +33,6 @@ def add_to(hsub) -> None:
                                "(changes nothing)")
     # dest: "host" is [DEFAULT] host's name, which oslo.config keeps apart
     check.add_argument("evacuate_host", metavar="HOST")
-
-
-def _scheduler(conf: cfg.ConfigOpts, db: Database
-               ) -> api_scheduler.Scheduler:
-    return api_scheduler.Scheduler(
-        db, cpu_allocation_ratio=conf.compute.cpu_allocation_ratio,
-        ram_allocation_ratio=conf.compute.ram_allocation_ratio,
-        disk_allocation_ratio=conf.compute.disk_allocation_ratio,
-        reserved_host_memory_mb=conf.compute.reserved_host_memory_mb,
-        service_down_time=conf.service_down_time,
-        default_zone=conf.default_availability_zone)
 
 
 def _flavor(inst: dict) -> str:
@@ -84,7 +74,7 @@ def lines(sched: api_scheduler.Scheduler, db: Database,
 
 
 def run(conf: cfg.ConfigOpts, db: Database) -> int:
-    found, fits = lines(_scheduler(conf, db), db,
+    found, fits = lines(api_app.configured_scheduler(conf, db), db,
                         conf.command.evacuate_host)
     for line in found:
         print(line)

@@ -13,9 +13,10 @@ create-debian`` a Debian guest with systemd (debootstrap; cached on the host);
 command in a guest on this host, confined (``server_exec``); ``host
 stop`` stops what the compute service started on this host
 (``host_stop``), ``host evacuate-check HOST`` lists what an evacuation
-of HOST would move and where (``evacuate_check``); ``service list`` shows the services, up or down
-(``service_list``); ``endpoint register`` puts pyct's services into
-Keystone's catalog (``endpoint_register``).
+of HOST would move and where (``evacuate_check``); ``service list``
+shows the services, up or down (``service_list``); ``endpoint
+register`` puts pyct's services into Keystone's catalog
+(``endpoint_register``).
 """
 
 from __future__ import annotations

@@ -264,13 +264,16 @@ class Cloud:
 
 
 @contextlib.contextmanager
-def cloud():
-    """A running two-host cloud, always torn down."""
+def cloud(extra: dict | None = None):
+    """A running two-host cloud (``extra`` options added), always torn
+    down."""
     from tests.dbfixtures import make_postgres_url
     from tests.integration.conftest import rabbit_transport
     with make_postgres_url() as db_url, \
-            rabbit_transport() as (rabbit_url, extra):
-        env = Cloud(db_url, rabbit_url, extra)
+            rabbit_transport() as (rabbit_url, bus_extra):
+        for section, values in (extra or {}).items():
+            bus_extra.setdefault(section, {}).update(values)
+        env = Cloud(db_url, rabbit_url, bus_extra)
         try:
             env.up()
             yield env
