@@ -50,7 +50,8 @@ def _wait(admin, ids: list[str], want: tuple, timeout: float = 300
         for sid, state in _hosts(admin).items():
             if sid in ids and sid not in done:
                 if state[1] == "ERROR":
-                    raise RuntimeError(f"{sid} went ERROR")
+                    fault = admin.compute.get_server(sid).fault
+                    raise RuntimeError(f"{sid} went ERROR: {fault}")
                 if state == want:
                     done[sid] = now
         if now > deadline:
