@@ -5,7 +5,8 @@ The API moved the server's row to the destination (``host``) in
 ``rebuilding`` and recorded the evacuation (``db.evacuations``); the
 destination rebuilds the guest from the row's image with the row's ports
 (same MACs and addresses), filters them first as a build does, programs
-its VXLAN entries and tells the network's other hosts, and leaves the
+its VXLAN entries and tells the network's other hosts, takes over its
+floating IPs' NAT, and leaves the
 server ACTIVE or, if it was stopped or the caller asked (2.95), SHUTOFF.
 The source's guests outlive its compute service, so when that service
 starts again (``destroy_evacuated``, before any other recovery) it
@@ -75,7 +76,17 @@ class EvacuateEndpoints:
             raise
         self.tunnels_changed(None, [vif.network_id
                                     for vif in self.spec(inst).vifs])
+        _follow_floating_ips(self)
         return final
+
+
+def _follow_floating_ips(manager: EvacuateEndpoints) -> None:
+    """The host's NAT follows the servers that came or went now rather
+    than at the next report (best effort: the report converges it)."""
+    try:
+        manager.sync_floating_ips()
+    except exception.PyctError:
+        LOG.exception("floating IPs of %s not synced", manager.host)
 
 
 def recover(manager: EvacuateEndpoints, instance: dict) -> bool:
@@ -141,4 +152,5 @@ def destroy_evacuated(manager: EvacuateEndpoints) -> int:
         manager.sync_port_filters()  # the destroyed guests' ports left
         # the networks still here now point at the servers' new hosts
         manager.sync_tunnels()
+        _follow_floating_ips(manager)
     return destroyed
