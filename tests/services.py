@@ -64,16 +64,19 @@ class ServiceProcess:
     """One pyct console script running with a config file."""
 
     def __init__(self, script: str, conf: str, log: str,
-                 extra: list[str] | None = None) -> None:
+                 extra: list[str] | None = None,
+                 prefix: list[str] | None = None) -> None:
         self.script = script
         self.log = log
         # a restarted service appends to its log; wait_output reads only
         # what this process wrote
         self.log_offset = os.path.getsize(log) if os.path.exists(log) else 0
         self._logf = open(log, "ab")
+        # prefix: e.g. nsenter into a test's network namespace (it execs
+        # the script, so ``pid`` stays the service's own)
         self.proc = subprocess.Popen(
-            [os.path.join(BIN, script), "--config-file", conf,
-             *(extra or [])],
+            [*(prefix or []), os.path.join(BIN, script), "--config-file",
+             conf, *(extra or [])],
             stdout=self._logf, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
 

@@ -26,7 +26,7 @@ _COMPUTE = [(re.compile(p + r"(/.*)?$"), what) for p, what in (
 
 # server actions Nova has -> the feature
 _ACTIONS = {
-    "evacuate": "evacuation", "os-resetState": "resetting server states",
+    "os-resetState": "resetting server states",
     "restore": "soft delete",
     "forceDelete": "soft delete", "os-resetNetwork": "network resets",
     "injectNetworkInfo": "network info injection",

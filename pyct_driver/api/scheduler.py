@@ -97,6 +97,26 @@ class Scheduler:
         is down or disabled)."""
         return self._free(None).get(host)
 
+    def place_each(self, flavors: list[dict],
+                   exclude: str | None = None) -> list[str | None]:
+        """A host for each flavor in turn, as the scheduler would place
+        them one after another (each counting the ones before); never
+        ``exclude``; None where none fits. Changes nothing."""
+        free = self._free(None)
+        free.pop(exclude, None)
+        chosen: list[str | None] = []
+        for flavor in flavors:
+            need = _need(flavor)
+            fits = [h for h, room in free.items()
+                    if all(room[k] >= need[k] for k in need)]
+            host = min(fits, key=lambda h: (-free[h]["memory_mb"], h)) \
+                if fits else None
+            if host is not None:
+                for key in need:
+                    free[host][key] -= need[key]
+            chosen.append(host)
+        return chosen
+
     def select_hosts(self, flavor: dict, count: int,
                      force_host: str | None = None,
                      zone: str | None = None,
@@ -105,8 +125,7 @@ class Scheduler:
         """A host for each of ``count`` servers (in ``zone`` if given,
         as the server ``group``'s policy allows, never ``exclude``: a
         moving server's own host); None where none fits."""
-        need = {"vcpus": flavor["vcpus"], "memory_mb": flavor["memory_mb"],
-                "local_gb": flavor["root_gb"] + flavor["ephemeral_gb"]}
+        need = _need(flavor)
         free = self._free(zone)
         free.pop(exclude, None)
         if force_host is not None:
@@ -128,6 +147,11 @@ class Scheduler:
                 group.placed(host)
             chosen.append(host)
         return chosen
+
+
+def _need(flavor: dict) -> dict[str, float]:
+    return {"vcpus": flavor["vcpus"], "memory_mb": flavor["memory_mb"],
+            "local_gb": flavor["root_gb"] + flavor.get("ephemeral_gb", 0)}
 
 
 def no_valid_host() -> exception.NoValidHost:

@@ -13,8 +13,9 @@ import dataclasses
 
 from pyct_driver import exception, states
 from pyct_driver.api import (not_yet, nova_secgroups, remote_consoles,
-                             schemas, server_extras, server_floating,
-                             server_lock, server_migrate, server_rebuild,
+                             schemas, server_evacuate, server_extras,
+                             server_floating, server_lock, server_migrate,
+                             server_rebuild,
                              server_rescue, server_resize, server_shelve,
                              server_snapshot)
 from pyct_driver.api.request import MALFORMED_BODY, ApiRequest, Result
@@ -92,6 +93,7 @@ _HANDLERS = {
     "migrate": server_migrate.migrate,
     "os-migrateLive": server_migrate.live_migrate,
     "revertResize": server_resize.revert, "rebuild": server_rebuild.rebuild,
+    "evacuate": server_evacuate.evacuate,
     "createImage": server_snapshot.create_image,
     "createBackup": server_snapshot.create_backup,
     "shelve": server_shelve.shelve,

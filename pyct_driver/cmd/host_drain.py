@@ -33,7 +33,7 @@ from pyct_driver.db.engine import Database
 from pyct_driver.rpc.client import ComputeClient
 
 
-def add_parser(hsub) -> None:
+def add_to(hsub) -> None:
     drain = hsub.add_parser(
         "drain", help="disable a compute host and cold-migrate each of "
                       "its servers to other hosts (confirmed), reporting "

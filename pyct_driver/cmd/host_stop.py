@@ -23,14 +23,15 @@ from oslo_config import cfg
 
 from pyct_driver import exception
 from pyct_driver.cmd import compute as compute_cmd
-from pyct_driver.cmd import host_drain
 from pyct_driver.compute import host as host_mod
 from pyct_driver.compute import host_lock as lock_mod
 from pyct_driver.db.engine import Database
 
 
-def add_parser(subparsers) -> None:
-    host = subparsers.add_parser("host", help="this compute host as a whole")
+def add_parser(subparsers) -> object:
+    """``host`` and its ``stop`` action; returns the actions' parser (the
+    other ``host`` actions are added to it)."""
+    host = subparsers.add_parser("host", help="a compute host as a whole")
     hsub = host.add_subparsers(dest="action", required=True)
     stop = hsub.add_parser(
         "stop", help="stop the compute service, shut down every guest of "
@@ -41,7 +42,7 @@ def add_parser(subparsers) -> None:
                            "list what is left")
     stop.add_argument("--service-timeout", type=float, default=120.0,
                       help="seconds to wait for a running service to exit")
-    host_drain.add_parser(hsub)
+    return hsub
 
 
 def _stop_service(lock: lock_mod.HostLock, timeout: float) -> None:

@@ -13,9 +13,11 @@ create-debian`` a Debian guest with systemd (debootstrap; cached on the host);
 command in a guest on this host, confined (``server_exec``); ``host
 stop`` stops what the compute service started on this host
 (``host_stop``); ``host drain HOST`` disables a host and cold-migrates
-its servers away (``host_drain``); ``service list`` shows the services,
-up or down (``service_list``); ``endpoint register`` puts pyct's services into
-Keystone's catalog (``endpoint_register``).
+its servers away (``host_drain``); ``host evacuate-check HOST`` lists
+what an evacuation of HOST would move and where (``evacuate_check``);
+``service list`` shows the services, up or down (``service_list``);
+``endpoint register`` puts pyct's services into Keystone's catalog
+(``endpoint_register``).
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from pyct_driver import exception, plugins
 from pyct_driver.progress import SILENT, Progress
 from pyct_driver.api import flavors as api_flavors
 from pyct_driver.api import images as api_images
-from pyct_driver.cmd import (bootstrap, endpoint_register, host_drain,
-                              host_stop, server_exec, service_list)
+from pyct_driver.cmd import (bootstrap, endpoint_register, evacuate_check,
+                             host_drain, host_stop, server_exec,
+                             service_list)
 from pyct_driver.db import catalog as db_catalog
 from pyct_driver.db import image_access
 from pyct_driver.db import migration
@@ -113,7 +116,9 @@ def _add_parsers(subparsers) -> None:
     deb.add_argument("--if-missing", action="store_true")
     isub.add_parser("list", help="list images")
     server_exec.add_parser(subparsers)
-    host_stop.add_parser(subparsers)
+    hsub = host_stop.add_parser(subparsers)
+    evacuate_check.add_to(hsub)
+    host_drain.add_to(hsub)
     service_list.add_parser(subparsers)
     endpoint_register.add_parser(subparsers)
 
@@ -266,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         if conf.command.name == "host" and conf.command.action == "drain":
             return host_drain.run(conf, db)
         if conf.command.name == "host":
+            if conf.command.action == "evacuate-check":
+                return evacuate_check.run(conf, db)
             return host_stop.run(conf, db)
         if conf.command.name == "service":
             return service_list.run(conf, db)

@@ -22,6 +22,7 @@ from oslo_log import log as logging
 
 from pyct_driver import exception, extra_specs, states
 from pyct_driver.compute.console_endpoint import ConsoleEndpoint
+from pyct_driver.compute.evacuate import EvacuateEndpoints
 from pyct_driver.compute.floating import FloatingEndpoints
 from pyct_driver.compute.guest_calls import GuestCalls
 from pyct_driver.compute.migrate import MigrationEndpoints
@@ -57,7 +58,8 @@ _EVENTS = {"reboot": "reboot", "power_off": "stop", "power_on": "start",
 class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
                      SnapshotEndpoints, ShelveEndpoints,
                      SecurityGroupEndpoints, FloatingEndpoints,
-                     TunnelEndpoints, MigrationEndpoints):
+                     TunnelEndpoints, MigrationEndpoints,
+                     EvacuateEndpoints):
     """Endpoints of the ``pyct-compute`` RPC server on one host."""
 
     target = messaging.Target(version=RPC_API_VERSION)

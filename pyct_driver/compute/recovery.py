@@ -5,14 +5,16 @@ correctness comes from here: on start-up every instance of this host left in
 a transitional task state is driven to a stable state the way Nova does it
 (an interrupted build → ERROR with a fault; an interrupted delete is
 finished; an interrupted reboot/stop/start/pause is redone; a resize is
-rolled back or finished and a rebuild redone: ``compute.resize``; rescue
+rolled back or finished and a rebuild or evacuation redone:
+``compute.resize``, ``compute.evacuate``; rescue
 and suspend: ``compute.rescue``), and
 periodically the driver's view of each idle instance is reconciled with the
 database (a guest that stopped on its own is shown SHUTOFF; one that ran
 ``reboot`` is rebooted, as a hypervisor brings back a VM that reboots
 itself, through the reboot endpoint with a "reboot" instance action, so
 it shows in the server's events; drivers only report it). Guests the
-driver still has but the database deleted are destroyed.
+driver still has but the database deleted are destroyed, and so are those
+evacuated to another host while this one was down (first of all).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pyct_driver import exception, states
 from pyct_driver.context import RequestContext, get_admin_context
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import instances as db_instances
-from pyct_driver.compute import rescue, resize, shelve
+from pyct_driver.compute import evacuate, rescue, resize, shelve
 from pyct_driver.compute.manager import ComputeManager
 from pyct_driver.compute.specs import instance_spec
 from pyct_driver.virt import base as virt_base
@@ -45,7 +47,9 @@ def _ctxt() -> RequestContext:
 
 
 def recover_host(manager: ComputeManager) -> None:
-    """Drive every instance of this host out of interrupted task states."""
+    """Destroy the guests evacuated away while this host was down, then
+    drive every instance of this host out of interrupted task states."""
+    evacuate.destroy_evacuated(manager)
     for instance in db_instances.list_(manager.db, host=manager.host):
         try:
             _recover_one(manager, instance)
@@ -84,9 +88,9 @@ def _recover_one(manager: ComputeManager, instance: dict) -> None:
         manager.reboot_instance(_ctxt(), uuid, "HARD" if hard else "SOFT")
     elif task in _REDO:
         getattr(manager, _REDO[task])(_ctxt(), uuid)
-    elif resize.recover(manager, instance) or rescue.recover(manager,
-                                                              instance):
-        pass  # a resize, rebuild, rescue or suspend made stable
+    elif evacuate.recover(manager, instance) or resize.recover(
+            manager, instance) or rescue.recover(manager, instance):
+        pass  # an evacuation, resize, rebuild, rescue or suspend redone
     else:
         manager.finish_task(uuid, {"task_state": None}, task)
 

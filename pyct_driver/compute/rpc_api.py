@@ -32,8 +32,10 @@ Version history:
 * 1.11 - cold migration: migrate_instance, finish_revert_migration
          (casts); open_migration, finish_migration, abort_migration,
          drop_migration_source, check_live_migration (calls)
+* 1.12 - evacuate_instance (a cast to the destination: rebuild a server
+         the API moved off a host that is down)
 """
 
 from __future__ import annotations
 
-RPC_API_VERSION = "1.11"
+RPC_API_VERSION = "1.12"

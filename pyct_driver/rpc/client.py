@@ -23,7 +23,7 @@ from pyct_driver.context import RequestContext
 from pyct_driver.rpc import transport as rpc_transport
 from pyct_driver.rpc.transport import messaging
 
-RPC_API_VERSION = "1.11"
+RPC_API_VERSION = "1.12"
 
 
 def _version(text: str) -> tuple[int, int]:
@@ -142,6 +142,13 @@ class ComputeClient:
         self._cast(ctxt, host, "rebuild_instance", version="1.5",
                    instance_uuid=instance_uuid, vm_state=vm_state,
                    preserve_ephemeral=preserve_ephemeral)
+
+    def evacuate_instance(self, ctxt: RequestContext, host: str,
+                          instance_uuid: str, migration_uuid: str,
+                          vm_state: str) -> None:
+        self._cast(ctxt, host, "evacuate_instance", version="1.12",
+                   instance_uuid=instance_uuid,
+                   migration_uuid=migration_uuid, vm_state=vm_state)
 
     def rescue_instance(self, ctxt: RequestContext, host: str,
                         instance_uuid: str, rescue_password: str,

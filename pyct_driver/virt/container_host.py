@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from typing import Iterable
 
 from oslo_log import log as logging
@@ -31,6 +32,11 @@ from pyct_driver.virt.network import secgroup_delta, vxlan
 from pyct_driver.virt import host_resources as host_resources_mod
 
 LOG = logging.getLogger(__name__)
+# one import of an image at a time in this process: concurrent first
+# builds of one image on a host wait for the first import instead of
+# failing on its "importing" record
+_IMPORTS: dict[str, threading.Lock] = {}
+_IMPORTS_GUARD = threading.Lock()
 
 
 class HostSide:
@@ -62,12 +68,16 @@ class HostSide:
 
     def import_image(self, image_id: str, path: str,
                      progress: Progress = SILENT) -> base.ImageInfo:
-        if self.images.has_image(image_id):
-            props = self.images.properties(image_id)
-            return base.ImageInfo(disk_format="raw", container_format="bare",
-                                  size=os.path.getsize(path), checksum="",
-                                  properties=props)
-        return self.images.import_image(image_id, path, progress)
+        with _IMPORTS_GUARD:
+            lock = _IMPORTS.setdefault(image_id, threading.Lock())
+        with lock:
+            if self.images.has_image(image_id):
+                props = self.images.properties(image_id)
+                return base.ImageInfo(
+                    disk_format="raw", container_format="bare",
+                    size=os.path.getsize(path), checksum="",
+                    properties=props)
+            return self.images.import_image(image_id, path, progress)
 
     def delete_image(self, image_id: str) -> None:
         self.images.delete_image(image_id)

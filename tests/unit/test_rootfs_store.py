@@ -130,3 +130,31 @@ def test_hostile_layer_leaves_nothing(st, tmp_path):
         st.import_image("evil", str(tmp_path / "e"))
     assert os.listdir(os.path.join(st.base_dir, "layers")) == []
     assert not st.has_image("evil")
+
+
+def test_concurrent_first_imports_on_a_host_all_succeed(st, tmp_path):
+    """Builds of one image racing on a host that has not imported it yet
+    (the first builds after an evacuation, a multi-create): each waits
+    for the first import, none fails on its "importing" record."""
+    import threading
+
+    from pyct_driver.virt.container_host import HostSide
+
+    path = tmp_path / "rootfs.tar.gz"
+    path.write_bytes(gzip.compress(BASE))
+    host = HostSide()
+    host.images = st
+    errors, start = [], threading.Barrier(8)
+
+    def build():
+        start.wait()
+        try:
+            host.import_image("raced", str(path))
+        except exception.PyctError as err:
+            errors.append(err)
+    threads = [threading.Thread(target=build) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and st.has_image("raced")

@@ -1,7 +1,8 @@
 """Default rules of the operator APIs (Nova's rule names).
 
 Services, hypervisors, aggregates, migrations, every project's usage and
-the availability zones' hosts are the operator's; any authenticated
+the availability zones' hosts are the operator's, and so is
+evacuating a dead host's servers; any authenticated
 caller lists the zones, and a project's readers see its own usage.
 """
 
@@ -47,4 +48,6 @@ RULES: list[tuple[str, str, str]] = [
     ("os_compute_api:os-simple-tenant-usage:show", PROJECT_READER_OR_ADMIN,
      "Show one project's usage."),
     ("os_compute_api:os-migrations:index", ADMIN, "List migrations."),
+    ("os_compute_api:os-evacuate", ADMIN,
+     "Rebuild a server of a host that is down on another host."),
 ]
