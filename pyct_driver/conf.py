@@ -19,6 +19,7 @@ from pyct_driver.options import image as image_opts
 from pyct_driver.options import notifications as notifications_opts
 from pyct_driver.options import quota
 from pyct_driver.options import serial_console as serial_console_opts
+from pyct_driver.options import timeouts as timeout_opts
 from pyct_driver.options import upgrade_levels
 
 CONF = cfg.CONF
@@ -281,7 +282,7 @@ _GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
 # Option groups of later areas live in their own module of
 # ``pyct_driver.options`` (``GROUP``, ``OPTS``) and are listed here.
 _OPTION_MODULES: tuple = (quota, notifications_opts, serial_console_opts,
-                          image_opts, upgrade_levels)
+                          image_opts, upgrade_levels, timeout_opts)
 _GROUPS += [(module.GROUP, module.OPTS) for module in _OPTION_MODULES]
 
 for _group, _opts in _GROUPS:

@@ -46,7 +46,9 @@ layer turns each into a fault body in the shape of the route's service
     ├── NoValidHost                 the scheduler found no compute node
     ├── InterfaceAttachFailed       the compute host could not plug a port
     ├── DBError                     the database failed (wrapped SQLAlchemy)
+    │   └── DBUnavailable (503)     unreachable, or the connection dropped
     ├── RPCError                    the message bus failed (wrapped)
+    │   └── RPCUnavailable (503)    the bus unreachable past the retries
     └── VirtError                   the virt driver failed
         ├── ResizeError, CgroupError, RootfsError, ProcessError,
         │   InstanceNotRunning, SnapshotError
@@ -265,8 +267,30 @@ class DBError(PyctError):
     msg_fmt = "Database error: %(reason)s"
 
 
+class DBUnavailable(DBError):
+    """The database could not be reached or dropped the connection; the
+    transaction was rolled back, so a client may simply retry (503 with
+    a ``Retry-After``)."""
+
+    code = 503
+    safe = True
+    retry_after = 5
+    msg_fmt = ("The database is unavailable; nothing was changed. Retry "
+               "later.")
+
+
 class RPCError(PyctError):
     msg_fmt = "Messaging error: %(reason)s"
+
+
+class RPCUnavailable(RPCError):
+    """The message bus stayed unreachable through the send's retries."""
+
+    code = 503
+    safe = True
+    retry_after = 5
+    msg_fmt = ("The message bus is unavailable; the request was not "
+               "sent. Retry later.")
 
 
 class VirtError(PyctError):

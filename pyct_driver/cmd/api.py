@@ -24,6 +24,7 @@ from oslo_log import log as logging
 from pyct_driver import exception
 from pyct_driver.api import app as api_app
 from pyct_driver.api import auth
+from pyct_driver.api import stuck_work
 from pyct_driver.api import wsgi_server
 from pyct_driver.cmd import bootstrap
 from pyct_driver.db.engine import Database
@@ -36,8 +37,20 @@ LOG = logging.getLogger(__name__)
 def build_app(conf: cfg.ConfigOpts, db: Database) -> Callable:
     compute = rpc_client.ComputeClient(
         conf, rpc_transport.get_transport(conf),
-        timeout=conf.rpc_response_timeout)
+        timeout=conf.rpc_response_timeout, retry=conf.rpc_send_retries)
     return api_app.create_app(conf, db, compute)
+
+
+def start_stuck_work(conf: cfg.ConfigOpts,
+                     db: Database) -> stuck_work.StuckWorkTask:
+    """This API process's share of the build and action timeouts
+    (``api.stuck_work``); the caller stops it."""
+    task = stuck_work.StuckWorkTask(
+        db, f"pyct-api@{conf.host}:{os.getpid()}",
+        conf.instance_build_timeout, conf.instance_action_timeout,
+        conf.stuck_work_interval, conf.service_down_time)
+    task.start()
+    return task
 
 
 def application() -> Callable:
@@ -77,11 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     conf = bootstrap.parse_args(argv if argv is not None else sys.argv)
     if not check_listen(conf):
         return 2
-    server, _ = serve_in_thread(conf, build_app(conf,
-                                                bootstrap.database(conf)))
+    db = bootstrap.database(conf)
+    server, _ = serve_in_thread(conf, build_app(conf, db))
+    task = start_stuck_work(conf, db)
     try:
         bootstrap.wait_for_signal(conf)
     finally:
+        task.stop()
         server.shutdown()
         server.server_close()
         rpc_transport.cleanup()

@@ -34,6 +34,7 @@ from pyct_driver.db.engine import Database
 from pyct_driver.db.models import utcnow
 from pyct_driver.notifications.notifier import (Notifications,
                                                 reports_exceptions)
+from pyct_driver.compute.request_once import RequestOnce, outlast_outage
 from pyct_driver.compute.rescue import RescueEndpoints
 from pyct_driver.compute.resize import ResizeEndpoints
 from pyct_driver.compute.rpc_api import RPC_API_VERSION
@@ -56,7 +57,7 @@ _EVENTS = {"reboot": "reboot", "power_off": "stop", "power_on": "start",
 class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
                      SnapshotEndpoints, ShelveEndpoints,
                      SecurityGroupEndpoints, FloatingEndpoints,
-                     TunnelEndpoints):
+                     TunnelEndpoints, RequestOnce):
     """Endpoints of the ``pyct-compute`` RPC server on one host."""
 
     target = messaging.Target(version=RPC_API_VERSION)
@@ -168,8 +169,11 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
         (one task state, a tuple of them, or None); a lost race is logged
         and dropped."""
         try:
-            db_instances.update(self.db, uuid, values,
-                                expected_task_state=expected_task)
+            # the guest's new state is real: write it once the database
+            # is back rather than leave the task state behind
+            outlast_outage(lambda: db_instances.update(
+                self.db, uuid, values, expected_task_state=expected_task),
+                self.outage_patience)
         except (exception.InstanceInvalidState,
                 exception.InstanceNotFound) as err:
             # another request (usually a delete) took over meanwhile
@@ -179,7 +183,10 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
 
     def build_and_run_instance(self, ctxt: RequestContext,
                                instance_uuid: str) -> None:
-        with self.instance_lock(instance_uuid):
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "build_and_run_instance") as fresh:
+            if not fresh:
+                return
             try:
                 instance = db_instances.update(
                     self.db, instance_uuid, {"task_state": states.SPAWNING},
@@ -235,8 +242,9 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
 
     def terminate_instance(self, ctxt: RequestContext,
                            instance_uuid: str) -> None:
-        with self.instance_lock(instance_uuid):
-            instance = self._get(instance_uuid)
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "terminate_instance") as fresh:
+            instance = self._get(instance_uuid) if fresh else None
             if instance is None:
                 return
             try:
@@ -269,8 +277,9 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
                    done: dict, failed: dict | None) -> None:
         """One driver step in ``task_state``; a string ``run`` returns is
         the event's details."""
-        with self.instance_lock(uuid):
-            instance = self._get(uuid)
+        with self.instance_lock(uuid), self.once(
+                ctxt, uuid, action) as fresh:
+            instance = self._get(uuid) if fresh else None
             if instance is None or instance["task_state"] != task_state:
                 return
             spec = self.spec(instance)

@@ -252,29 +252,36 @@ def _matches(value: Any, expected: Any) -> bool:
 
 def soft_delete(db: Database, uuid: str) -> dict:
     """Mark an instance deleted, freeing its uuid slot."""
-    now = models.utcnow()
     with db.session() as session:
-        row = session.scalars(sa.select(models.Instance).where(
-            models.Instance.uuid == uuid,
-            models.Instance.deleted == 0)).first()
-        if row is None:
-            raise exception.InstanceNotFound(instance_id=uuid)
-        before = (row.vm_state, row.task_state, row.power_state)
-        row.deleted = row.id
-        row.deleted_at = now
-        row.terminated_at = now
-        row.vm_state = states.DELETED
-        row.task_state = None
-        row.power_state = states.NOSTATE
-        # the ports go with the row, in its transaction: released once
-        db_networks.release_instance_ports(session, uuid)
-        # and so does its uid/gid range (after the driver's destroy)
-        db_idranges.release_in(session, uuid)
-        db_tags.delete_in(session, uuid)
-        session.flush()
-        after = _to_dict(row)
+        before, after = soft_delete_in(session, uuid)
     _log_states(uuid, before, after)
     return after
+
+
+def soft_delete_in(session: sa.orm.Session, uuid: str
+                   ) -> tuple[tuple, dict]:
+    """``soft_delete`` inside the caller's transaction: the states
+    before, and the row after."""
+    now = models.utcnow()
+    row = session.scalars(sa.select(models.Instance).where(
+        models.Instance.uuid == uuid,
+        models.Instance.deleted == 0)).first()
+    if row is None:
+        raise exception.InstanceNotFound(instance_id=uuid)
+    before = (row.vm_state, row.task_state, row.power_state)
+    row.deleted = row.id
+    row.deleted_at = now
+    row.terminated_at = now
+    row.vm_state = states.DELETED
+    row.task_state = None
+    row.power_state = states.NOSTATE
+    # the ports go with the row, in its transaction: released once
+    db_networks.release_instance_ports(session, uuid)
+    # and so does its uid/gid range (after the driver's destroy)
+    db_idranges.release_in(session, uuid)
+    db_tags.delete_in(session, uuid)
+    session.flush()
+    return before, _to_dict(row)
 
 
 def usage_by_host(db: Database) -> dict[str, dict[str, int]]:
