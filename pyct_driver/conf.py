@@ -170,6 +170,11 @@ fake_opts = [
                help="Disk the fake driver reports, in GiB."),
     cfg.FloatOpt("spawn_delay", default=0.0, min=0.0,
                  help="Seconds the fake driver's spawn takes (tests)."),
+    cfg.StrOpt("call_log",
+               help="A file the fake driver appends a line to for each "
+                    "spawn, reboot, power_off, power_on and destroy "
+                    "('<call> <instance uuid>'), so a test counts the "
+                    "calls a compute service in another process made."),
 ]
 
 container_opts = container_options.OPTS
