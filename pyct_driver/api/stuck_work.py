@@ -5,8 +5,9 @@ it took the message, or a message the bus lost, would leave its server
 in BUILD or in a task state until that host returns. Every API process
 runs this task on ``[DEFAULT] stuck_work_interval``; it fails a build
 older than ``instance_build_timeout`` and an action older than
-``instance_action_timeout`` when no host took the request, or the host
-that took it is down, with a fault naming the host. A request a live
+``instance_action_timeout`` when no host took the request, the host
+that took it is down, or its handler ended without a result (the
+database was away longer than it waited), with a fault naming the host. A request a live
 host is still working on is left alone. Which process fails a given
 instance is decided in the database (``db.stuck_work``), so several API
 processes fail each stuck instance exactly once.
@@ -62,9 +63,10 @@ class StuckWorkTask:
             down = stuck.host is None or not db_services.is_up(
                 services.get(stuck.host, {}), self.down_time)
             claim = stuck.claim
-            if claim is not None and (claim["state"] != claim_models.RUNNING
-                                      or not down):
-                continue  # finished, given up, or a live host works on it
+            state = None if claim is None else claim["state"]
+            if state == claim_models.TIMED_OUT or (
+                    state == claim_models.RUNNING and not down):
+                continue  # given up already, or a live host works on it
             if stuck_work.give_up(self.db, stuck, self.owner,
                                   self._message(stuck, down, claim), down):
                 failed += 1
@@ -76,12 +78,16 @@ class StuckWorkTask:
                  claim: dict | None) -> str:
         what = "Build" if stuck.build else f"Task {stuck.task_state}"
         limit = self.build_timeout if stuck.build else self.action_timeout
-        if down:
-            why = f"compute host {stuck.host} is down"
+        host = f"compute host {stuck.host}"
+        if claim is not None and claim["state"] == claim_models.DONE:
+            # the handler ended, but its result never reached the row
+            why = f"{host} ended the request without a result"
+        elif down:
+            why = f"{host} is down"
+            if claim is not None:
+                why += " (it had started it)"
         else:
-            why = f"compute host {stuck.host} did not take the request"
-        if claim is not None:
-            why += " (it had started it)"
+            why = f"{host} did not take the request"
         return (f"{what} of instance {stuck.uuid} timed out after "
                 f"{limit} s: {why}")
 

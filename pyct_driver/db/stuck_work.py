@@ -4,7 +4,7 @@
 with the request that started it and that request's claim
 (``claim_models``); ``give_up`` fails one in a single transaction: it
 claims the request (a new claim, or one taken over from a host that is
-down), swaps the task state away from the one seen, and writes the
+down or from a handler that ended without a result), swaps the task state away from the one seen, and writes the
 fault and the instance-action event. Two API processes racing for one
 instance meet on the claim's unique key or on the compare-and-swap, so
 exactly one of them fails it and the other's transaction rolls back.
@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa_exc
 from pyct_driver import exception, states
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import models
-from pyct_driver.db.claim_models import RUNNING, TIMED_OUT, RequestClaim
+from pyct_driver.db.claim_models import TIMED_OUT, RequestClaim
 from pyct_driver.db.engine import Database, row_to_dict
 
 # tasks that one cast carries out in one handler, and the name that
@@ -138,7 +138,7 @@ def _claim(session: sa.orm.Session, stuck: Stuck, owner: str) -> None:
         return
     taken = session.execute(sa.update(RequestClaim).where(
         RequestClaim.id == stuck.claim["id"],
-        RequestClaim.state == RUNNING).values(
+        RequestClaim.state == stuck.claim["state"]).values(
             state=TIMED_OUT, owner=owner, updated_at=models.utcnow()))
     if taken.rowcount != 1:
         raise _Lost()

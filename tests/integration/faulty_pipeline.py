@@ -102,7 +102,7 @@ def api_request(dep: Pipeline, method: str, path: str,
     return requests.request(
         method, f"{dep.endpoint}/v2.1{path}", json=body, timeout=timeout,
         headers={"X-Auth-Token": token,
-                 "X-OpenStack-Nova-API-Version": "2.1"})
+                 "X-OpenStack-Nova-API-Version": "2.37"})
 
 
 def live_rows(dep: Pipeline, sql: str) -> list[dict]:
