@@ -5,10 +5,10 @@ it took the message, or a message the bus lost, would leave its server
 in BUILD or in a task state until that host returns. Every API process
 runs this task on ``[DEFAULT] stuck_work_interval``; it fails a build
 older than ``instance_build_timeout`` and an action older than
-``instance_action_timeout`` when no host took the request, the host
-that took it is down, or its handler ended without a result (the
-database was away longer than it waited), with a fault naming the host. A request a live
-host is still working on is left alone. Which process fails a given
+``instance_action_timeout`` when no host took the request, the host that
+took it is down, or its handler ended without a result (the database was
+away longer than it waited), with a fault naming the host. A request a
+live host is still working on is left alone. Which process fails a given
 instance is decided in the database (``db.stuck_work``), so several API
 processes fail each stuck instance exactly once.
 """

@@ -69,7 +69,8 @@ class RequestOnce:
             if fresh:
                 try:
                     outlast_outage(lambda: db_claims.finish(
-                        self.db, uuid, request_id, method), self.outage_patience)
+                        self.db, uuid, request_id, method),
+                        self.outage_patience)
                 except exception.PyctError as err:
                     LOG.warning("could not mark request %s done: %s",
                                 request_id, err.message)

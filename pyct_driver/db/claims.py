@@ -1,11 +1,12 @@
 """Request claims (``claim_models``): the compute side's "run once".
 
 A compute handler calls ``claim`` before it touches a guest: True means
-this request id has never run this handler on this instance, and it now runs here;
-False means it ran, runs, or was given up by the API (a doubled message,
-a retried cast, a delivery after the stuck-work timeout), so the handler
-does nothing. ``finish`` marks the claim done. The API's stuck-work task
-claims in its own transaction (``db.stuck_work``).
+this request id has never run this handler on this instance, and it now
+runs here; False means it ran, runs, or was given up by the API (a
+doubled message, a retried cast, a delivery after the stuck-work
+timeout), so the handler does nothing. ``finish`` marks the claim done.
+The API's stuck-work task claims in its own transaction
+(``db.stuck_work``).
 """
 
 from __future__ import annotations

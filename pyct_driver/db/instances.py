@@ -198,11 +198,16 @@ def list_matching(db: Database, query: instance_list.Query) -> list[dict]:
 
 def update(db: Database, uuid: str, values: dict,
            expected_task_state: Any = UNSET,
-           expected_vm_state: Any = UNSET, action: str = "update") -> dict:
+           expected_vm_state: Any = UNSET, action: str = "update",
+           start_action: dict | None = None) -> dict:
     """Change an instance if its state is what the caller expects.
 
     ``expected_task_state`` / ``expected_vm_state`` may be a value, ``None``
     or a tuple of allowed values. A mismatch raises ``InstanceInvalidState``.
+    ``start_action`` (request_id, user_id, project_id) starts the instance
+    action ``action`` in the same transaction: a database that drops the
+    connection leaves both or neither, never a task state no action
+    explains.
     """
     conds = [models.Instance.uuid == uuid, models.Instance.deleted == 0]
     for column, expected in ((models.Instance.task_state,
@@ -238,6 +243,10 @@ def update(db: Database, uuid: str, values: dict,
                 attr, state = "vm_state", row.vm_state
             raise exception.InstanceInvalidState(
                 action=action, instance_id=uuid, attr=attr, state=state)
+        if start_action is not None:
+            session.add(models.InstanceAction(
+                instance_uuid=uuid, action=action,
+                start_time=models.utcnow(), **start_action))
         after = _to_dict(row)
     if before:
         _log_states(uuid, before, after)

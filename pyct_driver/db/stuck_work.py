@@ -4,10 +4,11 @@
 with the request that started it and that request's claim
 (``claim_models``); ``give_up`` fails one in a single transaction: it
 claims the request (a new claim, or one taken over from a host that is
-down or from a handler that ended without a result), swaps the task state away from the one seen, and writes the
-fault and the instance-action event. Two API processes racing for one
-instance meet on the claim's unique key or on the compare-and-swap, so
-exactly one of them fails it and the other's transaction rolls back.
+down or from a handler that ended without a result), swaps the task
+state away from the one seen, and writes the fault and the instance-
+action event. Two API processes racing for one instance meet on the
+claim's unique key or on the compare-and-swap, so exactly one of them
+fails it and the other's transaction rolls back.
 """
 
 from __future__ import annotations
