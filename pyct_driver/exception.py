@@ -48,7 +48,8 @@ layer turns each into a fault body in the shape of the route's service
     ├── DBError                     the database failed (wrapped SQLAlchemy)
     │   └── DBUnavailable (503)     unreachable, or the connection dropped
     ├── RPCError                    the message bus failed (wrapped)
-    │   └── RPCUnavailable (503)    the bus unreachable past the retries
+    │   ├── RPCUnavailable (503)    the bus unreachable past the retries
+    │   └── RPCTimeout (503)        a compute host did not answer a call
     └── VirtError                   the virt driver failed
         ├── ResizeError, CgroupError, RootfsError, ProcessError,
         │   InstanceNotRunning, SnapshotError
@@ -281,6 +282,16 @@ class DBUnavailable(DBError):
 
 class RPCError(PyctError):
     msg_fmt = "Messaging error: %(reason)s"
+
+
+class RPCTimeout(RPCError):
+    """A call's answer did not come in ``rpc_response_timeout``: the
+    host is down, or the answer was lost with a bus connection."""
+
+    code = 503
+    safe = True
+    retry_after = 5
+    msg_fmt = "Compute host %(host)s did not answer in time; retry later."
 
 
 class RPCUnavailable(RPCError):

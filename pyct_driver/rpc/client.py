@@ -200,8 +200,7 @@ class ComputeClient:
             return self._prepare(host, version, method).call(
                 ctxt, method, **kwargs)
         except messaging.MessagingTimeout as err:
-            raise exception.RPCError(
-                reason=f"compute host {host} did not answer") from err
+            raise exception.RPCTimeout(host=host) from err
         except messaging.MessageDeliveryFailure as err:
             raise exception.RPCUnavailable(reason=str(err)) from err
 

@@ -56,7 +56,10 @@ class Faulty:
 
 
 def open_faulty(stack: contextlib.ExitStack, workdir: str, bus: bool = True,
-                db: bool = False, extra: Sections | None = None) -> Faulty:
+                db: bool = False, extra: Sections | None = None,
+                bus_options: Sections | None = BUS_OPTIONS) -> Faulty:
+    """See the module's docstring; ``bus_options`` None keeps
+    oslo.messaging's own reconnect timing."""
     os.makedirs(workdir)
     real_db = stack.enter_context(BACKENDS["postgresql"]())
     url, bus_extra = stack.enter_context(rabbit_transport())
@@ -73,7 +76,7 @@ def open_faulty(stack: contextlib.ExitStack, workdir: str, bus: bool = True,
             port=db_proxy.port).render_as_string(hide_password=False)
     call_log = os.path.join(workdir, "driver-calls.log")
     dep = Pipeline(workdir, db_url, transport_url=url, extra=merge(
-        bus_extra, BUS_OPTIONS, {"fake_driver": {"call_log": call_log}},
+        bus_extra, bus_options, {"fake_driver": {"call_log": call_log}},
         extra))
     dep.real_db_url = real_db
     stack.callback(dep.stop_all)  # before the proxies and the db go
