@@ -9,7 +9,8 @@ retried cast, or a timeout racing a late delivery finds the row and
 stops. The key has the handler's name too, as one request may cast
 twice to one instance (an internal task reusing its context). A plain
 unique insert, so it works alike on SQLite, PostgreSQL
-and MariaDB.
+and MariaDB. An instance's claims are deleted with it (a later cast
+finds no row to act on), so the table holds live instances' requests.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from pyct_driver.db import models
 from pyct_driver.db import networks as db_networks
 from pyct_driver.db import regex_filter
 from pyct_driver.db import tags as db_tags
+from pyct_driver.db.claim_models import RequestClaim
 from pyct_driver.db.engine import Database, row_to_dict
 
 LOG = logging.getLogger(__name__)
@@ -289,6 +290,10 @@ def soft_delete_in(session: sa.orm.Session, uuid: str
     # and so does its uid/gid range (after the driver's destroy)
     db_idranges.release_in(session, uuid)
     db_tags.delete_in(session, uuid)
+    # its request claims too: a cast that comes later finds no row to act
+    # on, so they have nothing left to guard
+    session.execute(sa.delete(RequestClaim).where(
+        RequestClaim.instance_uuid == uuid))
     session.flush()
     return before, _to_dict(row)
 

@@ -7,15 +7,28 @@ ERROR and the reboot gives its task state back, each with one fault
 naming compute-a and one ``api_*_timeout`` event, failed by exactly one
 of the two processes. When compute-a comes back, RabbitMQ hands it the
 old casts: the request claims stop every one of them, so nothing is
-built or rebooted after its failure was reported.
+built or rebooted after its failure was reported. Then four tasks race
+over twenty stuck builds on PostgreSQL and on MariaDB: each is failed
+once.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
+import threading
 
-from tests.integration.conftest import FLAVOR_ID, wait_status, wait_until
+import pytest
+import sqlalchemy as sa
+
+from pyct_driver.api.stuck_work import StuckWorkTask
+from pyct_driver.db import actions, instances, migration
+from pyct_driver.db.engine import Database
+from pyct_driver.db.models import utcnow
+from tests.functional import compute_fixtures as fx
+from tests.integration.conftest import (BACKENDS, FLAVOR_ID, wait_status,
+                                        wait_until)
 from tests.integration.faulty_pipeline import DriverCalls, live_rows
 from tests.services import free_port
 
@@ -95,3 +108,57 @@ def test_cast_to_dead_host_times_out_once_across_two_apis(
         conn.compute.wait_for_delete(s, interval=0.3, wait=30)
     assert dep.live_instances() == []
     assert os.path.exists(call_log)
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_racing_tasks_fail_each_instance_once(backend, tmp_path):
+    """Four stuck-work tasks, each with its own connection pool as an API
+    process has, run at the same instant over 20 stuck builds: each
+    instance is failed by exactly one of them."""
+    with BACKENDS[backend]() as url:
+        migration.upgrade(url)
+        dbs = [Database(url) for _ in range(4)]
+        try:
+            flavor, image = fx.seed_catalog(dbs[0], tmp_path)
+            stuck = []
+            for _ in range(20):
+                inst = fx.new_instance(dbs[0], flavor, image, "gone-host")
+                actions.action_start(dbs[0], inst["uuid"], "create",
+                                     f"req-{inst['uuid']}", "u", "p1")
+                stuck.append(inst["uuid"])
+            with dbs[0].engine.begin() as conn:
+                conn.execute(sa.text(
+                    "UPDATE instances SET created_at = :t"),
+                    {"t": utcnow() - datetime.timedelta(seconds=120)})
+            tasks = [StuckWorkTask(db, f"api-{i}", 60, 60, 1, 10)
+                     for i, db in enumerate(dbs)]
+            barrier = threading.Barrier(len(tasks))
+            counts = [0] * len(tasks)
+
+            def run(i):
+                barrier.wait()
+                counts[i] = tasks[i].run_once()
+            threads = [threading.Thread(target=run, args=(i,))
+                       for i in range(len(tasks))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            assert sum(counts) == len(stuck), counts
+            faults = live_rows_of(dbs[0], "SELECT instance_uuid FROM "
+                                          "instance_faults")
+            assert sorted(faults) == sorted(stuck)
+            claims = live_rows_of(dbs[0], "SELECT instance_uuid FROM "
+                                          "request_claims WHERE state = "
+                                          "'timed_out'")
+            assert sorted(claims) == sorted(stuck)
+            for uuid in stuck:
+                assert instances.get(dbs[0], uuid)["vm_state"] == "error"
+        finally:
+            for db in dbs:
+                db.dispose()
+
+
+def live_rows_of(db, sql: str) -> list:
+    with db.engine.connect() as conn:
+        return [row[0] for row in conn.execute(sa.text(sql))]
