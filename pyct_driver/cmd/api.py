@@ -5,7 +5,8 @@ with ``[api] threads`` worker threads, refusing to start (exit 2) when
 ``auth_strategy = noauth`` would listen beyond loopback (``check_listen``).
 ``application()`` gives the same app
 to any WSGI server (uWSGI, gunicorn, mod_wsgi) configured by
-``PYCT_CONFIG_FILE``.
+``PYCT_CONFIG_FILE``. Either way the process also runs the stuck-work
+task (``api.stuck_work``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ def application() -> Callable:
     """WSGI entry point for external servers."""
     files = os.environ.get("PYCT_CONFIG_FILE", "/etc/pyct/pyct.conf")
     conf = bootstrap.parse_args(["pyct-api", "--config-file", files])
-    return build_app(conf, bootstrap.database(conf))
+    db = bootstrap.database(conf)
+    # each worker process runs its share: exactly once is the database's
+    start_stuck_work(conf, db)
+    return build_app(conf, db)
 
 
 def serve_in_thread(conf: cfg.ConfigOpts, app: Callable
