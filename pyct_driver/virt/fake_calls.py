@@ -14,9 +14,10 @@ from typing import Callable
 CALLS = ("spawn", "reboot", "power_off", "power_on", "destroy")
 
 
-def record(driver: object, path: str) -> None:
-    """Log ``driver``'s calls in ``CALLS`` to ``path`` from now on."""
-    for name in CALLS:
+def record(driver: object, path: str | None) -> None:
+    """Log ``driver``'s calls in ``CALLS`` to ``path`` from now on (no
+    path: nothing is logged)."""
+    for name in CALLS if path else ():
         setattr(driver, name, _logged(getattr(driver, name), name, path))
 
 
