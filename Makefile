@@ -97,6 +97,7 @@ bench: venv host
 	$(BIN)/python tools/bench/unshelve.py --runs 10
 	$(BIN)/python tools/bench/nova_boot.py --runs 20
 	$(BIN)/python tools/bench/evacuate.py --runs 5
+	$(BIN)/python tools/bench/bus_reconnect.py --runs 5
 
 sample-config: venv
 	PYTHONPATH=$(CURDIR) $(BIN)/oslo-config-generator --config-file etc/pyct/pyct-config-generator.conf

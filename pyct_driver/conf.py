@@ -20,6 +20,7 @@ from pyct_driver.options import migration as migration_opts
 from pyct_driver.options import notifications as notifications_opts
 from pyct_driver.options import quota
 from pyct_driver.options import serial_console as serial_console_opts
+from pyct_driver.options import timeouts as timeout_opts
 from pyct_driver.options import upgrade_levels
 
 CONF = cfg.CONF
@@ -170,6 +171,11 @@ fake_opts = [
                help="Disk the fake driver reports, in GiB."),
     cfg.FloatOpt("spawn_delay", default=0.0, min=0.0,
                  help="Seconds the fake driver's spawn takes (tests)."),
+    cfg.StrOpt("call_log",
+               help="A file the fake driver appends a line to for each "
+                    "spawn, reboot, power_off, power_on and destroy "
+                    "('<call> <instance uuid>'), so a test counts the "
+                    "calls a compute service in another process made."),
 ]
 
 container_opts = container_options.OPTS
@@ -282,7 +288,8 @@ _GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
 # Option groups of later areas live in their own module of
 # ``pyct_driver.options`` (``GROUP``, ``OPTS``) and are listed here.
 _OPTION_MODULES: tuple = (quota, notifications_opts, serial_console_opts,
-                          image_opts, upgrade_levels, migration_opts)
+                          image_opts, upgrade_levels, migration_opts,
+                          timeout_opts)
 _GROUPS += [(module.GROUP, module.OPTS) for module in _OPTION_MODULES]
 
 for _group, _opts in _GROUPS:

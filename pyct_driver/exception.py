@@ -47,7 +47,10 @@ layer turns each into a fault body in the shape of the route's service
     ├── MigrationPreCheckError (400) a move the hosts cannot make
     ├── InterfaceAttachFailed       the compute host could not plug a port
     ├── DBError                     the database failed (wrapped SQLAlchemy)
+    │   └── DBUnavailable (503)     unreachable, or the connection dropped
     ├── RPCError                    the message bus failed (wrapped)
+    │   ├── RPCUnavailable (503)    the bus unreachable past the retries
+    │   └── RPCTimeout (503)        a compute host did not answer a call
     └── VirtError                   the virt driver failed
         ├── ResizeError, CgroupError, RootfsError, ProcessError,
         │   InstanceNotRunning, SnapshotError
@@ -273,8 +276,40 @@ class DBError(PyctError):
     msg_fmt = "Database error: %(reason)s"
 
 
+class DBUnavailable(DBError):
+    """The database could not be reached or dropped the connection; the
+    transaction was rolled back, so a client may simply retry (503 with
+    a ``Retry-After``)."""
+
+    code = 503
+    safe = True
+    retry_after = 5
+    msg_fmt = ("The database is unavailable; nothing was changed. Retry "
+               "later.")
+
+
 class RPCError(PyctError):
     msg_fmt = "Messaging error: %(reason)s"
+
+
+class RPCTimeout(RPCError):
+    """A call's answer did not come in ``rpc_response_timeout``: the
+    host is down, or the answer was lost with a bus connection."""
+
+    code = 503
+    safe = True
+    retry_after = 5
+    msg_fmt = "Compute host %(host)s did not answer in time; retry later."
+
+
+class RPCUnavailable(RPCError):
+    """The message bus stayed unreachable through the send's retries."""
+
+    code = 503
+    safe = True
+    retry_after = 5
+    msg_fmt = ("The message bus is unavailable; the request was not "
+               "sent. Retry later.")
 
 
 class VirtError(PyctError):

@@ -97,8 +97,12 @@ def with_request_id(text: str, req_id: str) -> str:
 def from_exception(err: BaseException, req_id: str = "-") -> webob.Response:
     """A Nova fault response for any exception raised by a handler."""
     code, message = client_view(err, req_id)
+    # a 503 of an outage says when to come back (Nova's fault body, and
+    # the header HTTP clients and proxies honour)
+    retry = getattr(err, "retry_after", None)
     return fault_response(code, message if message is not None
-                          else with_request_id(GENERIC_5XX, req_id))
+                          else with_request_id(GENERIC_5XX, req_id),
+                          {"Retry-After": str(retry)} if retry else None)
 
 
 def neutron_fault(code: int, kind: str, message: str) -> webob.Response:

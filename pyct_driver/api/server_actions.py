@@ -19,9 +19,8 @@ from pyct_driver.api import (not_yet, nova_secgroups, remote_consoles,
                              server_rescue, server_resize, server_shelve,
                              server_snapshot)
 from pyct_driver.api.request import MALFORMED_BODY, ApiRequest, Result
-from pyct_driver.api.servers import get_instance
+from pyct_driver.api.servers import action_of, get_instance
 from pyct_driver.api.state import Api
-from pyct_driver.db import actions as db_actions
 from pyct_driver.db import instances as db_instances
 
 # Nova strips C0 controls but tab and newline ([\x00-\x08\x0B-\x1F]: ESC,
@@ -111,13 +110,11 @@ def _run(api: Api, req: ApiRequest, server_id: str, tr: _Transition,
     inst = get_instance(api, req, server_id, tr.rule)
     server_lock.check(req, inst)
     before = inst["task_state"]
+    ctxt = req.context
     inst = db_instances.update(
         api.db, inst["uuid"], {"task_state": tr.new_task_state},
         expected_task_state=tr.task_states, expected_vm_state=tr.vm_states,
-        action=tr.name)
-    ctxt = req.context
-    db_actions.action_start(api.db, inst["uuid"], tr.name, ctxt.request_id,
-                            ctxt.user_id, ctxt.project_id)
+        action=tr.name, start_action=action_of(ctxt))
     try:
         getattr(api.compute, tr.rpc)(ctxt, inst["host"], inst["uuid"],
                                      **rpc_kwargs)

@@ -18,6 +18,7 @@ from pyct_driver.api import (image_create, schemas, secgroup_lookup,
                              server_filters, server_networks, server_views)
 from pyct_driver.api.request import ApiRequest, Result
 from pyct_driver.api.state import Api
+from pyct_driver.context import RequestContext
 from pyct_driver.db import actions as db_actions
 from pyct_driver.db import image_query
 from pyct_driver.db import instances as db_instances
@@ -28,6 +29,13 @@ from pyct_driver.db import tags as db_tags
 
 _P = "os_compute_api:servers:"
 create = server_create.create
+
+
+def action_of(ctxt: RequestContext) -> dict:
+    """Who starts an instance action (``db_instances.update``'s
+    ``start_action``): the request's id, user and project."""
+    return {"request_id": ctxt.request_id, "user_id": ctxt.user_id,
+            "project_id": ctxt.project_id}
 
 
 def get_instance(api: Api, req: ApiRequest, server_id: str,
@@ -173,13 +181,12 @@ def delete(api: Api, req: ApiRequest, server_id: str) -> Result:
     inst = get_instance(api, req, server_id, _P + "delete")
     if inst["locked"] and not req.is_admin:
         raise exception.InstanceIsLocked(instance_uuid=inst["uuid"])
+    ctxt = req.context
     inst = db_instances.update(
         api.db, inst["uuid"], {"task_state": states.DELETING},
         expected_task_state=inst["task_state"],
-        expected_vm_state=inst["vm_state"], action="delete")
-    ctxt = req.context
-    db_actions.action_start(api.db, inst["uuid"], "delete",
-                            ctxt.request_id, ctxt.user_id, ctxt.project_id)
+        expected_vm_state=inst["vm_state"], action="delete",
+        start_action=action_of(ctxt))
     if inst["vm_state"] in (states.SHELVED, states.SHELVED_OFFLOADED):
         _drop_shelved_image(api, inst)
     secgroup_lookup.forget_member(api, req, inst)

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if not compute_cmd.start(service):
         return 1
     server, _ = api_cmd.serve_in_thread(conf, api_cmd.build_app(conf, db))
+    task = api_cmd.start_stuck_work(conf, db)
     proxy = None
     if conf.serial_console.enabled:
         proxy = serialproxy_cmd.build(conf, db)
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bootstrap.wait_for_signal(conf)
     finally:
+        task.stop()
         if proxy is not None:
             proxy.stop()
         server.shutdown()

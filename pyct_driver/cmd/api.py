@@ -5,7 +5,8 @@ with ``[api] threads`` worker threads, refusing to start (exit 2) when
 ``auth_strategy = noauth`` would listen beyond loopback (``check_listen``).
 ``application()`` gives the same app
 to any WSGI server (uWSGI, gunicorn, mod_wsgi) configured by
-``PYCT_CONFIG_FILE``.
+``PYCT_CONFIG_FILE``. Either way the process also runs the stuck-work
+task (``api.stuck_work``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from oslo_log import log as logging
 from pyct_driver import exception
 from pyct_driver.api import app as api_app
 from pyct_driver.api import auth
+from pyct_driver.api import stuck_work
 from pyct_driver.api import wsgi_server
 from pyct_driver.cmd import bootstrap
 from pyct_driver.db.engine import Database
@@ -36,15 +38,30 @@ LOG = logging.getLogger(__name__)
 def build_app(conf: cfg.ConfigOpts, db: Database) -> Callable:
     compute = rpc_client.ComputeClient(
         conf, rpc_transport.get_transport(conf),
-        timeout=conf.rpc_response_timeout)
+        timeout=conf.rpc_response_timeout, retry=conf.rpc_send_retries)
     return api_app.create_app(conf, db, compute)
+
+
+def start_stuck_work(conf: cfg.ConfigOpts,
+                     db: Database) -> stuck_work.StuckWorkTask:
+    """This API process's share of the build and action timeouts
+    (``api.stuck_work``); the caller stops it."""
+    task = stuck_work.StuckWorkTask(
+        db, f"pyct-api@{conf.host}:{os.getpid()}",
+        conf.instance_build_timeout, conf.instance_action_timeout,
+        conf.stuck_work_interval, conf.service_down_time)
+    task.start()
+    return task
 
 
 def application() -> Callable:
     """WSGI entry point for external servers."""
     files = os.environ.get("PYCT_CONFIG_FILE", "/etc/pyct/pyct.conf")
     conf = bootstrap.parse_args(["pyct-api", "--config-file", files])
-    return build_app(conf, bootstrap.database(conf))
+    db = bootstrap.database(conf)
+    # each worker process runs its share: exactly once is the database's
+    start_stuck_work(conf, db)
+    return build_app(conf, db)
 
 
 def serve_in_thread(conf: cfg.ConfigOpts, app: Callable
@@ -77,11 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     conf = bootstrap.parse_args(argv if argv is not None else sys.argv)
     if not check_listen(conf):
         return 2
-    server, _ = serve_in_thread(conf, build_app(conf,
-                                                bootstrap.database(conf)))
+    db = bootstrap.database(conf)
+    server, _ = serve_in_thread(conf, build_app(conf, db))
+    task = start_stuck_work(conf, db)
     try:
         bootstrap.wait_for_signal(conf)
     finally:
+        task.stop()
         server.shutdown()
         server.server_close()
         rpc_transport.cleanup()

@@ -36,6 +36,7 @@ from pyct_driver.db.engine import Database
 from pyct_driver.db.models import utcnow
 from pyct_driver.notifications.notifier import (Notifications,
                                                 reports_exceptions)
+from pyct_driver.compute.request_once import RequestOnce, outlast_outage
 from pyct_driver.compute.rescue import RescueEndpoints
 from pyct_driver.compute.resize import ResizeEndpoints
 from pyct_driver.compute.rpc_api import RPC_API_VERSION
@@ -59,7 +60,7 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
                      SnapshotEndpoints, ShelveEndpoints,
                      SecurityGroupEndpoints, FloatingEndpoints,
                      TunnelEndpoints, MigrationEndpoints,
-                     EvacuateEndpoints):
+                     EvacuateEndpoints, RequestOnce):
     """Endpoints of the ``pyct-compute`` RPC server on one host."""
 
     target = messaging.Target(version=RPC_API_VERSION)
@@ -127,8 +128,9 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
             message = type(err).__name__
         details = "".join(traceback.format_exception(err))
         try:
-            db_actions.fault_create(self.db, uuid, code, message, details,
-                                    self.host)
+            outlast_outage(lambda: db_actions.fault_create(
+                self.db, uuid, code, message, details, self.host),
+                self.outage_patience)
         except exception.PyctError:
             LOG.exception("could not record fault for %s", uuid)
 
@@ -141,8 +143,9 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
         request_id = ctxt.request_id
         LOG.debug("%s started", event, instance_uuid=uuid)
         try:
-            db_actions.event_start(self.db, uuid, request_id, event,
-                                   self.host)
+            outlast_outage(lambda: db_actions.event_start(
+                self.db, uuid, request_id, event, self.host),
+                self.outage_patience)
         except exception.ActionNotFound:
             request_id = None
         box: dict = {}
@@ -150,18 +153,21 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
             yield box
         except BaseException as err:
             if request_id:
-                db_actions.event_finish(
+                outlast_outage(lambda: db_actions.event_finish(
                     self.db, uuid, request_id, event, "Error",
-                    "".join(traceback.format_exception(err)))
+                    "".join(traceback.format_exception(err))),
+                    self.outage_patience)
             raise
         else:
             if request_id:
-                db_actions.event_finish(self.db, uuid, request_id, event,
-                                        "Success", None, box.get("details"))
+                outlast_outage(lambda: db_actions.event_finish(
+                    self.db, uuid, request_id, event, "Success", None,
+                    box.get("details")), self.outage_patience)
 
     def _get(self, uuid: str) -> dict | None:
         try:
-            return db_instances.get(self.db, uuid)
+            return outlast_outage(lambda: db_instances.get(self.db, uuid),
+                                  self.outage_patience)
         except exception.InstanceNotFound:
             LOG.info("instance %s is gone; nothing to do", uuid)
             return None
@@ -171,8 +177,11 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
         (one task state, a tuple of them, or None); a lost race is logged
         and dropped."""
         try:
-            db_instances.update(self.db, uuid, values,
-                                expected_task_state=expected_task)
+            # the guest's new state is real: write it once the database
+            # is back rather than leave the task state behind
+            outlast_outage(lambda: db_instances.update(
+                self.db, uuid, values, expected_task_state=expected_task),
+                self.outage_patience)
         except (exception.InstanceInvalidState,
                 exception.InstanceNotFound) as err:
             # another request (usually a delete) took over meanwhile
@@ -182,12 +191,16 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
 
     def build_and_run_instance(self, ctxt: RequestContext,
                                instance_uuid: str) -> None:
-        with self.instance_lock(instance_uuid):
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "build_and_run_instance") as fresh:
+            if not fresh:
+                return
             try:
-                instance = db_instances.update(
+                instance = outlast_outage(lambda: db_instances.update(
                     self.db, instance_uuid, {"task_state": states.SPAWNING},
                     expected_task_state=(states.SCHEDULING, states.NETWORKING),
-                    expected_vm_state=states.BUILDING, action="build")
+                    expected_vm_state=states.BUILDING, action="build"),
+                    self.outage_patience)
             except (exception.InstanceInvalidState,
                     exception.InstanceNotFound) as err:
                 LOG.info("not building %s: %s", instance_uuid, err)
@@ -211,15 +224,19 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
     def _build(self, instance: dict) -> dict:
         """Spawn the guest; return the instance's final values."""
         uuid = instance["uuid"]
-        image = db_catalog.image_get(self.db, instance["image_ref"])
+        # reads (and the id range's allocation, kept per instance): a
+        # short outage delays the build instead of failing it
+        image = outlast_outage(lambda: db_catalog.image_get(
+            self.db, instance["image_ref"]), self.outage_patience)
         if not image.get("location"):
             raise exception.InvalidImage(image=image["id"],
                                          reason="image has no data")
-        spec = self.build_spec(instance, image)
+        spec = outlast_outage(lambda: self.build_spec(instance, image),
+                              self.outage_patience)
         try:
             self.driver.import_image(image["id"], image["location"])
             # filters first: the guest's port is never up unfiltered
-            self.sync_port_filters()
+            outlast_outage(self.sync_port_filters, self.outage_patience)
             self.driver.spawn(spec)
         except Exception as err:
             if not isinstance(err, exception.Duplicate):
@@ -231,15 +248,21 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
                                 "failed: %s", uuid, cleanup)
             raise
         info = self.driver.get_info(spec)
-        db_networks.set_port_status(self.db, "ACTIVE", instance_uuid=uuid)
-        self.tunnels_changed(None, [vif.network_id for vif in spec.vifs])
+        # the guest runs: what follows is written once the database is
+        # back (a short outage must not fail a build that succeeded)
+        outlast_outage(lambda: db_networks.set_port_status(
+            self.db, "ACTIVE", instance_uuid=uuid), self.outage_patience)
+        outlast_outage(lambda: self.tunnels_changed(
+            None, [vif.network_id for vif in spec.vifs]),
+            self.outage_patience)
         return {"vm_state": states.ACTIVE, "task_state": None,
                 "power_state": info.power_state, "launched_at": utcnow()}
 
     def terminate_instance(self, ctxt: RequestContext,
                            instance_uuid: str) -> None:
-        with self.instance_lock(instance_uuid):
-            instance = self._get(instance_uuid)
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "terminate_instance") as fresh:
+            instance = self._get(instance_uuid) if fresh else None
             if instance is None:
                 return
             try:
@@ -272,8 +295,9 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
                    done: dict, failed: dict | None) -> None:
         """One driver step in ``task_state``; a string ``run`` returns is
         the event's details."""
-        with self.instance_lock(uuid):
-            instance = self._get(uuid)
+        with self.instance_lock(uuid), self.once(
+                ctxt, uuid, action) as fresh:
+            instance = self._get(uuid) if fresh else None
             if instance is None or instance["task_state"] != task_state:
                 return
             spec = self.spec(instance)

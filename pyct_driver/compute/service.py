@@ -27,7 +27,7 @@ from pyct_driver.compute import host_facts
 from pyct_driver.compute import recovery, resize, shelve
 from pyct_driver.compute.console_endpoint import ConsoleEndpoint
 from pyct_driver.compute.host_lock import HostLock
-from pyct_driver.exception import PyctError
+from pyct_driver.exception import DBUnavailable, PyctError
 from pyct_driver.compute.manager import ComputeManager
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import services as db_services
@@ -175,6 +175,9 @@ class ComputeService:
                 if next_sync is not None and now >= next_sync:
                     next_sync = now + self.sync_interval
                     recovery.sync_power_states(self.manager)
+            except DBUnavailable as err:  # guests run on; so do we
+                LOG.warning("periodic tasks of %s skipped: %s", self.host,
+                            err.kwargs.get("reason", err.message))
             except Exception:  # keep beating; the next round may succeed
                 LOG.exception("periodic task failed on %s", self.host)
 

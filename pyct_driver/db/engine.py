@@ -63,6 +63,9 @@ class Database:
                     self._isolate(session)
                 yield session
         except sa_exc.SQLAlchemyError as err:
+            if unreachable(err):
+                # rolled back (or never begun): the caller may retry
+                raise exception.DBUnavailable(reason=_short(err)) from err
             raise exception.DBError(reason=_short(err)) from err
 
     def _isolate(self, session: Session) -> None:
@@ -86,6 +89,32 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+# MySQL client errors of a connection (not of a statement): can't
+# connect (2002 socket, 2003 TCP), server gone away (2006), lost (2013)
+_MYSQL_CONNECTION_ERRORS = (2002, 2003, 2006, 2013)
+
+
+def unreachable(err: sa_exc.SQLAlchemyError) -> bool:
+    """Whether ``err`` says the database could not be talked to (refused,
+    dropped, pool exhausted), rather than that it refused a statement."""
+    if isinstance(err, (sa_exc.DisconnectionError, sa_exc.TimeoutError)):
+        return True
+    if not isinstance(err, sa_exc.DBAPIError):
+        return False
+    if err.connection_invalidated:
+        return True  # the dialect recognised a dropped connection
+    if not isinstance(err, (sa_exc.OperationalError,
+                            sa_exc.InterfaceError)):
+        return False
+    orig = err.orig
+    if hasattr(orig, "pgcode"):
+        # psycopg2: a statement's error carries a SQLSTATE; a refused
+        # or broken connection has none
+        return orig.pgcode is None
+    args = getattr(orig, "args", ())
+    return bool(args) and args[0] in _MYSQL_CONNECTION_ERRORS
 
 
 def _short(err: Exception) -> str:

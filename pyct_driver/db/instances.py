@@ -21,6 +21,7 @@ from pyct_driver.db import models
 from pyct_driver.db import networks as db_networks
 from pyct_driver.db import regex_filter
 from pyct_driver.db import tags as db_tags
+from pyct_driver.db.claim_models import RequestClaim
 from pyct_driver.db.engine import Database, row_to_dict
 
 LOG = logging.getLogger(__name__)
@@ -198,11 +199,16 @@ def list_matching(db: Database, query: instance_list.Query) -> list[dict]:
 
 def update(db: Database, uuid: str, values: dict,
            expected_task_state: Any = UNSET,
-           expected_vm_state: Any = UNSET, action: str = "update") -> dict:
+           expected_vm_state: Any = UNSET, action: str = "update",
+           start_action: dict | None = None) -> dict:
     """Change an instance if its state is what the caller expects.
 
     ``expected_task_state`` / ``expected_vm_state`` may be a value, ``None``
     or a tuple of allowed values. A mismatch raises ``InstanceInvalidState``.
+    ``start_action`` (request_id, user_id, project_id) starts the instance
+    action ``action`` in the same transaction: a database that drops the
+    connection leaves both or neither, never a task state no action
+    explains.
     """
     conds = [models.Instance.uuid == uuid, models.Instance.deleted == 0]
     for column, expected in ((models.Instance.task_state,
@@ -238,6 +244,10 @@ def update(db: Database, uuid: str, values: dict,
                 attr, state = "vm_state", row.vm_state
             raise exception.InstanceInvalidState(
                 action=action, instance_id=uuid, attr=attr, state=state)
+        if start_action is not None:
+            session.add(models.InstanceAction(
+                instance_uuid=uuid, action=action,
+                start_time=models.utcnow(), **start_action))
         after = _to_dict(row)
     if before:
         _log_states(uuid, before, after)
@@ -252,29 +262,40 @@ def _matches(value: Any, expected: Any) -> bool:
 
 def soft_delete(db: Database, uuid: str) -> dict:
     """Mark an instance deleted, freeing its uuid slot."""
-    now = models.utcnow()
     with db.session() as session:
-        row = session.scalars(sa.select(models.Instance).where(
-            models.Instance.uuid == uuid,
-            models.Instance.deleted == 0)).first()
-        if row is None:
-            raise exception.InstanceNotFound(instance_id=uuid)
-        before = (row.vm_state, row.task_state, row.power_state)
-        row.deleted = row.id
-        row.deleted_at = now
-        row.terminated_at = now
-        row.vm_state = states.DELETED
-        row.task_state = None
-        row.power_state = states.NOSTATE
-        # the ports go with the row, in its transaction: released once
-        db_networks.release_instance_ports(session, uuid)
-        # and so does its uid/gid range (after the driver's destroy)
-        db_idranges.release_in(session, uuid)
-        db_tags.delete_in(session, uuid)
-        session.flush()
-        after = _to_dict(row)
+        before, after = soft_delete_in(session, uuid)
     _log_states(uuid, before, after)
     return after
+
+
+def soft_delete_in(session: sa.orm.Session, uuid: str
+                   ) -> tuple[tuple, dict]:
+    """``soft_delete`` inside the caller's transaction: the states
+    before, and the row after."""
+    now = models.utcnow()
+    row = session.scalars(sa.select(models.Instance).where(
+        models.Instance.uuid == uuid,
+        models.Instance.deleted == 0)).first()
+    if row is None:
+        raise exception.InstanceNotFound(instance_id=uuid)
+    before = (row.vm_state, row.task_state, row.power_state)
+    row.deleted = row.id
+    row.deleted_at = now
+    row.terminated_at = now
+    row.vm_state = states.DELETED
+    row.task_state = None
+    row.power_state = states.NOSTATE
+    # the ports go with the row, in its transaction: released once
+    db_networks.release_instance_ports(session, uuid)
+    # and so does its uid/gid range (after the driver's destroy)
+    db_idranges.release_in(session, uuid)
+    db_tags.delete_in(session, uuid)
+    # its request claims too: a cast that comes later finds no row to act
+    # on, so they have nothing left to guard
+    session.execute(sa.delete(RequestClaim).where(
+        RequestClaim.instance_uuid == uuid))
+    session.flush()
+    return before, _to_dict(row)
 
 
 def usage_by_host(db: Database) -> dict[str, dict[str, int]]:

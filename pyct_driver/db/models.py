@@ -390,6 +390,7 @@ class IdRange(TimestampMixin, Base):
 
 # Later tables live in their own modules on the same Base.metadata.
 from pyct_driver.db import (  # noqa: E402,F401
-    console_models, floating_models, group_models, image_models,
-    models_hosts, quota_models, resize_models, secgroup_models, tag_models)
+    claim_models, console_models, floating_models, group_models,
+    image_models, models_hosts, quota_models, resize_models,
+    secgroup_models, tag_models)
 Tag, ImageMember = tag_models.Tag, image_models.ImageMember

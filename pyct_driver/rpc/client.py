@@ -45,7 +45,7 @@ class ComputeClient:
 
     def __init__(self, conf: cfg.ConfigOpts,
                  transport: messaging.Transport | None = None,
-                 timeout: int = 60) -> None:
+                 timeout: int = 60, retry: int | None = None) -> None:
         transport = transport or rpc_transport.get_transport(conf)
         # 'auto' means "no cap" too: pyct has no service-version records
         # to derive one from, as Nova does
@@ -53,9 +53,12 @@ class ComputeClient:
         self.version_cap = None if cap in (None, "", "auto") else cap
         target = messaging.Target(topic=rpc_transport.TOPIC,
                                   version=RPC_API_VERSION)
+        # retry: reconnections to try per message before the send fails
+        # (None: forever, which would hold an API request while the bus
+        # is away)
         self._client = messaging.get_rpc_client(
             transport, target, serializer=rpc_transport.ContextSerializer(),
-            timeout=timeout)
+            timeout=timeout, retry=retry)
 
     def can_send_version(self, version: str) -> bool:
         """Whether ``[upgrade_levels] compute`` lets ``version`` go out:
@@ -77,7 +80,7 @@ class ComputeClient:
         try:
             self._prepare(host, version, method).cast(ctxt, method, **kwargs)
         except messaging.MessageDeliveryFailure as err:
-            raise exception.RPCError(reason=str(err)) from err
+            raise exception.RPCUnavailable(reason=str(err)) from err
 
     def build_and_run_instance(self, ctxt: RequestContext, host: str,
                                instance_uuid: str) -> None:
@@ -207,10 +210,9 @@ class ComputeClient:
         try:
             return client.call(ctxt, method, **kwargs)
         except messaging.MessagingTimeout as err:
-            raise exception.RPCError(
-                reason=f"compute host {host} did not answer") from err
+            raise exception.RPCTimeout(host=host) from err
         except messaging.MessageDeliveryFailure as err:
-            raise exception.RPCError(reason=str(err)) from err
+            raise exception.RPCUnavailable(reason=str(err)) from err
 
     def get_console_output(self, ctxt: RequestContext, host: str,
                            instance_uuid: str, length: int | None) -> str:

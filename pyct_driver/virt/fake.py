@@ -23,7 +23,7 @@ from oslo_config import cfg
 
 from pyct_driver import exception, states
 from pyct_driver.progress import SILENT, Progress
-from pyct_driver.virt import base, diagnostics
+from pyct_driver.virt import base, diagnostics, fake_calls
 from pyct_driver.virt.fake_moves import FakeMoves
 
 
@@ -35,6 +35,8 @@ class FakeDriver(FakeMoves, base.VirtDriver):
             vcpus=conf.fake_driver.vcpus, memory_mb=conf.fake_driver.memory_mb,
             local_gb=conf.fake_driver.local_gb)
         self._spawn_delay = conf.fake_driver.spawn_delay
+        # tests count calls across processes (a bare conf has no log)
+        fake_calls.record(self, getattr(conf.fake_driver, "call_log", None))
         self._lock = threading.Lock()
         self.floating_ips: dict[str, str] = {}  # set_floating_ips'
         self._instances: dict[str, dict] = {}

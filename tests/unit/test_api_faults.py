@@ -84,16 +84,19 @@ def test_database_file_that_is_no_database_is_a_generic_500(
     assert "file is not a database" in caplog.text
 
 
-def test_unreachable_postgresql_is_a_generic_500(caplog):
+def test_unreachable_postgresql_is_a_503_to_retry(caplog):
     h = Harness()
     # a real psycopg2 connection failure: nothing listens on port 1
     broken = Database("postgresql+psycopg2://pyct:secret-pw@127.0.0.1:1/"
                       "pyct")
     h.db._sessions = broken._sessions
-    with caplog.at_level(logging.ERROR, logger=faults.__name__):
+    with caplog.at_level(logging.WARNING, logger=faults.__name__):
         resp = h.request("GET", "/v2.1/flavors")
-    _assert_hidden(resp, "flavors", resp.json["computeFault"]["message"],
-                   caplog)
+    assert resp.status_int == 503
+    assert resp.headers["Retry-After"] == "5"
+    assert resp.json == {"serviceUnavailable": {
+        "code": 503, "message": "The database is unavailable; nothing "
+                                "was changed. Retry later."}}
     assert "secret-pw" not in resp.text and "5432" not in resp.text
     assert "127.0.0.1" not in resp.text
     assert "psycopg2.OperationalError" in caplog.text
