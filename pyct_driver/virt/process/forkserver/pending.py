@@ -76,7 +76,8 @@ def keep_only(*keep: int | None) -> None:
     sc.close_range(last + 1, 0x7FFFFFFF)
 
 
-def fork_gated(spec: spec_mod.GuestSpec, deadline: float) -> tuple[Pending, int | None]:
+def fork_gated(spec: spec_mod.GuestSpec,
+               deadline: float) -> tuple[Pending, int | None]:
     """Fork C1 (it joins the cgroups, then waits at the gate); returns it
     and, for a guest with an id range, an fd of its user namespace (the
     caller's to close; C1 has its own copy)."""
