@@ -33,6 +33,7 @@ the cgroup parent, mounts, loop devices and the temp dir are removed.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
@@ -220,6 +221,9 @@ def one_run(guests: int) -> tuple[dict, list[float]]:
             "spawn_median_ms_last_25":
                 statistics.median(spawn_times[-25:]) * 1e3,
         }
+        # printed before the (long, at 2,000) destroy phase, too
+        print(json.dumps({"before destroy": result}, default=str),
+              flush=True)
         t = time.perf_counter()
         for uid in list(env.live):
             env.destroy(env.live[uid])
