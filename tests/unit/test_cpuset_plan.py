@@ -53,7 +53,8 @@ def _group(top, name: str, cpus: str) -> None:
         f.write(cpus)
 
 
-def test_placer_reads_each_group_once_and_a_new_one_anew(tmp_path, monkeypatch):
+def test_placer_reads_each_group_once_and_a_new_one_anew(tmp_path,
+                                                     monkeypatch):
     top = str(tmp_path)
     with open(os.path.join(top, "cpuset.cpus"), "w") as f:
         f.write("0-1")

@@ -30,6 +30,7 @@ from typing import BinaryIO, Callable, Iterator
 from pyct_driver import exception
 from pyct_driver.progress import SILENT, Progress
 from pyct_driver.virt import base
+from pyct_driver.virt.rootfs import layer_refs
 from pyct_driver.virt.rootfs import layout
 from pyct_driver.virt.rootfs import unpack
 
@@ -230,32 +231,16 @@ class ImageStore:
         """Drop ``holder``'s pin (idempotent) and collect unused layers."""
         with self._locked():
             path = self._holder_path(holder)
-            pinned = self._layers_named(path)
+            pinned = layer_refs.layers_named(path)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             # The usual case: its image is still there, so none of its
             # layers can go, and reading every other holder's record
             # (thousands on a full host) for each delete is skipped.
-            if pinned is not None and pinned <= self._image_layers():
+            if pinned is not None and \
+                    pinned <= layer_refs.layers_in(self._images):
                 return
             self._collect()
-
-    @staticmethod
-    def _layers_named(path: str) -> set[str] | None:
-        """The layers the record at ``path`` names (None: unreadable)."""
-        try:
-            with open(path, encoding="utf-8") as f:
-                return set(json.load(f).get("layers", []))
-        except (OSError, ValueError, AttributeError):
-            return None
-
-    def _image_layers(self) -> set[str]:
-        used: set[str] = set()
-        for name in os.listdir(self._images):
-            if name.endswith(".json"):
-                used |= self._layers_named(
-                    os.path.join(self._images, name)) or set()
-        return used
 
     def _holder_path(self, holder: str) -> str:
         if not holder or "/" in holder or holder.startswith("."):
@@ -341,11 +326,8 @@ class ImageStore:
 
     def _collect(self) -> None:
         """Remove layers no image record or holder names. Caller locks."""
-        used = self._image_layers()
-        for name in os.listdir(self._holders):
-            if name.endswith(".json"):
-                used |= self._layers_named(
-                    os.path.join(self._holders, name)) or set()
+        used = (layer_refs.layers_in(self._images) |
+                layer_refs.layers_in(self._holders))
         for name in os.listdir(self._blobs):
             if name not in used:
                 with contextlib.suppress(OSError):
