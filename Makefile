@@ -89,6 +89,8 @@ bench: venv host
 	$(BIN)/python tools/bench/api_boot_net.py
 	$(BIN)/python tools/bench/debian_ssh.py
 	$(BIN)/python tools/bench/idle_memory.py --guests 200
+	$(BIN)/python tools/bench/root_disk.py --guests 200
+	$(BIN)/python tools/bench/api_density.py --guests 200
 	$(BIN)/python tools/bench/console_flood.py
 	$(BIN)/python tools/bench/dns_forwarder.py --runs 1000
 	$(BIN)/python tools/bench/resize.py --runs 10

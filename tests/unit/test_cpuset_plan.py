@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pyct_driver import exception
@@ -30,3 +32,48 @@ def test_rebalance_moves_as_few_guests_as_needed():
     assert len(moves) == 1 and list(moves.values()) == [[1]]
     # a two-vCPU guest spans both CPUs and never moves
     assert cpuset.plan_rebalance([0, 1], {"w": [0, 1], "a": [0]}) == {}
+
+
+class _DirBackend:
+    """cpuset files in a plain directory, one subdirectory per group."""
+
+    def __init__(self, top: str) -> None:
+        self.top = top
+
+    def cpuset_dir(self, name):
+        return self.top if name is None else os.path.join(self.top, name)
+
+    def exists(self, name: str) -> bool:
+        return os.path.isdir(self.cpuset_dir(name))
+
+
+def _group(top, name: str, cpus: str) -> None:
+    os.makedirs(os.path.join(top, name), exist_ok=True)
+    with open(os.path.join(top, name, "cpuset.cpus"), "w") as f:
+        f.write(cpus)
+
+
+def test_placer_reads_each_group_once_and_a_new_one_anew(tmp_path,
+                                                     monkeypatch):
+    top = str(tmp_path)
+    with open(os.path.join(top, "cpuset.cpus"), "w") as f:
+        f.write("0-1")
+    _group(top, "a", "0")
+    placer = cpuset.CpusetPlacer(_DirBackend(top))
+    reads = []
+    real_read = cpuset.base.read_text
+    monkeypatch.setattr(cpuset.base, "read_text",
+                        lambda path: reads.append(path) or real_read(path))
+    _group(top, "b", "")  # made by the backend, not placed yet
+    assert placer.place("b", 1) == [1]
+    assert placer.current() == {"a": [0], "b": [1]}
+    assert placer.current() == {"a": [0], "b": [1]}
+    group_reads = [p for p in reads if os.path.dirname(p) != top]
+    assert sorted(group_reads) == [os.path.join(top, g, "cpuset.cpus")
+                                   for g in "ab"]
+    # "a" goes and comes back (a new directory): read again, not remembered
+    os.remove(os.path.join(top, "a", "cpuset.cpus"))
+    os.rmdir(os.path.join(top, "a"))
+    assert placer.current() == {"b": [1]}
+    _group(top, "a", "1")
+    assert placer.current() == {"a": [1], "b": [1]}

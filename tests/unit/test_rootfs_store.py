@@ -158,3 +158,25 @@ def test_concurrent_first_imports_on_a_host_all_succeed(st, tmp_path):
     for t in threads:
         t.join()
     assert errors == [] and st.has_image("raced")
+
+
+def test_release_reads_other_holders_only_when_layers_may_go(
+        st, tmp_path, monkeypatch):
+    imgs.oci_layout(str(tmp_path / "a"), [BASE, APP])
+    st.import_image("a", str(tmp_path / "a"))
+    for num in range(5):
+        st.acquire(f"inst-{num}", "a")
+    opened = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda path, *a, **kw: (
+        opened.append(str(path)), real_open(path, *a, **kw))[1])
+    st.release("inst-0")  # image still there: no other holder read
+    assert not [p for p in opened if "holders" in p
+                and not p.endswith("inst-0.json")], opened
+    layers = st.layers("a")
+    st.delete_image("a")
+    for num in range(1, 4):
+        st.release(f"inst-{num}")
+        assert all(os.path.isdir(p) for p in layers)  # inst-4 holds them
+    st.release("inst-4")
+    assert not any(os.path.exists(p) for p in layers)

@@ -33,6 +33,7 @@ the cgroup parent, mounts, loop devices and the temp dir are removed.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
@@ -148,6 +149,7 @@ def one_run(guests: int) -> tuple[dict, list[float]]:
         memcgs = sorted({memcg_of("self"), memcg_of(launcher)})
         time.sleep(1.0)
         before_procs = processes(env.parent)
+        before_fds = len(os.listdir(f"/proc/{launcher}/fd"))
         base = sample(env, launcher, [], memcgs)
         checkpoints = [base]
         uuids: list[str] = []
@@ -162,6 +164,9 @@ def one_run(guests: int) -> tuple[dict, list[float]]:
                 checkpoints.append(sample(env, launcher, uuids, memcgs))
         time.sleep(3.0)  # let the inits finish their sysinit steps
         final = sample(env, launcher, uuids, memcgs)
+        reachable = sum(1 for uid in uuids
+                        if env.driver.launcher.status(uid).get("alive"))
+        launcher_fds = len(os.listdir(f"/proc/{launcher}/fd"))
         out, inside, ppids = processes(env.parent)
         new_outside = {p: pp for p, pp in ppids.items()
                        if p not in before_procs[2]}
@@ -183,7 +188,14 @@ def one_run(guests: int) -> tuple[dict, list[float]]:
                        for c in checkpoints]
         memcg_pts = [(c["n"], c["memcg"] - base["memcg"])
                      for c in checkpoints]
+        kthreads = sum(v for k, v in comms.items()
+                       if k.startswith("kthread:"))
         result = {
+            "guests_alive_by_launcher": reachable,
+            "kernel_threads_new (host-wide)": kthreads,
+            "kernel_threads_new_per_guest_n": round(kthreads / guests, 2),
+            "launcher_fds_per_guest_n": round(
+                (launcher_fds - before_fds) / guests, 2),
             "host_side_memcg_per_guest": d["memcg"] / guests,
             "host_side_memcg_slope_per_guest": slope(memcg_pts),
             "host_side_memcg_kmem_per_guest": d["memcg_kmem"] / guests,
@@ -209,6 +221,9 @@ def one_run(guests: int) -> tuple[dict, list[float]]:
             "spawn_median_ms_last_25":
                 statistics.median(spawn_times[-25:]) * 1e3,
         }
+        # printed before the (long, at 2,000) destroy phase, too
+        print(json.dumps({"before destroy": result}, default=str),
+              flush=True)
         t = time.perf_counter()
         for uid in list(env.live):
             env.destroy(env.live[uid])

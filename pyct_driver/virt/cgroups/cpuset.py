@@ -3,8 +3,11 @@
 A VM with two vCPUs sees two CPUs: ``nproc``, ``sched_getaffinity`` and
 the JVM's or Go runtime's CPU detection read the affinity mask, which is
 the cgroup's cpuset. ``place`` gives a new guest the ``count`` CPUs that
-the fewest guests use now (reading every sibling group's ``cpuset.cpus``,
-so there is no state to lose across restarts); ``rebalance`` moves guests
+the fewest guests use now (every sibling group's ``cpuset.cpus``, so
+there is no state to lose across restarts: read once per group directory
+and then remembered -- keyed by name and inode, so a group made anew is
+read anew -- as reading 2,000 files on each spawn and delete made both
+grow with the guest count); ``rebalance`` moves guests
 off the busiest CPUs onto the idlest, one CPU at a time, until no CPU has
 two more guests than another (minimal moves: a balanced host is left
 alone). Plans are pure functions (``plan_place``, ``plan_rebalance``);
@@ -88,6 +91,7 @@ class CpusetPlacer:
 
     def __init__(self, backend: base.CgroupBackend) -> None:
         self.backend = backend
+        self._known: dict[tuple[str, int], list[int]] = {}
 
     def host_cpus(self) -> list[int]:
         """The CPUs the parent group may use."""
@@ -102,13 +106,24 @@ class CpusetPlacer:
 
     def current(self) -> dict[str, list[int]]:
         """Every guest group's cpuset now (unset ones count as none)."""
-        out = {}
-        for name in self.backend.list_groups():
-            path = os.path.join(self.backend.cpuset_dir(name), "cpuset.cpus")
-            try:
-                out[name] = parse_list(base.read_text(path))
-            except exception.CgroupError:
-                continue  # going away under us
+        try:
+            entries = [(e.name, e.inode()) for e in
+                       os.scandir(self.backend.cpuset_dir(None))
+                       if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            entries = []
+        known, out = {}, {}
+        for key in entries:
+            cpus = self._known.get(key)
+            if cpus is None:
+                path = os.path.join(self.backend.cpuset_dir(key[0]),
+                                    "cpuset.cpus")
+                try:
+                    cpus = parse_list(base.read_text(path))
+                except exception.CgroupError:
+                    continue  # going away under us
+            known[key] = out[key[0]] = cpus
+        self._known = known
         return out
 
     def place(self, name: str, count: int) -> list[int]:
@@ -133,3 +148,5 @@ class CpusetPlacer:
     def _write(self, name: str, cpus: list[int]) -> None:
         path = os.path.join(self.backend.cpuset_dir(name), "cpuset.cpus")
         base.write_text(path, format_list(cpus))
+        for key in [k for k in self._known if k[0] == name]:
+            self._known[key] = cpus

@@ -11,6 +11,16 @@ launcher runs per state dir, becomes the child subreaper of the guest inits it
 starts, listens on ``DIR/launcher.sock`` (0600) and serves
 ``launcher.Launcher`` until told to shut down.
 
+It holds a few descriptors per guest (the console pty's master and slave
+and the console log: ``DESCRIPTORS_PER_GUEST``), so 2,000 guests need
+about 6,000: at start it raises its soft ``RLIMIT_NOFILE`` to the hard
+limit (``raise_nofile``; a hard limit below ``NOFILE_FLOOR`` is raised to
+it where the kernel lets root, as it usually does). A descriptor's
+number is then often past 1024, so nothing in the launcher may use
+``select()`` (``kernel.files.wait_readable`` polls); guest inits and
+``exec`` sessions set their own limits from the spec, so the raised soft
+limit never reaches a guest.
+
 The launcher is the one host-side helper that does not set no_new_privs:
 it is inherited across fork and execve by every guest init it starts, and
 would break setuid programs (sudo, su, ping) inside guests. Its own
@@ -25,12 +35,36 @@ import fcntl
 import gc
 import logging
 import os
+import resource
 import socket
 import sys
 
 from pyct_driver.virt.kernel import proc
 from pyct_driver.virt.process import spec as spec_mod
 from pyct_driver.virt.process.forkserver.launcher import LOG, Launcher
+
+# pty master, pty slave, console log; asserted at 600 guests by
+# tests/privileged/test_density.py
+DESCRIPTORS_PER_GUEST = 3
+
+
+# descriptors for 20,000 guests; raised to this only where the hard limit
+# is lower and the launcher may (CAP_SYS_RESOURCE, within fs.nr_open)
+NOFILE_FLOOR = 65536
+
+
+def raise_nofile() -> tuple[int, int]:
+    """Soft RLIMIT_NOFILE up to the hard limit (both up to
+    ``NOFILE_FLOOR`` if the hard one is lower); the (soft, hard) now."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    for want in (max(hard, NOFILE_FLOOR), hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            break
+        except (ValueError, OSError):  # not allowed: keep the hard one
+            continue
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
 
 def run(state_dir: str, ready_fd: int | None) -> int:
     def ready(message: str) -> None:
@@ -68,7 +102,10 @@ def run(state_dir: str, ready_fd: int | None) -> int:
     with open(pid_path + ".tmp", "w") as f:
         f.write(f"{os.getpid()}\n")
     os.replace(pid_path + ".tmp", pid_path)
-    LOG.info("launcher %d serving %s", os.getpid(), sock_path)
+    soft, hard = raise_nofile()
+    LOG.info("launcher %d serving %s, open files limit %d (room for about "
+             "%d guests)", os.getpid(), sock_path, soft,
+             soft // DESCRIPTORS_PER_GUEST)
     ready("ok\n")
     try:
         launcher = Launcher(listener)

@@ -226,13 +226,9 @@ class Launcher:
             if uuid == spec.uuid or now - stale.started > SPAWN_TIMEOUT:
                 del self.pending[uuid]
                 stale.abort()
-        close = [fd for entry in self.pending.values()
-                 for fd in entry.parent_fds()]
-        # Other held guests must see EOF if we die, not wait for this
-        # one's exec to drop our copies of their hold pipes.
-        close += [fd for other in self.guests.values()
-                  for fd in (other.hold_w, other.report_r) if fd is not None]
-        entry, ns_fd = pending.fork_gated(spec, close, now + SPAWN_TIMEOUT)
+        # C1 closes every descriptor of ours (pending.keep_only): other
+        # held guests see EOF if we die, not when this one execs
+        entry, ns_fd = pending.fork_gated(spec, now + SPAWN_TIMEOUT)
         self.pending[spec.uuid] = entry
         reply: dict = {"ok": True}
         if ns_fd is not None:

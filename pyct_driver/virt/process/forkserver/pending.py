@@ -44,16 +44,6 @@ class Pending:
         self.log = log
         self.started = started
 
-    def parent_fds(self) -> list[int]:
-        """What another guest's C1 must not keep open: this gate (its EOF
-        must reach this C1) and this guest's pipes and pty master."""
-        fds = [self.master, self.report_r]
-        if self.hold_w is not None:
-            fds.append(self.hold_w)
-        if self.gate is not None:
-            fds.append(self.gate.fileno())
-        return fds
-
     def go(self) -> None:
         """Let C1 go on; it then reports on ``report_r`` as usual."""
         gate, self.gate = self.gate, None
@@ -76,7 +66,17 @@ class Pending:
         self.log.close()
 
 
-def fork_gated(spec: spec_mod.GuestSpec, close_in_child: list[int],
+def keep_only(*keep: int | None) -> None:
+    """Close every descriptor but ``keep`` (None entries ignored)."""
+    last = -1
+    for fd in sorted({fd for fd in keep if fd is not None}):
+        if fd > last + 1:
+            sc.close_range(last + 1, fd - 1)
+        last = fd
+    sc.close_range(last + 1, 0x7FFFFFFF)
+
+
+def fork_gated(spec: spec_mod.GuestSpec,
                deadline: float) -> tuple[Pending, int | None]:
     """Fork C1 (it joins the cgroups, then waits at the gate); returns it
     and, for a guest with an id range, an fd of its user namespace (the
@@ -113,10 +113,11 @@ def fork_gated(spec: spec_mod.GuestSpec, close_in_child: list[int],
         # it (copy-on-write), milliseconds on the spawn's critical path.
         gc.disable()
         try:
-            for fd in (report_r, master, hold_w, *close_in_child):
-                if fd is not None:
-                    os.close(fd)
-            socks[0].close()
+            # C1 keeps only its own descriptors: the launcher's (other
+            # guests' ptys and logs, thousands at scale) would fill the
+            # guest's open-file limit C1 sets before it makes its pipes,
+            # and every fork after this one would copy them
+            keep_only(0, 1, 2, slave, report_w, hold_r, socks[1].fileno())
         except BaseException:  # noqa: B902 - never return into the launcher
             os._exit(127)
         nsinit.child_main(spec, slave, report_w, hold_r, socks[1], deadline)
