@@ -100,6 +100,10 @@ bench: venv host
 	$(BIN)/python tools/bench/nova_boot.py --runs 20
 	$(BIN)/python tools/bench/evacuate.py --runs 5
 	$(BIN)/python tools/bench/bus_reconnect.py --runs 5
+	$(BIN)/python tools/bench/cold_migrate.py --runs 5
+	$(BIN)/python tools/bench/secgroups.py --runs 30
+	$(BIN)/python tools/bench/secgroup_scale.py --runs 10
+	$(BIN)/python tools/bench/list_scale.py
 
 sample-config: venv
 	PYTHONPATH=$(CURDIR) $(BIN)/oslo-config-generator --config-file etc/pyct/pyct-config-generator.conf
