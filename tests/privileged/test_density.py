@@ -29,6 +29,9 @@ from tests.waiting import wait_for
 from pyct_driver.virt.rootfs.busybox import build_busybox_rootfs
 
 GUESTS = 600
+# descriptors the launcher may hold that belong to no guest: a request's
+# connection, a pipe of a spawn or reap in flight while they are listed
+IN_FLIGHT = 8
 TINY = base.FlavorSpec(vcpus=1, memory_mb=512, root_gb=1)
 LOW_SOFT_NOFILE = 1024
 
@@ -85,7 +88,8 @@ def test_600_guests_boot_answer_and_leave_nothing(low_nofile):
             held = _fds(launcher)
             assert max(held) >= 1024, max(held)
             per_guest = (len(held) - base_fds) / GUESTS
-            assert per_guest <= daemon.DESCRIPTORS_PER_GUEST, per_guest
+            assert len(held) - base_fds <= (
+                daemon.DESCRIPTORS_PER_GUEST * GUESTS + IN_FLIGHT), per_guest
             for spec in specs:
                 assert drv.get_info(spec).power_state == states.RUNNING
                 status = drv.launcher.status(spec.uuid)
