@@ -10,27 +10,13 @@ from __future__ import annotations
 
 from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+
+from pyct_driver.db.migration_types import DATETIME, table_opts
 
 revision = "a1c3e5b7d9f2"
 down_revision = "b3d5f7a9c1e2"
 branch_labels = None
 depends_on = None
-# microseconds on MySQL/MariaDB too, as the other tables' timestamps
-DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql",
-                                      "mariadb")
-
-
-def _table_opts() -> dict[str, str]:
-    """The ports table's charset and byte-wise collation (a foreign key
-    on MySQL/MariaDB needs the referenced column's)."""
-    bind = op.get_bind()
-    if bind.dialect.name != "mysql":
-        return {}
-    collate = ("utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb",
-                                              False) else "utf8mb4_bin")
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-            "mysql_collate": collate}
 
 
 def _times() -> list[sa.Column]:
@@ -45,7 +31,7 @@ def upgrade() -> None:
         sa.Column("project_id", sa.String(255), nullable=False),
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("description", sa.String(255), nullable=False),
-        *_times(), **_table_opts())
+        *_times(), **table_opts())
     op.create_index("security_groups_project_id_idx", "security_groups",
                     ["project_id"])
     op.create_table(
@@ -65,7 +51,7 @@ def upgrade() -> None:
                   sa.ForeignKey("security_groups.id", ondelete="CASCADE"),
                   nullable=True),
         sa.Column("description", sa.String(255), nullable=False),
-        *_times(), **_table_opts())
+        *_times(), **table_opts())
     op.create_index("security_group_rules_group_id_idx",
                     "security_group_rules", ["security_group_id"])
     op.create_table(
@@ -75,7 +61,7 @@ def upgrade() -> None:
                   primary_key=True),
         sa.Column("security_group_id", sa.String(36),
                   sa.ForeignKey("security_groups.id", ondelete="CASCADE"),
-                  primary_key=True), **_table_opts())
+                  primary_key=True), **table_opts())
     op.create_index("port_security_groups_group_idx",
                     "port_security_groups", ["security_group_id"])
     op.create_table(
@@ -83,7 +69,7 @@ def upgrade() -> None:
         sa.Column("project_id", sa.String(255), primary_key=True),
         sa.Column("security_group_id", sa.String(36),
                   sa.ForeignKey("security_groups.id", ondelete="CASCADE"),
-                  nullable=False), **_table_opts())
+                  nullable=False), **table_opts())
 
 
 def downgrade() -> None:

@@ -10,25 +10,13 @@ from __future__ import annotations
 
 from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+
+from pyct_driver.db.migration_types import DATETIME, table_opts
 
 revision = "a4c6e8b0d2f1"
 down_revision = "a1c3e5b7d9f2"
 branch_labels = None
 depends_on = None
-DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql",
-                                      "mariadb")
-
-
-def _table_opts() -> dict[str, str]:
-    # the same charset and collation as ports, which the key points at
-    bind = op.get_bind()
-    if bind.dialect.name != "mysql":
-        return {}
-    collate = ("utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb",
-                                              False) else "utf8mb4_bin")
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-            "mysql_collate": collate}
 
 
 def upgrade() -> None:
@@ -47,7 +35,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("floating_ip_address",
                             name="uniq_floating_ips0floating_ip_address"),
         sa.UniqueConstraint("port_id", name="uniq_floating_ips0port_id"),
-        **_table_opts(),
+        **table_opts(),
     )
     op.create_index("floating_ips_project_id_idx", "floating_ips",
                     ["project_id"])

@@ -15,25 +15,13 @@ import uuid
 
 from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+
+from pyct_driver.db.migration_types import DATETIME, table_opts
 
 revision = "a7c3e9f1b2d4"
 down_revision = "f1a2b3c4d5e6"
 branch_labels = None
 depends_on = None
-
-DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql",
-                                      "mariadb")
-
-
-def _table_opts() -> dict[str, str]:
-    bind = op.get_bind()
-    if bind.dialect.name != "mysql":
-        return {}
-    collate = ("utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb",
-                                              False) else "utf8mb4_bin")
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-            "mysql_collate": collate}
 
 
 def _common() -> list[sa.Column]:
@@ -53,7 +41,7 @@ def _fill_uuids(table: str) -> None:
 
 
 def upgrade() -> None:
-    opts = _table_opts()
+    opts = table_opts()
     with op.batch_alter_table("services") as batch:
         batch.add_column(sa.Column("uuid", sa.String(36), nullable=True))
         batch.add_column(sa.Column("forced_down", sa.Boolean(),

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+
+from pyct_driver.db.migration_types import LONGTEXT
 
 revision = "b3d5f7a9c1e2"
 down_revision = "d1f7b3c5e9a4"
 branch_labels = None
 depends_on = None
-LONGTEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 
 def upgrade() -> None:

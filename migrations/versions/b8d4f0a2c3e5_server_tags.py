@@ -11,20 +11,12 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
+from pyct_driver.db.migration_types import table_opts
+
 revision = "b8d4f0a2c3e5"
 down_revision = "a7c3e9f1b2d4"
 branch_labels = None
 depends_on = None
-
-
-def _table_opts() -> dict[str, str]:
-    bind = op.get_bind()
-    if bind.dialect.name != "mysql":
-        return {}
-    collate = ("utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb",
-                                              False) else "utf8mb4_bin")
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-            "mysql_collate": collate}
 
 
 def upgrade() -> None:
@@ -34,7 +26,7 @@ def upgrade() -> None:
         sa.Column("tag", sa.String(80), nullable=False),
         sa.PrimaryKeyConstraint("resource_id", "tag"),
         sa.Index("tags_tag_idx", "tag"),
-        **_table_opts(),
+        **table_opts(),
     )
     with op.batch_alter_table("instances") as batch:
         batch.add_column(sa.Column("pinned_availability_zone",

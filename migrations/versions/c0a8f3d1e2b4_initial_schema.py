@@ -12,37 +12,13 @@ from __future__ import annotations
 
 from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+
+from pyct_driver.db.migration_types import DATETIME, LONGTEXT, table_opts
 
 revision = "c0a8f3d1e2b4"
 down_revision = None
 branch_labels = None
 depends_on = None
-
-# microsecond precision on MySQL/MariaDB too (their DATETIME drops it)
-LONGTEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
-DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql",
-                                      "mariadb")
-
-
-def _table_opts() -> dict[str, str]:
-    """utf8mb4 whatever the server's default, compared byte for byte.
-
-    MySQL's default collations ignore case and trailing spaces, so "m1.tiny"
-    and "M1.TINY " would be one flavor name there and two on PostgreSQL and
-    SQLite; a binary no-pad collation makes every backend agree.
-    """
-    bind = op.get_bind()
-    if bind.dialect.name != "mysql":
-        return {}
-    if getattr(bind.dialect, "is_mariadb", False):
-        collate = "utf8mb4_nopad_bin"
-    elif bind.dialect.server_version_info >= (8, 0, 17):
-        collate = "utf8mb4_0900_bin"
-    else:
-        collate = "utf8mb4_bin"
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-            "mysql_collate": collate}
 
 
 def _timestamps() -> list[sa.Column]:
@@ -51,7 +27,7 @@ def _timestamps() -> list[sa.Column]:
 
 
 def upgrade() -> None:
-    opts = _table_opts()
+    opts = table_opts()
     op.create_table(
         "compute_nodes",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),

@@ -10,26 +10,13 @@ from __future__ import annotations
 
 from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+
+from pyct_driver.db.migration_types import DATETIME, table_opts
 
 revision = "c4f8a2e6b0d3"
 down_revision = "b6d8f0a2c4e7"
 branch_labels = None
 depends_on = None
-# microseconds on MySQL/MariaDB too, as the models' DateTime
-DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql",
-                                      "mariadb")
-
-
-def _table_opts() -> dict[str, str]:
-    # binary, as the other tables: request ids compare byte for byte
-    bind = op.get_bind()
-    if bind.dialect.name != "mysql":
-        return {}
-    collate = ("utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb",
-                                              False) else "utf8mb4_bin")
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-            "mysql_collate": collate}
 
 
 def upgrade() -> None:
@@ -46,7 +33,7 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "instance_uuid", "request_id", "method",
             name="uniq_request_claims0instance_uuid0request_id0method"),
-        **_table_opts(),
+        **table_opts(),
     )
 
 

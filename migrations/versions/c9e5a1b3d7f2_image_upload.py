@@ -11,20 +11,12 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
+from pyct_driver.db.migration_types import table_opts
+
 revision = "c9e5a1b3d7f2"
 down_revision = "e3a9c5f1b7d2"
 branch_labels = None
 depends_on = None
-
-
-def _table_opts() -> dict[str, str]:
-    bind = op.get_bind()
-    if bind.dialect.name != "mysql":
-        return {}
-    collate = ("utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb",
-                                              False) else "utf8mb4_bin")
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-            "mysql_collate": collate}
 
 
 def upgrade() -> None:
@@ -48,7 +40,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["image_id"], ["images.id"],
                                 ondelete="CASCADE"),
         sa.Index("image_tags_value_idx", "value"),
-        **_table_opts(),
+        **table_opts(),
     )
 
 

@@ -9,24 +9,13 @@ from __future__ import annotations
 
 from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+
+from pyct_driver.db.migration_types import DATETIME, table_opts
 
 revision = "d1f7b3c5e9a4"
 down_revision = "c9e5a1b3d7f2"
 branch_labels = None
 depends_on = None
-DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql",
-                                      "mariadb")
-
-
-def _table_opts() -> dict[str, str]:
-    bind = op.get_bind()
-    if bind.dialect.name != "mysql":
-        return {}
-    collate = ("utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb",
-                                              False) else "utf8mb4_bin")
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-            "mysql_collate": collate}
 
 
 def upgrade() -> None:
@@ -44,7 +33,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("migration_uuid"),
         sa.Index("instance_flavor_changes_instance_uuid_idx",
                  "instance_uuid"),
-        **_table_opts(),
+        **table_opts(),
     )
 
 

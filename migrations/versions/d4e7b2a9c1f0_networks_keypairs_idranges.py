@@ -9,25 +9,13 @@ from __future__ import annotations
 
 from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+
+from pyct_driver.db.migration_types import DATETIME, table_opts
 
 revision = "d4e7b2a9c1f0"
 down_revision = "c0a8f3d1e2b4"
 branch_labels = None
 depends_on = None
-
-DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql",
-                                      "mariadb")
-
-
-def _table_opts() -> dict[str, str]:
-    bind = op.get_bind()
-    if bind.dialect.name != "mysql":
-        return {}
-    collate = ("utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb",
-                                              False) else "utf8mb4_bin")
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-            "mysql_collate": collate}
 
 
 def _timestamps() -> list[sa.Column]:
@@ -36,7 +24,7 @@ def _timestamps() -> list[sa.Column]:
 
 
 def upgrade() -> None:
-    opts = _table_opts()
+    opts = table_opts()
     op.create_table(
         "networks",
         sa.Column("id", sa.String(36), nullable=False),

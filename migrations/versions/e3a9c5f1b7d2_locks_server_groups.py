@@ -10,26 +10,13 @@ from __future__ import annotations
 
 from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+
+from pyct_driver.db.migration_types import DATETIME, table_opts
 
 revision = "e3a9c5f1b7d2"
 down_revision = "f5b1d7e3a9c6"
 branch_labels = None
 depends_on = None
-
-
-def _table_opts() -> dict[str, str]:
-    bind = op.get_bind()
-    if bind.dialect.name != "mysql":
-        return {}
-    collate = ("utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb",
-                                              False) else "utf8mb4_bin")
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-            "mysql_collate": collate}
-
-
-DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql",
-                                      "mariadb")
 
 
 def upgrade() -> None:
@@ -39,7 +26,7 @@ def upgrade() -> None:
         sa.Column("locked_by", sa.String(16), nullable=False),
         sa.Column("reason", sa.String(255), nullable=True),
         sa.PrimaryKeyConstraint("instance_uuid"),
-        **_table_opts(),
+        **table_opts(),
     )
     op.create_table(
         "instance_groups",
@@ -55,7 +42,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("uuid", name="uniq_instance_groups0uuid"),
         sa.Index("instance_groups_project_id_idx", "project_id"),
-        **_table_opts(),
+        **table_opts(),
     )
     op.create_table(
         "instance_group_members",
@@ -66,7 +53,7 @@ def upgrade() -> None:
             name="instance_group_members_group_id_fkey"),
         sa.PrimaryKeyConstraint("instance_uuid"),
         sa.Index("instance_group_members_group_id_idx", "group_id"),
-        **_table_opts(),
+        **table_opts(),
     )
 
 

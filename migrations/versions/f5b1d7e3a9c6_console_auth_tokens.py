@@ -10,20 +10,12 @@ from __future__ import annotations
 from alembic import op
 import sqlalchemy as sa
 
+from pyct_driver.db.migration_types import table_opts
+
 revision = "f5b1d7e3a9c6"
 down_revision = "b8d4f0a2c3e5"
 branch_labels = None
 depends_on = None
-
-
-def _table_opts() -> dict[str, str]:
-    bind = op.get_bind()
-    if bind.dialect.name != "mysql":
-        return {}
-    collate = ("utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb",
-                                              False) else "utf8mb4_bin")
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-            "mysql_collate": collate}
 
 
 def upgrade() -> None:
@@ -41,7 +33,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash"),
         sa.Index("console_auth_tokens_instance_uuid_idx", "instance_uuid"),
         sa.Index("console_auth_tokens_expires_idx", "expires"),
-        **_table_opts(),
+        **table_opts(),
     )
 
 
