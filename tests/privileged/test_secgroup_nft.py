@@ -135,3 +135,21 @@ def test_the_tables_go_with_the_last_filtered_port(lab):
     lab.apply({})
     assert "pyct_sg" not in lab.ruleset()
     assert connect(a, b.ip, PORT)
+
+
+def test_entries_removed_by_hand_neither_block_nor_linger(lab):
+    """Someone deleted pyct's tables by hand: the next update writes the
+    current ports and skips what is gone already, and removing the last
+    port is not an error either."""
+    a, b, c = lab.guests
+    lab.apply({a: _default(a, b), b: _default(a, b)})
+    for family in ("bridge", "inet"):
+        lab.host_exec("nft", "delete", "table", family, "pyct_sg")
+    lab.apply({b: _default(a, b)})  # a's entries were in the lost tables
+    rules = lab.ruleset()
+    assert f"in-{b.port_id}" in rules and f"in-{a.port_id}" not in rules
+    assert not connect(c, b.ip, PORT) and connect(a, b.ip, PORT)
+    for family in ("bridge", "inet"):
+        lab.host_exec("nft", "delete", "table", family, "pyct_sg")
+    lab.apply({})
+    assert "pyct_sg" not in lab.ruleset()

@@ -86,23 +86,19 @@ class FilterState:
         memo: dict[int, FilterRule] = {}
         shapes = {p.port_id: shape(p, memo) for p in ports}
         if self._ports is None or not ports:
-            self._whole(ports, before)
+            secgroup_nft.apply(ports, *before)
         else:
             batch = delta(ports, self._ports, self._groups, shapes)
             try:
                 if batch:
                     nft.apply(batch)
             except exception.NetworkError:
-                self._whole(ports, before)
+                secgroup_nft.apply(ports, *before)
         self._ports = shapes
         self._groups = groups
         owned = (sorted(self._ports), sorted(groups))
         if owned != before:
             self._record(owned)
-
-    def _whole(self, ports: list[PortFilter],
-               before: tuple[list[str], list[str]]) -> None:
-        secgroup_nft.apply(ports, before[0], before[1])
 
     def _owned(self) -> tuple[list[str], list[str]]:
         if self._ports is not None:

@@ -306,23 +306,40 @@ def apply(ports: Iterable[PortFilter], previous: Iterable[str] = (),
     except exception.NetworkError:
         if not previous and not previous_groups:
             raise
-        # what went was removed by someone else (the table deleted by
-        # hand): write the current set alone rather than fail forever
+        # some of what went was removed by someone else (the table deleted
+        # by hand): write the current set, then remove what is left
         nft.apply(commands(ports))
+        keep = {p.port_id for p in ports}
+        _remove(set(previous) - keep,
+                set(previous_groups) - set(groups_of(ports)))
     return {p.port_id for p in ports}
+
+
+def _remove(port_ids: Iterable[str], group_ids: Iterable[str]) -> None:
+    """Remove ports' chains and groups' sets in one batch or, when the
+    kernel refuses it because some are gone already, one at a time."""
+    port_ids, group_ids = sorted(port_ids), sorted(group_ids)
+    if not port_ids and not group_ids:
+        return
+    try:
+        nft.apply(commands([], port_ids, group_ids))
+        return
+    except exception.NetworkError:
+        pass
+    # sets after the rules that name them
+    for block in ([port_removal(p) for p in port_ids]
+                  + [set_removal(g) for g in group_ids]):
+        try:
+            nft.apply(block)
+        except exception.NetworkError:  # gone already
+            pass
 
 
 def _drop(previous: Iterable[str], previous_groups: Iterable[str]) -> None:
     """No port of this driver filtered: its entries go, and the tables
     with them once no other pyct on the kernel has a port in them (a host
     without filtered ports holds no pyct_sg table)."""
-    if previous or previous_groups:
-        try:
-            nft.apply(commands([], previous, previous_groups))
-        except exception.NetworkError:
-            if not previous:  # only sets that are gone already
-                raise
-            nft.apply(commands([], previous))
+    _remove(previous, previous_groups)
     try:
         listing = nft.list_ruleset({"family": FAMILY, "name": TABLE})
     except exception.NetworkError:  # no table: nothing to drop
