@@ -6,6 +6,7 @@ import errno
 import os
 import statistics
 import subprocess
+import threading
 import time
 
 import pytest
@@ -210,3 +211,30 @@ def test_enospc_from_fallocate_leaves_no_disk(tmp_path, monkeypatch):
         assert os.statvfs(str(small)).f_bavail == free
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_remount_waits_for_a_lazily_unmounted_disk(env, bb_layers):
+    """A process still inside the root makes the unmount a detach; the
+    next mount waits until that file system is gone, so the disk is never
+    mounted twice (the old one's unwritten changes would be lost)."""
+    _, rm, base = env
+    rm.create("pyct-i5", 1)
+    h = rm.mount("pyct-i5", bb_layers)
+    holder = subprocess.Popen(["sleep", "60"], cwd=h.path)
+    try:
+        rm.unmount("pyct-i5")
+        assert not rm.is_mounted("pyct-i5")
+        done = []
+        remount = threading.Thread(
+            target=lambda: done.append(rm.mount("pyct-i5", bb_layers)))
+        remount.start()
+        remount.join(0.5)
+        assert not done  # the old file system is still alive
+    finally:
+        holder.kill()
+        holder.wait()
+    remount.join(10)
+    assert done and rm.is_mounted("pyct-i5")
+    assert os.path.islink(os.path.join(done[0].path, "bin/sh"))
+    rm.unmount("pyct-i5")  # nothing busy now: no detach, no wait
+    assert not os.path.exists(str(base / "roots/instances/pyct-i5/detached"))

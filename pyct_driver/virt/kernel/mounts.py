@@ -72,17 +72,20 @@ def umount2(target: str, flags: int = 0) -> None:
                         what=f"umount {target}")
 
 
-def umount_lazily_if_busy(target: str) -> None:
+def umount_lazily_if_busy(target: str) -> bool:
     """Unmount ``target``; detach it if still busy (a guest process may
-    linger); nothing if it is not a mount point (already done)."""
+    linger); nothing if it is not a mount point (already done). True when
+    it was detached: the file system lives on until its last user goes."""
     try:
         umount2(target)
     except OSError as err:
         if err.errno == errno.EINVAL:
-            return
+            return False
         if err.errno != errno.EBUSY:
             raise
         umount2(target, MNT_DETACH)
+        return True
+    return False
 
 
 def pivot_root(new_root: str, put_old: str) -> None:

@@ -45,8 +45,11 @@ from pyct_driver.virt.rootfs import disk as disk_mod
 from pyct_driver.virt.rootfs import disk_grow
 from pyct_driver.virt.rootfs import fdnames
 
-_MOUNT_DATA_MAX = 4000
-_RANGE_FILE = "id_range"  # mount(2) data is one page, minus slack
+_MOUNT_DATA_MAX = 4000  # mount(2) data is one page, minus slack
+_RANGE_FILE = "id_range"
+# left by an unmount that had to detach a busy file system
+_DETACHED = "detached"
+
 
 @dataclasses.dataclass(frozen=True)
 class RootHandle:
@@ -206,6 +209,9 @@ class RootManager:
                 raise exception.RootfsError(reason=f"bad layer {layer!r}")
         if os.path.ismount(root):
             return self._handle(top)
+        if os.path.exists(os.path.join(top, _DETACHED)):
+            self.wait_released(uuid)
+            os.unlink(os.path.join(top, _DETACHED))
         has_disk, names = os.path.exists(image), []
         id_range = self.id_range(uuid)
         owner = (id_range[0], id_range[0]) if id_range else (0, 0)
@@ -298,8 +304,10 @@ class RootManager:
         try:
             for sub in ("root", "disk"):
                 path = os.path.join(top, sub)
-                if os.path.ismount(path):
-                    km.umount_lazily_if_busy(path)
+                if os.path.ismount(path) and km.umount_lazily_if_busy(path):
+                    # the next mount waits for the old file system to go
+                    with open(os.path.join(top, _DETACHED), "w"):
+                        pass
         except OSError as err:
             raise exception.RootfsError(
                 reason=f"unmounting root of {uuid}: {err}") from err
