@@ -63,16 +63,19 @@ stop:
 # before it started, nor for the resources of `make run`'s all-in-one.
 # One pytest run over pytest-xdist workers (TEST_JOBS, one per core by
 # default; tests/conftest.py keeps the privileged tests on one worker, in
-# order, and each integration module on one); the 25 slowest tests close
-# the output.
+# order, and each integration module on one); the 25 slowest tests and
+# each worker's busy time (tools/test_timeline.py) close the output.
 TEST_JOBS ?= auto
 test: venv host
 	base=$$(mktemp /tmp/pyct-leak-baseline.XXXXXX) && \
 	  $(BIN)/python tools/leak_check.py --save $$base || exit 1; \
-	  $(BIN)/python -m pytest $(PYTEST) -n $(TEST_JOBS) --durations=25 \
-	    tests; rc=$$?; \
+	  timeline=$$base.timeline; \
+	  PYCT_TEST_TIMELINE=$$timeline $(BIN)/python -m pytest $(PYTEST) \
+	    -n $(TEST_JOBS) --durations=25 tests; rc=$$?; \
+	  $(BIN)/python tools/test_timeline.py $$timeline; \
 	  $(BIN)/python tools/leak_check.py --against $$base \
-	    --foreign-state $(STATE) || rc=1; rm -f $$base; exit $$rc
+	    --foreign-state $(STATE) || rc=1; rm -f $$base $$timeline; \
+	  exit $$rc
 
 # The cgroup v2 lane: the cgroup tests inside a VM that boots Debian's own
 # kernel with the unified hierarchy only (tools/v2lane/, README "cgroup v2").

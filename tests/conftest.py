@@ -2,6 +2,8 @@
 from pyct_driver import no_eventlet  # noqa: F401,I100
 
 import collections
+import os
+import time
 import warnings
 
 import pytest
@@ -65,3 +67,16 @@ def pytest_collection_modifyitems(config, items):
                    -size[unit]) for unit in size}
     order = sorted(range(len(items)), key=lambda i: rank[units[i]])
     items[:] = [items[i] for i in order]
+
+
+def pytest_runtest_logreport(report):
+    """With ``PYCT_TEST_TIMELINE=FILE``: one line per test phase (worker,
+    phase, seconds, end time, test) appended to FILE, to see which
+    worker's queue sets the suite's wall time."""
+    path = os.environ.get("PYCT_TEST_TIMELINE")
+    if not path or hasattr(report, "node"):  # xdist's controller: a copy
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    with open(path, "a") as f:
+        f.write(f"{worker}\t{report.when}\t{report.duration:.2f}\t"
+                f"{time.time():.0f}\t{report.nodeid}\n")
