@@ -78,14 +78,19 @@ def step(name: str, func, *args):
             errno=err.errno) from err
 
 
-def prepare_host_side(root: str, console_fd: int, owner: tuple[int, int]
-                      ) -> None:
-    """C1, host root, fresh private mount namespace: mount what needs host
-    paths into ``root`` and make ``root`` the working directory.
-    ``owner`` is the host (uid, gid) of guest root."""
+def prepare_host_side(root: str, console_fd: int, owner: tuple[int, int],
+                      views: str = "") -> None:
+    """C1, host root, fresh mount namespace: make it private, mount what
+    needs host paths into ``root`` and make ``root`` the working directory.
+    ``owner`` is the host (uid, gid) of guest root; ``views`` the view
+    service's anchors, kept following the host's (``views.hold_views``)."""
     uid, gid = owner
+    held = step("hold the views", views_mod.hold_views, views) \
+        if views else None
     step("make / rprivate", km.mount, None, "/", None,
          km.MS_REC | km.MS_PRIVATE)
+    if held is not None:
+        step("follow the views", views_mod.follow_views, held, views)
     step("bind root", km.mount, root, root, None, km.MS_BIND | km.MS_REC)
     step("chdir root", os.chdir, root)
     step("check /dev", ensure_real_dir, "dev")
