@@ -111,7 +111,7 @@ def _meminfo_total_kb(drv, uuid: str) -> int | None:
     return int(out.stdout.split()[1]) if out.returncode == 0 else None
 
 
-def _kill_and_wait_for_views(drv, specs) -> float:
+def kill_and_wait_for_views(drv, specs) -> float:
     """SIGKILL the service (a crash) and wait until every guest of
     ``specs`` reads its flavor's MemTotal again; the seconds that took."""
     pid = drv.views.service_pid()
@@ -144,15 +144,19 @@ def test_views_after_a_restart_of_the_view_service(driver, guests):
                         check=False)
     assert locked.returncode != 0 and "not found" not in locked.stderr, locked
     for crash in (1, 2):
-        took = _kill_and_wait_for_views(driver, (unpriv, privileged))
+        took = kill_and_wait_for_views(driver, (unpriv, privileged))
         assert took < 5, (crash, took)
         for spec in (unpriv, privileged):
             check_flavor_view(driver, spec, time.monotonic() - booted)
         assert _sh(driver, unpriv.uuid, "echo alive").strip() == "alive"
-    # each crash left a dead layer under the live one, in the guest too
+    # each crash stacked a pair of binds (the guest can unmount neither:
+    # its path reaches the locked upper one) on the dead layers
     table = _sh(driver, unpriv.uuid, "cat /proc/self/mountinfo")
     assert len([line for line in table.splitlines()
-                if line.split()[4] == "/proc/meminfo"]) == 3, table
+                if line.split()[4] == "/proc/meminfo"]) == 5, table
+    locked = guest_exec(driver, unpriv.uuid, ["umount", "/proc/meminfo"],
+                        check=False)
+    assert locked.returncode != 0, locked
     later = guests.boot(flavor(vcpus=1, memory_mb=160, root_gb=1))
     check_flavor_view(driver, later, time.monotonic() - booted)
 
@@ -175,13 +179,18 @@ def test_views_after_a_compute_restart_then_a_crash(driver, guests):
         assert new.service_pid() == pid and new.restarts == 0
         new.watch()
         assert _meminfo_total_kb(driver, spec.uuid) == 352 * 1024
-        took = _kill_and_wait_for_views(driver, (spec,))
+        took = kill_and_wait_for_views(driver, (spec,))
         assert took < 5, took
         old._proc.wait(timeout=5)  # the test's child: reap it
         check_flavor_view(driver, spec, time.monotonic() - booted)
     finally:
         driver.views = old
         new.stop()  # the lxcfs it started; the next spawn starts one
+    # stopped on purpose: nothing left mounted, nothing restarted
+    mounted = [line.split()[4] for line in open("/proc/self/mountinfo")
+               if old.directory in line.split()[4]]
+    assert not mounted, mounted
+    assert new.recover() is False and new.service_pid() is None
     later = guests.boot(flavor(vcpus=1, memory_mb=160, root_gb=1))
     check_flavor_view(driver, later, time.monotonic() - booted)
 

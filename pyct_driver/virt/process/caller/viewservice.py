@@ -133,9 +133,16 @@ class ViewService:
         return None
 
     def _publish(self) -> bool:
-        """Bind the new service's files on the anchors, on top of any dead
+        """Put the new service's files on the anchors, on top of any dead
         ones (propagation stacks them on every guest's views), then
         detach the service's own mount.
+
+        Each file goes on as one tree of two binds of it (``_pair``): the
+        kernel locks every mount it propagates into a guest's user
+        namespace but the tree's root, and systemd, before it mounts a
+        sandboxed service's /proc, unmounts every unlocked mount below
+        /proc and then refuses to start the service. A guest's path
+        reaches only the top bind, which is locked.
 
         A mount can only go on a dentry whose ancestors are all hashed,
         and a lookup in a dead FUSE tree unhashes what it walks (the
@@ -143,16 +150,22 @@ class ViewService:
         the service's mount detached, nothing can walk its tree: its
         files are reachable only as the roots of their binds, which stay
         mountable after it dies."""
+        stage = os.path.join(self.directory, "stage")
         try:
             if not os.path.ismount(self.files_dir):
                 _make_anchors(self.files_dir, self.mount_dir)
-            for rel in VIEW_FILES:
-                anchor = os.path.join(self.files_dir, rel)
-                # listed, not stat'ed: a stat would ask the dead service
-                if os.path.basename(rel) in os.listdir(
-                        os.path.dirname(anchor)):
-                    km.mount(os.path.join(self.mount_dir, rel), anchor,
-                             None, km.MS_BIND)
+            os.makedirs(stage, mode=0o700, exist_ok=True)
+            km.mount("tmpfs", stage, "tmpfs", km.MS_NOSUID | km.MS_NODEV
+                     | km.MS_NOEXEC, "mode=700,size=64k")
+            try:
+                km.mount(None, stage, None, km.MS_PRIVATE)
+                for rel in VIEW_FILES:
+                    anchor = os.path.join(self.files_dir, rel)
+                    if _listed(anchor):
+                        _pair(os.path.join(self.mount_dir, rel), os.path.join(
+                            stage, rel.replace("/", "_")), anchor)
+            finally:
+                km.umount2(stage, km.MNT_DETACH)
             km.umount2(self.mount_dir, km.MNT_DETACH)
         except OSError as err:
             LOG.error("publishing the views on %s failed: %s",
@@ -239,6 +252,34 @@ def _answers(directory: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def _listed(anchor: str) -> bool:
+    """Whether the anchor exists, from its directory's listing: a stat
+    would ask the (maybe dead) service bound on it."""
+    try:
+        return os.path.basename(anchor) in os.listdir(os.path.dirname(anchor))
+    except FileNotFoundError:
+        return False
+
+
+def _pair(source: str, staged: str, anchor: str) -> None:
+    """Attach two binds of ``source``, one on the other, on ``anchor`` in
+    one step: built at ``staged`` (a private tmpfs file) and cloned from
+    the lower one (its fd: a path would reach the upper one)."""
+    os.close(os.open(staged, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o400))
+    km.mount(source, staged, None, km.MS_BIND)
+    lower = os.open(staged, os.O_PATH | os.O_CLOEXEC)
+    try:
+        km.mount(source, staged, None, km.MS_BIND)
+        tree = km.open_tree("", km.OPEN_TREE_CLONE | km.AT_RECURSIVE
+                            | km.AT_EMPTY_PATH, lower)
+    finally:
+        os.close(lower)
+    try:
+        km.move_mount(tree, km.AT_FDCWD, anchor)
+    finally:
+        os.close(tree)
 
 
 def _make_anchors(files_dir: str, mount_dir: str) -> None:
