@@ -8,14 +8,15 @@ user namespace; it imports nothing from ``caller`` or ``forkserver``.
 both still host root.
 
 ``prepare_host_side`` runs in C1 as host root, in a private mount namespace
-still owned by the host: everything that needs a host path -- the /dev
-tmpfs, the bind mounts of the host's safe device nodes and of the console
-pty -- is mounted here, and C1's working directory becomes the guest's
-root. Host paths are only reachable from here: instance directories are
-0700 and host-owned, so guest root (an unprivileged host uid) could not
-even look them up. When C1 then unshares the user namespace together with
-a fresh mount namespace, the kernel copies this tree and locks every mount
-in it: the guest can neither unmount them nor clear their flags.
+still owned by the host (but for the view service's anchors, kept a slave of
+the host's: ``views.hold_views``): everything that needs a host path -- the
+/dev tmpfs, the bind mounts of the host's safe device nodes and of the
+console pty -- is mounted here, and C1's working directory becomes the
+guest's root. Host paths are only reachable from here: instance directories
+are 0700 and host-owned, so guest root (an unprivileged host uid) could not
+even look them up. When C1 then unshares the user namespace together with a
+fresh mount namespace, the kernel copies this tree and locks every mount in
+it: the guest can neither unmount them nor clear their flags.
 
 ``finish_guest_side`` runs in the guest's PID 1, inside every new namespace but
 the user namespace, still host root and in C1's mount namespace (owned by the
