@@ -59,9 +59,13 @@ def test_systemd_guest_across_a_restart_of_the_view_service(
     booted = time.monotonic()
     spec = guests.boot(flavor(vcpus=1, memory_mb=448, root_gb=2),
                        image_id=debian_image)
-    state = wait_for(lambda: guest_exec(driver, spec.uuid, [
-        "systemctl", "is-system-running", "--wait"], check=False,
-        timeout=60).stdout.strip(), timeout=60, interval=0.5)  # bus up
+    def booted_state() -> str:  # "" / offline: its manager not up yet
+        state = guest_exec(driver, spec.uuid, [
+            "systemctl", "is-system-running", "--wait"], check=False,
+            timeout=60).stdout.strip()
+        return "" if state == "offline" else state
+
+    state = wait_for(booted_state, timeout=60, interval=0.5)
     assert state == "running", state
     took = kill_and_wait_for_views(driver, (spec,))
     assert took < 5, took
