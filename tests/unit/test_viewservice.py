@@ -130,3 +130,21 @@ def test_the_guest_binds_only_what_the_service_publishes(tmp_path,
     monkeypatch.chdir(root)
     views.bind_views(str(anchors))
     assert bound == [(str(anchors / "proc/meminfo"), "proc/meminfo")]
+
+
+def test_an_adopted_service_left_attached_is_detached(tmp_path,
+                                                      monkeypatch):
+    """Published, but the compute service died before it detached
+    lxcfs' own mount: the next ``ensure`` detaches it (a walk of its tree
+    after it died would leave its published files unable to take the
+    next service's on top)."""
+    svc = viewservice.ViewService(str(tmp_path))
+    anchors = tmp_path / "files" / "proc"
+    anchors.mkdir(parents=True)
+    (anchors / "uptime").write_text("1.0 1.0\n")
+    detached = []
+    monkeypatch.setattr(os.path, "ismount", lambda p: p == svc.mount_dir)
+    monkeypatch.setattr(km, "umount2", lambda path, flags: detached.append(
+        (path, flags)))
+    assert svc.ensure() == svc.files_dir
+    assert detached == [(svc.mount_dir, km.MNT_DETACH)]

@@ -91,6 +91,11 @@ class ViewService:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.directory, _STOPPED))
             if self.live():
+                # published, but the compute service that did it died
+                # before it detached lxcfs' own mount (``_publish``)
+                if os.path.ismount(self.mount_dir):
+                    with contextlib.suppress(OSError):
+                        km.umount2(self.mount_dir, km.MNT_DETACH)
                 return self.files_dir
             if shutil.which(self.binary) is None:
                 if not self._warned:
