@@ -1,19 +1,19 @@
 """The container driver's guest views: what a guest sees of its flavor.
 
 Two parts, both on by default (``[container] guest_views`` and
-``guest_cpuset``): the host's one view service (``process.caller.viewservice``:
-lxcfs, started at ``init_host`` and watched, its files bound over each
-guest's /proc and /sys by the guest's mount recipe; after a crash of it,
-unprivileged guests get the new one at their next boot), and a cpuset of
-exactly the flavor's vCPUs per guest (``cgroups.cpuset``: the least used
-CPUs at spawn, re-balanced when a guest goes away; a flavor opts out with
+``guest_cpuset``): the host's one view service
+(``process.caller.viewservice``: lxcfs, started at ``init_host`` and
+watched, its files bound over each guest's /proc and /sys by the guest's
+mount recipe; after a crash of it the new one's files reach every running
+guest by mount propagation), and a cpuset of exactly the flavor's vCPUs
+per guest (``cgroups.cpuset``: the least used CPUs at spawn, re-balanced
+when a guest goes away; a flavor opts out with
 ``pyct:dedicated_cpuset=false``). A guest spawned while the service is
 down sees the host's files (logged), never fails for it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from oslo_log import log as logging
@@ -36,7 +36,7 @@ class ViewSide:
     def _init_views(self, opts) -> None:
         if opts.guest_views:
             self.views = ViewService(os.path.join(self.base_dir, "views"),
-                                     self._guest_inits, opts.lxcfs_binary)
+                                     opts.lxcfs_binary)
         if opts.guest_cpuset:
             self.cpusets = CpusetPlacer(self.cgroups)
 
@@ -81,13 +81,3 @@ class ViewSide:
             self.cpusets.rebalance()
         except exception.CgroupError as err:
             LOG.warning("re-balancing guests' CPUs: %s", err)
-
-    def _guest_inits(self) -> list[int]:
-        """Pids of the running guests' inits (for the view service)."""
-        pids = []
-        for uuid in self.list_instances():
-            with contextlib.suppress(exception.PyctError):
-                record = self.records.load(uuid)
-                if self._running(uuid, record):
-                    pids.append(record["pid"])
-        return pids

@@ -1,7 +1,8 @@
 """Inside a Debian guest (systemd, procps, util-linux) the usual tools
 report its flavor -- ``free -m``, ``nproc``, ``/proc/cpuinfo``, ``uptime``,
 ``lscpu``, ``df -h /`` -- and its mount table names no host path and no
-other guest. (A restart of the view service: ``test_guest_view.py``.)
+other guest; after a crash of the view service (lxcfs) systemd's
+sandboxed services still start and ``free`` shows the flavor again.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from tests.privileged.debian_fixtures import (  # noqa: F401 - fixtures
     debian_image)
 from tests.privileged.guest_tools import (  # noqa: F401 - fixtures
     busybox_image, driver, flavor, guest_exec, guests)
-from tests.privileged.test_guest_view import check_flavor_view
+from tests.privileged.test_guest_view import (
+    check_flavor_view, kill_and_wait_for_views)
+from tests.waiting import wait_for
 
 
 def _sh(drv, uuid: str, script: str) -> str:
@@ -43,5 +46,35 @@ def test_debian_guest_sees_its_flavor(driver, debian_image, guests):
     state = guest_exec(driver, spec.uuid, [
         "systemctl", "is-system-running", "--wait"], check=False,
         timeout=60).stdout.strip()
+    assert state == "running", _sh(driver, spec.uuid,
+                                   "systemctl --failed --no-legend || true")
+
+
+def test_systemd_guest_across_a_restart_of_the_view_service(
+        driver, debian_image, guests):
+    """lxcfs crashes under a running systemd guest: ``free -m`` shows the
+    flavor again without a reboot (the new files reach the guest by
+    propagation, locked like the first ones), and a sandboxed service
+    (logind: ProtectProc, its own /proc) still restarts after it."""
+    booted = time.monotonic()
+    spec = guests.boot(flavor(vcpus=1, memory_mb=448, root_gb=2),
+                       image_id=debian_image)
+    def booted_state() -> str:  # "" / offline: its manager not up yet
+        state = guest_exec(driver, spec.uuid, [
+            "systemctl", "is-system-running", "--wait"], check=False,
+            timeout=60).stdout.strip()
+        return "" if state == "offline" else state
+
+    state = wait_for(booted_state, timeout=60, interval=0.5)
+    assert state == "running", state
+    took = kill_and_wait_for_views(driver, (spec,))
+    assert took < 5, took
+    check_flavor_view(driver, spec, time.monotonic() - booted, free=True)
+    restart = guest_exec(driver, spec.uuid, [
+        "systemctl", "restart", "systemd-logind"], check=False, timeout=30)
+    assert restart.returncode == 0, restart
+    state = guest_exec(driver, spec.uuid, [
+        "systemctl", "is-system-running"], check=False,
+        timeout=30).stdout.strip()
     assert state == "running", _sh(driver, spec.uuid,
                                    "systemctl --failed --no-legend || true")

@@ -4,18 +4,19 @@ mount table names no host path and no other guest.
 The views come from the host's one lxcfs (``process.caller.viewservice``) bound
 over the guest's /proc and /sys files; the CPU count from the guest's
 cpuset (``cgroups.cpuset``). Killing the service (SIGKILL, as a crash)
-must not break a running guest: the driver's watcher starts a new one and
-stacks its files on the guest's views within its interval.
+must not break a running guest: the driver's watcher starts a new one
+and binds its files on the host's anchors, and mount propagation stacks
+them on every guest's views within its interval.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import re
 import signal
 import time
 
+from pyct_driver.virt.process.caller import viewservice
 from pyct_driver.virt.rootfs import overlay
 from tests.privileged.guest_tools import (  # noqa: F401 - fixtures
     busybox_image, driver, flavor, guest_exec, guests, read_group)
@@ -102,39 +103,94 @@ def test_cpusets_balance_and_rebalance(driver, guests):
     assert len(set(rest)) == 2, rest
 
 
+def _meminfo_total_kb(drv, uuid: str) -> int | None:
+    """MemTotal as the guest reads it; None while its view fails (a dead
+    service: ENOTCONN, at once, never a hang)."""
+    out = guest_exec(drv, uuid, ["grep", "^MemTotal:", "/proc/meminfo"],
+                     check=False)
+    return int(out.stdout.split()[1]) if out.returncode == 0 else None
+
+
+def kill_and_wait_for_views(drv, specs) -> float:
+    """SIGKILL the service (a crash) and wait until every guest of
+    ``specs`` reads its flavor's MemTotal again; the seconds that took."""
+    pid = drv.views.service_pid()
+    assert pid
+    restarts = drv.views.restarts
+    killed = time.monotonic()
+    os.kill(pid, signal.SIGKILL)  # this driver's lxcfs (pid file checked)
+    for spec in specs:
+        want = spec.flavor.memory_mb * 1024
+        wait_for(lambda spec=spec, want=want: _meminfo_total_kb(
+            drv, spec.uuid) == want, timeout=5, interval=0.05)
+    took = time.monotonic() - killed
+    assert drv.views.restarts > restarts
+    assert drv.views.service_pid() not in (None, pid)
+    return took
+
+
 def test_views_after_a_restart_of_the_view_service(driver, guests):
-    """A crashed service is started again within the watcher's interval.
-    A privileged guest running across the crash gets the new files
-    (``views.rebind``); an unprivileged one keeps running, its views fail
-    fast (ENOTCONN, locked binds: README) until it reboots, or on kernels
-    that let the rebind through (6.1) show the flavor again; guests booted
-    after the restart bind the new service directly."""
+    """A crashed service is started again within the watcher's interval
+    and its files reach every running guest by mount propagation: an
+    unprivileged guest (its view binds locked: it cannot unmount them,
+    nor could host root) and a privileged one show their flavor again
+    within a few seconds, without a reboot, and again after a second
+    crash; a guest booted after the restarts binds the live service."""
     booted = time.monotonic()
     unpriv = guests.boot(flavor(vcpus=1, memory_mb=320, root_gb=1))
     privileged = guests.boot(flavor(vcpus=1, memory_mb=288, root_gb=1, **{
         "pyct:privileged": "true"}))
-    pid = driver.views.service_pid()
-    assert pid
-    restarts = driver.views.restarts
-    os.kill(pid, signal.SIGKILL)  # a crash; this driver started it
-    wait_for(lambda: driver.views.restarts > restarts
-             and driver.views.live(), timeout=10)
-    assert driver.views.service_pid() not in (None, pid)
-    wait_for(lambda: guest_exec(driver, privileged.uuid, [
-        "cat", "/proc/meminfo"], check=False).returncode == 0, timeout=10)
-    check_flavor_view(driver, privileged, time.monotonic() - booted)
-    started = time.monotonic()
-    stale = guest_exec(driver, unpriv.uuid, ["cat", "/proc/meminfo"],
-                       check=False)
-    assert time.monotonic() - started < 5  # never a hang
-    # this kernel: ENOTCONN until a reboot; Debian 12's 6.1 (the v2 lane)
-    # lets the rebind through: then it must show the flavor
-    assert stale.returncode != 0 or re.search(
-        r"^MemTotal:\s+327680 kB", stale.stdout, re.M), stale
-    assert _sh(driver, unpriv.uuid, "echo alive").strip() == "alive"
-    rebooted = time.monotonic()
-    driver.reboot(unpriv, hard=True)
-    check_flavor_view(driver, unpriv, time.monotonic() - rebooted)
+    locked = guest_exec(driver, unpriv.uuid, ["umount", "/proc/meminfo"],
+                        check=False)
+    assert locked.returncode != 0 and "not found" not in locked.stderr, locked
+    for crash in (1, 2):
+        took = kill_and_wait_for_views(driver, (unpriv, privileged))
+        assert took < 5, (crash, took)
+        for spec in (unpriv, privileged):
+            check_flavor_view(driver, spec, time.monotonic() - booted)
+        assert _sh(driver, unpriv.uuid, "echo alive").strip() == "alive"
+    # each crash stacked a pair of binds (the guest can unmount neither:
+    # its path reaches the locked upper one) on the dead layers
+    table = _sh(driver, unpriv.uuid, "cat /proc/self/mountinfo")
+    assert len([line for line in table.splitlines()
+                if line.split()[4] == "/proc/meminfo"]) == 5, table
+    locked = guest_exec(driver, unpriv.uuid, ["umount", "/proc/meminfo"],
+                        check=False)
+    assert locked.returncode != 0, locked
+    later = guests.boot(flavor(vcpus=1, memory_mb=160, root_gb=1))
+    check_flavor_view(driver, later, time.monotonic() - booted)
+
+
+def test_views_after_a_compute_restart_then_a_crash(driver, guests):
+    """A compute service restarted while lxcfs lives adopts it and its
+    published files (nothing restarts, the guest's views keep
+    answering); when lxcfs then crashes, the new service object starts
+    a new one and the running guest shows its flavor again."""
+    booted = time.monotonic()
+    spec = guests.boot(flavor(vcpus=1, memory_mb=352, root_gb=1))
+    old = driver.views
+    pid = old.service_pid()
+    old._stop.set()  # the old compute service's watcher dies with it
+    old._thread.join(timeout=5)
+    new = viewservice.ViewService(old.directory, old.binary)
+    driver.views = new
+    try:
+        assert new.ensure() == old.files_dir
+        assert new.service_pid() == pid and new.restarts == 0
+        new.watch()
+        assert _meminfo_total_kb(driver, spec.uuid) == 352 * 1024
+        took = kill_and_wait_for_views(driver, (spec,))
+        assert took < 5, took
+        old._proc.wait(timeout=5)  # the test's child: reap it
+        check_flavor_view(driver, spec, time.monotonic() - booted)
+    finally:
+        driver.views = old
+        new.stop()  # the lxcfs it started; the next spawn starts one
+    # stopped on purpose: nothing left mounted, nothing restarted
+    mounted = [line.split()[4] for line in open("/proc/self/mountinfo")
+               if old.directory in line.split()[4]]
+    assert not mounted, mounted
+    assert new.recover() is False and new.service_pid() is None
     later = guests.boot(flavor(vcpus=1, memory_mb=160, root_gb=1))
     check_flavor_view(driver, later, time.monotonic() - booted)
 

@@ -63,8 +63,9 @@ class GuestSpec:
     # RLIMIT_NOFILE (soft, hard) of the guest's init; guest root cannot
     # raise the hard limit.
     nofile: tuple[int, int] = (1024, 524288)
-    # The view service's directory (``views.bind_views``): its /proc and
-    # /sys files are bound over the guest's; empty: the kernel's own.
+    # The view service's anchors (``guestinit.views``): their /proc and
+    # /sys files are bound over the guest's and follow the service's
+    # restarts; empty: the kernel's own.
     views: str = ""
     # pyct:nesting: fresh proc/sysfs mounts allowed, the v1 controller
     # hierarchies writable (cgroupfs), the nesting seccomp variant

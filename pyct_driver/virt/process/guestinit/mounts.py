@@ -8,14 +8,15 @@ user namespace; it imports nothing from ``caller`` or ``forkserver``.
 both still host root.
 
 ``prepare_host_side`` runs in C1 as host root, in a private mount namespace
-still owned by the host: everything that needs a host path -- the /dev
-tmpfs, the bind mounts of the host's safe device nodes and of the console
-pty -- is mounted here, and C1's working directory becomes the guest's
-root. Host paths are only reachable from here: instance directories are
-0700 and host-owned, so guest root (an unprivileged host uid) could not
-even look them up. When C1 then unshares the user namespace together with
-a fresh mount namespace, the kernel copies this tree and locks every mount
-in it: the guest can neither unmount them nor clear their flags.
+still owned by the host (but for the view service's anchors, kept a slave of
+the host's: ``views.hold_views``): everything that needs a host path -- the
+/dev tmpfs, the bind mounts of the host's safe device nodes and of the
+console pty -- is mounted here, and C1's working directory becomes the
+guest's root. Host paths are only reachable from here: instance directories
+are 0700 and host-owned, so guest root (an unprivileged host uid) could not
+even look them up. When C1 then unshares the user namespace together with a
+fresh mount namespace, the kernel copies this tree and locks every mount in
+it: the guest can neither unmount them nor clear their flags.
 
 ``finish_guest_side`` runs in the guest's PID 1, inside every new namespace but
 the user namespace, still host root and in C1's mount namespace (owned by the
@@ -78,14 +79,19 @@ def step(name: str, func, *args):
             errno=err.errno) from err
 
 
-def prepare_host_side(root: str, console_fd: int, owner: tuple[int, int]
-                      ) -> None:
-    """C1, host root, fresh private mount namespace: mount what needs host
-    paths into ``root`` and make ``root`` the working directory.
-    ``owner`` is the host (uid, gid) of guest root."""
+def prepare_host_side(root: str, console_fd: int, owner: tuple[int, int],
+                      views: str = "") -> None:
+    """C1, host root, fresh mount namespace: make it private, mount what
+    needs host paths into ``root`` and make ``root`` the working directory.
+    ``owner`` is the host (uid, gid) of guest root; ``views`` the view
+    service's anchors, kept following the host's (``views.hold_views``)."""
     uid, gid = owner
+    held = step("hold the views", views_mod.hold_views, views) \
+        if views else None
     step("make / rprivate", km.mount, None, "/", None,
          km.MS_REC | km.MS_PRIVATE)
+    if held is not None:
+        step("follow the views", views_mod.follow_views, held, views)
     step("bind root", km.mount, root, root, None, km.MS_BIND | km.MS_REC)
     step("chdir root", os.chdir, root)
     step("check /dev", ensure_real_dir, "dev")

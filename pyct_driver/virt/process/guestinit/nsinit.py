@@ -129,7 +129,8 @@ def child_main(guest: spec_mod.GuestSpec, console_fd: int,
         # locked once the guest's PID 1 copies it into a namespace of its
         # user namespace.
         _step("unshare mount namespace", sc.unshare, sc.CLONE_NEWNS)
-        mounts.prepare_host_side(guest.root, console_fd, owner)
+        mounts.prepare_host_side(guest.root, console_fd, owner,
+                                 guest.views)
         if userns_fd is None:
             _step("unshare namespaces", sc.unshare,
                   GUEST_NAMESPACES & ~sc.CLONE_NEWNS)
