@@ -35,6 +35,7 @@ class FakeDriver(FakeMoves, base.VirtDriver):
             vcpus=conf.fake_driver.vcpus, memory_mb=conf.fake_driver.memory_mb,
             local_gb=conf.fake_driver.local_gb)
         self._spawn_delay = conf.fake_driver.spawn_delay
+        self.operation_delay = conf.fake_driver.operation_delay
         # tests count calls across processes (a bare conf has no log)
         fake_calls.record(self, getattr(conf.fake_driver, "call_log", None))
         self._lock = threading.Lock()
@@ -180,6 +181,7 @@ class FakeDriver(FakeMoves, base.VirtDriver):
     def apply_flavor(self, instance: base.InstanceSpec,
                      flavor: base.FlavorSpec) -> None:
         self._fail(instance, "apply_flavor")
+        time.sleep(self.operation_delay)
         with self._lock:
             entry = self._get(instance)
             entry["flavor"] = flavor
@@ -273,6 +275,7 @@ class FakeDriver(FakeMoves, base.VirtDriver):
             files = dict(self._get(instance).get("files", {}))
         self._fail(instance, "snapshot")
         self.snapshot_hold.wait(30)
+        time.sleep(self.operation_delay)
         update_task_state("uploading")
         data = json.dumps({"files": files}).encode()
         with open(dest + ".fake-snapshot", "wb") as f:

@@ -17,10 +17,13 @@ from pyct_driver.virt import base
 class FakeMoves:
     """Mixed into ``FakeDriver`` (its lock, entries and failure hook)."""
 
+    operation_delay = 0.0  # [fake_driver] operation_delay
+
     def send_guest(self, instance: base.InstanceSpec,
                    sink: BinaryIO) -> None:
         """The guest's pretend files and console as one JSON document."""
         self._fail(instance, "send_guest")
+        time.sleep(self.operation_delay)
         with self._lock:
             entry = self._get(instance)
             if entry["power_state"] == states.RUNNING:
