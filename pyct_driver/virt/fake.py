@@ -49,10 +49,6 @@ class FakeDriver(FakeMoves, base.VirtDriver):
         self.snapshot_hold.set()
         self.host: str | None = None
 
-    def _fail(self, instance: base.InstanceSpec, step: str) -> None:
-        if instance.image_properties.get("fake_fail") == step:
-            raise exception.VirtError(reason=f"injected {step} failure")
-
     def _get(self, instance: base.InstanceSpec) -> dict:
         entry = self._instances.get(instance.uuid)
         if entry is None:
@@ -181,7 +177,6 @@ class FakeDriver(FakeMoves, base.VirtDriver):
     def apply_flavor(self, instance: base.InstanceSpec,
                      flavor: base.FlavorSpec) -> None:
         self._fail(instance, "apply_flavor")
-        time.sleep(self.operation_delay)
         with self._lock:
             entry = self._get(instance)
             entry["flavor"] = flavor
@@ -275,7 +270,6 @@ class FakeDriver(FakeMoves, base.VirtDriver):
             files = dict(self._get(instance).get("files", {}))
         self._fail(instance, "snapshot")
         self.snapshot_hold.wait(30)
-        time.sleep(self.operation_delay)
         update_task_state("uploading")
         data = json.dumps({"files": files}).encode()
         with open(dest + ".fake-snapshot", "wb") as f:

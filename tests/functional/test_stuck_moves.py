@@ -10,8 +10,11 @@ naming the host and an ``api_action_timeout`` event, leaving the server
 where Nova leaves it (``db.stuck_moves``); the same request delivered
 again afterwards (RabbitMQ's redelivery, or the queue drained when the
 host returns) changes nothing on the host. A host that took the request
-and still beats is left alone; when it dies the task takes it over. A
-doubled delivery on a healthy host runs the operation once.
+and still beats is left alone; when it dies the task takes it over. The
+two-host flows are judged by the host the row names: a revert whose
+destination gave the row back waits on the source, a migration whose
+destination took the row waits on the destination. A doubled delivery
+on a healthy host runs the operation once.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pyct_driver import context, states
 from pyct_driver.api.stuck_work import StuckWorkTask
 from pyct_driver.db import actions, catalog, claims, instances
 from pyct_driver.db.models import utcnow
+from tests.functional import compute_fixtures as fx
 from tests.functional.test_migrate_hosts import (  # noqa: F401 (fixture)
     act, boot, call, env, idle)
 
@@ -314,3 +318,50 @@ def test_doubled_resize_and_snapshot_run_once(env):
     assert [c["state"] for c in claims.for_instance(db, sid)
             if c["method"] in ("resize_instance", "snapshot_instance")] \
         == ["done", "done"]
+
+
+def test_revert_waiting_on_a_dead_source_goes_to_error(env):
+    """The destination dropped its copy and gave the row back; the
+    source's half (``finish_revert_migration``) is what is stuck, and the
+    source is whom the fault names."""
+    db, svcs, app = env
+    sid = _verify_resize(env)
+    svcs["host-a"].stop()
+    assert act(app, sid, {"revertResize": None}).status_int == 202
+    fx.wait_for_row(db, sid, lambda r: r["host"] == "host-a")
+    assert instances.get(db, sid)["task_state"] == states.RESIZE_REVERTING
+    _age(db, sid, "host-a")
+    row = _fails_once(db, sid, "host-a", "revertResize")
+    assert (row["vm_state"], row["task_state"]) == (states.ERROR, None)
+    assert {(c["method"], c["state"]) for c in claims.for_instance(db, sid)
+            } >= {("revert_resize", "done"),
+                  ("finish_revert_migration", "timed_out")}
+    mig = _migrations(app)[0]
+    svcs["host-a"].manager.finish_revert_migration(
+        _request(db, sid, "revertResize"), sid, mig["uuid"], True)
+    assert _guest(svcs, "host-a", sid)["power_state"] == states.SHUTDOWN
+
+
+def test_destination_dying_while_taking_the_row_is_named(env):
+    """``resize_finish``: the destination took the row (and the claim of
+    its ``finish_migration``) and died; the source's call timed out."""
+    db, svcs, app = env
+    sid = boot(app, db)
+    svcs["host-a"].stop()
+    assert act(app, sid, {"migrate": {"host": "host-b"}}).status_int == 202
+    ctxt = _request(db, sid, "migrate")
+    assert claims.claim(db, sid, ctxt.request_id, "migrate_instance",
+                        "host-a")
+    claims.finish(db, sid, ctxt.request_id, "migrate_instance")
+    assert claims.claim(db, sid, ctxt.request_id, "finish_migration",
+                        "host-b")
+    instances.update(db, sid, {"task_state": states.RESIZE_FINISH,
+                               "host": "host-b"})
+    _age(db, sid)
+    assert _task(db).run_once() == 0  # host-b beats: still taking it
+    _age(db, sid, "host-b")
+    row = _fails_once(db, sid, "host-b", "migrate",
+                      "is down (it had started it)")
+    assert (row["vm_state"], row["task_state"], row["host"]) == (
+        states.ERROR, None, "host-b")
+    assert _open_status(app, sid) == ["error"]
