@@ -35,9 +35,8 @@ class FakeDriver(FakeMoves, base.VirtDriver):
             vcpus=conf.fake_driver.vcpus, memory_mb=conf.fake_driver.memory_mb,
             local_gb=conf.fake_driver.local_gb)
         self._spawn_delay = conf.fake_driver.spawn_delay
-        self.operation_delay = conf.fake_driver.operation_delay
-        # tests count calls across processes (a bare conf has no log)
-        fake_calls.record(self, getattr(conf.fake_driver, "call_log", None))
+        # tests count calls across processes, and slow the long steps
+        fake_calls.record(self, conf.fake_driver)
         self._lock = threading.Lock()
         self.floating_ips: dict[str, str] = {}  # set_floating_ips'
         self._instances: dict[str, dict] = {}
@@ -48,6 +47,10 @@ class FakeDriver(FakeMoves, base.VirtDriver):
         self.snapshot_hold = threading.Event()
         self.snapshot_hold.set()
         self.host: str | None = None
+
+    def _fail(self, instance: base.InstanceSpec, step: str) -> None:
+        if instance.image_properties.get("fake_fail") == step:
+            raise exception.VirtError(reason=f"injected {step} failure")
 
     def _get(self, instance: base.InstanceSpec) -> dict:
         entry = self._instances.get(instance.uuid)

@@ -13,22 +13,9 @@ from typing import BinaryIO
 from pyct_driver import exception, states
 from pyct_driver.virt import base
 
-# where a test stops a compute service mid-operation
-_SLOW_STEPS = ("apply_flavor", "snapshot", "send_guest")
-
 
 class FakeMoves:
     """Mixed into ``FakeDriver`` (its lock, entries and failure hook)."""
-
-    operation_delay = 0.0  # [fake_driver] operation_delay
-
-    def _fail(self, instance: base.InstanceSpec, step: str) -> None:
-        """The failure a test injected at ``step`` (the image property
-        ``fake_fail``); the long steps first take ``operation_delay``."""
-        if step in _SLOW_STEPS:
-            time.sleep(self.operation_delay)
-        if instance.image_properties.get("fake_fail") == step:
-            raise exception.VirtError(reason=f"injected {step} failure")
 
     def send_guest(self, instance: base.InstanceSpec,
                    sink: BinaryIO) -> None:

@@ -54,7 +54,7 @@ def test_compute_killed_mid_resize_and_mid_snapshot(tmp_path):
         wait_until(lambda: conn.compute.get_server(resized.id).task_state
                    == "resize_migrating", 20, "the resize to start")
         wait_until(lambda: conn.compute.get_server(snapped.id).task_state
-                   == "image_pending_upload", 20, "the snapshot to start")
+                   == "image_snapshot", 20, "the snapshot to start")
 
         killed = time.monotonic()
         compute.kill()  # SIGKILL to its own pid
