@@ -11,17 +11,34 @@ task state cleared and the migration in ``error`` (Nova's lost resize),
 the snapshotted one stays ACTIVE and its unfinished image is deleted
 (Nova's failed snapshot). The bus is cut meanwhile, which the API rides
 out. When compute-a comes back, nothing is redone: no claim runs again,
-no task state comes back, and both servers can be deleted.
+no task state comes back, and both servers can be deleted. Then four
+stuck-work tasks race over twenty stuck long operations on PostgreSQL
+and on MariaDB: each is failed once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import threading
 import time
+import uuid as uuidlib
 
-from tests.integration.conftest import FLAVOR_ID, wait_status, wait_until
+import pytest
+import sqlalchemy as sa
+
+from pyct_driver import states
+from pyct_driver.api.stuck_work import StuckWorkTask
+from pyct_driver.db import (actions, catalog, evacuations, instances,
+                            migration, resizes)
+from pyct_driver.db.engine import Database
+from pyct_driver.db.models import utcnow
+from tests.functional import compute_fixtures as fx
+from tests.integration.conftest import (BACKENDS, FLAVOR_ID, wait_status,
+                                        wait_until)
 from tests.integration.faulty_pipeline import (DriverCalls, api_request,
                                                live_rows, open_faulty)
+from tests.integration.test_faults_build_timeout import live_rows_of
 
 TIMEOUT = 6
 
@@ -111,3 +128,96 @@ def test_compute_killed_mid_resize_and_mid_snapshot(tmp_path):
         for server in (resized, snapped):
             conn.compute.wait_for_delete(server, interval=0.3, wait=30)
         assert dep.live_instances() == []
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_racing_tasks_fail_each_long_operation_once(backend, tmp_path):
+    """Four stuck-work tasks, each with its own pool as an API process
+    has, race over resizes under way, snapshots, confirms and
+    evacuations whose host is gone, on the real PostgreSQL and MariaDB:
+    each is failed once, with the outcome of its kind."""
+    with BACKENDS[backend]() as url:
+        migration.upgrade(url)
+        dbs = [Database(url) for _ in range(4)]
+        try:
+            kinds = _stuck_long_operations(dbs[0], tmp_path)
+            tasks = [StuckWorkTask(db, f"api-{i}", 60, 60, 1, 10)
+                     for i, db in enumerate(dbs)]
+            barrier = threading.Barrier(len(tasks))
+            counts = [0] * len(tasks)
+
+            def run(i):
+                barrier.wait()
+                counts[i] = tasks[i].run_once()
+            threads = [threading.Thread(target=run, args=(i,))
+                       for i in range(len(tasks))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            assert sum(counts) == sum(map(len, kinds.values())), counts
+            faults = live_rows_of(dbs[0], "SELECT instance_uuid FROM "
+                                          "instance_faults")
+            assert sorted(faults) == sorted(
+                u for uuids in kinds.values() for u in uuids)
+            for kind, vm_state in (("resize", "error"),
+                                   ("snapshot", "active"),
+                                   ("confirm", "error"),
+                                   ("evacuate", "error")):
+                for uuid in kinds[kind]:
+                    row = instances.get(dbs[0], uuid)
+                    assert (row["vm_state"], row["task_state"]) == (
+                        vm_state, None), (kind, row)
+            assert live_rows_of(dbs[0], "SELECT id FROM images WHERE "
+                                        "status = 'queued'") == []
+            statuses = live_rows_of(dbs[0], "SELECT status FROM migrations")
+            assert sorted(statuses) == ["error"] * 10 + ["failed"] * 5
+        finally:
+            for db in dbs:
+                db.dispose()
+
+
+def _stuck_long_operations(db, tmp_path) -> dict[str, list[str]]:
+    """Five servers of each kind on a host that never beat, in the state
+    its request left them, last changed two minutes ago."""
+    flavor, image = fx.seed_catalog(db, tmp_path)
+    kinds: dict[str, list[str]] = {k: [] for k in (
+        "resize", "snapshot", "confirm", "evacuate")}
+    for kind, uuids in kinds.items():
+        for _ in range(5):
+            inst = fx.new_instance(db, flavor, image, "gone-host")
+            uuid = inst["uuid"]
+            action = {"resize": "migrate", "snapshot": "createImage",
+                      "confirm": "confirmResize",
+                      "evacuate": "evacuate"}[kind]
+            actions.action_start(db, uuid, action, f"req-{uuid}", "u", "p1")
+            values = {"vm_state": states.ACTIVE, "task_state": {
+                "resize": states.RESIZE_MIGRATING,
+                "snapshot": states.IMAGE_PENDING_UPLOAD,
+                "confirm": None,
+                "evacuate": states.REBUILDING}[kind]}
+            if kind in ("resize", "confirm"):
+                change = resizes.start(db, inst, flavor["flavorid"],
+                                       inst["flavor"], None, None,
+                                       "other-host", "migration")
+                resizes.set_status(db, change["migration_uuid"],
+                                   "migrating" if kind == "resize"
+                                   else "confirming")
+                if kind == "confirm":
+                    values.update(vm_state=states.RESIZED)
+            elif kind == "snapshot":
+                catalog.image_create(db, {
+                    "id": str(uuidlib.uuid4()), "name": "half",
+                    "status": "queued", "owner": "p1",
+                    "properties": {"instance_uuid": uuid}})
+            else:
+                evacuations.create(db, inst, "gone-host", "u")
+            instances.update(db, uuid, values)
+            uuids.append(uuid)
+    then = utcnow() - datetime.timedelta(seconds=120)
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE instances SET updated_at = :t"),
+                     {"t": then})
+        conn.execute(sa.text("UPDATE instance_flavor_changes SET "
+                             "updated_at = :t"), {"t": then})
+    return kinds
