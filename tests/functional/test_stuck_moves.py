@@ -118,21 +118,35 @@ def test_resize_or_migrate_never_started_goes_back(env, body, name):
     assert instances.get(db, sid)["vm_state"] == states.ACTIVE
 
 
-def test_migration_under_way_on_a_dead_source_goes_to_error(env):
+def _migrate_unseen(env):
+    """A migration to host-b cast to host-a, which is stopped: the server
+    and the request's context."""
     db, svcs, app = env
     sid = boot(app, db)
     svcs["host-a"].stop()
     assert act(app, sid, {"migrate": {"host": "host-b"}}).status_int == 202
-    ctxt = _request(db, sid, "migrate")
-    # host-a took it and was sending when it died
-    assert claims.claim(db, sid, ctxt.request_id, "migrate_instance",
-                        "host-a")
-    instances.update(db, sid, {"task_state": states.RESIZE_MIGRATING})
+    return sid, _request(db, sid, "migrate")
+
+
+def _taken_then_lost(db, sid, ctxt, host, method, values):
+    """``host`` claimed the request under ``method`` and wrote
+    ``values``: left alone while it beats, failed once when it is down;
+    the row after."""
+    assert claims.claim(db, sid, ctxt.request_id, method, host)
+    instances.update(db, sid, values)
     _age(db, sid)
-    assert _task(db).run_once() == 0  # host-a still beats: left alone
-    _age(db, sid, "host-a")
-    row = _fails_once(db, sid, "host-a", "migrate",
-                      "is down (it had started it)")
+    assert _task(db).run_once() == 0  # it still beats: left alone
+    _age(db, sid, host)
+    return _fails_once(db, sid, host, "migrate",
+                       "is down (it had started it)")
+
+
+def test_migration_under_way_on_a_dead_source_goes_to_error(env):
+    db, svcs, app = env
+    sid, ctxt = _migrate_unseen(env)
+    # host-a took it and was sending when it died
+    row = _taken_then_lost(db, sid, ctxt, "host-a", "migrate_instance",
+                           {"task_state": states.RESIZE_MIGRATING})
     assert (row["vm_state"], row["task_state"]) == (states.ERROR, None)
     assert _open_status(app, sid) == ["error"]
     claim, = [c for c in claims.for_instance(db, sid)
@@ -346,22 +360,12 @@ def test_destination_dying_while_taking_the_row_is_named(env):
     """``resize_finish``: the destination took the row (and the claim of
     its ``finish_migration``) and died; the source's call timed out."""
     db, svcs, app = env
-    sid = boot(app, db)
-    svcs["host-a"].stop()
-    assert act(app, sid, {"migrate": {"host": "host-b"}}).status_int == 202
-    ctxt = _request(db, sid, "migrate")
+    sid, ctxt = _migrate_unseen(env)
     assert claims.claim(db, sid, ctxt.request_id, "migrate_instance",
                         "host-a")
     claims.finish(db, sid, ctxt.request_id, "migrate_instance")
-    assert claims.claim(db, sid, ctxt.request_id, "finish_migration",
-                        "host-b")
-    instances.update(db, sid, {"task_state": states.RESIZE_FINISH,
-                               "host": "host-b"})
-    _age(db, sid)
-    assert _task(db).run_once() == 0  # host-b beats: still taking it
-    _age(db, sid, "host-b")
-    row = _fails_once(db, sid, "host-b", "migrate",
-                      "is down (it had started it)")
+    row = _taken_then_lost(db, sid, ctxt, "host-b", "finish_migration", {
+        "task_state": states.RESIZE_FINISH, "host": "host-b"})
     assert (row["vm_state"], row["task_state"], row["host"]) == (
         states.ERROR, None, "host-b")
     assert _open_status(app, sid) == ["error"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import threading
 import time
 import uuid as uuidlib
 
@@ -28,7 +27,6 @@ import pytest
 import sqlalchemy as sa
 
 from pyct_driver import states
-from pyct_driver.api.stuck_work import StuckWorkTask
 from pyct_driver.db import (actions, catalog, evacuations, instances,
                             migration, resizes)
 from pyct_driver.db.engine import Database
@@ -38,7 +36,7 @@ from tests.integration.conftest import (BACKENDS, FLAVOR_ID, wait_status,
                                         wait_until)
 from tests.integration.faulty_pipeline import (DriverCalls, api_request,
                                                live_rows, open_faulty)
-from tests.integration.test_faults_build_timeout import live_rows_of
+from tests.integration.test_faults_build_timeout import live_rows_of, race
 
 TIMEOUT = 6
 
@@ -141,20 +139,7 @@ def test_racing_tasks_fail_each_long_operation_once(backend, tmp_path):
         dbs = [Database(url) for _ in range(4)]
         try:
             kinds = _stuck_long_operations(dbs[0], tmp_path)
-            tasks = [StuckWorkTask(db, f"api-{i}", 60, 60, 1, 10)
-                     for i, db in enumerate(dbs)]
-            barrier = threading.Barrier(len(tasks))
-            counts = [0] * len(tasks)
-
-            def run(i):
-                barrier.wait()
-                counts[i] = tasks[i].run_once()
-            threads = [threading.Thread(target=run, args=(i,))
-                       for i in range(len(tasks))]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=60)
+            counts = race(dbs)
             assert sum(counts) == sum(map(len, kinds.values())), counts
             faults = live_rows_of(dbs[0], "SELECT instance_uuid FROM "
                                           "instance_faults")
