@@ -171,6 +171,10 @@ fake_opts = [
                help="Disk the fake driver reports, in GiB."),
     cfg.FloatOpt("spawn_delay", default=0.0, min=0.0,
                  help="Seconds the fake driver's spawn takes (tests)."),
+    cfg.FloatOpt("operation_delay", default=0.0, min=0.0,
+                 help="Seconds the fake driver's apply_flavor, snapshot "
+                      "and send_guest take (tests stop a compute service "
+                      "in the middle of a resize, snapshot or migration)."),
     cfg.StrOpt("call_log",
                help="A file the fake driver appends a line to for each "
                     "spawn, reboot, power_off, power_on and destroy "

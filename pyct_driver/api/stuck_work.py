@@ -4,13 +4,15 @@ RPC is at-most-once: a cast to a host that is down, or that dies after
 it took the message, or a message the bus lost, would leave its server
 in BUILD or in a task state until that host returns. Every API process
 runs this task on ``[DEFAULT] stuck_work_interval``; it fails a build
-older than ``instance_build_timeout`` and an action older than
-``instance_action_timeout`` when no host took the request, the host that
-took it is down, or its handler ended without a result (the database was
-away longer than it waited), with a fault naming the host. A request a
-live host is still working on is left alone. Which process fails a given
-instance is decided in the database (``db.stuck_work``), so several API
-processes fail each stuck instance exactly once.
+older than ``instance_build_timeout`` and an action (a simple one, or a
+resize, migration, revert, confirm, rebuild, evacuation, snapshot or
+shelve: ``db.stuck_moves``) older than ``instance_action_timeout`` when
+no host took the request, the host that took it is down, or its
+handler ended without a result (the database was away longer than it
+waited), with a fault naming the host. A request a live host is still
+working on is left alone. Which process fails a given instance is
+decided in the database (``db.stuck_work``), so several API processes
+fail each stuck instance exactly once.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class StuckWorkTask:
 
     def _message(self, stuck: stuck_work.Stuck, down: bool,
                  claim: dict | None) -> str:
-        what = "Build" if stuck.build else f"Task {stuck.task_state}"
+        what = stuck.what
         limit = self.build_timeout if stuck.build else self.action_timeout
         host = f"compute host {stuck.host}"
         if claim is not None and claim["state"] == claim_models.DONE:

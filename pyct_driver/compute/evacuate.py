@@ -36,8 +36,9 @@ class EvacuateEndpoints:
                           migration_uuid: str, vm_state: str) -> None:
         """RPC 1.12 (a cast): rebuild the evacuated server here;
         ``vm_state`` is the one it is to settle in (stopped or not)."""
-        with self.instance_lock(instance_uuid):
-            inst = self._get(instance_uuid)
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "evacuate_instance") as fresh:
+            inst = self._get(instance_uuid) if fresh else None
             if inst is None or inst["host"] != self.host or \
                     inst["task_state"] not in states.REBUILD_TASK_STATES:
                 return

@@ -70,9 +70,10 @@ class MigrationEndpoints:
     def migrate_instance(self, ctxt: RequestContext, instance_uuid: str,
                          migration_uuid: str) -> None:
         """RPC 1.11 (a cast, to the source): move the guest away."""
-        with self.instance_lock(instance_uuid):
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "migrate_instance") as fresh:
             found = self._moving(instance_uuid, migration_uuid,
-                                 states.RESIZE_PREP)
+                                 states.RESIZE_PREP) if fresh else None
             if found is None:
                 return
             inst, change, move = found
@@ -180,8 +181,9 @@ class MigrationEndpoints:
                                 power_on: bool) -> None:
         """RPC 1.11 (a cast, to the source): the destination dropped its
         copy and gave the row back; start the untouched guest here."""
-        with self.instance_lock(instance_uuid):
-            inst = self._get(instance_uuid)
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "finish_revert_migration") as fresh:
+            inst = self._get(instance_uuid) if fresh else None
             if inst is None or inst["host"] != self.host or \
                     inst["task_state"] != states.RESIZE_REVERTING:
                 return
@@ -276,8 +278,9 @@ class MigrationEndpoints:
         if receiver is None:
             raise exception.TransferError(reason="no transfer is open for "
                                           f"migration {migration_uuid}")
-        with self.instance_lock(instance_uuid):
-            inst, change, _ = self._moving(
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "finish_migration") as fresh:
+            inst, change, _ = fresh and self._moving(
                 instance_uuid, migration_uuid, states.RESIZE_MIGRATED) or \
                 (None, None, None)
             if inst is None:

@@ -54,8 +54,9 @@ class ResizeEndpoints:
 
     def resize_instance(self, ctxt: RequestContext, instance_uuid: str,
                         migration_uuid: str) -> None:
-        with self.instance_lock(instance_uuid):
-            inst = self._get(instance_uuid)
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "resize_instance") as fresh:
+            inst = self._get(instance_uuid) if fresh else None
             if inst is None or inst["task_state"] != states.RESIZE_PREP:
                 return
             change = db_resizes.current(self.db, instance_uuid)
@@ -116,8 +117,9 @@ class ResizeEndpoints:
 
     def confirm_resize(self, ctxt: RequestContext, instance_uuid: str,
                        migration_uuid: str) -> None:
-        with self.instance_lock(instance_uuid):
-            inst = self._get(instance_uuid)
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "confirm_resize") as fresh:
+            inst = self._get(instance_uuid) if fresh else None
             if inst is None or inst["vm_state"] != states.RESIZED:
                 return
             status = "confirmed"
@@ -151,8 +153,9 @@ class ResizeEndpoints:
 
     def revert_resize(self, ctxt: RequestContext, instance_uuid: str,
                       migration_uuid: str) -> None:
-        with self.instance_lock(instance_uuid):
-            inst = self._get(instance_uuid)
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "revert_resize") as fresh:
+            inst = self._get(instance_uuid) if fresh else None
             if inst is None or inst["task_state"] != states.RESIZE_REVERTING:
                 return
             change = db_resizes.current(self.db, instance_uuid)
@@ -187,8 +190,9 @@ class ResizeEndpoints:
                          ) -> None:
         """New root from the row's image (the API wrote it), same ports;
         a server stopped before stays stopped, as in Nova."""
-        with self.instance_lock(instance_uuid):
-            inst = self._get(instance_uuid)
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "rebuild_instance") as fresh:
+            inst = self._get(instance_uuid) if fresh else None
             if inst is None or inst["task_state"] != states.REBUILDING:
                 return
             with self.notify.action(ctxt, instance_uuid, "rebuild") as note:

@@ -42,8 +42,9 @@ class ShelveEndpoints:
 
     def shelve_instance(self, ctxt: RequestContext, instance_uuid: str,
                         image_id: str) -> None:
-        with self.instance_lock(instance_uuid):
-            inst = self._get(instance_uuid)
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "shelve_instance") as fresh:
+            inst = self._get(instance_uuid) if fresh else None
             if inst is None or inst["task_state"] != states.SHELVING:
                 return
             spec = self.spec(inst)
@@ -88,8 +89,10 @@ class ShelveEndpoints:
 
     def shelve_offload_instance(self, ctxt: RequestContext,
                                 instance_uuid: str) -> None:
-        with self.instance_lock(instance_uuid):
-            self._offload(ctxt, instance_uuid)
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "shelve_offload_instance") as fresh:
+            if fresh:
+                self._offload(ctxt, instance_uuid)
 
     def _offload(self, ctxt: RequestContext, uuid: str) -> None:
         inst = self._get(uuid)
@@ -116,8 +119,9 @@ class ShelveEndpoints:
 
     def unshelve_instance(self, ctxt: RequestContext,
                           instance_uuid: str) -> None:
-        with self.instance_lock(instance_uuid):
-            inst = self._get(instance_uuid)
+        with self.instance_lock(instance_uuid), self.once(
+                ctxt, instance_uuid, "unshelve_instance") as fresh:
+            inst = self._get(instance_uuid) if fresh else None
             if inst is None or inst["task_state"] != states.UNSHELVING:
                 return
             with self.notify.action(ctxt, instance_uuid, "unshelve") as note:

@@ -104,8 +104,9 @@ class SnapshotEndpoints:
                      expected: str, action: str, event: str) -> dict | None:
         """The common snapshot/backup run; the row after, None if it
         failed or was not ours to do."""
-        with self.instance_lock(uuid):
-            inst = self._get(uuid)
+        with self.instance_lock(uuid), self.once(
+                ctxt, uuid, f"{action}_instance") as fresh:
+            inst = self._get(uuid) if fresh else None
             if inst is None or inst["task_state"] != expected:
                 return None
             with self.notify.action(ctxt, uuid, action) as note:

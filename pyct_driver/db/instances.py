@@ -20,6 +20,7 @@ from pyct_driver.db import instance_list
 from pyct_driver.db import models
 from pyct_driver.db import networks as db_networks
 from pyct_driver.db import regex_filter
+from pyct_driver.db import resizes as db_resizes
 from pyct_driver.db import tags as db_tags
 from pyct_driver.db.claim_models import RequestClaim
 from pyct_driver.db.engine import Database, row_to_dict
@@ -300,20 +301,33 @@ def soft_delete_in(session: sa.orm.Session, uuid: str
 
 def usage_by_host(db: Database) -> dict[str, dict[str, int]]:
     """Resources claimed by live instances, per host (``busy``: those
-    with a task under way, Nova's current_workload)."""
+    with a task under way, Nova's current_workload), and by the moves
+    between hosts still open: the host a moving server's row does not
+    name holds that end's flavor too, as Nova's placement keeps the
+    migration's allocation -- the destination the new flavor from the
+    start, the source the old one until the move is confirmed or
+    reverted (a VERIFY_RESIZE server's source keeps its stopped copy,
+    and a revert must find its room there)."""
     usage: dict[str, dict[str, int]] = {}
+
+    def add(host: str, flavor: dict) -> dict[str, int]:
+        u = usage.setdefault(host, {"vcpus": 0, "memory_mb": 0,
+                                    "local_gb": 0, "instances": 0,
+                                    "busy": 0})
+        u["vcpus"] += int(flavor.get("vcpus", 0))
+        u["memory_mb"] += int(flavor.get("memory_mb", 0))
+        u["local_gb"] += int(flavor.get("root_gb", 0)) + int(
+            flavor.get("ephemeral_gb", 0))
+        return u
+
     query = sa.select(models.Instance.host, models.Instance.flavor,
                       models.Instance.task_state).where(
         models.Instance.deleted == 0, models.Instance.host.is_not(None))
     with db.session() as session:
         for host, flavor, task in session.execute(query):
-            u = usage.setdefault(host, {"vcpus": 0, "memory_mb": 0,
-                                        "local_gb": 0, "instances": 0,
-                                        "busy": 0})
+            u = add(host, flavor)
             u["busy"] += task is not None
-            u["vcpus"] += int(flavor.get("vcpus", 0))
-            u["memory_mb"] += int(flavor.get("memory_mb", 0))
-            u["local_gb"] += int(flavor.get("root_gb", 0)) + int(
-                flavor.get("ephemeral_gb", 0))
             u["instances"] += 1
+        for host, flavor in db_resizes.held_by_moves(session):
+            add(host, flavor)
     return usage

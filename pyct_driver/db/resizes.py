@@ -15,10 +15,11 @@ import datetime
 import uuid as uuid_mod
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 
 from pyct_driver import exception
 from pyct_driver.db.engine import Database, row_to_dict
-from pyct_driver.db.models import utcnow
+from pyct_driver.db.models import Instance, utcnow
 from pyct_driver.db.models_hosts import Migration
 from pyct_driver.db.resize_models import FlavorChange
 
@@ -118,3 +119,25 @@ def claim(db: Database, instance_uuid: str, before: str,
             f"{row['status']}, not {before}.")
     set_status(db, row["migration_uuid"], after)
     return {**row, "status": after}
+
+
+def held_by_moves(session: orm.Session) -> list[tuple[str, dict]]:
+    """(host, flavor) of each open move's end that its server's row does
+    not name: the destination's new flavor while the row is still on the
+    source, the source's old flavor once the destination took the row
+    (VERIFY_RESIZE, confirming, reverting) -- what ``usage_by_host``
+    adds to the rows' own."""
+    rows = session.execute(sa.select(
+        Instance.host, Migration.source_compute, Migration.dest_compute,
+        FlavorChange.old_flavor, FlavorChange.new_flavor).join(
+            Migration, Migration.uuid == FlavorChange.migration_uuid).join(
+            Instance, Instance.uuid == FlavorChange.instance_uuid).where(
+        FlavorChange.status.in_(OPEN), Instance.deleted == 0,
+        Migration.source_compute != Migration.dest_compute))
+    held = []
+    for host, source, dest, old, new in rows:
+        if host == source:
+            held.append((dest, new))
+        elif host == dest:
+            held.append((source, old))
+    return held

@@ -21,14 +21,14 @@ from sqlalchemy import exc as sa_exc
 
 from pyct_driver import exception, states
 from pyct_driver.db import instances as db_instances
-from pyct_driver.db import models
+from pyct_driver.db import models, stuck_moves
 from pyct_driver.db.claim_models import TIMED_OUT, RequestClaim
 from pyct_driver.db.engine import Database, row_to_dict
 
 # tasks that one cast carries out in one handler, and the name that
-# handler claims the request under (``compute.request_once``); longer
-# flows (resize, migration, rebuild, snapshot, shelve) are left to their
-# own recovery
+# handler claims the request under (``compute.request_once``); the longer
+# flows (resize, migration, rebuild, snapshot, shelve) are
+# ``db.stuck_moves``'
 _METHODS = {
     **dict.fromkeys(states.BUILD_TASK_STATES, "build_and_run_instance"),
     states.DELETING: "terminate_instance",
@@ -39,7 +39,8 @@ _METHODS = {
     states.RESCUING: "rescue", states.UNRESCUING: "unrescue",
 }
 ACTION_TASK_STATES = tuple(task for task in _METHODS
-                           if task not in states.BUILD_TASK_STATES)
+                           if task not in states.BUILD_TASK_STATES) \
+    + stuck_moves.TASK_STATES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,22 +50,31 @@ class Stuck:
     uuid: str
     host: str | None
     vm_state: str
-    task_state: str
+    task_state: str  # ``stuck_moves.CONFIRMING`` for a confirm
     request_id: str | None  # of the newest action; None: no action row
     claim: dict | None
+    method: str  # the handler's name the request is claimed under
 
     @property
     def build(self) -> bool:
-        return self.task_state in states.BUILD_TASK_STATES
+        return self.task_state in states.BUILD_TASK_STATES and \
+            self.vm_state == states.BUILDING
 
     @property
-    def method(self) -> str:
-        """The handler's name the request is claimed under."""
-        return _METHODS[self.task_state]
+    def long(self) -> bool:
+        """A resize, migration, rebuild, snapshot or shelve flow."""
+        return self.method not in _METHODS.values()
+
+    @property
+    def what(self) -> str:
+        if self.build:
+            return "Build"
+        if self.task_state == stuck_moves.CONFIRMING:
+            return "Confirm of the resize"
+        return f"Task {self.task_state}"
 
 
-class _Lost(Exception):
-    """Another process claimed or changed the instance first."""
+_Lost = stuck_moves.Lost
 
 
 def find(db: Database, build_before: datetime.datetime | None,
@@ -82,6 +92,10 @@ def find(db: Database, build_before: datetime.datetime | None,
                              sa.func.coalesce(inst.updated_at,
                                               inst.created_at)
                              < action_before))
+        kinds.append(sa.and_(stuck_moves.unshelving(inst),
+                             sa.func.coalesce(inst.updated_at,
+                                              inst.created_at)
+                             < action_before))
     if not kinds:
         return []
     out = []
@@ -89,18 +103,31 @@ def find(db: Database, build_before: datetime.datetime | None,
         rows = session.execute(sa.select(
             inst.uuid, inst.host, inst.vm_state, inst.task_state).where(
                 inst.deleted == 0, sa.or_(*kinds))).all()
+        if action_before is not None:
+            rows += [(uuid, host, vm_state, stuck_moves.CONFIRMING)
+                     for uuid, host, vm_state in
+                     stuck_moves.find_confirms(session, action_before)]
         for uuid, host, vm_state, task in rows:
-            request_id = session.scalars(sa.select(
-                models.InstanceAction.request_id).where(
+            action = session.execute(sa.select(
+                models.InstanceAction.request_id,
+                models.InstanceAction.action).where(
                     models.InstanceAction.instance_uuid == uuid).order_by(
                         models.InstanceAction.id.desc())).first()
+            request_id, name = action or (None, None)
+            is_build = task in states.BUILD_TASK_STATES and \
+                vm_state == states.BUILDING
+            method = _METHODS[task] if task in _METHODS and (
+                is_build or task not in states.BUILD_TASK_STATES) \
+                else stuck_moves.method(session, uuid, host, task,
+                                        vm_state, name)
             claim = None if request_id is None else session.scalars(
                 sa.select(RequestClaim).where(
                     RequestClaim.instance_uuid == uuid,
                     RequestClaim.request_id == request_id,
-                    RequestClaim.method == _METHODS[task])).first()
+                    RequestClaim.method == method)).first()
             out.append(Stuck(uuid, host, vm_state, task, request_id,
-                             None if claim is None else row_to_dict(claim)))
+                             None if claim is None else row_to_dict(claim),
+                             method))
     return out
 
 
@@ -116,6 +143,9 @@ def give_up(db: Database, stuck: Stuck, owner: str, message: str,
             _claim(session, stuck, owner)
             if stuck.task_state == states.DELETING and host_down:
                 db_instances.soft_delete_in(session, stuck.uuid)
+            elif stuck.long:
+                stuck_moves.fail(session, stuck.uuid, stuck.task_state,
+                                 stuck.vm_state, stuck.method)
             else:
                 _swap(session, stuck)
             _record(session, stuck, message)

@@ -21,11 +21,17 @@ OPTS = [
                     "short. 0 disables it (Nova's default)."),
     cfg.IntOpt("instance_action_timeout", default=600, min=0,
                help="Seconds after which an action (reboot, stop, start, "
-                    "pause, suspend, rescue, delete, ...) that no compute "
-                    "host took, or whose host is down, is failed: the "
-                    "task state is given back with a fault naming the "
-                    "host; a delete on a host that is down is finished by "
-                    "the API (the host destroys the guest when it "
+                    "pause, suspend, rescue, delete, resize, migrate, "
+                    "confirm/revert, rebuild, evacuate, snapshot, backup, "
+                    "shelve, unshelve, ...) that no compute host took, or "
+                    "whose host is down, is failed with a fault naming "
+                    "the host: a simple action's task state is given "
+                    "back; a resize or migration under way, a revert, a "
+                    "confirm, a rebuild or an evacuation leave the server "
+                    "in ERROR (as Nova does); a snapshot, backup or "
+                    "shelve leaves it as it was, its unfinished image "
+                    "deleted; a delete on a host that is down is finished "
+                    "by the API (the host destroys the guest when it "
                     "returns). 0 disables it."),
     cfg.IntOpt("stuck_work_interval", default=60, min=0,
                help="Seconds between the API's stuck-work checks; every "

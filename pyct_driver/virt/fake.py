@@ -35,8 +35,8 @@ class FakeDriver(FakeMoves, base.VirtDriver):
             vcpus=conf.fake_driver.vcpus, memory_mb=conf.fake_driver.memory_mb,
             local_gb=conf.fake_driver.local_gb)
         self._spawn_delay = conf.fake_driver.spawn_delay
-        # tests count calls across processes (a bare conf has no log)
-        fake_calls.record(self, getattr(conf.fake_driver, "call_log", None))
+        # tests count calls across processes, and slow the long steps
+        fake_calls.record(self, conf.fake_driver)
         self._lock = threading.Lock()
         self.floating_ips: dict[str, str] = {}  # set_floating_ips'
         self._instances: dict[str, dict] = {}

@@ -130,20 +130,7 @@ def test_racing_tasks_fail_each_instance_once(backend, tmp_path):
                 conn.execute(sa.text(
                     "UPDATE instances SET created_at = :t"),
                     {"t": utcnow() - datetime.timedelta(seconds=120)})
-            tasks = [StuckWorkTask(db, f"api-{i}", 60, 60, 1, 10)
-                     for i, db in enumerate(dbs)]
-            barrier = threading.Barrier(len(tasks))
-            counts = [0] * len(tasks)
-
-            def run(i):
-                barrier.wait()
-                counts[i] = tasks[i].run_once()
-            threads = [threading.Thread(target=run, args=(i,))
-                       for i in range(len(tasks))]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=60)
+            counts = race(dbs)
             assert sum(counts) == len(stuck), counts
             faults = live_rows_of(dbs[0], "SELECT instance_uuid FROM "
                                           "instance_faults")
@@ -157,6 +144,26 @@ def test_racing_tasks_fail_each_instance_once(backend, tmp_path):
         finally:
             for db in dbs:
                 db.dispose()
+
+
+def race(dbs: list[Database]) -> list[int]:
+    """One stuck-work task per database handle, run at the same instant:
+    how many instances each failed."""
+    tasks = [StuckWorkTask(db, f"api-{i}", 60, 60, 1, 10)
+             for i, db in enumerate(dbs)]
+    barrier = threading.Barrier(len(tasks))
+    counts = [0] * len(tasks)
+
+    def run(i):
+        barrier.wait()
+        counts[i] = tasks[i].run_once()
+    threads = [threading.Thread(target=run, args=(i,))
+               for i in range(len(tasks))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return counts
 
 
 def live_rows_of(db, sql: str) -> list:
