@@ -91,11 +91,13 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
 
     def spec(self, instance: dict,
              image: dict | None = None) -> virt_base.InstanceSpec:
-        """The driver's view of ``instance`` (reads only)."""
-        return instance_spec(
-            self.db, instance, self.force_config_drive, self.gateway_dns,
-            image, virt_base.TUNNEL_OVERHEAD
-            if self.driver.tunnel_address() else 0)
+        """The driver's view of ``instance`` (reads only, in one
+        transaction)."""
+        overhead = virt_base.TUNNEL_OVERHEAD \
+            if self.driver.tunnel_address() else 0
+        with self.db.transaction():
+            return instance_spec(self.db, instance, self.force_config_drive,
+                                 self.gateway_dns, image, overhead)
 
     def build_spec(self, instance: dict,
                    image: dict) -> virt_base.InstanceSpec:
@@ -235,8 +237,11 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
                               self.outage_patience)
         try:
             self.driver.import_image(image["id"], image["location"])
-            # filters first: the guest's port is never up unfiltered
-            outlast_outage(self.sync_port_filters, self.outage_patience)
+            if spec.vifs:
+                # filters first: the guest's port is never up unfiltered
+                # (a guest without ports has none to filter)
+                outlast_outage(self.sync_port_filters,
+                               self.outage_patience)
             self.driver.spawn(spec)
         except Exception as err:
             if not isinstance(err, exception.Duplicate):
@@ -250,11 +255,13 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
         info = self.driver.get_info(spec)
         # the guest runs: what follows is written once the database is
         # back (a short outage must not fail a build that succeeded)
-        outlast_outage(lambda: db_networks.set_port_status(
-            self.db, "ACTIVE", instance_uuid=uuid), self.outage_patience)
-        outlast_outage(lambda: self.tunnels_changed(
-            None, [vif.network_id for vif in spec.vifs]),
-            self.outage_patience)
+        if spec.vifs:
+            outlast_outage(lambda: db_networks.set_port_status(
+                self.db, "ACTIVE", instance_uuid=uuid),
+                self.outage_patience)
+            outlast_outage(lambda: self.tunnels_changed(
+                None, [vif.network_id for vif in spec.vifs]),
+                self.outage_patience)
         return {"vm_state": states.ACTIVE, "task_state": None,
                 "power_state": info.power_state, "launched_at": utcnow()}
 
@@ -286,8 +293,9 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
                              states.DELETING)
             raise
         db_instances.soft_delete(self.db, instance["uuid"])
-        self.refresh_security_groups(None)  # its ports are gone
-        self.tunnels_changed(None, [vif.network_id for vif in spec.vifs])
+        if spec.vifs:
+            self.refresh_security_groups(None)  # its ports are gone
+            self.tunnels_changed(None, [vif.network_id for vif in spec.vifs])
 
     def _simple_op(self, ctxt: RequestContext, uuid: str, action: str,
                    task_state: str, run: Callable[[virt_base.InstanceSpec],

@@ -313,6 +313,11 @@ def main() -> None:
                         "RabbitMQ (127.0.0.1:5672, a throw-away vhost) "
                         "and PostgreSQL (127.0.0.1:5432, a throw-away "
                         "database), not the all-in-one on SQLite")
+    p.add_argument("--driver", default="container",
+                   choices=("container", "fake"),
+                   help="virt driver: 'fake' (no guests, no root needed) "
+                        "measures the API -> RPC -> compute -> database "
+                        "path alone")
     p.add_argument("--preallocate", default="space",
                    choices=("space", "none"),
                    help="[container] preallocate_images: 500 servers "
@@ -339,7 +344,7 @@ def run(args, db_url: str | None, transport: str | None,
     extra_conf = {k: dict(v) for k, v in bus_extra.items()}
     dep = Deployment(tmp, db_url or f"sqlite:///{tmp}/pyct.sqlite",
                      transport_url=transport,
-                     virt_driver="container",
+                     virt_driver=args.driver,
                      # no limit, but the quota lock and count still run,
                      # as they do on every real boot
                      extra={"quota": {"instances": -1, "cores": -1,
@@ -348,9 +353,10 @@ def run(args, db_url: str | None, transport: str | None,
                             # must not make the host "down" mid-run
                             "DEFAULT": {"service_down_time": 60,
                                         **extra_conf.pop("DEFAULT", {})},
-                            "container": {
+                            **({"container": {
                                 "cgroup_parent": parent,
-                                "preallocate_images": args.preallocate},
+                                "preallocate_images": args.preallocate}}
+                               if args.driver == "container" else {}),
                             "compute": {"ram_allocation_ratio": 64,
                                         "cpu_allocation_ratio": 256,
                                         "disk_allocation_ratio": 64},
@@ -399,7 +405,7 @@ def run(args, db_url: str | None, transport: str | None,
             spy = subprocess.Popen(
                 [os.path.join(os.path.dirname(sys.executable), "py-spy"),
                  "record", "--pid", str(svc.pid), "--format", "raw",
-                 "--threads", "--rate", "500", "--nonblocking",
+                 "--threads", "--rate", "500", "--nonblocking", "--gil",
                  "-o", spy_out], stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)
             time.sleep(1.0)
