@@ -19,6 +19,7 @@ from pyct_driver.db import idranges as db_idranges
 from pyct_driver.db import instance_list
 from pyct_driver.db import models
 from pyct_driver.db import networks as db_networks
+from pyct_driver.db import quotas as db_quotas
 from pyct_driver.db import regex_filter
 from pyct_driver.db import tags as db_tags
 from pyct_driver.db.claim_models import RequestClaim
@@ -300,20 +301,22 @@ def soft_delete_in(session: sa.orm.Session, uuid: str
 
 def usage_by_host(db: Database) -> dict[str, dict[str, int]]:
     """Resources claimed by live instances, per host (``busy``: those
-    with a task under way, Nova's current_workload)."""
-    usage: dict[str, dict[str, int]] = {}
-    query = sa.select(models.Instance.host, models.Instance.flavor,
-                      models.Instance.task_state).where(
-        models.Instance.deleted == 0, models.Instance.host.is_not(None))
+    with a task under way, Nova's current_workload), summed by the
+    database: one row per host, however many instances."""
+    flavor = models.Instance.flavor
+    disk = sa.func.coalesce(sa.func.sum(
+        sa.func.coalesce(flavor["root_gb"].as_integer(), 0)
+        + sa.func.coalesce(flavor["ephemeral_gb"].as_integer(), 0)), 0)
+    query = sa.select(
+        models.Instance.host, sa.func.count(),
+        sa.func.count(models.Instance.task_state),
+        db_quotas.flavor_sum("vcpus"), db_quotas.flavor_sum("memory_mb"),
+        disk).where(models.Instance.deleted == 0,
+                    models.Instance.host.is_not(None)).group_by(
+        models.Instance.host)
     with db.session() as session:
-        for host, flavor, task in session.execute(query):
-            u = usage.setdefault(host, {"vcpus": 0, "memory_mb": 0,
-                                        "local_gb": 0, "instances": 0,
-                                        "busy": 0})
-            u["busy"] += task is not None
-            u["vcpus"] += int(flavor.get("vcpus", 0))
-            u["memory_mb"] += int(flavor.get("memory_mb", 0))
-            u["local_gb"] += int(flavor.get("root_gb", 0)) + int(
-                flavor.get("ephemeral_gb", 0))
-            u["instances"] += 1
-    return usage
+        return {host: {"vcpus": int(vcpus), "memory_mb": int(ram),
+                       "local_gb": int(gb), "instances": int(count),
+                       "busy": int(busy)}
+                for host, count, busy, vcpus, ram, gb
+                in session.execute(query)}
