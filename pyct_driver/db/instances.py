@@ -23,12 +23,14 @@ from pyct_driver.db import quotas as db_quotas
 from pyct_driver.db import regex_filter
 from pyct_driver.db import tags as db_tags
 from pyct_driver.db.claim_models import RequestClaim
-from pyct_driver.db.engine import Database, row_to_dict
+from pyct_driver.db.engine import Database, plain_select, row_to_dict
 
 LOG = logging.getLogger(__name__)
 UNSET: Any = object()
 _STATE_FIELDS = ("vm_state", "task_state", "power_state")
 _STATE_COLUMNS = tuple(getattr(models.Instance, f) for f in _STATE_FIELDS)
+# an instance's columns under their attribute names (``_to_dict``'s keys)
+_ROW = plain_select(models.Instance)
 
 
 def _shown(field: str, value: Any) -> str:
@@ -118,17 +120,19 @@ def create_many(db: Database, rows: list[dict],
 def get(db: Database, uuid: str, project_id: str | None = None,
         read_deleted: bool = False) -> dict:
     """One instance; another project's instance is simply not found."""
-    query = sa.select(models.Instance).where(models.Instance.uuid == uuid)
+    # columns, not an ORM object: a client polling for ACTIVE asks for
+    # this many times per boot
+    query = _ROW.where(models.Instance.uuid == uuid)
     if not read_deleted:
         query = query.where(models.Instance.deleted == 0)
     if project_id is not None:
         query = query.where(models.Instance.project_id == project_id)
     with db.session() as session:
-        row = session.scalars(query.order_by(
-            models.Instance.deleted)).first()
-        if row is None:
-            raise exception.InstanceNotFound(instance_id=uuid)
-        return _to_dict(row)
+        row = session.execute(query.order_by(
+            models.Instance.deleted)).mappings().first()
+    if row is None:
+        raise exception.InstanceNotFound(instance_id=uuid)
+    return _renamed(dict(row))
 
 
 def _status_clause(statuses: Iterable[str]) -> sa.ColumnElement[bool]:
@@ -232,24 +236,24 @@ def update(db: Database, uuid: str, values: dict,
         result = session.execute(sa.update(models.Instance).where(
             *conds).values(**values).execution_options(
                 synchronize_session=False))
-        row = session.scalars(sa.select(models.Instance).where(
+        row = session.execute(_ROW.where(
             models.Instance.uuid == uuid,
-            models.Instance.deleted == 0)).first()
+            models.Instance.deleted == 0)).mappings().first()
         if row is None:
             raise exception.InstanceNotFound(instance_id=uuid)
         if result.rowcount != 1:
             if (expected_task_state is not UNSET and not _matches(
-                    row.task_state, expected_task_state)):
-                attr, state = "task_state", row.task_state
+                    row["task_state"], expected_task_state)):
+                attr, state = "task_state", row["task_state"]
             else:
-                attr, state = "vm_state", row.vm_state
+                attr, state = "vm_state", row["vm_state"]
             raise exception.InstanceInvalidState(
                 action=action, instance_id=uuid, attr=attr, state=state)
         if start_action is not None:
             session.add(models.InstanceAction(
                 instance_uuid=uuid, action=action,
                 start_time=models.utcnow(), **start_action))
-        after = _to_dict(row)
+        after = _renamed(dict(row))
     if before:
         _log_states(uuid, before, after)
     return after
