@@ -2,7 +2,7 @@
 
 Usage (root): ``.venv/bin/python tools/bench/api_boot.py [--runs 20]
 [--concurrent 10] [--sustained 500] [--in-flight 8] [--split]
-[--profile] [--json]``
+[--driver fake] [--profile FILE] [--json]``
 
 Starts a real ``pyct-all-in-one`` process (SQLite, in-process bus, the
 container driver, cgroup parent ``pyct-bench-*``) with
@@ -20,8 +20,11 @@ the pollers themselves load the service's GIL, so ``--poll-ms 50`` shows
 the service with a lighter client. Servers are deleted through the API
 after each phase;
 at exit the service and its launcher are stopped and every guest cgroup,
-mount, loop device and the temp dir are removed. ``--profile FILE`` records
-py-spy raw stacks of the service during all phases;
+mount, loop device and the temp dir are removed. ``--driver fake`` boots
+no guests (no root needed): the API -> RPC -> compute -> database path
+alone. ``--profile FILE`` records py-spy raw stacks of the service during
+all phases, only the thread holding the GIL (``--gil``: where its CPU
+goes; a thread blocked on the SQLite lock may still show up there);
 ``--fast-fake-bus``, ``--backlog`` and ``--serialize-db`` are experiments (see
 EXPERIMENT_WRAPPER). ``--split`` runs ``pyct-api`` and ``pyct-compute``
 (host ``bench-compute``) as two processes over RabbitMQ (a throw-away
@@ -469,9 +472,9 @@ def run(args, db_url: str | None, transport: str | None,
         if not ok:
             print("FAILED; results so far:", file=sys.stderr)
             report.emit("API boot (partial)", rows, extra, args.json)
-    report.emit("API boot through pyct-api + pyct-compute (container "
+    report.emit(f"API boot through pyct-api + pyct-compute ({args.driver} "
                 "driver, RabbitMQ, PostgreSQL)" if args.split else
-                "API boot through pyct-all-in-one (container driver, "
+                f"API boot through pyct-all-in-one ({args.driver} driver, "
                 "SQLite)", rows, extra, args.json)
 
 
