@@ -171,11 +171,12 @@ class InstanceGuard:
         if not self.enforced:
             return self.max_count
         allowed = instances_allowed(
-            self.limits, db_quotas.usage(session, self.project_id),
+            self.limits, db_quotas.instance_usage(session,
+                                                  self.project_id),
             *self.size, self.min_count, self.max_count)
         if self.user_limits is not None:
             allowed = instances_allowed(
-                self.user_limits, db_quotas.usage(
+                self.user_limits, db_quotas.instance_usage(
                     session, self.project_id, self.user_id),
                 *self.size, self.min_count, allowed)
         return allowed

@@ -68,17 +68,21 @@ class Scheduler:
         return bool(host) and self.host_state(host) in ("UP", "MAINTENANCE")
 
     def _free(self, zone: str | None) -> dict[str, dict[str, float]]:
-        up = {s["host"] for s in db_services.service_list(
-            self.db, COMPUTE_BINARY)
-            if not s["disabled"] and not s["forced_down"]
-            and db_services.is_up(s, self.down_time)}
+        # services, usage and nodes: one read transaction
+        with self.db.transaction():
+            services = db_services.service_list(self.db, COMPUTE_BINARY)
+            zones = db_aggregates.host_zones(self.db) \
+                if zone is not None else {}
+            usage = db_instances.usage_by_host(self.db)
+            nodes = db_services.compute_node_list(self.db)
+        up = {s["host"] for s in services
+              if not s["disabled"] and not s["forced_down"]
+              and db_services.is_up(s, self.down_time)}
         if zone is not None:
-            zones = db_aggregates.host_zones(self.db)
             up = {h for h in up if zone in db_aggregates.zone_of(
                 zones, h, self.default_zone).split(",")}
-        usage = db_instances.usage_by_host(self.db)
         free: dict[str, dict[str, float]] = {}
-        for node in db_services.compute_node_list(self.db):
+        for node in nodes:
             if node["host"] not in up:
                 continue
             used = usage.get(node["host"], {})

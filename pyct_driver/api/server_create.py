@@ -180,40 +180,49 @@ def create(api: Api, req: ApiRequest) -> Result:
     server = body["server"]
     bdms, image_ref = _block_devices(server.get("block_device_mapping_v2"),
                                      server.get("imageRef"))
-    image = image_for_boot(api, req, image_ref)
-    flavor = _flavor(api, req, server["flavorRef"])
-    check_fits_image(flavor, image)
-    networks = _networks(server.get("networks"))
-    min_count, max_count = _counts(api, server)
-    metadata = server.get("metadata", {})
-    guard = quota_check.InstanceGuard(api, ctxt.project_id, ctxt.user_id,
-                                      flavor, min_count, max_count)
-    quota_check.check_metadata(api, ctxt.project_id, ctxt.user_id, metadata,
-                               guard.metadata_items)
-    user_data = user_data_checked(server.get("user_data"))
-    zone, force_host = _force_host(api, req, server.get("availability_zone"))
-    force_host = server_references.requested_host(
-        api, req, server, force_host) or force_host
-    hostname = server_references.hostname(server, max_count)
+    # the checks' reads share one transaction (one COMMIT, one checkout);
+    # what may write (the default security group, an "auto" network,
+    # the quota lock row) runs outside: their race retries need their own
+    with api.db.transaction():
+        image = image_for_boot(api, req, image_ref)
+        flavor = _flavor(api, req, server["flavorRef"])
+        check_fits_image(flavor, image)
+        networks = _networks(server.get("networks"))
+        min_count, max_count = _counts(api, server)
+        metadata = server.get("metadata", {})
+        guard = quota_check.InstanceGuard(api, ctxt.project_id,
+                                          ctxt.user_id, flavor, min_count,
+                                          max_count)
+        quota_check.check_metadata(api, ctxt.project_id, ctxt.user_id,
+                                   metadata, guard.metadata_items)
+        user_data = user_data_checked(server.get("user_data"))
+        zone, force_host = _force_host(api, req,
+                                       server.get("availability_zone"))
+        force_host = server_references.requested_host(
+            api, req, server, force_host) or force_host
+        hostname = server_references.hostname(server, max_count)
     group_ids = secgroup_lookup.for_boot(api, req, server)
-    group = server_references.server_group(api, req, body)
-    unplaceable = server_references.unplaceable(api, req, server)
-    password = server.get("adminPass") or admin_password()
-    snapshot = {k: flavor[k] for k in FLAVOR_KEYS}
-    key_data = keypairs.key_data_for_boot(api, req, server.get("key_name"))
-    # over quota is a 403 before anything is made or placed (Nova too
-    # checks it before scheduling); the exact check is the guard's, in
-    # the transaction that inserts the rows
-    fits = guard.precheck()
+    with api.db.transaction():
+        group = server_references.server_group(api, req, body)
+        unplaceable = server_references.unplaceable(api, req, server)
+        password = server.get("adminPass") or admin_password()
+        snapshot = {k: flavor[k] for k in FLAVOR_KEYS}
+        key_data = keypairs.key_data_for_boot(api, req,
+                                              server.get("key_name"))
+        # over quota is a 403 before anything is made or placed (Nova
+        # too checks it before scheduling); the exact check is the
+        # guard's, in the transaction that inserts the rows
+        fits = guard.precheck()
     # last check: "auto" may create the project's default network
     port_requests = server_networks.resolve(api, req, networks, max_count)
 
-    hosts = _place(api, flavor, min_count, max_count, fits, force_host,
-                   None if force_host else zone, group)
+    with api.db.transaction():
+        hosts = _place(api, flavor, min_count, max_count, fits, force_host,
+                       None if force_host else zone, group)
+        zone_of = availability_zones.zone_lookup(api)
     if unplaceable is not None:
         hosts = [None] * len(hosts)
     guard.prepare()
-    zone_of = availability_zones.zone_lookup(api)
     reservation_id = "r-" + secrets.token_hex(4)
     rows, faults, ports = [], {}, {}
     for index, host in enumerate(hosts):
@@ -258,10 +267,13 @@ def create(api: Api, req: ApiRequest) -> Result:
         guard=guard if group is None else db_groups.member_guard(
             group, [r["uuid"] for r in rows], quota_check.effective(
                 api, ctxt.project_id)["server_group_members"], guard))
-    secgroup_lookup.attach_to_ports(api, [i["uuid"] for i in created],
-                                    group_ids)
-    secgroup_lookup.refresh(api, req, group_ids,
-                            skip=[i["host"] for i in created])
+    if ports:
+        # only ports join groups: a server made without any changes no
+        # group's members, so no host has filters to refresh
+        secgroup_lookup.attach_to_ports(api, [i["uuid"] for i in created],
+                                        group_ids)
+        secgroup_lookup.refresh(api, req, group_ids,
+                                skip=[i["host"] for i in created])
     for inst in created:
         if inst["host"]:
             _cast_build(api, req, inst)

@@ -145,8 +145,11 @@ def detail(api: Api, req: ApiRequest) -> Result:
 
 
 def show(api: Api, req: ApiRequest, server_id: str) -> Result:
-    inst = get_instance(api, req, server_id, _P + "show")
-    return Result(200, {"server": _renderer(api, req, [inst])(inst)})
+    # a client polling for ACTIVE asks this many times per boot: its
+    # reads (the row, ports, groups, tags...) share one transaction
+    with api.db.transaction():
+        inst = get_instance(api, req, server_id, _P + "show")
+        return Result(200, {"server": _renderer(api, req, [inst])(inst)})
 
 
 def update(api: Api, req: ApiRequest, server_id: str) -> Result:

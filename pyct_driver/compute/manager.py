@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 from oslo_log import log as logging
 
 from pyct_driver import exception, extra_specs, states
+from pyct_driver.compute.build import BuildEndpoints
 from pyct_driver.compute.console_endpoint import ConsoleEndpoint
 from pyct_driver.compute.evacuate import EvacuateEndpoints
 from pyct_driver.compute.floating import FloatingEndpoints
@@ -28,12 +29,10 @@ from pyct_driver.compute.guest_calls import GuestCalls
 from pyct_driver.compute.migrate import MigrationEndpoints
 from pyct_driver.context import RequestContext
 from pyct_driver.db import actions as db_actions
-from pyct_driver.db import catalog as db_catalog
 from pyct_driver.db import idranges as db_idranges
 from pyct_driver.db import instances as db_instances
 from pyct_driver.db import networks as db_networks
 from pyct_driver.db.engine import Database
-from pyct_driver.db.models import utcnow
 from pyct_driver.notifications.notifier import (Notifications,
                                                 reports_exceptions)
 from pyct_driver.compute.request_once import RequestOnce, outlast_outage
@@ -56,7 +55,8 @@ _EVENTS = {"reboot": "reboot", "power_off": "stop", "power_on": "start",
            "resume": "resume"}
 
 
-class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
+class ComputeManager(BuildEndpoints, GuestCalls, ResizeEndpoints,
+                     RescueEndpoints,
                      SnapshotEndpoints, ShelveEndpoints,
                      SecurityGroupEndpoints, FloatingEndpoints,
                      TunnelEndpoints, MigrationEndpoints,
@@ -91,11 +91,13 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
 
     def spec(self, instance: dict,
              image: dict | None = None) -> virt_base.InstanceSpec:
-        """The driver's view of ``instance`` (reads only)."""
-        return instance_spec(
-            self.db, instance, self.force_config_drive, self.gateway_dns,
-            image, virt_base.TUNNEL_OVERHEAD
-            if self.driver.tunnel_address() else 0)
+        """The driver's view of ``instance`` (reads only, in one
+        transaction)."""
+        overhead = virt_base.TUNNEL_OVERHEAD \
+            if self.driver.tunnel_address() else 0
+        with self.db.transaction():
+            return instance_spec(self.db, instance, self.force_config_drive,
+                                 self.gateway_dns, image, overhead)
 
     def build_spec(self, instance: dict,
                    image: dict) -> virt_base.InstanceSpec:
@@ -134,20 +136,30 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
         except exception.PyctError:
             LOG.exception("could not record fault for %s", uuid)
 
+    def _event_start(self, uuid: str, request_id: str, event: str) -> bool:
+        """Start ``event`` (in the caller's transaction, if any): whether
+        the request has an action to record it in."""
+        try:
+            db_actions.event_start(self.db, uuid, request_id, event,
+                                   self.host)
+        except exception.ActionNotFound:
+            return False
+        return True
+
     @contextlib.contextmanager
-    def _event(self, ctxt: RequestContext, uuid: str,
-               event: str) -> Iterator[dict]:
+    def _event(self, ctxt: RequestContext, uuid: str, event: str,
+               started: bool | None = None) -> Iterator[dict]:
         """Wrap one step in an instance-action event (best effort); what
         the step puts under "details" in the yielded dict becomes the
-        event's 2.84 ``details``."""
-        request_id = ctxt.request_id
+        event's 2.84 ``details``, and a callable it puts under "then"
+        runs in the transaction that closes the event successfully.
+        ``started``: the caller started the event already (True) or
+        found no action for it (False)."""
         LOG.debug("%s started", event, instance_uuid=uuid)
-        try:
-            outlast_outage(lambda: db_actions.event_start(
-                self.db, uuid, request_id, event, self.host),
-                self.outage_patience)
-        except exception.ActionNotFound:
-            request_id = None
+        if started is None:
+            started = outlast_outage(lambda: self._event_start(
+                uuid, ctxt.request_id, event), self.outage_patience)
+        request_id = ctxt.request_id if started else None
         box: dict = {}
         try:
             yield box
@@ -159,10 +171,16 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
                     self.outage_patience)
             raise
         else:
-            if request_id:
-                outlast_outage(lambda: db_actions.event_finish(
-                    self.db, uuid, request_id, event, "Success", None,
-                    box.get("details")), self.outage_patience)
+            def close() -> None:
+                with self.db.transaction():
+                    if request_id:
+                        db_actions.event_finish(
+                            self.db, uuid, request_id, event, "Success",
+                            None, box.get("details"))
+                    if "then" in box:
+                        box["then"]()
+            if request_id or "then" in box:
+                outlast_outage(close, self.outage_patience)
 
     def _get(self, uuid: str) -> dict | None:
         try:
@@ -176,87 +194,22 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
         """Write ``values`` if the instance is still in ``expected_task``
         (one task state, a tuple of them, or None); a lost race is logged
         and dropped."""
+        # the guest's new state is real: write it once the database is
+        # back rather than leave the task state behind
+        outlast_outage(lambda: self._set_final(uuid, values, expected_task),
+                       self.outage_patience)
+
+    def _set_final(self, uuid: str, values: dict, expected_task) -> None:
+        """``finish_task``'s write, in the caller's transaction if any."""
         try:
-            # the guest's new state is real: write it once the database
-            # is back rather than leave the task state behind
-            outlast_outage(lambda: db_instances.update(
-                self.db, uuid, values, expected_task_state=expected_task),
-                self.outage_patience)
+            db_instances.update(self.db, uuid, values,
+                                expected_task_state=expected_task)
         except (exception.InstanceInvalidState,
                 exception.InstanceNotFound) as err:
             # another request (usually a delete) took over meanwhile
             LOG.info("instance %s changed under us: %s", uuid, err)
 
     # -- RPC endpoints ----------------------------------------------------
-
-    def build_and_run_instance(self, ctxt: RequestContext,
-                               instance_uuid: str) -> None:
-        with self.instance_lock(instance_uuid), self.once(
-                ctxt, instance_uuid, "build_and_run_instance") as fresh:
-            if not fresh:
-                return
-            try:
-                instance = outlast_outage(lambda: db_instances.update(
-                    self.db, instance_uuid, {"task_state": states.SPAWNING},
-                    expected_task_state=(states.SCHEDULING, states.NETWORKING),
-                    expected_vm_state=states.BUILDING, action="build"),
-                    self.outage_patience)
-            except (exception.InstanceInvalidState,
-                    exception.InstanceNotFound) as err:
-                LOG.info("not building %s: %s", instance_uuid, err)
-                return
-            # the state flips only after the event closed, so a client that
-            # sees ACTIVE or ERROR also sees the finished event
-            with self.notify.action(ctxt, instance_uuid, "create") as note:
-                try:
-                    with self._event(ctxt, instance_uuid,
-                                     "compute_build_and_run_instance"):
-                        final = self._build(instance)
-                except Exception as err:
-                    LOG.warning("build of %s failed: %s", instance_uuid,
-                                err)
-                    self.record_fault(instance_uuid, err)
-                    note.fail(err)
-                    final = {"vm_state": states.ERROR, "task_state": None,
-                             "power_state": states.NOSTATE}
-                self.finish_task(instance_uuid, final, states.SPAWNING)
-
-    def _build(self, instance: dict) -> dict:
-        """Spawn the guest; return the instance's final values."""
-        uuid = instance["uuid"]
-        # reads (and the id range's allocation, kept per instance): a
-        # short outage delays the build instead of failing it
-        image = outlast_outage(lambda: db_catalog.image_get(
-            self.db, instance["image_ref"]), self.outage_patience)
-        if not image.get("location"):
-            raise exception.InvalidImage(image=image["id"],
-                                         reason="image has no data")
-        spec = outlast_outage(lambda: self.build_spec(instance, image),
-                              self.outage_patience)
-        try:
-            self.driver.import_image(image["id"], image["location"])
-            # filters first: the guest's port is never up unfiltered
-            outlast_outage(self.sync_port_filters, self.outage_patience)
-            self.driver.spawn(spec)
-        except Exception as err:
-            if not isinstance(err, exception.Duplicate):
-                # never destroy a guest this build did not create
-                try:
-                    self.driver.destroy(spec)
-                except Exception as cleanup:
-                    LOG.warning("cleaning up the failed build of %s "
-                                "failed: %s", uuid, cleanup)
-            raise
-        info = self.driver.get_info(spec)
-        # the guest runs: what follows is written once the database is
-        # back (a short outage must not fail a build that succeeded)
-        outlast_outage(lambda: db_networks.set_port_status(
-            self.db, "ACTIVE", instance_uuid=uuid), self.outage_patience)
-        outlast_outage(lambda: self.tunnels_changed(
-            None, [vif.network_id for vif in spec.vifs]),
-            self.outage_patience)
-        return {"vm_state": states.ACTIVE, "task_state": None,
-                "power_state": info.power_state, "launched_at": utcnow()}
 
     def terminate_instance(self, ctxt: RequestContext,
                            instance_uuid: str) -> None:
@@ -286,8 +239,9 @@ class ComputeManager(GuestCalls, ResizeEndpoints, RescueEndpoints,
                              states.DELETING)
             raise
         db_instances.soft_delete(self.db, instance["uuid"])
-        self.refresh_security_groups(None)  # its ports are gone
-        self.tunnels_changed(None, [vif.network_id for vif in spec.vifs])
+        if spec.vifs:
+            self.refresh_security_groups(None)  # its ports are gone
+            self.tunnels_changed(None, [vif.network_id for vif in spec.vifs])
 
     def _simple_op(self, ctxt: RequestContext, uuid: str, action: str,
                    task_state: str, run: Callable[[virt_base.InstanceSpec],

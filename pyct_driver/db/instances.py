@@ -19,16 +19,19 @@ from pyct_driver.db import idranges as db_idranges
 from pyct_driver.db import instance_list
 from pyct_driver.db import models
 from pyct_driver.db import networks as db_networks
+from pyct_driver.db import quotas as db_quotas
 from pyct_driver.db import regex_filter
 from pyct_driver.db import resizes as db_resizes
 from pyct_driver.db import tags as db_tags
 from pyct_driver.db.claim_models import RequestClaim
-from pyct_driver.db.engine import Database, row_to_dict
+from pyct_driver.db.engine import Database, plain_select, row_to_dict
 
 LOG = logging.getLogger(__name__)
 UNSET: Any = object()
 _STATE_FIELDS = ("vm_state", "task_state", "power_state")
 _STATE_COLUMNS = tuple(getattr(models.Instance, f) for f in _STATE_FIELDS)
+# an instance's columns under their attribute names (``_to_dict``'s keys)
+_ROW = plain_select(models.Instance)
 
 
 def _shown(field: str, value: Any) -> str:
@@ -118,17 +121,19 @@ def create_many(db: Database, rows: list[dict],
 def get(db: Database, uuid: str, project_id: str | None = None,
         read_deleted: bool = False) -> dict:
     """One instance; another project's instance is simply not found."""
-    query = sa.select(models.Instance).where(models.Instance.uuid == uuid)
+    # columns, not an ORM object: a client polling for ACTIVE asks for
+    # this many times per boot
+    query = _ROW.where(models.Instance.uuid == uuid)
     if not read_deleted:
         query = query.where(models.Instance.deleted == 0)
     if project_id is not None:
         query = query.where(models.Instance.project_id == project_id)
     with db.session() as session:
-        row = session.scalars(query.order_by(
-            models.Instance.deleted)).first()
-        if row is None:
-            raise exception.InstanceNotFound(instance_id=uuid)
-        return _to_dict(row)
+        row = session.execute(query.order_by(
+            models.Instance.deleted)).mappings().first()
+    if row is None:
+        raise exception.InstanceNotFound(instance_id=uuid)
+    return _renamed(dict(row))
 
 
 def _status_clause(statuses: Iterable[str]) -> sa.ColumnElement[bool]:
@@ -232,24 +237,24 @@ def update(db: Database, uuid: str, values: dict,
         result = session.execute(sa.update(models.Instance).where(
             *conds).values(**values).execution_options(
                 synchronize_session=False))
-        row = session.scalars(sa.select(models.Instance).where(
+        row = session.execute(_ROW.where(
             models.Instance.uuid == uuid,
-            models.Instance.deleted == 0)).first()
+            models.Instance.deleted == 0)).mappings().first()
         if row is None:
             raise exception.InstanceNotFound(instance_id=uuid)
         if result.rowcount != 1:
             if (expected_task_state is not UNSET and not _matches(
-                    row.task_state, expected_task_state)):
-                attr, state = "task_state", row.task_state
+                    row["task_state"], expected_task_state)):
+                attr, state = "task_state", row["task_state"]
             else:
-                attr, state = "vm_state", row.vm_state
+                attr, state = "vm_state", row["vm_state"]
             raise exception.InstanceInvalidState(
                 action=action, instance_id=uuid, attr=attr, state=state)
         if start_action is not None:
             session.add(models.InstanceAction(
                 instance_uuid=uuid, action=action,
                 start_time=models.utcnow(), **start_action))
-        after = _to_dict(row)
+        after = _renamed(dict(row))
     if before:
         _log_states(uuid, before, after)
     return after
@@ -301,33 +306,37 @@ def soft_delete_in(session: sa.orm.Session, uuid: str
 
 def usage_by_host(db: Database) -> dict[str, dict[str, int]]:
     """Resources claimed by live instances, per host (``busy``: those
-    with a task under way, Nova's current_workload), and by the moves
-    between hosts still open: the host a moving server's row does not
-    name holds that end's flavor too, as Nova's placement keeps the
+    with a task under way, Nova's current_workload), summed by the
+    database (one row per host, however many instances), and by the
+    moves between hosts still open: the host a moving server's row does
+    not name holds that end's flavor too, as Nova's placement keeps the
     migration's allocation -- the destination the new flavor from the
     start, the source the old one until the move is confirmed or
     reverted (a VERIFY_RESIZE server's source keeps its stopped copy,
     and a revert must find its room there)."""
-    usage: dict[str, dict[str, int]] = {}
-
-    def add(host: str, flavor: dict) -> dict[str, int]:
-        u = usage.setdefault(host, {"vcpus": 0, "memory_mb": 0,
-                                    "local_gb": 0, "instances": 0,
-                                    "busy": 0})
-        u["vcpus"] += int(flavor.get("vcpus", 0))
-        u["memory_mb"] += int(flavor.get("memory_mb", 0))
-        u["local_gb"] += int(flavor.get("root_gb", 0)) + int(
-            flavor.get("ephemeral_gb", 0))
-        return u
-
-    query = sa.select(models.Instance.host, models.Instance.flavor,
-                      models.Instance.task_state).where(
-        models.Instance.deleted == 0, models.Instance.host.is_not(None))
+    flavor = models.Instance.flavor
+    disk = sa.func.coalesce(sa.func.sum(
+        sa.func.coalesce(flavor["root_gb"].as_integer(), 0)
+        + sa.func.coalesce(flavor["ephemeral_gb"].as_integer(), 0)), 0)
+    query = sa.select(
+        models.Instance.host, sa.func.count(),
+        sa.func.count(models.Instance.task_state),
+        db_quotas.flavor_sum("vcpus"), db_quotas.flavor_sum("memory_mb"),
+        disk).where(models.Instance.deleted == 0,
+                    models.Instance.host.is_not(None)).group_by(
+        models.Instance.host)
+    empty = {"vcpus": 0, "memory_mb": 0, "local_gb": 0, "instances": 0,
+             "busy": 0}
     with db.session() as session:
-        for host, flavor, task in session.execute(query):
-            u = add(host, flavor)
-            u["busy"] += task is not None
-            u["instances"] += 1
-        for host, flavor in db_resizes.held_by_moves(session):
-            add(host, flavor)
+        usage = {host: {"vcpus": int(vcpus), "memory_mb": int(ram),
+                        "local_gb": int(gb), "instances": int(count),
+                        "busy": int(busy)}
+                 for host, count, busy, vcpus, ram, gb
+                 in session.execute(query)}
+        for host, held in db_resizes.held_by_moves(session):
+            u = usage.setdefault(host, dict(empty))
+            u["vcpus"] += int(held.get("vcpus", 0))
+            u["memory_mb"] += int(held.get("memory_mb", 0))
+            u["local_gb"] += int(held.get("root_gb", 0)) + int(
+                held.get("ephemeral_gb", 0))
     return usage

@@ -136,20 +136,33 @@ def usage(session: Session, project_id: str,
     """What the project (or one user of it) uses now: live instances with
     their flavors' cores and RAM (BUILD and ERROR ones too, as Nova
     counts them), server groups and, for a user, their key pairs."""
-    query = sa.select(models.Instance.flavor).where(
-        models.Instance.deleted == 0,
-        models.Instance.project_id == project_id)
-    if user_id is not None:
-        query = query.where(models.Instance.user_id == user_id)
-    used = {"instances": 0, "cores": 0, "ram": 0}
-    for (flavor,) in session.execute(query):
-        used["instances"] += 1
-        used["cores"] += int(flavor.get("vcpus", 0))
-        used["ram"] += int(flavor.get("memory_mb", 0))
+    used = instance_usage(session, project_id, user_id)
     if user_id is not None:
         used["key_pairs"] = keypair_count(session, user_id)
     used["server_groups"] = group_count(session, project_id, user_id)
     return used
+
+
+def flavor_sum(key: str) -> sa.ColumnElement:
+    """SUM of the instances' flavor snapshot ``key`` (0 when none), added
+    up by the database: a boot's quota count and placement stay one row
+    per project or host however many servers there are."""
+    return sa.func.coalesce(sa.func.sum(
+        models.Instance.flavor[key].as_integer()), 0)
+
+
+def instance_usage(session: Session, project_id: str,
+                   user_id: str | None = None) -> Limits:
+    """The instances, cores and RAM the project (or one user of it)
+    uses: live instances, BUILD and ERROR ones too, as Nova counts."""
+    query = sa.select(sa.func.count(), flavor_sum("vcpus"),
+                      flavor_sum("memory_mb")).where(
+        models.Instance.deleted == 0,
+        models.Instance.project_id == project_id)
+    if user_id is not None:
+        query = query.where(models.Instance.user_id == user_id)
+    count, cores, ram = session.execute(query).one()
+    return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
 
 
 def group_count(session: Session, project_id: str,

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from pyct_driver import exception
 from pyct_driver.db import models, models_hosts
 from pyct_driver.db import networks as db_networks
-from pyct_driver.db.engine import Database, row_to_dict
+from pyct_driver.db.engine import Database, plain_select, row_to_dict
 
 
 def heartbeat(db: Database, host: str, binary: str, topic: str,
@@ -46,11 +46,12 @@ def heartbeat(db: Database, host: str, binary: str, topic: str,
 
 
 def service_list(db: Database, binary: str | None = None) -> list[dict]:
-    query = sa.select(models.Service).order_by(models.Service.id)
+    # columns, not ORM objects: every placement reads the list
+    query = plain_select(models.Service).order_by(models.Service.id)
     if binary is not None:
         query = query.where(models.Service.binary == binary)
     with db.session() as session:
-        return [row_to_dict(r) for r in session.scalars(query)]
+        return [dict(r) for r in session.execute(query).mappings()]
 
 
 def service_set_disabled(db: Database, host: str, binary: str,
@@ -150,5 +151,6 @@ def compute_node_report(db: Database, host: str, values: dict) -> dict:
 
 def compute_node_list(db: Database) -> list[dict]:
     with db.session() as session:
-        return [row_to_dict(r) for r in session.scalars(
-            sa.select(models.ComputeNode).order_by(models.ComputeNode.id))]
+        return [dict(r) for r in session.execute(
+            plain_select(models.ComputeNode).order_by(
+                models.ComputeNode.id)).mappings()]

@@ -1,11 +1,16 @@
-"""Serializable sessions on SQLite: nobody writes between their read and
+"""Sessions of the database handle.
+
+Serializable sessions on SQLite: nobody writes between their read and
 their write, not even another process (here: a second handle on the same
-file, which shares no in-process lock with the first)."""
+file, which shares no in-process lock with the first). ``transaction()``:
+the sessions opened inside join it, one COMMIT at its end, nothing kept
+if it fails; a serializable session stays its own."""
 
 from __future__ import annotations
 
 import threading
 
+import pytest
 import sqlalchemy as sa
 
 from pyct_driver.db import models
@@ -43,3 +48,54 @@ def test_serializable_sqlite_session_keeps_other_writers_out(tmp_path):
             writer.join(30)
         mine.dispose()
         other.dispose()
+
+
+def _networks(db: Database) -> list[str]:
+    with db.session() as session:
+        return sorted(session.scalars(sa.select(models.Network.name)))
+
+
+def _add_network(db: Database, name: str, octet: int) -> None:
+    with db.session() as session:
+        session.add(models.Network(
+            id=f"00000000-0000-4000-8000-{octet:012d}", name=name,
+            project_id="p1", cidr=f"10.241.{octet}.0/24",
+            gateway=f"10.241.{octet}.1"))
+
+
+def test_sessions_inside_a_transaction_join_it(tmp_path):
+    db = Database(f"sqlite:///{tmp_path}/joined.sqlite")
+    models.Base.metadata.create_all(db.engine)
+    commits = []
+    sa.event.listen(db.engine, "commit", lambda _conn: commits.append(1))
+    with db.transaction() as outer:
+        _add_network(db, "a", 1)
+        with db.session() as inner, db.transaction() as nested:
+            assert inner is outer and nested is outer
+        _add_network(db, "b", 2)
+        assert commits == []  # nothing committed before the end
+    assert commits == [1] and _networks(db) == ["a", "b"]
+    # outside a transaction each session is its own again
+    _add_network(db, "c", 3)
+    assert len(commits) == 3
+
+
+def test_a_failing_transaction_keeps_none_of_its_sessions_writes(tmp_path):
+    db = Database(f"sqlite:///{tmp_path}/rolled.sqlite")
+    models.Base.metadata.create_all(db.engine)
+    with pytest.raises(RuntimeError):
+        with db.transaction():
+            _add_network(db, "a", 1)
+            raise RuntimeError("later step failed")
+    assert _networks(db) == []
+    # and the thread is free of it: the next session commits on its own
+    _add_network(db, "b", 2)
+    assert _networks(db) == ["b"]
+
+
+def test_a_serializable_session_never_joins(tmp_path):
+    db = Database(f"sqlite:///{tmp_path}/own.sqlite")
+    models.Base.metadata.create_all(db.engine)
+    with db.transaction() as outer:
+        with db.session(serializable=True) as own:
+            assert own is not outer

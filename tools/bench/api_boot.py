@@ -2,7 +2,7 @@
 
 Usage (root): ``.venv/bin/python tools/bench/api_boot.py [--runs 20]
 [--concurrent 10] [--sustained 500] [--in-flight 8] [--split]
-[--profile] [--json]``
+[--driver fake] [--profile FILE] [--json]``
 
 Starts a real ``pyct-all-in-one`` process (SQLite, in-process bus, the
 container driver, cgroup parent ``pyct-bench-*``) with
@@ -20,8 +20,11 @@ the pollers themselves load the service's GIL, so ``--poll-ms 50`` shows
 the service with a lighter client. Servers are deleted through the API
 after each phase;
 at exit the service and its launcher are stopped and every guest cgroup,
-mount, loop device and the temp dir are removed. ``--profile FILE`` records
-py-spy raw stacks of the service during all phases;
+mount, loop device and the temp dir are removed. ``--driver fake`` boots
+no guests (no root needed): the API -> RPC -> compute -> database path
+alone. ``--profile FILE`` records py-spy raw stacks of the service during
+all phases, only the thread holding the GIL (``--gil``: where its CPU
+goes; a thread blocked on the SQLite lock may still show up there);
 ``--fast-fake-bus``, ``--backlog`` and ``--serialize-db`` are experiments (see
 EXPERIMENT_WRAPPER). ``--split`` runs ``pyct-api`` and ``pyct-compute``
 (host ``bench-compute``) as two processes over RabbitMQ (a throw-away
@@ -313,6 +316,11 @@ def main() -> None:
                         "RabbitMQ (127.0.0.1:5672, a throw-away vhost) "
                         "and PostgreSQL (127.0.0.1:5432, a throw-away "
                         "database), not the all-in-one on SQLite")
+    p.add_argument("--driver", default="container",
+                   choices=("container", "fake"),
+                   help="virt driver: 'fake' (no guests, no root needed) "
+                        "measures the API -> RPC -> compute -> database "
+                        "path alone")
     p.add_argument("--preallocate", default="space",
                    choices=("space", "none"),
                    help="[container] preallocate_images: 500 servers "
@@ -339,7 +347,7 @@ def run(args, db_url: str | None, transport: str | None,
     extra_conf = {k: dict(v) for k, v in bus_extra.items()}
     dep = Deployment(tmp, db_url or f"sqlite:///{tmp}/pyct.sqlite",
                      transport_url=transport,
-                     virt_driver="container",
+                     virt_driver=args.driver,
                      # no limit, but the quota lock and count still run,
                      # as they do on every real boot
                      extra={"quota": {"instances": -1, "cores": -1,
@@ -348,9 +356,10 @@ def run(args, db_url: str | None, transport: str | None,
                             # must not make the host "down" mid-run
                             "DEFAULT": {"service_down_time": 60,
                                         **extra_conf.pop("DEFAULT", {})},
-                            "container": {
+                            **({"container": {
                                 "cgroup_parent": parent,
-                                "preallocate_images": args.preallocate},
+                                "preallocate_images": args.preallocate}}
+                               if args.driver == "container" else {}),
                             "compute": {"ram_allocation_ratio": 64,
                                         "cpu_allocation_ratio": 256,
                                         "disk_allocation_ratio": 64},
@@ -399,7 +408,7 @@ def run(args, db_url: str | None, transport: str | None,
             spy = subprocess.Popen(
                 [os.path.join(os.path.dirname(sys.executable), "py-spy"),
                  "record", "--pid", str(svc.pid), "--format", "raw",
-                 "--threads", "--rate", "500", "--nonblocking",
+                 "--threads", "--rate", "500", "--nonblocking", "--gil",
                  "-o", spy_out], stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)
             time.sleep(1.0)
@@ -463,9 +472,9 @@ def run(args, db_url: str | None, transport: str | None,
         if not ok:
             print("FAILED; results so far:", file=sys.stderr)
             report.emit("API boot (partial)", rows, extra, args.json)
-    report.emit("API boot through pyct-api + pyct-compute (container "
+    report.emit(f"API boot through pyct-api + pyct-compute ({args.driver} "
                 "driver, RabbitMQ, PostgreSQL)" if args.split else
-                "API boot through pyct-all-in-one (container driver, "
+                f"API boot through pyct-all-in-one ({args.driver} driver, "
                 "SQLite)", rows, extra, args.json)
 
 
