@@ -60,6 +60,8 @@ DECLARED = {
     "unplug_vifs", "get_host_ip_addr", "resume_state_on_host_boot",
     "instance_exists", "get_num_instances", "set_admin_password",
     "get_host_uptime", "poll_rebooting_instances", "snapshot",
+    "migrate_disk_and_power_off", "finish_migration", "confirm_migration",
+    "finish_revert_migration", "rescue", "unrescue",
 }
 _TARBALL = {}
 
@@ -226,6 +228,24 @@ class PyctRefusals(PyctConformance):
         err = self.assertRaises(exception.InvalidInput, self._spawn,
                                 _network_info(), bdi)
         self.assertIn("volumes are not supported", err.format_message())
+        self._assert_nothing_left()
+
+    def test_refuses_move_to_another_host(self):
+        """Nova's own test moves to 'dest_host': pyct moves a guest only
+        within its host, so the guest is left running, untouched, and
+        Nova rolls the server back."""
+        instance = self._spawn(_network_info())
+        pid = self.connection._pid(instance.uuid)
+        err = self.assertRaises(
+            exception.InstanceFaultRollback,
+            self.connection.migrate_disk_and_power_off, self.ctxt,
+            instance, "dest_host", test_utils.get_test_flavor(),
+            _network_info())
+        self.assertIsInstance(err.inner_exception,
+                              exception.MigrationPreCheckError)
+        self.assertIn("only within its host", str(err.inner_exception))
+        self.assertEqual(pid, self.connection._pid(instance.uuid))
+        self.connection.destroy(self.ctxt, instance, _network_info())
         self._assert_nothing_left()
 
     def test_boots_real_guest_with_flavor_limits_and_port(self):

@@ -45,8 +45,9 @@ IMAGE_ID = "155d900f-4e14-4e4c-a73d-069cbf4541e6"
 USER_DATA = b"#!/bin/sh\necho pyct-nova-user-data\n"
 
 
-class PyctThroughNovaAPI(integrated_helpers._IntegratedTestBase):
-    """Boot, operate and delete a server with Nova's API."""
+class NovaWithPyct(integrated_helpers._IntegratedTestBase):
+    """Nova's in-process services with pyct's driver, and the views of a
+    guest the tests read (no tests of its own: other modules import it)."""
 
     ADMIN_API = True
     microversion = "latest"
@@ -126,6 +127,10 @@ class PyctThroughNovaAPI(integrated_helpers._IntegratedTestBase):
 
     def _host_link(self, name):
         return self.driver.plugger.host.link_index(name)
+
+
+class PyctThroughNovaAPI(NovaWithPyct):
+    """Boot, operate and delete a server with Nova's API."""
 
     def test_server_lifecycle_through_nova_api(self):
         server = self._create_server(
