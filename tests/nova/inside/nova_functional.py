@@ -68,7 +68,8 @@ class NovaWithPyct(integrated_helpers._IntegratedTestBase):
         pyct_conf.register_opts(nova_conf.CONF)
         self.flags(compute_driver="pyct.PyctDriver")
         self.flags(state_path=self.state, preallocate_images="none",
-                   cgroup_parent="pyct-nova-functional", group="pyct")
+                   cgroup_parent=f"pyct-nova-functional-{os.getpid()}",
+                   group="pyct")
         image = self.glance.images[IMAGE_ID]
         image.update(disk_format="raw", container_format="bare")
         self.glance._imagedata[IMAGE_ID] = _tarball()
