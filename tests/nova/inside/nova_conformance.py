@@ -244,21 +244,27 @@ class PyctRefusals(PyctConformance):
         self.assertIn("volumes are not supported", err.format_message())
         self._assert_nothing_left()
 
-    def test_refuses_move_to_another_host(self):
+    def test_refuses_move_elsewhere_and_disk_down(self):
         """Nova's own test moves to 'dest_host': pyct moves a guest only
-        within its host, so the guest is left running, untouched, and
-        Nova rolls the server back."""
+        within its host. A smaller root disk is refused on this host too.
+        Either way the guest is left running, untouched, and Nova rolls
+        the server back (InstanceFaultRollback)."""
         instance = self._spawn(_network_info())
         pid = self.connection._pid(instance.uuid)
-        err = self.assertRaises(
-            exception.InstanceFaultRollback,
-            self.connection.migrate_disk_and_power_off, self.ctxt,
-            instance, "dest_host", test_utils.get_test_flavor(),
-            _network_info())
-        self.assertIsInstance(err.inner_exception,
-                              exception.MigrationPreCheckError)
-        self.assertIn("only within its host", str(err.inner_exception))
-        self.assertEqual(pid, self.connection._pid(instance.uuid))
+        smaller = test_utils.get_test_flavor(options={
+            "flavorid": "smaller", "name": "smaller", "root_gb": 20})
+        for dest, flavor, inner, why in (
+                ("dest_host", test_utils.get_test_flavor(),
+                 exception.MigrationPreCheckError, "only within its host"),
+                (CONF.my_ip, smaller, exception.ResizeError,
+                 "Unable to resize disk down")):
+            err = self.assertRaises(
+                exception.InstanceFaultRollback,
+                self.connection.migrate_disk_and_power_off, self.ctxt,
+                instance, dest, flavor, _network_info())
+            self.assertIsInstance(err.inner_exception, inner)
+            self.assertIn(why, str(err.inner_exception))
+            self.assertEqual(pid, self.connection._pid(instance.uuid))
         self.connection.destroy(self.ctxt, instance, _network_info())
         self._assert_nothing_left()
 
