@@ -110,11 +110,14 @@ class MoveSide:
                        f"{migration.source_compute}")
         self._restart_with_flavor(instance, network_info, power_on)
 
+    def _end_move(self, uuid: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._move_mark(uuid))
+
     def confirm_migration(self, context: Any, migration: Any,
                           instance: Any, network_info: Any) -> None:
         """Nothing to drop: the source's guest is the guest itself."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._move_mark(instance.uuid))
+        self._end_move(instance.uuid)
 
     def _reverting_here(self, instance: Any) -> bool:
         """``destroy`` of Nova's revert: the resized guest is the source's
@@ -129,4 +132,4 @@ class MoveSide:
                                 power_on: bool = True,
                                 share_info: Any = None) -> None:
         self._restart_with_flavor(instance, network_info, power_on)
-        self.confirm_migration(context, migration, instance, network_info)
+        self._end_move(instance.uuid)

@@ -69,13 +69,15 @@ def test_nova_loads_pyct_driver_by_name_and_lists_its_options():
         "print(type(d).__module__, type(d).__name__,"
         " d.capabilities['supports_attach_interface'],"
         " d.capabilities['supports_image_type_raw'],"
-        " d.capabilities['supports_image_type_qcow2'])\n"
+        " d.capabilities['supports_image_type_qcow2'],"
+        " d.capabilities['supports_migrate_to_same_host'],"
+        " d.capabilities['supports_bfv_rescue'])\n"
         "from nova import conf\n"
         "print(conf.CONF.pyct.state_path)\n")
     out = harness.run_python(code)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split("\n")[:2] == [
-        "pyct_driver.nova.driver PyctDriver True True False",
+        "pyct_driver.nova.driver PyctDriver True True False True False",
         "/var/lib/pyct-nova"]
     gen = harness.nova_venv() / "bin" / "oslo-config-generator"
     sample = subprocess.run([str(gen), "--namespace", "pyct.nova"],

@@ -63,6 +63,16 @@ def set_capacity(lfd: int) -> None:
     fcntl.ioctl(lfd, LOOP_SET_CAPACITY, 0)
 
 
+def backs(minor: int, image: str) -> bool:
+    """Whether loop device ``minor`` is still backed by ``image``."""
+    try:
+        with open(f"/sys/block/loop{minor}/loop/backing_file") as f:
+            backing = f.read().strip()
+    except OSError:
+        return False  # cleared: autoclear freed it
+    return backing.removesuffix(" (deleted)") == os.path.realpath(image)
+
+
 def holders(image: str) -> list[str]:
     """Loop devices still backed by ``image`` (one lingers while a lazily
     unmounted file system on it is still in use)."""

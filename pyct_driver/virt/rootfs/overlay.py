@@ -134,6 +134,8 @@ class RootManager:
                     reason=f"base_dir {base_dir!r} contains {ch!r}, which "
                     "overlayfs options cannot carry")
         self.base_dir = base_dir
+        # disk image -> minor of the loop device it was last attached to
+        self._loops: dict[str, int] = {}
         self._instances = os.path.join(base_dir, "instances")
         self._templates = os.path.join(base_dir, "templates")
         os.makedirs(self._instances, mode=0o700, exist_ok=True)
@@ -248,7 +250,17 @@ class RootManager:
                 if self.preallocate:
                     disk_mod.top_up(image, self.reserved_bytes)
                 disk_grow.finish_pending(image)  # a resize's, deferred
+            last = self._loops.get(image)
+            if last is not None:
+                # A stopped guest's dying namespace (a rescue's too: the
+                # guest's root bound at /mnt) can keep the last mount's
+                # file system alive past the host's unmount; a second
+                # loop device beside it would corrupt the disk. Only that
+                # device is checked: a scan of all (``wait_released``)
+                # costs tens of ms on a dense host.
+                self._wait_free(image, lambda: loop.backs(last, image))
             lfd, rdev = loop.attach(image)
+            self._loops[image] = os.minor(rdev)
             flags = km.MS_NOATIME | km.MS_NOSUID
             try:  # nodiscard: freed blocks stay the disk's
                 km.mount(f"/dev/loop{os.minor(rdev)}", disk, "ext4",
@@ -310,13 +322,20 @@ class RootManager:
         alive with unwritten changes, and a second mount of the image
         beside it would read it stale and corrupt it."""
         image = os.path.join(self._dir(uuid), "disk.img")
+        self._wait_free(image, lambda: loop.holders(image), timeout)
+
+    @staticmethod
+    def _wait_free(image: str, held: Callable[[], object],
+                   timeout: float = 30.0) -> None:
+        """Return once ``held()`` is falsy; RootfsError after ``timeout``."""
         deadline = time.monotonic() + timeout
-        while loop.holders(image):
+        while held():
             if time.monotonic() > deadline:
+                uuid = os.path.basename(os.path.dirname(image))
                 raise exception.RootfsError(
                     reason=f"disk of {uuid} is still in use {timeout:.0f}"
                     " s after its unmount")
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     def remove(self, uuid: str) -> None:
         """Unmount and delete everything of the instance (idempotent)."""
