@@ -252,7 +252,8 @@ class PyctRefusals(PyctConformance):
         instance = self._spawn(_network_info())
         pid = self.connection._pid(instance.uuid)
         smaller = test_utils.get_test_flavor(options={
-            "flavorid": "smaller", "name": "smaller", "root_gb": 20})
+            "flavorid": "smaller", "name": "smaller", "root_gb": 20,
+            "extra_specs": {}})
         for dest, flavor, inner, why in (
                 ("dest_host", test_utils.get_test_flavor(),
                  exception.MigrationPreCheckError, "only within its host"),
