@@ -35,7 +35,6 @@ import dataclasses
 import errno
 import os
 import shutil
-import time
 from typing import Callable
 
 from pyct_driver import exception
@@ -250,15 +249,14 @@ class RootManager:
                 if self.preallocate:
                     disk_mod.top_up(image, self.reserved_bytes)
                 disk_grow.finish_pending(image)  # a resize's, deferred
+            # A stopped guest's dying namespace (a rescue's too: the
+            # guest's root bound at /mnt) can keep the last mount's file
+            # system alive past the host's unmount; a second loop device
+            # beside it would corrupt the disk. Only the one it was last
+            # attached to is checked (cheap).
             last = self._loops.get(image)
-            if last is not None:
-                # A stopped guest's dying namespace (a rescue's too: the
-                # guest's root bound at /mnt) can keep the last mount's
-                # file system alive past the host's unmount; a second
-                # loop device beside it would corrupt the disk. Only that
-                # device is checked: a scan of all (``wait_released``)
-                # costs tens of ms on a dense host.
-                self._wait_free(image, lambda: loop.backs(last, image))
+            if last is not None and not loop.wait_released(image, last):
+                raise OSError(errno.EBUSY, f"loop{last} still holds it")
             lfd, rdev = loop.attach(image)
             self._loops[image] = os.minor(rdev)
             flags = km.MS_NOATIME | km.MS_NOSUID
@@ -322,20 +320,10 @@ class RootManager:
         alive with unwritten changes, and a second mount of the image
         beside it would read it stale and corrupt it."""
         image = os.path.join(self._dir(uuid), "disk.img")
-        self._wait_free(image, lambda: loop.holders(image), timeout)
-
-    @staticmethod
-    def _wait_free(image: str, held: Callable[[], object],
-                   timeout: float = 30.0) -> None:
-        """Return once ``held()`` is falsy; RootfsError after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while held():
-            if time.monotonic() > deadline:
-                uuid = os.path.basename(os.path.dirname(image))
-                raise exception.RootfsError(
-                    reason=f"disk of {uuid} is still in use {timeout:.0f}"
-                    " s after its unmount")
-            time.sleep(0.02)
+        if not loop.wait_released(image, timeout=timeout):
+            raise exception.RootfsError(
+                reason=f"disk of {uuid} is still in use {timeout:.0f}"
+                " s after its unmount")
 
     def remove(self, uuid: str) -> None:
         """Unmount and delete everything of the instance (idempotent)."""
