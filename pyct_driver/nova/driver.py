@@ -10,9 +10,13 @@ or soft reboot, resume from a checkpoint). When Nova requires a config drive,
 its metadata (``configdrive``) reaches the guest through pyct's own
 read-only drive binds, made at spawn and kept for every later start.
 Snapshots go to Glance as OCI archives
-(``snapshot``). Declared capabilities are exactly what works: interface
-hot-plug, raw (root file system) images and the config drive; no
-volumes, rescue, resize or migration yet, so those calls keep Nova's
+(``snapshot``); resize and cold migration move a guest within its host
+(``resize``: another destination host is refused with Nova's
+``InstanceFaultRollback``); rescue boots a rescue image's root with the
+guest's own at /mnt (``rescue``). Declared capabilities are exactly what
+works: interface hot-plug, raw (root file system) images, the config
+drive and cold migration onto the same host; no volumes (so no rescue
+from a volume) and no live migration, so those calls keep Nova's
 ``NotImplementedError`` and Nova refuses them up front.
 """
 
@@ -34,6 +38,8 @@ from pyct_driver.nova.errors import nova_errors
 from pyct_driver.nova.host import CONF, HostSide
 from pyct_driver.nova.idranges import IdRanges
 from pyct_driver.nova.images import NovaImages
+from pyct_driver.nova.rescue import RescueSide
+from pyct_driver.nova.resize import MoveSide
 from pyct_driver.nova.vifs import VifPlugger
 from pyct_driver.virt import base
 from pyct_driver.virt.container import ContainerDriver
@@ -41,13 +47,17 @@ from pyct_driver.virt.container import ContainerDriver
 pyct_conf.register_opts(CONF)
 
 
-class PyctDriver(HostSide, nova_driver.ComputeDriver):
+class PyctDriver(HostSide, MoveSide, RescueSide,
+                 nova_driver.ComputeDriver):
     """Linux containers behind Nova's compute manager."""
 
     capabilities = dict(
         nova_driver.ComputeDriver.capabilities,
         supports_attach_interface=True,
         supports_image_type_raw=True,
+        # a cold migration may pick this host again (resize: Nova's
+        # allow_resize_to_same_host); no other host can take a guest
+        supports_migrate_to_same_host=True,
         # not a Nova capability key: what pyct's drive binds provide
         supports_config_drive=True)
 
@@ -137,6 +147,11 @@ class PyctDriver(HostSide, nova_driver.ComputeDriver):
                 block_device_info: Any = None, destroy_disks: bool = True,
                 destroy_secrets: bool = True) -> None:
         self._unplug_all(network_info)
+        if self._reverting_here(instance):
+            # the resized guest is also the one the revert starts again
+            with nova_errors(instance.uuid):
+                self.pyct.power_off(self._spec(instance), 0)
+            return
         with nova_errors(instance.uuid):
             self.pyct.destroy(self._bare(instance))
         self.id_ranges.release(instance.uuid)

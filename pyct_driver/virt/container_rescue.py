@@ -14,11 +14,11 @@ inside the rescue root, never out of it), before the guest's init copies
 the mount tree. Same cgroup, user namespace map, seccomp filter,
 capabilities and ports as the guest itself: only the root differs. The
 password goes in with the guest's own ``chpasswd`` (``set_admin_password``,
-inside the guest's namespaces). Unrescue stops the rescue guest, unmounts
-in order (the /mnt bind, the rescue root and disk, then the guest's own),
-deletes the rescue disk and boots the guest's own root: what was written
-under /mnt is in it. The record keeps the guest's own init argv under
-``rescue`` while the rescue image's runs.
+inside the guest's namespaces); an empty one leaves the image's. Unrescue
+stops the rescue guest, unmounts in order (the /mnt bind, the rescue root
+and disk, then the guest's own), deletes the rescue disk and boots the
+guest's own root: what was written under /mnt is in it. The record keeps
+the guest's own init argv under ``rescue`` while the rescue image's runs.
 """
 
 from __future__ import annotations
@@ -121,7 +121,8 @@ class RescueSide:
                 raise
         LOG.debug("%s runs its rescue root (image %s) with its own root at "
                  "/mnt", uuid, rescue_image_id)
-        self.set_admin_password(instance, password)
+        if password:
+            self.set_admin_password(instance, password)
 
     def _back_to_own_root(self, instance: base.InstanceSpec,
                           record: dict) -> None:

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import loop
 from pyct_driver.virt.rootfs import busybox, disk, overlay, store
 from tests.fixtures import rootfs_images as imgs
 from tests.waiting import wait_for
@@ -74,6 +75,33 @@ def test_create_mount_write_remount(env, bb_layers):
     assert open(os.path.join(h2.path, "root/note")).read() == "kept"
     # the layer itself is untouched
     assert not os.path.exists(os.path.join(bb_layers[0], "root/note"))
+
+
+def test_remount_waits_for_a_namespace_still_holding_the_disk(env,
+                                                              bb_layers):
+    """A guest's mount namespace that outlives the host's unmount (a dying
+    guest; a rescued one, its own root bound at /mnt) keeps the disk's
+    ext4 alive: the next mount must not attach a second loop device beside
+    it (two ext4s on one image corrupt it) but wait for the namespace."""
+    _, rm, base = env
+    rm.create("pyct-i1", 1)
+    rm.mount("pyct-i1", bb_layers)
+    image = str(base / "roots" / "instances" / "pyct-i1" / "disk.img")
+    ours = os.readlink("/proc/self/ns/mnt")
+    holder = subprocess.Popen(["unshare", "-m", "--propagation", "private",
+                               "sleep", "2"])
+    try:
+        wait_for(lambda: os.readlink(f"/proc/{holder.pid}/ns/mnt") != ours,
+                 5.0, what="the holder's mount namespace")
+        rm.unmount("pyct-i1")
+        assert len(loop.holders(image)) == 1  # the namespace holds it
+        h = rm.mount("pyct-i1", bb_layers)
+        assert holder.poll() is not None  # mounted once it was gone
+        assert len(loop.holders(image)) == 1
+        assert os.path.islink(os.path.join(h.path, "bin/sh"))
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_two_instances_share_one_layer(env, bb_layers):

@@ -14,6 +14,7 @@ import errno
 import fcntl
 import os
 import struct
+import time
 
 LOOP_CTL_GET_FREE = 0x4C82
 LOOP_CONFIGURE = 0x4C0A
@@ -63,12 +64,15 @@ def set_capacity(lfd: int) -> None:
     fcntl.ioctl(lfd, LOOP_SET_CAPACITY, 0)
 
 
-def holders(image: str) -> list[str]:
+def holders(image: str, only: int | None = None) -> list[str]:
     """Loop devices still backed by ``image`` (one lingers while a lazily
-    unmounted file system on it is still in use)."""
+    unmounted file system on it is still in use); ``only``: of loop
+    device ``only`` alone (a scan of all costs tens of ms on a dense
+    host)."""
     want = os.path.realpath(image)
     found = []
-    for dev in os.listdir("/sys/block"):
+    for dev in [f"loop{only}"] if only is not None else \
+            os.listdir("/sys/block"):
         try:
             with open(f"/sys/block/{dev}/loop/backing_file") as f:
                 backing = f.read().strip()
@@ -77,3 +81,14 @@ def holders(image: str) -> list[str]:
         if backing.removesuffix(" (deleted)") == want:
             found.append(dev)
     return found
+
+
+def wait_released(image: str, only: int | None = None,
+                  timeout: float = 30.0) -> bool:
+    """Wait until ``holders(image, only)`` is empty; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while holders(image, only):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -35,7 +35,6 @@ import dataclasses
 import errno
 import os
 import shutil
-import time
 from typing import Callable
 
 from pyct_driver import exception
@@ -137,6 +136,8 @@ class RootManager:
                     reason=f"base_dir {base_dir!r} contains {ch!r}, which "
                     "overlayfs options cannot carry")
         self.base_dir = base_dir
+        # disk image -> minor of the loop device it was last attached to
+        self._loops: dict[str, int] = {}
         self._instances = os.path.join(base_dir, "instances")
         self._templates = os.path.join(base_dir, "templates")
         os.makedirs(self._instances, mode=0o700, exist_ok=True)
@@ -254,7 +255,16 @@ class RootManager:
                 if self.preallocate:
                     disk_mod.top_up(image, self.reserved_bytes)
                 disk_grow.finish_pending(image)  # a resize's, deferred
+            # A stopped guest's dying namespace (a rescue's too: the
+            # guest's root bound at /mnt) can keep the last mount's file
+            # system alive past the host's unmount; a second loop device
+            # beside it would corrupt the disk. Only the one it was last
+            # attached to is checked (cheap).
+            last = self._loops.get(image)
+            if last is not None and not loop.wait_released(image, last):
+                raise OSError(errno.EBUSY, f"loop{last} still holds it")
             lfd, rdev = loop.attach(image)
+            self._loops[image] = os.minor(rdev)
             flags = km.MS_NOATIME | km.MS_NOSUID
             try:  # nodiscard: freed blocks stay the disk's
                 km.mount(f"/dev/loop{os.minor(rdev)}", disk, "ext4",
@@ -318,13 +328,10 @@ class RootManager:
         alive with unwritten changes, and a second mount of the image
         beside it would read it stale and corrupt it."""
         image = os.path.join(self._dir(uuid), "disk.img")
-        deadline = time.monotonic() + timeout
-        while loop.holders(image):
-            if time.monotonic() > deadline:
-                raise exception.RootfsError(
-                    reason=f"disk of {uuid} is still in use {timeout:.0f}"
-                    " s after its unmount")
-            time.sleep(0.05)
+        if not loop.wait_released(image, timeout=timeout):
+            raise exception.RootfsError(
+                reason=f"disk of {uuid} is still in use {timeout:.0f}"
+                " s after its unmount")
 
     def remove(self, uuid: str) -> None:
         """Unmount and delete everything of the instance (idempotent)."""

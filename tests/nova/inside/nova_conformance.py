@@ -13,7 +13,10 @@ what a pyct host really gets, never to make a check pass:
   addresses of 10.249.0.0/16 (this suite's test range), never routed on
   the host: only the guest's namespace holds them;
 * [pyct] state_path is a fresh directory, disks sparse, and Nova's
-  fixture that forbids reading /sys is off (pyct reads its cgroups).
+  fixture that forbids reading /sys is off (pyct reads its cgroups);
+* ``test_unrescue_rescued_instance`` runs without its ``os.unlink`` mock
+  (it fakes libvirt's unrescue.xml; here it would keep pyct from deleting
+  the rescue root's files): the same body, on a host that can unlink.
 
 Strict: Nova's tests swallow ``NotImplementedError`` (and log it); this
 module records each such method and fails the test when the adapter
@@ -25,6 +28,7 @@ are appended to the JSON-lines file named by ``PYCT_CONFORMANCE_RESULTS``.
 # (OS_NOVA_DISABLE_EVENTLET_PATCHING) before anything imports eventlet
 import nova.tests.unit  # noqa: F401,I100
 
+import inspect
 import json
 import logging
 import os
@@ -60,6 +64,8 @@ DECLARED = {
     "unplug_vifs", "get_host_ip_addr", "resume_state_on_host_boot",
     "instance_exists", "get_num_instances", "set_admin_password",
     "get_host_uptime", "poll_rebooting_instances", "snapshot",
+    "migrate_disk_and_power_off", "finish_migration", "confirm_migration",
+    "finish_revert_migration", "rescue", "unrescue",
 }
 _TARBALL = {}
 
@@ -130,8 +136,11 @@ class PyctConformance(test_virt_drivers._VirtDriverTestCase,
         self.state = tempfile.mkdtemp(prefix="pyct-nova-conf-")
         self.addCleanup(shutil.rmtree, self.state, True)
         pyct_conf.register_opts(CONF)
+        # a cgroup parent of this run's own: another checkout's run at the
+        # same time must neither count nor release this run's guests
         self.flags(state_path=self.state, preallocate_images="none",
-                   cgroup_parent="pyct-nova-conformance", group="pyct")
+                   cgroup_parent=f"pyct-nova-conformance-{os.getpid()}",
+                   group="pyct")
         self.flags(my_ip="127.0.0.1")
         self.stub_out("nova.tests.unit.utils.get_test_network_info",
                       _network_info)
@@ -172,6 +181,13 @@ class PyctConformance(test_virt_drivers._VirtDriverTestCase,
         strict = sorted(set(missing) & DECLARED)
         super().tearDown()
         self.assertEqual([], strict, "declared but NotImplementedError")
+
+
+    def test_unrescue_rescued_instance(self):
+        nova_test = test_virt_drivers._VirtDriverTestCase \
+            .test_unrescue_rescued_instance
+        body = inspect.unwrap(nova_test)  # (self, mock_unlink)
+        test_virt_drivers.catch_notimplementederror(body)(self, None)
 
 
 class PyctRefusals(PyctConformance):
@@ -226,6 +242,31 @@ class PyctRefusals(PyctConformance):
         err = self.assertRaises(exception.InvalidInput, self._spawn,
                                 _network_info(), bdi)
         self.assertIn("volumes are not supported", err.format_message())
+        self._assert_nothing_left()
+
+    def test_refuses_move_elsewhere_and_disk_down(self):
+        """Nova's own test moves to 'dest_host': pyct moves a guest only
+        within its host. A smaller root disk is refused on this host too.
+        Either way the guest is left running, untouched, and Nova rolls
+        the server back (InstanceFaultRollback)."""
+        instance = self._spawn(_network_info())
+        pid = self.connection._pid(instance.uuid)
+        smaller = test_utils.get_test_flavor(options={
+            "flavorid": "smaller", "name": "smaller", "root_gb": 20,
+            "extra_specs": {}})
+        for dest, flavor, inner, why in (
+                ("dest_host", test_utils.get_test_flavor(),
+                 exception.MigrationPreCheckError, "only within its host"),
+                (CONF.my_ip, smaller, exception.ResizeError,
+                 "Unable to resize disk down")):
+            err = self.assertRaises(
+                exception.InstanceFaultRollback,
+                self.connection.migrate_disk_and_power_off, self.ctxt,
+                instance, dest, flavor, _network_info())
+            self.assertIsInstance(err.inner_exception, inner)
+            self.assertIn(why, str(err.inner_exception))
+            self.assertEqual(pid, self.connection._pid(instance.uuid))
+        self.connection.destroy(self.ctxt, instance, _network_info())
         self._assert_nothing_left()
 
     def test_boots_real_guest_with_flavor_limits_and_port(self):

@@ -45,8 +45,9 @@ IMAGE_ID = "155d900f-4e14-4e4c-a73d-069cbf4541e6"
 USER_DATA = b"#!/bin/sh\necho pyct-nova-user-data\n"
 
 
-class PyctThroughNovaAPI(integrated_helpers._IntegratedTestBase):
-    """Boot, operate and delete a server with Nova's API."""
+class NovaWithPyct(integrated_helpers._IntegratedTestBase):
+    """Nova's in-process services with pyct's driver, and the views of a
+    guest the tests read (no tests of its own: other modules import it)."""
 
     ADMIN_API = True
     microversion = "latest"
@@ -67,7 +68,8 @@ class PyctThroughNovaAPI(integrated_helpers._IntegratedTestBase):
         pyct_conf.register_opts(nova_conf.CONF)
         self.flags(compute_driver="pyct.PyctDriver")
         self.flags(state_path=self.state, preallocate_images="none",
-                   cgroup_parent="pyct-nova-functional", group="pyct")
+                   cgroup_parent=f"pyct-nova-functional-{os.getpid()}",
+                   group="pyct")
         image = self.glance.images[IMAGE_ID]
         image.update(disk_format="raw", container_format="bare")
         self.glance._imagedata[IMAGE_ID] = _tarball()
@@ -126,6 +128,10 @@ class PyctThroughNovaAPI(integrated_helpers._IntegratedTestBase):
 
     def _host_link(self, name):
         return self.driver.plugger.host.link_index(name)
+
+
+class PyctThroughNovaAPI(NovaWithPyct):
+    """Boot, operate and delete a server with Nova's API."""
 
     def test_server_lifecycle_through_nova_api(self):
         server = self._create_server(
