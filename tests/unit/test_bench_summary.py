@@ -208,3 +208,11 @@ def test_summary_list_prints_the_catalog():
                          check=True).stdout.splitlines()
     assert out == [f"{p.ident}: tools/bench/{p.name}.py "
                    f"{' '.join(p.args)}".rstrip() for p in catalog.PROGRAMS]
+
+
+@pytest.mark.parametrize("value,unit,text", [
+    (99.96, "ms", "100 ms"), (59.94, "ms", "59.9 ms"), (9.996, "", "10.0"),
+    (4.6, "ms", "4.60 ms"), (0.00333, "cores", "0.00333 cores"),
+    (3.0, "", "3"), (1955.2, "ms", "1955 ms"), (None, "ms", "missing")])
+def test_numbers_keep_three_digits(value, unit, text):
+    assert table.fmt(value, unit) == text

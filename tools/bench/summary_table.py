@@ -201,14 +201,14 @@ def build_rows(outcomes: list[Outcome]) -> list[Row]:
 def fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "missing"
+    # three significant digits at most (99.96 is "100", not "100.0");
+    # whole numbers (counts) as they are
     size = abs(value)
-    if value == int(value):
-        text = str(int(value))
-    elif size >= 100:
+    if value == int(value) or size >= 99.95:
         text = f"{value:.0f}"
-    elif size >= 10:
+    elif size >= 9.995:
         text = f"{value:.1f}"
-    elif size >= 1:
+    elif size >= 0.9995:
         text = f"{value:.2f}"
     else:
         text = f"{value:.3g}"
