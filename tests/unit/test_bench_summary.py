@@ -123,7 +123,7 @@ def test_failed_program_is_one_row_and_the_rest_continue():
             "sustained boots/s (500 boots, 8 in flight)": 27.7})])])
     failed, boot = rows
     assert table.cells(failed) == [
-        "--runs 50 (spawn)", "FAILED (exit status 1)", "", "", "",
+        "all 2 metrics (spawn)", "FAILED (exit status 1)", "", "", "",
         "FAILED"]
     assert boot.pyct == 27.7 and boot.verdict == "FAIL"
     assert boot.target == "≥ 40 boots/s (#16)"
@@ -144,8 +144,8 @@ def test_markdown_and_text_render_every_row():
                      "result |")
     assert md[2] == ("| spawn median (spawn) | 10.4 ms | 25.2 ms (runc) | "
                      "0.41 | ratio ≤ 0.5 (#16) | PASS |")
-    assert md[4].startswith("| --runs 50 (spawn) | FAILED (exit status "
-                            "-15) |")
+    assert md[4].startswith("| all 2 metrics (spawn) | FAILED (exit "
+                            "status -15) |")
     text = table.render_text(rows).splitlines()
     assert len(text) == 4 and "FAILED (exit status -15)" in text[3]
 
@@ -216,3 +216,38 @@ def test_summary_list_prints_the_catalog():
     (3.0, "", "3"), (1955.2, "ms", "1955 ms"), (None, "ms", "missing")])
 def test_numbers_keep_three_digits(value, unit, text):
     assert table.fmt(value, unit) == text
+
+
+OK_PROGRAM = """import json, sys
+assert sys.argv[1:] == ["--runs", "2", "--json"], sys.argv
+print("progress")
+print(json.dumps({"benchmark": "ok", "host": {}, "unit": "ms",
+                  "results": {"x": {"n": 2, "median": 0.020}},
+                  "extra": {}}))
+"""
+
+
+def test_run_goes_on_past_a_failed_and_a_stopped_program(
+        tmp_path, monkeypatch, capsys):
+    (tmp_path / "fails.py").write_text("import sys; sys.exit(3)\n")
+    (tmp_path / "hangs.py").write_text("import time; time.sleep(60)\n")
+    (tmp_path / "ok.py").write_text(OK_PROGRAM)
+    metric = (Metric("x", "ms", Ref("x"), target=Target("<=", 25, "#16")),)
+    monkeypatch.setattr(summary, "HERE", tmp_path)
+    monkeypatch.setattr(catalog, "PROGRAMS", (
+        Program("fails", (), (), metric), Program("hangs", (), (), metric),
+        Program("ok", ("--runs", "2"), (), metric)))
+    md = tmp_path / "table.md"
+    monkeypatch.setattr(sys, "argv", [
+        "summary.py", "--timeout", "1", "--markdown", str(md),
+        "--json-dir", str(tmp_path / "json")])
+    assert summary.main() == 1
+    text = md.read_text()
+    assert "| all 1 metric (fails) | FAILED (exit status 3) |" in text
+    assert "| all 1 metric (hangs) | FAILED (exit status -15) |" in text
+    assert "| x (ok) | 20 ms |  |  | ≤ 25 ms (#16) | PASS |" in text
+    assert "load average (1/5/15 min)" in text.splitlines()[0]
+    saved = json.loads((tmp_path / "json" / "ok.json").read_text())
+    assert saved["exit_status"] == 0 and saved["documents"][0]["benchmark"] \
+        == "ok"
+    assert "FAILED (exit status 3)" in capsys.readouterr().out

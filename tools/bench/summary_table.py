@@ -184,8 +184,10 @@ def build_rows(outcomes: list[Outcome]) -> list[Row]:
     for out in outcomes:
         prog = out.program
         if out.status != 0:
-            rows.append(Row(prog.ident, " ".join(prog.args) or "(defaults)",
-                            "", verdict="FAILED",
+            many = len(prog.metrics)
+            rows.append(Row(prog.ident, f"all {many} metric"
+                            f"{'s' if many != 1 else ''}", "",
+                            verdict="FAILED",
                             failed=f"FAILED (exit status {out.status})"))
             continue
         for m in prog.metrics:
