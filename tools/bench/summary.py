@@ -98,7 +98,7 @@ def header(facts: dict) -> str:
             f"{facts['kernel']}, cgroup {facts['cgroup']}; load average "
             f"(1/5/15 min) {facts['load_start']} at the start, "
             f"{facts['load_end']} at the end; "
-            f"{'quick' if facts['quick'] else 'full'} run")
+            f"{'quick' if facts['quick'] else 'full'} arguments")
 
 
 def timings_markdown(runs: list[tuple[table.Outcome, list[str]]]) -> str:
