@@ -82,31 +82,15 @@ test: venv host
 test-v2:
 	bash tools/v2lane/lane.sh
 
-# The benchmarks (programs that print medians and p95s; see tools/bench/).
+# The benchmarks: tools/bench/summary.py runs every program that
+# tools/bench/catalog.py lists (the one list, with their arguments), each
+# with --json, and prints one summary table (metric, pyct, peer, ratio,
+# target, PASS/FAIL) with the machine and its load; see tools/bench/README.md.
+# BENCH_ARGS passes options, e.g. BENCH_ARGS="--only spawn,list_scale
+# --quick --markdown bench.md --json-dir bench-json".
 bench: venv host
 	command -v runc >/dev/null || apt-get install -y -qq runc
-	$(BIN)/python tools/bench/spawn.py --runs 50
-	$(BIN)/python tools/bench/userns_spawn.py
-	$(BIN)/python tools/bench/net_plumbing.py
-	$(BIN)/python tools/bench/api_boot.py
-	$(BIN)/python tools/bench/api_boot_net.py
-	$(BIN)/python tools/bench/debian_ssh.py
-	$(BIN)/python tools/bench/idle_memory.py --guests 200
-	$(BIN)/python tools/bench/root_disk.py --guests 200
-	$(BIN)/python tools/bench/api_density.py --guests 200
-	$(BIN)/python tools/bench/console_flood.py
-	$(BIN)/python tools/bench/dns_forwarder.py --runs 1000
-	$(BIN)/python tools/bench/resize.py --runs 10
-	$(BIN)/python tools/bench/rescue.py --runs 10
-	$(BIN)/python tools/bench/snapshot.py --runs 10
-	$(BIN)/python tools/bench/unshelve.py --runs 10
-	$(BIN)/python tools/bench/nova_boot.py --runs 20
-	$(BIN)/python tools/bench/evacuate.py --runs 5
-	$(BIN)/python tools/bench/bus_reconnect.py --runs 5
-	$(BIN)/python tools/bench/cold_migrate.py --runs 5
-	$(BIN)/python tools/bench/secgroups.py --runs 30
-	$(BIN)/python tools/bench/secgroup_scale.py --runs 10
-	$(BIN)/python tools/bench/list_scale.py
+	$(BIN)/python tools/bench/summary.py $(BENCH_ARGS)
 
 sample-config: venv
 	PYTHONPATH=$(CURDIR) $(BIN)/oslo-config-generator --config-file etc/pyct/pyct-config-generator.conf

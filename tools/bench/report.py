@@ -60,9 +60,11 @@ def emit(title: str, rows: dict[str, dict], extra: dict | None,
     """Print ``rows`` ({label: summarize(...)} in seconds) and ``extra``."""
     facts = host_facts()
     if as_json:
+        # "unit" says how to read "results": "ms" and "s" rows are in
+        # seconds (only the table scales them), others in that unit
         json.dump({"benchmark": title, "host": facts, "results": rows,
-                   "extra": extra or {}}, sys.stdout, indent=2,
-                  sort_keys=True)
+                   "extra": extra or {}, "unit": unit}, sys.stdout,
+                  indent=2, sort_keys=True, default=str)
         print()
         return
     scale = 1000.0 if unit == "ms" else 1.0

@@ -36,6 +36,8 @@ import sys
 import tempfile
 import time
 
+import report
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
@@ -259,15 +261,25 @@ def main() -> None:
     parser.add_argument("--guests", type=int, default=100)
     parser.add_argument("--methods", default="ext4-loop,ext2-loop,"
                         "xfs-prjquota,ext4-prjquota")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document (report.emit) with "
+                        "each method's figures under extra")
     args = parser.parse_args()
-    print(f"load average {os.getloadavg()}, {args.guests} roots each")
+    if not args.json:
+        print(f"load average {os.getloadavg()}, {args.guests} roots each")
+    extra: dict = {"guests": args.guests}
     for method in args.methods.split(","):
         try:
             res = run(method, args.guests)
         except OSError as err:  # e.g. a kernel built without CONFIG_QUOTA
             res = {"method": method, "unavailable": str(err)}
-        print("  ".join(f"{k}={v:.1f}" if isinstance(v, float) else
-                        f"{k}={v}" for k, v in res.items()), flush=True)
+        extra[method] = res
+        if not args.json:
+            print("  ".join(f"{k}={v:.1f}" if isinstance(v, float) else
+                            f"{k}={v}" for k, v in res.items()), flush=True)
+    if args.json:
+        report.emit(f"root size limit: cost per guest ({args.guests} "
+                    "roots per method)", {}, extra, True)
 
 
 if __name__ == "__main__":
