@@ -299,10 +299,17 @@ def test_periodic_offload(env):
     assert shelve.offload_due(service.manager) == 0
     service.manager.shelved_offload_time = 1
     time.sleep(1.2)
-    # a loaded machine may stamp the shelve late: due within a few seconds
-    assert wait_for(lambda: shelve.offload_due(service.manager), 5.0,
-                    "the shelved server to be due") == 1
-    assert idle(db, sid, states.SHELVED_OFFLOADED)["host"] is None
+    # due now: offloaded by this call or by the service's own periodic
+    # run of the same task (its report interval), once either way
+    offloads = []
+
+    def offloaded():
+        offloads.append(shelve.offload_due(service.manager))
+        row = instances.get(db, sid)
+        return row["vm_state"] == states.SHELVED_OFFLOADED and \
+            row["task_state"] is None and row
+    assert wait_for(offloaded, 10.0, "the offload")["host"] is None
+    assert sum(offloads) <= 1
 
 
 def test_restart_mid_snapshot_and_mid_shelve_settles(env):
