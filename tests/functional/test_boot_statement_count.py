@@ -18,12 +18,10 @@ transaction.
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 import sqlalchemy as sa
-import webob
 
 from pyct_driver.api import app as api_app
 from pyct_driver.db import claims as db_claims
@@ -31,6 +29,7 @@ from pyct_driver.db.claim_models import DONE
 from pyct_driver.rpc import client as rpc_client
 from pyct_driver.rpc import transport as rpc_transport
 from tests.functional import compute_fixtures as fx
+from tests.functional.test_resize_rebuild import call
 from tests.waiting import wait_for
 
 MAX_STATEMENTS = 38
@@ -77,20 +76,10 @@ class Counter:
         sa.event.remove(self.engine, "commit", self._commit)
 
 
-def _request(app, method: str, path: str, body: dict | None = None):
-    req = webob.Request.blank(path, method=method)
-    req.headers["X-Auth-Token"] = "demo:demo"
-    req.headers["OpenStack-API-Version"] = "compute 2.37"
-    if body is not None:
-        req.body = json.dumps(body).encode()
-        req.content_type = "application/json"
-    return req.get_response(app)
-
-
 def _boot(app, image: str) -> str:
-    resp = _request(app, "POST", "/v2.1/servers", {"server": {
+    resp = call(app, "POST", "/v2.1/servers", {"server": {
         "name": "counted", "imageRef": image, "flavorRef": "1",
-        "networks": "none"}})
+        "networks": "none"}}, token="demo:demo")
     assert resp.status_int == 202, resp.text
     return resp.json["server"]["id"]
 
@@ -144,7 +133,7 @@ def test_a_status_poll_is_one_transaction(pipeline):
     uuid = _boot(app, image)
     fx.wait_for_row(db, uuid, _active)
     with Counter(db.engine, this_thread_only=True) as counter:
-        resp = _request(app, "GET", f"/v2.1/servers/{uuid}")
+        resp = call(app, "GET", f"/v2.1/servers/{uuid}", token="demo:demo")
     assert resp.status_int == 200 and resp.json["server"]["status"] == \
         "ACTIVE"
     # the row, its ports and its tags, all read in one transaction
