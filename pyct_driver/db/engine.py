@@ -60,10 +60,17 @@ class Database:
         MariaDB: deadlock) or, on SQLite, waits for the write lock.
         Inside ``transaction()`` (same thread) a non-serializable session
         is that transaction's: nothing is committed until it ends, and an
-        error raised here is the caller's to handle.
+        error raised here is the caller's to handle. A serializable one is
+        refused there: it would be a second transaction, and on SQLite its
+        ``BEGIN IMMEDIATE`` waits, on this very thread, for the outer one's
+        write lock until the busy timeout.
         """
         joined = getattr(self._joined, "session", None)
-        if joined is not None and not serializable:
+        if joined is not None:
+            if serializable:
+                raise exception.DBError(
+                    reason="a serializable session cannot open inside "
+                           "transaction(): run it before or after")
             yield joined
             return
         try:

@@ -265,4 +265,34 @@ def test_remount_waits_for_a_lazily_unmounted_disk(env, bb_layers):
     assert done and rm.is_mounted("pyct-i5")
     assert os.path.islink(os.path.join(done[0].path, "bin/sh"))
     rm.unmount("pyct-i5")  # nothing busy now: no detach, no wait
-    assert not os.path.exists(str(base / "roots/instances/pyct-i5/detached"))
+
+
+def test_a_restarted_service_still_waits_for_the_last_loop_device(
+        env, bb_layers):
+    """The record of the disk's last loop device is on disk: a new root
+    manager (a compute service restarted while the old file system is
+    still alive in a guest's namespace) waits for it too."""
+    _, rm, base = env
+    rm.create("pyct-i6", 1)
+    rm.mount("pyct-i6", bb_layers)
+    top = base / "roots" / "instances" / "pyct-i6"
+    image = str(top / "disk.img")
+    minor = int((top / "disk.loop").read_text())
+    assert loop.holders(image) == [f"loop{minor}"]
+    ours = os.readlink("/proc/self/ns/mnt")
+    holder = subprocess.Popen(["unshare", "-m", "--propagation", "private",
+                               "sleep", "2"])
+    try:
+        wait_for(lambda: os.readlink(f"/proc/{holder.pid}/ns/mnt") != ours,
+                 5.0, what="the holder's mount namespace")
+        rm.unmount("pyct-i6")
+        fresh = type(rm)(rm.base_dir, userns_for=rm.userns_for,
+                         preallocate=rm.preallocate,
+                         reserved_bytes=rm.reserved_bytes)
+        fresh.mount("pyct-i6", bb_layers)
+        assert holder.poll() is not None  # mounted once it was gone
+        assert len(loop.holders(image)) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+        rm.unmount("pyct-i6")

@@ -4,15 +4,17 @@ Serializable sessions on SQLite: nobody writes between their read and
 their write, not even another process (here: a second handle on the same
 file, which shares no in-process lock with the first). ``transaction()``:
 the sessions opened inside join it, one COMMIT at its end, nothing kept
-if it fails; a serializable session stays its own."""
+if it fails; a serializable session is refused inside it."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
 
+from pyct_driver import exception
 from pyct_driver.db import models
 from pyct_driver.db import networks as nets
 from pyct_driver.db.engine import Database
@@ -93,9 +95,21 @@ def test_a_failing_transaction_keeps_none_of_its_sessions_writes(tmp_path):
     assert _networks(db) == ["b"]
 
 
-def test_a_serializable_session_never_joins(tmp_path):
+def test_a_serializable_session_is_refused_inside_a_transaction(tmp_path):
     db = Database(f"sqlite:///{tmp_path}/own.sqlite")
     models.Base.metadata.create_all(db.engine)
-    with db.transaction() as outer:
-        with db.session(serializable=True) as own:
-            assert own is not outer
+    started = time.monotonic()
+    with pytest.raises(exception.DBError, match="serializable"):
+        with db.transaction():
+            _add_network(db, "a", 1)  # the outer one holds the write lock
+            with db.session(serializable=True):
+                pass
+    # refused at once, not after SQLite's 30 s busy timeout
+    assert time.monotonic() - started < 5
+    assert _networks(db) == []
+    # outside a transaction it is its own, as before
+    with db.session(serializable=True) as own:
+        own.add(models.Network(
+            id="00000000-0000-4000-8000-000000000009", name="b",
+            project_id="p1", cidr="10.241.9.0/24", gateway="10.241.9.1"))
+    assert _networks(db) == ["b"]

@@ -92,3 +92,35 @@ def wait_released(image: str, only: int | None = None,
             return False
         time.sleep(0.02)
     return True
+
+
+def _record_path(image: str) -> str:
+    return image.removesuffix(".img") + ".loop"
+
+
+def record_attached(image: str, minor: int | None) -> None:
+    """Note next to ``image`` the loop device it is now attached to
+    (None: a new image, never attached)."""
+    with open(_record_path(image), "w") as f:
+        f.write("-\n" if minor is None else f"{minor}\n")
+
+
+def wait_last_released(image: str, timeout: float) -> bool:
+    """Wait until the loop device ``image`` was last attached to lets it
+    go; False on timeout. A lazy unmount (a process still inside the
+    root) and a guest's namespace outliving the host's unmount (a dying
+    guest; a rescue, the guest's root bound at /mnt) both keep the old
+    file system alive with unwritten changes, and a second loop device
+    beside it would corrupt the image. The record is on disk, so a
+    restarted service waits too; only that one device is read (a scan of
+    all costs tens of ms on a dense host), unless the record is missing
+    or unreadable (an image of an older release: all are checked)."""
+    try:
+        with open(_record_path(image)) as f:
+            last = f.read().strip()
+    except FileNotFoundError:
+        last = None
+    if last == "-":
+        return True
+    only = int(last) if last and last.isdigit() else None
+    return wait_released(image, only, timeout=timeout)

@@ -46,8 +46,6 @@ from pyct_driver.virt.rootfs import fdnames
 
 _MOUNT_DATA_MAX = 4000  # mount(2) data is one page, minus slack
 _RANGE_FILE = "id_range"
-# left by an unmount that had to detach a busy file system
-_DETACHED = "detached"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,8 +134,6 @@ class RootManager:
                     reason=f"base_dir {base_dir!r} contains {ch!r}, which "
                     "overlayfs options cannot carry")
         self.base_dir = base_dir
-        # disk image -> minor of the loop device it was last attached to
-        self._loops: dict[str, int] = {}
         self._instances = os.path.join(base_dir, "instances")
         self._templates = os.path.join(base_dir, "templates")
         os.makedirs(self._instances, mode=0o700, exist_ok=True)
@@ -170,6 +166,7 @@ class RootManager:
             if size_gb <= 0:
                 _make_upper(disk, owner)
                 return
+            loop.record_attached(os.path.join(top, "disk.img"), None)
             # a copy of a per-size template formatted once (rootfs.disk):
             # no mkfs on the spawn path; the first mount makes upper/work
             disk_mod.make_disk(self._templates, size_gb,
@@ -210,9 +207,6 @@ class RootManager:
                 raise exception.RootfsError(reason=f"bad layer {layer!r}")
         if os.path.ismount(root):
             return self._handle(top)
-        if os.path.exists(os.path.join(top, _DETACHED)):
-            self.wait_released(uuid)
-            os.unlink(os.path.join(top, _DETACHED))
         has_disk, names = os.path.exists(image), []
         id_range = self.id_range(uuid)
         owner = (id_range[0], id_range[0]) if id_range else (0, 0)
@@ -255,16 +249,11 @@ class RootManager:
                 if self.preallocate:
                     disk_mod.top_up(image, self.reserved_bytes)
                 disk_grow.finish_pending(image)  # a resize's, deferred
-            # A stopped guest's dying namespace (a rescue's too: the
-            # guest's root bound at /mnt) can keep the last mount's file
-            # system alive past the host's unmount; a second loop device
-            # beside it would corrupt the disk. Only the one it was last
-            # attached to is checked (cheap).
-            last = self._loops.get(image)
-            if last is not None and not loop.wait_released(image, last):
-                raise OSError(errno.EBUSY, f"loop{last} still holds it")
+            if not loop.wait_last_released(image, 30.0):
+                raise OSError(errno.EBUSY, "its last loop device still "
+                              "holds it 30 s after its unmount")
             lfd, rdev = loop.attach(image)
-            self._loops[image] = os.minor(rdev)
+            loop.record_attached(image, os.minor(rdev))
             flags = km.MS_NOATIME | km.MS_NOSUID
             try:  # nodiscard: freed blocks stay the disk's
                 km.mount(f"/dev/loop{os.minor(rdev)}", disk, "ext4",
@@ -314,10 +303,9 @@ class RootManager:
         try:
             for sub in ("root", "disk"):
                 path = os.path.join(top, sub)
-                if os.path.ismount(path) and km.umount_lazily_if_busy(path):
-                    # the next mount waits for the old file system to go
-                    with open(os.path.join(top, _DETACHED), "w"):
-                        pass
+                if os.path.ismount(path):
+                    # busy: detached, and the next mount waits for it
+                    km.umount_lazily_if_busy(path)
         except OSError as err:
             raise exception.RootfsError(
                 reason=f"unmounting root of {uuid}: {err}") from err
@@ -328,7 +316,7 @@ class RootManager:
         alive with unwritten changes, and a second mount of the image
         beside it would read it stale and corrupt it."""
         image = os.path.join(self._dir(uuid), "disk.img")
-        if not loop.wait_released(image, timeout=timeout):
+        if not loop.wait_last_released(image, timeout):
             raise exception.RootfsError(
                 reason=f"disk of {uuid} is still in use {timeout:.0f}"
                 " s after its unmount")
