@@ -10,18 +10,25 @@ nothing is skipped.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import pathlib
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 INSIDE = REPO / "tests" / "nova" / "inside"
 VENV_TIMEOUT = 2400
+# Nova-side runs boot guests on fixed names (bridge pyctnv0, the taps of
+# Nova's fixed VIF ids) and addresses: two checkouts' runs at once would
+# tear down each other's links, so they take turns on this host
+HOST_LOCK = "/run/lock/pyct-nova-guests.lock"
 # (the venv, this checkout's pyct metadata directory): venv.sh's output
 _VENV: list[pathlib.Path] = []
 
@@ -76,7 +83,8 @@ def run_tests(module: str, *names: str, timeout: float = 1800
     outcomes by ``Class.test`` and the records the tests appended to
     ``PYCT_CONFORMANCE_RESULTS``."""
     python = nova_venv() / "bin" / "python"
-    with tempfile.TemporaryDirectory(prefix="pyct-nova-run-") as tmp:
+    with host_turn(timeout), \
+            tempfile.TemporaryDirectory(prefix="pyct-nova-run-") as tmp:
         out_json = os.path.join(tmp, "outcomes.json")
         records = os.path.join(tmp, "records.jsonl")
         proc = subprocess.run(
@@ -95,3 +103,25 @@ def run_tests(module: str, *names: str, timeout: float = 1800
         except FileNotFoundError:
             extra = []
     return outcomes, extra
+
+
+@contextlib.contextmanager
+def host_turn(timeout: float):
+    """Hold this host's Nova-guest lock (waiting up to ``timeout`` for
+    another checkout's run to finish with it)."""
+    os.makedirs(os.path.dirname(HOST_LOCK), exist_ok=True)
+    with open(HOST_LOCK, "a") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{HOST_LOCK} held by another run for "
+                                f"over {timeout:.0f} s")
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
