@@ -19,6 +19,7 @@ BENCH = pathlib.Path(__file__).resolve().parents[2] / "tools" / "bench"
 sys.path.insert(0, str(BENCH))
 
 import btrfs_store  # noqa: E402
+import root_checks  # noqa: E402
 import root_disk  # noqa: E402
 
 GIB = 1 << 30
@@ -68,12 +69,29 @@ def test_qgroup_limit_args_limit_the_callers_subvolume():
 
 
 def test_describe_fill_says_how_far_past_the_limit():
-    out = root_disk.describe_fill(GIB + (3 << 20), "Disk quota exceeded")
+    out = root_checks.describe_fill(GIB + (3 << 20), "Disk quota exceeded")
     assert out == {"host root write":
                    "stopped at 1027 MiB (Disk quota exceeded)",
-                   "past limit MiB": 3.0}
-    short = root_disk.describe_fill(989 << 20, "No space left on device")
-    assert short["past limit MiB"] == -35.0
-    free = root_disk.describe_fill(2 * GIB, None)
+                   "host root write: past limit MiB": 3.0}
+    short = root_checks.describe_fill(989 << 20, "No space left on device",
+                                      who="4 writers")
+    assert short["4 writers: past limit MiB"] == -35.0
+    free = root_checks.describe_fill(2 * GIB, None)
     assert free == {"host root write": "NOT stopped (2048 MiB written)",
-                    "past limit MiB": 1024.0}
+                    "host root write: past limit MiB": 1024.0}
+
+
+def test_parallel_fill_sums_the_writers_and_removes_their_files(tmp_path):
+    written, errors = root_checks.parallel_fill(str(tmp_path), 3, 2 << 20)
+    assert (written, errors) == (6 << 20, "not stopped")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_grown_keeps_names_that_grew_by_one_per_two_guests():
+    before = root_disk.collections.Counter(
+        {"kworker/R-ext4-rsv-conversion": 3, "kworker/0:1": 2})
+    after = root_disk.collections.Counter(
+        {"kworker/R-ext4-rsv-conversion": 203, "kworker/0:1": 1,
+         "kworker/1:2-events": 40, "btrfs-cleaner": 100})
+    assert root_disk.grown(before, after, 200) == {
+        "btrfs-cleaner": 100, "kworker/R-ext4-rsv-conversion": 200}

@@ -37,6 +37,7 @@ time until the store's cleaner has dropped the deleted subvolumes
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import os
 import shutil
@@ -50,6 +51,7 @@ from typing import Callable
 import btrfs_store
 import project_store
 import report
+import root_checks
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
@@ -61,17 +63,28 @@ from pyct_driver.virt.rootfs import disk as disk_mod  # noqa: E402
 GIB = 1 << 30
 
 
-def kthreads() -> int:
-    count = 0
+def kthreads() -> collections.Counter:
+    """Children of kthreadd by name."""
+    names: collections.Counter = collections.Counter()
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 with open(f"/proc/{pid}/stat") as f:
-                    if f.read().rsplit(")", 1)[1].split()[1] == "2":
-                        count += 1
+                    head, tail = f.read().rsplit(")", 1)
+                if tail.split()[1] == "2":
+                    names[head.split("(", 1)[1]] += 1
             except OSError:
                 pass
-    return count
+    return names
+
+
+def grown(before: collections.Counter, after: collections.Counter,
+          guests: int) -> dict:
+    """Kernel-thread names that grew by at least one per two guests: the
+    per-guest threads, told apart from the churn of other work on the
+    host (kworkers come and go)."""
+    return {name: count for name, count in sorted((after - before).items())
+            if count * 2 >= guests}
 
 
 def meminfo(key: str) -> int:
@@ -206,76 +219,6 @@ def btrfs_snapshot(mnt: str, device: str, num: int) -> Root:
                 lambda: btrfs_store.destroy_subvolume(mnt, name))
 
 
-def describe_fill(written: int, error: str | None, limit: int = GIB) -> dict:
-    """Where a writer was stopped, and how far past ``limit`` it got
-    (negative: stopped short of it, as a file system's own metadata
-    takes room)."""
-    if error is None:
-        return {"host root write": f"NOT stopped ({written >> 20} MiB "
-                "written)", "past limit MiB": (written - limit) / (1 << 20)}
-    return {"host root write": f"stopped at {written >> 20} MiB ({error})",
-            "past limit MiB": (written - limit) / (1 << 20)}
-
-
-def fill(path: str, limit: int) -> tuple[int, str | None]:
-    """Write zeros to ``path`` up to ``limit`` bytes and fsync; the bytes
-    written and the error that stopped it (None: not stopped)."""
-    chunk, done = b"\0" * (1 << 20), 0
-    try:
-        with open(path, "wb") as f:
-            while done < limit:
-                done += f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as err:
-        return done, err.strerror
-    return done, None
-
-
-def write_past(root: str) -> dict:
-    """Host root writes up to 2 GiB into the overlay: where does it stop?
-    Then it removes the file and at once writes 512 MiB again: is the
-    freed room usable before the file system next commits?"""
-    path = os.path.join(root, "fill")
-    written, error = fill(path, 2 * GIB)
-    out = describe_fill(written, error)
-    os.unlink(path)
-    start = time.perf_counter()
-    again, error = fill(path, 512 << 20)
-    took = (time.perf_counter() - start) * 1000
-    out["rm, then 512 MiB"] = (f"ok in {took:.0f} ms" if error is None else
-                               f"stopped at {again >> 20} MiB ({error})")
-    os.unlink(path)
-    return out
-
-
-def direct_write_rate(root: Root, rate: int = 4 << 20) -> str:
-    """MiB/s of 8 MiB of O_DIRECT writes into the root from a blkio
-    group limited to ``rate`` bytes/s on the root's device (cgroup v1,
-    as test_direct_writes_are_throttled runs in a guest)."""
-    group = f"/sys/fs/cgroup/blkio/pyct-bench-rootdisk-{os.getpid()}"
-    if not os.path.isdir(os.path.dirname(group)):
-        return "no v1 blkio hierarchy"
-    os.mkdir(group)
-    try:
-        with open(os.path.join(group, "blkio.throttle.write_bps_device"),
-                  "w") as f:
-            f.write(f"{root.device} {rate}")
-
-        def join() -> None:
-            with open(os.path.join(group, "cgroup.procs"), "w") as f:
-                f.write(str(os.getpid()))
-        start = time.perf_counter()
-        subprocess.run(["dd", "if=/dev/zero", f"of={root.path}/dd",
-                        "bs=256K", "count=32", "oflag=direct"], check=True,
-                       capture_output=True, preexec_fn=join)
-        rate_now = (8 << 20) / (time.perf_counter() - start) / (1 << 20)
-        os.unlink(f"{root.path}/dd")
-        return f"{rate_now:.2f} MiB/s (limit {rate >> 20})"
-    finally:
-        os.rmdir(group)
-
-
 def setup(method: str, base: str,
           lower: str) -> tuple[Callable[[int], Root], str | None]:
     """Whatever ``method`` needs once per host (templates, the store),
@@ -321,10 +264,13 @@ def run(method: str, guests: int) -> dict:
             roots.append(make(num))
             times.append((time.perf_counter() - start) * 1000)
         time.sleep(1)
+        threads1 = kthreads()
         st = os.statvfs(roots[0].path)
         out = {"method": method,
-               "store kthreads": threads0 - threads_host,
-               "kthreads/guest": (kthreads() - threads0) / guests,
+               "store kthreads": threads0.total() - threads_host.total(),
+               "kthreads/guest": (threads1.total() - threads0.total())
+               / guests,
+               "kthread names grown": grown(threads0, threads1, guests),
                "avail KiB/guest": (avail0 - meminfo("MemAvailable"))
                / guests / 1024,
                "slab KiB/guest": (meminfo("Slab") - slab0) / guests / 1024,
@@ -333,8 +279,9 @@ def run(method: str, guests: int) -> dict:
                "make ms p50": statistics.median(times),
                "make ms p95": report.percentile(times, 95),
                "df size MiB": st.f_blocks * st.f_frsize >> 20,
-               **write_past(roots[0].path),
-               "direct writes": direct_write_rate(roots[-1])}
+               **root_checks.write_past(roots[0].path, roots[1].path),
+               "direct writes": root_checks.direct_write_rate(
+                   roots[-1].path, roots[-1].device)}
         times = []
         while roots:
             start = time.perf_counter()
@@ -373,6 +320,8 @@ def main() -> None:
                         help="print one JSON document (report.emit) with "
                         "each method's figures under extra")
     args = parser.parse_args()
+    if args.guests < 2:  # the rewrite check compares with a second root
+        parser.error("--guests must be at least 2")
     if not args.json:
         print(f"load average {os.getloadavg()}, {args.guests} roots each")
     extra: dict = {"guests": args.guests}
