@@ -152,7 +152,8 @@ def disk_loop(base: str, num: int, lower: str, fstype: str) -> Root:
     return Root(root, device, destroy)
 
 
-def store(fstype: str, base: str) -> tuple[str, str]:
+def store(fstype: str, base: str,
+          btrfs_options: str = "") -> tuple[str, str]:
     """One loop-backed store of ``fstype`` for every guest: its mount
     point and MAJ:MIN."""
     image, mnt = os.path.join(base, "store.img"), os.path.join(base, "s")
@@ -165,7 +166,7 @@ def store(fstype: str, base: str) -> tuple[str, str]:
             "btrfs": ["mkfs.btrfs", "-q", "-f"]}[fstype]
     subprocess.run([*mkfs, image], check=True, capture_output=True)
     device = attach_mount(image, mnt, fstype,
-                          "" if fstype == "btrfs" else "prjquota")
+                          btrfs_options if fstype == "btrfs" else "prjquota")
     return mnt, device
 
 
@@ -219,8 +220,8 @@ def btrfs_snapshot(mnt: str, device: str, num: int) -> Root:
                 lambda: btrfs_store.destroy_subvolume(mnt, name))
 
 
-def setup(method: str, base: str,
-          lower: str) -> tuple[Callable[[int], Root], str | None]:
+def setup(method: str, base: str, lower: str,
+          btrfs_options: str) -> tuple[Callable[[int], Root], str | None]:
     """Whatever ``method`` needs once per host (templates, the store),
     made outside the timing; returns the per-guest maker and the btrfs
     store's mount point (None for other methods)."""
@@ -234,7 +235,7 @@ def setup(method: str, base: str,
         subprocess.run(["mkfs.ext2", "-q", "-F", "-m", "0",
                         os.path.join(base, "ext2.img")], check=True)
         return lambda num: disk_loop(base, num, lower, "ext2"), None
-    mnt, device = store(kind, base)
+    mnt, device = store(kind, base, btrfs_options)
     if kind != "btrfs":
         return lambda num: project_dir(mnt, device, base, num, lower), None
     btrfs_store.enable_quota(mnt, simple=method == "btrfs-squota")
@@ -246,7 +247,7 @@ def setup(method: str, base: str,
     return lambda num: btrfs_snapshot(mnt, device, num), mnt
 
 
-def run(method: str, guests: int) -> dict:
+def run(method: str, guests: int, btrfs_options: str = "") -> dict:
     base = tempfile.mkdtemp(prefix="pyct-bench-rootdisk-")
     lower = os.path.join(base, "lower")
     os.makedirs(lower)
@@ -254,7 +255,7 @@ def run(method: str, guests: int) -> dict:
         f.write("x")
     try:
         threads_host = kthreads()
-        make, btrfs_mnt = setup(method, base, lower)
+        make, btrfs_mnt = setup(method, base, lower, btrfs_options)
         threads0, avail0, slab0, stack0 = (
             kthreads(), meminfo("MemAvailable"), meminfo("Slab"),
             meminfo("KernelStack"))
@@ -316,6 +317,9 @@ def main() -> None:
     parser.add_argument("--methods", default="ext4-loop,ext2-loop,"
                         "xfs-prjquota,ext4-prjquota,btrfs-qgroup,"
                         "btrfs-squota,btrfs-snapshot")
+    parser.add_argument("--btrfs-options", default="",
+                        help="mount options of the btrfs store, e.g. "
+                        "nodatasum (no data checksums)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document (report.emit) with "
                         "each method's figures under extra")
@@ -323,11 +327,13 @@ def main() -> None:
     if args.guests < 2:  # the rewrite check compares with a second root
         parser.error("--guests must be at least 2")
     if not args.json:
-        print(f"load average {os.getloadavg()}, {args.guests} roots each")
-    extra: dict = {"guests": args.guests}
+        print(f"load average {os.getloadavg()}, {args.guests} roots each, "
+              f"btrfs store options {args.btrfs_options or '(defaults)'}")
+    extra: dict = {"guests": args.guests,
+                   "btrfs store options": args.btrfs_options}
     for method in args.methods.split(","):
         try:
-            res = run(method, args.guests)
+            res = run(method, args.guests, args.btrfs_options)
         except OSError as err:  # e.g. a kernel built without CONFIG_QUOTA
             res = {"method": method, "unavailable": str(err)}
         extra[method] = res
