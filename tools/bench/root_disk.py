@@ -211,8 +211,9 @@ def btrfs_subvolume(mnt: str, device: str, base: str, num: int,
 
 def btrfs_snapshot(mnt: str, device: str, num: int) -> Root:
     """A writable snapshot of the image subvolume, limited to 1 GiB
-    referenced (the image's bytes count, as they do on a guest's disk),
-    is the root itself: no overlay."""
+    referenced (the image's bytes count, as they do in a VM's root_gb; on
+    pyct's disks they do not: the layers are lower directories), is the
+    root itself: no overlay."""
     name = f"g{num}"
     root = btrfs_store.make_subvolume(mnt, name, GIB,
                                       os.path.join(mnt, "image"))
