@@ -5,114 +5,86 @@ Usage (root): ``python tools/bench/root_disk.py [--guests 100]``
 
 For each method, makes ``--guests`` roots (a writable layer limited to
 1 GiB plus an overlay over a one-file lower dir, as a guest's root is)
-and prints, per guest: kernel threads added (children of kthreadd),
-MemAvailable drop and Slab growth, time to make one root (median, p95),
-whether statfs(2) on the overlay answers the 1 GiB limit (``df -h /``
-in the guest), and whether host root writing through the overlay (as
-overlayfs does with its mounter's credentials) is stopped at the limit.
+and prints, per guest: kernel threads added (children of kthreadd; the
+store's own, once per host, apart), MemAvailable drop, Slab and kernel
+stack growth, time to make one root (median, p95), what statfs(2) on the
+root answers (``df -h /`` in the guest), how far host root writing
+through the overlay (as overlayfs does with its mounter's credentials)
+gets past the limit, whether the room a removed file freed can be written
+again at once, the rate of O_DIRECT writes from a blkio group limited to
+4 MiB/s on the root's device (what pyct's ``quota:disk_*`` keys on), and
+the time to destroy one root (median, p95).
 
 * ``ext4-loop``: a journal-less ext4 per guest in a file on a loop device
-  (``mkfs.ext4 -O ^has_journal``, what pyct did before).
+  (``mkfs.ext4 -O ^has_journal``, what pyct does).
 * ``ext2-loop``: the same with the ext2 driver (a file system without a
   journal or extents, mounted as ext2).
 * ``xfs-prjquota``: one loop-backed XFS per host mounted ``prjquota``;
   per guest a directory with its own project id and block hard limit.
 * ``ext4-prjquota``: the same on one ext4 (``-O quota,project``).
+* ``btrfs-qgroup``: one loop-backed btrfs per host with qgroups; per
+  guest a subvolume limited to 1 GiB referenced, holding the overlay's
+  upper and work directories (``btrfs_store``: ioctls, no forks).
+* ``btrfs-squota``: the same with simple quotas (kernel 6.7 on).
+* ``btrfs-snapshot``: the root is a writable snapshot of an image
+  subvolume with a qgroup limit, no overlay.
 
-Everything is unmounted, detached and removed at the end.
+Everything is unmounted, detached and removed at the end; for btrfs the
+time until the store's cleaner has dropped the deleted subvolumes
+(``btrfs subvolume sync``, once per method) is printed too.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import fcntl
+import collections
+import dataclasses
 import os
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable
 
+import btrfs_store
+import project_store
 import report
+import root_checks
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
-from pyct_driver.virt.kernel import libc, loop  # noqa: E402
+from pyct_driver.virt.kernel import loop  # noqa: E402
 from pyct_driver.virt.kernel import mounts as km  # noqa: E402
 from pyct_driver.virt.rootfs import disk as disk_mod  # noqa: E402
 
 GIB = 1 << 30
-# project quotas (linux/fs.h, linux/quota.h), for the store methods;
-# pyct itself has none: this host's kernel has no CONFIG_QUOTA
-FS_IOC_FSGETXATTR = 0x801C581F
-FS_IOC_FSSETXATTR = 0x401C5820
-FS_XFLAG_PROJINHERIT = 0x200
-_FSXATTR = "=IIIII8x"  # xflags, extsize, nextents, projid, cowextsize
-_PRJQUOTA = 2
-_Q_SETQUOTA = 0x800008
-_QIF_BLIMITS = 1
-_QIF_DQBLKSIZE = 1024  # quota block limits are in KiB
 
 
-class DqBlk(ctypes.Structure):
-    """struct if_dqblk (linux/quota.h)."""
-
-    _fields_ = [("bhardlimit", ctypes.c_uint64),
-                ("bsoftlimit", ctypes.c_uint64),
-                ("curspace", ctypes.c_uint64),
-                ("ihardlimit", ctypes.c_uint64),
-                ("isoftlimit", ctypes.c_uint64),
-                ("curinodes", ctypes.c_uint64),
-                ("btime", ctypes.c_uint64), ("itime", ctypes.c_uint64),
-                ("valid", ctypes.c_uint32)]
-
-
-def set_project(fd: int, projid: int) -> None:
-    """Give the directory open at ``fd`` project ``projid``, inherited by
-    everything created under it."""
-    buf = bytearray(struct.calcsize(_FSXATTR))
-    fcntl.ioctl(fd, FS_IOC_FSGETXATTR, buf)
-    xflags, extsize, nextents, _, cowext = struct.unpack(_FSXATTR, buf)
-    fcntl.ioctl(fd, FS_IOC_FSSETXATTR, struct.pack(
-        _FSXATTR, xflags | FS_XFLAG_PROJINHERIT, extsize, nextents,
-        projid, cowext))
-
-
-def quotactl(fd: int, cmd: int, projid: int, blk: DqBlk) -> None:
-    libc.current().syscall("quotactl_fd", fd, (cmd << 8) | _PRJQUOTA,
-                           projid, libc.pointer(blk),
-                           what=f"quotactl project {projid}")
-
-
-def set_limit(fd: int, projid: int, limit_bytes: int) -> None:
-    """Hard block limit of project ``projid`` on the file system holding
-    ``fd`` (0: no limit)."""
-    blk = DqBlk()
-    blk.bhardlimit = blk.bsoftlimit = -(-limit_bytes // _QIF_DQBLKSIZE)
-    blk.valid = _QIF_BLIMITS
-    quotactl(fd, _Q_SETQUOTA, projid, blk)
-
-
-def open_dir(path: str) -> int:
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-
-
-
-def kthreads() -> int:
-    count = 0
+def kthreads() -> collections.Counter:
+    """Children of kthreadd by name."""
+    names: collections.Counter = collections.Counter()
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 with open(f"/proc/{pid}/stat") as f:
-                    if f.read().rsplit(")", 1)[1].split()[1] == "2":
-                        count += 1
+                    head, tail = f.read().rsplit(")", 1)
+                if tail.split()[1] == "2":
+                    names[head.split("(", 1)[1]] += 1
             except OSError:
                 pass
-    return count
+    return names
+
+
+def grown(before: collections.Counter, after: collections.Counter,
+          guests: int) -> dict:
+    """Kernel-thread names that grew by at least one per two guests: the
+    per-guest threads, told apart from the churn of other work on the
+    host (kworkers come and go)."""
+    return {name: count for name, count in sorted((after - before).items())
+            if count * 2 >= guests}
 
 
 def meminfo(key: str) -> int:
@@ -134,9 +106,35 @@ def overlay(top: str, lower: str, upper_parent: str) -> str:
     return root
 
 
-def disk_loop(base: str, num: int, lower: str, fstype: str) -> str:
+@dataclasses.dataclass
+class Root:
+    """One guest's root: the directory it sees as ``/``, the block device
+    (MAJ:MIN) its blkio limits key on, and how it is taken down."""
+
+    path: str
+    device: str
+    destroy: Callable[[], None]
+
+
+def majmin(rdev: int) -> str:
+    return f"{os.major(rdev)}:{os.minor(rdev)}"
+
+
+def attach_mount(image: str, mnt: str, fstype: str, data: str) -> str:
+    """Mount ``image`` through a loop device (autoclear); its MAJ:MIN."""
+    lfd, rdev = loop.attach(image)
+    try:
+        km.mount(f"/dev/loop{os.minor(rdev)}", mnt, fstype, km.MS_NOATIME,
+                 data)
+    finally:
+        os.close(lfd)
+    return majmin(rdev)
+
+
+def disk_loop(base: str, num: int, lower: str, fstype: str) -> Root:
     top = os.path.join(base, str(num))
-    os.makedirs(os.path.join(top, "disk"))
+    disk = os.path.join(top, "disk")
+    os.makedirs(disk)
     image = os.path.join(top, "disk.img")
     if fstype == "ext4":
         disk_mod.make_disk(os.path.join(base, "tpl"), 1, image, False)
@@ -144,104 +142,162 @@ def disk_loop(base: str, num: int, lower: str, fstype: str) -> str:
         with open(os.path.join(base, "ext2.img"), "rb") as src, \
                 open(image, "wb") as dst:
             disk_mod._sparse_copy(src.fileno(), dst.fileno(), GIB)
-    lfd, rdev = loop.attach(image)
-    try:
-        km.mount(f"/dev/loop{os.minor(rdev)}", os.path.join(top, "disk"),
-                 fstype, km.MS_NOATIME, "")
-    finally:
-        os.close(lfd)
-    return overlay(top, lower, os.path.join(top, "disk"))
+    device = attach_mount(image, disk, fstype, "")
+    root = overlay(top, lower, disk)
+
+    def destroy() -> None:  # as pyct's overlay.destroy: no lazy unmounts
+        km.umount2(root)
+        km.umount2(disk)  # autoclear frees the loop device
+        shutil.rmtree(top)
+    return Root(root, device, destroy)
 
 
-def store(fstype: str, base: str) -> str:
+def store(fstype: str, base: str,
+          btrfs_options: str = "") -> tuple[str, str]:
+    """One loop-backed store of ``fstype`` for every guest: its mount
+    point and MAJ:MIN."""
     image, mnt = os.path.join(base, "store.img"), os.path.join(base, "s")
     os.makedirs(mnt)
     with open(image, "wb") as f:
         f.truncate(16 * GIB)
-    mkfs = (["mkfs.xfs", "-q", "-f"] if fstype == "xfs" else
-            ["mkfs.ext4", "-q", "-F", "-O", "quota,project,^has_journal"])
+    mkfs = {"xfs": ["mkfs.xfs", "-q", "-f"],
+            "ext4": ["mkfs.ext4", "-q", "-F", "-O",
+                     "quota,project,^has_journal"],
+            "btrfs": ["mkfs.btrfs", "-q", "-f"]}[fstype]
     subprocess.run([*mkfs, image], check=True, capture_output=True)
-    lfd, rdev = loop.attach(image)
-    try:
-        km.mount(f"/dev/loop{os.minor(rdev)}", mnt, fstype, km.MS_NOATIME,
-                 "prjquota")
-    finally:
-        os.close(lfd)
-    return mnt
+    device = attach_mount(image, mnt, fstype,
+                          btrfs_options if fstype == "btrfs" else "prjquota")
+    return mnt, device
 
 
-def project_dir(mnt: str, base: str, num: int, lower: str) -> str:
+def project_dir(mnt: str, device: str, base: str, num: int,
+                lower: str) -> Root:
     top = os.path.join(base, str(num))
     disk = os.path.join(mnt, str(num))
     os.makedirs(top)
     os.mkdir(disk)
-    fd = open_dir(disk)
+    fd = project_store.open_dir(disk)
     try:
-        set_project(fd, num + 1)
-        set_limit(fd, num + 1, GIB)
+        project_store.set_project(fd, num + 1)
+        project_store.set_limit(fd, num + 1, GIB)
     finally:
         os.close(fd)
-    return overlay(top, lower, disk)
+    root = overlay(top, lower, disk)
+
+    def destroy() -> None:
+        km.umount2(root)
+        shutil.rmtree(disk)
+        shutil.rmtree(top)
+    return Root(root, device, destroy)
 
 
-def write_past(root: str) -> str:
-    """Host root writes 1.1 GiB into the overlay: where does it stop?"""
-    chunk, done = b"\0" * (1 << 20), 0
-    try:
-        with open(os.path.join(root, "fill"), "wb") as f:
-            while done < GIB + (100 << 20):
-                done += f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as err:
-        return f"stopped at {done >> 20} MiB ({err.strerror})"
-    finally:
-        os.unlink(os.path.join(root, "fill"))
-    return f"NOT stopped ({done >> 20} MiB written)"
+def btrfs_subvolume(mnt: str, device: str, base: str, num: int,
+                    lower: str) -> Root:
+    """A subvolume limited to 1 GiB holding the overlay's upper and work
+    directories."""
+    top = os.path.join(base, str(num))
+    os.makedirs(top)
+    name = f"g{num}"
+    disk = btrfs_store.make_subvolume(mnt, name, GIB)
+    root = overlay(top, lower, disk)
+
+    def destroy() -> None:
+        km.umount2(root)
+        btrfs_store.destroy_subvolume(mnt, name)
+        os.rmdir(root)
+        os.rmdir(top)
+    return Root(root, device, destroy)
 
 
-def run(method: str, guests: int) -> dict:
+def btrfs_snapshot(mnt: str, device: str, num: int) -> Root:
+    """A writable snapshot of the image subvolume, limited to 1 GiB
+    referenced (the image's bytes count, as they do in a VM's root_gb; on
+    pyct's disks they do not: the layers are lower directories), is the
+    root itself: no overlay."""
+    name = f"g{num}"
+    root = btrfs_store.make_subvolume(mnt, name, GIB,
+                                      os.path.join(mnt, "image"))
+    return Root(root, device,
+                lambda: btrfs_store.destroy_subvolume(mnt, name))
+
+
+def setup(method: str, base: str, lower: str,
+          btrfs_options: str) -> tuple[Callable[[int], Root], str | None]:
+    """Whatever ``method`` needs once per host (templates, the store),
+    made outside the timing; returns the per-guest maker and the btrfs
+    store's mount point (None for other methods)."""
+    kind = method.split("-")[0]
+    if method == "ext4-loop":
+        disk_mod.ensure_template(os.path.join(base, "tpl"), 1)
+        return lambda num: disk_loop(base, num, lower, "ext4"), None
+    if method == "ext2-loop":
+        with open(os.path.join(base, "ext2.img"), "wb") as f:
+            f.truncate(GIB)
+        subprocess.run(["mkfs.ext2", "-q", "-F", "-m", "0",
+                        os.path.join(base, "ext2.img")], check=True)
+        return lambda num: disk_loop(base, num, lower, "ext2"), None
+    mnt, device = store(kind, base, btrfs_options)
+    if kind != "btrfs":
+        return lambda num: project_dir(mnt, device, base, num, lower), None
+    btrfs_store.enable_quota(mnt, simple=method == "btrfs-squota")
+    if method != "btrfs-snapshot":
+        return (lambda num: btrfs_subvolume(mnt, device, base, num, lower),
+                mnt)
+    image = btrfs_store.make_subvolume(mnt, "image", 64 * GIB)
+    shutil.copy(os.path.join(lower, "f"), image)
+    return lambda num: btrfs_snapshot(mnt, device, num), mnt
+
+
+def run(method: str, guests: int, btrfs_options: str = "") -> dict:
     base = tempfile.mkdtemp(prefix="pyct-bench-rootdisk-")
     lower = os.path.join(base, "lower")
     os.makedirs(lower)
     with open(os.path.join(lower, "f"), "w") as f:
         f.write("x")
-    mnt = None
     try:
-        if not method.endswith("-loop"):
-            mnt = store(method.split("-")[0], base)
-        elif method == "ext4-loop":  # templates made outside the timing
-            disk_mod.ensure_template(os.path.join(base, "tpl"), 1)
-        else:
-            with open(os.path.join(base, "ext2.img"), "wb") as f:
-                f.truncate(GIB)
-            subprocess.run(["mkfs.ext2", "-q", "-F", "-m", "0",
-                            os.path.join(base, "ext2.img")], check=True)
+        threads_host = kthreads()
+        make, btrfs_mnt = setup(method, base, lower, btrfs_options)
         threads0, avail0, slab0, stack0 = (
             kthreads(), meminfo("MemAvailable"), meminfo("Slab"),
             meminfo("KernelStack"))
         times, roots = [], []
         for num in range(guests):
             start = time.perf_counter()
-            if mnt is None:
-                roots.append(disk_loop(base, num, lower,
-                                       method.split("-")[0]))
-            else:
-                roots.append(project_dir(mnt, base, num, lower))
+            roots.append(make(num))
             times.append((time.perf_counter() - start) * 1000)
         time.sleep(1)
-        st = os.statvfs(roots[0])
+        threads1 = kthreads()
+        st = os.statvfs(roots[0].path)
         out = {"method": method,
-               "kthreads/guest": (kthreads() - threads0) / guests,
+               "store kthreads": threads0.total() - threads_host.total(),
+               "kthreads/guest": (threads1.total() - threads0.total())
+               / guests,
+               "kthread names grown": grown(threads0, threads1, guests),
                "avail KiB/guest": (avail0 - meminfo("MemAvailable"))
                / guests / 1024,
                "slab KiB/guest": (meminfo("Slab") - slab0) / guests / 1024,
                "kstack KiB/guest": (meminfo("KernelStack") - stack0)
                / guests / 1024,
                "make ms p50": statistics.median(times),
-               "make ms p95": sorted(times)[int(0.95 * (guests - 1))],
+               "make ms p95": report.percentile(times, 95),
                "df size MiB": st.f_blocks * st.f_frsize >> 20,
-               "host root write": write_past(roots[0])}
+               **root_checks.write_past(roots[0].path, roots[1].path),
+               "direct writes": root_checks.direct_write_rate(
+                   roots[-1].path, roots[-1].device)}
+        times = []
+        while roots:
+            start = time.perf_counter()
+            roots.pop().destroy()
+            times.append((time.perf_counter() - start) * 1000)
+        out["destroy ms p50"] = statistics.median(times)
+        out["destroy ms p95"] = report.percentile(times, 95)
+        if btrfs_mnt is not None:  # deleted subvolumes: the cleaner's work
+            start = time.perf_counter()
+            subprocess.run(["btrfs", "subvolume", "sync", btrfs_mnt],
+                           check=True, capture_output=True)
+            out["cleaner done after destroys, s"] = (
+                time.perf_counter() - start)
+            out["left in store"] = sorted(os.listdir(btrfs_mnt))
         return out
     finally:
         cleanup(base)
@@ -260,17 +316,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--guests", type=int, default=100)
     parser.add_argument("--methods", default="ext4-loop,ext2-loop,"
-                        "xfs-prjquota,ext4-prjquota")
+                        "xfs-prjquota,ext4-prjquota,btrfs-qgroup,"
+                        "btrfs-squota,btrfs-snapshot")
+    parser.add_argument("--btrfs-options", default="",
+                        help="mount options of the btrfs store, e.g. "
+                        "nodatasum (no data checksums)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document (report.emit) with "
                         "each method's figures under extra")
     args = parser.parse_args()
+    if args.guests < 2:  # the rewrite check compares with a second root
+        parser.error("--guests must be at least 2")
     if not args.json:
-        print(f"load average {os.getloadavg()}, {args.guests} roots each")
-    extra: dict = {"guests": args.guests}
+        print(f"load average {os.getloadavg()}, {args.guests} roots each, "
+              f"btrfs store options {args.btrfs_options or '(defaults)'}")
+    extra: dict = {"guests": args.guests,
+                   "btrfs store options": args.btrfs_options}
     for method in args.methods.split(","):
         try:
-            res = run(method, args.guests)
+            res = run(method, args.guests, args.btrfs_options)
         except OSError as err:  # e.g. a kernel built without CONFIG_QUOTA
             res = {"method": method, "unavailable": str(err)}
         extra[method] = res
