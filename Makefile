@@ -90,6 +90,8 @@ test-v2:
 # --quick --markdown bench.md --json-dir bench-json".
 bench: venv host
 	command -v runc >/dev/null || apt-get install -y -qq runc
+	command -v mkfs.btrfs >/dev/null || apt-get install -y -qq btrfs-progs
+	command -v mkfs.xfs >/dev/null || apt-get install -y -qq xfsprogs
 	$(BIN)/python tools/bench/summary.py $(BENCH_ARGS)
 
 sample-config: venv
