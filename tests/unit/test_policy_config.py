@@ -7,12 +7,14 @@ never taken from request headers).
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
 
 from pyct_driver.api import policy, roles
 from pyct_driver.api.policies import base
+from pyct_driver.context import RequestContext
 from tests.unit.test_api_app import Harness
 
 
@@ -149,3 +151,34 @@ def test_reader_cannot_forge_roles(forged):
     resp = h.request("DELETE", f"/v2.1/servers/{sid}", token="reader:p1",
                      headers=forged)
     assert resp.status_int == 403 and h.compute.calls == calls
+
+
+def test_rules_are_looked_up_once_per_interval_and_edits_still_apply(
+        tmp_path, monkeypatch):
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump({}))
+    conf = Harness(oslo_policy__policy_file=str(path)).conf
+    clock = [100.0]
+    monkeypatch.setattr(policy.time, "monotonic", lambda: clock[0])
+    checker = policy.Policy(conf, reload_after=1.0)
+    lookups = []
+    real = checker._enforcer._get_policy_path
+    monkeypatch.setattr(checker._enforcer, "_get_policy_path",
+                        lambda p: lookups.append(p) or real(p))
+    ctxt = RequestContext("alice", "p1", ["member", "reader"])
+    rule = "os_compute_api:servers:index"
+    assert all(checker.check(ctxt, rule) for _ in range(50))
+    # the first check found the file (and policy.d); the other 49 did not
+    # search oslo.config's directories again
+    first = len(lookups)
+    assert 1 <= first <= 2
+    path.write_text(yaml.safe_dump({rule: "rule:context_is_admin"}))
+    # oslo.policy rereads a file whose mtime grew
+    later = os.stat(path).st_mtime + 10
+    os.utime(path, (later, later))
+    clock[0] += 0.5
+    assert checker.check(ctxt, rule), "reloaded before the interval"
+    clock[0] += 0.6
+    assert not checker.check(ctxt, rule), "the edit was not picked up"
+    assert checker.check(RequestContext("root", "p1", ["admin"]), rule)
+    assert len(lookups) <= first + 2
