@@ -182,3 +182,26 @@ def test_rules_are_looked_up_once_per_interval_and_edits_still_apply(
     assert not checker.check(ctxt, rule), "the edit was not picked up"
     assert checker.check(RequestContext("root", "p1", ["admin"]), rule)
     assert len(lookups) <= first + 2
+
+
+def test_answers_are_remembered_only_while_every_rule_is_pure(
+        tmp_path, monkeypatch):
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump({}))
+    conf = Harness(oslo_policy__policy_file=str(path)).conf
+    clock = [100.0]
+    monkeypatch.setattr(policy.time, "monotonic", lambda: clock[0])
+    checker = policy.Policy(conf, reload_after=1.0)
+    ctxt = RequestContext("alice", "p1", ["member", "reader"])
+    rule = "os_compute_api:servers:show"
+    assert checker.check(ctxt, rule)
+    assert checker.check(ctxt, rule, {"project_id": "p2"}) is False
+    assert checker._memo is not None and len(checker._memo) == 2
+    # an http: check asks a server each time: nothing may be remembered
+    path.write_text(yaml.safe_dump({"os_compute_api:servers:index":
+                                    "http://127.0.0.1:9/never"}))
+    later = os.stat(path).st_mtime + 10
+    os.utime(path, (later, later))
+    clock[0] += 1
+    assert checker.check(ctxt, rule)
+    assert checker._memo is None
