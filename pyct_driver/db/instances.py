@@ -146,6 +146,10 @@ def _get_statement(read_deleted: bool, by_project: bool) -> sa.Select:
 # call skips building the clauses and SQLAlchemy's cache key walk
 _GET = {(deleted, by_project): _get_statement(deleted, by_project)
         for deleted in (False, True) for by_project in (False, True)}
+# ``update``'s read of the states before (for its log line)
+_STATES = sa.select(*_STATE_COLUMNS).where(
+    models.Instance.uuid == sa.bindparam("uuid"),
+    models.Instance.deleted == 0)
 
 
 def _status_clause(statuses: Iterable[str]) -> sa.ColumnElement[bool]:
@@ -244,14 +248,13 @@ def update(db: Database, uuid: str, values: dict,
     watched = not values.keys().isdisjoint(_STATE_FIELDS)
     with db.session() as session:
         # read for the log line only; the CAS below decides
-        before = tuple(session.execute(sa.select(*_STATE_COLUMNS).where(
-            *conds[:2])).first() or ()) if watched else None
+        before = tuple(session.execute(_STATES, {"uuid": uuid}).first()
+                       or ()) if watched else None
         result = session.execute(sa.update(models.Instance).where(
             *conds).values(**values).execution_options(
                 synchronize_session=False))
-        row = session.execute(_ROW.where(
-            models.Instance.uuid == uuid,
-            models.Instance.deleted == 0)).mappings().first()
+        row = session.execute(_GET[False, False], {"uuid": uuid}
+                              ).mappings().first()
         if row is None:
             raise exception.InstanceNotFound(instance_id=uuid)
         if result.rowcount != 1:

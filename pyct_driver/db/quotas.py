@@ -155,14 +155,24 @@ def instance_usage(session: Session, project_id: str,
                    user_id: str | None = None) -> Limits:
     """The instances, cores and RAM the project (or one user of it)
     uses: live instances, BUILD and ERROR ones too, as Nova counts."""
+    count, cores, ram = session.execute(
+        _USAGE[user_id is not None],
+        {"project_id": project_id, "user_id": user_id}).one()
+    return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
+
+
+def _usage_statement(by_user: bool) -> sa.Select:
     query = sa.select(sa.func.count(), flavor_sum("vcpus"),
                       flavor_sum("memory_mb")).where(
         models.Instance.deleted == 0,
-        models.Instance.project_id == project_id)
-    if user_id is not None:
-        query = query.where(models.Instance.user_id == user_id)
-    count, cores, ram = session.execute(query).one()
-    return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
+        models.Instance.project_id == sa.bindparam("project_id"))
+    if by_user:
+        query = query.where(models.Instance.user_id == sa.bindparam("user_id"))
+    return query
+
+
+# built once (every boot counts): by project, and by one user of it
+_USAGE = {by_user: _usage_statement(by_user) for by_user in (False, True)}
 
 
 def group_count(session: Session, project_id: str,
