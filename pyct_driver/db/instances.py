@@ -319,6 +319,24 @@ def soft_delete_in(session: sa.orm.Session, uuid: str
     return before, _to_dict(row)
 
 
+def _usage_by_host_statement() -> sa.Select:
+    flavor = models.Instance.flavor
+    disk = sa.func.coalesce(sa.func.sum(
+        sa.func.coalesce(flavor["root_gb"].as_integer(), 0)
+        + sa.func.coalesce(flavor["ephemeral_gb"].as_integer(), 0)), 0)
+    return sa.select(
+        models.Instance.host, sa.func.count(),
+        sa.func.count(models.Instance.task_state),
+        db_quotas.flavor_sum("vcpus"), db_quotas.flavor_sum("memory_mb"),
+        disk).where(models.Instance.deleted == 0,
+                    models.Instance.host.is_not(None)).group_by(
+        models.Instance.host)
+
+
+# built once: every placement (each boot) reads it
+_USAGE_BY_HOST = _usage_by_host_statement()
+
+
 def usage_by_host(db: Database) -> dict[str, dict[str, int]]:
     """Resources claimed by live instances, per host (``busy``: those
     with a task under way, Nova's current_workload), summed by the
@@ -329,17 +347,6 @@ def usage_by_host(db: Database) -> dict[str, dict[str, int]]:
     start, the source the old one until the move is confirmed or
     reverted (a VERIFY_RESIZE server's source keeps its stopped copy,
     and a revert must find its room there)."""
-    flavor = models.Instance.flavor
-    disk = sa.func.coalesce(sa.func.sum(
-        sa.func.coalesce(flavor["root_gb"].as_integer(), 0)
-        + sa.func.coalesce(flavor["ephemeral_gb"].as_integer(), 0)), 0)
-    query = sa.select(
-        models.Instance.host, sa.func.count(),
-        sa.func.count(models.Instance.task_state),
-        db_quotas.flavor_sum("vcpus"), db_quotas.flavor_sum("memory_mb"),
-        disk).where(models.Instance.deleted == 0,
-                    models.Instance.host.is_not(None)).group_by(
-        models.Instance.host)
     empty = {"vcpus": 0, "memory_mb": 0, "local_gb": 0, "instances": 0,
              "busy": 0}
     with db.session() as session:
@@ -347,7 +354,7 @@ def usage_by_host(db: Database) -> dict[str, dict[str, int]]:
                         "local_gb": int(gb), "instances": int(count),
                         "busy": int(busy)}
                  for host, count, busy, vcpus, ram, gb
-                 in session.execute(query)}
+                 in session.execute(_USAGE_BY_HOST)}
         for host, held in db_resizes.held_by_moves(session):
             u = usage.setdefault(host, dict(empty))
             u["vcpus"] += int(held.get("vcpus", 0))

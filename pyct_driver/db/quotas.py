@@ -57,22 +57,27 @@ def project_get(db: Database, project_id: str, user_id: str = ""
                 Quota.user_id == user_id)).all())
 
 
+# ``own_limits``'s statements, built once: every server create runs them
+_CLASS_LIMITS = sa.select(QuotaClass.resource, QuotaClass.hard_limit).where(
+    QuotaClass.class_name == sa.bindparam("class_name"))
+_OWN_LIMITS = sa.select(Quota.user_id, Quota.resource, Quota.hard_limit).where(
+    Quota.project_id == sa.bindparam("project_id"),
+    Quota.user_id.in_([sa.literal(""), sa.bindparam("user_id")]))
+
+
 def own_limits(db: Database, class_name: str, project_id: str,
                user_id: str = "") -> tuple[Limits, Limits, Limits]:
     """``class_get``, ``project_get`` of the project and (``user_id``
     given) of the user, in one transaction of two statements: every
     server create resolves all three."""
     with db.session() as session:
-        cls = dict(session.execute(sa.select(
-            QuotaClass.resource, QuotaClass.hard_limit).where(
-                QuotaClass.class_name == class_name)).all())
+        cls = dict(session.execute(_CLASS_LIMITS,
+                                   {"class_name": class_name}).all())
         project: Limits = {}
         user: Limits = {}
-        for owner, resource, limit in session.execute(sa.select(
-                Quota.user_id, Quota.resource, Quota.hard_limit).where(
-                    Quota.project_id == project_id,
-                    Quota.user_id.in_({"", user_id})
-                    if user_id else Quota.user_id == "")):
+        # the user's rows and the project's (user_id ""), or the latter
+        for owner, resource, limit in session.execute(_OWN_LIMITS, {
+                "project_id": project_id, "user_id": user_id}):
             (user if owner else project)[resource] = limit
     return cls, project, user
 
