@@ -24,7 +24,8 @@ from pyct_driver.db import regex_filter
 from pyct_driver.db import resizes as db_resizes
 from pyct_driver.db import tags as db_tags
 from pyct_driver.db.claim_models import RequestClaim
-from pyct_driver.db.engine import Database, plain_select, row_to_dict
+from pyct_driver.db.engine import (Database, plain_select, read_columns,
+                                   row_to_dict)
 
 LOG = logging.getLogger(__name__)
 UNSET: Any = object()
@@ -125,8 +126,8 @@ def get(db: Database, uuid: str, project_id: str | None = None,
     # polling for ACTIVE asks for this many times per boot
     query = _GET[read_deleted, project_id is not None]
     with db.session() as session:
-        row = session.execute(query, {"uuid": uuid, "project_id": project_id}
-                              ).mappings().first()
+        row = read_columns(session, query, {
+            "uuid": uuid, "project_id": project_id}).mappings().first()
     if row is None:
         raise exception.InstanceNotFound(instance_id=uuid)
     return _renamed(dict(row))
@@ -248,13 +249,13 @@ def update(db: Database, uuid: str, values: dict,
     watched = not values.keys().isdisjoint(_STATE_FIELDS)
     with db.session() as session:
         # read for the log line only; the CAS below decides
-        before = tuple(session.execute(_STATES, {"uuid": uuid}).first()
-                       or ()) if watched else None
+        before = tuple(read_columns(session, _STATES, {"uuid": uuid}
+                                    ).first() or ()) if watched else None
         result = session.execute(sa.update(models.Instance).where(
             *conds).values(**values).execution_options(
                 synchronize_session=False))
-        row = session.execute(_GET[False, False], {"uuid": uuid}
-                              ).mappings().first()
+        row = read_columns(session, _GET[False, False], {"uuid": uuid}
+                           ).mappings().first()
         if row is None:
             raise exception.InstanceNotFound(instance_id=uuid)
         if result.rowcount != 1:
@@ -354,7 +355,7 @@ def usage_by_host(db: Database) -> dict[str, dict[str, int]]:
                         "local_gb": int(gb), "instances": int(count),
                         "busy": int(busy)}
                  for host, count, busy, vcpus, ram, gb
-                 in session.execute(_USAGE_BY_HOST)}
+                 in read_columns(session, _USAGE_BY_HOST)}
         for host, held in db_resizes.held_by_moves(session):
             u = usage.setdefault(host, dict(empty))
             u["vcpus"] += int(held.get("vcpus", 0))

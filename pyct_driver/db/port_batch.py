@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from pyct_driver.db import models
 from pyct_driver.db import networks as db_networks
-from pyct_driver.db.engine import Database, plain_select
+from pyct_driver.db.engine import Database, plain_select, read_columns
 
 _P = models.Port
 # built once (a status poll reads an instance's ports): each call skips
@@ -35,8 +35,8 @@ def ports_by_instance(db: Database, instance_uuids: Iterable[str]
     if not uuids:
         return out
     with db.session() as session:
-        ports = [dict(r) for r in session.execute(
-            _PORTS, {"uuids": uuids}).mappings()]
+        ports = [dict(r) for r in read_columns(
+            session, _PORTS, {"uuids": uuids}).mappings()]
         wanted = {p["network_id"] for p in ports}
         nets = {n.id: db_networks.network_dict(n)
                 for n in session.scalars(_NETWORKS, {"ids": list(wanted)})

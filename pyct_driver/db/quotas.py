@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from pyct_driver import exception
 from pyct_driver.db import models
-from pyct_driver.db.engine import Database
+from pyct_driver.db.engine import Database, read_columns
 from pyct_driver.db.group_models import InstanceGroup
 from pyct_driver.db.quota_models import Quota, QuotaClass, QuotaLock
 
@@ -71,12 +71,12 @@ def own_limits(db: Database, class_name: str, project_id: str,
     given) of the user, in one transaction of two statements: every
     server create resolves all three."""
     with db.session() as session:
-        cls = dict(session.execute(_CLASS_LIMITS,
-                                   {"class_name": class_name}).all())
+        cls = dict(read_columns(session, _CLASS_LIMITS,
+                                {"class_name": class_name}).all())
         project: Limits = {}
         user: Limits = {}
         # the user's rows and the project's (user_id ""), or the latter
-        for owner, resource, limit in session.execute(_OWN_LIMITS, {
+        for owner, resource, limit in read_columns(session, _OWN_LIMITS, {
                 "project_id": project_id, "user_id": user_id}):
             (user if owner else project)[resource] = limit
     return cls, project, user
@@ -160,8 +160,8 @@ def instance_usage(session: Session, project_id: str,
                    user_id: str | None = None) -> Limits:
     """The instances, cores and RAM the project (or one user of it)
     uses: live instances, BUILD and ERROR ones too, as Nova counts."""
-    count, cores, ram = session.execute(
-        _USAGE[user_id is not None],
+    count, cores, ram = read_columns(
+        session, _USAGE[user_id is not None],
         {"project_id": project_id, "user_id": user_id}).one()
     return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from pyct_driver import exception
-from pyct_driver.db.engine import Database, row_to_dict
+from pyct_driver.db.engine import Database, read_columns, row_to_dict
 from pyct_driver.db.models import Instance, utcnow
 from pyct_driver.db.models_hosts import Migration
 from pyct_driver.db.resize_models import FlavorChange
@@ -137,7 +137,7 @@ def held_by_moves(session: orm.Session) -> list[tuple[str, dict]]:
     source, the source's old flavor once the destination took the row
     (VERIFY_RESIZE, confirming, reverting) -- what ``usage_by_host``
     adds to the rows' own."""
-    rows = session.execute(_HELD)
+    rows = read_columns(session, _HELD)
     held = []
     for host, source, dest, old, new in rows:
         if host == source:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from pyct_driver import exception
 from pyct_driver.db import models
-from pyct_driver.db.engine import Database
+from pyct_driver.db.engine import Database, read_columns
 
 MAX_TAGS = 50
 _T = models.Tag
@@ -34,7 +34,8 @@ def by_instance(db: Database, uuids: Iterable[str]
     if not uuids:
         return out
     with db.session() as session:
-        for uuid, tag in session.execute(_BY_INSTANCE, {"uuids": uuids}):
+        for uuid, tag in read_columns(session, _BY_INSTANCE,
+                                      {"uuids": uuids}):
             out.setdefault(uuid, []).append(tag)
     return out
 

@@ -163,9 +163,17 @@ class CpuMeter:
             ticks += int(fields[13]) + int(fields[14])
         return ticks / self.tick
 
+    def _system(self, pid: int) -> float:
+        """The kernel's share (stime + cstime) of ``_stat(pid, True)``."""
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[12]) + int(fields[14])) / self.tick
+
     def read(self) -> dict[str, float]:
         out = {"service": sum(self._stat(pid, True)
                               for pid in self.svc_pids),
+               "service in the kernel": sum(self._system(pid)
+                                            for pid in self.svc_pids),
                "client": self._stat(os.getpid(), False)}
         lpid = self.launcher.launcher_pid()
         out["launcher"] = self._stat(lpid, False) if lpid else 0.0
