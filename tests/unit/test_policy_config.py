@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import types
 
 import pytest
 import yaml
@@ -159,7 +160,9 @@ def test_rules_are_looked_up_once_per_interval_and_edits_still_apply(
     path.write_text(yaml.safe_dump({}))
     conf = Harness(oslo_policy__policy_file=str(path)).conf
     clock = [100.0]
-    monkeypatch.setattr(policy.time, "monotonic", lambda: clock[0])
+    # the policy module's clock only (not every thread's time.monotonic)
+    monkeypatch.setattr(policy, "time",
+                        types.SimpleNamespace(monotonic=lambda: clock[0]))
     checker = policy.Policy(conf, reload_after=1.0)
     lookups = []
     real = checker._enforcer._get_policy_path
@@ -190,7 +193,9 @@ def test_answers_are_remembered_only_while_every_rule_is_pure(
     path.write_text(yaml.safe_dump({}))
     conf = Harness(oslo_policy__policy_file=str(path)).conf
     clock = [100.0]
-    monkeypatch.setattr(policy.time, "monotonic", lambda: clock[0])
+    # the policy module's clock only (not every thread's time.monotonic)
+    monkeypatch.setattr(policy, "time",
+                        types.SimpleNamespace(monotonic=lambda: clock[0]))
     checker = policy.Policy(conf, reload_after=1.0)
     ctxt = RequestContext("alice", "p1", ["member", "reader"])
     rule = "os_compute_api:servers:show"
