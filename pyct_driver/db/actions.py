@@ -38,17 +38,31 @@ def action_finish(db: Database, instance_uuid: str, request_id: str,
             action.message = message
 
 
+def _action_statement(events: bool) -> sa.Select:
+    query = sa.select(models.InstanceAction).where(
+        models.InstanceAction.instance_uuid == sa.bindparam("uuid"),
+        models.InstanceAction.request_id == sa.bindparam("request_id")
+    ).order_by(models.InstanceAction.id.desc())
+    if not events:
+        query = query.options(sa.orm.lazyload(models.InstanceAction.events))
+    return query
+
+
+# built once (each build's event start and finish read its action):
+# each call skips building the clauses and SQLAlchemy's cache key walk
+_ACTION = {events: _action_statement(events) for events in (False, True)}
+_OPEN_EVENT = sa.select(models.InstanceActionEvent).where(
+    models.InstanceActionEvent.action_id == sa.bindparam("action_id"),
+    models.InstanceActionEvent.event == sa.bindparam("event")).order_by(
+        models.InstanceActionEvent.id.desc())
+
+
 def _find_action(session, instance_uuid: str, request_id: str,
                  events: bool = False) -> models.InstanceAction:
     """The action; its events loaded with it only when ``events`` (an
     event's start and finish on every build need not read them all)."""
-    query = sa.select(models.InstanceAction).where(
-        models.InstanceAction.instance_uuid == instance_uuid,
-        models.InstanceAction.request_id == request_id).order_by(
-            models.InstanceAction.id.desc())
-    if not events:
-        query = query.options(sa.orm.lazyload(models.InstanceAction.events))
-    row = session.scalars(query).first()
+    row = session.scalars(_ACTION[events], {
+        "uuid": instance_uuid, "request_id": request_id}).first()
     if row is None:
         raise exception.ActionNotFound(request_id=request_id)
     return row
@@ -72,10 +86,8 @@ def event_finish(db: Database, instance_uuid: str, request_id: str,
     now = models.utcnow()
     with db.session() as session:
         action = _find_action(session, instance_uuid, request_id)
-        row = session.scalars(sa.select(models.InstanceActionEvent).where(
-            models.InstanceActionEvent.action_id == action.id,
-            models.InstanceActionEvent.event == event).order_by(
-                models.InstanceActionEvent.id.desc())).first()
+        row = session.scalars(_OPEN_EVENT, {"action_id": action.id,
+                                            "event": event}).first()
         if row is None:
             row = models.InstanceActionEvent(action_id=action.id,
                                              event=event, start_time=now)

@@ -47,24 +47,35 @@ def flavor_create(db: Database, values: dict,
         return _flavor_dict(row)
 
 
-def _visible_to(project_id: str):
+def _visible_to(project_id: str | sa.BindParameter):
     """Public flavors and the private ones ``project_id`` was given."""
     return sa.or_(models.Flavor.is_public.is_(True),
                   models.Flavor.projects.any(
                       models.FlavorProject.project_id == project_id))
 
 
+def _flavor_statement(projects: bool, visible: bool) -> sa.Select:
+    query = sa.select(models.Flavor).where(
+        models.Flavor.flavorid == sa.bindparam("flavorid"))
+    if not projects:
+        query = query.options(sa.orm.lazyload(models.Flavor.projects))
+    if visible:
+        query = query.where(_visible_to(sa.bindparam("project_id")))
+    return query
+
+
+# ``_flavor_row``'s statements by (projects, visible to a project): built
+# once, as every server create reads its flavor
+_FLAVOR = {(projects, visible): _flavor_statement(projects, visible)
+           for projects in (False, True) for visible in (False, True)}
+
+
 def _flavor_row(session, flavorid: str, project_id: str | None = None,
                 projects: bool = True) -> models.Flavor:
     """The flavor; its access list read with it unless not ``projects``
     (every server create reads its flavor, never that list)."""
-    query = sa.select(models.Flavor).where(
-        models.Flavor.flavorid == flavorid)
-    if not projects:
-        query = query.options(sa.orm.lazyload(models.Flavor.projects))
-    if project_id is not None:
-        query = query.where(_visible_to(project_id))
-    row = session.scalars(query).first()
+    row = session.scalars(_FLAVOR[projects, project_id is not None], {
+        "flavorid": flavorid, "project_id": project_id}).first()
     if row is None:
         raise exception.FlavorNotFound(flavor_id=flavorid)
     return row

@@ -35,16 +35,24 @@ def claim(db: Database, instance_uuid: str, request_id: str, method: str,
     return True
 
 
+# built once: every request a compute service runs finishes its claim
+# (an UPDATE's parameters may not take its columns' names)
+_FINISH = sa.update(RequestClaim).where(
+    RequestClaim.instance_uuid == sa.bindparam("b_uuid"),
+    RequestClaim.request_id == sa.bindparam("b_request_id"),
+    RequestClaim.method == sa.bindparam("b_method"),
+    RequestClaim.state == RUNNING).values(
+        state=DONE, updated_at=sa.bindparam("b_updated_at"))
+
+
 def finish(db: Database, instance_uuid: str, request_id: str,
            method: str) -> None:
     """Mark our running claim done (a taken-over one stays as it is)."""
     with db.session() as session:
-        session.execute(sa.update(RequestClaim).where(
-            RequestClaim.instance_uuid == instance_uuid,
-            RequestClaim.request_id == request_id,
-            RequestClaim.method == method,
-            RequestClaim.state == RUNNING).values(
-                state=DONE, updated_at=models.utcnow()))
+        session.execute(_FINISH, {"b_uuid": instance_uuid,
+                                  "b_request_id": request_id,
+                                  "b_method": method,
+                                  "b_updated_at": models.utcnow()})
 
 
 def for_instance(db: Database, instance_uuid: str) -> list[dict]:

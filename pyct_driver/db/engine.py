@@ -162,6 +162,17 @@ def row_to_dict(row: object) -> dict:
     return {attr.key: getattr(row, attr.key) for attr in mapper.column_attrs}
 
 
+def read_columns(session: Session, statement: sa.Executable,
+                 params: dict | None = None) -> sa.CursorResult:
+    """Run a SELECT of plain columns (no ORM entities) on the session's
+    connection, in its transaction: rows as ``session.execute`` gives
+    them for such a SELECT, for about half its CPU (no ORM compile and
+    loading steps; a status poll and a boot run several). Pending ORM
+    changes are flushed first, as ``session.execute`` would."""
+    session.flush()
+    return session.connection().execute(statement, params)
+
+
 def plain_select(model: type) -> sa.Select:
     """SELECT of ``model``'s columns, each labelled with its attribute
     name: ``session.execute(...).mappings()`` then gives what

@@ -28,11 +28,18 @@ DEFAULT_BASE = 1 << 30
 UID_LIMIT = (1 << 32) - 1
 
 
+# built once: every build reads its range (twice) and allocates one
+_OF_INSTANCE = sa.select(models.IdRange).where(
+    models.IdRange.instance_uuid == sa.bindparam("uuid"))
+_STARTS = sa.select(models.IdRange.range_start).where(
+    models.IdRange.range_start >= sa.bindparam("base")).order_by(
+    models.IdRange.range_start)
+
+
 def get(db: Database, instance_uuid: str) -> tuple[int, int] | None:
     """The instance's (start, size), or None if it has no range."""
     with db.session() as session:
-        row = session.scalars(sa.select(models.IdRange).where(
-            models.IdRange.instance_uuid == instance_uuid)).first()
+        row = session.scalars(_OF_INSTANCE, {"uuid": instance_uuid}).first()
         return None if row is None else (int(row.range_start),
                                          int(row.range_size))
 
@@ -62,14 +69,11 @@ def allocate(db: Database, instance_uuid: str,
 
     def attempt() -> tuple[int, int]:
         with db.session() as session:
-            row = session.scalars(sa.select(models.IdRange).where(
-                models.IdRange.instance_uuid == instance_uuid)).first()
+            row = session.scalars(_OF_INSTANCE,
+                                  {"uuid": instance_uuid}).first()
             if row is not None:
                 return int(row.range_start), int(row.range_size)
-            starts = list(session.scalars(
-                sa.select(models.IdRange.range_start).where(
-                    models.IdRange.range_start >= base).order_by(
-                    models.IdRange.range_start)))
+            starts = list(session.scalars(_STARTS, {"base": base}))
             start = _first_free([int(s) for s in starts], base)
             session.add(models.IdRange(instance_uuid=instance_uuid,
                                        range_start=start,

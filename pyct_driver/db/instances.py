@@ -24,7 +24,8 @@ from pyct_driver.db import regex_filter
 from pyct_driver.db import resizes as db_resizes
 from pyct_driver.db import tags as db_tags
 from pyct_driver.db.claim_models import RequestClaim
-from pyct_driver.db.engine import Database, plain_select, row_to_dict
+from pyct_driver.db.engine import (Database, plain_select, read_columns,
+                                   row_to_dict)
 
 LOG = logging.getLogger(__name__)
 UNSET: Any = object()
@@ -121,19 +122,35 @@ def create_many(db: Database, rows: list[dict],
 def get(db: Database, uuid: str, project_id: str | None = None,
         read_deleted: bool = False) -> dict:
     """One instance; another project's instance is simply not found."""
-    # columns, not an ORM object: a client polling for ACTIVE asks for
-    # this many times per boot
-    query = _ROW.where(models.Instance.uuid == uuid)
-    if not read_deleted:
-        query = query.where(models.Instance.deleted == 0)
-    if project_id is not None:
-        query = query.where(models.Instance.project_id == project_id)
+    # columns, not an ORM object, and a statement built once: a client
+    # polling for ACTIVE asks for this many times per boot
+    query = _GET[read_deleted, project_id is not None]
     with db.session() as session:
-        row = session.execute(query.order_by(
-            models.Instance.deleted)).mappings().first()
+        row = read_columns(session, query, {
+            "uuid": uuid, "project_id": project_id}).mappings().first()
     if row is None:
         raise exception.InstanceNotFound(instance_id=uuid)
     return _renamed(dict(row))
+
+
+def _get_statement(read_deleted: bool, by_project: bool) -> sa.Select:
+    query = _ROW.where(models.Instance.uuid == sa.bindparam("uuid"))
+    if not read_deleted:
+        query = query.where(models.Instance.deleted == 0)
+    if by_project:
+        query = query.where(
+            models.Instance.project_id == sa.bindparam("project_id"))
+    return query.order_by(models.Instance.deleted)
+
+
+# ``get``'s statements by (read_deleted, by project): built once, so each
+# call skips building the clauses and SQLAlchemy's cache key walk
+_GET = {(deleted, by_project): _get_statement(deleted, by_project)
+        for deleted in (False, True) for by_project in (False, True)}
+# ``update``'s read of the states before (for its log line)
+_STATES = sa.select(*_STATE_COLUMNS).where(
+    models.Instance.uuid == sa.bindparam("uuid"),
+    models.Instance.deleted == 0)
 
 
 def _status_clause(statuses: Iterable[str]) -> sa.ColumnElement[bool]:
@@ -232,14 +249,13 @@ def update(db: Database, uuid: str, values: dict,
     watched = not values.keys().isdisjoint(_STATE_FIELDS)
     with db.session() as session:
         # read for the log line only; the CAS below decides
-        before = tuple(session.execute(sa.select(*_STATE_COLUMNS).where(
-            *conds[:2])).first() or ()) if watched else None
+        before = tuple(read_columns(session, _STATES, {"uuid": uuid}
+                                    ).first() or ()) if watched else None
         result = session.execute(sa.update(models.Instance).where(
             *conds).values(**values).execution_options(
                 synchronize_session=False))
-        row = session.execute(_ROW.where(
-            models.Instance.uuid == uuid,
-            models.Instance.deleted == 0)).mappings().first()
+        row = read_columns(session, _GET[False, False], {"uuid": uuid}
+                           ).mappings().first()
         if row is None:
             raise exception.InstanceNotFound(instance_id=uuid)
         if result.rowcount != 1:
@@ -304,6 +320,24 @@ def soft_delete_in(session: sa.orm.Session, uuid: str
     return before, _to_dict(row)
 
 
+def _usage_by_host_statement() -> sa.Select:
+    flavor = models.Instance.flavor
+    disk = sa.func.coalesce(sa.func.sum(
+        sa.func.coalesce(flavor["root_gb"].as_integer(), 0)
+        + sa.func.coalesce(flavor["ephemeral_gb"].as_integer(), 0)), 0)
+    return sa.select(
+        models.Instance.host, sa.func.count(),
+        sa.func.count(models.Instance.task_state),
+        db_quotas.flavor_sum("vcpus"), db_quotas.flavor_sum("memory_mb"),
+        disk).where(models.Instance.deleted == 0,
+                    models.Instance.host.is_not(None)).group_by(
+        models.Instance.host)
+
+
+# built once: every placement (each boot) reads it
+_USAGE_BY_HOST = _usage_by_host_statement()
+
+
 def usage_by_host(db: Database) -> dict[str, dict[str, int]]:
     """Resources claimed by live instances, per host (``busy``: those
     with a task under way, Nova's current_workload), summed by the
@@ -314,17 +348,6 @@ def usage_by_host(db: Database) -> dict[str, dict[str, int]]:
     start, the source the old one until the move is confirmed or
     reverted (a VERIFY_RESIZE server's source keeps its stopped copy,
     and a revert must find its room there)."""
-    flavor = models.Instance.flavor
-    disk = sa.func.coalesce(sa.func.sum(
-        sa.func.coalesce(flavor["root_gb"].as_integer(), 0)
-        + sa.func.coalesce(flavor["ephemeral_gb"].as_integer(), 0)), 0)
-    query = sa.select(
-        models.Instance.host, sa.func.count(),
-        sa.func.count(models.Instance.task_state),
-        db_quotas.flavor_sum("vcpus"), db_quotas.flavor_sum("memory_mb"),
-        disk).where(models.Instance.deleted == 0,
-                    models.Instance.host.is_not(None)).group_by(
-        models.Instance.host)
     empty = {"vcpus": 0, "memory_mb": 0, "local_gb": 0, "instances": 0,
              "busy": 0}
     with db.session() as session:
@@ -332,7 +355,7 @@ def usage_by_host(db: Database) -> dict[str, dict[str, int]]:
                         "local_gb": int(gb), "instances": int(count),
                         "busy": int(busy)}
                  for host, count, busy, vcpus, ram, gb
-                 in session.execute(query)}
+                 in read_columns(session, _USAGE_BY_HOST)}
         for host, held in db_resizes.held_by_moves(session):
             u = usage.setdefault(host, dict(empty))
             u["vcpus"] += int(held.get("vcpus", 0))

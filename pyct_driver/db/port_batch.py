@@ -14,9 +14,16 @@ import sqlalchemy as sa
 
 from pyct_driver.db import models
 from pyct_driver.db import networks as db_networks
-from pyct_driver.db.engine import Database, plain_select
+from pyct_driver.db.engine import Database, plain_select, read_columns
 
 _P = models.Port
+# built once (a status poll reads an instance's ports): each call skips
+# building the clauses and SQLAlchemy's cache key walk
+_PORTS = plain_select(_P).where(_P.instance_uuid.in_(
+    sa.bindparam("uuids", expanding=True))).order_by(
+    _P.instance_uuid, _P.device_index, _P.id)
+_NETWORKS = sa.select(models.Network).where(models.Network.id.in_(
+    sa.bindparam("ids", expanding=True)))
 
 
 def ports_by_instance(db: Database, instance_uuids: Iterable[str]
@@ -27,14 +34,13 @@ def ports_by_instance(db: Database, instance_uuids: Iterable[str]
     uuids = list(instance_uuids)
     if not uuids:
         return out
-    query = plain_select(_P).where(_P.instance_uuid.in_(uuids)).order_by(
-        _P.instance_uuid, _P.device_index, _P.id)
     with db.session() as session:
-        ports = [dict(r) for r in session.execute(query).mappings()]
+        ports = [dict(r) for r in read_columns(
+            session, _PORTS, {"uuids": uuids}).mappings()]
         wanted = {p["network_id"] for p in ports}
         nets = {n.id: db_networks.network_dict(n)
-                for n in session.scalars(sa.select(models.Network).where(
-                    models.Network.id.in_(wanted)))} if wanted else {}
+                for n in session.scalars(_NETWORKS, {"ids": list(wanted)})
+                } if wanted else {}
     for port in ports:
         # each port its own copy, as list_ports gives: callers may edit
         port["network"] = dict(nets[port["network_id"]])

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from pyct_driver import exception
 from pyct_driver.db import models
-from pyct_driver.db.engine import Database
+from pyct_driver.db.engine import Database, read_columns
 from pyct_driver.db.group_models import InstanceGroup
 from pyct_driver.db.quota_models import Quota, QuotaClass, QuotaLock
 
@@ -57,22 +57,27 @@ def project_get(db: Database, project_id: str, user_id: str = ""
                 Quota.user_id == user_id)).all())
 
 
+# ``own_limits``'s statements, built once: every server create runs them
+_CLASS_LIMITS = sa.select(QuotaClass.resource, QuotaClass.hard_limit).where(
+    QuotaClass.class_name == sa.bindparam("class_name"))
+_OWN_LIMITS = sa.select(Quota.user_id, Quota.resource, Quota.hard_limit).where(
+    Quota.project_id == sa.bindparam("project_id"),
+    Quota.user_id.in_([sa.literal(""), sa.bindparam("user_id")]))
+
+
 def own_limits(db: Database, class_name: str, project_id: str,
                user_id: str = "") -> tuple[Limits, Limits, Limits]:
     """``class_get``, ``project_get`` of the project and (``user_id``
     given) of the user, in one transaction of two statements: every
     server create resolves all three."""
     with db.session() as session:
-        cls = dict(session.execute(sa.select(
-            QuotaClass.resource, QuotaClass.hard_limit).where(
-                QuotaClass.class_name == class_name)).all())
+        cls = dict(read_columns(session, _CLASS_LIMITS,
+                                {"class_name": class_name}).all())
         project: Limits = {}
         user: Limits = {}
-        for owner, resource, limit in session.execute(sa.select(
-                Quota.user_id, Quota.resource, Quota.hard_limit).where(
-                    Quota.project_id == project_id,
-                    Quota.user_id.in_({"", user_id})
-                    if user_id else Quota.user_id == "")):
+        # the user's rows and the project's (user_id ""), or the latter
+        for owner, resource, limit in read_columns(session, _OWN_LIMITS, {
+                "project_id": project_id, "user_id": user_id}):
             (user if owner else project)[resource] = limit
     return cls, project, user
 
@@ -155,14 +160,24 @@ def instance_usage(session: Session, project_id: str,
                    user_id: str | None = None) -> Limits:
     """The instances, cores and RAM the project (or one user of it)
     uses: live instances, BUILD and ERROR ones too, as Nova counts."""
+    count, cores, ram = read_columns(
+        session, _USAGE[user_id is not None],
+        {"project_id": project_id, "user_id": user_id}).one()
+    return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
+
+
+def _usage_statement(by_user: bool) -> sa.Select:
     query = sa.select(sa.func.count(), flavor_sum("vcpus"),
                       flavor_sum("memory_mb")).where(
         models.Instance.deleted == 0,
-        models.Instance.project_id == project_id)
-    if user_id is not None:
-        query = query.where(models.Instance.user_id == user_id)
-    count, cores, ram = session.execute(query).one()
-    return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
+        models.Instance.project_id == sa.bindparam("project_id"))
+    if by_user:
+        query = query.where(models.Instance.user_id == sa.bindparam("user_id"))
+    return query
+
+
+# built once (every boot counts): by project, and by one user of it
+_USAGE = {by_user: _usage_statement(by_user) for by_user in (False, True)}
 
 
 def group_count(session: Session, project_id: str,

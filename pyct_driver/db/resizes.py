@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from pyct_driver import exception
-from pyct_driver.db.engine import Database, row_to_dict
+from pyct_driver.db.engine import Database, read_columns, row_to_dict
 from pyct_driver.db.models import Instance, utcnow
 from pyct_driver.db.models_hosts import Migration
 from pyct_driver.db.resize_models import FlavorChange
@@ -121,19 +121,23 @@ def claim(db: Database, instance_uuid: str, before: str,
     return {**row, "status": after}
 
 
+# built once: every placement (each boot) reads it
+_HELD = sa.select(
+    Instance.host, Migration.source_compute, Migration.dest_compute,
+    FlavorChange.old_flavor, FlavorChange.new_flavor).join(
+        Migration, Migration.uuid == FlavorChange.migration_uuid).join(
+        Instance, Instance.uuid == FlavorChange.instance_uuid).where(
+    FlavorChange.status.in_(OPEN), Instance.deleted == 0,
+    Migration.source_compute != Migration.dest_compute)
+
+
 def held_by_moves(session: orm.Session) -> list[tuple[str, dict]]:
     """(host, flavor) of each open move's end that its server's row does
     not name: the destination's new flavor while the row is still on the
     source, the source's old flavor once the destination took the row
     (VERIFY_RESIZE, confirming, reverting) -- what ``usage_by_host``
     adds to the rows' own."""
-    rows = session.execute(sa.select(
-        Instance.host, Migration.source_compute, Migration.dest_compute,
-        FlavorChange.old_flavor, FlavorChange.new_flavor).join(
-            Migration, Migration.uuid == FlavorChange.migration_uuid).join(
-            Instance, Instance.uuid == FlavorChange.instance_uuid).where(
-        FlavorChange.status.in_(OPEN), Instance.deleted == 0,
-        Migration.source_compute != Migration.dest_compute))
+    rows = read_columns(session, _HELD)
     held = []
     for host, source, dest, old, new in rows:
         if host == source:

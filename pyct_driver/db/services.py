@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from pyct_driver import exception
 from pyct_driver.db import models, models_hosts
 from pyct_driver.db import networks as db_networks
-from pyct_driver.db.engine import Database, plain_select, row_to_dict
+from pyct_driver.db.engine import (Database, plain_select, read_columns,
+                                   row_to_dict)
 
 
 def heartbeat(db: Database, host: str, binary: str, topic: str,
@@ -45,13 +46,18 @@ def heartbeat(db: Database, host: str, binary: str, topic: str,
     return db_networks.retrying(attempt)
 
 
+# columns, not ORM objects, in statements built once: every placement
+# reads both lists
+_SERVICES = plain_select(models.Service).order_by(models.Service.id)
+_SERVICES_OF = _SERVICES.where(models.Service.binary == sa.bindparam("binary"))
+_NODES = plain_select(models.ComputeNode).order_by(models.ComputeNode.id)
+
+
 def service_list(db: Database, binary: str | None = None) -> list[dict]:
-    # columns, not ORM objects: every placement reads the list
-    query = plain_select(models.Service).order_by(models.Service.id)
-    if binary is not None:
-        query = query.where(models.Service.binary == binary)
+    query = _SERVICES if binary is None else _SERVICES_OF
     with db.session() as session:
-        return [dict(r) for r in session.execute(query).mappings()]
+        return [dict(r) for r in read_columns(
+            session, query, {"binary": binary}).mappings()]
 
 
 def service_set_disabled(db: Database, host: str, binary: str,
@@ -151,6 +157,4 @@ def compute_node_report(db: Database, host: str, values: dict) -> dict:
 
 def compute_node_list(db: Database) -> list[dict]:
     with db.session() as session:
-        return [dict(r) for r in session.execute(
-            plain_select(models.ComputeNode).order_by(
-                models.ComputeNode.id)).mappings()]
+        return [dict(r) for r in read_columns(session, _NODES).mappings()]

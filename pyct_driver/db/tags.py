@@ -13,10 +13,13 @@ import sqlalchemy as sa
 
 from pyct_driver import exception
 from pyct_driver.db import models
-from pyct_driver.db.engine import Database
+from pyct_driver.db.engine import Database, read_columns
 
 MAX_TAGS = 50
 _T = models.Tag
+# built once: a status poll (2.26 and later) reads the server's tags
+_BY_INSTANCE = sa.select(_T.resource_id, _T.tag).where(_T.resource_id.in_(
+    sa.bindparam("uuids", expanding=True))).order_by(_T.tag)
 
 
 def get(db: Database, instance_uuid: str) -> list[str]:
@@ -31,9 +34,8 @@ def by_instance(db: Database, uuids: Iterable[str]
     if not uuids:
         return out
     with db.session() as session:
-        for uuid, tag in session.execute(
-                sa.select(_T.resource_id, _T.tag).where(
-                    _T.resource_id.in_(uuids)).order_by(_T.tag)):
+        for uuid, tag in read_columns(session, _BY_INSTANCE,
+                                      {"uuids": uuids}):
             out.setdefault(uuid, []).append(tag)
     return out
 

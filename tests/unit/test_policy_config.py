@@ -7,12 +7,15 @@ never taken from request headers).
 from __future__ import annotations
 
 import json
+import os
+import types
 
 import pytest
 import yaml
 
 from pyct_driver.api import policy, roles
 from pyct_driver.api.policies import base
+from pyct_driver.context import RequestContext
 from tests.unit.test_api_app import Harness
 
 
@@ -149,3 +152,61 @@ def test_reader_cannot_forge_roles(forged):
     resp = h.request("DELETE", f"/v2.1/servers/{sid}", token="reader:p1",
                      headers=forged)
     assert resp.status_int == 403 and h.compute.calls == calls
+
+
+def test_rules_are_looked_up_once_per_interval_and_edits_still_apply(
+        tmp_path, monkeypatch):
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump({}))
+    conf = Harness(oslo_policy__policy_file=str(path)).conf
+    clock = [100.0]
+    # the policy module's clock only (not every thread's time.monotonic)
+    monkeypatch.setattr(policy, "time",
+                        types.SimpleNamespace(monotonic=lambda: clock[0]))
+    checker = policy.Policy(conf, reload_after=1.0)
+    lookups = []
+    real = checker._enforcer._get_policy_path
+    monkeypatch.setattr(checker._enforcer, "_get_policy_path",
+                        lambda p: lookups.append(p) or real(p))
+    ctxt = RequestContext("alice", "p1", ["member", "reader"])
+    rule = "os_compute_api:servers:index"
+    assert all(checker.check(ctxt, rule) for _ in range(50))
+    # the first check found the file (and policy.d); the other 49 did not
+    # search oslo.config's directories again
+    first = len(lookups)
+    assert 1 <= first <= 2
+    path.write_text(yaml.safe_dump({rule: "rule:context_is_admin"}))
+    # oslo.policy rereads a file whose mtime grew
+    later = os.stat(path).st_mtime + 10
+    os.utime(path, (later, later))
+    clock[0] += 0.5
+    assert checker.check(ctxt, rule), "reloaded before the interval"
+    clock[0] += 0.6
+    assert not checker.check(ctxt, rule), "the edit was not picked up"
+    assert checker.check(RequestContext("root", "p1", ["admin"]), rule)
+    assert len(lookups) <= first + 2
+
+
+def test_answers_are_remembered_only_while_every_rule_is_pure(
+        tmp_path, monkeypatch):
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump({}))
+    conf = Harness(oslo_policy__policy_file=str(path)).conf
+    clock = [100.0]
+    # the policy module's clock only (not every thread's time.monotonic)
+    monkeypatch.setattr(policy, "time",
+                        types.SimpleNamespace(monotonic=lambda: clock[0]))
+    checker = policy.Policy(conf, reload_after=1.0)
+    ctxt = RequestContext("alice", "p1", ["member", "reader"])
+    rule = "os_compute_api:servers:show"
+    assert checker.check(ctxt, rule)
+    assert checker.check(ctxt, rule, {"project_id": "p2"}) is False
+    assert checker._memo is not None and len(checker._memo) == 2
+    # an http: check asks a server each time: nothing may be remembered
+    path.write_text(yaml.safe_dump({"os_compute_api:servers:index":
+                                    "http://127.0.0.1:9/never"}))
+    later = os.stat(path).st_mtime + 10
+    os.utime(path, (later, later))
+    clock[0] += 1
+    assert checker.check(ctxt, rule)
+    assert checker._memo is None
