@@ -47,24 +47,36 @@ def test_root_made_after_begin_boots(launcher, busybox_root, cgroup,
     with _late_root(workdir, busybox_root) as (root, make_root):
         s = _spec(root, cgroup, workdir, hostname="pyct-late")
         begun = launcher.begin(s)
-        # C1 joins the guest's cgroup and forks the guest's PID 1 there
-        # while the root does not exist yet
-        c1 = _wait(lambda: _children(launcher.ensure_running())
-                   & set(_cgroup_pids(cgroup)), what="C1 in the cgroup")
+        # C1 joins the guest's cgroup and forks the guest's PID 1 there,
+        # in a new pid namespace, while the root does not exist yet
+        early = _wait(lambda: _in_new_pid_ns(_cgroup_pids(cgroup)),
+                      what="the guest's PID 1 in the cgroup")
         assert begun.wait() is None  # privileged: no user namespace
         assert not os.path.exists(os.path.join(root, "sbin", "init"))
         make_root()
         handle = launcher.start(s.uuid)
         try:
-            assert handle.pid not in c1  # PID 1 is C1's child
-            _wait(lambda: not c1 & _children(launcher.ensure_running()),
-                  timeout=5, what="C1 gone")
+            assert early == [handle.pid]
+            lpid = launcher.ensure_running()
+            _wait(lambda: _children(lpid) & set(_cgroup_pids(cgroup))
+                  == {handle.pid}, timeout=5, what="C1 gone")
             assert guest.is_same_process(handle.pid, handle.start_time)
             _wait(_booted(s.console_log, "pyct-guest-booted", "pyct-late"),
                   what="boot messages on the console")
         finally:
             launcher.forget(s.uuid)
             _kill_all(cgroup)
+
+
+def _in_new_pid_ns(pids) -> list[int]:
+    """Those of ``pids`` in a pid namespace other than ours."""
+    mine = os.stat("/proc/self/ns/pid").st_ino
+    found = []
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(f"/proc/{pid}/ns/pid").st_ino != mine:
+                found.append(pid)
+    return found
 
 
 def _in_namespaces_of(ns_fd: int, pids) -> list[int]:

@@ -133,17 +133,10 @@ def child_main(guest: spec_mod.GuestSpec, console_fd: int,
         else:
             _join_cgroups(guest, None, os.getpid())
             started = _fork_privileged(guest, console_fd, report_fd, hold_fd,
-                                       owner, host)
+                                       gate, deadline, owner, host)
         _report(report_fd, {"pid": started.pid})
-        # the launcher passes a detached clone of the root it mounted
-        tree = _step("wait at the gate", _await_gate, gate, GO_BYTE,
-                     deadline)
-        gate.close()
-        if tree is None:
-            raise exception.ProcessError(reason="no root from the launcher",
-                                         step="bind root")
-        _step("bind root", mounts.attach_root, tree, mounts.STAGE)
-        started.go()
+        gate.close()  # the helper (a privileged PID 1) waits at it
+        started.wait()
         os._exit(0)
     except BaseException as err:  # noqa: B902 - never return into the launcher
         if started is not None:
@@ -172,26 +165,18 @@ class _HostFiles:
 
 
 class _Started:
-    """C1's view of the guest's PID 1 (and mount helper) waiting for the
-    root: ``go`` lets them finish the root and exec, ``abandon`` kills
-    what C1 must reap (the launcher kills and reaps the PID 1)."""
+    """C1's view of the guest's PID 1 (and its mount helper) waiting for
+    the root at the gate: ``wait`` reaps the helper (the launcher reaps
+    C1 after a failure, so a failed spawn leaves no process), ``abandon``
+    kills it (the launcher kills and reaps the PID 1)."""
 
-    def __init__(self, pid: int, go_w: int, helper: int | None = None,
-                 helper_w: int | None = None) -> None:
+    def __init__(self, pid: int, helper: int | None = None) -> None:
         self.pid = pid
-        self.go_w = go_w
         self.helper = helper
-        self.helper_w = helper_w
 
-    def go(self) -> None:
-        """The root is attached: the helper (or a privileged init) mounts
-        the rest; the helper then lets the init go on itself. C1 waits
-        for the helper only to reap it (the launcher does not wait)."""
+    def wait(self) -> None:
         if self.helper is None:
-            os.write(self.go_w, MOUNTED_BYTE)
             return
-        os.write(self.helper_w, GO_BYTE)
-        os.close(self.go_w)  # the helper's copy lets the init go on
         _, status = os.waitpid(self.helper, 0)
         self.helper = None
         if status != 0:  # it reported why; the init sees EOF and exits
@@ -204,6 +189,18 @@ class _Started:
                 os.waitpid(self.helper, 0)
 
 
+def _take_root(gate: socket.socket, deadline: float) -> None:
+    """The helper (a privileged PID 1) at the gate: the launcher's go
+    byte carries a detached clone of the root it mounted; attach it in
+    the stage and move into it."""
+    tree = _step("wait at the gate", _await_gate, gate, GO_BYTE, deadline)
+    gate.close()
+    if tree is None:
+        raise exception.ProcessError(reason="no root from the launcher",
+                                     step="bind root")
+    _step("bind root", mounts.attach_root, tree, mounts.STAGE)
+
+
 def _await_pipe(fd: int, want: bytes) -> None:
     """A waiting child: go on at ``want``; EOF (C1 gave up): exit."""
     if os.read(fd, 1) != want:
@@ -213,26 +210,23 @@ def _await_pipe(fd: int, want: bytes) -> None:
 
 def _fork_privileged(guest: spec_mod.GuestSpec, console_fd: int,
                      report_fd: int, hold_fd: int | None,
+                     gate: socket.socket, deadline: float,
                      owner: tuple[int, int], host: _HostFiles) -> _Started:
     """C1's privileged path: new namespaces (owned by the host) and the
-    guest's PID 1 in them, waiting for the root; it finishes the root
-    itself, as host root."""
-    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    guest's PID 1 in them, waiting at the gate for the root; it finishes
+    the root itself, as host root."""
     _step("unshare namespaces", sc.unshare,
           GUEST_NAMESPACES & ~sc.CLONE_NEWNS)
+    mounts.stage_root()
     pid = _step("fork guest init", sc.fork_bare)
     if pid == 0:
         try:
-            os.close(go_w)
-            _await_pipe(go_r, MOUNTED_BYTE)
-            _step("chdir root", os.chdir, mounts.STAGE)
+            _take_root(gate, deadline)
             host.finish(owner, guest, finish_guest_side=False)
         except BaseException as err:  # noqa: B902 - never return into C1
             _fail(report_fd, err)
         _guest_main(guest, console_fd, report_fd, hold_fd, owner, host.views)
-    os.close(go_r)
-    mounts.stage_root()
-    return _Started(pid, go_w)
+    return _Started(pid)
 
 
 def _fork_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
@@ -300,20 +294,19 @@ def _fork_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
         for fd in (*procs, proc_dir):
             os.close(fd)
     _step("unshare cgroup namespace", sc.unshare, sc.CLONE_NEWCGROUP)
-    helper_r, helper_w = os.pipe2(os.O_CLOEXEC)
-    helper = _step("fork mount helper", sc.fork_bare)
-    if helper == 0:
-        try:
-            os.close(helper_w)
-            _await_pipe(helper_r, GO_BYTE)
-            _step("chdir root", os.chdir, mounts.STAGE)
-            host.finish(owner, guest)
-            os.write(go_w, MOUNTED_BYTE)
-        except BaseException as err:  # noqa: B902 - never return into C1
-            _fail(report_fd, err)
-        os._exit(0)
-    os.close(helper_r)
-    return _Started(pid, go_w, helper, helper_w)
+    try:
+        helper = _step("fork mount helper", sc.fork_bare)
+        if helper == 0:
+            try:
+                _take_root(gate, deadline)
+                host.finish(owner, guest)
+                os.write(go_w, MOUNTED_BYTE)
+            except BaseException as err:  # noqa: B902 - never return
+                _fail(report_fd, err)
+            os._exit(0)
+    finally:
+        os.close(go_w)  # the helper's copy lets the init go on (or EOF)
+    return _Started(pid, helper)
 
 
 def _clone_views(guest: spec_mod.GuestSpec) -> list[tuple[str, int]]:
