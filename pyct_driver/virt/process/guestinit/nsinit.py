@@ -57,7 +57,8 @@ from typing import NoReturn
 from pyct_driver import exception
 from pyct_driver.virt.kernel import files as kfiles
 from pyct_driver.virt.kernel import proc as sc
-from pyct_driver.virt.process.guestinit import caps, mounts, seccomp, userns
+from pyct_driver.virt.process.guestinit import (caps, handoff, mounts,
+                                                seccomp, userns)
 from pyct_driver.virt.process.guestinit import views as views_mod
 from pyct_driver.virt.process import spec as spec_mod
 
@@ -113,7 +114,7 @@ def child_main(guest: spec_mod.GuestSpec, console_fd: int,
     and stage the namespace; then wait at the gate for the go byte and
     the root, attach it, let the helper (or a privileged PID 1) go on,
     exit."""
-    started: _Started | None = None
+    started: handoff.Started | None = None
     try:
         reset_signals()
         owner = (guest.id_range[0],) * 2 if guest.id_range else (0, 0)
@@ -125,7 +126,7 @@ def child_main(guest: spec_mod.GuestSpec, console_fd: int,
         mounts.enter_private_namespace(guest.views)
         # what C1's children will mount from the host, taken now: the
         # host's mount tree is gone from here once staged
-        host = _HostFiles(mounts.clone_host_files(console_fd),
+        host = handoff.HostFiles(mounts.clone_host_files(console_fd),
                           _clone_views(guest))
         if guest.id_range:
             started = _fork_in_userns(guest, console_fd, report_fd, hold_fd,
@@ -142,51 +143,6 @@ def child_main(guest: spec_mod.GuestSpec, console_fd: int,
         if started is not None:
             started.abandon()
         _fail(report_fd, err)
-
-
-class _HostFiles:
-    """Detached binds of host files, taken before C1's namespace is staged:
-    the /dev nodes and console (``mounts.clone_host_files``) and the
-    flavor's views (``views.clone_views``)."""
-
-    def __init__(self, dev: dict[str, int],
-                 views: list[tuple[str, int]]) -> None:
-        self.dev = dev
-        self.views = views
-
-    def finish(self, owner: tuple[int, int], guest: spec_mod.GuestSpec,
-               finish_guest_side: bool = True) -> None:
-        """Host root, cwd = the attached root: /dev, then (unless a
-        privileged init's ``_guest_main`` does it) the rest."""
-        mounts.prepare_host_side(self.dev, owner)
-        if finish_guest_side:
-            mounts.finish_guest_side(owner, guest.devpts_max, self.views,
-                                     guest.nesting)
-
-
-class _Started:
-    """C1's view of the guest's PID 1 (and its mount helper) waiting for
-    the root at the gate: ``wait`` reaps the helper (the launcher reaps
-    C1 after a failure, so a failed spawn leaves no process), ``abandon``
-    kills it (the launcher kills and reaps the PID 1)."""
-
-    def __init__(self, pid: int, helper: int | None = None) -> None:
-        self.pid = pid
-        self.helper = helper
-
-    def wait(self) -> None:
-        if self.helper is None:
-            return
-        _, status = os.waitpid(self.helper, 0)
-        self.helper = None
-        if status != 0:  # it reported why; the init sees EOF and exits
-            os._exit(127)
-
-    def abandon(self) -> None:
-        if self.helper is not None:
-            with contextlib.suppress(OSError):
-                os.kill(self.helper, signal.SIGKILL)
-                os.waitpid(self.helper, 0)
 
 
 def _take_root(gate: socket.socket, deadline: float) -> None:
@@ -211,7 +167,7 @@ def _await_pipe(fd: int, want: bytes) -> None:
 def _fork_privileged(guest: spec_mod.GuestSpec, console_fd: int,
                      report_fd: int, hold_fd: int | None,
                      gate: socket.socket, deadline: float,
-                     owner: tuple[int, int], host: _HostFiles) -> _Started:
+                     owner: tuple[int, int], host: handoff.HostFiles) -> handoff.Started:
     """C1's privileged path: new namespaces (owned by the host) and the
     guest's PID 1 in them, waiting at the gate for the root; it finishes
     the root itself, as host root."""
@@ -222,17 +178,17 @@ def _fork_privileged(guest: spec_mod.GuestSpec, console_fd: int,
     if pid == 0:
         try:
             _take_root(gate, deadline)
-            host.finish(owner, guest, finish_guest_side=False)
+            host.finish(owner, guest)
         except BaseException as err:  # noqa: B902 - never return into C1
             _fail(report_fd, err)
         _guest_main(guest, console_fd, report_fd, hold_fd, owner, host.views)
-    return _Started(pid)
+    return handoff.Started(pid)
 
 
 def _fork_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
                     report_fd: int, hold_fd: int | None,
                     gate: socket.socket, deadline: float,
-                    owner: tuple[int, int], host: _HostFiles) -> _Started:
+                    owner: tuple[int, int], host: handoff.HostFiles) -> handoff.Started:
     """C1's unprivileged path: the guest's PID 1 and its mount helper,
     both waiting for the root.
 
@@ -294,19 +250,25 @@ def _fork_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
         for fd in (*procs, proc_dir):
             os.close(fd)
     _step("unshare cgroup namespace", sc.unshare, sc.CLONE_NEWCGROUP)
+    pivoted_r, pivoted_w = os.pipe2(os.O_CLOEXEC)
     try:
         helper = _step("fork mount helper", sc.fork_bare)
         if helper == 0:
             try:
+                os.close(pivoted_r)
                 _take_root(gate, deadline)
-                host.finish(owner, guest)
+                host.finish(owner, guest, detacher=pivoted_w)
                 os.write(go_w, MOUNTED_BYTE)
             except BaseException as err:  # noqa: B902 - never return
                 _fail(report_fd, err)
             os._exit(0)
+    except BaseException:
+        os.close(pivoted_r)
+        raise
     finally:
         os.close(go_w)  # the helper's copy lets the init go on (or EOF)
-    return _Started(pid, helper)
+        os.close(pivoted_w)
+    return handoff.Started(pid, helper, pivoted_r)
 
 
 def _clone_views(guest: spec_mod.GuestSpec) -> list[tuple[str, int]]:
