@@ -110,6 +110,11 @@ def test_guest_pid1_waits_in_its_namespaces_before_start(
                                                     _cgroup_pids(cgroup)),
                           what="the guest's PID 1 before start")
             assert not os.path.exists(os.path.join(root, "sbin", "init"))
+            # its mount namespace is staged already: the host's mount
+            # tree was detached before the request, one tmpfs is left
+            with open(f"/proc/{early[0]}/mountinfo") as f:
+                staged = [line.split(" - ")[1].split()[0] for line in f]
+            assert staged == ["tmpfs"]
             make_root()
             handle = launcher.start(s.uuid)
             try:

@@ -243,10 +243,10 @@ def wait_detached(timeout: float = 2.0) -> None:
         time.sleep(0.0002)  # the detacher may share this CPU
 
 
-def _mounts_at_root() -> int:
+def _mounts_at_root(mountinfo: str = "/proc/self/mountinfo") -> int:
     """How many mounts this namespace has stacked at its root (the new
     root, and the old one until it is detached)."""
-    with open("/proc/self/mountinfo", "rb") as f:
+    with open(mountinfo, "rb") as f:
         return sum(1 for line in f if line.split(b" ", 5)[4] == b"/")
 
 
