@@ -167,7 +167,8 @@ def _await_pipe(fd: int, want: bytes) -> None:
 def _fork_privileged(guest: spec_mod.GuestSpec, console_fd: int,
                      report_fd: int, hold_fd: int | None,
                      gate: socket.socket, deadline: float,
-                     owner: tuple[int, int], host: handoff.HostFiles) -> handoff.Started:
+                     owner: tuple[int, int],
+                     host: handoff.HostFiles) -> handoff.Started:
     """C1's privileged path: new namespaces (owned by the host) and the
     guest's PID 1 in them, waiting at the gate for the root; it finishes
     the root itself, as host root."""
@@ -188,7 +189,8 @@ def _fork_privileged(guest: spec_mod.GuestSpec, console_fd: int,
 def _fork_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
                     report_fd: int, hold_fd: int | None,
                     gate: socket.socket, deadline: float,
-                    owner: tuple[int, int], host: handoff.HostFiles) -> handoff.Started:
+                    owner: tuple[int, int],
+                    host: handoff.HostFiles) -> handoff.Started:
     """C1's unprivileged path: the guest's PID 1 and its mount helper,
     both waiting for the root.
 
