@@ -7,8 +7,6 @@ nothing from ``caller`` or ``forkserver``. ``nsinit`` forks them: C1 takes
 ``HostFiles`` (detached binds of host files) while the host's mount tree is
 still in its namespace; the mount helper (a privileged guest's PID 1) mounts
 them once the root is attached. ``Started`` is C1's side of the helper: it
-detaches the namespace's old root for it once the helper pivoted (the
-detach's RCU grace period then runs beside the helper's last mounts) and
 reaps it, so a failed spawn leaves no process once the launcher reaped C1.
 """
 
@@ -18,7 +16,6 @@ import contextlib
 import os
 import signal
 
-from pyct_driver.virt.kernel import mounts as km
 from pyct_driver.virt.process import spec as spec_mod
 from pyct_driver.virt.process.guestinit import mounts
 
@@ -34,14 +31,13 @@ class HostFiles:
         self.views = views
 
     def finish(self, owner: tuple[int, int], guest: spec_mod.GuestSpec,
-               detacher: int | None = None) -> None:
+               finish_guest_side: bool = True) -> None:
         """Host root, cwd = the attached root: /dev, then (unless a
-        privileged init's ``_guest_main`` does it: no ``detacher``) the
-        rest."""
+        privileged init's ``_guest_main`` does it) the rest."""
         mounts.prepare_host_side(self.dev, owner)
-        if detacher is not None:
+        if finish_guest_side:
             mounts.finish_guest_side(owner, guest.devpts_max, self.views,
-                                     guest.nesting, detacher)
+                                     guest.nesting)
 
 
 class Started:
@@ -50,20 +46,15 @@ class Started:
     C1 after a failure, so a failed spawn leaves no process), ``abandon``
     kills it (the launcher kills and reaps the PID 1)."""
 
-    def __init__(self, pid: int, helper: int | None = None,
-                 pivoted_r: int | None = None) -> None:
+    def __init__(self, pid: int, helper: int | None = None) -> None:
         self.pid = pid
         self.helper = helper
-        self.pivoted_r = pivoted_r
 
     def wait(self) -> None:
-        """Detach the old root once the helper pivoted (it goes on with
-        its mounts meanwhile: ``mounts.wait_detached``), then reap it."""
+        """Reap the helper (C1 exits after it: the launcher waits for C1
+        only after a failure)."""
         if self.helper is None:
             return
-        if os.read(self.pivoted_r, 1) == mounts.PIVOTED_BYTE:
-            with contextlib.suppress(OSError):  # then the helper does it
-                km.umount2(".", km.MNT_DETACH)
         _, status = os.waitpid(self.helper, 0)
         self.helper = None
         if status != 0:  # it reported why; the init sees EOF and exits

@@ -55,7 +55,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import time
 
 from pyct_driver import exception
 from pyct_driver.virt.kernel import mounts as km
@@ -76,7 +75,6 @@ READONLY_PATHS = ("proc/bus", "proc/fs", "proc/irq", "proc/sys",
 # Inside the read-only /proc/sys: the guest's own network namespace's
 # sysctls stay writable (a VM configures forwarding, rp_filter, ...).
 WRITABLE_PATHS = ("proc/sys/net",)
-PIVOTED_BYTE = b"p"
 # Where C1 attaches the guest's root in its staged namespace.
 STAGE = "/root"
 
@@ -175,8 +173,7 @@ def _prepare_dev(host_files: dict[str, int], uid: int, gid: int) -> None:
 
 def finish_guest_side(owner: tuple[int, int], devpts_max: int,
                       views: list[tuple[str, int]] | None = None,
-                      nesting: bool = False,
-                      detacher: int | None = None) -> None:
+                      nesting: bool = False) -> None:
     """Guest PID 1, still host root, in a mount namespace the host owns,
     cwd = the root C1 prepared. ``owner`` is guest root's host (uid, gid):
     it owns the tmpfs and devpts made here; ``devpts_max`` bounds the
@@ -184,11 +181,7 @@ def finish_guest_side(owner: tuple[int, int], devpts_max: int,
     the host's user namespace); ``views``: the view service's files
     (``views.clone_views``, closed here), none for the host's own /proc
     files; ``nesting``: pyct:nesting (``hide_full_instances``, and
-    writable v1 controller hierarchies: ``cgroupfs``); ``detacher``: a
-    pipe to a process of this namespace that detaches the old root once
-    told (``PIVOTED_BYTE``), so its RCU grace period runs beside the
-    mounts made here (``wait_detached``); without it, the detach is
-    done here."""
+    writable v1 controller hierarchies: ``cgroupfs``)."""
     uid, gid = owner
     step("mount /proc", km.mount, "proc", "proc", "proc",
          km.MS_NOSUID | km.MS_NODEV | km.MS_NOEXEC, None)
@@ -203,10 +196,8 @@ def finish_guest_side(owner: tuple[int, int], devpts_max: int,
     for path in WRITABLE_PATHS:
         step(f"writable /{path}", bind_flags, path, 0)
     step("pivot_root", km.pivot_root, ".", ".")
-    if detacher is None:
-        step("detach old root", km.umount2, ".", km.MNT_DETACH)
-    else:
-        step("hand over the old root", os.write, detacher, PIVOTED_BYTE)
+    # the stage's one tmpfs: the host's mounts were detached before
+    step("detach old root", km.umount2, ".", km.MNT_DETACH)
     step("chdir /", os.chdir, "/")
 
     step("mount /sys/fs/cgroup", cgroupfs.mount_cgroupfs, None,
@@ -226,28 +217,6 @@ def finish_guest_side(owner: tuple[int, int], devpts_max: int,
     for name, target in links.items():
         step(f"symlink /dev/{name}", os.symlink, target, f"/dev/{name}")
         step(f"own /dev/{name}", os.lchown, f"/dev/{name}", uid, gid)
-    if detacher is not None:
-        step("detach old root", wait_detached)
-
-
-def wait_detached(timeout: float = 2.0) -> None:
-    """cwd = the new root after ``pivot_root(".", ".")``, its old root
-    handed over: wait until the old root is gone from the namespace (a
-    detach takes effect before the detacher's RCU grace period, which
-    then runs on its own); past ``timeout`` detach it here."""
-    end = time.monotonic() + timeout
-    while _mounts_at_root() > 1:
-        if time.monotonic() > end:
-            km.umount2(".", km.MNT_DETACH)
-            return
-        time.sleep(0.0002)  # the detacher may share this CPU
-
-
-def _mounts_at_root(mountinfo: str = "/proc/self/mountinfo") -> int:
-    """How many mounts this namespace has stacked at its root (the new
-    root, and the old one until it is detached)."""
-    with open(mountinfo, "rb") as f:
-        return sum(1 for line in f if line.split(b" ", 5)[4] == b"/")
 
 
 def hide_full_instances(cover: str) -> None:

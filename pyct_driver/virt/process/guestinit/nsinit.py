@@ -179,7 +179,7 @@ def _fork_privileged(guest: spec_mod.GuestSpec, console_fd: int,
     if pid == 0:
         try:
             _take_root(gate, deadline)
-            host.finish(owner, guest)
+            host.finish(owner, guest, finish_guest_side=False)
         except BaseException as err:  # noqa: B902 - never return into C1
             _fail(report_fd, err)
         _guest_main(guest, console_fd, report_fd, hold_fd, owner, host.views)
@@ -252,25 +252,19 @@ def _fork_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
         for fd in (*procs, proc_dir):
             os.close(fd)
     _step("unshare cgroup namespace", sc.unshare, sc.CLONE_NEWCGROUP)
-    pivoted_r, pivoted_w = os.pipe2(os.O_CLOEXEC)
     try:
         helper = _step("fork mount helper", sc.fork_bare)
         if helper == 0:
             try:
-                os.close(pivoted_r)
                 _take_root(gate, deadline)
-                host.finish(owner, guest, detacher=pivoted_w)
+                host.finish(owner, guest)
                 os.write(go_w, MOUNTED_BYTE)
             except BaseException as err:  # noqa: B902 - never return
                 _fail(report_fd, err)
             os._exit(0)
-    except BaseException:
-        os.close(pivoted_r)
-        raise
     finally:
         os.close(go_w)  # the helper's copy lets the init go on (or EOF)
-        os.close(pivoted_w)
-    return handoff.Started(pid, helper, pivoted_r)
+    return handoff.Started(pid, helper)
 
 
 def _clone_views(guest: spec_mod.GuestSpec) -> list[tuple[str, int]]:
