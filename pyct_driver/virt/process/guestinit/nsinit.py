@@ -6,25 +6,26 @@ user namespace; it imports nothing from ``caller`` or ``forkserver``.
 
 The launcher forks C1 at ``begin``, which calls ``child_main``. Before
 the root exists C1 does everything that needs none -- so it runs while the
-host still makes and mounts the root: it takes a private mount namespace
-(owned by the host), joins the guest's cgroups (the first cgroup v1
-migration waits for an RCU grace period) while a helper takes the
-guest's user namespace off the gate (made and mapped by the launcher,
-``userns``; the same one the root's idmapped layers use) and forks the
-guest's PID 1 (C2) in net, uts, ipc and pid namespaces made inside it; C1
-then moves C2 into the cgroups and forks C2's mount helper (host root in
-C2's pid and net namespaces and a cgroup namespace rooted at the guest's
-cgroups). A privileged guest's C2 is forked by C1 itself, in plain new
-namespaces. C1 reports C2's pid and waits at its gate -- a socketpair --
-for the go byte, which carries a detached clone of the root the host
-mounted (``start``). C1 attaches it and mounts there what needs host paths
-(``mounts.prepare_host_side``); the helper (a privileged C2 itself)
-finishes the guest's view of the world as host root
-(``mounts.finish_guest_side``: /proc with masks, read-only /sys,
-pivot_root, devpts, /dev/shm, /run, the cgroup tree); C1 exits. C2, guest
-root in its user namespace, then copies its mount namespace into one of
-its own (and makes its cgroup namespace), which locks every mount made so
-far (masks and read-only paths cannot be undone from inside). It sets the
+host still makes and mounts the root: it joins the guest's cgroups
+(``_join_cgroups``: by thread on cgroup v1, no RCU grace period), takes a
+private mount namespace (owned by the host) and the host files its
+children will bind (``handoff.HostFiles``); a helper stages that namespace
+(``mounts.stage_root``: pivot into an empty tmpfs, the copy of the host's
+mount tree detached), takes the guest's user namespace off the gate (made
+and mapped by the launcher, ``userns``; the same one the root's idmapped
+layers use) and forks the guest's PID 1 (C2) in net, uts, ipc, cgroup and
+pid namespaces made inside it; C1 forks C2's mount helper (host root in
+C2's pid, net and cgroup namespaces). A privileged guest's C2 is forked
+by C1 itself, in plain new namespaces. C1 reports C2's pid; the mount
+helper (a privileged C2 itself) waits at the gate -- a socketpair -- for
+the go byte, which carries a detached clone of the root the host mounted
+(``start``), attaches it, mounts there what needs host paths
+(``mounts.prepare_host_side``) and finishes the guest's view of the world
+as host root (``mounts.finish_guest_side``: /proc with masks, read-only
+/sys, pivot_root, devpts, /dev/shm, /run, the cgroup tree); C1 reaps it
+and exits. C2, guest root in its user namespace, then copies its mount
+namespace into one of its own, which locks every mount made so far
+(masks and read-only paths cannot be undone from inside). It sets the
 hostname, makes the console pty its controlling terminal, marks every
 inherited fd close-on-exec, limits a privileged guest's capabilities to
 Docker's default set, installs the seccomp filter and execs the init with
@@ -109,14 +110,14 @@ USERNS_BYTE, MOUNTED_BYTE = b"u", b"m"
 def child_main(guest: spec_mod.GuestSpec, console_fd: int,
                report_fd: int, hold_fd: int | None, gate: socket.socket,
                deadline: float) -> NoReturn:
-    """C1: make a private mount namespace, join cgroups, make the guest's
-    PID 1 in its other namespaces (and its mount helper), both waiting,
-    and stage the namespace; then wait at the gate for the go byte and
-    the root, attach it, let the helper (or a privileged PID 1) go on,
-    exit."""
+    """C1: join cgroups, make a private mount namespace, stage it and
+    make the guest's PID 1 in its other namespaces (and its mount
+    helper), both waiting at the gate for the go byte and the root; reap
+    the helper, exit."""
     started: handoff.Started | None = None
     try:
         reset_signals()
+        _join_cgroups(guest)
         owner = (guest.id_range[0],) * 2 if guest.id_range else (0, 0)
         # as host root: the guest cannot raise the hard limit
         _step("limit open files", sc.limit_nofile, *guest.nofile)
@@ -132,7 +133,6 @@ def child_main(guest: spec_mod.GuestSpec, console_fd: int,
             started = _fork_in_userns(guest, console_fd, report_fd, hold_fd,
                                       gate, deadline, owner, host)
         else:
-            _join_cgroups(guest, None, os.getpid())
             started = _fork_privileged(guest, console_fd, report_fd, hold_fd,
                                        gate, deadline, owner, host)
         _report(report_fd, {"pid": started.pid})
@@ -194,20 +194,15 @@ def _fork_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
     """C1's unprivileged path: the guest's PID 1 and its mount helper,
     both waiting for the root.
 
-    The init is born inside the guest's user namespace (which a helper
-    takes off the gate, after staging C1's mount namespace), after its
-    net, uts, ipc and pid namespaces were made there (so they belong to
-    it) -- while C1 joins the guest's cgroups: the first cgroup v1
-    migration waits for an RCU grace period (~10 ms), the staging for
-    another, the forks take as long. C1 then moves the init into the
-    cgroups (a later migration is quick); the init makes its cgroup
-    namespace itself once it is there (with its mount namespace's copy,
-    ``lock mounts``). The mount helper -- host root, inside the guest's
-    pid and net namespaces and a cgroup namespace rooted at the guest's
-    cgroups -- mounts /dev, /proc, /sys, the masks, devpts, ... into C1's
-    mount namespace, which the host owns, and lets the init go on. Then
-    the init copies that namespace into one of its own user namespace:
-    the kernel locks every mount in such a copy."""
+    A helper stages C1's mount namespace, takes the guest's user
+    namespace off the gate and forks the init inside it, after its net,
+    uts, ipc, cgroup and pid namespaces were made there (so they belong
+    to it; C1 is in the guest's cgroups already, so is the init). The
+    mount helper -- host root, inside the guest's pid, net and cgroup
+    namespaces -- mounts /dev, /proc, /sys, the masks, devpts, ... into
+    C1's mount namespace, which the host owns, and lets the init go on.
+    Then the init copies that namespace into one of its own user
+    namespace: the kernel locks every mount in such a copy."""
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
 
     def init() -> NoReturn:
@@ -215,15 +210,15 @@ def _fork_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
             os.close(go_w)
             _await_pipe(go_r, MOUNTED_BYTE)  # EOF: C1 failed, it said why
             _step("chdir /", os.chdir, "/")
-            _step("lock mounts", sc.unshare,
-                  sc.CLONE_NEWNS | sc.CLONE_NEWCGROUP)
+            _step("lock mounts", sc.unshare, sc.CLONE_NEWNS)
         except BaseException as err:  # noqa: B902 - never return into C1
             _fail(report_fd, err)
         _guest_main(guest, console_fd, report_fd, hold_fd, None)
 
     def take_userns() -> int:
-        # still host root: the namespace's staging (an RCU grace period)
-        # runs while C1 joins the cgroups (another)
+        # still host root: staging the namespace before anything of the
+        # guest's is forked in it (pivot_root moves the roots of the
+        # namespace's processes, not those of one forked meanwhile)
         try:
             mounts.stage_root()
         except BaseException as err:  # noqa: B902 - say why, then exit
@@ -233,25 +228,18 @@ def _fork_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
             raise OSError(errno.EBADF, "no user namespace on the gate")
         return fd
 
-    # host paths C1 needs while (and after) the helper stages its
-    # namespace, opened before: then they no longer resolve
-    procs = [_step(f"open {path}", os.open, path,
-                   os.O_WRONLY | os.O_CLOEXEC) for path in guest.cgroup_procs]
+    # the host's /proc, which C1 needs after the helper staged its
+    # namespace, opened before: then it no longer resolves
     proc_dir = _step("open /proc", os.open, "/proc",
                      os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        born = _step("make the guest's namespaces", userns.start_in_userns,
-                     take_userns, init)
-        _join_cgroups(guest, procs, os.getpid())
-        pid = _step("make the guest's namespaces", born)
-        _join_cgroups(guest, procs, pid)
+        pid = _step("make the guest's namespaces", userns.fork_in_userns,
+                    take_userns, init)
         _step("join the guest's namespaces", userns.join_for_mounts, pid,
               proc_dir)
     finally:
         os.close(go_r)
-        for fd in (*procs, proc_dir):
-            os.close(fd)
-    _step("unshare cgroup namespace", sc.unshare, sc.CLONE_NEWCGROUP)
+        os.close(proc_dir)
     try:
         helper = _step("fork mount helper", sc.fork_bare)
         if helper == 0:
@@ -274,16 +262,25 @@ def _clone_views(guest: spec_mod.GuestSpec) -> list[tuple[str, int]]:
                  guest.views)
 
 
-def _join_cgroups(guest: spec_mod.GuestSpec, procs: list[int] | None,
-                  pid: int) -> None:
-    """Move ``pid`` into the guest's cgroups (through ``procs``, the
-    cgroup.procs files opened, if given)."""
-    for num, path in enumerate(guest.cgroup_procs):
-        if procs is None:
-            _step(f"join cgroup {path}", _write_file, path, str(pid))
-        else:
-            _step(f"join cgroup {path}", os.write, procs[num],
-                  str(pid).encode())
+def _join_cgroups(guest: spec_mod.GuestSpec) -> None:
+    """C1 (one thread) joins the guest's cgroups; what it forks is born
+    there. On cgroup v1 by writing 0 -- the calling thread -- to each
+    hierarchy's ``tasks``: moving one thread skips the kernel's
+    cgroup_threadgroup_rwsem, whose first writer after a quiet spell
+    waits for an RCU grace period (~10 ms, the spawn's largest step
+    before); a process of one thread moves whole. cgroup v2 (no
+    ``tasks``): the pid to ``cgroup.procs``."""
+    for path in guest.cgroup_procs:
+        tasks = os.path.join(os.path.dirname(path), "tasks")
+        try:
+            _write_file(tasks, "0")
+        except FileNotFoundError:
+            _step(f"join cgroup {path}", _write_file, path,
+                  str(os.getpid()))
+        except OSError as err:
+            raise exception.ProcessError(
+                reason=f"join cgroup {path}: {err.strerror or err}",
+                step=f"join cgroup {path}", errno=err.errno) from err
 
 
 def _await_gate(gate: socket.socket, want: bytes,

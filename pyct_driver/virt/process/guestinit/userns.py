@@ -11,16 +11,15 @@ to write an arbitrary map -- makes each guest's user namespace
 (``make_userns_fd``: a helper unshares, the launcher writes
 ``0 <start> <count>`` into its uid_map and gid_map). One namespace serves
 twice: the compute side idmaps the image layers with it, and it owns every
-namespace of the guest: ``start_in_userns`` (C1) has a short-lived helper
+namespace of the guest: ``fork_in_userns`` (C1) has a short-lived helper
 ``enter`` it, become uid/gid 0 inside (``become_root``: ``start`` on the
 host, full capabilities in that namespace only), unshare the guest's net,
-uts, ipc and pid namespaces and fork the guest's PID 1 there (which later
-makes its cgroup namespace itself). C1 stays host root:
-``join_for_mounts`` lets a child of it mount the guest's /proc, /sys and
-masks in a mount namespace the host owns; the guest's PID 1 then unshares
-its own mount namespace -- a copy across user namespaces, in which the
-kernel locks every mount: guest root can neither unmount a mask nor make
-a read-only path writable.
+uts, ipc, cgroup and pid namespaces and fork the guest's PID 1 there.
+C1 stays host root: ``join_for_mounts`` lets a child of it mount the
+guest's /proc, /sys and masks in a mount namespace the host owns; the
+guest's PID 1 then unshares its own mount namespace -- a copy across user
+namespaces, in which the kernel locks every mount: guest root can
+neither unmount a mask nor make a read-only path writable.
 """
 
 from __future__ import annotations
@@ -54,25 +53,23 @@ def enter(fd: int) -> None:
     sc.setns(fd, sc.CLONE_NEWUSER)
 
 
-# Made inside the guest's user namespace, so they belong to it; the
-# guest's cgroup namespace is made by its init once C1 moved it into
-# the guest's cgroups (a cgroup namespace is rooted where its maker is).
+# Made inside the guest's user namespace, so they belong to it.
 OWNED_NAMESPACES = (sc.CLONE_NEWNET | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
-                    | sc.CLONE_NEWPID)
-# What a host-root helper joins to mount the guest's /proc and /sys
-# (each shows the namespace of its mounter).
-_MOUNT_VIEW = (("pid", sc.CLONE_NEWPID), ("net", sc.CLONE_NEWNET))
+                    | sc.CLONE_NEWCGROUP | sc.CLONE_NEWPID)
+# What a host-root helper joins to mount the guest's /proc, /sys and
+# cgroup tree (each shows the namespace of its mounter).
+_MOUNT_VIEW = (("pid", sc.CLONE_NEWPID), ("net", sc.CLONE_NEWNET),
+               ("cgroup", sc.CLONE_NEWCGROUP))
 
 
-def start_in_userns(get_userns: Callable[[], int],
-                    child: Callable[[], NoReturn]) -> Callable[[], int]:
-    """C1 (single-threaded): start ``child`` as PID 1 of net, uts, ipc
-    and pid namespaces owned by the user namespace ``get_userns`` returns
-    (called in a helper), as uid/gid 0 there. A short-lived helper enters
-    the user namespace, unshares them and forks ``child`` (which is then
-    reparented to the launcher, the subreaper); the caller stays host
-    root and goes on at once: the function returned waits for the
-    child's pid."""
+def fork_in_userns(get_userns: Callable[[], int],
+                   child: Callable[[], NoReturn]) -> int:
+    """C1 (single-threaded): start ``child`` as PID 1 of net, uts, ipc,
+    cgroup and pid namespaces owned by the user namespace ``get_userns``
+    returns (called in the helper), as uid/gid 0 there; returns its pid.
+    A short-lived helper enters the user namespace, unshares them and
+    forks ``child`` (which is then reparented to the launcher, the
+    subreaper); the caller stays host root."""
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
     helper = sc.fork_bare()
     if helper == 0:
@@ -93,23 +90,21 @@ def start_in_userns(get_userns: Callable[[], int],
         finally:
             os._exit(code)
     os.close(pid_w)
-
-    def born() -> int:
-        try:
-            data = os.read(pid_r, 32)
-        finally:
-            os.close(pid_r)
-            os.waitpid(helper, 0)
-        if not data:
-            raise OSError(errno.ECHILD, "namespace helper failed")
-        return int(data)
-    return born
+    try:
+        data = os.read(pid_r, 32)
+    finally:
+        os.close(pid_r)
+        os.waitpid(helper, 0)
+    if not data:
+        raise OSError(errno.ECHILD, "namespace helper failed")
+    return int(data)
 
 
 def join_for_mounts(pid: int, proc_dir: int | None = None) -> None:
-    """Host root: join ``pid``'s pid (for children) and net namespaces,
-    so a child forked next can mount its /proc and /sys (``proc_dir``: an
-    fd of the host's /proc, if it is no longer at /proc)."""
+    """Host root: join ``pid``'s pid (for children), net and cgroup
+    namespaces, so a child forked next can mount its /proc, /sys and
+    cgroup tree (``proc_dir``: an fd of the host's /proc, if it is no
+    longer at /proc)."""
     fds = []
     try:
         for name, _flag in _MOUNT_VIEW:
