@@ -35,10 +35,10 @@ launcher writes the go byte (``release``) -- the create/start split that
 lets the host plumb the guest's network namespace before its init runs;
 EOF instead (launcher gone, guest forgotten) makes it exit. Before the go
 byte, EOF on the gate (the spawn was abandoned) makes the helper exit
-quietly, C1 after it, and C2 sees EOF on its pipe and exits too. Each step that can
-fail is named; a failure is written as one JSON line on the CLOEXEC
-report pipe so the launcher can raise a ProcessError naming it. EOF on
-that pipe without an error means the exec succeeded;
+quietly, C1 after it, and C2 sees EOF on its pipe and exits too. Each
+step that can fail is named; a failure is written as one JSON line on
+the CLOEXEC report pipe so the launcher can raise a ProcessError naming
+it. EOF on that pipe without an error means the exec succeeded;
 ``forkserver.handshake`` is the launcher's side of that handshake.
 """
 
