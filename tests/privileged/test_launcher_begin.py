@@ -47,20 +47,92 @@ def test_root_made_after_begin_boots(launcher, busybox_root, cgroup,
     with _late_root(workdir, busybox_root) as (root, make_root):
         s = _spec(root, cgroup, workdir, hostname="pyct-late")
         begun = launcher.begin(s)
-        # C1 joins the guest's cgroup while the root does not exist yet
-        c1 = _wait(lambda: _cgroup_pids(cgroup), what="C1 in the cgroup")
+        # C1 joins the guest's cgroup and forks the guest's PID 1 there,
+        # in a new pid namespace, while the root does not exist yet
+        early = _wait(lambda: _in_new_pid_ns(_cgroup_pids(cgroup)),
+                      what="the guest's PID 1 in the cgroup")
         assert begun.wait() is None  # privileged: no user namespace
         assert not os.path.exists(os.path.join(root, "sbin", "init"))
         make_root()
         handle = launcher.start(s.uuid)
         try:
-            assert handle.pid not in c1  # PID 1 is C1's child, C1 is gone
+            assert early == [handle.pid]
+            lpid = launcher.ensure_running()
+            _wait(lambda: _children(lpid) & set(_cgroup_pids(cgroup))
+                  == {handle.pid}, timeout=5, what="C1 gone")
             assert guest.is_same_process(handle.pid, handle.start_time)
             _wait(_booted(s.console_log, "pyct-guest-booted", "pyct-late"),
                   what="boot messages on the console")
         finally:
             launcher.forget(s.uuid)
             _kill_all(cgroup)
+
+
+def _in_new_pid_ns(pids) -> list[int]:
+    """Those of ``pids`` in a pid namespace other than ours."""
+    mine = os.stat("/proc/self/ns/pid").st_ino
+    found = []
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(f"/proc/{pid}/ns/pid").st_ino != mine:
+                found.append(pid)
+    return found
+
+
+def _in_namespaces_of(ns_fd: int, pids) -> list[int]:
+    """Those of ``pids`` in ``ns_fd``'s user namespace and a pid
+    namespace other than ours."""
+    ours = os.fstat(ns_fd)
+    mine = os.stat("/proc/self/ns/pid")
+    found = []
+    for pid in pids:
+        try:
+            user = os.stat(f"/proc/{pid}/ns/user")
+            pidns = os.stat(f"/proc/{pid}/ns/pid")
+        except FileNotFoundError:
+            continue
+        if (user.st_dev, user.st_ino) == (ours.st_dev, ours.st_ino) \
+                and pidns.st_ino != mine.st_ino:
+            found.append(pid)
+    return found
+
+
+def test_guest_pid1_waits_in_its_namespaces_before_start(
+        launcher, busybox_root, cgroup, workdir):
+    """``begin`` makes the guest's namespaces and PID 1 while the host
+    still makes the root: ``start`` only hands over the root."""
+    with _late_root(workdir, busybox_root) as (root, make_root):
+        s = _spec(root, cgroup, workdir, id_range=ID_RANGE,
+                  hostname="pyct-early")
+        ns_fd = launcher.begin(s).wait()
+        try:
+            early = _wait(lambda: _in_namespaces_of(ns_fd,
+                                                    _cgroup_pids(cgroup)),
+                          what="the guest's PID 1 before start")
+            assert not os.path.exists(os.path.join(root, "sbin", "init"))
+            # its mount namespace is staged already: the host's mount
+            # tree was detached before the request, one tmpfs is left
+            with open(f"/proc/{early[0]}/mountinfo") as f:
+                staged = [line.split(" - ")[1].split()[0] for line in f]
+            assert staged == ["tmpfs"]
+            make_root()
+            handle = launcher.start(s.uuid)
+            try:
+                assert early == [handle.pid]
+                _wait(_booted(s.console_log, "pyct-guest-booted",
+                              "pyct-early"), what="boot messages")
+                # the root bound after C1 took its mount namespace is
+                # the guest's /, and no host mount came along
+                with open(f"/proc/{handle.pid}/mountinfo") as f:
+                    points = [line.split()[4] for line in f]
+                assert "/" in points and "/proc" in points
+                assert not [p for p in points if p.startswith(workdir)]
+                assert os.path.exists(f"/proc/{handle.pid}/root/sbin/init")
+            finally:
+                launcher.forget(s.uuid)
+                _kill_all(cgroup)
+        finally:
+            os.close(ns_fd)
 
 
 def test_forget_abandons_a_begun_guest(launcher, busybox_root, cgroup,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from pyct_driver.virt.kernel import mounts as km
 from pyct_driver.virt.process.caller import viewservice
 from pyct_driver.virt.process.guestinit import views
@@ -124,12 +126,27 @@ def test_the_guest_binds_only_what_the_service_publishes(tmp_path,
     for rel in ("proc/meminfo", "proc/stat"):
         (anchors / rel).parent.mkdir(parents=True, exist_ok=True)
         (anchors / rel).write_text("")
-    bound = []
-    monkeypatch.setattr(km, "mount", lambda src, dst, *a: bound.append(
-        (src, dst)))
+    cloned, bound = [], []
+    fds = iter(range(1000, 1010))
+
+    def clone(src, flags):
+        cloned.append(src)
+        fd = next(fds)
+        os.dup2(0, fd)  # a descriptor bind_views may close
+        return fd
+
+    monkeypatch.setattr(km, "open_tree", clone)
+    monkeypatch.setattr(km, "move_mount", lambda fd, _dirfd, dst: bound.append(
+        (fd, dst)))
+    held = views.clone_views(str(anchors))
+    assert cloned == [str(anchors / "proc/meminfo"),
+                      str(anchors / "proc/stat")]
     monkeypatch.chdir(root)
-    views.bind_views(str(anchors))
-    assert bound == [(str(anchors / "proc/meminfo"), "proc/meminfo")]
+    views.bind_views(held)
+    assert bound == [(1000, "proc/meminfo")]
+    assert held == []  # closed
+    with pytest.raises(OSError):
+        os.fstat(1001)
 
 
 def test_an_adopted_service_left_attached_is_detached(tmp_path,

@@ -35,6 +35,10 @@ PROGRAMS: tuple[Program, ...] = (
           RUNC),
         M("destroy, median", "ms", Ref("pyct destroy"), Ref(RUNC_DEL),
           RUNC_DEL))),
+    P("cgroup_join", ("--runs", "20"), ("--runs", "3"), (
+        M("joining a v1 cgroup by thread (a guest's C1), median", "ms",
+          Ref("0 (this thread) to tasks"), Ref("pid to cgroup.procs"),
+          "by pid"),)),
     P("userns_spawn", (), ("--runs", "5"), (
         M("spawn with the user namespace, median", "ms", Ref("userns"),
           Ref("privileged"), "privileged guest"),)),

@@ -141,6 +141,16 @@ def fs_mount(fstype: str, options: Iterable[tuple[str, str | int]],
     """Mount a new ``fstype`` at ``target`` through the new mount API:
     each option a string or (an int) an fd, in order; repeated keys
     (overlayfs' ``lowerdir+``) are fine."""
+    mnt = new_mount(fstype, options)
+    try:
+        move_mount(mnt, AT_FDCWD, target)
+    finally:
+        os.close(mnt)
+
+
+def new_mount(fstype: str, options: Iterable[tuple[str, str | int]]) -> int:
+    """A new, detached ``fstype`` mount (``fs_mount``'s options); returns
+    its fd (close-on-exec, the caller's)."""
     lib = libc.current()
     fs = lib.syscall("fsopen", fstype.encode(), FSOPEN_CLOEXEC,
                      what=f"fsopen {fstype}")
@@ -155,11 +165,7 @@ def fs_mount(fstype: str, options: Iterable[tuple[str, str | int]],
                             what=f"fsconfig {key}={val}")
         lib.syscall("fsconfig", fs, FSCONFIG_CMD_CREATE, None, None, 0,
                     what=f"fsconfig create {fstype}")
-        mnt = lib.syscall("fsmount", fs, FSMOUNT_CLOEXEC, 0,
-                          what=f"fsmount {fstype}")
-        try:
-            move_mount(mnt, AT_FDCWD, target)
-        finally:
-            os.close(mnt)
+        return lib.syscall("fsmount", fs, FSMOUNT_CLOEXEC, 0,
+                           what=f"fsmount {fstype}")
     finally:
         os.close(fs)

@@ -42,6 +42,7 @@ import sys
 from pyct_driver.virt.kernel import proc
 from pyct_driver.virt.process import spec as spec_mod
 from pyct_driver.virt.process.forkserver.launcher import LOG, Launcher
+from pyct_driver.virt.process.guestinit import seccomp
 
 # pty master, pty slave, console log; asserted at 600 guests by
 # tests/privileged/test_density.py
@@ -109,6 +110,7 @@ def run(state_dir: str, ready_fd: int | None) -> int:
     ready("ok\n")
     try:
         launcher = Launcher(listener)
+        seccomp.prepare()
         # Everything imported so far stays put: children forked later
         # (guests, namespace helpers) don't copy it on a collection.
         gc.freeze()

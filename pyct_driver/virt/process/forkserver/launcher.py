@@ -43,7 +43,8 @@ import time
 from pyct_driver import exception
 from pyct_driver.virt.process import guest as guest_mod
 from pyct_driver.virt.process import spec as spec_mod
-from pyct_driver.virt.process.forkserver import console, guest_exec, pending
+from pyct_driver.virt.process.forkserver import (console, guest_exec,
+                                                handshake, pending)
 from pyct_driver.virt.process.guestinit import nsinit, userns
 
 LOG = logging.getLogger("pyct.launcher")
@@ -244,12 +245,14 @@ class Launcher:
                 reason=f"guest {uuid} was not begun (or was forgotten)",
                 step="start")
         spec = entry.spec
-        entry.go()
+        root_error = entry.go()
         master, slave, report_r = entry.master, entry.slave, entry.report_r
         hold_w = entry.hold_w
-        pid, error = nsinit.wait_for_exec(report_r, entry.c1,
-                                          entry.started + SPAWN_TIMEOUT,
-                                          until_held=spec.hold)
+        pid, error = handshake.wait_for_exec(report_r, entry.c1,
+                                             entry.started + SPAWN_TIMEOUT,
+                                             until_held=spec.hold)
+        if error is not None and root_error is not None:
+            error = root_error  # C1 only knows it got no root
         start_time = guest_mod.proc_start_time(pid) if pid else None
         if error is not None or pid is None or start_time is None:
             if hold_w is not None:
@@ -309,7 +312,7 @@ class Launcher:
                 reason=f"guest {uuid} died while held: {err}",
                 step="release") from err
         entry.close_hold()
-        error = nsinit.wait_for_release(report_r, entry.pid,
+        error = handshake.wait_for_release(report_r, entry.pid,
                                         started + SPAWN_TIMEOUT)
         if error is not None:
             raise exception.ProcessError(

@@ -8,9 +8,12 @@ runs ``guestinit.nsinit``.
 RCU grace period, ~10 ms) runs while the compute side still prepares the
 guest's root; the launcher then makes the guest's user namespace, passes
 it to C1 over the gate and returns it to the compute side (for the
-idmapped layers). ``start`` writes the go byte. Until then C1 has done
-nothing but join the guest's cgroups; closing the gate (``abort``: the
-spawn failed or was forgotten) or its deadline makes it exit quietly.
+idmapped layers). Meanwhile C1 makes the guest's namespaces and PID 1,
+which wait for the root. ``start`` writes the go byte with a detached
+clone of the root the host mounted (``open_tree``: the launcher is in the
+host's mount namespace, C1 no longer is). Until then C1 has touched
+nothing of the root; closing the gate (``abort``: the spawn failed or was
+forgotten) or its deadline makes it and what it forked exit quietly.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import socket
 import time
 
 from pyct_driver import exception
+from pyct_driver.virt.kernel import mounts as km
 from pyct_driver.virt.kernel import proc as sc
 from pyct_driver.virt.process.forkserver import console
 from pyct_driver.virt.process.guestinit import nsinit, userns
@@ -44,15 +48,28 @@ class Pending:
         self.log = log
         self.started = started
 
-    def go(self) -> None:
-        """Let C1 go on; it then reports on ``report_r`` as usual."""
+    def go(self) -> dict | None:
+        """Let C1 go on with a detached clone of the guest's root (it then
+        reports on ``report_r`` as usual); returns the error if the root
+        cannot be cloned (C1, told so by a go byte without it, fails too,
+        and the launcher reaps it as after any failure)."""
         gate, self.gate = self.gate, None
+        error, fds = None, []
         try:
-            gate.sendall(nsinit.GO_BYTE)
+            fds.append(km.clone_with_attrs(self.spec.root, 0,
+                                           recursive=True))
+        except OSError as err:
+            error = {"error": f"bind root: {err.strerror or err}",
+                     "step": "bind root", "errno": err.errno}
+        try:
+            socket.send_fds(gate, [nsinit.GO_BYTE], fds)
         except OSError:
             pass  # C1 died: its error (or EOF) is on the report pipe
         finally:
             gate.close()
+            for fd in fds:
+                os.close(fd)
+        return error
 
     def abort(self) -> None:
         """C1 sees EOF on the gate and exits (the launcher reaps it)."""

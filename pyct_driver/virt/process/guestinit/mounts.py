@@ -4,22 +4,28 @@ namespace.
 Runs in a child the fork server forked and that has not exec'd yet (C1, then
 the guest's PID 1): one thread, host root until it becomes guest root in the
 user namespace; it imports nothing from ``caller`` or ``forkserver``.
-``prepare_host_side`` runs in C1, ``finish_guest_side`` in the guest's PID 1,
-both still host root.
+``enter_private_namespace`` and ``attach_root`` run in C1,
+``prepare_host_side`` and ``finish_guest_side`` in the guest's PID 1 (or its
+mount helper), all still host root.
 
-``prepare_host_side`` runs in C1 as host root, in a private mount namespace
-still owned by the host (but for the view service's anchors, kept a slave of
-the host's: ``views.hold_views``): everything that needs a host path -- the
-/dev tmpfs, the bind mounts of the host's safe device nodes and of the
-console pty -- is mounted here, and C1's working directory becomes the
-guest's root. Host paths are only reachable from here: instance directories
-are 0700 and host-owned, so guest root (an unprivileged host uid) could not
-even look them up. When C1 then unshares the user namespace together with a
-fresh mount namespace, the kernel copies this tree and locks every mount in
-it: the guest can neither unmount them nor clear their flags.
+``enter_private_namespace`` gives C1, before the root exists, a mount
+namespace of its own, still owned by the host and private (but for the
+view service's anchors, kept a slave of the host's: ``views.hold_views``).
+Once the root is ready C1 attaches the launcher's detached clone of it
+there (``attach_root``, made private at once), and ``prepare_host_side``
+(in the guest init's mount helper, or a privileged guest's init: host
+root, same namespace, cwd = the root) mounts everything that needs a host
+path -- the /dev tmpfs, the bind mounts of the host's safe device nodes
+and of the console pty. Host paths are only reachable from here: instance
+directories are 0700 and host-owned, so guest root (an unprivileged host
+uid) could not even look them up. When the guest's PID 1 then unshares a
+fresh mount namespace in its user namespace, the kernel copies this tree
+and locks every mount in it: the guest can neither unmount them nor clear
+their flags.
 
-``finish_guest_side`` runs in the guest's PID 1, inside every new namespace but
-the user namespace, still host root and in C1's mount namespace (owned by the
+``finish_guest_side`` runs in the guest's PID 1 (in its mount helper for an
+unprivileged guest), inside every new namespace but the user namespace,
+still host root and in C1's mount namespace (owned by the
 host): it re-clones the root (the copy's root mount is locked, and pivot_root
 refuses a locked new root; a clone's top mount is not), mounts /proc and a
 read-only /sys *before* the pivot (the kernel lets a user namespace mount proc
@@ -29,8 +35,8 @@ also hide (kcore, keys, timer_list, sched_debug, sysrq-trigger, /proc/sys,
 /sys/firmware, ...), pivots, and mounts the guest's own devpts (bounded),
 /dev/shm, /run and cgroup tree, owned by guest root. Every path it uses before
 the pivot is relative to the root (guest symlinks are checked, and no guest
-process exists yet to race the checks); after the pivot they can only resolve
-inside the guest.
+code runs yet to race the checks: the guest's PID 1 still waits in pyct's
+code); after the pivot they can only resolve inside the guest.
 
 The guest's PID 1 then copies this mount namespace into one owned by its
 user namespace (``nsinit``), and the kernel locks every mount in the copy:
@@ -52,6 +58,7 @@ import stat
 
 from pyct_driver import exception
 from pyct_driver.virt.kernel import mounts as km
+from pyct_driver.virt.kernel import proc as sc
 from pyct_driver.virt.process.guestinit import cgroupfs
 from pyct_driver.virt.process.guestinit import views as views_mod
 
@@ -68,6 +75,8 @@ READONLY_PATHS = ("proc/bus", "proc/fs", "proc/irq", "proc/sys",
 # Inside the read-only /proc/sys: the guest's own network namespace's
 # sysctls stay writable (a VM configures forwarding, rp_filter, ...).
 WRITABLE_PATHS = ("proc/sys/net",)
+# Where C1 attaches the guest's root in its staged namespace.
+STAGE = "/root"
 
 def step(name: str, func, *args):
     """Run one setup step; an OSError becomes a ProcessError naming it."""
@@ -79,30 +88,82 @@ def step(name: str, func, *args):
             errno=err.errno) from err
 
 
-def prepare_host_side(root: str, console_fd: int, owner: tuple[int, int],
-                      views: str = "") -> None:
-    """C1, host root, fresh mount namespace: make it private, mount what
-    needs host paths into ``root`` and make ``root`` the working directory.
-    ``owner`` is the host (uid, gid) of guest root; ``views`` the view
-    service's anchors, kept following the host's (``views.hold_views``)."""
-    uid, gid = owner
+def enter_private_namespace(views: str = "") -> None:
+    """C1, host root, before the root exists: a mount namespace of its
+    own (a copy of the host's, owned by the host) in which no mount
+    propagates either way; ``views`` the view service's anchors, kept
+    following the host's (``views.hold_views``)."""
+    step("unshare mount namespace", sc.unshare, sc.CLONE_NEWNS)
     held = step("hold the views", views_mod.hold_views, views) \
         if views else None
     step("make / rprivate", km.mount, None, "/", None,
          km.MS_REC | km.MS_PRIVATE)
     if held is not None:
         step("follow the views", views_mod.follow_views, held, views)
-    step("bind root", km.mount, root, root, None, km.MS_BIND | km.MS_REC)
-    step("chdir root", os.chdir, root)
+
+
+def clone_host_files(console_fd: int) -> dict[str, int]:
+    """C1, before ``stage_root``: detached binds of the host's files the
+    guest's /dev gets (its safe device nodes and the console pty), by
+    name in /dev; the caller's to close."""
+    clones: dict[str, int] = {}
+    try:
+        for node in DEV_NODES:
+            clones[node] = step(f"bind /dev/{node}", km.open_tree,
+                                f"/dev/{node}", km.OPEN_TREE_CLONE)
+        # By name, not /proc/self/fd/N: that magic link points at the pty
+        # in the launcher's mount namespace, which cannot be cloned here.
+        tty = step("find console name", os.ttyname, console_fd)
+        clones["console"] = step("bind /dev/console", km.open_tree, tty,
+                                 km.OPEN_TREE_CLONE)
+    except BaseException:
+        for fd in clones.values():
+            os.close(fd)
+        raise
+    return clones
+
+
+def stage_root() -> None:
+    """C1, before the root exists, once nothing more needs a host path:
+    pivot its namespace into an empty tmpfs with ``STAGE`` in it and
+    detach the copy of the host's mount tree. The detach waits for an RCU
+    grace period and walks every host mount (two per running guest): here
+    it is off the spawn's critical path, and the guest's own pivot later
+    detaches one mount."""
+    stage = step("mount the stage", km.new_mount, "tmpfs",
+                 [("mode", "700"), ("size", "16k")])
+    try:
+        step("stack the stage", km.move_mount, stage, km.AT_FDCWD, "/")
+        step("enter the stage", os.fchdir, stage)
+    finally:
+        os.close(stage)
+    step("pivot to the stage", km.pivot_root, ".", ".")
+    step("detach the host's mounts", km.umount2, ".", km.MNT_DETACH)
+    step("chdir /", os.chdir, "/")
+    step("mkdir the stage's root", os.mkdir, STAGE, 0o700)
+
+
+def prepare_host_side(host_files: dict[str, int],
+                      owner: tuple[int, int]) -> None:
+    """C1's namespace, cwd = the guest's root (``attach_root``): mount
+    the host's files (``clone_host_files``, closed here) into it.
+    ``owner`` is the host (uid, gid) of guest root."""
+    uid, gid = owner
+    try:
+        _prepare_dev(host_files, uid, gid)
+    finally:
+        for fd in host_files.values():
+            os.close(fd)
+        host_files.clear()
+
+
+def _prepare_dev(host_files: dict[str, int], uid: int, gid: int) -> None:
     step("check /dev", ensure_real_dir, "dev")
     step("mount /dev", km.mount, "tmpfs", "dev", "tmpfs", km.MS_NOSUID,
          f"mode=755,size=65536k,uid={uid},gid={gid}")
-    for node in DEV_NODES:
-        step(f"bind /dev/{node}", bind_file, f"/dev/{node}", f"dev/{node}")
-    # By name, not /proc/self/fd/N: that magic link points at the pty in the
-    # launcher's mount namespace, which mount(2) refuses as a bind source.
-    tty = step("find console name", os.ttyname, console_fd)
-    step("bind /dev/console", bind_file, tty, "dev/console")
+    for node in (*DEV_NODES, "console"):
+        step(f"bind /dev/{node}", attach_file, host_files[node],
+             f"dev/{node}")
     for name in ("pts", "shm"):
         step(f"mkdir /dev/{name}", os.mkdir, f"dev/{name}", 0o755)
         step(f"chown /dev/{name}", os.chown, f"dev/{name}", uid, gid)
@@ -111,17 +172,17 @@ def prepare_host_side(root: str, console_fd: int, owner: tuple[int, int],
 
 
 def finish_guest_side(owner: tuple[int, int], devpts_max: int,
-                      views: str = "", nesting: bool = False) -> None:
+                      views: list[tuple[str, int]] | None = None,
+                      nesting: bool = False) -> None:
     """Guest PID 1, still host root, in a mount namespace the host owns,
     cwd = the root C1 prepared. ``owner`` is guest root's host (uid, gid):
     it owns the tmpfs and devpts made here; ``devpts_max`` bounds the
     guest's ptys (a bound it cannot remount away: the devpts belongs to
-    the host's user namespace); ``views``: the view service's directory
-    (``views.bind_views``), empty for the host's own /proc files;
-    ``nesting``: pyct:nesting (``hide_full_instances``, and writable v1
-    controller hierarchies: ``cgroupfs``)."""
+    the host's user namespace); ``views``: the view service's files
+    (``views.clone_views``, closed here), none for the host's own /proc
+    files; ``nesting``: pyct:nesting (``hide_full_instances``, and
+    writable v1 controller hierarchies: ``cgroupfs``)."""
     uid, gid = owner
-    step("clone root", _reroot)
     step("mount /proc", km.mount, "proc", "proc", "proc",
          km.MS_NOSUID | km.MS_NODEV | km.MS_NOEXEC, None)
     step("mount /sys", km.mount, "sysfs", "sys", "sysfs",
@@ -135,6 +196,7 @@ def finish_guest_side(owner: tuple[int, int], devpts_max: int,
     for path in WRITABLE_PATHS:
         step(f"writable /{path}", bind_flags, path, 0)
     step("pivot_root", km.pivot_root, ".", ".")
+    # the stage's one tmpfs: the host's mounts were detached before
     step("detach old root", km.umount2, ".", km.MNT_DETACH)
     step("chdir /", os.chdir, "/")
 
@@ -206,12 +268,13 @@ def mount_devpts(gid: int, devpts_max: int) -> None:
                 raise
 
 
-def _reroot() -> None:
-    """Stack an unlocked clone of the cwd's mount tree on the cwd and move
-    into it (by fd: the root's host path is not reachable from here)."""
-    tree = km.clone_with_attrs(".", 0, recursive=True)
+def attach_root(tree: int, root: str) -> None:
+    """Stack the detached ``tree`` on ``root`` and move into it. The
+    clone is a peer of the host's root mount: made private at once, so
+    nothing mounted in the guest reaches the host or back."""
     try:
-        km.move_mount(tree, km.AT_FDCWD, ".")
+        km.move_mount(tree, km.AT_FDCWD, root)
+        km.mount(None, root, None, km.MS_REC | km.MS_PRIVATE)
         os.fchdir(tree)
     finally:
         os.close(tree)
@@ -227,10 +290,11 @@ def ensure_real_dir(path: str) -> None:
         raise OSError(errno.ENOTDIR, f"{path} is not a directory (symlink?)")
 
 
-def bind_file(source: str, target: str) -> None:
+def attach_file(tree: int, target: str) -> None:
+    """Attach the detached bind ``tree`` on a new file ``target``."""
     os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY
                      | os.O_CLOEXEC, 0o644))
-    km.mount(source, target, None, km.MS_BIND)
+    km.move_mount(tree, km.AT_FDCWD, target)
 
 
 def mount_dir(source: str, target: str, fstype: str, flags: int,

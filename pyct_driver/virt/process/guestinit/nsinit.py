@@ -4,40 +4,48 @@ Runs in a child the fork server forked and that has not exec'd yet (C1, then
 the guest's PID 1): one thread, host root until it becomes guest root in the
 user namespace; it imports nothing from ``caller`` or ``forkserver``.
 
-The launcher forks C1, which calls ``child_main``: C1 joins the guest's
-cgroups (the slow part: the host prepares the guest's root meanwhile) and
-waits at its gate -- a socketpair on which the launcher passes the
-guest's user namespace (made and mapped by the launcher, ``userns``; the
-same one the root's idmapped layers use) and then the go byte once the
-root is ready. C1 then takes a private mount namespace (owned by the
-host) and mounts there what needs host paths
-(``mounts.prepare_host_side``), joins the guest's net, uts, ipc, cgroup and
-pid namespaces -- made inside its user namespace
-(``userns.join_owned_namespaces``) or, for a privileged guest, plain new
-ones -- still as host root, forks C2 (PID 1 of the new pid namespace) and
-exits. C2 finishes the guest's view of the world as host root
-(``mounts.finish_guest_side``: /proc with masks, read-only /sys,
-pivot_root, devpts, /dev/shm, /run, the cgroup tree), sets the open-file
-limit, then becomes guest root in the user namespace and copies its mount
-namespace into one of its own, which locks every mount made so far (masks
-and read-only paths cannot be undone from inside). It sets the hostname,
-makes the console pty its controlling terminal, marks every inherited fd
-close-on-exec, limits a privileged guest's capabilities to Docker's
-default set, installs the seccomp filter and execs the init with a clean
-environment. With ``GuestSpec.hold`` C2 stops just before that: it reports
-``{"held": true}`` and blocks reading the hold pipe until the launcher
-writes the go byte (``release``) -- the create/start split that lets the
-host plumb the guest's network namespace before its init runs; EOF instead
-(launcher gone, guest forgotten) makes it exit. Each step that can fail is
-named; a failure is written as one JSON line on the CLOEXEC report pipe so
-the launcher can raise a ProcessError naming it. EOF on that pipe without
-an error means the exec succeeded; ``wait_for_exec`` is the launcher's side
-of that handshake.
+The launcher forks C1 at ``begin``, which calls ``child_main``. Before
+the root exists C1 does everything that needs none -- so it runs while the
+host still makes and mounts the root: it joins the guest's cgroups
+(``_join_cgroups``: by thread on cgroup v1, no RCU grace period), takes a
+private mount namespace (owned by the host) and the host files its
+children will bind (``handoff.HostFiles``); a helper stages that namespace
+(``mounts.stage_root``: pivot into an empty tmpfs, the copy of the host's
+mount tree detached), takes the guest's user namespace off the gate (made
+and mapped by the launcher, ``userns``; the same one the root's idmapped
+layers use) and forks the guest's PID 1 (C2) in net, uts, ipc, cgroup and
+pid namespaces made inside it; C1 forks C2's mount helper (host root in
+C2's pid, net and cgroup namespaces). A privileged guest's C2 is forked
+by C1 itself, in plain new namespaces. C1 reports C2's pid; the mount
+helper (a privileged C2 itself) waits at the gate -- a socketpair -- for
+the go byte, which carries a detached clone of the root the host mounted
+(``start``), attaches it, mounts there what needs host paths
+(``mounts.prepare_host_side``) and finishes the guest's view of the world
+as host root (``mounts.finish_guest_side``: /proc with masks, read-only
+/sys, pivot_root, devpts, /dev/shm, /run, the cgroup tree); C1 reaps it
+and exits. C2, guest root in its user namespace, then copies its mount
+namespace into one of its own, which locks every mount made so far
+(masks and read-only paths cannot be undone from inside). It sets the
+hostname, makes the console pty its controlling terminal, marks every
+inherited fd close-on-exec, limits a privileged guest's capabilities to
+Docker's default set, installs the seccomp filter and execs the init with
+a clean environment. With ``GuestSpec.hold`` C2 stops just before that: it
+reports ``{"held": true}`` and blocks reading the hold pipe until the
+launcher writes the go byte (``release``) -- the create/start split that
+lets the host plumb the guest's network namespace before its init runs;
+EOF instead (launcher gone, guest forgotten) makes it exit. Before the go
+byte, EOF on the gate (the spawn was abandoned) makes the helper exit
+quietly, C1 after it, and C2 sees EOF on its pipe and exits too. Each
+step that can fail is named; a failure is written as one JSON line on
+the CLOEXEC report pipe so the launcher can raise a ProcessError naming
+it. EOF on that pipe without an error means the exec succeeded;
+``forkserver.handshake`` is the launcher's side of that handshake.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -50,7 +58,9 @@ from typing import NoReturn
 from pyct_driver import exception
 from pyct_driver.virt.kernel import files as kfiles
 from pyct_driver.virt.kernel import proc as sc
-from pyct_driver.virt.process.guestinit import caps, mounts, seccomp, userns
+from pyct_driver.virt.process.guestinit import (caps, handoff, mounts,
+                                                seccomp, userns)
+from pyct_driver.virt.process.guestinit import views as views_mod
 from pyct_driver.virt.process import spec as spec_mod
 
 GUEST_NAMESPACES = (sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
@@ -98,64 +108,99 @@ USERNS_BYTE, MOUNTED_BYTE = b"u", b"m"
 
 
 def child_main(guest: spec_mod.GuestSpec, console_fd: int,
-               report_fd: int, hold_fd: int | None = None,
-               gate: socket.socket | None = None,
-               deadline: float | None = None) -> NoReturn:
-    """C1: join cgroups, wait at the gate (if any) for the go byte and the
-    guest's user namespace, mount what needs host paths, unshare every
-    namespace (inside that user namespace unless privileged), fork the
-    guest's PID 1, report it, exit."""
+               report_fd: int, hold_fd: int | None, gate: socket.socket,
+               deadline: float) -> NoReturn:
+    """C1: join cgroups, make a private mount namespace, stage it and
+    make the guest's PID 1 in its other namespaces (and its mount
+    helper), both waiting at the gate for the go byte and the root; reap
+    the helper, exit."""
+    started: handoff.Started | None = None
     try:
         reset_signals()
-        # First: the first cgroup v1 migration waits for an RCU grace
-        # period (~10 ms); the host prepares the root meanwhile.
-        for procs in guest.cgroup_procs:
-            _step(f"join cgroup {procs}", _write_file, procs,
-                  str(os.getpid()))
-        userns_fd = None
-        if gate is not None:
-            userns_fd = _step("wait at the gate", _await_gate, gate,
-                              deadline or time.monotonic() + 30.0)
-            gate.close()
-        if guest.id_range and userns_fd is None:
-            raise exception.ProcessError(
-                reason="no user namespace for an unprivileged guest",
-                step="user namespace")
+        _join_cgroups(guest)
         owner = (guest.id_range[0],) * 2 if guest.id_range else (0, 0)
         # as host root: the guest cannot raise the hard limit
         _step("limit open files", sc.limit_nofile, *guest.nofile)
-        # A private mount namespace owned by the host: what is mounted here
-        # (by C1, then as host root inside the guest's pid namespace) is
-        # locked once the guest's PID 1 copies it into a namespace of its
-        # user namespace.
-        _step("unshare mount namespace", sc.unshare, sc.CLONE_NEWNS)
-        mounts.prepare_host_side(guest.root, console_fd, owner,
-                                 guest.views)
-        if userns_fd is None:
-            _step("unshare namespaces", sc.unshare,
-                  GUEST_NAMESPACES & ~sc.CLONE_NEWNS)
-            pid = _step("fork guest init", sc.fork_bare)
-            if pid == 0:
-                _guest_main(guest, console_fd, report_fd, hold_fd, owner)
+        # Everything up to the gate needs no root: forks, namespaces and
+        # the copy of the host's mount table happen while the host still
+        # makes and mounts the root, off the spawn's critical path.
+        mounts.enter_private_namespace(guest.views)
+        # what C1's children will mount from the host, taken now: the
+        # host's mount tree is gone from here once staged
+        host = handoff.HostFiles(mounts.clone_host_files(console_fd),
+                          _clone_views(guest))
+        if guest.id_range:
+            started = _fork_in_userns(guest, console_fd, report_fd, hold_fd,
+                                      gate, deadline, owner, host)
         else:
-            pid = _start_in_userns(guest, console_fd, report_fd, hold_fd,
-                                   userns_fd, owner)
-        _report(report_fd, {"pid": pid})
+            started = _fork_privileged(guest, console_fd, report_fd, hold_fd,
+                                       gate, deadline, owner, host)
+        _report(report_fd, {"pid": started.pid})
+        gate.close()  # the helper (a privileged PID 1) waits at it
+        started.wait()
         os._exit(0)
     except BaseException as err:  # noqa: B902 - never return into the launcher
+        if started is not None:
+            started.abandon()
         _fail(report_fd, err)
 
 
-def _start_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
-                     report_fd: int, hold_fd: int | None, userns_fd: int,
-                     owner: tuple[int, int]) -> int:
-    """C1's unprivileged path; returns the guest init's pid.
+def _take_root(gate: socket.socket, deadline: float) -> None:
+    """The helper (a privileged PID 1) at the gate: the launcher's go
+    byte carries a detached clone of the root it mounted; attach it in
+    the stage and move into it."""
+    tree = _step("wait at the gate", _await_gate, gate, GO_BYTE, deadline)
+    gate.close()
+    if tree is None:
+        raise exception.ProcessError(reason="no root from the launcher",
+                                     step="bind root")
+    _step("bind root", mounts.attach_root, tree, mounts.STAGE)
 
-    The init is born inside the guest's user namespace, after its net,
-    uts, ipc, cgroup and pid namespaces were made there (so they all
-    belong to it), and waits. A helper of C1 -- host root, inside the
-    guest's pid, net and cgroup namespaces -- mounts /proc, /sys, the
-    masks, devpts, ... into C1's mount namespace, which the host owns.
+
+def _await_pipe(fd: int, want: bytes) -> None:
+    """A waiting child: go on at ``want``; EOF (C1 gave up): exit."""
+    if os.read(fd, 1) != want:
+        os._exit(0)
+    os.close(fd)
+
+
+def _fork_privileged(guest: spec_mod.GuestSpec, console_fd: int,
+                     report_fd: int, hold_fd: int | None,
+                     gate: socket.socket, deadline: float,
+                     owner: tuple[int, int],
+                     host: handoff.HostFiles) -> handoff.Started:
+    """C1's privileged path: new namespaces (owned by the host) and the
+    guest's PID 1 in them, waiting at the gate for the root; it finishes
+    the root itself, as host root."""
+    _step("unshare namespaces", sc.unshare,
+          GUEST_NAMESPACES & ~sc.CLONE_NEWNS)
+    mounts.stage_root()
+    pid = _step("fork guest init", sc.fork_bare)
+    if pid == 0:
+        try:
+            _take_root(gate, deadline)
+            host.finish(owner, guest, finish_guest_side=False)
+        except BaseException as err:  # noqa: B902 - never return into C1
+            _fail(report_fd, err)
+        _guest_main(guest, console_fd, report_fd, hold_fd, owner, host.views)
+    return handoff.Started(pid)
+
+
+def _fork_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
+                    report_fd: int, hold_fd: int | None,
+                    gate: socket.socket, deadline: float,
+                    owner: tuple[int, int],
+                    host: handoff.HostFiles) -> handoff.Started:
+    """C1's unprivileged path: the guest's PID 1 and its mount helper,
+    both waiting for the root.
+
+    A helper stages C1's mount namespace, takes the guest's user
+    namespace off the gate and forks the init inside it, after its net,
+    uts, ipc, cgroup and pid namespaces were made there (so they belong
+    to it; C1 is in the guest's cgroups already, so is the init). The
+    mount helper -- host root, inside the guest's pid, net and cgroup
+    namespaces -- mounts /dev, /proc, /sys, the masks, devpts, ... into
+    C1's mount namespace, which the host owns, and lets the init go on.
     Then the init copies that namespace into one of its own user
     namespace: the kernel locks every mount in such a copy."""
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
@@ -163,66 +208,106 @@ def _start_in_userns(guest: spec_mod.GuestSpec, console_fd: int,
     def init() -> NoReturn:
         try:
             os.close(go_w)
-            if os.read(go_r, 1) != MOUNTED_BYTE:
-                os._exit(0)  # C1 failed: it said why
-            os.close(go_r)
+            _await_pipe(go_r, MOUNTED_BYTE)  # EOF: C1 failed, it said why
             _step("chdir /", os.chdir, "/")
             _step("lock mounts", sc.unshare, sc.CLONE_NEWNS)
         except BaseException as err:  # noqa: B902 - never return into C1
             _fail(report_fd, err)
         _guest_main(guest, console_fd, report_fd, hold_fd, None)
 
+    def take_userns() -> int:
+        # still host root: staging the namespace before anything of the
+        # guest's is forked in it (pivot_root moves the roots of the
+        # namespace's processes, not those of one forked meanwhile)
+        try:
+            mounts.stage_root()
+        except BaseException as err:  # noqa: B902 - say why, then exit
+            _fail(report_fd, err)
+        fd = _await_gate(gate, USERNS_BYTE, deadline)
+        if fd is None:
+            raise OSError(errno.EBADF, "no user namespace on the gate")
+        return fd
+
+    # the host's /proc, which C1 needs after the helper staged its
+    # namespace, opened before: then it no longer resolves
+    proc_dir = _step("open /proc", os.open, "/proc",
+                     os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         pid = _step("make the guest's namespaces", userns.fork_in_userns,
-                    userns_fd, init)
-        os.close(userns_fd)
-        _step("join the guest's namespaces", userns.join_for_mounts, pid)
+                    take_userns, init)
+        _step("join the guest's namespaces", userns.join_for_mounts, pid,
+              proc_dir)
+    finally:
+        os.close(go_r)
+        os.close(proc_dir)
+    try:
         helper = _step("fork mount helper", sc.fork_bare)
         if helper == 0:
             try:
-                mounts.finish_guest_side(owner, guest.devpts_max,
-                                         guest.views, guest.nesting)
+                _take_root(gate, deadline)
+                host.finish(owner, guest)
+                os.write(go_w, MOUNTED_BYTE)
             except BaseException as err:  # noqa: B902 - never return
                 _fail(report_fd, err)
             os._exit(0)
-        _, status = os.waitpid(helper, 0)
-        if status != 0:  # it reported why; the init sees EOF and exits
-            os._exit(127)
-        os.write(go_w, MOUNTED_BYTE)
-        return pid
     finally:
-        os.close(go_r)
-        os.close(go_w)
+        os.close(go_w)  # the helper's copy lets the init go on (or EOF)
+    return handoff.Started(pid, helper)
 
 
-def _await_gate(gate: socket.socket, deadline: float) -> int | None:
-    """Read the gate until the go byte; returns the user namespace fd the
-    launcher passed on it, if any. EOF or the deadline (the spawn was
-    abandoned): exit quietly, having done nothing but join cgroups."""
-    userns_fd = None
-    while True:
-        ready = kfiles.wait_readable([gate], deadline - time.monotonic())
-        if not ready:
-            os._exit(0)
-        data, fds, _flags, _addr = socket.recv_fds(gate, 1, 1)
-        if data == USERNS_BYTE and len(fds) == 1 and userns_fd is None:
-            userns_fd = fds[0]
-            continue
-        for fd in fds:
-            os.close(fd)
-        if data == GO_BYTE:
-            return userns_fd
+def _clone_views(guest: spec_mod.GuestSpec) -> list[tuple[str, int]]:
+    if not guest.views:
+        return []
+    return _step("clone the flavor's views", views_mod.clone_views,
+                 guest.views)
+
+
+def _join_cgroups(guest: spec_mod.GuestSpec) -> None:
+    """C1 (one thread) joins the guest's cgroups; what it forks is born
+    there. On cgroup v1 by writing 0 -- the calling thread -- to each
+    hierarchy's ``tasks``: moving one thread skips the kernel's
+    cgroup_threadgroup_rwsem, whose first writer after a quiet spell
+    waits for an RCU grace period (~10 ms, the spawn's largest step
+    before); a process of one thread moves whole. cgroup v2 (no
+    ``tasks``): the pid to ``cgroup.procs``."""
+    for path in guest.cgroup_procs:
+        tasks = os.path.join(os.path.dirname(path), "tasks")
+        try:
+            _write_file(tasks, "0")
+        except FileNotFoundError:
+            _step(f"join cgroup {path}", _write_file, path,
+                  str(os.getpid()))
+        except OSError as err:
+            raise exception.ProcessError(
+                reason=f"join cgroup {path}: {err.strerror or err}",
+                step=f"join cgroup {path}", errno=err.errno) from err
+
+
+def _await_gate(gate: socket.socket, want: bytes,
+                deadline: float) -> int | None:
+    """Read one message off the gate: ``want`` and the fd it carries (the
+    user namespace, the root), if any. EOF, anything else or the deadline
+    (the spawn was abandoned): exit quietly; what C1 forked sees EOF on
+    its pipe and exits too."""
+    ready = kfiles.wait_readable([gate], deadline - time.monotonic())
+    if not ready:
         os._exit(0)
+    data, fds, _flags, _addr = socket.recv_fds(gate, 1, 1)
+    if data != want:
+        os._exit(0)
+    return fds[0] if fds else None
 
 
 def _guest_main(guest: spec_mod.GuestSpec, console_fd: int,
                 report_fd: int, hold_fd: int | None,
-                owner: tuple[int, int] | None) -> NoReturn:
+                owner: tuple[int, int] | None,
+                views: list[tuple[str, int]] | None = None) -> NoReturn:
     """C2, PID 1 of the new pid namespace: finish the root if ``owner``
-    says so (a privileged guest, host root itself), then exec."""
+    says so (a privileged guest, host root itself; ``views`` from
+    ``_clone_views``), then exec."""
     try:
         if owner is not None:
-            mounts.finish_guest_side(owner, guest.devpts_max, guest.views,
+            mounts.finish_guest_side(owner, guest.devpts_max, views,
                                      guest.nesting)
         _step("sethostname", sc.sethostname, guest.hostname)
         _step("attach console", _attach_console, console_fd)
@@ -245,104 +330,6 @@ def _guest_main(guest: spec_mod.GuestSpec, console_fd: int,
     except BaseException as err:  # noqa: B902 - never return into C1's code
         _fail(report_fd, err)
     os._exit(127)
-
-
-def _read_report(fd: int, deadline: float,
-                 until_held: bool) -> tuple[int | None, dict | None, bool,
-                                            bool]:
-    """Read report lines until EOF (or, if ``until_held``, the pid and the
-    held line); returns (pid, first error, timed out, held)."""
-    data = b""
-    pid, error, held = None, None, False
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return pid, error, True, held
-        ready = kfiles.wait_readable([fd], remaining)
-        if not ready:
-            continue
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return pid, error, False, held
-        data += chunk
-        *lines, data = data.split(b"\n")
-        for line in lines:
-            message = spec_mod.decode(line)
-            if "pid" in message:
-                pid = int(message["pid"])
-            elif message.get("held"):
-                held = True
-            elif error is None:
-                error = message
-        if until_held and pid is not None and (held or error is not None):
-            return pid, error, False, held
-
-
-def wait_for_exec(fd: int, c1: int, deadline: float,
-                  until_held: bool = False) -> tuple[int | None, dict | None]:
-    """Parent side of the handshake: wait for EOF on the report pipe.
-
-    Returns (guest pid, None) once the init is exec'd -- or, with
-    ``until_held``, once it waits for release; ``fd`` then stays open for
-    ``wait_for_release`` -- or (None, error) after reaping C1 and any failed
-    C2 (the caller must be the subreaper so a failed C2 is its child to
-    reap).
-    """
-    try:
-        pid, error, timed_out, held = _read_report(fd, deadline, until_held)
-    except BaseException:
-        os.close(fd)
-        raise
-    if until_held and not held and error is None and not timed_out:
-        error = {"error": "guest init exited before it was held",
-                 "step": "hold"}
-    if not until_held or error is not None or timed_out:
-        os.close(fd)
-    if timed_out:
-        error = {"error": "guest setup did not finish by its deadline",
-                 "step": "timeout"}
-        for victim in (c1, pid):
-            if victim:
-                _kill(victim)
-    _waitpid(c1)
-    if error is not None and pid is not None:
-        # The failed PID 1 is ours now (C1 exited, we are the subreaper).
-        _kill(pid)
-        _waitpid(pid)
-        pid = None
-    return pid, error
-
-
-def wait_for_release(fd: int, pid: int, deadline: float) -> dict | None:
-    """After the go byte: EOF on the report pipe means the init is exec'd.
-
-    Returns None, or the error after killing the failed init (the caller's
-    SIGCHLD handling reaps it). Closes ``fd``.
-    """
-    try:
-        _pid, error, timed_out, _held = _read_report(fd, deadline, False)
-    finally:
-        os.close(fd)
-    if timed_out and error is None:
-        error = {"error": "guest init did not exec by its deadline",
-                 "step": "timeout"}
-    if error is not None:
-        _kill(pid)
-    return error
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _waitpid(pid: int) -> None:
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
 
 
 def _write_file(path: str, text: str) -> None:

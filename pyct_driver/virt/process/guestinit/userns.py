@@ -62,19 +62,23 @@ _MOUNT_VIEW = (("pid", sc.CLONE_NEWPID), ("net", sc.CLONE_NEWNET),
                ("cgroup", sc.CLONE_NEWCGROUP))
 
 
-def fork_in_userns(userns_fd: int, child: Callable[[], NoReturn]) -> int:
+def fork_in_userns(get_userns: Callable[[], int],
+                   child: Callable[[], NoReturn]) -> int:
     """C1 (single-threaded): start ``child`` as PID 1 of net, uts, ipc,
-    cgroup and pid namespaces owned by ``userns_fd``'s user namespace, as
-    uid/gid 0 there; returns its pid. A short-lived helper enters the user
-    namespace, unshares them and forks ``child`` (which is then reparented
-    to the launcher, the subreaper); the caller stays host root."""
+    cgroup and pid namespaces owned by the user namespace ``get_userns``
+    returns (called in the helper), as uid/gid 0 there; returns its pid.
+    A short-lived helper enters the user namespace, unshares them and
+    forks ``child`` (which is then reparented to the launcher, the
+    subreaper); the caller stays host root."""
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
     helper = sc.fork_bare()
     if helper == 0:
         code = 1
         try:
             os.close(pid_r)
-            enter(userns_fd)
+            fd = get_userns()
+            enter(fd)
+            os.close(fd)
             become_root()
             sc.unshare(OWNED_NAMESPACES)
             pid = sc.fork_bare()
@@ -96,14 +100,18 @@ def fork_in_userns(userns_fd: int, child: Callable[[], NoReturn]) -> int:
     return int(data)
 
 
-def join_for_mounts(pid: int) -> None:
+def join_for_mounts(pid: int, proc_dir: int | None = None) -> None:
     """Host root: join ``pid``'s pid (for children), net and cgroup
     namespaces, so a child forked next can mount its /proc, /sys and
-    cgroup tree."""
+    cgroup tree (``proc_dir``: an fd of the host's /proc, if it is no
+    longer at /proc)."""
     fds = []
     try:
         for name, _flag in _MOUNT_VIEW:
-            fds.append(os.open(f"/proc/{pid}/ns/{name}",
+            fds.append(os.open(f"{pid}/ns/{name}", os.O_RDONLY
+                               | os.O_CLOEXEC, dir_fd=proc_dir)
+                       if proc_dir is not None else
+                       os.open(f"/proc/{pid}/ns/{name}",
                                os.O_RDONLY | os.O_CLOEXEC))
         for fd, (_name, flag) in zip(fds, _MOUNT_VIEW):
             sc.setns(fd, flag)

@@ -2,8 +2,10 @@
 over /proc and /sys inside the guest, following the service's restarts.
 
 Runs in C1 (``hold_views``, ``follow_views``: host root, one thread, in
-its fresh mount namespace) and in guest init before exec (``bind_views``:
-host root, one thread, the same mount namespace).
+its fresh mount namespace) and in the guest init's mount helper (or a
+privileged guest's init) before exec (``clone_views`` before the root
+exists, ``bind_views`` after: host root, one thread, the same mount
+namespace).
 
 The view service (``viewservice``: one lxcfs per host) serves
 ``/proc/meminfo``, ``/proc/cpuinfo`` and the rest computed from the cgroup
@@ -25,9 +27,10 @@ peer group, and a detached tree is not part of the namespace the
 recursive ``MS_PRIVATE`` walks -- and ``follow_views`` attaches it over
 the (now private) anchors and turns it into a slave: it receives the
 host's mounts and sends none back (a privileged guest's namespace, owned
-by the host, would otherwise be a peer). ``bind_views`` then binds the
-files of that tree; their binds are slaves too. The mounts name only the
-file system ("lxcfs") and the file, never the service's host directory.
+by the host, would otherwise be a peer). ``clone_views`` then clones the
+files of that tree and ``bind_views`` attaches them; they are slaves too.
+The mounts name only the file system ("lxcfs") and the file, never the
+service's host directory.
 """
 
 from __future__ import annotations
@@ -57,11 +60,39 @@ def follow_views(tree: int, views_dir: str) -> None:
     km.mount(None, views_dir, None, km.MS_SLAVE | km.MS_REC)
 
 
-def bind_views(views_dir: str) -> None:
-    """cwd = the guest's root, /proc and /sys mounted: bind the service's
-    files over the kernel's (paths relative to the root); a file the
-    service does not publish keeps the kernel's."""
-    for rel in VIEW_FILES:
-        source = os.path.join(views_dir, rel)
-        if os.path.exists(rel) and os.path.exists(source):
-            km.mount(source, rel, None, km.MS_BIND)
+def clone_views(views_dir: str) -> list[tuple[str, int]]:
+    """Before the root exists (host root, in C1's namespace, views
+    followed): a detached bind of each file the service publishes, with
+    its path relative to the guest's root. Each look-up of a file is a
+    round trip to lxcfs, slow when the host is busy: made here, off the
+    spawn's critical path. The clones are slaves of the anchors, as binds
+    of them are."""
+    held = []
+    try:
+        for rel in VIEW_FILES:
+            source = os.path.join(views_dir, rel)
+            if os.path.exists(source):
+                held.append((rel, km.open_tree(source, km.OPEN_TREE_CLONE)))
+    except BaseException:
+        close_views(held)
+        raise
+    return held
+
+
+def bind_views(held: list[tuple[str, int]]) -> None:
+    """cwd = the guest's root, /proc and /sys mounted: attach the binds
+    ``clone_views`` made over the kernel's files; a file the service does
+    not publish keeps the kernel's, one the guest lacks is skipped.
+    Closes them."""
+    try:
+        for rel, tree in held:
+            if os.path.exists(rel):
+                km.move_mount(tree, km.AT_FDCWD, rel)
+    finally:
+        close_views(held)
+
+
+def close_views(held: list[tuple[str, int]]) -> None:
+    for _rel, tree in held:
+        os.close(tree)
+    held.clear()
