@@ -231,3 +231,18 @@ def test_prog_load_succeeds_without_the_log(fake):
                        "t")
     assert fake.names() == ["bpf"] and fd == fake.fds[0]
     os.close(fd)
+
+
+def test_openat2_tries_again_when_the_kernel_says_eagain(fake):
+    # a mount or rename elsewhere during a RESOLVE_IN_ROOT walk: retry
+    fake.fail_next["openat2"] = [errno.EAGAIN, errno.EAGAIN]
+    fd = files.openat2(3, "../mnt", os.O_PATH, 0)
+    assert fd in fake.fds
+    assert fake.names() == ["openat2"] * 3
+
+
+def test_openat2_gives_up_on_eagain_after_its_tries(fake):
+    fake.errors["openat2"] = errno.EAGAIN
+    with pytest.raises(BlockingIOError, match="openat2 ../mnt"):
+        files.openat2(3, "../mnt", os.O_PATH, 0)
+    assert len(fake.calls) == files._OPENAT2_TRIES

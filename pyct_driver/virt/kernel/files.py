@@ -32,14 +32,27 @@ class OpenHow(ctypes.Structure):
                 ("resolve", ctypes.c_uint64)]
 
 
+_OPENAT2_TRIES = 64
+
+
 def openat2(dirfd: int, path: str, flags: int, resolve: int,
             mode: int = 0) -> int:
     """Open ``path`` relative to ``dirfd`` (close-on-exec), resolved
     under ``resolve``'s rules; returns the fd."""
     how = OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    return libc.current().syscall("openat2", dirfd, path.encode(),
-                                  libc.pointer(how), ctypes.sizeof(how),
-                                  what=f"openat2 {path}")
+    for attempt in range(_OPENAT2_TRIES):
+        try:
+            return libc.current().syscall(
+                "openat2", dirfd, path.encode(), libc.pointer(how),
+                ctypes.sizeof(how), what=f"openat2 {path}")
+        except BlockingIOError:
+            # RESOLVE_IN_ROOT/BENEATH with ".." in the path: a rename or
+            # mount anywhere on the host during the walk (a busy host
+            # mounts all the time) makes the kernel refuse rather than
+            # risk an escape, and openat2(2) says to try again
+            if attempt == _OPENAT2_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def fallocate(fd: int, mode: int, offset: int, length: int) -> None:
