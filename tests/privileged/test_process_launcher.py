@@ -224,7 +224,10 @@ def test_guest_boots_isolated(launcher, busybox_root, cgroup, workdir):
     assert handle.pid in members
     assert _children(handle.pid) == members - {handle.pid}
     lpid = launcher.ensure_running()
-    assert _children(lpid) == {handle.pid}
+    # the guest's first child (C1) exits once the init runs; the
+    # launcher's SIGCHLD loop reaps it without the spawn waiting for it
+    _wait(lambda: _children(lpid) == {handle.pid},
+          what="the launcher's only child to be the guest's init")
     assert os.listdir(f"/proc/{lpid}/task") == [str(lpid)]  # one thread
     assert os.getsid(lpid) not in (os.getsid(0), handle.pid)
 

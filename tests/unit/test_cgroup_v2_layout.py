@@ -197,3 +197,25 @@ def test_exec_goes_to_a_leaf_of_the_guest_group(root):
     assert be.exec_procs_files("i1") == [str(leaf / "cgroup.procs")]
     with pytest.raises(exception.CgroupError):
         be.exec_procs_files("gone")
+
+
+def test_a_group_removed_while_its_pids_are_read_has_none(monkeypatch):
+    """A guest's systemd removes a service's group between our open and
+    read of its cgroup.procs: the kernel answers ENODEV, which is a group
+    with no processes, not an error (the v2 lane's soft reboot met it)."""
+    import errno as errno_mod
+
+    from pyct_driver.virt.cgroups import base as cg_base
+
+    def gone(*_args, **_kwargs):
+        raise OSError(errno_mod.ENODEV, "No such device")
+
+    monkeypatch.setattr(cg_base, "open", gone, raising=False)
+    assert cg_base.read_pids("/sys/fs/cgroup/x/cgroup.procs") == []
+
+    def denied(*_args, **_kwargs):
+        raise PermissionError(errno_mod.EACCES, "Permission denied")
+
+    monkeypatch.setattr(cg_base, "open", denied, raising=False)
+    with pytest.raises(Exception, match="cannot read"):
+        cg_base.read_pids("/sys/fs/cgroup/x/cgroup.procs")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import errno
 import os
 import re
 import signal
@@ -205,6 +206,10 @@ def read_pids(procs_file: str) -> list[int]:
     except FileNotFoundError:
         return []
     except OSError as err:
+        if err.errno == errno.ENODEV:
+            # removed between our open and read (a guest's systemd drops
+            # its service groups as they stop): no processes, as if gone
+            return []
         raise exception.CgroupError(
             reason=f"cannot read {procs_file}: {err}") from err
 
